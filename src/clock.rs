@@ -1,0 +1,139 @@
+//! Time as the engine sees it.
+//!
+//! Every expiry and health window reads time through [`Clock`], so tests and
+//! simulations can move time forward without sleeping. The core types never
+//! call a clock themselves: they take `now` as an argument, and only the
+//! runtime layer asks a clock for it.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time, in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The timestamp `millis` milliseconds after the Unix epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Timestamp(millis)
+    }
+
+    /// The timestamp `secs` seconds after the Unix epoch.
+    pub const fn from_secs(secs: u64) -> Self {
+        Timestamp(secs.saturating_mul(1000))
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// Whole seconds since the Unix epoch (rounded down).
+    pub const fn as_secs(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Whole seconds since the Unix epoch as the compact `u32` the sticky map
+    /// and health windows store (enough until the year 2106).
+    pub fn as_secs_u32(self) -> u32 {
+        u32::try_from(self.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// This timestamp moved forward by `d`.
+    pub fn after(self, d: Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(since.as_millis() as u64)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+/// A clock that only moves when told to: for tests, benches and simulations.
+///
+/// Share it with `Arc<ManualClock>`; every holder sees the same time.
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    millis: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock {
+            millis: std::sync::atomic::AtomicU64::new(start.as_millis()),
+        }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.millis
+            .fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `t` (which may be earlier than now).
+    pub fn set(&self, t: Timestamp) {
+        self.millis
+            .store(t.as_millis(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.millis.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new(Timestamp::from_secs(100));
+        assert_eq!(clock.now(), Timestamp::from_secs(100));
+        clock.advance(Duration::from_millis(1500));
+        assert_eq!(clock.now().as_millis(), 101_500);
+        assert_eq!(clock.now().as_secs(), 101);
+        clock.set(Timestamp::from_secs(5));
+        assert_eq!(clock.now().as_secs(), 5);
+    }
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now().as_secs() > 1_577_836_800);
+    }
+}

@@ -1,0 +1,237 @@
+//! The selection order of SEMANTICS.md, as plain code:
+//! sticky -> geomatch -> weighted, with unhealthy senders skipped on request.
+
+use crate::health::HealthConfig;
+use crate::number::PhoneNumber;
+use crate::pool::{kind_index, Pool, RotationKey, Sender};
+use crate::region::region_of;
+use crate::settings::PoolSettings;
+use crate::sticky::StickyMap;
+use crate::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
+
+/// Why a sender was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The recipient's live mapping.
+    Sticky,
+    /// A sender with the recipient's area code (or, with the fallback, region).
+    Geomatch,
+    /// The weighted round-robin.
+    Weighted,
+}
+
+impl Reason {
+    /// The name used in the API's `selection.reason`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Reason::Sticky => "sticky",
+            Reason::Geomatch => "geomatch",
+            Reason::Weighted => "weighted",
+        }
+    }
+}
+
+/// What happened to the recipient's sticky mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MappingOutcome {
+    /// The existing mapping was used (and its expiry restarted).
+    Reused,
+    /// A new mapping was made for the pick.
+    Created,
+    /// Sticky sender is off: no mapping.
+    None,
+}
+
+impl MappingOutcome {
+    /// The name used in the API's `selection.mapping`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            MappingOutcome::Reused => "reused",
+            MappingOutcome::Created => "created",
+            MappingOutcome::None => "none",
+        }
+    }
+}
+
+/// The result of one selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    pub sender: PhoneNumber,
+    pub reason: Reason,
+    pub mapping: MappingOutcome,
+}
+
+/// Why no sender could be chosen. Nothing is mapped when this is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("the number pool is off for this messaging profile")]
+    PoolDisabled,
+    #[error("no numbers in pool: the pool has no long code or toll-free numbers")]
+    EmptyPool,
+    #[error("no eligible numbers in pool: long_code_weight and toll_free_weight are both 0")]
+    BothWeightsZero,
+    #[error("no eligible numbers in pool: no numbers of a kind whose weight is above 0")]
+    NoSenderOfWeightedKind,
+    #[error("no healthy numbers in pool")]
+    NoHealthySender,
+}
+
+/// Which senders may be picked for a new pick.
+struct Eligibility<'a> {
+    weights: [f64; 2],
+    skip_unhealthy: bool,
+    now: u32,
+    health: &'a HealthConfig,
+}
+
+impl Eligibility<'_> {
+    /// Available: still in the pool (checked by the caller) and of a kind with weight > 0.
+    #[inline]
+    fn available(&self, sender: &Sender) -> bool {
+        kind_index(sender.kind).is_some_and(|k| self.weights[k] > 0.0)
+    }
+
+    #[inline]
+    fn eligible(&self, sender: &Sender) -> bool {
+        self.available(sender)
+            && !(self.skip_unhealthy && sender.health.is_unhealthy(self.now, self.health))
+    }
+
+    #[inline]
+    fn slot_eligible(&self, pool: &Pool, slot: u32) -> bool {
+        pool.sender_in(slot).is_some_and(|s| self.eligible(s))
+    }
+
+    /// Round-robin pick of an eligible sender of rotation `key`.
+    fn pick(&self, pool: &mut Pool, key: RotationKey) -> Option<u32> {
+        let member = pool
+            .rotation(key)?
+            .peek(|slot| self.slot_eligible(pool, slot))?;
+        pool.rotation_mut(key)?.commit(member);
+        Some(member.slot)
+    }
+}
+
+/// The mutable selection state of one profile.
+pub struct SelectState<'a> {
+    pub pool: &'a mut Pool,
+    pub sticky: &'a mut StickyMap,
+    pub weighted: &'a mut SmoothWeighted,
+}
+
+/// Chooses the sender for one message to `recipient` at `now` (seconds).
+pub fn select(
+    settings: &PoolSettings,
+    state: SelectState<'_>,
+    health: &HealthConfig,
+    recipient: PhoneNumber,
+    now: u32,
+) -> Result<Selection, SelectError> {
+    let SelectState {
+        pool,
+        sticky,
+        weighted,
+    } = state;
+    let rules = Eligibility {
+        weights: [settings.long_code_weight, settings.toll_free_weight],
+        skip_unhealthy: settings.skip_unhealthy,
+        now,
+        health,
+    };
+
+    // 1. Sticky: a live mapping to an available sender wins, even if unhealthy.
+    if settings.sticky_sender {
+        let hit = sticky.touch(recipient, now, |r| {
+            pool.resolve(r)
+                .filter(|s| rules.available(s))
+                .map(|s| s.number)
+        });
+        if let Some(sender) = hit {
+            return Ok(Selection {
+                sender,
+                reason: Reason::Sticky,
+                mapping: MappingOutcome::Reused,
+            });
+        }
+    }
+
+    // 2. Geomatch: the recipient's area code, then (if enabled) its region.
+    let mut picked = None;
+    if settings.geomatch {
+        if let Some(npa) = recipient.npa() {
+            picked = rules.pick(pool, RotationKey::Npa(npa));
+            if picked.is_none() && settings.geomatch_region_fallback {
+                if let Some(region) = region_of(npa) {
+                    picked = rules.pick(pool, RotationKey::Region(region));
+                }
+            }
+        }
+    }
+    let (slot, reason) = match picked {
+        Some(slot) => (slot, Reason::Geomatch),
+        None => (pick_weighted(&rules, pool, weighted)?, Reason::Weighted),
+    };
+
+    let sender = pool
+        .sender_in(slot)
+        .map(|s| s.number)
+        .expect("picked slots hold a sender");
+    let mapping = if settings.sticky_sender {
+        sticky.assign(recipient, pool.reference(slot), now);
+        MappingOutcome::Created
+    } else {
+        MappingOutcome::None
+    };
+    Ok(Selection {
+        sender,
+        reason,
+        mapping,
+    })
+}
+
+/// 3. Weighted: choose the kind by smooth weighted round-robin among kinds
+/// that have an eligible sender now, then the next sender of that kind.
+fn pick_weighted(
+    rules: &Eligibility<'_>,
+    pool: &mut Pool,
+    weighted: &mut SmoothWeighted,
+) -> Result<u32, SelectError> {
+    let candidate = |kind: usize| {
+        if rules.weights[kind] > 0.0 {
+            pool.rotation(RotationKey::Kind(kind))?
+                .peek(|slot| rules.slot_eligible(pool, slot))
+        } else {
+            None
+        }
+    };
+    let candidates = [candidate(LONG_CODE), candidate(TOLL_FREE)];
+    let effective = [LONG_CODE, TOLL_FREE].map(|k| {
+        if candidates[k].is_some() {
+            rules.weights[k]
+        } else {
+            0.0
+        }
+    });
+    let Some(kind) = weighted.pick(effective) else {
+        return Err(no_sender_cause(rules, pool));
+    };
+    let member = candidates[kind].expect("a kind with weight has a candidate");
+    if let Some(rotation) = pool.rotation_mut(RotationKey::Kind(kind)) {
+        rotation.commit(member);
+    }
+    Ok(member.slot)
+}
+
+/// Names why nothing was eligible (only on the failure path).
+fn no_sender_cause(rules: &Eligibility<'_>, pool: &Pool) -> SelectError {
+    let counts = pool.kind_counts();
+    if counts == [0, 0] {
+        SelectError::EmptyPool
+    } else if rules.weights.iter().all(|w| *w <= 0.0) {
+        SelectError::BothWeightsZero
+    } else if (0..2).all(|k| counts[k] == 0 || rules.weights[k] <= 0.0) {
+        SelectError::NoSenderOfWeightedKind
+    } else {
+        SelectError::NoHealthySender
+    }
+}

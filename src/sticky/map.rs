@@ -1,0 +1,327 @@
+//! [`StickyMap`]: recipient -> sender mappings of one profile, with expiry.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use super::slab::{Entry, Slab};
+use super::wheel::TimerWheel;
+use crate::number::PhoneNumber;
+use crate::pool::SenderRef;
+
+/// Default number of shards per map.
+pub const DEFAULT_SHARDS: usize = 16;
+
+/// A mapping as callers see it. Times are seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub recipient: PhoneNumber,
+    pub sender: SenderRef,
+    pub created_at: u32,
+    pub last_used: u32,
+    /// `None` for a pinned mapping, which does not expire.
+    pub expires_at: Option<u32>,
+    pub pinned: bool,
+}
+
+/// What one call to [`StickyMap::expire`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    /// Mappings removed because their ttl ran out.
+    pub expired: usize,
+    /// Entries freed because their mapping was removed or its sender left.
+    pub reclaimed: usize,
+    /// Whether every shard reached `now`; `false` when the budget ran out.
+    pub done: bool,
+}
+
+struct Shard {
+    /// Slab ids, found by the recipient's hash.
+    table: HashTable<u32>,
+    slab: Slab,
+    wheel: TimerWheel,
+}
+
+impl Shard {
+    fn new(now: u32) -> Self {
+        Shard {
+            table: HashTable::new(),
+            slab: Slab::default(),
+            wheel: TimerWheel::new(u64::from(now)),
+        }
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, recipient: u64) -> Option<u32> {
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&id| slab.get(id).recipient() == recipient)
+            .copied()
+    }
+}
+
+/// Sticky mappings of one profile, sharded by recipient hash. Each shard
+/// pairs a hash table of slab ids with a timing wheel.
+///
+/// - A hit only sets `last_used`; the wheel keeps the old deadline and, when
+///   it comes, the entry is re-armed if it was used since (lazy rescheduling).
+/// - Liveness is decided on every read (`now < last_used + ttl`, or pinned),
+///   so an entry the wheel has not reached yet is never visible once expired.
+/// - Mappings store the sender's `(slot, generation)`; callers pass a
+///   validity check, so a sender leaving the pool invalidates its mappings
+///   without a scan. Stale entries are freed when the wheel reaches them.
+/// - Every stored entry is in its shard's wheel exactly once (pinned ones
+///   are re-armed one ttl ahead each time they are reached).
+pub struct StickyMap {
+    shards: Box<[Shard]>,
+    shard_mask: usize,
+    hasher: foldhash::fast::RandomState,
+    ttl: u32,
+    /// The shard the next budgeted expiry pass starts with.
+    next_shard: usize,
+}
+
+#[inline]
+fn is_live(e: &Entry, now: u32, ttl: u32) -> bool {
+    e.pinned() || u64::from(now) < u64::from(e.last_used) + u64::from(ttl)
+}
+
+impl StickyMap {
+    /// An empty map with `ttl` seconds and `shards` shards (rounded up to a
+    /// power of two), its wheels standing at `now`.
+    pub fn new(ttl: u32, shards: usize, now: u32) -> Self {
+        let n = shards.max(1).next_power_of_two();
+        StickyMap {
+            shards: (0..n).map(|_| Shard::new(now)).collect(),
+            shard_mask: n - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            ttl: ttl.max(1),
+            next_shard: 0,
+        }
+    }
+
+    /// Seconds of silence after which a mapping expires.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// Changes the ttl of every mapping, existing ones included.
+    pub fn set_ttl(&mut self, ttl: u32) {
+        self.ttl = ttl.max(1);
+    }
+
+    #[inline]
+    fn locate(&self, recipient: u64) -> (usize, u64) {
+        let hash = self.hasher.hash_one(recipient);
+        // The table uses the low bits (bucket) and top 7 bits (tag) of the
+        // hash; take the shard from bits in between so each stays random.
+        ((hash >> 40) as usize & self.shard_mask, hash)
+    }
+
+    /// The sticky hit: if `recipient` has a live mapping and `check` accepts
+    /// its sender, marks it used at `now` and returns what `check` returned.
+    #[inline]
+    pub fn touch<T>(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        check: impl FnOnce(SenderRef) -> Option<T>,
+    ) -> Option<T> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let ttl = self.ttl;
+        let shard = &mut self.shards[s];
+        let id = shard.find(hash, key)?;
+        let e = shard.slab.get_mut(id);
+        if !is_live(e, now, ttl) {
+            return None;
+        }
+        let accepted = check(e.sender())?;
+        e.last_used = e.last_used.max(now);
+        Some(accepted)
+    }
+
+    /// The live mapping of `recipient` whose sender passes `valid`, without touching it.
+    pub fn get(
+        &self,
+        recipient: PhoneNumber,
+        now: u32,
+        valid: impl FnOnce(SenderRef) -> bool,
+    ) -> Option<Mapping> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = &self.shards[s];
+        let e = shard.slab.get(shard.find(hash, key)?);
+        (is_live(e, now, self.ttl) && valid(e.sender())).then(|| self.view(e))
+    }
+
+    fn view(&self, e: &Entry) -> Mapping {
+        Mapping {
+            recipient: PhoneNumber::from_u64(e.recipient()).expect("stored recipients are valid"),
+            sender: e.sender(),
+            created_at: e.created_at,
+            last_used: e.last_used,
+            expires_at: (!e.pinned()).then(|| e.last_used.saturating_add(self.ttl)),
+            pinned: e.pinned(),
+        }
+    }
+
+    /// Maps `recipient` to `sender` from `now` on, replacing any mapping it had.
+    #[inline]
+    pub fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) {
+        self.put(Entry::new(recipient.as_u64(), sender, now, false), now);
+    }
+
+    /// Pins `recipient` to `sender`: the mapping does not expire until removed.
+    pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) {
+        self.put(Entry::new(recipient.as_u64(), sender, now, true), now);
+    }
+
+    fn put(&mut self, entry: Entry, now: u32) {
+        let key = entry.recipient();
+        let (s, hash) = self.locate(key);
+        let deadline = u64::from(now) + u64::from(self.ttl);
+        let hasher = &self.hasher;
+        let shard = &mut self.shards[s];
+        if let Some(id) = shard.find(hash, key) {
+            // The entry stays where the wheel has it; the wheel re-arms it later.
+            shard.slab.get_mut(id).replace(entry);
+            return;
+        }
+        let id = shard.slab.alloc(entry);
+        let slab = &shard.slab;
+        shard
+            .table
+            .insert_unique(hash, id, |&id| hasher.hash_one(slab.get(id).recipient()));
+        shard.wheel.insert(&mut shard.slab, id, deadline);
+    }
+
+    /// Removes the mapping of `recipient`; returns it if it was live and valid.
+    pub fn remove(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        valid: impl FnOnce(SenderRef) -> bool,
+    ) -> Option<Mapping> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = &mut self.shards[s];
+        let slab = &shard.slab;
+        let found = shard
+            .table
+            .find_entry(hash, |&id| slab.get(id).recipient() == key)
+            .ok()?;
+        let (id, _) = found.remove();
+        let e = *shard.slab.get(id);
+        // The wheel frees the entry when it reaches it.
+        shard.slab.get_mut(id).set_vacant();
+        (is_live(&e, now, self.ttl) && valid(e.sender())).then(|| self.view(&e))
+    }
+
+    /// Drops every mapping at once.
+    pub fn clear(&mut self, now: u32) {
+        for shard in self.shards.iter_mut() {
+            *shard = Shard::new(now);
+        }
+    }
+
+    /// Moves every shard's wheel to `now`: expired mappings are removed,
+    /// entries of removed mappings or of senders failing `valid` are freed,
+    /// and mappings used since they were armed are re-armed. Reaches at most
+    /// `budget` entries, so a large batch is spread over several calls.
+    pub fn expire(
+        &mut self,
+        now: u32,
+        budget: usize,
+        valid: impl Fn(SenderRef) -> bool,
+    ) -> ExpireReport {
+        let mut report = ExpireReport {
+            done: true,
+            ..Default::default()
+        };
+        let ttl = u64::from(self.ttl);
+        let now64 = u64::from(now);
+        let mut left = budget;
+        let n = self.shards.len();
+        for i in 0..n {
+            let s = (self.next_shard + i) & self.shard_mask;
+            let hasher = &self.hasher;
+            let Shard { table, slab, wheel } = &mut self.shards[s];
+            let advance = wheel.advance(now64, slab, left, |slab, id| {
+                let e = *slab.get(id);
+                if e.is_vacant() {
+                    slab.free(id);
+                    report.reclaimed += 1;
+                    return None;
+                }
+                let stale = !valid(e.sender());
+                if !stale {
+                    if e.pinned() {
+                        return Some(now64 + ttl);
+                    }
+                    let deadline = u64::from(e.last_used) + ttl;
+                    if deadline > now64 {
+                        return Some(deadline);
+                    }
+                }
+                let hash = hasher.hash_one(e.recipient());
+                if let Ok(found) = table.find_entry(hash, |&x| x == id) {
+                    found.remove();
+                }
+                slab.free(id);
+                if stale {
+                    report.reclaimed += 1;
+                } else {
+                    report.expired += 1;
+                }
+                None
+            });
+            left -= advance.visited;
+            if !advance.done {
+                self.next_shard = s;
+                report.done = false;
+                return report;
+            }
+        }
+        report
+    }
+
+    /// Every live mapping whose sender passes `valid`, ordered by recipient.
+    pub fn live(&self, now: u32, valid: impl Fn(SenderRef) -> bool) -> Vec<Mapping> {
+        let mut out: Vec<Mapping> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.slab.iter())
+            .filter(|e| !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()))
+            .map(|e| self.view(e))
+            .collect();
+        out.sort_unstable_by_key(|m| m.recipient);
+        out
+    }
+
+    /// Entries stored: live mappings plus those expired or invalidated that
+    /// the wheels have not reached yet.
+    pub fn stored(&self) -> usize {
+        self.shards.iter().map(|s| s.table.len()).sum()
+    }
+
+    /// Heap bytes held by the map (tables, slabs and wheels).
+    pub fn heap_bytes(&self) -> usize {
+        self.shards.len() * std::mem::size_of::<Shard>()
+            + self
+                .shards
+                .iter()
+                .map(|s| s.table.allocation_size() + s.slab.heap_bytes())
+                .sum::<usize>()
+    }
+}
+
+impl std::fmt::Debug for StickyMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StickyMap")
+            .field("shards", &self.shards.len())
+            .field("ttl", &self.ttl)
+            .field("stored", &self.stored())
+            .finish()
+    }
+}
