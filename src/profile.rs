@@ -94,8 +94,9 @@ impl Profile {
     }
 
     /// Applies a settings update. Turning sticky off (or the pool off) clears
-    /// every mapping; new weights restart the weighted cycle. A rejected
-    /// update changes nothing.
+    /// every mapping; new weights restart the weighted cycle; a new ttl
+    /// applies to live mappings (those already expired stay expired). A
+    /// rejected update changes nothing.
     pub fn update_settings(
         &mut self,
         update: &SettingsUpdate,
@@ -111,8 +112,10 @@ impl Profile {
         if weights(self.settings.as_ref()) != weights(new.as_ref()) {
             self.weighted.reset();
         }
-        self.sticky
-            .set_ttl(effective_ttl(new.as_ref(), self.default_ttl));
+        let ttl = effective_ttl(new.as_ref(), self.default_ttl);
+        if ttl != self.sticky.ttl() {
+            self.sticky.set_ttl(ttl, now);
+        }
         self.settings = new;
         Ok(())
     }

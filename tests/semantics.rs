@@ -751,3 +751,28 @@ fn pinning_needs_a_pickable_sender_of_the_pool_and_sticky_on() {
         Err(RegistryError::Pin(PinError::StickyOff))
     );
 }
+
+#[test]
+fn changing_the_ttl_never_revives_an_expired_mapping() {
+    let mut w = World::new(sticky(), &[A, B, C]);
+    w.send(R);
+    w.patch(SettingsPatch {
+        sticky_ttl_secs: Some(30),
+        ..Default::default()
+    });
+    w.advance(30);
+    assert_eq!(
+        w.mapped_sender(R),
+        None,
+        "a shorter ttl applies to live mappings"
+    );
+    w.patch(SettingsPatch {
+        sticky_ttl_secs: Some(90),
+        ..Default::default()
+    });
+    assert_eq!(w.mapped_sender(R), None, "a longer ttl does not revive it");
+    assert_eq!(w.send(R).mapping, MappingOutcome::Created);
+    // A live mapping does get the longer ttl.
+    w.advance(60);
+    assert_eq!(w.send(R).reason, Reason::Sticky);
+}

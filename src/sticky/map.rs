@@ -105,8 +105,26 @@ impl StickyMap {
         self.ttl
     }
 
-    /// Changes the ttl of every mapping, existing ones included.
-    pub fn set_ttl(&mut self, ttl: u32) {
+    /// Changes the ttl of every live mapping. Mappings already expired under
+    /// the old ttl are removed first, so a longer ttl never revives them.
+    /// This scans the map once (ttl changes are rare administrative acts);
+    /// entries armed for a later deadline than a shorter ttl gives are
+    /// invisible at once and freed when the wheel reaches them.
+    pub fn set_ttl(&mut self, ttl: u32, now: u32) {
+        let old = self.ttl;
+        for shard in self.shards.iter_mut() {
+            for id in 0..shard.slab.len() {
+                let e = *shard.slab.get(id);
+                if e.is_vacant() || is_live(&e, now, old) {
+                    continue;
+                }
+                let hash = self.hasher.hash_one(e.recipient());
+                if let Ok(found) = shard.table.find_entry(hash, |&x| x == id) {
+                    found.remove();
+                }
+                shard.slab.get_mut(id).set_vacant();
+            }
+        }
         self.ttl = ttl.max(1);
     }
 

@@ -134,6 +134,11 @@ impl Slab {
         &mut self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
     }
 
+    /// Ids handed out so far: every id below this is allocated or free.
+    pub fn len(&self) -> u32 {
+        self.high_water
+    }
+
     /// Every entry ever allocated, free ones included (check `is_vacant`).
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.chunks

@@ -1,0 +1,617 @@
+//! Property test: random sequences of operations run against the engine
+//! ([`Registry`]) and against a small reference model written here with
+//! `BTreeMap`s, linear scans and no timing wheel. Every selection, every
+//! error and every visible mapping must agree.
+
+use std::collections::BTreeMap;
+
+use numpool::health::{DeliveryOutcome, HealthConfig};
+use numpool::profile::PinError;
+use numpool::region::region_of;
+use numpool::settings::{PoolSettings, SettingsPatch, SettingsUpdate};
+use numpool::{
+    MappingOutcome, PhoneNumber, ProfileId, Reason, Registry, RegistryError, SelectError,
+    SelectionConfig, SenderKind,
+};
+use proptest::prelude::*;
+
+const NUMBERS: [&str; 10] = [
+    "+13125550001",
+    "+13125550002",
+    "+14155550003",
+    "+14155550004",
+    "+17735550005", // Illinois, like 312
+    "+18005550006",
+    "+18885550007",
+    "12345",
+    "+447700900008",
+    "+12125550009",
+];
+const RECIPIENTS: [&str; 8] = [
+    "+13125559001",
+    "+14155559002",
+    "+17735559003",
+    "+12125559004",
+    "+12065559005",
+    "+18005559006",
+    "+447700909007",
+    "+13125559008",
+];
+const PROFILES: usize = 3;
+const DEFAULT_TTL: u32 = 60;
+
+fn health_config() -> HealthConfig {
+    HealthConfig {
+        window_secs: 100,
+        buckets: 10,
+        min_samples: 3,
+        ..HealthConfig::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send {
+        profile: usize,
+        to: usize,
+    },
+    Assign {
+        number: usize,
+        profile: usize,
+    },
+    Unassign {
+        number: usize,
+    },
+    Patch {
+        profile: usize,
+        update: SettingsUpdate,
+    },
+    Report {
+        number: usize,
+        delivered: bool,
+        spam: bool,
+        count: u32,
+    },
+    Advance {
+        secs: u32,
+    },
+    Expire,
+    Pin {
+        profile: usize,
+        to: usize,
+        from: usize,
+    },
+    Unmap {
+        profile: usize,
+        to: usize,
+    },
+    Recreate {
+        profile: usize,
+    },
+}
+
+fn weight() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(0.0),
+        Just(1.0),
+        Just(2.0),
+        Just(5.0),
+        Just(0.5),
+        Just(-1.0)
+    ]
+}
+
+fn patch() -> impl Strategy<Value = SettingsUpdate> {
+    let fields = (
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(weight()),
+        proptest::option::of(weight()),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(prop_oneof![Just(0u64), Just(30), Just(90)]),
+        proptest::option::of(any::<bool>()),
+    );
+    prop_oneof![
+        1 => Just(SettingsUpdate::Disable),
+        8 => fields.prop_map(|(s, g, l, t, k, ttl, f)| SettingsUpdate::Merge(SettingsPatch {
+            sticky_sender: s,
+            geomatch: g,
+            long_code_weight: l,
+            toll_free_weight: t,
+            skip_unhealthy: k,
+            sticky_ttl_secs: ttl,
+            geomatch_region_fallback: f,
+        })),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let p = 0..PROFILES;
+    let num = 0..NUMBERS.len();
+    let to = 0..RECIPIENTS.len();
+    prop_oneof![
+        12 => (p.clone(), to.clone()).prop_map(|(profile, to)| Op::Send { profile, to }),
+        4 => (num.clone(), p.clone()).prop_map(|(number, profile)| Op::Assign { number, profile }),
+        1 => num.clone().prop_map(|number| Op::Unassign { number }),
+        3 => (p.clone(), patch()).prop_map(|(profile, update)| Op::Patch { profile, update }),
+        2 => (num.clone(), any::<bool>(), any::<bool>(), 1..8u32)
+            .prop_map(|(number, delivered, spam, count)| Op::Report { number, delivered, spam, count }),
+        3 => (0..80u32).prop_map(|secs| Op::Advance { secs }),
+        1 => Just(Op::Expire),
+        1 => (p.clone(), to.clone(), num).prop_map(|(profile, to, from)| Op::Pin { profile, to, from }),
+        1 => (p.clone(), to).prop_map(|(profile, to)| Op::Unmap { profile, to }),
+        1 => p.prop_map(|profile| Op::Recreate { profile }),
+    ]
+}
+
+// ---- The reference model ---------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct MSender {
+    number: PhoneNumber,
+    /// Outcomes as (time, outcome), since the number joined this profile's
+    /// chain of owners (unassigning forgets them).
+    outcomes: Vec<(u32, DeliveryOutcome)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct MMapping {
+    from: PhoneNumber,
+    created: u32,
+    last_used: u32,
+    pinned: bool,
+}
+
+#[derive(Debug, Default)]
+struct MProfile {
+    settings: Option<PoolSettings>,
+    /// By joining sequence number.
+    senders: BTreeMap<u64, MSender>,
+    next_seq: u64,
+    /// Sequence number of the last pick per rotation.
+    last: BTreeMap<String, u64>,
+    credit: [f64; 2],
+    mappings: BTreeMap<PhoneNumber, MMapping>,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    profiles: BTreeMap<usize, MProfile>,
+    owners: BTreeMap<PhoneNumber, usize>,
+}
+
+fn kind_of(n: PhoneNumber) -> Option<usize> {
+    match n.kind() {
+        SenderKind::LongCode => Some(0),
+        SenderKind::TollFree => Some(1),
+        SenderKind::ShortCode => None,
+    }
+}
+
+fn unhealthy(s: &MSender, now: u32) -> bool {
+    let cfg = health_config();
+    let width = cfg.bucket_secs();
+    let (mut total, mut delivered, mut spam) = (0u32, 0u32, 0u32);
+    for (t, o) in &s.outcomes {
+        if now / width - t / width < u32::from(cfg.buckets) {
+            total += 1;
+            delivered += u32::from(o.delivered);
+            spam += u32::from(o.spam);
+        }
+    }
+    total >= cfg.min_samples
+        && (f64::from(delivered) / f64::from(total) < cfg.min_success_ratio
+            || f64::from(spam) / f64::from(total) > cfg.max_spam_ratio)
+}
+
+impl MProfile {
+    fn ttl(&self) -> u32 {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.sticky_ttl_secs)
+            .map_or(DEFAULT_TTL, |t| t as u32)
+    }
+
+    fn seq_of(&self, n: PhoneNumber) -> Option<u64> {
+        self.senders
+            .iter()
+            .find(|(_, s)| s.number == n)
+            .map(|(q, _)| *q)
+    }
+
+    fn live_mapping(&self, to: PhoneNumber, now: u32) -> Option<&MMapping> {
+        let m = self.mappings.get(&to)?;
+        (m.pinned || now < m.last_used + self.ttl()).then_some(m)
+    }
+
+    /// Round-robin: the first candidate after the last pick of `rotation`, wrapping.
+    fn rr(&self, rotation: &str, candidates: &[u64]) -> Option<u64> {
+        let last = self.last.get(rotation).copied().unwrap_or(0);
+        candidates
+            .iter()
+            .find(|q| **q > last)
+            .or(candidates.first())
+            .copied()
+    }
+
+    fn select(
+        &mut self,
+        to: PhoneNumber,
+        now: u32,
+    ) -> Result<(PhoneNumber, Reason, MappingOutcome), SelectError> {
+        let s = self.settings.clone().ok_or(SelectError::PoolDisabled)?;
+        let w = [s.long_code_weight, s.toll_free_weight];
+        let available = |n: PhoneNumber| kind_of(n).is_some_and(|k| w[k] > 0.0);
+        let eligible =
+            |q: &MSender| available(q.number) && !(s.skip_unhealthy && unhealthy(q, now));
+
+        if s.sticky_sender {
+            if let Some(m) = self.live_mapping(to, now).cloned() {
+                if available(m.from) {
+                    self.mappings.get_mut(&to).unwrap().last_used = now;
+                    return Ok((m.from, Reason::Sticky, MappingOutcome::Reused));
+                }
+            }
+        }
+
+        let mut picked: Option<(u64, Reason)> = None;
+        if s.geomatch {
+            if let Some(npa) = to.npa() {
+                let same_npa: Vec<u64> = self
+                    .senders
+                    .iter()
+                    .filter(|(_, q)| q.number.npa() == Some(npa) && eligible(q))
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                let key = format!("npa{npa}");
+                if let Some(q) = self.rr(&key, &same_npa) {
+                    self.last.insert(key, q);
+                    picked = Some((q, Reason::Geomatch));
+                } else if s.geomatch_region_fallback {
+                    if let Some(region) = region_of(npa) {
+                        let same_region: Vec<u64> = self
+                            .senders
+                            .iter()
+                            .filter(|(_, q)| {
+                                q.number.npa().and_then(region_of) == Some(region) && eligible(q)
+                            })
+                            .map(|(seq, _)| *seq)
+                            .collect();
+                        let key = format!("region{region}");
+                        if let Some(q) = self.rr(&key, &same_region) {
+                            self.last.insert(key, q);
+                            picked = Some((q, Reason::Geomatch));
+                        }
+                    }
+                }
+            }
+        }
+        let (seq, reason) = match picked {
+            Some(p) => p,
+            None => {
+                let mut cand = [None, None];
+                for (k, c) in cand.iter_mut().enumerate() {
+                    if w[k] > 0.0 {
+                        let of_kind: Vec<u64> = self
+                            .senders
+                            .iter()
+                            .filter(|(_, q)| kind_of(q.number) == Some(k) && eligible(q))
+                            .map(|(seq, _)| *seq)
+                            .collect();
+                        *c = self.rr(&format!("kind{k}"), &of_kind);
+                    }
+                }
+                // Smooth weighted round-robin over the kinds with a candidate.
+                let eff = [0, 1].map(|k| if cand[k].is_some() { w[k] } else { 0.0 });
+                let total: f64 = eff.iter().filter(|x| **x > 0.0).sum();
+                if total <= 0.0 {
+                    let counts = [0, 1].map(|k| {
+                        self.senders
+                            .values()
+                            .filter(|q| kind_of(q.number) == Some(k))
+                            .count()
+                    });
+                    return Err(if counts == [0, 0] {
+                        SelectError::EmptyPool
+                    } else if w.iter().all(|x| *x <= 0.0) {
+                        SelectError::BothWeightsZero
+                    } else if (0..2).all(|k| counts[k] == 0 || w[k] <= 0.0) {
+                        SelectError::NoSenderOfWeightedKind
+                    } else {
+                        SelectError::NoHealthySender
+                    });
+                }
+                let mut best: Option<usize> = None;
+                for k in 0..2 {
+                    if eff[k] > 0.0 {
+                        self.credit[k] += eff[k];
+                        if best.is_none_or(|b| self.credit[k] > self.credit[b]) {
+                            best = Some(k);
+                        }
+                    }
+                }
+                let k = best.unwrap();
+                self.credit[k] -= total;
+                let q = cand[k].unwrap();
+                self.last.insert(format!("kind{k}"), q);
+                (q, Reason::Weighted)
+            }
+        };
+        let from = self.senders[&seq].number;
+        let mapping = if s.sticky_sender {
+            self.mappings.insert(
+                to,
+                MMapping {
+                    from,
+                    created: now,
+                    last_used: now,
+                    pinned: false,
+                },
+            );
+            MappingOutcome::Created
+        } else {
+            MappingOutcome::None
+        };
+        Ok((from, reason, mapping))
+    }
+
+    fn remove_sender(&mut self, n: PhoneNumber) -> Option<MSender> {
+        let seq = self.seq_of(n)?;
+        self.mappings.retain(|_, m| m.from != n);
+        self.senders.remove(&seq)
+    }
+
+    fn add_sender(&mut self, s: MSender) {
+        self.next_seq += 1;
+        self.senders.insert(self.next_seq, s);
+    }
+
+    fn update(&mut self, update: &SettingsUpdate, now: u32) -> bool {
+        let new = match update {
+            SettingsUpdate::Keep => self.settings.clone(),
+            SettingsUpdate::Disable => None,
+            SettingsUpdate::Merge(p) => {
+                let bad_w = |w: Option<f64>| w.is_some_and(|w| !w.is_finite() || w < 0.0);
+                if bad_w(p.long_code_weight)
+                    || bad_w(p.toll_free_weight)
+                    || p.sticky_ttl_secs == Some(0)
+                {
+                    return false;
+                }
+                let mut s = self.settings.clone().unwrap_or_default();
+                if let Some(v) = p.sticky_sender {
+                    s.sticky_sender = v;
+                }
+                if let Some(v) = p.geomatch {
+                    s.geomatch = v;
+                }
+                if let Some(v) = p.long_code_weight {
+                    s.long_code_weight = v;
+                }
+                if let Some(v) = p.toll_free_weight {
+                    s.toll_free_weight = v;
+                }
+                if let Some(v) = p.skip_unhealthy {
+                    s.skip_unhealthy = v;
+                }
+                if p.sticky_ttl_secs.is_some() {
+                    s.sticky_ttl_secs = p.sticky_ttl_secs;
+                }
+                if let Some(v) = p.geomatch_region_fallback {
+                    s.geomatch_region_fallback = v;
+                }
+                Some(s)
+            }
+        };
+        let sticky = |s: &Option<PoolSettings>| s.as_ref().is_some_and(|s| s.sticky_sender);
+        if sticky(&self.settings) && !sticky(&new) {
+            self.mappings.clear();
+        }
+        let weights =
+            |s: &Option<PoolSettings>| s.as_ref().map(|s| (s.long_code_weight, s.toll_free_weight));
+        if weights(&self.settings) != weights(&new) {
+            self.credit = [0.0; 2];
+        }
+        // A new ttl applies to live mappings; expired ones stay expired.
+        let ttl = self.ttl();
+        self.mappings
+            .retain(|_, m| m.pinned || now < m.last_used + ttl);
+        self.settings = new;
+        true
+    }
+}
+
+// ---- Running both ----------------------------------------------------------
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let config = SelectionConfig {
+        sticky_ttl_secs: DEFAULT_TTL,
+        sticky_shards: 2,
+        health: health_config(),
+    };
+    let mut engine = Registry::new(config);
+    let mut model = Model::default();
+    let ids: Vec<ProfileId> = (0..PROFILES).map(|_| ProfileId::new_v4()).collect();
+    let mut now: u32 = 1_800_000_000;
+    let start = SettingsUpdate::Merge(SettingsPatch {
+        sticky_sender: Some(true),
+        ..Default::default()
+    });
+    for (i, id) in ids.iter().enumerate() {
+        engine.create_profile(*id, &start, now).unwrap();
+        let mut p = MProfile::default();
+        p.update(&start, now);
+        model.profiles.insert(i, p);
+    }
+    let num = |i: usize| PhoneNumber::parse_sender(NUMBERS[i]).unwrap();
+    let rcp = |i: usize| PhoneNumber::parse_e164(RECIPIENTS[i]).unwrap();
+
+    for op in ops {
+        match op {
+            Op::Send { profile, to } => {
+                let got = engine
+                    .select(ids[profile], rcp(to), now)
+                    .map(|s| (s.sender, s.reason, s.mapping));
+                let want = match model.profiles.get_mut(&profile) {
+                    Some(p) => p.select(rcp(to), now).map_err(RegistryError::Select),
+                    None => Err(RegistryError::UnknownProfile),
+                };
+                prop_assert_eq!(
+                    got,
+                    want,
+                    "send to {} on profile {}",
+                    RECIPIENTS[to],
+                    profile
+                );
+            }
+            Op::Assign { number, profile } => {
+                let n = num(number);
+                let got = engine.assign(n, ids[profile]);
+                if !model.profiles.contains_key(&profile) {
+                    prop_assert_eq!(got, Err(RegistryError::UnknownProfile));
+                    continue;
+                }
+                prop_assert!(got.is_ok());
+                let old = model.owners.get(&n).copied();
+                if old != Some(profile) {
+                    let moved = old
+                        .and_then(|o| model.profiles.get_mut(&o).unwrap().remove_sender(n))
+                        .unwrap_or(MSender {
+                            number: n,
+                            outcomes: vec![],
+                        });
+                    model.profiles.get_mut(&profile).unwrap().add_sender(moved);
+                    model.owners.insert(n, profile);
+                }
+            }
+            Op::Unassign { number } => {
+                let n = num(number);
+                engine.unassign(n);
+                if let Some(o) = model.owners.remove(&n) {
+                    model.profiles.get_mut(&o).unwrap().remove_sender(n);
+                }
+            }
+            Op::Patch { profile, update } => {
+                let got = engine.update_settings(ids[profile], &update, now);
+                match model.profiles.get_mut(&profile) {
+                    Some(p) => prop_assert_eq!(got.is_ok(), p.update(&update, now)),
+                    None => prop_assert_eq!(got, Err(RegistryError::UnknownProfile)),
+                }
+            }
+            Op::Report {
+                number,
+                delivered,
+                spam,
+                count,
+            } => {
+                let n = num(number);
+                let outcome = DeliveryOutcome { delivered, spam };
+                for _ in 0..count {
+                    let got = engine.record_outcome(n, outcome, now);
+                    prop_assert_eq!(got, model.owners.contains_key(&n));
+                }
+                if let Some(o) = model.owners.get(&n) {
+                    let p = model.profiles.get_mut(o).unwrap();
+                    let seq = p.seq_of(n).unwrap();
+                    let s = p.senders.get_mut(&seq).unwrap();
+                    s.outcomes.extend((0..count).map(|_| (now, outcome)));
+                }
+            }
+            Op::Advance { secs } => now += secs,
+            Op::Expire => {
+                engine.expire(now);
+            }
+            Op::Pin { profile, to, from } => {
+                let got = engine
+                    .pin(ids[profile], rcp(to), num(from), now)
+                    .map(|m| m.from);
+                let want = match model.profiles.get_mut(&profile) {
+                    None => Err(RegistryError::UnknownProfile),
+                    Some(p) if !p.settings.as_ref().is_some_and(|s| s.sticky_sender) => {
+                        Err(RegistryError::Pin(PinError::StickyOff))
+                    }
+                    Some(p) if p.seq_of(num(from)).is_none() => {
+                        Err(RegistryError::Pin(PinError::SenderNotInPool))
+                    }
+                    Some(_) if num(from).is_short_code() => {
+                        Err(RegistryError::Pin(PinError::ShortCode))
+                    }
+                    Some(p) => {
+                        p.mappings.insert(
+                            rcp(to),
+                            MMapping {
+                                from: num(from),
+                                created: now,
+                                last_used: now,
+                                pinned: true,
+                            },
+                        );
+                        Ok(num(from))
+                    }
+                };
+                prop_assert_eq!(got, want);
+            }
+            Op::Unmap { profile, to } => {
+                let got = engine
+                    .unmap(ids[profile], rcp(to), now)
+                    .map(|m| m.map(|m| m.from));
+                let want = match model.profiles.get_mut(&profile) {
+                    None => Err(RegistryError::UnknownProfile),
+                    Some(p) => {
+                        let live = p.live_mapping(rcp(to), now).map(|m| m.from);
+                        p.mappings.remove(&rcp(to));
+                        Ok(live)
+                    }
+                };
+                prop_assert_eq!(got, want);
+            }
+            Op::Recreate { profile } => {
+                if model.profiles.remove(&profile).is_some() {
+                    let freed = engine.delete_profile(ids[profile]).unwrap();
+                    let before = model.owners.len();
+                    model.owners.retain(|_, o| *o != profile);
+                    prop_assert_eq!(freed.len(), before - model.owners.len());
+                } else {
+                    engine.create_profile(ids[profile], &start, now).unwrap();
+                    let mut p = MProfile::default();
+                    p.update(&start, now);
+                    model.profiles.insert(profile, p);
+                }
+            }
+        }
+
+        // Every visible mapping agrees after every step.
+        for (i, id) in ids.iter().enumerate() {
+            let Some(mp) = model.profiles.get(&i) else {
+                prop_assert!(engine.profile(*id).is_none());
+                continue;
+            };
+            let ep = engine.profile(*id).unwrap();
+            prop_assert_eq!(ep.settings(), mp.settings.as_ref());
+            let got: Vec<_> = ep
+                .mappings(now)
+                .into_iter()
+                .map(|m| (m.to, m.from, m.created_at, m.last_used_at, m.pinned))
+                .collect();
+            let want: Vec<_> = mp
+                .mappings
+                .keys()
+                .filter_map(|to| {
+                    let m = mp.live_mapping(*to, now)?;
+                    Some((*to, m.from, m.created, m.last_used, m.pinned))
+                })
+                .collect();
+            prop_assert_eq!(got, want, "mappings of profile {}", i);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_agrees_with_the_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
+        run(ops)?;
+    }
+}
