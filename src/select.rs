@@ -85,15 +85,9 @@ struct Eligibility<'a> {
 }
 
 impl Eligibility<'_> {
-    /// Available: still in the pool (checked by the caller) and of a kind with weight > 0.
-    #[inline]
-    fn available(&self, sender: &Sender) -> bool {
-        kind_index(sender.kind).is_some_and(|k| self.weights[k] > 0.0)
-    }
-
     #[inline]
     fn eligible(&self, sender: &Sender) -> bool {
-        self.available(sender)
+        available(sender, self.weights)
             && !(self.skip_unhealthy && sender.health.is_unhealthy(self.now, self.health))
     }
 
@@ -120,7 +114,47 @@ pub struct SelectState<'a> {
 }
 
 /// Chooses the sender for one message to `recipient` at `now` (seconds).
+#[inline]
 pub fn select(
+    settings: &PoolSettings,
+    state: SelectState<'_>,
+    health: &HealthConfig,
+    recipient: PhoneNumber,
+    now: u32,
+) -> Result<Selection, SelectError> {
+    // 1. Sticky: a live mapping to an available sender wins, even if
+    // unhealthy. This is the hot path, kept small so the CPU can overlap the
+    // memory accesses of consecutive selections; new picks are out of line.
+    if settings.sticky_sender {
+        let weights = [settings.long_code_weight, settings.toll_free_weight];
+        let pool = &*state.pool;
+        let hit = state.sticky.touch(recipient, now, |r| {
+            pool.resolve(r)
+                .filter(|s| available(s, weights))
+                .map(|s| s.number)
+        });
+        if let Some(sender) = hit {
+            return Ok(Selection {
+                sender,
+                reason: Reason::Sticky,
+                mapping: MappingOutcome::Reused,
+            });
+        }
+    }
+    pick_new(settings, state, health, recipient, now)
+}
+
+/// Available: of a kind the pool picks, with weight above 0 (the caller
+/// has checked the sender is still in the pool).
+#[inline]
+fn available(sender: &Sender, weights: [f64; 2]) -> bool {
+    kind_index(sender.kind).is_some_and(|k| weights[k] > 0.0)
+}
+
+/// Steps 2 to 4 for a recipient without a usable mapping; maps the pick
+/// when sticky is on.
+#[inline(never)]
+fn pick_new(
     settings: &PoolSettings,
     state: SelectState<'_>,
     health: &HealthConfig,
@@ -139,22 +173,6 @@ pub fn select(
         health,
     };
 
-    // 1. Sticky: a live mapping to an available sender wins, even if unhealthy.
-    if settings.sticky_sender {
-        let hit = sticky.touch(recipient, now, |r| {
-            pool.resolve(r)
-                .filter(|s| rules.available(s))
-                .map(|s| s.number)
-        });
-        if let Some(sender) = hit {
-            return Ok(Selection {
-                sender,
-                reason: Reason::Sticky,
-                mapping: MappingOutcome::Reused,
-            });
-        }
-    }
-
     // 2. Geomatch: the recipient's area code, then (if enabled) its region.
     let mut picked = None;
     if settings.geomatch {
@@ -167,6 +185,7 @@ pub fn select(
             }
         }
     }
+    // 3. and 4. Weighted, over eligible (healthy if asked) senders.
     let (slot, reason) = match picked {
         Some(slot) => (slot, Reason::Geomatch),
         None => (pick_weighted(&rules, pool, weighted)?, Reason::Weighted),
@@ -176,8 +195,7 @@ pub fn select(
         .sender_in(slot)
         .map(|s| s.number)
         .expect("picked slots hold a sender");
-    let mapping = if settings.sticky_sender {
-        sticky.assign(recipient, pool.reference(slot), now);
+    let mapping = if settings.sticky_sender && sticky.assign(recipient, pool.reference(slot), now) {
         MappingOutcome::Created
     } else {
         MappingOutcome::None
@@ -189,8 +207,8 @@ pub fn select(
     })
 }
 
-/// 3. Weighted: choose the kind by smooth weighted round-robin among kinds
-/// that have an eligible sender now, then the next sender of that kind.
+/// Step 3, weighted: choose the kind by smooth weighted round-robin among
+/// kinds that have an eligible sender now, then the next sender of that kind.
 fn pick_weighted(
     rules: &Eligibility<'_>,
     pool: &mut Pool,

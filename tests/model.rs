@@ -322,9 +322,9 @@ impl MProfile {
                     });
                 }
                 let mut best: Option<usize> = None;
-                for k in 0..2 {
-                    if eff[k] > 0.0 {
-                        self.credit[k] += eff[k];
+                for (k, &weight) in eff.iter().enumerate() {
+                    if weight > 0.0 {
+                        self.credit[k] += weight;
                         if best.is_none_or(|b| self.credit[k] > self.credit[b]) {
                             best = Some(k);
                         }

@@ -2,8 +2,7 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
-
+use super::index::{Index, MAX_ID};
 use super::slab::{Entry, Slab};
 use super::wheel::TimerWheel;
 use crate::number::PhoneNumber;
@@ -11,6 +10,10 @@ use crate::pool::SenderRef;
 
 /// Default number of shards per map.
 pub const DEFAULT_SHARDS: usize = 16;
+
+/// Entries one shard can hold (ids are 24 bits): with 16 shards a profile
+/// holds over 268 million mappings. A full shard makes no new mappings.
+pub const MAX_PER_SHARD: u32 = MAX_ID + 1;
 
 /// A mapping as callers see it. Times are seconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +38,10 @@ pub struct ExpireReport {
     pub done: bool,
 }
 
+/// One shard. Invariant: an entry of the slab is in the index exactly when
+/// it is not vacant, and every allocated entry is in the wheel exactly once.
 struct Shard {
-    /// Slab ids, found by the recipient's hash.
-    table: HashTable<u32>,
+    index: Index,
     slab: Slab,
     wheel: TimerWheel,
 }
@@ -45,7 +49,7 @@ struct Shard {
 impl Shard {
     fn new(now: u32) -> Self {
         Shard {
-            table: HashTable::new(),
+            index: Index::default(),
             slab: Slab::default(),
             wheel: TimerWheel::new(u64::from(now)),
         }
@@ -54,14 +58,24 @@ impl Shard {
     #[inline]
     fn find(&self, hash: u64, recipient: u64) -> Option<u32> {
         let slab = &self.slab;
-        self.table
-            .find(hash, |&id| slab.get(id).recipient() == recipient)
-            .copied()
+        self.index
+            .find(hash, |id| slab.get(id).recipient() == recipient)
+    }
+
+    /// Takes entry `id` out of the index and marks it vacant; the wheel
+    /// frees it when it reaches it.
+    fn unindex(&mut self, id: u32, hasher: &foldhash::fast::RandomState) {
+        let slab = &self.slab;
+        let hash = hasher.hash_one(slab.get(id).recipient());
+        self.index.remove(hash, id, |other| {
+            hasher.hash_one(slab.get(other).recipient())
+        });
+        self.slab.get_mut(id).set_vacant();
     }
 }
 
 /// Sticky mappings of one profile, sharded by recipient hash. Each shard
-/// pairs a hash table of slab ids with a timing wheel.
+/// pairs an index of slab ids (see `index`) with a timing wheel.
 ///
 /// - A hit only sets `last_used`; the wheel keeps the old deadline and, when
 ///   it comes, the entry is re-armed if it was used since (lazy rescheduling).
@@ -114,15 +128,10 @@ impl StickyMap {
         let old = self.ttl;
         for shard in self.shards.iter_mut() {
             for id in 0..shard.slab.len() {
-                let e = *shard.slab.get(id);
-                if e.is_vacant() || is_live(&e, now, old) {
-                    continue;
+                let e = shard.slab.get(id);
+                if !e.is_vacant() && !is_live(e, now, old) {
+                    shard.unindex(id, &self.hasher);
                 }
-                let hash = self.hasher.hash_one(e.recipient());
-                if let Ok(found) = shard.table.find_entry(hash, |&x| x == id) {
-                    found.remove();
-                }
-                shard.slab.get_mut(id).set_vacant();
             }
         }
         self.ttl = ttl.max(1);
@@ -131,7 +140,7 @@ impl StickyMap {
     #[inline]
     fn locate(&self, recipient: u64) -> (usize, u64) {
         let hash = self.hasher.hash_one(recipient);
-        // The table uses the low bits (bucket) and top 7 bits (tag) of the
+        // The index uses the low bits (bucket) and top 8 bits (tag) of the
         // hash; take the shard from bits in between so each stays random.
         ((hash >> 40) as usize & self.shard_mask, hash)
     }
@@ -184,18 +193,20 @@ impl StickyMap {
         }
     }
 
-    /// Maps `recipient` to `sender` from `now` on, replacing any mapping it had.
+    /// Maps `recipient` to `sender` from `now` on, replacing any mapping it
+    /// had. Returns `false` if the shard is full (see [`MAX_PER_SHARD`]).
     #[inline]
-    pub fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) {
-        self.put(Entry::new(recipient.as_u64(), sender, now, false), now);
+    pub fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+        self.put(Entry::new(recipient.as_u64(), sender, now, false), now)
     }
 
-    /// Pins `recipient` to `sender`: the mapping does not expire until removed.
-    pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) {
-        self.put(Entry::new(recipient.as_u64(), sender, now, true), now);
+    /// Pins `recipient` to `sender`: the mapping does not expire until
+    /// removed. Returns `false` if the shard is full.
+    pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+        self.put(Entry::new(recipient.as_u64(), sender, now, true), now)
     }
 
-    fn put(&mut self, entry: Entry, now: u32) {
+    fn put(&mut self, entry: Entry, now: u32) -> bool {
         let key = entry.recipient();
         let (s, hash) = self.locate(key);
         let deadline = u64::from(now) + u64::from(self.ttl);
@@ -204,14 +215,24 @@ impl StickyMap {
         if let Some(id) = shard.find(hash, key) {
             // The entry stays where the wheel has it; the wheel re-arms it later.
             shard.slab.get_mut(id).replace(entry);
-            return;
+            return true;
         }
-        let id = shard.slab.alloc(entry);
-        let slab = &shard.slab;
-        shard
-            .table
-            .insert_unique(hash, id, |&id| hasher.hash_one(slab.get(id).recipient()));
+        let Some(id) = shard.slab.alloc(entry) else {
+            return false;
+        };
+        if !shard.index.has_room() {
+            // Grow: every other non-vacant entry is indexed (the new one is not yet).
+            let slab = &shard.slab;
+            let indexed = slab
+                .entries()
+                .filter(|&(other, e)| other != id && !e.is_vacant())
+                .map(|(other, e)| (other, hasher.hash_one(e.recipient())));
+            let count = shard.index.len();
+            shard.index.rebuild(indexed, count);
+        }
+        shard.index.insert(hash, id);
         shard.wheel.insert(&mut shard.slab, id, deadline);
+        true
     }
 
     /// Removes the mapping of `recipient`; returns it if it was live and valid.
@@ -224,15 +245,9 @@ impl StickyMap {
         let key = recipient.as_u64();
         let (s, hash) = self.locate(key);
         let shard = &mut self.shards[s];
-        let slab = &shard.slab;
-        let found = shard
-            .table
-            .find_entry(hash, |&id| slab.get(id).recipient() == key)
-            .ok()?;
-        let (id, _) = found.remove();
+        let id = shard.find(hash, key)?;
         let e = *shard.slab.get(id);
-        // The wheel frees the entry when it reaches it.
-        shard.slab.get_mut(id).set_vacant();
+        shard.unindex(id, &self.hasher);
         (is_live(&e, now, self.ttl) && valid(e.sender())).then(|| self.view(&e))
     }
 
@@ -264,7 +279,7 @@ impl StickyMap {
         for i in 0..n {
             let s = (self.next_shard + i) & self.shard_mask;
             let hasher = &self.hasher;
-            let Shard { table, slab, wheel } = &mut self.shards[s];
+            let Shard { index, slab, wheel } = &mut self.shards[s];
             let advance = wheel.advance(now64, slab, left, |slab, id| {
                 let e = *slab.get(id);
                 if e.is_vacant() {
@@ -283,9 +298,10 @@ impl StickyMap {
                     }
                 }
                 let hash = hasher.hash_one(e.recipient());
-                if let Ok(found) = table.find_entry(hash, |&x| x == id) {
-                    found.remove();
-                }
+                let slab_view: &Slab = slab;
+                index.remove(hash, id, |other| {
+                    hasher.hash_one(slab_view.get(other).recipient())
+                });
                 slab.free(id);
                 if stale {
                     report.reclaimed += 1;
@@ -309,7 +325,7 @@ impl StickyMap {
         let mut out: Vec<Mapping> = self
             .shards
             .iter()
-            .flat_map(|s| s.slab.iter())
+            .flat_map(|s| s.slab.entries().map(|(_, e)| e))
             .filter(|e| !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()))
             .map(|e| self.view(e))
             .collect();
@@ -320,7 +336,7 @@ impl StickyMap {
     /// Entries stored: live mappings plus those expired or invalidated that
     /// the wheels have not reached yet.
     pub fn stored(&self) -> usize {
-        self.shards.iter().map(|s| s.table.len()).sum()
+        self.shards.iter().map(|s| s.index.len()).sum()
     }
 
     /// Heap bytes held by the map (tables, slabs and wheels).
@@ -329,7 +345,7 @@ impl StickyMap {
             + self
                 .shards
                 .iter()
-                .map(|s| s.table.allocation_size() + s.slab.heap_bytes())
+                .map(|s| s.index.heap_bytes() + s.slab.heap_bytes())
                 .sum::<usize>()
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! - [`map`]: [`StickyMap`], the recipient -> sender map of one profile.
 //! - [`wheel`]: [`TimerWheel`], the hierarchical timing wheel each shard owns.
-//! - `slab`: the packed 28-byte entries both of them index into.
+//! - `index`: the per-shard recipient index (hash -> entry id, 4 bytes a bucket).
+//! - `slab`: the packed 28-byte entries the index and the wheel point into.
 
+mod index;
 pub mod map;
 mod slab;
 pub mod wheel;
 
-pub use map::{ExpireReport, Mapping, StickyMap, DEFAULT_SHARDS};
+pub use map::{ExpireReport, Mapping, StickyMap, DEFAULT_SHARDS, MAX_PER_SHARD};
 pub use wheel::TimerWheel;

@@ -4,6 +4,7 @@
 //! large array while selection waits) and waste at most one partial chunk
 //! per shard. Freed entries are chained into a free list through their link.
 
+use super::index::MAX_ID;
 use super::wheel::{WheelLinks, NIL};
 use crate::pool::SenderRef;
 
@@ -96,7 +97,8 @@ pub(super) struct Slab {
 }
 
 impl Slab {
-    pub fn alloc(&mut self, entry: Entry) -> u32 {
+    /// Stores `entry`; `None` when every id the index can hold is taken.
+    pub fn alloc(&mut self, entry: Entry) -> Option<u32> {
         let id = match self.free_head {
             Some(id) => {
                 let next = self.get(id).link;
@@ -105,6 +107,9 @@ impl Slab {
             }
             None => {
                 let id = self.high_water;
+                if id > MAX_ID {
+                    return None;
+                }
                 if id as usize == self.chunks.len() * CHUNK {
                     self.chunks.push(Box::new([EMPTY; CHUNK]));
                 }
@@ -113,7 +118,7 @@ impl Slab {
             }
         };
         *self.get_mut(id) = entry;
-        id
+        Some(id)
     }
 
     pub fn free(&mut self, id: u32) {
@@ -139,12 +144,14 @@ impl Slab {
         self.high_water
     }
 
-    /// Every entry ever allocated, free ones included (check `is_vacant`).
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+    /// Every entry ever allocated with its id, free ones included (check `is_vacant`).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &Entry)> {
         self.chunks
             .iter()
             .flat_map(|c| c.iter())
             .take(self.high_water as usize)
+            .enumerate()
+            .map(|(id, e)| (id as u32, e))
     }
 
     /// Bytes of heap this slab holds.
@@ -195,14 +202,14 @@ mod tests {
             generation: 0,
         };
         let ids: Vec<u32> = (0..300)
-            .map(|i| slab.alloc(Entry::new(i, r, 0, false)))
+            .map(|i| slab.alloc(Entry::new(i, r, 0, false)).unwrap())
             .collect();
         assert_eq!(slab.chunks.len(), 2);
         slab.free(ids[5]);
         slab.free(ids[260]);
-        assert_eq!(slab.alloc(Entry::new(1000, r, 0, false)), ids[260]);
-        assert_eq!(slab.alloc(Entry::new(1001, r, 0, false)), ids[5]);
-        assert_eq!(slab.alloc(Entry::new(1002, r, 0, false)), 300);
+        assert_eq!(slab.alloc(Entry::new(1000, r, 0, false)), Some(ids[260]));
+        assert_eq!(slab.alloc(Entry::new(1001, r, 0, false)), Some(ids[5]));
+        assert_eq!(slab.alloc(Entry::new(1002, r, 0, false)), Some(300));
         assert_eq!(slab.get(ids[5]).recipient(), 1001);
     }
 }
