@@ -22,7 +22,13 @@
 //!
 //! ## Map of modules
 //!
-//! The core, from the bottom up:
+//! The runtime, from the top:
+//! - [`engine`]: [`Engine`], the public handle: profiles, numbers, sending
+//!   (single, batch, blocking), mappings, health reports, stats, shutdown.
+//! - [`actor`]: `ProfileActor` (one per profile, owning a [`Profile`]) and the
+//!   `Dispatcher` (arbiters, routes, bounded mailboxes).
+//!
+//! The core, from the bottom up (no actors, no clock, no I/O):
 //! - [`number`]: E.164 parsing, [`PhoneNumber`] packed in a `u64`, NANP area
 //!   codes, [`SenderKind`].
 //! - [`settings`]: `number_pool_settings`, defaults, validation, PATCH merge.
@@ -64,8 +70,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod actor;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod health;
 pub mod number;
 pub mod pool;
@@ -81,6 +89,7 @@ pub mod weighted;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use config::SelectionConfig;
+pub use engine::{Engine, EngineConfig, EngineError};
 pub use number::{NumberError, PhoneNumber, SenderKind};
 pub use profile::{Profile, StickyMapping};
 pub use registry::{ProfileId, Registry, RegistryError};

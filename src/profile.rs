@@ -55,6 +55,38 @@ pub struct SenderInfo {
     pub kind: SenderKind,
     pub health: HealthCounts,
     pub unhealthy: bool,
+    /// Whether a new pick could choose it now, and if not why.
+    pub eligibility: Eligibility,
+}
+
+/// Whether a sender can be chosen by a new pick now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eligibility {
+    Eligible,
+    /// The number belongs to no profile.
+    Unassigned,
+    /// The profile's number pool is off.
+    PoolOff,
+    /// Short codes are never picked by the pool.
+    ShortCode,
+    /// Its kind's weight is 0.
+    KindWeightZero,
+    /// Unhealthy while the profile skips unhealthy numbers.
+    Unhealthy,
+}
+
+impl Eligibility {
+    /// The reason as the API states it (`None` when eligible).
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Eligibility::Eligible => None,
+            Eligibility::Unassigned => Some("not assigned to a messaging profile"),
+            Eligibility::PoolOff => Some("the profile's number pool is off"),
+            Eligibility::ShortCode => Some("short codes are never picked by the number pool"),
+            Eligibility::KindWeightZero => Some("the weight of its kind is 0"),
+            Eligibility::Unhealthy => Some("unhealthy, and the profile skips unhealthy numbers"),
+        }
+    }
 }
 
 /// One messaging profile's selection state.
@@ -192,13 +224,43 @@ impl Profile {
         self.pool
             .senders()
             .into_iter()
-            .map(|s| SenderInfo {
-                number: s.number,
-                kind: s.kind,
-                health: s.health.counts(now, config),
-                unhealthy: s.health.is_unhealthy(now, config),
-            })
+            .map(|s| self.info(s, now, config))
             .collect()
+    }
+
+    /// One sender with its health at `now`, if it is in the pool.
+    pub fn sender(
+        &self,
+        number: PhoneNumber,
+        now: u32,
+        config: &HealthConfig,
+    ) -> Option<SenderInfo> {
+        let r = self.pool.lookup(number)?;
+        Some(self.info(self.pool.resolve(r)?, now, config))
+    }
+
+    fn info(&self, s: &Sender, now: u32, config: &HealthConfig) -> SenderInfo {
+        let unhealthy = s.health.is_unhealthy(now, config);
+        let eligibility = match (&self.settings, kind_index(s.kind)) {
+            (None, _) => Eligibility::PoolOff,
+            (_, None) => Eligibility::ShortCode,
+            (Some(settings), Some(k)) => {
+                if [settings.long_code_weight, settings.toll_free_weight][k] <= 0.0 {
+                    Eligibility::KindWeightZero
+                } else if settings.skip_unhealthy && unhealthy {
+                    Eligibility::Unhealthy
+                } else {
+                    Eligibility::Eligible
+                }
+            }
+        };
+        SenderInfo {
+            number: s.number,
+            kind: s.kind,
+            health: s.health.counts(now, config),
+            unhealthy,
+            eligibility,
+        }
     }
 
     fn in_pool(&self) -> impl Fn(SenderRef) -> bool + '_ {
