@@ -48,6 +48,32 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// RFC 3339 in UTC with milliseconds, e.g. `2027-01-15T08:00:00.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0 / 1000;
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            self.0 % 1000
+        )
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
@@ -130,6 +156,22 @@ mod tests {
         assert_eq!(clock.now().as_secs(), 101);
         clock.set(Timestamp::from_secs(5));
         assert_eq!(clock.now().as_secs(), 5);
+    }
+
+    #[test]
+    fn rfc3339_formatting() {
+        assert_eq!(
+            Timestamp::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_123).to_rfc3339(),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            Timestamp::from_secs(1_800_000_000).to_rfc3339(),
+            "2027-01-15T08:00:00.000Z"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@
 //!
 //! ## Map of modules
 //!
-//! The runtime, from the top:
+//! The server, from the top:
+//! - [`cli`]: `numpool serve`'s flags, environment and TOML configuration.
+//! - [`http`]: the Telnyx-compatible HTTP API on actix-web.
+//!
+//! The runtime:
 //! - [`engine`]: [`Engine`], the public handle: profiles, numbers, sending
 //!   (single, batch, blocking), mappings, health reports, stats, shutdown.
 //! - [`actor`]: `ProfileActor` (one per profile, owning a [`Profile`]) and the
@@ -71,10 +75,12 @@
 //! ```
 
 pub mod actor;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod http;
 pub mod number;
 pub mod pool;
 pub mod profile;

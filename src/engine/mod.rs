@@ -698,6 +698,12 @@ impl Engine {
         total
     }
 
+    /// Messages queued in `profile`'s mailbox now (0 for an unknown profile).
+    /// Read without asking the actor, so it answers even while the actor is busy.
+    pub fn mailbox_depth(&self, profile: ProfileId) -> usize {
+        self.inner.dispatcher.depth(profile)
+    }
+
     /// Runs expiry to completion on every profile now (actors also do it on
     /// their own every `expire_tick`, in budgeted slices).
     pub async fn expire_now(&self) -> ExpireReport {

@@ -1,0 +1,123 @@
+//! SMS encoding of a message text: GSM-7 when every character is in the
+//! GSM 03.38 alphabet, else UCS-2; and how many parts it takes.
+//!
+//! GSM-7: 160 septets in one part, else 153 per part (the rest is the
+//! concatenation header); characters of the extension table take two
+//! septets. UCS-2: 70 UTF-16 units in one part, else 67 per part.
+
+/// The GSM 03.38 basic alphabet.
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// The extension table: each takes an escape and the character.
+const GSM_EXTENDED: &str = "^{}\\[~]|€\u{c}";
+
+/// How a text goes over the air.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    /// `"GSM-7"` or `"UCS-2"`.
+    pub name: &'static str,
+    pub parts: u32,
+    /// Characters in the text.
+    pub chars: u32,
+}
+
+/// The encoding a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Auto,
+    Gsm7,
+    Ucs2,
+}
+
+impl Requested {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Requested::Auto),
+            "gsm7" => Some(Requested::Gsm7),
+            "ucs2" => Some(Requested::Ucs2),
+            _ => None,
+        }
+    }
+}
+
+/// Septets of `text` in GSM-7, or `None` if a character is not in the alphabet.
+fn gsm_septets(text: &str) -> Option<u32> {
+    text.chars().try_fold(0u32, |n, c| {
+        if GSM_BASIC.contains(c) {
+            Some(n + 1)
+        } else if GSM_EXTENDED.contains(c) {
+            Some(n + 2)
+        } else {
+            None
+        }
+    })
+}
+
+fn parts(units: u32, single: u32, multi: u32) -> u32 {
+    if units <= single {
+        1
+    } else {
+        units.div_ceil(multi)
+    }
+}
+
+/// Encodes `text` as asked; `None` when GSM-7 is forced on a text outside its alphabet.
+pub fn encode(text: &str, requested: Requested) -> Option<Encoded> {
+    let chars = text.chars().count() as u32;
+    let ucs2 = || Encoded {
+        name: "UCS-2",
+        parts: parts(text.encode_utf16().count() as u32, 70, 67),
+        chars,
+    };
+    match (requested, gsm_septets(text)) {
+        (Requested::Ucs2, _) => Some(ucs2()),
+        (_, Some(septets)) => Some(Encoded {
+            name: "GSM-7",
+            parts: parts(septets, 160, 153),
+            chars,
+        }),
+        (Requested::Auto, None) => Some(ucs2()),
+        (Requested::Gsm7, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gsm7_part_boundaries() {
+        let at = |n: usize| encode(&"a".repeat(n), Requested::Auto).unwrap();
+        assert_eq!((at(160).name, at(160).parts), ("GSM-7", 1));
+        assert_eq!(at(161).parts, 2);
+        assert_eq!(at(306).parts, 2);
+        assert_eq!(at(307).parts, 3);
+        assert_eq!(at(0).parts, 1);
+    }
+
+    #[test]
+    fn extension_characters_take_two_septets() {
+        let e = encode(&"€".repeat(80), Requested::Auto).unwrap();
+        assert_eq!((e.name, e.parts, e.chars), ("GSM-7", 1, 80));
+        let e = encode(&format!("{}€", "a".repeat(159)), Requested::Auto).unwrap();
+        assert_eq!(e.parts, 2);
+    }
+
+    #[test]
+    fn ucs2_when_needed_with_its_boundaries() {
+        let e = encode(&"ж".repeat(70), Requested::Auto).unwrap();
+        assert_eq!((e.name, e.parts), ("UCS-2", 1));
+        assert_eq!(encode(&"ж".repeat(71), Requested::Auto).unwrap().parts, 2);
+        assert_eq!(encode(&"ж".repeat(134), Requested::Auto).unwrap().parts, 2);
+        assert_eq!(encode(&"ж".repeat(135), Requested::Auto).unwrap().parts, 3);
+        // An emoji is two UTF-16 units but one character.
+        let e = encode("😀", Requested::Auto).unwrap();
+        assert_eq!((e.chars, e.parts), (1, 1));
+    }
+
+    #[test]
+    fn forced_encodings() {
+        assert_eq!(encode("hello", Requested::Ucs2).unwrap().name, "UCS-2");
+        assert_eq!(encode("привет", Requested::Gsm7), None);
+        assert_eq!(Requested::parse("latin1"), None);
+    }
+}

@@ -1,0 +1,1165 @@
+//! The HTTP API over real HTTP: a server on `127.0.0.1:0`, every route,
+//! every error row of API.md, and the mapping lifecycle with a manual clock.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer, SigningKey};
+use futures::executor::block_on;
+use numpool::actor::DispatcherConfig;
+use numpool::clock::{Clock, ManualClock, Timestamp};
+use numpool::engine::{Engine, EngineConfig};
+use numpool::http::{self, ApiKeys, HttpOptions};
+use numpool::ProfileId;
+use serde_json::{json, Value};
+
+const KEY: &str = "test-key-1";
+const DAY: u64 = 24 * 3600;
+
+struct Server {
+    addr: SocketAddr,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        block_on(self.handle.stop(false));
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: String,
+    body: Value,
+}
+
+fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+fn start(mailbox_bound: usize) -> Server {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
+        dispatcher: DispatcherConfig {
+            arbiters: 2,
+            mailbox_bound,
+        },
+        expire_tick: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::with_clock(config, clock.clone()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public =
+        base64::engine::general_purpose::STANDARD.encode(signing_key().verifying_key().as_bytes());
+    let options = HttpOptions {
+        keys: ApiKeys::new(vec![KEY.into(), "test-key-2".into()]),
+        webhook_key: Some(http::auth::webhook_key(&public).unwrap()),
+        body_limit: 4096,
+        workers: 2,
+    };
+    let (tx, rx) = mpsc::channel();
+    let served = engine.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let (server, _) = http::server(listener, served, options).unwrap();
+            tx.send(server.handle()).unwrap();
+            server.await.ok();
+        })
+    });
+    let handle = rx.recv().unwrap();
+    Server {
+        addr,
+        engine,
+        clock,
+        handle,
+    }
+}
+
+impl Server {
+    /// One request over a fresh connection; `key` as the Bearer key.
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        key: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Response {
+        request(self.addr, method, path, body, key, extra)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Response {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        self.raw(method, path, &text, Some(KEY), &[])
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let r = self.call(method, path, body);
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        r.body["data"].clone()
+    }
+
+    fn profile(&self, settings: Value) -> String {
+        let created = self.ok(
+            "POST",
+            "/v2/messaging_profiles",
+            json!({"name": "p", "whitelisted_destinations": ["US"], "number_pool_settings": settings}),
+        );
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    fn assign(&self, number: &str, profile: &str) {
+        self.ok(
+            "PATCH",
+            &format!("/v2/phone_numbers/{number}/messaging"),
+            json!({"messaging_profile_id": profile}),
+        );
+    }
+
+    fn send(&self, profile: &str, to: &str) -> Value {
+        self.ok(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": profile, "to": to, "text": "hi"}),
+        )
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    key: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    for (h, v) in extra {
+        req.push_str(&format!("{h}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Response {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+fn error(r: &Response) -> (u16, String, Option<String>) {
+    let e = &r.body["errors"][0];
+    (
+        r.status,
+        e["code"].as_str().unwrap_or("").to_string(),
+        e["source"]["pointer"].as_str().map(str::to_string),
+    )
+}
+
+fn expect_error(r: Response, status: u16, code: &str) -> Response {
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str().unwrap_or("")),
+        (status, code),
+        "{}",
+        r.body
+    );
+    assert!(r.body["errors"][0]["title"].is_string() && r.body["errors"][0]["detail"].is_string());
+    r
+}
+
+#[test]
+fn keys_are_required_except_for_operations() {
+    let s = start(64);
+    expect_error(
+        s.raw("GET", "/v2/messaging_profiles", "", None, &[]),
+        401,
+        "10009",
+    );
+    expect_error(
+        s.raw("GET", "/v2/messaging_profiles", "", Some("wrong"), &[]),
+        401,
+        "10009",
+    );
+    assert_eq!(
+        s.raw("GET", "/v2/messaging_profiles", "", Some("test-key-2"), &[])
+            .status,
+        200
+    );
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(s.raw("GET", path, "", None, &[]).status, 200, "{path}");
+    }
+    expect_error(
+        s.call("GET", "/v2/no_such_route", Value::Null),
+        404,
+        "10005",
+    );
+}
+
+#[test]
+fn profiles_crud_with_settings_merge() {
+    let s = start(64);
+    let created = s.ok(
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "alerts", "whitelisted_destinations": ["US", "CA"]}),
+    );
+    assert_eq!(created["record_type"], "messaging_profile");
+    assert_eq!(created["number_pool_settings"], Value::Null);
+    assert_eq!(created["enabled"], true);
+    let id = created["id"].as_str().unwrap();
+    assert!(ProfileId::parse(id).is_some());
+    // PATCH merges field by field; the response holds the complete object.
+    let patched = s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{id}"),
+        json!({"number_pool_settings": {"toll_free_weight": 2}}),
+    );
+    assert_eq!(
+        patched["number_pool_settings"],
+        json!({"sticky_sender": false, "geomatch": false, "long_code_weight": 1.0, "toll_free_weight": 2.0, "skip_unhealthy": false, "geomatch_region_fallback": false})
+    );
+    let patched = s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{id}"),
+        json!({"number_pool_settings": {"sticky_sender": true}, "name": "renamed"}),
+    );
+    assert_eq!(patched["number_pool_settings"]["toll_free_weight"], 2.0);
+    assert_eq!(patched["number_pool_settings"]["sticky_sender"], true);
+    assert_eq!(patched["name"], "renamed");
+    // Lists, filters and pages.
+    s.ok(
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "other", "whitelisted_destinations": ["*"]}),
+    );
+    let all = s.call(
+        "GET",
+        "/v2/messaging_profiles?page[size]=1&page[number]=2",
+        Value::Null,
+    );
+    assert_eq!(
+        all.body["meta"],
+        json!({"page_number": 2, "page_size": 1, "total_pages": 2, "total_results": 2})
+    );
+    let named = s.call(
+        "GET",
+        "/v2/messaging_profiles?filter%5Bname%5D%5Beq%5D=renamed",
+        Value::Null,
+    );
+    assert_eq!(named.body["data"].as_array().unwrap().len(), 1);
+    let contains = s.call(
+        "GET",
+        "/v2/messaging_profiles?filter[name][contains]=th",
+        Value::Null,
+    );
+    assert_eq!(contains.body["data"][0]["name"], "other");
+    // null turns the pool off.
+    let off = s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{id}"),
+        json!({"number_pool_settings": null}),
+    );
+    assert_eq!(off["number_pool_settings"], Value::Null);
+    assert_eq!(
+        s.ok("GET", &format!("/v2/messaging_profiles/{id}"), Value::Null)["name"],
+        "renamed"
+    );
+    // Delete returns the record; then it is gone.
+    assert_eq!(
+        s.ok(
+            "DELETE",
+            &format!("/v2/messaging_profiles/{id}"),
+            Value::Null
+        )["id"],
+        id
+    );
+    expect_error(
+        s.call("GET", &format!("/v2/messaging_profiles/{id}"), Value::Null),
+        404,
+        "10005",
+    );
+    expect_error(
+        s.call(
+            "DELETE",
+            &format!("/v2/messaging_profiles/{id}"),
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+    expect_error(
+        s.call("GET", "/v2/messaging_profiles/not-a-uuid", Value::Null),
+        404,
+        "10005",
+    );
+}
+
+#[test]
+fn bad_profile_input_gets_the_documented_errors_and_changes_nothing() {
+    let s = start(64);
+    let path = "/v2/messaging_profiles";
+    let r = expect_error(
+        s.call("POST", path, json!({"whitelisted_destinations": ["US"]})),
+        422,
+        "10004",
+    );
+    assert_eq!(error(&r).2.as_deref(), Some("/name"));
+    expect_error(s.call("POST", path, json!({"name": "x"})), 422, "10004");
+    expect_error(
+        s.call(
+            "POST",
+            path,
+            json!({"name": 5, "whitelisted_destinations": ["US"]}),
+        ),
+        400,
+        "10015",
+    );
+    expect_error(
+        s.call(
+            "POST",
+            path,
+            json!({"name": "x", "whitelisted_destinations": ["usa"]}),
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        s.raw("POST", path, "{\"name\": ", Some(KEY), &[]),
+        400,
+        "10015",
+    );
+    expect_error(s.raw("POST", path, "[1,2]", Some(KEY), &[]), 400, "10015");
+    let huge = format!(
+        "{{\"name\": \"{}\", \"whitelisted_destinations\": [\"US\"]}}",
+        "x".repeat(5000)
+    );
+    expect_error(s.raw("POST", path, &huge, Some(KEY), &[]), 400, "10015");
+    let id = s.profile(json!({"sticky_sender": true, "long_code_weight": 3}));
+    let before = s.ok("GET", &format!("{path}/{id}"), Value::Null);
+    let patch = |body: Value| s.call("PATCH", &format!("{path}/{id}"), body);
+    let r = expect_error(
+        patch(json!({"name": "changed", "number_pool_settings": {"long_code_weight": -1}})),
+        422,
+        "10015",
+    );
+    assert_eq!(
+        error(&r).2.as_deref(),
+        Some("/number_pool_settings/long_code_weight")
+    );
+    expect_error(
+        patch(json!({"number_pool_settings": {"long_code_weight": "5"}})),
+        400,
+        "10015",
+    );
+    expect_error(
+        patch(json!({"number_pool_settings": {"sticky_sender": null}})),
+        400,
+        "10015",
+    );
+    expect_error(
+        patch(json!({"number_pool_settings": {"sticky_sender": "yes"}})),
+        400,
+        "10015",
+    );
+    expect_error(patch(json!({"number_pool_settings": [true]})), 400, "10015");
+    expect_error(
+        s.raw(
+            "PATCH",
+            &format!("{path}/{id}"),
+            "{\"number_pool_settings\": {\"toll_free_weight\": 1e999}}",
+            Some(KEY),
+            &[],
+        ),
+        400,
+        "10015",
+    );
+    expect_error(
+        s.call("GET", "/v2/messaging_profiles?page[size]=0", Value::Null),
+        422,
+        "10015",
+    );
+    expect_error(
+        s.call("GET", "/v2/messaging_profiles?page[number]=x", Value::Null),
+        400,
+        "10015",
+    );
+    assert_eq!(
+        s.ok("GET", &format!("{path}/{id}"), Value::Null),
+        before,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn numbers_are_assigned_moved_listed_and_unassigned() {
+    let s = start(64);
+    let a = s.profile(json!({"sticky_sender": true}));
+    let b = s.profile(json!({"sticky_sender": true}));
+    // A literal '+' and an encoded one.
+    s.assign("+13125550001", &a);
+    s.assign("%2B18005550002", &a);
+    let n = s.ok(
+        "GET",
+        "/v2/phone_numbers/%2B13125550001/messaging",
+        Value::Null,
+    );
+    assert_eq!(
+        (
+            n["record_type"].as_str(),
+            n["type"].as_str(),
+            n["country_code"].as_str()
+        ),
+        (Some("messaging_settings"), Some("longcode"), Some("US"))
+    );
+    assert_eq!(n["messaging_profile_id"], a.as_str());
+    assert_eq!(
+        n["health"],
+        json!({"success_ratio": 1.0, "spam_ratio": 0.0, "message_count": 0, "inbound_outbound_ratio": 0.0})
+    );
+    // By numeric id, and on the older path.
+    let by_id = s.ok(
+        "GET",
+        &format!("/v2/messaging_phone_numbers/{}", n["id"].as_str().unwrap()),
+        Value::Null,
+    );
+    assert_eq!(
+        (
+            by_id["phone_number"].as_str(),
+            by_id["record_type"].as_str()
+        ),
+        (Some("+13125550001"), Some("messaging_phone_number"))
+    );
+    let tf = s.call(
+        "GET",
+        &format!(
+            "/v2/phone_numbers/messaging?filter[messaging_profile_id]={a}&filter[type]=tollfree"
+        ),
+        Value::Null,
+    );
+    assert_eq!(tf.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{a}/phone_numbers"),
+            Value::Null
+        )
+        .body["meta"]["total_results"],
+        2
+    );
+    // Move, then unassign (the record stays).
+    s.ok(
+        "PATCH",
+        "/v2/messaging_phone_numbers/+13125550001",
+        json!({"messaging_profile_id": b}),
+    );
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{b}/phone_numbers"),
+            Value::Null
+        )
+        .body["meta"]["total_results"],
+        1
+    );
+    let freed = s.ok(
+        "PATCH",
+        "/v2/phone_numbers/+13125550001/messaging",
+        json!({"messaging_profile_id": ""}),
+    );
+    assert_eq!(freed["messaging_profile_id"], Value::Null);
+    assert_eq!(freed["eligible"]["eligible"], false);
+    // Absent or null keeps.
+    let kept = s.ok(
+        "PATCH",
+        "/v2/phone_numbers/+18005550002/messaging",
+        json!({"messaging_profile_id": null}),
+    );
+    assert_eq!(kept["messaging_profile_id"], a.as_str());
+    let filtered = s.call(
+        "GET",
+        "/v2/messaging_phone_numbers?filter[phone_number]=%2B18005550002",
+        Value::Null,
+    );
+    assert_eq!(filtered.body["data"].as_array().unwrap().len(), 1);
+    // Errors.
+    expect_error(
+        s.call(
+            "PATCH",
+            "/v2/phone_numbers/1312555/messaging",
+            json!({"messaging_profile_id": a}),
+        ),
+        422,
+        "10016",
+    );
+    // A 5-6 digit code is a short code: assignable, never picked by the pool.
+    let short = s.ok(
+        "PATCH",
+        "/v2/phone_numbers/13125/messaging",
+        json!({"messaging_profile_id": a}),
+    );
+    assert_eq!(
+        (
+            short["type"].as_str(),
+            short["eligible"]["eligible"].as_bool()
+        ),
+        (Some("shortcode"), Some(false))
+    );
+    expect_error(
+        s.call(
+            "PATCH",
+            "/v2/phone_numbers/+1312abc/messaging",
+            json!({"messaging_profile_id": a}),
+        ),
+        422,
+        "10016",
+    );
+    let r = expect_error(
+        s.call(
+            "PATCH",
+            "/v2/phone_numbers/+13125550009/messaging",
+            json!({"messaging_profile_id": ProfileId::new_v4().to_string()}),
+        ),
+        422,
+        "10017",
+    );
+    assert_eq!(error(&r).2.as_deref(), Some("/messaging_profile_id"));
+    expect_error(
+        s.call(
+            "PATCH",
+            "/v2/phone_numbers/+13125550009/messaging",
+            json!({"messaging_profile_id": 7}),
+        ),
+        400,
+        "10015",
+    );
+    expect_error(
+        s.call(
+            "GET",
+            "/v2/phone_numbers/+19995550000/messaging",
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+    expect_error(
+        s.call(
+            "GET",
+            "/v2/phone_numbers/messaging?filter[type]=landline",
+            Value::Null,
+        ),
+        422,
+        "10015",
+    );
+}
+
+#[test]
+fn sending_through_the_pool_and_explicitly() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    s.assign("+13125550002", &p);
+    let m = s.send(&p, "+14155550100");
+    assert_eq!(
+        (
+            m["record_type"].as_str(),
+            m["direction"].as_str(),
+            m["type"].as_str()
+        ),
+        (Some("message"), Some("outbound"), Some("SMS"))
+    );
+    assert_eq!(m["to"][0]["status"], "queued");
+    assert_eq!(
+        m["selection"],
+        json!({"reason": "weighted", "mapping": "created"})
+    );
+    assert_eq!(
+        (
+            m["encoding"].as_str(),
+            m["parts"].as_u64(),
+            m["num_chars"].as_u64()
+        ),
+        (Some("GSM-7"), Some(1), Some(2))
+    );
+    assert_eq!(m["sent_at"], Value::Null);
+    let again = s.send(&p, "+14155550100");
+    assert_eq!(again["from"], m["from"]);
+    assert_eq!(
+        again["selection"],
+        json!({"reason": "sticky", "mapping": "reused"})
+    );
+    // POST /v2/messages: with messaging_profile_id it is the pool; with from, explicit.
+    let pooled = s.ok(
+        "POST",
+        "/v2/messages",
+        json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}),
+    );
+    assert_eq!(pooled["selection"]["reason"], "sticky");
+    let explicit = s.ok(
+        "POST",
+        "/v2/messages",
+        json!({"from": "+13125550002", "to": "+14155550100", "text": "x"}),
+    );
+    assert_eq!(
+        (
+            explicit["from"]["phone_number"].as_str(),
+            explicit["selection"]["reason"].as_str()
+        ),
+        (Some("+13125550002"), Some("explicit"))
+    );
+    assert_eq!(explicit["messaging_profile_id"], p.as_str());
+    // Long and non-GSM texts.
+    let long = s.ok(
+        "POST",
+        "/v2/messages/number_pool",
+        json!({"messaging_profile_id": p, "to": "+14155550101", "text": "a".repeat(161)}),
+    );
+    assert_eq!(
+        (long["parts"].as_u64(), long["num_chars"].as_u64()),
+        (Some(2), Some(161))
+    );
+    let ucs = s.ok(
+        "POST",
+        "/v2/messages/number_pool",
+        json!({"messaging_profile_id": p, "to": "+14155550101", "text": "привет"}),
+    );
+    assert_eq!(
+        (ucs["encoding"].as_str(), ucs["parts"].as_u64()),
+        (Some("UCS-2"), Some(1))
+    );
+    let mms = s.ok("POST", "/v2/messages/number_pool", json!({"messaging_profile_id": p, "to": "+14155550101", "media_urls": ["https://example.com/a.png"]}));
+    assert_eq!(mms["type"], "MMS");
+}
+
+#[test]
+fn bad_sends_get_the_documented_errors() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    let path = "/v2/messages/number_pool";
+    let send = |body: Value| s.call("POST", path, body);
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": "4155550100", "text": "x"})),
+        400,
+        "40310",
+    );
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+0155550100", "text": "x"})),
+        400,
+        "40310",
+    );
+    expect_error(
+        send(json!({"messaging_profile_id": p, "text": "x"})),
+        422,
+        "10004",
+    );
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100"})),
+        422,
+        "10004",
+    );
+    expect_error(
+        send(json!({"to": "+14155550100", "text": "x"})),
+        422,
+        "10004",
+    );
+    expect_error(
+        send(
+            json!({"messaging_profile_id": ProfileId::new_v4().to_string(), "to": "+14155550100", "text": "x"}),
+        ),
+        422,
+        "10017",
+    );
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x", "type": "FAX"})),
+        422,
+        "10015",
+    );
+    expect_error(
+        send(
+            json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x", "encoding": "latin1"}),
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        send(
+            json!({"messaging_profile_id": p, "to": "+14155550100", "text": "привет", "encoding": "gsm7"}),
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": 14155550100u64, "text": "x"})),
+        400,
+        "10015",
+    );
+    // No numbers: the fixed no-sender code, the title names the cause.
+    let r = expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"})),
+        422,
+        "40330",
+    );
+    assert_eq!(r.body["errors"][0]["title"], "No numbers in pool");
+    s.assign("+13125550001", &p);
+    s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{p}"),
+        json!({"number_pool_settings": {"long_code_weight": 0}}),
+    );
+    let r = expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"})),
+        422,
+        "40330",
+    );
+    assert!(r.body["errors"][0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("weights are 0"));
+    expect_error(
+        s.call(
+            "POST",
+            "/v2/messages",
+            json!({"from": "+19995550000", "to": "+14155550100", "text": "x"}),
+        ),
+        422,
+        "10017",
+    );
+    expect_error(
+        s.call(
+            "POST",
+            "/v2/messages",
+            json!({"from": "abc", "to": "+14155550100", "text": "x"}),
+        ),
+        422,
+        "10016",
+    );
+}
+
+#[test]
+fn idempotency_key_replays_the_first_result_and_selects_nothing() {
+    let s = start(64);
+    let p = s.profile(json!({"long_code_weight": 1}));
+    s.assign("+13125550001", &p);
+    s.assign("+13125550002", &p);
+    let body = json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}).to_string();
+    let key = [("Idempotency-Key", "abc-123")];
+    let first = s.raw("POST", "/v2/messages/number_pool", &body, Some(KEY), &key);
+    let replay = s.raw("POST", "/v2/messages/number_pool", &body, Some(KEY), &key);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, replay.body, "same message, same id");
+    let stats = block_on(s.engine.stats());
+    assert_eq!(stats.weighted, 1, "the replay selected nothing");
+    // Round-robin moved on exactly once: the next send gets the other number.
+    let next = s.send(&p, "+14155550100");
+    assert_ne!(next["from"], first.body["data"]["from"]);
+}
+
+#[test]
+fn webhooks_feed_health_once_per_event_with_key_or_signature() {
+    let s = start(64);
+    let p = s.profile(json!({"skip_unhealthy": true}));
+    s.assign("+13125550001", &p);
+    s.assign("+13125550002", &p);
+    let event = |id: usize, status: &str| {
+        json!({"data": {"event_type": "message.finalized", "id": format!("evt-{id}"), "occurred_at": "2027-01-15T08:00:00Z",
+            "payload": {"from": {"phone_number": "+13125550001"}, "to": [{"phone_number": "+14155550100", "status": status}], "errors": []}}})
+    };
+    for i in 0..20 {
+        let r = s.ok(
+            "POST",
+            "/v2/webhooks/messaging",
+            event(i, "delivery_failed"),
+        );
+        assert_eq!(r["counted"], true);
+    }
+    // A duplicate id is counted once; other events are accepted and ignored.
+    assert_eq!(
+        s.ok(
+            "POST",
+            "/v2/webhooks/messaging",
+            event(3, "delivery_failed")
+        )["counted"],
+        false
+    );
+    let sent = json!({"data": {"event_type": "message.sent", "id": "evt-x", "payload": {}}});
+    assert_eq!(
+        s.ok("POST", "/v2/webhooks/messaging", sent)["counted"],
+        false
+    );
+    let n = s.ok(
+        "GET",
+        "/v2/phone_numbers/+13125550001/messaging",
+        Value::Null,
+    );
+    assert_eq!(n["health"]["message_count"], 20);
+    assert_eq!(n["health"]["success_ratio"], 0.0);
+    assert_eq!(n["eligible"]["eligible"], false);
+    // Skip unhealthy: every new pick avoids it.
+    for i in 0..4 {
+        assert_eq!(
+            s.send(&p, &format!("+1415555020{i}"))["from"]["phone_number"],
+            "+13125550002"
+        );
+    }
+    // Auth: no key and no signature is refused; a valid signature is enough.
+    let body = event(100, "delivered").to_string();
+    expect_error(
+        s.raw("POST", "/v2/webhooks/messaging", &body, None, &[]),
+        401,
+        "10009",
+    );
+    let now = s.clock.now().as_secs();
+    let sign = |ts: u64| {
+        let sig = signing_key().sign(format!("{ts}|{body}").as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())
+    };
+    let good = s.raw(
+        "POST",
+        "/v2/webhooks/messaging",
+        &body,
+        None,
+        &[
+            ("telnyx-signature-ed25519", &sign(now)),
+            ("telnyx-timestamp", &now.to_string()),
+        ],
+    );
+    assert_eq!(good.status, 200, "{}", good.body);
+    let stale = now - 301;
+    let old = s.raw(
+        "POST",
+        "/v2/webhooks/messaging",
+        &body,
+        None,
+        &[
+            ("telnyx-signature-ed25519", &sign(stale)),
+            ("telnyx-timestamp", &stale.to_string()),
+        ],
+    );
+    expect_error(old, 401, "10009");
+    let forged = s.raw(
+        "POST",
+        "/v2/webhooks/messaging",
+        &body.replace("delivered", "expired"),
+        None,
+        &[
+            ("telnyx-signature-ed25519", &sign(now)),
+            ("telnyx-timestamp", &now.to_string()),
+        ],
+    );
+    expect_error(forged, 401, "10009");
+    expect_error(
+        s.call("POST", "/v2/webhooks/messaging", json!({"nope": 1})),
+        422,
+        "10004",
+    );
+}
+
+#[test]
+fn sticky_mappings_routes() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    s.assign("+13125550002", &p);
+    let first = s.send(&p, "+14155550100");
+    s.send(&p, "+14155550101");
+    let base = format!("/v2/messaging_profiles/{p}/sticky_mappings");
+    let listed = s.call("GET", &format!("{base}?page[size]=1"), Value::Null);
+    assert_eq!(listed.body["meta"]["total_results"], 2);
+    assert_eq!(listed.body["data"][0]["record_type"], "sticky_mapping");
+    let m = s.ok("GET", &format!("{base}/+14155550100"), Value::Null);
+    assert_eq!(m["from"], first["from"]["phone_number"]);
+    assert_eq!(m["pinned"], false);
+    assert!(m["expires_at"].as_str().unwrap().starts_with("2027-01-23"));
+    let by_sender = s.call(
+        "GET",
+        &format!("{base}?filter[sender]=%2B13125550002"),
+        Value::Null,
+    );
+    assert_eq!(by_sender.body["data"].as_array().unwrap().len(), 1);
+    let pinned = s.ok(
+        "PUT",
+        &format!("{base}/%2B14155550100"),
+        json!({"from": "+13125550002"}),
+    );
+    assert_eq!(
+        (pinned["pinned"].as_bool(), pinned["expires_at"].is_null()),
+        (Some(true), true)
+    );
+    expect_error(
+        s.call(
+            "PUT",
+            &format!("{base}/+14155550100"),
+            json!({"from": "+19995550000"}),
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        s.call("PUT", &format!("{base}/+14155550100"), json!({})),
+        422,
+        "10004",
+    );
+    assert_eq!(
+        s.ok("DELETE", &format!("{base}/+14155550100"), Value::Null)["from"],
+        "+13125550002"
+    );
+    expect_error(
+        s.call("GET", &format!("{base}/+14155550100"), Value::Null),
+        404,
+        "10005",
+    );
+    expect_error(
+        s.call("GET", &format!("{base}/4155550100"), Value::Null),
+        422,
+        "10016",
+    );
+    expect_error(
+        s.call(
+            "GET",
+            &format!(
+                "/v2/messaging_profiles/{}/sticky_mappings",
+                ProfileId::new_v4()
+            ),
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+}
+
+#[test]
+fn lifecycle_through_http_with_a_manual_clock() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    s.assign("+13125550002", &p);
+    let first = s.send(&p, "+14155550100");
+    s.clock.advance(Duration::from_secs(8 * DAY - 60));
+    assert_eq!(s.send(&p, "+14155550100")["selection"]["reason"], "sticky");
+    s.clock.advance(Duration::from_secs(8 * DAY + 1));
+    let after = s.send(&p, "+14155550100");
+    assert_eq!(
+        after["selection"],
+        json!({"reason": "weighted", "mapping": "created"})
+    );
+    assert_ne!(after["from"], first["from"]);
+    // Disabling sticky clears; removing a sender clears its mappings.
+    s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{p}"),
+        json!({"number_pool_settings": {"sticky_sender": false}}),
+    );
+    s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{p}"),
+        json!({"number_pool_settings": {"sticky_sender": true}}),
+    );
+    expect_error(
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550100"),
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+    let m = s.send(&p, "+14155550100");
+    s.ok(
+        "PATCH",
+        &format!(
+            "/v2/phone_numbers/{}/messaging",
+            m["from"]["phone_number"].as_str().unwrap()
+        ),
+        json!({"messaging_profile_id": ""}),
+    );
+    expect_error(
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550100"),
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+    // The pool off: sends rejected with the no-sender code.
+    s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{p}"),
+        json!({"number_pool_settings": null}),
+    );
+    let r = expect_error(
+        s.call(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}),
+        ),
+        422,
+        "40330",
+    );
+    assert_eq!(r.body["errors"][0]["title"], "Number pool is off");
+}
+
+#[test]
+fn overload_is_429_with_retry_after() {
+    let s = start(1);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    let id = ProfileId::parse(&p).unwrap();
+    let (release, wait) = mpsc::channel::<()>();
+    let (started, running) = mpsc::channel::<()>();
+    let engine = s.engine.clone();
+    let stall = std::thread::spawn(move || {
+        block_on(engine.run_on_actor(id, move |_| {
+            started.send(()).unwrap();
+            wait.recv().unwrap();
+        }))
+    });
+    running.recv().unwrap();
+    let addr = s.addr;
+    let body = json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}).to_string();
+    // One send queues (the bound is 1)...
+    let queued = {
+        let body = body.clone();
+        std::thread::spawn(move || {
+            request(
+                addr,
+                "POST",
+                "/v2/messages/number_pool",
+                &body,
+                Some(KEY),
+                &[],
+            )
+            .status
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.engine.mailbox_depth(id) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first send never queued"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // ...and the next is refused at once.
+    let refused = s.raw("POST", "/v2/messages/number_pool", &body, Some(KEY), &[]);
+    release.send(()).unwrap();
+    stall.join().unwrap().unwrap();
+    let refused = expect_error(refused, 429, "10011");
+    assert!(refused.headers.contains("retry-after: 1"));
+    assert_eq!(queued.join().unwrap(), 200);
+}
+
+#[test]
+fn garbage_never_breaks_the_server() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    let bodies = [
+        "",
+        "null",
+        "{",
+        "\"x\"",
+        "{\"to\": []}",
+        "{\"number_pool_settings\": {\"geomatch\": {}}}",
+        "\u{0}\u{1}",
+        "{\"messaging_profile_id\": {\"a\": 1}}",
+        "{\"data\": 5}",
+    ];
+    let routes = [
+        ("POST", "/v2/messaging_profiles".to_string()),
+        ("PATCH", format!("/v2/messaging_profiles/{p}")),
+        (
+            "PATCH",
+            "/v2/phone_numbers/+13125550001/messaging".to_string(),
+        ),
+        ("POST", "/v2/messages/number_pool".to_string()),
+        ("POST", "/v2/messages".to_string()),
+        ("POST", "/v2/webhooks/messaging".to_string()),
+        (
+            "PUT",
+            format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550100"),
+        ),
+    ];
+    let before = s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null);
+    for (method, path) in &routes {
+        for body in bodies {
+            // Never a server error; every refusal in the error envelope. (A
+            // PATCH of only unknown fields is a valid no-op: unknown fields are ignored.)
+            let r = s.raw(method, path, body, Some(KEY), &[]);
+            assert!(
+                r.status < 500,
+                "{method} {path} {body:?}: {} {}",
+                r.status,
+                r.body
+            );
+            if r.status >= 400 {
+                assert!(
+                    r.body["errors"][0]["code"].is_string(),
+                    "{method} {path} {body:?}: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    assert_eq!(
+        s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(s.raw("GET", "/healthz", "", None, &[]).status, 200);
+    let doc = s.raw("GET", "/v2/openapi.json", "", Some(KEY), &[]);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    assert!(doc.body["paths"]["/messages/number_pool"]["post"].is_object());
+    let metrics = s.raw("GET", "/metrics", "", None, &[]);
+    assert!(metrics
+        .body
+        .as_str()
+        .unwrap()
+        .contains("numpool_http_responses_total{class=\"4xx\"}"));
+}
