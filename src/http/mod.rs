@@ -6,10 +6,12 @@
 //! - [`body`]: strict request reading; [`settings_json`]: `number_pool_settings`.
 //! - [`views`]: the JSON records returned; [`encoding`]: GSM-7/UCS-2 parts.
 //! - [`error`]: the error envelope and codes; [`auth`]: keys and signatures.
+//! - [`coalesce`]: sends of one worker turn go to each actor as one batch.
 //! - [`recent`]: bounded caches (idempotency, webhook ids); [`metrics`]; [`openapi`].
 
 pub mod auth;
 pub mod body;
+pub mod coalesce;
 pub mod encoding;
 pub mod error;
 pub mod metrics;

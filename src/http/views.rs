@@ -138,12 +138,72 @@ pub struct MessageView<'a> {
     pub encoding: super::encoding::Encoded,
     pub webhook_url: Option<&'a str>,
     pub webhook_failover_url: Option<&'a str>,
-    pub selection: Value,
+    pub selection: Selected,
     pub now: Timestamp,
 }
 
-/// A message record (status `queued`: numpool routes, it does not deliver).
-pub fn message(m: &MessageView<'_>) -> Value {
+/// The `selection` extension field of a message.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Selected {
+    pub reason: &'static str,
+    pub mapping: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Party {
+    phone_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    carrier: &'static str,
+    line_type: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Media<'a> {
+    url: &'a str,
+    content_type: Option<()>,
+    sha256: Option<()>,
+    size: Option<()>,
+}
+
+/// The message record, serialized straight from borrowed fields (this is
+/// the hot response of the API).
+#[derive(serde::Serialize)]
+struct MessageRecord<'a> {
+    record_type: &'static str,
+    direction: &'static str,
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    messaging_profile_id: String,
+    from: Party,
+    to: [Party; 1],
+    cc: [(); 0],
+    text: &'a str,
+    subject: Option<&'a str>,
+    media: Vec<Media<'a>>,
+    encoding: &'static str,
+    parts: u32,
+    num_chars: u32,
+    tags: [(); 0],
+    errors: [(); 0],
+    webhook_url: &'a str,
+    webhook_failover_url: &'a str,
+    received_at: String,
+    sent_at: Option<()>,
+    completed_at: Option<()>,
+    valid_until: String,
+    wait_seconds: f64,
+    selection: Selected,
+}
+
+/// A message record (status `queued`: numpool routes, it does not deliver),
+/// as JSON text, without building a `Value` first.
+pub fn message_json(m: &MessageView<'_>) -> String {
+    serde_json::to_string(&message_record(m)).unwrap_or_default()
+}
+
+fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
     let line_type = |n: PhoneNumber| {
         if n.is_nanp() || n.is_short_code() {
             "Wireless"
@@ -151,41 +211,52 @@ pub fn message(m: &MessageView<'_>) -> Value {
             ""
         }
     };
-    json!({
-        "record_type": "message",
-        "direction": "outbound",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "type": if m.mms { "MMS" } else { "SMS" },
-        "messaging_profile_id": m.profile.to_string(),
-        "from": {
-            "phone_number": m.from.to_string(),
-            "carrier": "",
-            "line_type": line_type(m.from),
+    MessageRecord {
+        record_type: "message",
+        direction: "outbound",
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: if m.mms { "MMS" } else { "SMS" },
+        messaging_profile_id: m.profile.to_string(),
+        from: Party {
+            phone_number: m.from.to_string(),
+            status: None,
+            carrier: "",
+            line_type: line_type(m.from),
         },
-        "to": [{
-            "phone_number": m.to.to_string(),
-            "status": "queued",
-            "carrier": "",
-            "line_type": line_type(m.to),
+        to: [Party {
+            phone_number: m.to.to_string(),
+            status: Some("queued"),
+            carrier: "",
+            line_type: line_type(m.to),
         }],
-        "cc": [],
-        "text": m.text.unwrap_or_default(),
-        "subject": m.subject,
-        "media": m.media_urls.iter().map(|u| json!({
-            "url": u, "content_type": null, "sha256": null, "size": null,
-        })).collect::<Vec<_>>(),
-        "encoding": m.encoding.name,
-        "parts": m.encoding.parts,
-        "num_chars": m.encoding.chars,
-        "tags": [],
-        "errors": [],
-        "webhook_url": m.webhook_url.unwrap_or_default(),
-        "webhook_failover_url": m.webhook_failover_url.unwrap_or_default(),
-        "received_at": m.now.to_rfc3339(),
-        "sent_at": null,
-        "completed_at": null,
-        "valid_until": m.now.after(std::time::Duration::from_secs(4 * 3600)).to_rfc3339(),
-        "wait_seconds": 0.0,
-        "selection": m.selection,
-    })
+        cc: [],
+        text: m.text.unwrap_or_default(),
+        subject: m.subject,
+        media: m
+            .media_urls
+            .iter()
+            .map(|u| Media {
+                url: u,
+                content_type: None,
+                sha256: None,
+                size: None,
+            })
+            .collect(),
+        encoding: m.encoding.name,
+        parts: m.encoding.parts,
+        num_chars: m.encoding.chars,
+        tags: [],
+        errors: [],
+        webhook_url: m.webhook_url.unwrap_or_default(),
+        webhook_failover_url: m.webhook_failover_url.unwrap_or_default(),
+        received_at: m.now.to_rfc3339(),
+        sent_at: None,
+        completed_at: None,
+        valid_until: m
+            .now
+            .after(std::time::Duration::from_secs(4 * 3600))
+            .to_rfc3339(),
+        wait_seconds: 0.0,
+        selection: m.selection,
+    }
 }

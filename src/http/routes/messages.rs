@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
 
 use super::{AppState, Authed, Replay};
 use crate::http::body::{self, Fields};
+use crate::http::coalesce;
 use crate::http::encoding::{self, Requested};
 use crate::http::error::ApiError;
-use crate::http::views::{self, MessageView};
+use crate::http::views::{self, MessageView, Selected};
 use crate::number::PhoneNumber;
 use crate::registry::ProfileId;
 
@@ -71,7 +71,7 @@ async fn idempotent(
         }
     }
     let (status, body) = match handle(payload, state, route).await {
-        Ok(value) => (200, json!({ "data": value }).to_string()),
+        Ok(record) => (200, format!("{{\"data\":{record}}}")),
         Err(e) => {
             let response = e.error_response();
             let status = response.status().as_u16();
@@ -98,11 +98,8 @@ async fn idempotent(
     response.content_type("application/json").body(body)
 }
 
-async fn handle(
-    payload: web::Payload,
-    state: &AppState,
-    route: Route,
-) -> Result<serde_json::Value, ApiError> {
+/// The message record (JSON text) of one valid send.
+async fn handle(payload: web::Payload, state: &AppState, route: Route) -> Result<String, ApiError> {
     let bytes = body::read(payload, state.body_limit).await?;
     let map = body::object(&bytes)?;
     let f = Fields::new(&map, "");
@@ -163,7 +160,10 @@ async fn handle(
             (
                 profile,
                 sender,
-                json!({ "reason": "explicit", "mapping": "none" }),
+                Selected {
+                    reason: "explicit",
+                    mapping: "none",
+                },
             )
         }
         None => {
@@ -173,18 +173,24 @@ async fn handle(
                 pointer: "/messaging_profile_id".into(),
             };
             let profile = ProfileId::parse(raw).ok_or_else(missing)?;
-            let selection = state.engine.send(profile, to).await.map_err(|e| match e {
-                crate::engine::EngineError::UnknownProfile => missing(),
-                other => other.into(),
-            })?;
+            let selection =
+                coalesce::send(&state.engine, profile, to)
+                    .await
+                    .map_err(|e| match e {
+                        crate::engine::EngineError::UnknownProfile => missing(),
+                        other => other.into(),
+                    })?;
             (
                 profile,
                 selection.sender,
-                json!({ "reason": selection.reason.api_name(), "mapping": selection.mapping.api_name() }),
+                Selected {
+                    reason: selection.reason.api_name(),
+                    mapping: selection.mapping.api_name(),
+                },
             )
         }
     };
-    Ok(views::message(&MessageView {
+    Ok(views::message_json(&MessageView {
         profile,
         from: sender,
         to,

@@ -68,11 +68,19 @@ pub fn list(items: Vec<Value>, meta: Value) -> HttpResponse {
 
 /// Registers every route under `/v2` plus the operational ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Static paths first, the hot send paths before all: the router tries
+    // routes in order, and each dynamic one costs a pattern match.
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
         .service(
             web::scope("/v2")
+                .route(
+                    "/messages/number_pool",
+                    web::post().to(messages::number_pool),
+                )
+                .route("/messages", web::post().to(messages::send))
+                .route("/webhooks/messaging", web::post().to(webhooks::messaging))
                 .route("/openapi.json", web::get().to(ops::openapi))
                 .route("/messaging_profiles", web::post().to(profiles::create))
                 .route("/messaging_profiles", web::get().to(profiles::list))

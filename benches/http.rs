@@ -1,0 +1,209 @@
+//! HTTP throughput: `wrk` against the number-pool send endpoint of a real
+//! numpool server holding 1M live mappings, next to a trivial actix-web JSON
+//! handler measured the same way in the same run.
+//!
+//! Needs `wrk` (Debian: `apt-get install wrk`). Run: `cargo bench --bench http`.
+//! Environment: `WRK_SECONDS` (default 10), `WRK_CONNECTIONS` (default 32).
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Instant;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures::executor::block_on;
+use numpool::engine::{Engine, EngineConfig, NewProfile};
+use numpool::http::{self, ApiKeys, HttpOptions};
+use numpool::settings::{SettingsPatch, SettingsUpdate};
+use numpool::{PhoneNumber, ProfileId};
+
+const PROFILES: u64 = 10;
+const LIVE: u64 = 1_000_000;
+const WORKERS: usize = 2;
+
+fn recipient(r: u64) -> PhoneNumber {
+    PhoneNumber::from_u64(13_000_000_000 + r).unwrap()
+}
+
+fn sender(p: u64, i: u64) -> PhoneNumber {
+    PhoneNumber::from_u64(12_000_000_000 + p * 1000 + i).unwrap()
+}
+
+async fn trivial(body: web::Json<serde_json::Value>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(serde_json::json!({ "data": { "to": body.get("to"), "status": "queued" } }))
+}
+
+fn wrk_script(ids: &[ProfileId]) -> String {
+    let list: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    format!(
+        r#"math.randomseed(42)
+local profiles = {{{}}}
+request = function()
+  local r = math.random(0, {})
+  local body = string.format('{{"messaging_profile_id":"%s","to":"+1%d","text":"hello"}}', profiles[(r % {}) + 1], 3000000000 + r)
+  return wrk.format("POST", "/v2/messages/number_pool", {{["Content-Type"]="application/json", ["Authorization"]="Bearer bench"}}, body)
+end
+"#,
+        list.join(","),
+        LIVE - 1,
+        PROFILES
+    )
+}
+
+struct WrkResult {
+    requests_per_sec: f64,
+    latency: Vec<(String, String)>,
+    non_2xx: String,
+}
+
+fn run_wrk(port: u16, script: &str) -> WrkResult {
+    let seconds = std::env::var("WRK_SECONDS").unwrap_or_else(|_| "10".into());
+    let connections = std::env::var("WRK_CONNECTIONS").unwrap_or_else(|_| "32".into());
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+            script,
+        ])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .expect("wrk is installed (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests_per_sec = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let latency = text
+        .lines()
+        .skip_while(|l| !l.contains("Latency Distribution"))
+        .skip(1)
+        .take(4)
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect();
+    let non_2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .map_or("0".into(), |l| {
+            l.split(':').nth(1).unwrap_or("?").trim().to_string()
+        });
+    WrkResult {
+        requests_per_sec,
+        latency,
+        non_2xx,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // nothing to list or smoke-test under `cargo test --benches`
+    }
+    let engine = Engine::start(EngineConfig::default()).unwrap();
+    let ids: Vec<ProfileId> = (0..PROFILES).map(|_| ProfileId::new_v4()).collect();
+    let started = Instant::now();
+    block_on(async {
+        for (p, id) in ids.iter().enumerate() {
+            let new = NewProfile {
+                id: Some(*id),
+                name: format!("bench-{p}"),
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            engine.create_profile(new).await.unwrap();
+            for i in 0..50 {
+                engine
+                    .assign_number(sender(p as u64, i), Some(*id))
+                    .await
+                    .unwrap();
+            }
+        }
+        let all: Vec<(ProfileId, PhoneNumber)> = (0..LIVE)
+            .map(|r| (ids[(r % PROFILES) as usize], recipient(r)))
+            .collect();
+        for chunk in all.chunks(4096) {
+            for r in engine.send_batch(chunk).await {
+                r.unwrap();
+            }
+        }
+    });
+    let stats = block_on(engine.stats());
+    eprintln!(
+        "preloaded {} live mappings in {:.1?}",
+        stats.stored_mappings,
+        started.elapsed()
+    );
+
+    let script = std::env::temp_dir().join(format!("numpool-wrk-{}.lua", std::process::id()));
+    std::fs::write(&script, wrk_script(&ids)).unwrap();
+    let script = script.to_str().unwrap().to_string();
+
+    let numpool_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let trivial_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let numpool_port = numpool_listener.local_addr().unwrap().port();
+    let trivial_port = trivial_listener.local_addr().unwrap().port();
+    let served = engine.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let options = HttpOptions {
+                keys: ApiKeys::new(vec!["bench".into()]),
+                workers: WORKERS,
+                ..HttpOptions::default()
+            };
+            let (numpool, _) = http::server(numpool_listener, served, options).unwrap();
+            let trivial = HttpServer::new(|| {
+                App::new().route("/v2/messages/number_pool", web::post().to(trivial))
+            })
+            .workers(WORKERS)
+            .listen(trivial_listener)
+            .unwrap()
+            .run();
+            let _ = futures::future::join(numpool, trivial).await;
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let trivial = run_wrk(trivial_port, &script);
+    let numpool = run_wrk(numpool_port, &script);
+    let trivial_again = run_wrk(trivial_port, &script);
+    let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
+    println!("\nHTTP, wrk -t1 -c32, POST /v2/messages/number_pool, uniform over 1M live mappings, {WORKERS} workers");
+    println!(
+        "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
+    );
+    for (name, r) in [
+        ("trivial actix-web JSON handler", &trivial),
+        ("numpool serve", &numpool),
+        ("trivial (again)", &trivial_again),
+    ] {
+        let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
+        println!(
+            "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            r.requests_per_sec,
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            r.non_2xx
+        );
+    }
+    println!(
+        "numpool / trivial (mean of the two trivial runs): {:.2}x",
+        numpool.requests_per_sec / baseline
+    );
+    let after = block_on(engine.stats());
+    println!(
+        "selections: {} sticky, {} weighted; {} mappings",
+        after.sticky, after.weighted, after.stored_mappings
+    );
+}
