@@ -45,6 +45,8 @@ pub struct ProfileStats {
     pub expired: u64,
     /// Mappings stored (including expired ones the wheel has not reached yet).
     pub stored_mappings: usize,
+    /// Heap bytes of the sticky map.
+    pub sticky_heap_bytes: usize,
     pub senders: usize,
 }
 
@@ -334,6 +336,7 @@ impl Profile {
     pub fn stats(&self) -> ProfileStats {
         ProfileStats {
             stored_mappings: self.sticky.stored(),
+            sticky_heap_bytes: self.sticky.heap_bytes(),
             senders: self.pool.len(),
             ..self.stats
         }

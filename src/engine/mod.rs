@@ -87,6 +87,8 @@ pub struct EngineStats {
     pub expired: u64,
     /// Mappings stored (expired ones count until their wheel reaches them).
     pub stored_mappings: usize,
+    /// Heap bytes of every sticky map.
+    pub sticky_heap_bytes: usize,
     pub senders: usize,
     pub mailbox_depth: usize,
     pub max_mailbox_depth: usize,
@@ -689,6 +691,7 @@ impl Engine {
             total.mappings_created += s.stats.mappings_created;
             total.expired += s.stats.expired;
             total.stored_mappings += s.stats.stored_mappings;
+            total.sticky_heap_bytes += s.stats.sticky_heap_bytes;
             total.senders += s.stats.senders;
             total.mailbox_depth += s.mailbox_depth;
             total.max_mailbox_depth = total.max_mailbox_depth.max(s.mailbox_depth);

@@ -1,0 +1,134 @@
+//! Running a workload against a target: closed loop (as fast as it goes) or
+//! open loop (`rate`: batches issued on a fixed schedule, latency measured
+//! from each batch's *intended* start, so a stalled target cannot hide its
+//! queueing: coordinated omission is not hidden).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use numpool::clock::{Clock, ManualClock};
+
+use crate::report::RunReport;
+use crate::target::{BatchOutcome, Target, TargetError};
+use crate::workload::Workload;
+
+/// How to drive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverConfig {
+    pub batch: usize,
+    pub concurrency: usize,
+    /// Open loop: messages per second.
+    pub rate: Option<f64>,
+    /// Simulated time per message.
+    pub sim_rate: Duration,
+    pub progress: bool,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns .. 1 hour, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds")
+}
+
+/// Runs every request of `workload` against `target`.
+pub fn run(
+    target: &dyn Target,
+    workload: &Workload,
+    clock: &ManualClock,
+    cfg: &DriverConfig,
+) -> Result<RunReport, TargetError> {
+    let requests = &workload.requests;
+    let batch = cfg.batch.max(1);
+    let batches = requests.len().div_ceil(batch);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let failure: Mutex<Option<TargetError>> = Mutex::new(None);
+    let progress = if cfg.progress {
+        let bar = ProgressBar::new(requests.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(target.name());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let results: Vec<(Histogram<u64>, BatchOutcome)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cfg.concurrency.max(1))
+            .map(|worker| {
+                let (next, stop, failure, progress) = (&next, &stop, &failure, &progress);
+                s.spawn(move || {
+                    let mut hist = histogram();
+                    let mut outcome = BatchOutcome::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= batches {
+                            break;
+                        }
+                        let slice = &requests[k * batch..((k + 1) * batch).min(requests.len())];
+                        if !cfg.sim_rate.is_zero() {
+                            clock.advance(cfg.sim_rate * slice.len() as u32);
+                        }
+                        let intended = cfg.rate.map(|rate| {
+                            started + Duration::from_secs_f64((k * batch) as f64 / rate)
+                        });
+                        if let Some(at) = intended {
+                            let now = Instant::now();
+                            if at > now {
+                                std::thread::sleep(at - now);
+                            }
+                        }
+                        let issued = Instant::now();
+                        match target.select(worker, slice, clock.now()) {
+                            Ok(o) => outcome.add(o),
+                            Err(e) => {
+                                stop.store(true, Ordering::Relaxed);
+                                failure
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .get_or_insert(e);
+                                break;
+                            }
+                        }
+                        let took = Instant::now() - intended.unwrap_or(issued).min(issued);
+                        let ns = (took.as_nanos() as u64).clamp(1, 3_600_000_000_000);
+                        hist.record_n(ns, slice.len() as u64).ok();
+                        progress.inc(slice.len() as u64);
+                    }
+                    (hist, outcome)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker threads do not panic"))
+            .collect()
+    });
+    let wall = started.elapsed();
+    progress.finish_and_clear();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let mut hist = histogram();
+    let mut outcome = BatchOutcome::default();
+    for (h, o) in results {
+        hist.add(h).ok();
+        outcome.add(o);
+    }
+    Ok(RunReport::new(
+        target.name(),
+        requests.len() as u64,
+        wall,
+        &hist,
+        outcome,
+        target.live_mappings(),
+        target.bytes_per_mapping(),
+    ))
+}

@@ -1,0 +1,139 @@
+//! numpool in-process: the [`Engine`] with a manual clock.
+
+use std::sync::Arc;
+
+use futures::executor::block_on;
+use numpool::clock::ManualClock;
+use numpool::engine::{Engine, EngineConfig, NewProfile};
+use numpool::health::DeliveryOutcome;
+use numpool::settings::{SettingsPatch, SettingsUpdate};
+use numpool::{ProfileId, Reason, Timestamp};
+
+use super::{BatchOutcome, Target, TargetError};
+use crate::workload::{Request, Workload};
+
+/// Pool settings of a loadgen profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolFlags {
+    pub sticky: bool,
+    pub geomatch: bool,
+    pub skip_unhealthy: bool,
+    pub ttl_secs: u64,
+}
+
+impl PoolFlags {
+    /// The settings as a profile update.
+    pub fn settings(&self) -> SettingsUpdate {
+        SettingsUpdate::Merge(SettingsPatch {
+            sticky_sender: Some(self.sticky),
+            geomatch: Some(self.geomatch),
+            skip_unhealthy: Some(self.skip_unhealthy),
+            long_code_weight: Some(4.0),
+            toll_free_weight: Some(1.0),
+            sticky_ttl_secs: Some(self.ttl_secs.max(1)),
+            ..Default::default()
+        })
+    }
+}
+
+pub struct NumpoolTarget {
+    engine: Engine,
+    profiles: Vec<ProfileId>,
+}
+
+fn setup(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Setup {
+        target: "numpool",
+        message: e.to_string(),
+    }
+}
+
+impl NumpoolTarget {
+    pub fn start(
+        workload: &Workload,
+        flags: PoolFlags,
+        clock: Arc<ManualClock>,
+    ) -> Result<Self, TargetError> {
+        let engine = Engine::with_clock(EngineConfig::default(), clock).map_err(setup)?;
+        let profiles = block_on(async {
+            let mut ids = Vec::new();
+            for (p, senders) in workload.senders.iter().enumerate() {
+                let record = engine
+                    .create_profile(NewProfile {
+                        name: format!("loadgen-{p}"),
+                        number_pool_settings: flags.settings(),
+                        ..Default::default()
+                    })
+                    .await?;
+                for &n in senders {
+                    engine.assign_number(n, Some(record.id)).await?;
+                }
+                ids.push(record.id);
+            }
+            let failed = DeliveryOutcome {
+                delivered: false,
+                spam: false,
+            };
+            for &n in &workload.unhealthy {
+                for _ in 0..engine.config().selection.health.min_samples {
+                    engine.report_outcome(n, failed).await?;
+                }
+            }
+            Ok::<_, numpool::EngineError>(ids)
+        })
+        .map_err(setup)?;
+        Ok(NumpoolTarget { engine, profiles })
+    }
+}
+
+impl Target for NumpoolTarget {
+    fn name(&self) -> &'static str {
+        "numpool"
+    }
+
+    fn select(
+        &self,
+        _worker: usize,
+        batch: &[Request],
+        _now: Timestamp,
+    ) -> Result<BatchOutcome, TargetError> {
+        let items: Vec<(ProfileId, numpool::PhoneNumber)> = batch
+            .iter()
+            .map(|r| (self.profiles[r.profile as usize], r.recipient))
+            .collect();
+        let mut out = BatchOutcome::default();
+        for result in self.engine.send_batch_blocking(&items) {
+            match result {
+                Ok(s) => match s.reason {
+                    Reason::Sticky => out.sticky += 1,
+                    Reason::Geomatch => out.geomatch += 1,
+                    Reason::Weighted => out.weighted += 1,
+                },
+                Err(numpool::EngineError::Select(_)) | Err(numpool::EngineError::Overloaded) => {
+                    out.failed += 1
+                }
+                Err(e) => {
+                    return Err(TargetError::Request {
+                        target: "numpool",
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn live_mappings(&self) -> u64 {
+        block_on(self.engine.stats()).stored_mappings as u64
+    }
+
+    fn bytes_per_mapping(&self) -> Option<f64> {
+        let stats = block_on(self.engine.stats());
+        (stats.stored_mappings > 0)
+            .then(|| stats.sticky_heap_bytes as f64 / stats.stored_mappings as f64)
+    }
+
+    fn shutdown(&self) {
+        block_on(self.engine.shutdown());
+    }
+}

@@ -1,0 +1,268 @@
+//! loadgen: deterministic workloads, honest summaries, documented JSON, and
+//! short real runs against numpool in-process and the naive baseline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use loadgen::args::{Args, Dist};
+use loadgen::driver::{self, DriverConfig};
+use loadgen::report::{self, RunReport};
+use loadgen::target::{BatchOutcome, NaiveTarget, NumpoolTarget, PoolFlags, Target};
+use loadgen::workload::{Workload, WorkloadSpec};
+use numpool::clock::{ManualClock, Timestamp};
+
+fn spec(seed: u64, messages: u64) -> WorkloadSpec {
+    WorkloadSpec {
+        profiles: 3,
+        numbers: 10,
+        recipients: 5_000,
+        dist: Dist::Zipf(1.0),
+        messages,
+        seed,
+        unhealthy_fraction: 0.0,
+    }
+}
+
+fn drive(
+    target: &dyn Target,
+    workload: &Workload,
+    clock: &ManualClock,
+    sim_rate: Duration,
+) -> RunReport {
+    let cfg = DriverConfig {
+        batch: 64,
+        concurrency: 2,
+        rate: None,
+        sim_rate,
+        progress: false,
+    };
+    driver::run(target, workload, clock, &cfg).unwrap()
+}
+
+fn flags(ttl_secs: u64) -> PoolFlags {
+    PoolFlags {
+        sticky: true,
+        geomatch: false,
+        skip_unhealthy: false,
+        ttl_secs,
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_workload() {
+    let a = Workload::generate(&spec(7, 10_000)).unwrap();
+    let b = Workload::generate(&spec(7, 10_000)).unwrap();
+    let c = Workload::generate(&spec(8, 10_000)).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.requests, c.requests);
+    assert_eq!(a.senders, c.senders, "pools do not depend on the seed");
+    // Zipf: the most popular recipient is rank 0 and dominates.
+    let top = a
+        .requests
+        .iter()
+        .filter(|r| *r == &loadgen::workload::recipient(&a.spec, 0))
+        .count();
+    assert!(top > 500, "rank 0 drew {top} of 10000");
+    // Every sender is distinct across pools.
+    let mut all: Vec<_> = a.senders.iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 30);
+}
+
+#[test]
+fn the_summary_is_right_on_a_known_histogram() {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+    for v in 1..=1000u64 {
+        h.record(v * 1000).unwrap();
+    }
+    let outcome = BatchOutcome {
+        sticky: 750,
+        geomatch: 0,
+        weighted: 250,
+        failed: 0,
+    };
+    let r = RunReport::new(
+        "numpool",
+        1000,
+        Duration::from_millis(500),
+        &h,
+        outcome,
+        250,
+        Some(36.0),
+    );
+    let close = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64 <= 0.001;
+    assert!(close(r.latency.p50, 500_000), "{}", r.latency.p50);
+    assert!(close(r.latency.p90, 900_000), "{}", r.latency.p90);
+    assert!(close(r.latency.p99, 990_000), "{}", r.latency.p99);
+    assert!(close(r.latency.p999, 999_000), "{}", r.latency.p999);
+    assert!(close(r.latency.max, 1_000_000), "{}", r.latency.max);
+    assert_eq!(r.throughput_per_sec, 2000.0);
+    assert_eq!(r.sticky_hit_ratio(), 0.75);
+    let text = report::summary("test", &[r]);
+    // HDR keeps 3 significant digits: the median of 1..=1000 us reads 500.2 us.
+    assert!(
+        text.contains("500.2 us") && text.contains("75.0%"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_json_has_the_documented_keys() {
+    let h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+    let r = RunReport::new(
+        "naive",
+        10,
+        Duration::from_secs(1),
+        &h,
+        BatchOutcome::default(),
+        0,
+        None,
+    );
+    let j = r.to_json();
+    for key in [
+        "engine",
+        "messages",
+        "throughput_per_sec",
+        "latency_ns",
+        "sticky_hit_ratio",
+        "live_mappings",
+        "bytes_per_mapping",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            j["latency_ns"].get(key).is_some(),
+            "missing latency_ns.{key}"
+        );
+    }
+}
+
+#[test]
+fn short_numpool_and_naive_runs_agree() {
+    let workload = Workload::generate(&spec(3, 20_000)).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let numpool = NumpoolTarget::start(&workload, flags(3600), clock.clone()).unwrap();
+    let a = drive(&numpool, &workload, &clock, Duration::ZERO);
+    numpool.shutdown();
+    let naive = NaiveTarget::new(&workload, true, 3600);
+    let b = drive(&naive, &workload, &clock, Duration::ZERO);
+    for r in [&a, &b] {
+        assert_eq!(r.messages, 20_000);
+        assert_eq!(
+            r.outcome.sticky + r.outcome.weighted,
+            20_000,
+            "{}",
+            r.engine
+        );
+        assert!(r.throughput_per_sec > 0.0);
+    }
+    // Same workload, same sticky semantics: the same number of new mappings.
+    assert_eq!(a.outcome.weighted, b.outcome.weighted);
+    assert_eq!(a.live_mappings, a.outcome.weighted);
+    assert!(a.bytes_per_mapping.unwrap() > 28.0);
+}
+
+#[test]
+fn simulated_time_expires_and_remaps() {
+    let workload = Workload::generate(&spec(5, 20_000)).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let target = NumpoolTarget::start(&workload, flags(100), clock.clone()).unwrap();
+    let still = drive(&target, &workload, &clock, Duration::ZERO);
+    target.shutdown();
+    let distinct = still.outcome.weighted;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let target = NumpoolTarget::start(&workload, flags(100), clock.clone()).unwrap();
+    // One simulated second per message against a 100 s ttl: mappings expire
+    // during the run and recipients are mapped again.
+    let moving = drive(&target, &workload, &clock, Duration::from_secs(1));
+    target.shutdown();
+    assert!(
+        moving.outcome.weighted > distinct,
+        "{} vs {distinct}",
+        moving.outcome.weighted
+    );
+}
+
+#[test]
+fn open_loop_runs_on_schedule() {
+    let workload = Workload::generate(&spec(9, 2_000)).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let naive = NaiveTarget::new(&workload, true, 3600);
+    let cfg = DriverConfig {
+        batch: 100,
+        concurrency: 1,
+        rate: Some(20_000.0),
+        sim_rate: Duration::ZERO,
+        progress: false,
+    };
+    let r = driver::run(&naive, &workload, &clock, &cfg).unwrap();
+    // 2000 messages at 20k/s take at least 0.095 s of schedule.
+    assert!(r.wall >= Duration::from_millis(90), "{:?}", r.wall);
+    assert_eq!(r.messages, 2_000);
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message() {
+    for bad in [
+        vec!["loadgen", "--messages", "ten"],
+        vec!["loadgen", "--dist", "normal"],
+        vec!["loadgen", "--unhealthy-fraction", "2"],
+        vec!["loadgen", "--profiles", "0"],
+        vec!["loadgen", "--engine", "postgres"],
+        vec!["loadgen", "--ttl", "8 days"],
+    ] {
+        let err = Args::try_parse_from(&bad).unwrap_err();
+        assert!(!err.to_string().is_empty(), "{bad:?}");
+    }
+    let ok = Args::try_parse_from([
+        "loadgen",
+        "--messages",
+        "500k",
+        "--dist",
+        "zipf:1.1",
+        "--engine",
+        "all",
+    ])
+    .unwrap();
+    assert_eq!(ok.messages, 500_000);
+    assert_eq!(ok.engines().len(), 3);
+    assert!(Workload::generate(&WorkloadSpec {
+        recipients: 200_000_000,
+        ..spec(1, 1)
+    })
+    .is_err());
+}
+
+#[test]
+fn the_plot_is_an_svg_with_every_engine() {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+    for v in 1..=100u64 {
+        h.record(v * 10_000).unwrap();
+    }
+    let a = RunReport::new(
+        "numpool",
+        100,
+        Duration::from_millis(1),
+        &h,
+        BatchOutcome::default(),
+        0,
+        None,
+    );
+    let b = RunReport::new(
+        "naive",
+        100,
+        Duration::from_millis(10),
+        &h,
+        BatchOutcome::default(),
+        0,
+        None,
+    );
+    let path = std::env::temp_dir().join(format!("loadgen-plot-{}.svg", std::process::id()));
+    report::plot(&[a, b], &path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("numpool") && svg.contains("naive"));
+}
