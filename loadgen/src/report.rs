@@ -178,18 +178,24 @@ pub fn plot(reports: &[RunReport], path: &Path) -> Result<(), String> {
             -(1.0 - p / 100.0).log10()
         }
     };
-    let max_us = reports
-        .iter()
-        .flat_map(|r| r.spectrum.iter().map(|(_, v)| *v as f64 / 1e3))
-        .fold(1.0f64, f64::max);
+    let values = || {
+        reports
+            .iter()
+            .flat_map(|r| r.spectrum.iter().map(|(_, v)| (*v as f64 / 1e3).max(0.001)))
+    };
+    let max_us = values().fold(0.001f64, f64::max);
+    let min_us = values().fold(f64::MAX, f64::min).min(max_us);
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Selection latency by percentile", ("sans-serif", 22))
+        .caption(
+            "Request latency by percentile (a request carries --batch messages)",
+            ("sans-serif", 20),
+        )
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0f64..5.0f64, (0.01f64..max_us * 2.0).log_scale())
+        .build_cartesian_2d(0.0f64..5.0f64, (min_us / 2.0..max_us * 2.0).log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
@@ -212,7 +218,7 @@ pub fn plot(reports: &[RunReport], path: &Path) -> Result<(), String> {
         let points: Vec<(f64, f64)> = r
             .spectrum
             .iter()
-            .map(|(p, v)| (nines(*p), (*v as f64 / 1e3).max(0.01)))
+            .map(|(p, v)| (nines(*p), (*v as f64 / 1e3).max(0.001)))
             .collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -226,7 +232,7 @@ pub fn plot(reports: &[RunReport], path: &Path) -> Result<(), String> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())

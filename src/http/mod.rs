@@ -92,6 +92,13 @@ pub fn server(
             })
             .configure(routes::configure)
     })
+    // Answers go out at once: without this, pipelined replies wait on
+    // Nagle's algorithm for the client's delayed ACK (tens of ms).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .shutdown_timeout(10);
     if options.workers > 0 {
         http = http.workers(options.workers);

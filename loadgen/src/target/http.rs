@@ -240,7 +240,21 @@ impl Target for HttpTarget {
     }
 
     fn live_mappings(&self) -> u64 {
-        0
+        // From the server's own gauge.
+        let Ok(mut conn) = Conn::open(&self.host) else {
+            return 0;
+        };
+        let text = request_text(&self.host, "GET", "/metrics", "", "");
+        if conn.writer.write_all(text.as_bytes()).is_err() {
+            return 0;
+        }
+        conn.read_reply().ok().map_or(0, |r| {
+            r.body
+                .lines()
+                .find_map(|l| l.strip_prefix("numpool_live_mappings "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        })
     }
 
     fn bytes_per_mapping(&self) -> Option<f64> {

@@ -25,7 +25,6 @@ pub struct RedisTarget {
     connections: Vec<Mutex<redis::Connection>>,
     sha: String,
     prefix: String,
-    profiles: u64,
     sticky: bool,
     ttl_secs: u64,
     memory_before: u64,
@@ -86,7 +85,6 @@ impl RedisTarget {
             connections,
             sha,
             prefix,
-            profiles: workload.senders.len() as u64,
             sticky,
             ttl_secs,
             memory_before,
@@ -133,11 +131,30 @@ impl Target for RedisTarget {
     }
 
     fn live_mappings(&self) -> u64 {
+        // Only this run's mapping keys: the server may hold others.
         let Ok(mut conn) = self.client.get_connection() else {
             return 0;
         };
-        let keys: u64 = redis::cmd("DBSIZE").query(&mut conn).unwrap_or(0);
-        keys.saturating_sub(2 * self.profiles)
+        let pattern = format!("{}m:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut count = 0u64;
+        loop {
+            let Ok((next, keys)) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query::<(u64, Vec<String>)>(&mut conn)
+            else {
+                return count;
+            };
+            count += keys.len() as u64;
+            if next == 0 {
+                return count;
+            }
+            cursor = next;
+        }
     }
 
     fn bytes_per_mapping(&self) -> Option<f64> {
