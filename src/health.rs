@@ -143,6 +143,42 @@ impl Health {
         total
     }
 
+    /// The non-empty slices as `(slice index, finalized, delivered, spam)` (snapshots).
+    pub fn slices(&self) -> Vec<(u32, u32, u32, u32)> {
+        self.buckets
+            .iter()
+            .filter(|b| b.counts.finalized > 0)
+            .map(|b| {
+                (
+                    b.index,
+                    b.counts.finalized,
+                    b.counts.delivered,
+                    b.counts.spam,
+                )
+            })
+            .collect()
+    }
+
+    /// A health record holding `slices` (as [`Health::slices`] gave them).
+    pub fn from_slices(slices: &[(u32, u32, u32, u32)], config: &HealthConfig) -> Health {
+        let mut h = Health::default();
+        let n = usize::from(config.buckets.max(1));
+        if !slices.is_empty() {
+            h.buckets = vec![Bucket::default(); n];
+        }
+        for &(index, finalized, delivered, spam) in slices {
+            h.buckets[index as usize % n] = Bucket {
+                index,
+                counts: HealthCounts {
+                    finalized,
+                    delivered,
+                    spam,
+                },
+            };
+        }
+        h
+    }
+
     /// Whether the sender is unhealthy at `now_secs`.
     #[inline]
     pub fn is_unhealthy(&self, now_secs: u32, config: &HealthConfig) -> bool {

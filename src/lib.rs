@@ -27,6 +27,7 @@
 //! - [`http`]: the Telnyx-compatible HTTP API on actix-web.
 //!
 //! The runtime:
+//! - [`journal`]: durability: the append-only journal, snapshots, recovery.
 //! - [`engine`]: [`Engine`], the public handle: profiles, numbers, sending
 //!   (single, batch, blocking), mappings, health reports, stats, shutdown.
 //! - [`actor`]: `ProfileActor` (one per profile, owning a [`Profile`]) and the
@@ -81,6 +82,7 @@ pub mod config;
 pub mod engine;
 pub mod health;
 pub mod http;
+pub mod journal;
 pub mod number;
 pub mod pool;
 pub mod profile;

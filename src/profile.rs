@@ -92,7 +92,7 @@ impl Eligibility {
 }
 
 /// One messaging profile's selection state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Profile {
     settings: Option<PoolSettings>,
     pool: Pool,
@@ -345,6 +345,64 @@ impl Profile {
     /// Heap bytes of the sticky map.
     pub fn sticky_heap_bytes(&self) -> usize {
         self.sticky.heap_bytes()
+    }
+
+    /// Sets the settings to `settings` as they were at `at` (recovery).
+    pub fn restore_settings(&mut self, settings: Option<PoolSettings>, at: u32) {
+        let update = match settings {
+            None => SettingsUpdate::Disable,
+            Some(s) => SettingsUpdate::Merge(crate::settings::SettingsPatch {
+                sticky_sender: Some(s.sticky_sender),
+                geomatch: Some(s.geomatch),
+                long_code_weight: Some(s.long_code_weight),
+                toll_free_weight: Some(s.toll_free_weight),
+                skip_unhealthy: Some(s.skip_unhealthy),
+                sticky_ttl_secs: s.sticky_ttl_secs,
+                geomatch_region_fallback: Some(s.geomatch_region_fallback),
+            }),
+        };
+        let _ = self.update_settings(&update, at);
+    }
+
+    /// Puts back a mapping to `from` as it was (recovery); ignored if `from`
+    /// is not in the pool.
+    pub fn restore_mapping(
+        &mut self,
+        to: PhoneNumber,
+        from: PhoneNumber,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) {
+        if let Some(r) = self.pool.lookup(from) {
+            self.sticky.restore(to, r, created_at, last_used, pinned);
+        }
+    }
+
+    /// Moves a mapping's last use forward (recovery).
+    pub fn restore_touch(&mut self, to: PhoneNumber, last_used: u32) {
+        self.sticky.restore_touch(to, last_used);
+    }
+
+    /// Sets a sender's health to `slices` (recovery).
+    pub fn restore_health(
+        &mut self,
+        sender: PhoneNumber,
+        slices: &[(u32, u32, u32, u32)],
+        config: &HealthConfig,
+    ) {
+        if let Some(s) = self.pool.sender_mut(sender) {
+            s.health = Health::from_slices(slices, config);
+        }
+    }
+
+    /// The senders with their health slices, in joining order (snapshots).
+    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<(u32, u32, u32, u32)>)> {
+        self.pool
+            .senders()
+            .into_iter()
+            .map(|s| (s.number, s.health.slices()))
+            .collect()
     }
 
     /// Removes every sender (the profile is being deleted), returning them.

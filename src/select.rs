@@ -59,6 +59,9 @@ pub struct Selection {
     pub sender: PhoneNumber,
     pub reason: Reason,
     pub mapping: MappingOutcome,
+    /// For a reused mapping, when it was used before this selection
+    /// (seconds; the journal writes touches coarsely from it).
+    pub previous_use: Option<u32>,
 }
 
 /// Why no sender could be chosen. Nothing is mapped when this is returned.
@@ -133,11 +136,12 @@ pub fn select(
                 .filter(|s| available(s, weights))
                 .map(|s| s.number)
         });
-        if let Some(sender) = hit {
+        if let Some((sender, previous)) = hit {
             return Ok(Selection {
                 sender,
                 reason: Reason::Sticky,
                 mapping: MappingOutcome::Reused,
+                previous_use: Some(previous),
             });
         }
     }
@@ -204,6 +208,7 @@ fn pick_new(
         sender,
         reason,
         mapping,
+        previous_use: None,
     })
 }
 

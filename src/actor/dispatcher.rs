@@ -38,6 +38,16 @@ pub enum DispatchError {
     Panicked,
     #[error("the profile's actor has stopped")]
     Stopped,
+    #[error("the journal could not write the change")]
+    Journal,
+}
+
+/// Waits for `receipt` (the change is journaled) if there is one.
+pub async fn settle(receipt: Option<crate::journal::Receipt>) -> Result<(), DispatchError> {
+    match receipt {
+        Some(r) => r.await.map_err(|_| DispatchError::Journal),
+        None => Ok(()),
+    }
 }
 
 impl From<Panicked> for DispatchError {
@@ -144,7 +154,7 @@ impl Dispatcher {
         let capacity = self.bound + CONTROL_RESERVE + 1;
         let addr = ProfileActor::start_in_arbiter(&self.arbiters[i], move |ctx| {
             ctx.set_mailbox_capacity(capacity);
-            ProfileActor::new(profile, env)
+            ProfileActor::new(id, profile, env)
         });
         let route = Route {
             addr,
@@ -188,7 +198,9 @@ impl Dispatcher {
             now,
             ticket,
         };
-        Ok(route.addr.send(msg).await??)
+        let (result, receipt) = route.addr.send(msg).await??;
+        settle(receipt).await?;
+        Ok(result)
     }
 
     /// Many selections on profile `id`, in one message.
@@ -205,7 +217,9 @@ impl Dispatcher {
             now,
             ticket,
         };
-        Ok(route.addr.send(msg).await??)
+        let (results, receipt) = route.addr.send(msg).await??;
+        settle(receipt).await?;
+        Ok(results)
     }
 
     /// Runs `f` on the actor of profile `id`, within the mailbox bound.

@@ -7,5 +7,5 @@
 pub mod dispatcher;
 pub mod profile;
 
-pub use dispatcher::{DispatchError, Dispatcher, DispatcherConfig};
+pub use dispatcher::{settle, DispatchError, Dispatcher, DispatcherConfig};
 pub use profile::{ActorEnv, Panicked, ProfileActor, Ticket};

@@ -16,9 +16,11 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Messag
 
 use crate::clock::Clock;
 use crate::health::HealthConfig;
+use crate::journal::{record, Receipt, Record, Writer};
 use crate::number::PhoneNumber;
 use crate::profile::Profile;
-use crate::select::{SelectError, Selection};
+use crate::registry::ProfileId;
+use crate::select::{MappingOutcome, SelectError, Selection};
 
 /// A request panicked while the actor handled it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,52 @@ pub struct ActorEnv {
     pub expire_tick: Duration,
     /// Entries one expiry slice may reach before yielding to other messages.
     pub expire_budget: usize,
+    /// Where changes are journaled (`None`: ephemeral).
+    pub journal: Option<Arc<Writer>>,
+}
+
+impl ActorEnv {
+    /// Journals `records`; the receipt resolves once they are written.
+    /// `None` when there is nothing to write or no journal.
+    pub fn journal(&self, records: &[Record]) -> Option<Receipt> {
+        let writer = self.journal.as_ref()?;
+        if records.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(64 * records.len());
+        for r in records {
+            record::encode(r, &mut bytes);
+        }
+        Some(writer.append(bytes))
+    }
+}
+
+/// The journal record a selection needs, if any: a new mapping, or a sticky
+/// hit in a later minute than the mapping's previous use (coarse touches).
+fn selection_record(
+    profile: ProfileId,
+    to: PhoneNumber,
+    s: &Selection,
+    now: u32,
+) -> Option<Record> {
+    match (s.mapping, s.previous_use) {
+        (MappingOutcome::Created, _) => Some(Record::MappingSet {
+            profile,
+            to,
+            from: s.sender,
+            created_at: now,
+            last_used: now,
+            pinned: false,
+        }),
+        (MappingOutcome::Reused, Some(previous)) if previous / 60 != now / 60 => {
+            Some(Record::MappingTouched {
+                profile,
+                to,
+                last_used: now,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// One queued message's place in its actor's mailbox count. The dispatcher
@@ -68,6 +116,7 @@ impl Drop for Ticket {
 
 /// The actor of one messaging profile.
 pub struct ProfileActor {
+    id: ProfileId,
     profile: Profile,
     env: Arc<ActorEnv>,
     /// A follow-up expiry slice is queued.
@@ -75,8 +124,9 @@ pub struct ProfileActor {
 }
 
 impl ProfileActor {
-    pub fn new(profile: Profile, env: Arc<ActorEnv>) -> Self {
+    pub fn new(id: ProfileId, profile: Profile, env: Arc<ActorEnv>) -> Self {
         ProfileActor {
+            id,
             profile,
             env,
             continuing: false,
@@ -126,7 +176,7 @@ pub struct SelectOne {
 }
 
 impl Message for SelectOne {
-    type Result = Result<Result<Selection, SelectError>, Panicked>;
+    type Result = Result<(Result<Selection, SelectError>, Option<Receipt>), Panicked>;
 }
 
 impl Handler<SelectOne> for ProfileActor {
@@ -134,10 +184,16 @@ impl Handler<SelectOne> for ProfileActor {
 
     fn handle(&mut self, msg: SelectOne, _: &mut Context<Self>) -> Self::Result {
         drop(msg.ticket);
-        let (profile, health) = (&mut self.profile, &self.env.health);
+        let (id, profile, env) = (self.id, &mut self.profile, &*self.env);
         MessageResult(
             catch_unwind(AssertUnwindSafe(|| {
-                profile.select(msg.recipient, msg.now, health)
+                let result = profile.select(msg.recipient, msg.now, &env.health);
+                let receipt = match &result {
+                    Ok(s) => selection_record(id, msg.recipient, s, msg.now)
+                        .and_then(|r| env.journal(&[r])),
+                    Err(_) => None,
+                };
+                (result, receipt)
             }))
             .map_err(|_| Panicked),
         )
@@ -152,7 +208,7 @@ pub struct SelectBatch {
 }
 
 impl Message for SelectBatch {
-    type Result = Result<Vec<Result<Selection, SelectError>>, Panicked>;
+    type Result = Result<(Vec<Result<Selection, SelectError>>, Option<Receipt>), Panicked>;
 }
 
 impl Handler<SelectBatch> for ProfileActor {
@@ -160,13 +216,24 @@ impl Handler<SelectBatch> for ProfileActor {
 
     fn handle(&mut self, msg: SelectBatch, _: &mut Context<Self>) -> Self::Result {
         drop(msg.ticket);
-        let (profile, health) = (&mut self.profile, &self.env.health);
+        let (id, profile, env) = (self.id, &mut self.profile, &*self.env);
         MessageResult(
             catch_unwind(AssertUnwindSafe(|| {
-                msg.recipients
+                let mut records = Vec::new();
+                let results: Vec<_> = msg
+                    .recipients
                     .iter()
-                    .map(|&r| profile.select(r, msg.now, health))
-                    .collect()
+                    .map(|&r| {
+                        let result = profile.select(r, msg.now, &env.health);
+                        if env.journal.is_some() {
+                            if let Ok(s) = &result {
+                                records.extend(selection_record(id, r, s, msg.now));
+                            }
+                        }
+                        result
+                    })
+                    .collect();
+                (results, env.journal(&records))
             }))
             .map_err(|_| Panicked),
         )

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::actor::DispatcherConfig;
 use crate::config::SelectionConfig;
+use crate::journal::JournalConfig;
 
 /// Settings of an [`Engine`](super::Engine).
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +18,8 @@ pub struct EngineConfig {
     /// Entries an expiry slice may reach before letting selections run
     /// (default 4096: well under a millisecond).
     pub expire_budget: usize,
+    /// Where state is journaled; `None` keeps everything in memory only.
+    pub journal: Option<JournalConfig>,
 }
 
 impl Default for EngineConfig {
@@ -26,6 +29,7 @@ impl Default for EngineConfig {
             dispatcher: DispatcherConfig::default(),
             expire_tick: Duration::from_millis(100),
             expire_budget: 4096,
+            journal: None,
         }
     }
 }

@@ -22,6 +22,9 @@ pub enum EngineError {
     /// A request panicked inside the engine (the engine keeps serving).
     #[error("internal error while handling the request")]
     Internal,
+    /// The journal could not write the change, so it is not acknowledged.
+    #[error("the change could not be made durable")]
+    Journal,
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error(transparent)]
@@ -37,6 +40,7 @@ impl From<DispatchError> for EngineError {
             DispatchError::Overloaded => EngineError::Overloaded,
             DispatchError::Panicked => EngineError::Internal,
             DispatchError::Stopped => EngineError::UnknownProfile,
+            DispatchError::Journal => EngineError::Journal,
         }
     }
 }

@@ -49,7 +49,7 @@ mod error;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -58,9 +58,10 @@ pub use config::EngineConfig;
 pub use error::EngineError;
 pub use records::{NewProfile, NumberRecord, NumberStatus, ProfileRecord, ProfileUpdate};
 
-use crate::actor::{ActorEnv, Dispatcher};
+use crate::actor::{settle, ActorEnv, Dispatcher};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::health::{DeliveryOutcome, HealthCounts};
+use crate::journal::{self, recovery, snapshot, ProfileState, Record, Writer};
 use crate::number::PhoneNumber;
 use crate::profile::{Eligibility, Profile, ProfileStats, SenderInfo, StickyMapping};
 use crate::registry::ProfileId;
@@ -111,7 +112,57 @@ struct Inner {
     closing: AtomicBool,
     inflight: AtomicUsize,
     drained: tokio::sync::Notify,
+    /// The journal's writer (`None`: ephemeral).
+    writer: Option<Arc<Writer>>,
+    /// The number of the next snapshot (and of the log segment after it).
+    next_snapshot: AtomicU64,
+    /// One snapshot at a time.
+    snapshotting: tokio::sync::Mutex<()>,
 }
+
+/// What recovery found, for the start-up banner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub profiles: usize,
+    pub numbers: usize,
+    pub mappings: usize,
+    pub snapshot: Option<u64>,
+    pub replayed_records: u64,
+    pub warnings: Vec<String>,
+    pub took: std::time::Duration,
+}
+
+/// A profile's administrative record in journal form.
+fn state_of(r: &ProfileRecord) -> ProfileState {
+    ProfileState {
+        id: r.id,
+        name: r.name.clone(),
+        enabled: r.enabled,
+        whitelisted_destinations: r.whitelisted_destinations.clone(),
+        webhook_url: r.webhook_url.clone(),
+        webhook_failover_url: r.webhook_failover_url.clone(),
+        settings: r.number_pool_settings.clone(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn record_of(s: ProfileState) -> ProfileRecord {
+    ProfileRecord {
+        id: s.id,
+        name: s.name,
+        enabled: s.enabled,
+        whitelisted_destinations: s.whitelisted_destinations,
+        webhook_url: s.webhook_url,
+        webhook_failover_url: s.webhook_failover_url,
+        number_pool_settings: s.settings,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+/// The emitter recorded for numbers that belong to no profile (snapshots).
+const NO_PROFILE: ProfileId = ProfileId(uuid::Uuid::nil());
 
 /// Counts a call in flight, for graceful shutdown.
 struct InFlight<'a>(&'a Inner);
@@ -140,25 +191,230 @@ impl Engine {
 
     /// Starts an engine reading time from `clock` (a `ManualClock` in tests).
     pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> std::io::Result<Engine> {
+        Self::recover(config, clock).map(|(engine, _)| engine)
+    }
+
+    /// Starts an engine, first recovering the state journaled in
+    /// `config.journal` (if set); returns what recovery found.
+    pub fn recover(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<(Engine, RecoveryReport)> {
+        let started = std::time::Instant::now();
+        let mut report = RecoveryReport::default();
+        let (recovered, writer) = match &config.journal {
+            Some(j) => {
+                let r = recovery::recover(&j.dir, &config.selection)?;
+                let writer = Writer::start(&journal::segment_path(&j.dir, r.segment), j.fsync)?;
+                (Some(r), Some(Arc::new(writer)))
+            }
+            None => (None, None),
+        };
         let env = ActorEnv {
             health: config.selection.health.clone(),
             clock: Arc::clone(&clock),
             expire_tick: config.expire_tick,
             expire_budget: config.expire_budget.max(1),
+            journal: writer.clone(),
         };
         let dispatcher = Dispatcher::start(config.dispatcher, env)?;
-        Ok(Engine {
+        let mut catalog = Catalog::default();
+        let mut next_snapshot = 1;
+        if let Some(r) = recovered {
+            report.snapshot = r.snapshot;
+            report.replayed_records = r.replayed;
+            report.warnings = r.warnings;
+            next_snapshot = r.segment + 1;
+            for (state, profile) in r.profiles {
+                report.mappings += profile.stats().stored_mappings;
+                let id = state.id;
+                futures::executor::block_on(dispatcher.spawn(id, profile))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                catalog.profiles.insert(id, record_of(state));
+            }
+            for n in r.numbers {
+                catalog.next_number_id = catalog.next_number_id.max(n.id);
+                catalog.numbers.insert(n.number, n);
+            }
+            report.profiles = catalog.profiles.len();
+            report.numbers = catalog.numbers.len();
+        }
+        report.took = started.elapsed();
+        let engine = Engine {
             inner: Arc::new(Inner {
                 dispatcher,
-                catalog: RwLock::new(Catalog::default()),
+                catalog: RwLock::new(catalog),
                 admin: tokio::sync::Mutex::new(()),
                 clock,
                 config,
                 closing: AtomicBool::new(false),
                 inflight: AtomicUsize::new(0),
                 drained: tokio::sync::Notify::new(),
+                writer,
+                next_snapshot: AtomicU64::new(next_snapshot),
+                snapshotting: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        engine.start_snapshot_timer();
+        Ok((engine, report))
+    }
+
+    /// Takes a snapshot every `snapshot_every` while the engine lives.
+    fn start_snapshot_timer(&self) {
+        let Some(every) = self
+            .inner
+            .config
+            .journal
+            .as_ref()
+            .and_then(|j| j.snapshot_every)
+        else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let _ = std::thread::Builder::new()
+            .name("numpool-snapshots".into())
+            .spawn(move || {
+                let mut last = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.closing.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if last.elapsed() >= every {
+                        let engine = Engine { inner };
+                        if let Err(e) = futures::executor::block_on(engine.snapshot_now()) {
+                            eprintln!("numpool: snapshot failed: {e}");
+                        }
+                        last = std::time::Instant::now();
+                    }
+                }
+            });
+    }
+
+    /// Compacts the journal: captures every profile (each inside its actor,
+    /// between two messages), writes snapshot N, and removes the files older
+    /// than the previous snapshot. Returns N. A no-op without a journal.
+    pub async fn snapshot_now(&self) -> std::io::Result<u64> {
+        let Some(j) = self.inner.config.journal.clone() else {
+            return Ok(0);
+        };
+        let writer = self.inner.writer.clone().expect("a journal has a writer");
+        let _one = self.inner.snapshotting.lock().await;
+        let n = self.inner.next_snapshot.fetch_add(1, Ordering::AcqRel);
+        // Records from here on go to segment n.
+        writer.rotate(journal::segment_path(&j.dir, n)).await?;
+        let now = self.now_secs();
+        let mut captured = Vec::new();
+        for id in self.inner.dispatcher.profile_ids() {
+            let taken = self
+                .inner
+                .dispatcher
+                .control(id, move |p, env| {
+                    let copy = p.clone();
+                    let receipt = env.journal(&[Record::SnapshotMark {
+                        profile: id,
+                        snapshot: n,
+                    }]);
+                    (copy, receipt)
+                })
+                .await;
+            if let Ok((copy, receipt)) = taken {
+                settle(receipt)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                if let Ok(record) = self.profile(id) {
+                    captured.push((state_of(&record), copy));
+                }
+            }
+        }
+        let unassigned: Vec<NumberRecord> = self
+            .inner
+            .catalog
+            .read()
+            .numbers
+            .values()
+            .filter(|r| r.profile.is_none())
+            .copied()
+            .collect();
+        let numbers: HashMap<PhoneNumber, NumberRecord> = self
+            .inner
+            .catalog
+            .read()
+            .numbers
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        let dir = j.dir.clone();
+        let (done, written) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let records = captured.into_iter().flat_map(move |(state, profile)| {
+                let id = state.id;
+                let mut out = vec![Record::ProfileSaved {
+                    profile: state,
+                    at: now,
+                }];
+                for (number, slices) in profile.sender_states() {
+                    if let Some(r) = numbers.get(&number) {
+                        out.push(Record::NumberSaved {
+                            profile: id,
+                            number,
+                            id: r.id,
+                            owner: Some(id),
+                            created_at: r.created_at,
+                            updated_at: r.updated_at,
+                        });
+                    }
+                    if !slices.is_empty() {
+                        out.push(Record::HealthState {
+                            profile: id,
+                            sender: number,
+                            buckets: slices,
+                        });
+                    }
+                }
+                out.extend(
+                    profile
+                        .mappings(now)
+                        .into_iter()
+                        .map(|m| Record::MappingSet {
+                            profile: id,
+                            to: m.to,
+                            from: m.from,
+                            created_at: m.created_at,
+                            last_used: m.last_used_at,
+                            pinned: m.pinned,
+                        }),
+                );
+                out
+            });
+            let free = unassigned.into_iter().map(|r| Record::NumberSaved {
+                profile: NO_PROFILE,
+                number: r.number,
+                id: r.id,
+                owner: None,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            });
+            let _ = done.send(snapshot::write(&dir, n, records.chain(free)));
+        });
+        written
+            .await
+            .map_err(|_| std::io::Error::other("the snapshot writer stopped"))??;
+        // Keep this snapshot and the previous one (the fallback), with the
+        // segments they need; remove everything older.
+        let snapshots = journal::numbered(&j.dir, "snapshot-", ".bin")?;
+        let keep_from = snapshots.iter().rev().nth(1).copied().unwrap_or(0);
+        for s in snapshots.iter().filter(|s| **s < keep_from) {
+            let _ = std::fs::remove_file(journal::snapshot_path(&j.dir, *s));
+        }
+        for s in journal::numbered(&j.dir, "log-", ".seg")?
+            .into_iter()
+            .filter(|s| *s < keep_from)
+        {
+            let _ = std::fs::remove_file(journal::segment_path(&j.dir, s));
+        }
+        Ok(n)
     }
 
     /// The engine's configuration.
@@ -213,11 +469,21 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
+        let saved = Record::ProfileSaved {
+            profile: state_of(&record),
+            at: now.as_secs_u32(),
+        };
+        let receipt = self
+            .inner
+            .dispatcher
+            .control(id, move |_, env| env.journal(&[saved]))
+            .await?;
         self.inner
             .catalog
             .write()
             .profiles
             .insert(id, record.clone());
+        settle(receipt).await?;
         Ok(record)
     }
 
@@ -260,14 +526,6 @@ impl Engine {
             .number_pool_settings
             .apply(record.number_pool_settings.as_ref())?;
         let now = self.now();
-        if update.number_pool_settings != crate::settings::SettingsUpdate::Keep {
-            let change = update.number_pool_settings.clone();
-            let secs = now.as_secs_u32();
-            self.inner
-                .dispatcher
-                .control(id, move |p, _| p.update_settings(&change, secs))
-                .await??;
-        }
         record.number_pool_settings = settings;
         if let Some(name) = update.name {
             record.name = name;
@@ -285,11 +543,26 @@ impl Engine {
             record.webhook_failover_url = url;
         }
         record.updated_at = now;
+        let change = update.number_pool_settings;
+        let secs = now.as_secs_u32();
+        let saved = Record::ProfileSaved {
+            profile: state_of(&record),
+            at: secs,
+        };
+        let receipt = self
+            .inner
+            .dispatcher
+            .control(id, move |p, env| {
+                p.update_settings(&change, secs)?;
+                Ok::<_, crate::settings::SettingsError>(env.journal(&[saved]))
+            })
+            .await??;
         self.inner
             .catalog
             .write()
             .profiles
             .insert(id, record.clone());
+        settle(receipt).await?;
         Ok(record)
     }
 
@@ -299,16 +572,22 @@ impl Engine {
         let _in = self.enter()?;
         let _admin = self.inner.admin.lock().await;
         let record = self.profile(id)?;
-        let numbers = self
+        let (numbers, receipt) = self
             .inner
             .dispatcher
-            .retire(id, |p, _| {
-                p.drain_senders()
+            .retire(id, move |p, env| {
+                let numbers = p
+                    .drain_senders()
                     .into_iter()
                     .map(|s| s.number)
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                (
+                    numbers,
+                    env.journal(&[Record::ProfileDeleted { profile: id }]),
+                )
             })
             .await?;
+        settle(receipt).await?;
         let now = self.now();
         let mut catalog = self.inner.catalog.write();
         catalog.profiles.remove(&id);
@@ -342,28 +621,53 @@ impl Engine {
         let previous = existing.and_then(|r| r.profile);
         let mut landed = previous;
         if previous != profile {
+            // The record as it will be, journaled by each actor involved.
+            let id =
+                existing.map_or_else(|| self.inner.catalog.read().next_number_id + 1, |r| r.id);
+            let created_at = existing.map_or(now, |r| r.created_at);
+            let saved = move |by: ProfileId, owner: Option<ProfileId>| Record::NumberSaved {
+                profile: by,
+                number,
+                id,
+                owner,
+                created_at,
+                updated_at: now,
+            };
             let mut health = None;
             if let Some(old) = previous {
-                health = self
+                let record = saved(old, profile);
+                let (carried, receipt) = self
                     .inner
                     .dispatcher
-                    .control(old, move |p, _| p.remove_sender(number).map(|s| s.health))
+                    .control(old, move |p, env| {
+                        (
+                            p.remove_sender(number).map(|s| s.health),
+                            env.journal(&[record]),
+                        )
+                    })
                     .await?;
+                health = carried;
                 landed = None;
+                self.record_assignment(number, landed, now);
+                settle(receipt).await?;
             }
             if let Some(target) = profile {
                 let health = health.unwrap_or_default();
+                let record = saved(target, Some(target));
                 let added = self
                     .inner
                     .dispatcher
-                    .control(target, move |p, _| p.add_sender(number, health))
+                    .control(target, move |p, env| {
+                        p.add_sender(number, health);
+                        env.journal(&[record])
+                    })
                     .await;
                 if added.is_ok() {
                     landed = Some(target);
                 }
                 // Keep the record true to where the number is, even on failure.
                 self.record_assignment(number, landed, now);
-                added?;
+                settle(added?).await?;
             }
         }
         Ok(self.record_assignment(number, landed, now))
@@ -618,11 +922,24 @@ impl Engine {
     ) -> Result<StickyMapping, EngineError> {
         let _in = self.enter()?;
         let now = self.now_secs();
-        Ok(self
+        let (mapping, receipt) = self
             .inner
             .dispatcher
-            .control(profile, move |p, _| p.pin(to, from, now))
-            .await??)
+            .control(profile, move |p, env| {
+                let m = p.pin(to, from, now)?;
+                let record = Record::MappingSet {
+                    profile,
+                    to,
+                    from,
+                    created_at: m.created_at,
+                    last_used: m.last_used_at,
+                    pinned: true,
+                };
+                Ok::<_, crate::profile::PinError>((m, env.journal(&[record])))
+            })
+            .await??;
+        settle(receipt).await?;
+        Ok(mapping)
     }
 
     /// Breaks the mapping of `to`; returns it if it was live.
@@ -633,11 +950,18 @@ impl Engine {
     ) -> Result<Option<StickyMapping>, EngineError> {
         let _in = self.enter()?;
         let now = self.now_secs();
-        Ok(self
+        let (removed, receipt) = self
             .inner
             .dispatcher
-            .control(profile, move |p, _| p.unmap(to, now))
-            .await?)
+            .control(profile, move |p, env| {
+                (
+                    p.unmap(to, now),
+                    env.journal(&[Record::MappingRemoved { profile, to }]),
+                )
+            })
+            .await?;
+        settle(receipt).await?;
+        Ok(removed)
     }
 
     // ---- Health -------------------------------------------------------------
@@ -654,13 +978,25 @@ impl Engine {
             return Ok(false);
         };
         let now = self.now_secs();
-        Ok(self
+        let (counted, receipt) = self
             .inner
             .dispatcher
             .run(profile, move |p, env| {
-                p.record_outcome(sender, outcome, now, &env.health)
+                if p.record_outcome(sender, outcome, now, &env.health) {
+                    let record = Record::Outcome {
+                        profile,
+                        sender,
+                        outcome,
+                        at: now,
+                    };
+                    (true, env.journal(&[record]))
+                } else {
+                    (false, None)
+                }
             })
-            .await?)
+            .await?;
+        settle(receipt).await?;
+        Ok(counted)
     }
 
     // ---- Operations ---------------------------------------------------------
@@ -743,6 +1079,9 @@ impl Engine {
             drained.await;
         }
         self.inner.dispatcher.shutdown();
+        if let Some(writer) = &self.inner.writer {
+            writer.stop();
+        }
     }
 
     /// Test hook: runs `f` on the actor of `profile` (to inject a panic or a stall).

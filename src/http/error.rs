@@ -193,6 +193,9 @@ impl From<EngineError> for ApiError {
                 ApiError::Unavailable("the server is shutting down".into())
             }
             EngineError::Internal => ApiError::Internal,
+            EngineError::Journal => {
+                ApiError::Unavailable("the change could not be made durable".into())
+            }
             EngineError::Settings(e) => settings_error(e),
             EngineError::Select(e) => ApiError::NoSender(e),
             EngineError::Pin(e) => ApiError::invalid("/from", e.to_string()),

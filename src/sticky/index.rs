@@ -30,7 +30,7 @@ fn id_of(word: u32) -> u32 {
 }
 
 /// Open-addressing index from a 64-bit hash to a slab id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Index {
     words: Box<[u32]>,
     len: usize,

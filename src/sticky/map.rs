@@ -40,6 +40,7 @@ pub struct ExpireReport {
 
 /// One shard. Invariant: an entry of the slab is in the index exactly when
 /// it is not vacant, and every allocated entry is in the wheel exactly once.
+#[derive(Clone)]
 struct Shard {
     index: Index,
     slab: Slab,
@@ -86,6 +87,7 @@ impl Shard {
 ///   without a scan. Stale entries are freed when the wheel reaches them.
 /// - Every stored entry is in its shard's wheel exactly once (pinned ones
 ///   are re-armed one ttl ahead each time they are reached).
+#[derive(Clone)]
 pub struct StickyMap {
     shards: Box<[Shard]>,
     shard_mask: usize,
@@ -146,14 +148,15 @@ impl StickyMap {
     }
 
     /// The sticky hit: if `recipient` has a live mapping and `check` accepts
-    /// its sender, marks it used at `now` and returns what `check` returned.
+    /// its sender, marks it used at `now` and returns what `check` returned
+    /// with the mapping's previous use.
     #[inline]
     pub fn touch<T>(
         &mut self,
         recipient: PhoneNumber,
         now: u32,
         check: impl FnOnce(SenderRef) -> Option<T>,
-    ) -> Option<T> {
+    ) -> Option<(T, u32)> {
         let key = recipient.as_u64();
         let (s, hash) = self.locate(key);
         let ttl = self.ttl;
@@ -164,8 +167,9 @@ impl StickyMap {
             return None;
         }
         let accepted = check(e.sender())?;
+        let previous = e.last_used;
         e.last_used = e.last_used.max(now);
-        Some(accepted)
+        Some((accepted, previous))
     }
 
     /// The live mapping of `recipient` whose sender passes `valid`, without touching it.
@@ -204,6 +208,31 @@ impl StickyMap {
     /// removed. Returns `false` if the shard is full.
     pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
         self.put(Entry::new(recipient.as_u64(), sender, now, true), now)
+    }
+
+    /// Puts back a mapping as it was (recovery): made at `created_at`, last
+    /// used at `last_used`. Returns `false` if the shard is full.
+    pub fn restore(
+        &mut self,
+        recipient: PhoneNumber,
+        sender: SenderRef,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) -> bool {
+        let entry = Entry::with_times(recipient.as_u64(), sender, created_at, last_used, pinned);
+        self.put(entry, last_used)
+    }
+
+    /// Moves a mapping's last use forward to `last_used` (recovery).
+    pub fn restore_touch(&mut self, recipient: PhoneNumber, last_used: u32) {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = &mut self.shards[s];
+        if let Some(id) = shard.find(hash, key) {
+            let e = shard.slab.get_mut(id);
+            e.last_used = e.last_used.max(last_used);
+        }
     }
 
     fn put(&mut self, entry: Entry, now: u32) -> bool {

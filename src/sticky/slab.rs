@@ -41,12 +41,23 @@ const EMPTY: Entry = Entry {
 
 impl Entry {
     pub fn new(recipient: u64, sender: SenderRef, now: u32, pinned: bool) -> Self {
+        Self::with_times(recipient, sender, now, now, pinned)
+    }
+
+    /// A mapping made at `created_at` and last used at `last_used` (recovery).
+    pub fn with_times(
+        recipient: u64,
+        sender: SenderRef,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) -> Self {
         Entry {
             recipient: [recipient as u32, (recipient >> 32) as u32],
             slot: sender.slot | if pinned { PINNED } else { 0 },
             generation: sender.generation,
-            created_at: now,
-            last_used: now,
+            created_at,
+            last_used,
             link: NIL,
         }
     }
@@ -88,7 +99,7 @@ impl Entry {
 }
 
 /// Chunked entry storage with a free list.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Slab {
     chunks: Vec<Box<[Entry; CHUNK]>>,
     /// Entries ever handed out (the next fresh id).
