@@ -1,0 +1,449 @@
+//! Durability: what the engine acknowledged survives restart (clean or not),
+//! torn and corrupt journals are repaired, snapshots compact the log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use numpool::clock::{ManualClock, Timestamp};
+use numpool::engine::{Engine, EngineConfig, NewProfile, ProfileUpdate};
+use numpool::health::DeliveryOutcome;
+use numpool::journal::{FsyncPolicy, JournalConfig};
+use numpool::settings::{SettingsPatch, SettingsUpdate};
+use numpool::{PhoneNumber, ProfileId, Reason};
+
+const DAY: u64 = 24 * 3600;
+
+fn n(s: &str) -> PhoneNumber {
+    PhoneNumber::parse_sender(s).unwrap()
+}
+
+fn to(i: u64) -> PhoneNumber {
+    PhoneNumber::from_u64(14_155_550_000 + i).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("numpool-durability-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn open(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
+    let config = EngineConfig {
+        journal: Some(JournalConfig {
+            dir: dir.to_path_buf(),
+            fsync: FsyncPolicy::Never,
+            snapshot_every: None,
+        }),
+        expire_tick: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    Engine::with_clock(config, clock.clone()).unwrap()
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)))
+}
+
+fn sticky_profile(e: &Engine, numbers: &[&str]) -> ProfileId {
+    block_on(async {
+        let p = e
+            .create_profile(NewProfile {
+                name: "durable".into(),
+                whitelisted_destinations: vec!["US".into()],
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for number in numbers {
+            e.assign_number(n(number), Some(p.id)).await.unwrap();
+        }
+        p.id
+    })
+}
+
+fn mapped(e: &Engine, p: ProfileId, r: PhoneNumber) -> Option<PhoneNumber> {
+    block_on(e.mapping(p, r)).unwrap().map(|m| m.from)
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[test]
+fn a_clean_restart_keeps_everything() {
+    let dir = temp_dir("clean");
+    let c = clock();
+    let e = open(&dir, &c);
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002", "+18005550003"]);
+    block_on(e.update_profile(
+        p,
+        ProfileUpdate {
+            name: Some("renamed".into()),
+            number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                toll_free_weight: Some(2.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let senders: Vec<PhoneNumber> = (0..50)
+        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .collect();
+    block_on(e.pin(p, to(99), n("+13125550002"))).unwrap();
+    for _ in 0..20 {
+        block_on(e.report_outcome(
+            n("+13125550001"),
+            DeliveryOutcome {
+                delivered: false,
+                spam: false,
+            },
+        ))
+        .unwrap();
+    }
+    let before = e.profile(p).unwrap();
+    let numbers_before = block_on(e.numbers(Some(p))).unwrap();
+    block_on(e.shutdown());
+
+    let e = open(&dir, &c);
+    assert_eq!(e.profile(p).unwrap(), before);
+    let numbers_after = block_on(e.numbers(Some(p))).unwrap();
+    assert_eq!(numbers_after, numbers_before, "numbers, ids, health");
+    assert!(numbers_after.iter().any(|s| s.unhealthy));
+    for (i, s) in senders.iter().enumerate() {
+        assert_eq!(mapped(&e, p, to(i as u64)), Some(*s), "recipient {i}");
+        let again = e.send_blocking(p, to(i as u64)).unwrap();
+        assert_eq!((again.sender, again.reason), (*s, Reason::Sticky));
+    }
+    let pin = block_on(e.mapping(p, to(99))).unwrap().unwrap();
+    assert!(pin.pinned);
+    block_on(e.shutdown());
+}
+
+#[test]
+fn disabling_sticky_deletion_and_number_removal_survive_restart() {
+    let dir = temp_dir("removals");
+    let c = clock();
+    let e = open(&dir, &c);
+    let a = sticky_profile(&e, &["+13125550001", "+13125550002"]);
+    let b = sticky_profile(&e, &["+14155550009"]);
+    let first = e.send_blocking(a, to(1)).unwrap().sender;
+    e.send_blocking(a, to(2)).unwrap();
+    e.send_blocking(b, to(3)).unwrap();
+    // Remove the sender of to(1): its mapping goes; to(2)'s stays.
+    block_on(e.assign_number(first, None)).unwrap();
+    // Profile b: sticky off clears, then on again.
+    for sticky in [false, true] {
+        block_on(e.update_profile(
+            b,
+            ProfileUpdate {
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(sticky),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    }
+    let c2 = block_on(async {
+        e.create_profile(NewProfile {
+            name: "doomed".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id
+    });
+    block_on(e.assign_number(n("+17735550005"), Some(c2))).unwrap();
+    block_on(e.delete_profile(c2)).unwrap();
+    let kept = mapped(&e, a, to(2));
+    block_on(e.shutdown());
+
+    let e = open(&dir, &c);
+    assert_eq!(mapped(&e, a, to(1)), None);
+    assert_eq!(mapped(&e, a, to(2)), kept);
+    assert_eq!(mapped(&e, b, to(3)), None, "sticky off cleared it");
+    assert!(e.profile(c2).is_err());
+    assert_eq!(e.owner(first), None);
+    assert_eq!(e.owner(n("+17735550005")), None);
+    assert!(e.number_record(n("+17735550005")).is_some());
+    block_on(e.shutdown());
+}
+
+#[test]
+fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
+    let dir = temp_dir("expiry");
+    let c = clock();
+    let e = open(&dir, &c);
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
+    e.send_blocking(p, to(1)).unwrap();
+    e.send_blocking(p, to(2)).unwrap();
+    // to(2) keeps being used: a hit every 25 s for 10 minutes.
+    for _ in 0..24 {
+        c.advance(Duration::from_secs(25));
+        e.send_blocking(p, to(2)).unwrap();
+    }
+    let truth = block_on(e.mapping(p, to(2))).unwrap().unwrap().last_used_at;
+    // Killed without a clean shutdown: drop the engine's writer by leaking nothing.
+    block_on(e.shutdown());
+    let e = open(&dir, &c);
+    let recovered = block_on(e.mapping(p, to(2))).unwrap().unwrap().last_used_at;
+    assert!(
+        recovered <= truth && truth - recovered < 60,
+        "truth {truth}, recovered {recovered}"
+    );
+    block_on(e.shutdown());
+    // Eight days later, to(1)'s mapping has expired: recovery must not bring it back.
+    c.advance(Duration::from_secs(8 * DAY));
+    let e = open(&dir, &c);
+    assert_eq!(mapped(&e, p, to(1)), None);
+    assert_eq!(e.send_blocking(p, to(1)).unwrap().reason, Reason::Weighted);
+    block_on(e.shutdown());
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
+    let dir = temp_dir("torn");
+    let c = clock();
+    let e = open(&dir, &c);
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
+    let senders: Vec<_> = (0..10)
+        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .collect();
+    block_on(e.shutdown());
+    // A half-written record at the end, as a crash mid-write leaves it.
+    let seg = last_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let (e, report) = Engine::recover(
+        EngineConfig {
+            journal: Some(JournalConfig::new(&dir)),
+            ..EngineConfig::default()
+        },
+        c.clone(),
+    )
+    .unwrap();
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() as usize,
+        good,
+        "truncated at the last good record"
+    );
+    for (i, s) in senders.iter().enumerate() {
+        assert_eq!(mapped(&e, p, to(i as u64)), Some(*s));
+    }
+    // And it keeps journaling after the repair.
+    let s = e.send_blocking(p, to(50)).unwrap().sender;
+    block_on(e.shutdown());
+    let e = open(&dir, &c);
+    assert_eq!(mapped(&e, p, to(50)), Some(s));
+    block_on(e.shutdown());
+}
+
+#[test]
+fn a_flipped_byte_stops_replay_at_that_record() {
+    let dir = temp_dir("flipped");
+    let c = clock();
+    let e = open(&dir, &c);
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
+    e.send_blocking(p, to(1)).unwrap();
+    let size_after_first = std::fs::metadata(last_segment(&dir)).unwrap().len() as usize;
+    e.send_blocking(p, to(2)).unwrap();
+    e.send_blocking(p, to(3)).unwrap();
+    block_on(e.shutdown());
+    let seg = last_segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[size_after_first + 12] ^= 0x20; // inside the record of to(2)
+    std::fs::write(&seg, &bytes).unwrap();
+    let e = open(&dir, &c);
+    assert!(mapped(&e, p, to(1)).is_some());
+    assert_eq!(mapped(&e, p, to(2)), None);
+    assert_eq!(
+        mapped(&e, p, to(3)),
+        None,
+        "nothing after a corrupt record is trusted"
+    );
+    block_on(e.shutdown());
+}
+
+#[test]
+fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
+    let dir = temp_dir("snapshot");
+    let c = clock();
+    let e = open(&dir, &c);
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002", "+13125550003"]);
+    let early: Vec<_> = (0..100)
+        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .collect();
+    for _ in 0..20 {
+        block_on(e.report_outcome(
+            n("+13125550003"),
+            DeliveryOutcome {
+                delivered: false,
+                spam: false,
+            },
+        ))
+        .unwrap();
+    }
+    let first = block_on(e.snapshot_now()).unwrap();
+    let late: Vec<_> = (100..150)
+        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .collect();
+    let second = block_on(e.snapshot_now()).unwrap();
+    let tail: Vec<_> = (150..160)
+        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .collect();
+    block_on(e.shutdown());
+    // Only the last two snapshots and the segments they need remain.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains(&format!("{:020}", first - 1))),
+        "{names:?}"
+    );
+    assert!(names
+        .iter()
+        .any(|n| n.contains(&format!("snapshot-{second:020}"))));
+
+    let (e, report) = Engine::recover(
+        EngineConfig {
+            journal: Some(JournalConfig::new(&dir)),
+            ..EngineConfig::default()
+        },
+        c.clone(),
+    )
+    .unwrap();
+    assert_eq!(report.snapshot, Some(second));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    for (i, s) in early.iter().chain(&late).chain(&tail).enumerate() {
+        assert_eq!(mapped(&e, p, to(i as u64)), Some(*s), "recipient {i}");
+    }
+    let health = block_on(e.number(n("+13125550003"))).unwrap();
+    assert_eq!(
+        health.health.finalized, 20,
+        "health counted once, not twice"
+    );
+    block_on(e.shutdown());
+
+    // A damaged newest snapshot: recovery falls back to the previous one.
+    let snap = dir.join(format!("snapshot-{second:020}.bin"));
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&snap, &bytes).unwrap();
+    let (e, report) = Engine::recover(
+        EngineConfig {
+            journal: Some(JournalConfig::new(&dir)),
+            ..EngineConfig::default()
+        },
+        c.clone(),
+    )
+    .unwrap();
+    assert_eq!(report.snapshot, Some(first));
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    for (i, s) in early.iter().chain(&late).chain(&tail).enumerate() {
+        assert_eq!(
+            mapped(&e, p, to(i as u64)),
+            Some(*s),
+            "recipient {i} after fallback"
+        );
+    }
+    block_on(e.shutdown());
+}
+
+#[test]
+fn records_a_snapshot_already_holds_are_not_applied_twice() {
+    use numpool::config::SelectionConfig;
+    use numpool::journal::record::{encode, ProfileState, Record};
+    use numpool::journal::{recovery, segment_path, snapshot};
+
+    let dir = temp_dir("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = ProfileId::new_v4();
+    let sender = n("+13125550001");
+    let failed = DeliveryOutcome {
+        delivered: false,
+        spam: false,
+    };
+    let at = 1_800_000_000u32;
+    let state = ProfileState {
+        id: p,
+        name: "p".into(),
+        enabled: true,
+        whitelisted_destinations: vec![],
+        webhook_url: None,
+        webhook_failover_url: None,
+        settings: Some(Default::default()),
+        created_at: Timestamp::from_secs(u64::from(at)),
+        updated_at: Timestamp::from_secs(u64::from(at)),
+    };
+    // Snapshot 3 already counts 20 outcomes...
+    let snap = vec![
+        Record::ProfileSaved { profile: state, at },
+        Record::NumberSaved {
+            profile: p,
+            number: sender,
+            id: 1,
+            owner: Some(p),
+            created_at: Timestamp::from_secs(1),
+            updated_at: Timestamp::from_secs(1),
+        },
+        Record::HealthState {
+            profile: p,
+            sender,
+            buckets: vec![(at / 3600, 20, 0, 0)],
+        },
+    ];
+    snapshot::write(&dir, 3, snap.into_iter()).unwrap();
+    // ...including the outcome written to segment 3 before the profile's
+    // marker; only the one after the marker is new.
+    let mut log = Vec::new();
+    for r in [
+        Record::Outcome {
+            profile: p,
+            sender,
+            outcome: failed,
+            at,
+        },
+        Record::SnapshotMark {
+            profile: p,
+            snapshot: 3,
+        },
+        Record::Outcome {
+            profile: p,
+            sender,
+            outcome: failed,
+            at,
+        },
+    ] {
+        encode(&r, &mut log);
+    }
+    std::fs::write(segment_path(&dir, 3), &log).unwrap();
+    let recovered = recovery::recover(&dir, &SelectionConfig::default()).unwrap();
+    let (_, profile) = &recovered.profiles[0];
+    let info = profile
+        .sender(sender, at, &SelectionConfig::default().health)
+        .unwrap();
+    assert_eq!(info.health.finalized, 21);
+    assert_eq!(recovered.snapshot, Some(3));
+}
