@@ -13,6 +13,7 @@ use crate::config::{SelectionConfig, DEFAULT_STICKY_TTL_SECS};
 use crate::engine::EngineConfig;
 use crate::health::HealthConfig;
 use crate::http::{auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};
+use crate::journal::{FsyncPolicy, JournalConfig};
 
 /// numpool: sender selection for SMS number pools.
 #[derive(Debug, Parser)]
@@ -56,6 +57,13 @@ pub struct ServeArgs {
     #[arg(long, env = "NUMPOOL_EPHEMERAL")]
     #[serde(default)]
     pub ephemeral: bool,
+    /// When the journal syncs to disk: `always`, `interval` (every 10 ms),
+    /// `interval:DUR`, or `never` [default: interval].
+    #[arg(long, env = "NUMPOOL_FSYNC")]
+    pub fsync: Option<String>,
+    /// How often a snapshot compacts the journal, e.g. `10m` [default: 10m].
+    #[arg(long, env = "NUMPOOL_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<String>,
     /// Health window, e.g. `24h` [default: 24h].
     #[arg(long, env = "NUMPOOL_HEALTH_WINDOW")]
     pub health_window: Option<String>,
@@ -187,6 +195,8 @@ impl ServeArgs {
             sticky_ttl,
             webhook_public_key,
             data_dir,
+            fsync,
+            snapshot_every,
             health_window,
             health_min_samples,
             health_min_success_ratio,
@@ -265,6 +275,34 @@ impl ServeArgs {
             .as_deref()
             .map(auth::webhook_key)
             .transpose()?;
+        let fsync = match &args.fsync {
+            None => FsyncPolicy::Interval(Duration::from_millis(10)),
+            Some(s) => FsyncPolicy::parse(s).map_err(|message| ConfigError::Invalid {
+                setting: "fsync",
+                message,
+            })?,
+        };
+        let snapshot_every = duration(
+            "snapshot-every",
+            &args.snapshot_every,
+            Duration::from_secs(600),
+        )?;
+        let storage = if args.ephemeral {
+            Storage::Ephemeral
+        } else {
+            Storage::DataDir(
+                args.data_dir
+                    .unwrap_or_else(|| PathBuf::from("./numpool-data")),
+            )
+        };
+        let journal = match &storage {
+            Storage::Ephemeral => None,
+            Storage::DataDir(dir) => Some(JournalConfig {
+                dir: dir.clone(),
+                fsync,
+                snapshot_every: Some(snapshot_every),
+            }),
+        };
         let mailbox_bound = args.mailbox_bound.unwrap_or(1024);
         if mailbox_bound == 0 {
             return Err(ConfigError::Invalid {
@@ -284,6 +322,7 @@ impl ServeArgs {
                     arbiters: args.arbiters.unwrap_or(0),
                     mailbox_bound,
                 },
+                journal,
                 ..EngineConfig::default()
             },
             http: HttpOptions {
@@ -292,14 +331,7 @@ impl ServeArgs {
                 body_limit: args.body_limit.unwrap_or(DEFAULT_BODY_LIMIT).max(1024),
                 workers: args.http_workers.unwrap_or(0),
             },
-            storage: if args.ephemeral {
-                Storage::Ephemeral
-            } else {
-                Storage::DataDir(
-                    args.data_dir
-                        .unwrap_or_else(|| PathBuf::from("./numpool-data")),
-                )
-            },
+            storage,
         })
     }
 }
@@ -327,11 +359,11 @@ impl ServeConfig {
                 s.health.max_spam_ratio
             ),
             format!(
-                "actors: {} arbiter threads, mailbox bound {}",
+                "actors: {}, mailbox bound {}",
                 if self.engine.dispatcher.arbiters == 0 {
-                    "(one per core)".to_string()
+                    "one arbiter thread per core".to_string()
                 } else {
-                    self.engine.dispatcher.arbiters.to_string()
+                    format!("{} arbiter threads", self.engine.dispatcher.arbiters)
                 },
                 self.engine.dispatcher.mailbox_bound
             ),
@@ -345,12 +377,19 @@ impl ServeConfig {
                 }
             ),
         ];
-        lines.push(match &self.storage {
-            Storage::Ephemeral => "storage: ephemeral (in memory only; everything is lost on exit)".into(),
-            Storage::DataDir(dir) => format!(
-                "storage: data dir {} (accepted; the journal is not built yet, so state is in memory only)",
-                dir.display()
+        lines.push(match (&self.storage, &self.engine.journal) {
+            (Storage::DataDir(dir), Some(j)) => format!(
+                "storage: journal in {} (fsync {}, snapshot every {})",
+                dir.display(),
+                match j.fsync {
+                    FsyncPolicy::Always => "always".to_string(),
+                    FsyncPolicy::Never => "never".to_string(),
+                    FsyncPolicy::Interval(d) => format!("every {d:?}"),
+                },
+                j.snapshot_every
+                    .map_or("never".to_string(), |d| format!("{}s", d.as_secs()))
             ),
+            _ => "storage: ephemeral (in memory only; everything is lost on exit)".into(),
         });
         lines.join("\n")
     }
@@ -378,6 +417,21 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.engine.selection.sticky_ttl_secs, 8 * 86_400);
         assert_eq!(c.storage, Storage::DataDir(PathBuf::from("./numpool-data")));
+        let journal = c.engine.journal.clone().unwrap();
+        assert_eq!(
+            journal.fsync,
+            FsyncPolicy::Interval(Duration::from_millis(10))
+        );
+        let ephemeral = ServeArgs {
+            ephemeral: true,
+            ..Default::default()
+        };
+        assert!(ephemeral.resolve().unwrap().engine.journal.is_none());
+        let bad_fsync = ServeArgs {
+            fsync: Some("sometimes".into()),
+            ..Default::default()
+        };
+        assert!(bad_fsync.resolve().is_err());
         let open = ServeArgs {
             listen: Some("0.0.0.0:8080".parse().unwrap()),
             ..Default::default()

@@ -47,6 +47,9 @@ impl HealthConfig {
     }
 }
 
+/// One slice of a health window: `(slice index, finalized, delivered, spam)`.
+pub type HealthSlice = (u32, u32, u32, u32);
+
 /// One finalized message, as reported by a delivery webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryOutcome {
@@ -144,7 +147,7 @@ impl Health {
     }
 
     /// The non-empty slices as `(slice index, finalized, delivered, spam)` (snapshots).
-    pub fn slices(&self) -> Vec<(u32, u32, u32, u32)> {
+    pub fn slices(&self) -> Vec<HealthSlice> {
         self.buckets
             .iter()
             .filter(|b| b.counts.finalized > 0)
@@ -160,7 +163,7 @@ impl Health {
     }
 
     /// A health record holding `slices` (as [`Health::slices`] gave them).
-    pub fn from_slices(slices: &[(u32, u32, u32, u32)], config: &HealthConfig) -> Health {
+    pub fn from_slices(slices: &[HealthSlice], config: &HealthConfig) -> Health {
         let mut h = Health::default();
         let n = usize::from(config.buckets.max(1));
         if !slices.is_empty() {

@@ -2,7 +2,7 @@
 //! counters, and every operation on them. The actor layer owns one per actor.
 
 use crate::config::SelectionConfig;
-use crate::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts};
+use crate::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts, HealthSlice};
 use crate::number::{PhoneNumber, SenderKind};
 use crate::pool::{kind_index, Pool, Sender, SenderRef};
 use crate::select::{select, MappingOutcome, Reason, SelectError, SelectState, Selection};
@@ -388,7 +388,7 @@ impl Profile {
     pub fn restore_health(
         &mut self,
         sender: PhoneNumber,
-        slices: &[(u32, u32, u32, u32)],
+        slices: &[HealthSlice],
         config: &HealthConfig,
     ) {
         if let Some(s) = self.pool.sender_mut(sender) {
@@ -397,7 +397,7 @@ impl Profile {
     }
 
     /// The senders with their health slices, in joining order (snapshots).
-    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<(u32, u32, u32, u32)>)> {
+    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
         self.pool
             .senders()
             .into_iter()

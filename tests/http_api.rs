@@ -1,8 +1,9 @@
 //! The HTTP API over real HTTP: a server on `127.0.0.1:0`, every route,
 //! every error row of API.md, and the mapping lifecycle with a manual clock.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use numpool::engine::{Engine, EngineConfig};
 use numpool::http::{self, ApiKeys, HttpOptions};
 use numpool::ProfileId;
 use serde_json::{json, Value};
+use support::{request, Response};
 
 const KEY: &str = "test-key-1";
 const DAY: u64 = 24 * 3600;
@@ -30,12 +32,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         block_on(self.handle.stop(false));
     }
-}
-
-struct Response {
-    status: u16,
-    headers: String,
-    body: Value,
 }
 
 fn signing_key() -> SigningKey {
@@ -133,66 +129,6 @@ impl Server {
             json!({"messaging_profile_id": profile, "to": to, "text": "hi"}),
         )
     }
-}
-
-/// One HTTP/1.1 request over a fresh connection.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-    key: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Response {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(k) = key {
-        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
-    }
-    for (h, v) in extra {
-        req.push_str(&format!("{h}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Response {
-        status,
-        headers: head.to_ascii_lowercase(),
-        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    }
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
-    }
-    out
 }
 
 fn error(r: &Response) -> (u16, String, Option<String>) {

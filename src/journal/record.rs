@@ -2,7 +2,7 @@
 //! little-endian, so a torn or corrupted record is recognised on reading.
 
 use crate::clock::Timestamp;
-use crate::health::DeliveryOutcome;
+use crate::health::{DeliveryOutcome, HealthSlice};
 use crate::number::PhoneNumber;
 use crate::registry::ProfileId;
 use crate::settings::PoolSettings;
@@ -72,7 +72,7 @@ pub enum Record {
     HealthState {
         profile: ProfileId,
         sender: PhoneNumber,
-        buckets: Vec<(u32, u32, u32, u32)>,
+        buckets: Vec<HealthSlice>,
     },
     /// The profile's state was captured for snapshot `snapshot` here.
     SnapshotMark {

@@ -1,0 +1,189 @@
+//! SIGKILL of the real `numpool serve` during a stream of sends, then a
+//! restart on the same data dir: every acknowledged mapping is back, and the
+//! same recipients get the same senders.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{request, try_request};
+
+const KEY: &str = "crash-test";
+
+/// A running server, killed (SIGKILL) and reaped when dropped.
+struct Server(Child);
+
+impl Server {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `numpool serve` on a free port; returns it with its address.
+fn serve(dir: &std::path::Path) -> (Server, SocketAddr) {
+    let child = Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            KEY,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "numpool serve did not start");
+        let line = lines.next().unwrap().unwrap();
+        if let Some(url) = line.split("listening on http://").nth(1) {
+            let addr = url.trim_end_matches("/v2").parse().unwrap();
+            // Keep draining stdout so the server never blocks on it.
+            std::thread::spawn(move || for _ in lines {});
+            return (server, addr);
+        }
+    }
+}
+
+#[test]
+fn sigkill_loses_nothing_acknowledged() {
+    let dir = std::env::temp_dir().join(format!("numpool-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut child, addr) = serve(&dir);
+    let created = request(
+        addr,
+        "POST",
+        "/v2/messaging_profiles",
+        &json!({"name": "crash", "whitelisted_destinations": ["US"], "number_pool_settings": {"sticky_sender": true}}).to_string(),
+        Some(KEY),
+        &[],
+    );
+    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
+    for n in [
+        "+13125550001",
+        "+13125550002",
+        "+13125550003",
+        "+13125550004",
+    ] {
+        let body = json!({ "messaging_profile_id": profile }).to_string();
+        assert_eq!(
+            request(
+                addr,
+                "PATCH",
+                &format!("/v2/phone_numbers/{n}/messaging"),
+                &body,
+                Some(KEY),
+                &[]
+            )
+            .status,
+            200
+        );
+    }
+    // A stream of sends to new recipients from two threads; each records
+    // what the server acknowledged.
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..2)
+        .map(|t| {
+            let (acked, count, stop, profile) =
+                (acked.clone(), count.clone(), stop.clone(), profile.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let to = format!("+1415{:07}", t * 1_000_000 + i);
+                    let body =
+                        json!({"messaging_profile_id": profile, "to": to, "text": "x"}).to_string();
+                    match try_request(
+                        addr,
+                        "POST",
+                        "/v2/messages/number_pool",
+                        &body,
+                        Some(KEY),
+                        &[],
+                    ) {
+                        Ok(r) if r.status == 200 => {
+                            let from = r.body["data"]["from"]["phone_number"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
+                            acked.lock().unwrap().push((to, from));
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < 400 {
+        assert!(Instant::now() < deadline, "the stream never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGKILL in the middle of the stream.
+    child.kill();
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 400);
+
+    let (mut child, addr) = serve(&dir);
+    for (to, from) in &acked {
+        let m = request(
+            addr,
+            "GET",
+            &format!("/v2/messaging_profiles/{profile}/sticky_mappings/{to}"),
+            "",
+            Some(KEY),
+            &[],
+        );
+        assert_eq!(
+            m.status, 200,
+            "acknowledged mapping of {to} lost: {}",
+            m.body
+        );
+        assert_eq!(m.body["data"]["from"].as_str(), Some(from.as_str()), "{to}");
+    }
+    // The same recipients get the same senders.
+    for (to, from) in acked.iter().step_by(37) {
+        let body = json!({"messaging_profile_id": profile, "to": to, "text": "again"}).to_string();
+        let r = request(
+            addr,
+            "POST",
+            "/v2/messages/number_pool",
+            &body,
+            Some(KEY),
+            &[],
+        );
+        assert_eq!(
+            r.body["data"]["from"]["phone_number"].as_str(),
+            Some(from.as_str())
+        );
+        assert_eq!(r.body["data"]["selection"]["reason"], "sticky");
+    }
+    child.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
