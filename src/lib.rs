@@ -46,6 +46,7 @@
 //! - [`sticky`]: the sharded recipient -> sender map and its timing wheel.
 //! - [`select`]: the selection order (sticky -> geomatch -> weighted, skip unhealthy).
 //! - [`profile`]: [`Profile`], one messaging profile's whole state and operations.
+//! - [`records`]: the administrative records of profiles and numbers.
 //! - [`registry`]: [`Registry`], every profile and number in one thread.
 //! - [`config`]: engine-wide settings the core needs.
 //! - [`clock`]: the [`Clock`] trait; `ManualClock` with the `test-util` feature.
@@ -86,6 +87,7 @@ pub mod journal;
 pub mod number;
 pub mod pool;
 pub mod profile;
+pub mod records;
 pub mod region;
 mod region_table;
 pub mod registry;

@@ -374,7 +374,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
 #[test]
 fn records_a_snapshot_already_holds_are_not_applied_twice() {
     use numpool::config::SelectionConfig;
-    use numpool::journal::record::{encode, ProfileState, Record};
+    use numpool::journal::record::{encode, ProfileRecord, Record};
     use numpool::journal::{recovery, segment_path, snapshot};
 
     let dir = temp_dir("marks");
@@ -386,14 +386,14 @@ fn records_a_snapshot_already_holds_are_not_applied_twice() {
         spam: false,
     };
     let at = 1_800_000_000u32;
-    let state = ProfileState {
+    let state = ProfileRecord {
         id: p,
         name: "p".into(),
         enabled: true,
         whitelisted_destinations: vec![],
         webhook_url: None,
         webhook_failover_url: None,
-        settings: Some(Default::default()),
+        number_pool_settings: Some(Default::default()),
         created_at: Timestamp::from_secs(u64::from(at)),
         updated_at: Timestamp::from_secs(u64::from(at)),
     };

@@ -56,8 +56,9 @@ pub struct Args {
     /// Seed of the workload (same seed, same workload).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// What to measure: `numpool`, `naive`, `redis`, `http`, or `all`
-    /// (numpool, naive, and redis if `--redis-url` answers).
+    /// What to measure: `numpool`, `journal` (numpool with its journal in
+    /// `--data-dir`), `naive`, `redis`, `http`, or `all` (numpool, naive, and
+    /// redis if `--redis-url` answers).
     #[arg(long, default_value = "numpool,naive", value_delimiter = ',')]
     pub engine: Vec<EngineKind>,
     /// Drive a running `numpool serve` through HTTP (implies `--engine http`).
@@ -66,6 +67,12 @@ pub struct Args {
     /// API key for `--target`.
     #[arg(long, default_value = "")]
     pub api_key: String,
+    /// Data directory of the `journal` engine (default: a fresh temporary one).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// fsync policy of the `journal` engine: always, interval, interval:DUR, never.
+    #[arg(long, default_value = "interval")]
+    pub fsync: String,
     /// Redis for the `redis` baseline (`loadgen/redis.sh` starts one).
     #[arg(long, default_value = "redis://127.0.0.1:6390/")]
     pub redis_url: String,
@@ -91,6 +98,7 @@ pub enum Dist {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
     Numpool,
+    Journal,
     Naive,
     Redis,
     Http,

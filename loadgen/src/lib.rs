@@ -10,10 +10,12 @@
 //! - [`target`]: the [`target::Target`] trait and its implementations
 //!   (`numpool`, `naive`, `redis`, `http`).
 //! - [`driver`]: closed and open loop, simulated time, latency histograms.
+//! - [`durability`]: what the journal costs: snapshot stall, recovery time.
 //! - [`report`]: the summary, the JSON file and the SVG plot.
 
 pub mod args;
 pub mod driver;
+pub mod durability;
 pub mod report;
 pub mod target;
 pub mod workload;

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use clap::Parser;
 use loadgen::args::{Args, EngineKind};
 use loadgen::driver::{self, DriverConfig};
+use loadgen::durability;
 use loadgen::report::{self, RunReport};
 use loadgen::target::{HttpTarget, NaiveTarget, NumpoolTarget, RedisTarget, Target, TargetError};
 use loadgen::target_flags;
 use loadgen::workload::{Workload, WorkloadSpec};
 use numpool::clock::{ManualClock, SystemClock};
+use numpool::journal::{FsyncPolicy, JournalConfig};
 use numpool::Clock;
 
 fn main() -> ExitCode {
@@ -47,10 +49,24 @@ fn main() -> ExitCode {
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let mut reports: Vec<RunReport> = Vec::new();
+    let mut durability: Vec<String> = Vec::new();
     for kind in args.engines() {
         // Every engine starts from the same simulated instant.
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let flags = target_flags(&args);
+        if kind == EngineKind::Journal {
+            match run_journal(&args, &workload, &cfg, clock) {
+                Ok((report, line)) => {
+                    reports.push(report);
+                    durability.push(line);
+                    continue;
+                }
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
         let target: Result<Box<dyn Target>, TargetError> = match kind {
             EngineKind::Numpool => {
                 NumpoolTarget::start(&workload, flags, clock.clone()).map(|t| Box::new(t) as _)
@@ -76,7 +92,7 @@ fn main() -> ExitCode {
                 HttpTarget::connect(&url, &args.api_key, &workload, flags, cfg.concurrency)
                     .map(|t| Box::new(t) as _)
             }
-            EngineKind::All => continue,
+            EngineKind::All | EngineKind::Journal => continue,
         };
         let target = match target {
             Ok(t) => t,
@@ -100,6 +116,9 @@ fn main() -> ExitCode {
         }
     }
     print!("{}", report::summary(&description, &reports));
+    for line in &durability {
+        println!("{line}");
+    }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "workload": description,
@@ -118,4 +137,51 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Runs numpool with its journal, then measures the snapshot stall and the
+/// recovery of what it wrote. Returns the run and a line for the summary.
+fn run_journal(
+    args: &Args,
+    workload: &Workload,
+    cfg: &DriverConfig,
+    clock: Arc<ManualClock>,
+) -> Result<(RunReport, String), String> {
+    let (dir, temporary) = match &args.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("loadgen-journal-{}", std::process::id())),
+            true,
+        ),
+    };
+    if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!(
+            "--data-dir {} is not empty: the journal engine needs a fresh directory",
+            dir.display()
+        ));
+    }
+    let journal = JournalConfig {
+        dir: dir.clone(),
+        fsync: FsyncPolicy::parse(&args.fsync)?,
+        snapshot_every: None,
+    };
+    let flags = target_flags(args);
+    let target = NumpoolTarget::start_with(workload, flags, clock.clone(), Some(journal.clone()))
+        .map_err(|e| e.to_string())?;
+    let report = driver::run(&target, workload, &clock, cfg).map_err(|e| e.to_string())?;
+    let d = durability::measure(&target, workload, &journal, clock).map_err(|e| e.to_string())?;
+    let line = format!(
+        "journal ({}): snapshot of {} mappings took {:.2?}; worst single send during it {:.2?} (without a snapshot {:.2?}); recovery of {} mappings took {:.2?}",
+        args.fsync,
+        d.recovered_mappings,
+        d.snapshot_took,
+        d.worst_during_snapshot,
+        d.worst_without_snapshot,
+        d.recovered_mappings,
+        d.recovery_took
+    );
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok((report, line))
 }

@@ -266,3 +266,26 @@ fn the_plot_is_an_svg_with_every_engine() {
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("numpool") && svg.contains("naive"));
 }
+
+#[test]
+fn a_short_journal_run_recovers_what_it_wrote() {
+    use numpool::journal::{FsyncPolicy, JournalConfig};
+    let workload = Workload::generate(&spec(11, 20_000)).unwrap();
+    let dir = std::env::temp_dir().join(format!("loadgen-journal-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = JournalConfig {
+        dir: dir.clone(),
+        fsync: FsyncPolicy::Never,
+        snapshot_every: None,
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let target =
+        NumpoolTarget::start_with(&workload, flags(3600), clock.clone(), Some(journal.clone()))
+            .unwrap();
+    let run = drive(&target, &workload, &clock, Duration::ZERO);
+    assert_eq!(run.engine, "journal");
+    let d = loadgen::durability::measure(&target, &workload, &journal, clock).unwrap();
+    assert_eq!(d.recovered_mappings as u64, run.live_mappings);
+    assert!(d.snapshot_took > Duration::ZERO);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -61,7 +61,7 @@ pub use records::{NewProfile, NumberRecord, NumberStatus, ProfileRecord, Profile
 use crate::actor::{settle, ActorEnv, Dispatcher};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::health::{DeliveryOutcome, HealthCounts};
-use crate::journal::{self, recovery, snapshot, ProfileState, Record, Writer};
+use crate::journal::{self, recovery, snapshot, Record, Writer};
 use crate::number::PhoneNumber;
 use crate::profile::{Eligibility, Profile, ProfileStats, SenderInfo, StickyMapping};
 use crate::registry::ProfileId;
@@ -130,35 +130,6 @@ pub struct RecoveryReport {
     pub replayed_records: u64,
     pub warnings: Vec<String>,
     pub took: std::time::Duration,
-}
-
-/// A profile's administrative record in journal form.
-fn state_of(r: &ProfileRecord) -> ProfileState {
-    ProfileState {
-        id: r.id,
-        name: r.name.clone(),
-        enabled: r.enabled,
-        whitelisted_destinations: r.whitelisted_destinations.clone(),
-        webhook_url: r.webhook_url.clone(),
-        webhook_failover_url: r.webhook_failover_url.clone(),
-        settings: r.number_pool_settings.clone(),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    }
-}
-
-fn record_of(s: ProfileState) -> ProfileRecord {
-    ProfileRecord {
-        id: s.id,
-        name: s.name,
-        enabled: s.enabled,
-        whitelisted_destinations: s.whitelisted_destinations,
-        webhook_url: s.webhook_url,
-        webhook_failover_url: s.webhook_failover_url,
-        number_pool_settings: s.settings,
-        created_at: s.created_at,
-        updated_at: s.updated_at,
-    }
 }
 
 /// The emitter recorded for numbers that belong to no profile (snapshots).
@@ -230,7 +201,7 @@ impl Engine {
                 let id = state.id;
                 futures::executor::block_on(dispatcher.spawn(id, profile))
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                catalog.profiles.insert(id, record_of(state));
+                catalog.profiles.insert(id, state);
             }
             for n in r.numbers {
                 catalog.next_number_id = catalog.next_number_id.max(n.id);
@@ -324,7 +295,7 @@ impl Engine {
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 if let Ok(record) = self.profile(id) {
-                    captured.push((state_of(&record), copy));
+                    captured.push((record, copy));
                 }
             }
         }
@@ -470,7 +441,7 @@ impl Engine {
             updated_at: now,
         };
         let saved = Record::ProfileSaved {
-            profile: state_of(&record),
+            profile: record.clone(),
             at: now.as_secs_u32(),
         };
         let receipt = self
@@ -546,7 +517,7 @@ impl Engine {
         let change = update.number_pool_settings;
         let secs = now.as_secs_u32();
         let saved = Record::ProfileSaved {
-            profile: state_of(&record),
+            profile: record.clone(),
             at: secs,
         };
         let receipt = self

@@ -1,26 +1,11 @@
 //! The administrative records of profiles and numbers, as the API shows them.
 
-use crate::clock::Timestamp;
 use crate::health::HealthCounts;
-use crate::number::{PhoneNumber, SenderKind};
+use crate::number::SenderKind;
 use crate::profile::Eligibility;
+pub use crate::records::{NumberRecord, ProfileRecord};
 use crate::registry::ProfileId;
-use crate::settings::{PoolSettings, SettingsUpdate};
-
-/// A messaging profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProfileRecord {
-    pub id: ProfileId,
-    pub name: String,
-    pub enabled: bool,
-    pub whitelisted_destinations: Vec<String>,
-    pub webhook_url: Option<String>,
-    pub webhook_failover_url: Option<String>,
-    /// `None`: the number pool is off.
-    pub number_pool_settings: Option<PoolSettings>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
+use crate::settings::SettingsUpdate;
 
 /// What creating a profile takes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,17 +30,6 @@ pub struct ProfileUpdate {
     pub webhook_url: Option<Option<String>>,
     pub webhook_failover_url: Option<Option<String>>,
     pub number_pool_settings: SettingsUpdate,
-}
-
-/// A phone number known to the engine (assigned now or before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NumberRecord {
-    pub number: PhoneNumber,
-    /// A numeric id the engine gave the number, stable for its lifetime.
-    pub id: u64,
-    pub profile: Option<ProfileId>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
 }
 
 /// A number with its kind, health and eligibility now.

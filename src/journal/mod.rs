@@ -30,7 +30,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use record::{ProfileState, Record};
+pub use record::Record;
 pub use writer::{Receipt, Writer};
 
 /// When the journal forces its writes to disk.

@@ -4,25 +4,12 @@
 use crate::clock::Timestamp;
 use crate::health::{DeliveryOutcome, HealthSlice};
 use crate::number::PhoneNumber;
+pub use crate::records::ProfileRecord;
 use crate::registry::ProfileId;
 use crate::settings::PoolSettings;
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).
 pub const MAX_PAYLOAD: usize = 16 << 20;
-
-/// A profile's administrative record, as journaled.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProfileState {
-    pub id: ProfileId,
-    pub name: String,
-    pub enabled: bool,
-    pub whitelisted_destinations: Vec<String>,
-    pub webhook_url: Option<String>,
-    pub webhook_failover_url: Option<String>,
-    pub settings: Option<PoolSettings>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
 
 /// One change of state. Every record names the profile whose actor wrote it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +17,7 @@ pub enum Record {
     /// Created or updated (with the settings as they are after the change,
     /// applied at `at` seconds).
     ProfileSaved {
-        profile: ProfileState,
+        profile: ProfileRecord,
         at: u32,
     },
     ProfileDeleted {
@@ -264,7 +251,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             }
             o.opt_str(&p.webhook_url);
             o.opt_str(&p.webhook_failover_url);
-            put_settings(&mut o, &p.settings);
+            put_settings(&mut o, &p.number_pool_settings);
             o.u64(p.created_at.as_millis());
             o.u64(p.updated_at.as_millis());
             o.u32(*at);
@@ -379,19 +366,19 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             }
             let webhook_url = i.opt_str()?;
             let webhook_failover_url = i.opt_str()?;
-            let settings = get_settings(&mut i)?;
+            let number_pool_settings = get_settings(&mut i)?;
             let created_at = i.ts()?;
             let updated_at = i.ts()?;
             let at = i.u32()?;
             Record::ProfileSaved {
-                profile: ProfileState {
+                profile: ProfileRecord {
                     id,
                     name,
                     enabled,
                     whitelisted_destinations,
                     webhook_url,
                     webhook_failover_url,
-                    settings,
+                    number_pool_settings,
                     created_at,
                     updated_at,
                 },
@@ -465,28 +452,53 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
     Ok(record)
 }
 
+/// Decodes framed records one at a time, stopping at the first torn or
+/// corrupt one; [`Records::valid`] is then the length of the good prefix.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Records { bytes, at: 0 }
+    }
+
+    /// Bytes of whole, valid records read so far.
+    pub fn valid(&self) -> usize {
+        self.at
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let rest = &self.bytes[self.at..];
+        if rest.len() < 8 {
+            return None;
+        }
+        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        if len > MAX_PAYLOAD || rest.len() - 8 < len {
+            return None;
+        }
+        let payload = &rest[8..8 + len];
+        if crc32fast::hash(payload) != crc {
+            return None;
+        }
+        let record = decode(payload).ok()?;
+        self.at += 8 + len;
+        Some(record)
+    }
+}
+
 /// Reads framed records from `bytes`. Returns them with the length of the
 /// valid prefix: reading stops at the first torn or corrupt record.
 pub fn read_all(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if len > MAX_PAYLOAD || bytes.len() - at - 8 < len {
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        match decode(payload) {
-            Ok(r) => records.push(r),
-            Err(Malformed) => break,
-        }
-        at += 8 + len;
-    }
-    (records, at)
+    let mut records = Records::new(bytes);
+    let all = records.by_ref().collect();
+    (all, records.valid())
 }
 
 #[cfg(test)]
@@ -499,14 +511,14 @@ mod tests {
         let to = PhoneNumber::parse_e164("+14155550100").unwrap();
         vec![
             Record::ProfileSaved {
-                profile: ProfileState {
+                profile: ProfileRecord {
                     id: p,
                     name: "a".into(),
                     enabled: true,
                     whitelisted_destinations: vec!["US".into()],
                     webhook_url: None,
                     webhook_failover_url: Some("https://x".into()),
-                    settings: Some(PoolSettings {
+                    number_pool_settings: Some(PoolSettings {
                         sticky_sender: true,
                         sticky_ttl_secs: Some(60),
                         ..Default::default()

@@ -4,17 +4,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use super::record::{self, ProfileState, Record};
+use super::record::{self, Record};
 use super::{numbered, segment_path, snapshot};
 use crate::config::SelectionConfig;
-use crate::engine::NumberRecord;
 use crate::number::PhoneNumber;
 use crate::profile::Profile;
+use crate::records::{NumberRecord, ProfileRecord};
 use crate::registry::ProfileId;
 
 /// The state recovered from a data directory.
 pub struct Recovered {
-    pub profiles: Vec<(ProfileState, Profile)>,
+    pub profiles: Vec<(ProfileRecord, Profile)>,
     pub numbers: Vec<NumberRecord>,
     /// The segment new records go to.
     pub segment: u64,
@@ -28,7 +28,7 @@ pub struct Recovered {
 
 struct Replay<'a> {
     config: &'a SelectionConfig,
-    profiles: HashMap<ProfileId, (ProfileState, Profile)>,
+    profiles: HashMap<ProfileId, (ProfileRecord, Profile)>,
     numbers: BTreeMap<PhoneNumber, NumberRecord>,
     /// Profiles in the snapshot whose log records up to their marker are in it already.
     awaiting_mark: HashSet<ProfileId>,
@@ -36,7 +36,7 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     fn apply(&mut self, r: Record) {
-        if let Some(p) = r.profile() {
+        if let Some(p) = r.profile().filter(|_| !self.awaiting_mark.is_empty()) {
             if self.awaiting_mark.contains(&p) {
                 if matches!(r, Record::SnapshotMark { .. }) {
                     self.awaiting_mark.remove(&p);
@@ -48,11 +48,11 @@ impl Replay<'_> {
         match r {
             Record::ProfileSaved { profile, at } => match self.profiles.get_mut(&profile.id) {
                 Some((state, p)) => {
-                    p.restore_settings(profile.settings.clone(), at);
+                    p.restore_settings(profile.number_pool_settings.clone(), at);
                     *state = profile;
                 }
                 None => {
-                    let p = Profile::new(profile.settings.clone(), self.config, at);
+                    let p = Profile::new(profile.number_pool_settings.clone(), self.config, at);
                     self.profiles.insert(profile.id, (profile, p));
                 }
             },
@@ -157,8 +157,8 @@ pub fn recover(dir: &Path, config: &SelectionConfig) -> std::io::Result<Recovere
     let mut base = None;
     for n in numbered(dir, "snapshot-", ".bin")?.into_iter().rev() {
         match snapshot::read(dir, n)? {
-            Some(records) => {
-                for r in records {
+            Some(bytes) => {
+                for r in record::Records::new(&bytes) {
                     replay.apply(r);
                 }
                 replay.awaiting_mark = replay.profiles.keys().copied().collect();
@@ -180,11 +180,14 @@ pub fn recover(dir: &Path, config: &SelectionConfig) -> std::io::Result<Recovere
     for (i, &s) in segments.iter().enumerate() {
         let path = segment_path(dir, s);
         let bytes = std::fs::read(&path)?;
-        let (records, valid) = record::read_all(&bytes);
-        replayed += records.len() as u64;
-        for r in records {
+        // Decoded and applied one by one: a log of millions of records is
+        // never held decoded in memory.
+        let mut records = record::Records::new(&bytes);
+        for r in records.by_ref() {
+            replayed += 1;
             replay.apply(r);
         }
+        let valid = records.valid();
         last = s;
         if valid < bytes.len() {
             warnings.push(format!(

@@ -34,16 +34,25 @@ pub fn write(dir: &Path, n: u64, records: impl Iterator<Item = Record>) -> std::
     Ok(())
 }
 
-/// Reads snapshot `n`; `None` if it is torn, corrupt or incomplete.
-pub fn read(dir: &Path, n: u64) -> std::io::Result<Option<Vec<Record>>> {
-    let bytes = std::fs::read(snapshot_path(dir, n))?;
-    let (mut records, valid) = record::read_all(&bytes);
-    match records.pop() {
-        Some(Record::SnapshotEnd { records: count })
-            if valid == bytes.len() && count == records.len() as u64 =>
-        {
-            Ok(Some(records))
-        }
-        _ => Ok(None),
+/// Whether `bytes` are a whole snapshot: every record intact, ending with a
+/// `SnapshotEnd` that counts the records before it.
+pub fn is_complete(bytes: &[u8]) -> bool {
+    let mut records = record::Records::new(bytes);
+    let mut count = 0u64;
+    let mut last_end = None;
+    for r in records.by_ref() {
+        last_end = match r {
+            Record::SnapshotEnd { records } => Some(records),
+            _ => None,
+        };
+        count += 1;
     }
+    records.valid() == bytes.len() && last_end == Some(count.saturating_sub(1))
+}
+
+/// The bytes of snapshot `n` if it is whole (see [`is_complete`]); `None`
+/// if it is torn, corrupt or incomplete. Checked before anything is applied.
+pub fn read(dir: &Path, n: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let bytes = std::fs::read(snapshot_path(dir, n))?;
+    Ok(is_complete(&bytes).then_some(bytes))
 }

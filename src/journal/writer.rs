@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -89,24 +89,77 @@ impl Drop for Writer {
     }
 }
 
+/// For `interval`: syncs the current segment every interval on a thread of
+/// its own, so a slow sync never holds up writes (and the replies waiting on them).
+struct Syncer {
+    file: Arc<Mutex<Option<File>>>,
+    dirty: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(file: &File, every: Duration, failed: Arc<AtomicBool>) -> std::io::Result<Syncer> {
+        let shared = Arc::new(Mutex::new(Some(file.try_clone()?)));
+        let dirty = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, d, s) = (Arc::clone(&shared), Arc::clone(&dirty), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("numpool-fsync".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(
+                        every
+                            .saturating_sub(last.elapsed())
+                            .max(Duration::from_millis(1)),
+                    );
+                    last = Instant::now();
+                    if d.swap(false, Ordering::AcqRel) {
+                        if let Some(file) = f.lock().as_ref() {
+                            if let Err(e) = file.sync_data() {
+                                eprintln!(
+                                    "numpool: journal sync failed, refusing further changes: {e}"
+                                );
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            file: shared,
+            dirty,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn run(mut file: File, rx: Receiver<Msg>, policy: FsyncPolicy, failed: Arc<AtomicBool>) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut receipts: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut dirty = false;
-    let mut last_sync = Instant::now();
+    let syncer = match policy {
+        FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&failed)).ok(),
+        _ => None,
+    };
     let fail = |e: std::io::Error| {
         eprintln!("numpool: journal write failed, refusing further changes: {e}");
         failed.store(true, Ordering::Relaxed);
     };
     loop {
-        let wait = match policy {
-            FsyncPolicy::Interval(every) if dirty => every.saturating_sub(last_sync.elapsed()),
-            _ => Duration::from_secs(3600),
-        };
-        let first = match rx.recv_timeout(wait) {
+        let first = match rx.recv() {
             Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Msg::Stop),
+            Err(_) => Some(Msg::Stop),
         };
         let mut stop = false;
         let mut rotate = None;
@@ -130,13 +183,14 @@ fn run(mut file: File, rx: Receiver<Msg>, policy: FsyncPolicy, failed: Arc<Atomi
         if !buf.is_empty() {
             match file.write_all(&buf) {
                 Ok(()) => {
-                    dirty = true;
                     if policy == FsyncPolicy::Always {
                         if let Err(e) = file.sync_data() {
                             fail(e);
                             receipts.clear();
                         }
-                        dirty = false;
+                    }
+                    if let Some(s) = &syncer {
+                        s.dirty.store(true, Ordering::Release);
                     }
                 }
                 Err(e) => {
@@ -149,19 +203,13 @@ fn run(mut file: File, rx: Receiver<Msg>, policy: FsyncPolicy, failed: Arc<Atomi
         for done in receipts.drain(..) {
             let _ = done.send(());
         }
-        if let FsyncPolicy::Interval(every) = policy {
-            if dirty && last_sync.elapsed() >= every {
-                if let Err(e) = file.sync_data() {
-                    fail(e);
-                }
-                dirty = false;
-                last_sync = Instant::now();
-            }
-        }
         if let Some((path, done)) = rotate {
-            let result = file.sync_data().and_then(|_| open(&path)).map(|next| {
+            let result = file.sync_data().and_then(|_| open(&path)).and_then(|next| {
+                if let Some(s) = &syncer {
+                    *s.file.lock() = Some(next.try_clone()?);
+                }
                 file = next;
-                dirty = false;
+                Ok(())
             });
             let _ = done.send(result);
         }

@@ -6,6 +6,7 @@ use futures::executor::block_on;
 use numpool::clock::ManualClock;
 use numpool::engine::{Engine, EngineConfig, NewProfile};
 use numpool::health::DeliveryOutcome;
+use numpool::journal::JournalConfig;
 use numpool::settings::{SettingsPatch, SettingsUpdate};
 use numpool::{ProfileId, Reason, Timestamp};
 
@@ -39,6 +40,7 @@ impl PoolFlags {
 pub struct NumpoolTarget {
     engine: Engine,
     profiles: Vec<ProfileId>,
+    name: &'static str,
 }
 
 fn setup(e: impl std::fmt::Display) -> TargetError {
@@ -54,7 +56,26 @@ impl NumpoolTarget {
         flags: PoolFlags,
         clock: Arc<ManualClock>,
     ) -> Result<Self, TargetError> {
-        let engine = Engine::with_clock(EngineConfig::default(), clock).map_err(setup)?;
+        Self::start_with(workload, flags, clock, None)
+    }
+
+    /// Like [`NumpoolTarget::start`], journaling to `journal` if given.
+    pub fn start_with(
+        workload: &Workload,
+        flags: PoolFlags,
+        clock: Arc<ManualClock>,
+        journal: Option<JournalConfig>,
+    ) -> Result<Self, TargetError> {
+        let name = if journal.is_some() {
+            "journal"
+        } else {
+            "numpool"
+        };
+        let config = EngineConfig {
+            journal,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::with_clock(config, clock).map_err(setup)?;
         let profiles = block_on(async {
             let mut ids = Vec::new();
             for (p, senders) in workload.senders.iter().enumerate() {
@@ -82,13 +103,27 @@ impl NumpoolTarget {
             Ok::<_, numpool::EngineError>(ids)
         })
         .map_err(setup)?;
-        Ok(NumpoolTarget { engine, profiles })
+        Ok(NumpoolTarget {
+            engine,
+            profiles,
+            name,
+        })
+    }
+
+    /// The engine under test.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine's profile ids, by workload profile index.
+    pub fn profiles(&self) -> &[ProfileId] {
+        &self.profiles
     }
 }
 
 impl Target for NumpoolTarget {
     fn name(&self) -> &'static str {
-        "numpool"
+        self.name
     }
 
     fn select(
