@@ -92,7 +92,7 @@ impl Eligibility {
 }
 
 /// One messaging profile's selection state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Profile {
     settings: Option<PoolSettings>,
     pool: Pool,
@@ -289,6 +289,20 @@ impl Profile {
     pub fn mappings(&self, now: u32) -> Vec<StickyMapping> {
         self.sticky
             .live(now, self.in_pool())
+            .into_iter()
+            .filter_map(|m| self.record(m))
+            .collect()
+    }
+
+    /// Number of parts [`Profile::mappings_part`] divides the mappings into.
+    pub fn mapping_parts(&self) -> usize {
+        self.sticky.shard_count()
+    }
+
+    /// The live mappings of one part (a shard of the sticky map), unordered.
+    pub fn mappings_part(&self, part: usize, now: u32) -> Vec<StickyMapping> {
+        self.sticky
+            .live_in_shard(part, now, self.in_pool())
             .into_iter()
             .filter_map(|m| self.record(m))
             .collect()

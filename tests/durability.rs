@@ -447,3 +447,43 @@ fn records_a_snapshot_already_holds_are_not_applied_twice() {
     assert_eq!(info.health.finalized, 21);
     assert_eq!(recovered.snapshot, Some(3));
 }
+
+#[test]
+fn a_snapshot_taken_during_traffic_loses_nothing() {
+    let dir = temp_dir("traffic");
+    let c = clock();
+    let e = open(&dir, &c);
+    let profiles: Vec<ProfileId> = (0..3)
+        .map(|k| {
+            sticky_profile(
+                &e,
+                &[&format!("+1312555000{k}"), &format!("+1773555000{k}")],
+            )
+        })
+        .collect();
+    for i in 0..3000u64 {
+        e.send_blocking(profiles[(i % 3) as usize], to(i)).unwrap();
+    }
+    let acked = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let traffic = s.spawn(|| {
+            for i in 3000..9000u64 {
+                let p = profiles[(i % 3) as usize];
+                // New recipients, and hits on old ones, while the snapshot runs.
+                let r = if i % 2 == 0 { to(i) } else { to(i % 3000) };
+                let sel = e.send_blocking(p, r).unwrap();
+                acked.lock().unwrap().push((p, r, sel.sender));
+            }
+        });
+        for _ in 0..3 {
+            block_on(e.snapshot_now()).unwrap();
+        }
+        traffic.join().unwrap();
+    });
+    block_on(e.shutdown());
+    let e = open(&dir, &c);
+    for (p, r, sender) in acked.into_inner().unwrap() {
+        assert_eq!(mapped(&e, p, r), Some(sender), "{r}");
+    }
+    block_on(e.shutdown());
+}

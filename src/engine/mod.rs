@@ -263,9 +263,10 @@ impl Engine {
             });
     }
 
-    /// Compacts the journal: captures every profile (each inside its actor,
-    /// between two messages), writes snapshot N, and removes the files older
-    /// than the previous snapshot. Returns N. A no-op without a journal.
+    /// Compacts the journal: captures every profile (inside its actor, in
+    /// messages small enough not to hold up selection), writes snapshot N,
+    /// and removes the files older than the previous snapshot. Returns N. A
+    /// no-op without a journal.
     pub async fn snapshot_now(&self) -> std::io::Result<u64> {
         let Some(j) = self.inner.config.journal.clone() else {
             return Ok(0);
@@ -276,27 +277,50 @@ impl Engine {
         // Records from here on go to segment n.
         writer.rotate(journal::segment_path(&j.dir, n)).await?;
         let now = self.now_secs();
+        // Each profile in two steps, so no actor stops for long: first, in
+        // one message, its marker with its settings, senders and health;
+        // then its mappings one shard per message. Mappings captured after
+        // the marker are fine: every mapping record after the marker is
+        // replayed over them, and those records are last-writer-wins.
         let mut captured = Vec::new();
         for id in self.inner.dispatcher.profile_ids() {
-            let taken = self
+            let head = self
                 .inner
                 .dispatcher
                 .control(id, move |p, env| {
-                    let copy = p.clone();
                     let receipt = env.journal(&[Record::SnapshotMark {
                         profile: id,
                         snapshot: n,
                     }]);
-                    (copy, receipt)
+                    (
+                        p.settings().cloned(),
+                        p.sender_states(),
+                        p.mapping_parts(),
+                        receipt,
+                    )
                 })
                 .await;
-            if let Ok((copy, receipt)) = taken {
-                settle(receipt)
+            let Ok((settings, senders, parts, receipt)) = head else {
+                continue; // deleted meanwhile
+            };
+            settle(receipt)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut mappings = Vec::new();
+            for part in 0..parts {
+                match self
+                    .inner
+                    .dispatcher
+                    .control(id, move |p, _| p.mappings_part(part, now))
                     .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                if let Ok(record) = self.profile(id) {
-                    captured.push((record, copy));
+                {
+                    Ok(m) => mappings.extend(m),
+                    Err(_) => break,
                 }
+            }
+            if let Ok(mut record) = self.profile(id) {
+                record.number_pool_settings = settings;
+                captured.push((record, senders, mappings));
             }
         }
         let unassigned: Vec<NumberRecord> = self
@@ -319,46 +343,43 @@ impl Engine {
         let dir = j.dir.clone();
         let (done, written) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
-            let records = captured.into_iter().flat_map(move |(state, profile)| {
-                let id = state.id;
-                let mut out = vec![Record::ProfileSaved {
-                    profile: state,
-                    at: now,
-                }];
-                for (number, slices) in profile.sender_states() {
-                    if let Some(r) = numbers.get(&number) {
-                        out.push(Record::NumberSaved {
-                            profile: id,
-                            number,
-                            id: r.id,
-                            owner: Some(id),
-                            created_at: r.created_at,
-                            updated_at: r.updated_at,
-                        });
+            let records = captured
+                .into_iter()
+                .flat_map(move |(record, senders, mappings)| {
+                    let id = record.id;
+                    let mut out = vec![Record::ProfileSaved {
+                        profile: record,
+                        at: now,
+                    }];
+                    for (number, slices) in senders {
+                        if let Some(r) = numbers.get(&number) {
+                            out.push(Record::NumberSaved {
+                                profile: id,
+                                number,
+                                id: r.id,
+                                owner: Some(id),
+                                created_at: r.created_at,
+                                updated_at: r.updated_at,
+                            });
+                        }
+                        if !slices.is_empty() {
+                            out.push(Record::HealthState {
+                                profile: id,
+                                sender: number,
+                                buckets: slices,
+                            });
+                        }
                     }
-                    if !slices.is_empty() {
-                        out.push(Record::HealthState {
-                            profile: id,
-                            sender: number,
-                            buckets: slices,
-                        });
-                    }
-                }
-                out.extend(
-                    profile
-                        .mappings(now)
-                        .into_iter()
-                        .map(|m| Record::MappingSet {
-                            profile: id,
-                            to: m.to,
-                            from: m.from,
-                            created_at: m.created_at,
-                            last_used: m.last_used_at,
-                            pinned: m.pinned,
-                        }),
-                );
-                out
-            });
+                    out.extend(mappings.into_iter().map(|m| Record::MappingSet {
+                        profile: id,
+                        to: m.to,
+                        from: m.from,
+                        created_at: m.created_at,
+                        last_used: m.last_used_at,
+                        pinned: m.pinned,
+                    }));
+                    out
+                });
             let free = unassigned.into_iter().map(|r| Record::NumberSaved {
                 profile: NO_PROFILE,
                 number: r.number,

@@ -351,15 +351,34 @@ impl StickyMap {
 
     /// Every live mapping whose sender passes `valid`, ordered by recipient.
     pub fn live(&self, now: u32, valid: impl Fn(SenderRef) -> bool) -> Vec<Mapping> {
-        let mut out: Vec<Mapping> = self
-            .shards
-            .iter()
-            .flat_map(|s| s.slab.entries().map(|(_, e)| e))
-            .filter(|e| !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()))
-            .map(|e| self.view(e))
+        let mut out: Vec<Mapping> = (0..self.shards.len())
+            .flat_map(|s| self.live_in_shard(s, now, &valid))
             .collect();
         out.sort_unstable_by_key(|m| m.recipient);
         out
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The live mappings of shard `shard` whose sender passes `valid`, in no
+    /// particular order (snapshots copy the map one shard at a time).
+    pub fn live_in_shard(
+        &self,
+        shard: usize,
+        now: u32,
+        valid: impl Fn(SenderRef) -> bool,
+    ) -> Vec<Mapping> {
+        self.shards.get(shard).map_or_else(Vec::new, |s| {
+            s.slab
+                .entries()
+                .map(|(_, e)| e)
+                .filter(|e| !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()))
+                .map(|e| self.view(e))
+                .collect()
+        })
     }
 
     /// Entries stored: live mappings plus those expired or invalidated that
