@@ -1,7 +1,7 @@
 //! Recovery: the latest readable snapshot, then the log segments after it,
 //! replayed into plain [`Profile`]s before any actor starts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::record::{self, Record};
@@ -26,12 +26,15 @@ pub struct Recovered {
     pub warnings: Vec<String>,
 }
 
+/// Maps keyed by profile id, with the crate's fast hasher (one lookup per record).
+type ByProfile<V> = hashbrown::HashMap<ProfileId, V, foldhash::fast::RandomState>;
+
 struct Replay<'a> {
     config: &'a SelectionConfig,
-    profiles: HashMap<ProfileId, (ProfileRecord, Profile)>,
+    profiles: ByProfile<(ProfileRecord, Profile)>,
     numbers: BTreeMap<PhoneNumber, NumberRecord>,
     /// Profiles in the snapshot whose log records up to their marker are in it already.
-    awaiting_mark: HashSet<ProfileId>,
+    awaiting_mark: hashbrown::HashSet<ProfileId, foldhash::fast::RandomState>,
 }
 
 impl Replay<'_> {
@@ -149,9 +152,9 @@ pub fn recover(dir: &Path, config: &SelectionConfig) -> std::io::Result<Recovere
     let mut warnings = Vec::new();
     let mut replay = Replay {
         config,
-        profiles: HashMap::new(),
+        profiles: ByProfile::default(),
         numbers: BTreeMap::new(),
-        awaiting_mark: HashSet::new(),
+        awaiting_mark: Default::default(),
     };
     // The newest snapshot that reads back whole; older ones are the fallback.
     let mut base = None;
