@@ -162,6 +162,29 @@ impl Profile {
         now: u32,
         health: &HealthConfig,
     ) -> Result<Selection, SelectError> {
+        self.select_with(recipient, now, health, false)
+    }
+
+    /// [`Profile::select`], also reporting a reused mapping's previous use
+    /// (for the journal's coarse touches).
+    #[inline]
+    pub fn select_tracked(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        health: &HealthConfig,
+    ) -> Result<Selection, SelectError> {
+        self.select_with(recipient, now, health, true)
+    }
+
+    #[inline]
+    fn select_with(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        health: &HealthConfig,
+        track: bool,
+    ) -> Result<Selection, SelectError> {
         let Some(settings) = &self.settings else {
             self.stats.rejected += 1;
             return Err(SelectError::PoolDisabled);
@@ -171,7 +194,7 @@ impl Profile {
             sticky: &mut self.sticky,
             weighted: &mut self.weighted,
         };
-        let result = select(settings, state, health, recipient, now);
+        let result = select(settings, state, health, recipient, now, track);
         match &result {
             Ok(s) => {
                 match s.reason {

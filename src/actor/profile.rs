@@ -187,7 +187,11 @@ impl Handler<SelectOne> for ProfileActor {
         let (id, profile, env) = (self.id, &mut self.profile, &*self.env);
         MessageResult(
             catch_unwind(AssertUnwindSafe(|| {
-                let result = profile.select(msg.recipient, msg.now, &env.health);
+                let result = if env.journal.is_some() {
+                    profile.select_tracked(msg.recipient, msg.now, &env.health)
+                } else {
+                    profile.select(msg.recipient, msg.now, &env.health)
+                };
                 let receipt = match &result {
                     Ok(s) => selection_record(id, msg.recipient, s, msg.now)
                         .and_then(|r| env.journal(&[r])),
@@ -224,11 +228,12 @@ impl Handler<SelectBatch> for ProfileActor {
                     .recipients
                     .iter()
                     .map(|&r| {
-                        let result = profile.select(r, msg.now, &env.health);
-                        if env.journal.is_some() {
-                            if let Ok(s) = &result {
-                                records.extend(selection_record(id, r, s, msg.now));
-                            }
+                        if env.journal.is_none() {
+                            return profile.select(r, msg.now, &env.health);
+                        }
+                        let result = profile.select_tracked(r, msg.now, &env.health);
+                        if let Ok(s) = &result {
+                            records.extend(selection_record(id, r, s, msg.now));
                         }
                         result
                     })
