@@ -4,15 +4,23 @@
 //! (control bytes, the stored id, then the entry). Here a bucket word holds
 //! an 8-bit tag from the hash next to a 24-bit id, so a hit is one miss for
 //! the word and one for the entry, and a tag mismatch skips an entry without
-//! reading it. Linear probing keeps a probe within one or two cache lines;
-//! deletion shifts the following run back (no tombstones), so probe lengths
-//! stay those of a table that never saw a deletion.
+//! reading it. Linear probing keeps a probe within one or two cache lines.
+//!
+//! Removal leaves a tombstone, so it never reads other entries (a
+//! backward-shift deletion would read the slab entry of every word it moves,
+//! a cache miss each, and more of them the fuller the table). Tombstones
+//! count towards the load; when the table fills up it is rebuilt from the
+//! slab in one sequential pass, which also clears them.
 
-/// Ids must fit in 24 bits; the word stores `id + 1` so that 0 means empty.
-pub const MAX_ID: u32 = 0x00FF_FFFE;
+/// Ids must fit in 24 bits; the word stores `id + 1` so that 0 means empty,
+/// and the largest word is kept for tombstones.
+pub const MAX_ID: u32 = 0x00FF_FFFD;
 const ID_BITS: u32 = 24;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
 const MIN_CAPACITY: usize = 16;
+const EMPTY: u32 = 0;
+/// A removed entry: probes go on past it, inserts may reuse it.
+const TOMBSTONE: u32 = u32::MAX;
 
 #[inline]
 fn tag(hash: u64) -> u32 {
@@ -34,6 +42,7 @@ fn id_of(word: u32) -> u32 {
 pub(super) struct Index {
     words: Box<[u32]>,
     len: usize,
+    tombstones: usize,
 }
 
 impl Index {
@@ -56,90 +65,83 @@ impl Index {
         let mut pos = hash as usize & mask;
         loop {
             let w = self.words[pos];
-            if w == 0 {
+            if w == EMPTY {
                 return None;
             }
-            if w >> ID_BITS == t && is_key(id_of(w)) {
+            if w != TOMBSTONE && w >> ID_BITS == t && is_key(id_of(w)) {
                 return Some(id_of(w));
             }
             pos = (pos + 1) & mask;
         }
     }
 
-    /// Whether one more id fits without growing.
+    /// Whether one more id fits without a rebuild.
     #[inline]
     pub fn has_room(&self) -> bool {
-        // At most 7/8 full, so every probe ends at an empty word.
-        (self.len + 1) * 8 <= self.words.len() * 7
+        // Live words and tombstones fill at most 7/8, so every probe ends
+        // at an empty word.
+        (self.len + self.tombstones + 1) * 8 <= self.words.len() * 7
     }
 
-    /// Stores `id` under `hash`. The caller ensures room ([`Index::has_room`]
-    /// or [`Index::rebuild`]) and that `id` is not stored yet.
+    /// Stores `id` under `hash`, reusing the first tombstone on the way.
+    /// The caller ensures room ([`Index::has_room`] or [`Index::rebuild`])
+    /// and that `id` is not stored yet.
     #[inline]
     pub fn insert(&mut self, hash: u64, id: u32) {
         debug_assert!(id <= MAX_ID && self.has_room());
         let mask = self.mask();
         let mut pos = hash as usize & mask;
-        while self.words[pos] != 0 {
-            pos = (pos + 1) & mask;
+        loop {
+            match self.words[pos] {
+                EMPTY => break,
+                TOMBSTONE => {
+                    self.tombstones -= 1;
+                    break;
+                }
+                _ => pos = (pos + 1) & mask,
+            }
         }
         self.words[pos] = word(hash, id);
         self.len += 1;
     }
 
-    /// Replaces the table with one of twice the capacity (at least enough
-    /// for `entries`) holding exactly `entries` (`(id, hash)` pairs).
+    /// Replaces the table with one holding exactly `entries` (`(id, hash)`
+    /// pairs, `count` of them), without tombstones: the same capacity if
+    /// that leaves room to grow, else twice as much (or more).
     pub fn rebuild(&mut self, entries: impl Iterator<Item = (u32, u64)>, count: usize) {
-        let mut capacity = (self.words.len() * 2).max(MIN_CAPACITY);
-        while (count + 1) * 8 > capacity * 7 {
+        let mut capacity = self.words.len().max(MIN_CAPACITY);
+        // Keep at least a quarter free after the rebuild, so rebuilds stay rare.
+        while (count + 1) * 4 > capacity * 3 {
             capacity *= 2;
         }
-        self.words = vec![0; capacity].into_boxed_slice();
+        self.words = vec![EMPTY; capacity].into_boxed_slice();
         self.len = 0;
+        self.tombstones = 0;
         for (id, hash) in entries {
             self.insert(hash, id);
         }
     }
 
-    /// Removes `id`, stored under `hash`. `home` gives the hash of any stored
-    /// id (needed to shift the run that follows). Returns whether it was there.
-    pub fn remove(&mut self, hash: u64, id: u32, home: impl Fn(u32) -> u64) -> bool {
+    /// Removes `id`, stored under `hash`. Returns whether it was there.
+    pub fn remove(&mut self, hash: u64, id: u32) -> bool {
         if self.words.is_empty() {
             return false;
         }
         let mask = self.mask();
         let target = word(hash, id);
-        let mut hole = hash as usize & mask;
+        let mut pos = hash as usize & mask;
         loop {
-            match self.words[hole] {
-                0 => return false,
-                w if w == target => break,
-                _ => hole = (hole + 1) & mask,
+            match self.words[pos] {
+                EMPTY => return false,
+                w if w == target => {
+                    self.words[pos] = TOMBSTONE;
+                    self.len -= 1;
+                    self.tombstones += 1;
+                    return true;
+                }
+                _ => pos = (pos + 1) & mask,
             }
         }
-        // Backward shift: move each later member of the run into the hole
-        // unless its home lies cyclically in (hole, j].
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
-            let w = self.words[j];
-            if w == 0 {
-                break;
-            }
-            let h = home(id_of(w)) as usize & mask;
-            let stays = if hole <= j {
-                hole < h && h <= j
-            } else {
-                hole < h || h <= j
-            };
-            if !stays {
-                self.words[hole] = w;
-                hole = j;
-            }
-        }
-        self.words[hole] = 0;
-        self.len -= 1;
-        true
     }
 
     /// Bytes of heap the index holds.
@@ -159,61 +161,83 @@ mod tests {
         ((k % 3) << 56) | (k % 4)
     }
 
+    fn rebuild(index: &mut Index, keys: &HashMap<u32, u64>) {
+        let entries: Vec<(u32, u64)> = keys.iter().map(|(&id, &k)| (id, h(k))).collect();
+        index.rebuild(entries.into_iter(), keys.len());
+    }
+
     #[test]
     fn insert_find_remove_with_heavy_collisions() {
         let mut index = Index::default();
         let mut keys: HashMap<u32, u64> = HashMap::new();
         for k in 0..200u64 {
             if !index.has_room() {
-                let entries: Vec<(u32, u64)> = keys.iter().map(|(&id, &k)| (id, h(k))).collect();
-                index.rebuild(entries.into_iter(), keys.len());
+                rebuild(&mut index, &keys);
             }
             let id = k as u32 * 2;
             index.insert(h(k), id);
             keys.insert(id, k);
         }
         assert_eq!(index.len(), 200);
-        let find = |index: &Index, k: u64| index.find(h(k), |id| keys.get(&id) == Some(&k));
+        let find = |index: &Index, keys: &HashMap<u32, u64>, k: u64| {
+            index.find(h(k), |id| keys.get(&id) == Some(&k))
+        };
         for k in 0..200u64 {
-            assert_eq!(find(&index, k), Some(k as u32 * 2));
+            assert_eq!(find(&index, &keys, k), Some(k as u32 * 2));
         }
-        assert_eq!(find(&index, 999), None);
-        // Remove every third key; the rest stay findable after the shifts.
+        assert_eq!(find(&index, &keys, 999), None);
+        // Remove every third key; the rest stay findable past the tombstones.
         for k in (0..200u64).step_by(3) {
-            assert!(index.remove(h(k), k as u32 * 2, |id| h(keys[&id])));
+            assert!(index.remove(h(k), k as u32 * 2));
+            keys.remove(&(k as u32 * 2));
         }
-        assert!(!index.remove(h(0), 0, |id| h(keys[&id])));
+        assert!(!index.remove(h(0), 0));
         for k in 0..200u64 {
             let expected = (k % 3 != 0).then_some(k as u32 * 2);
-            assert_eq!(find(&index, k), expected, "key {k}");
+            assert_eq!(find(&index, &keys, k), expected, "key {k}");
         }
         assert_eq!(index.len(), 200 - 67);
-    }
-
-    #[test]
-    fn removal_across_the_wrap_around() {
-        let mut index = Index::default();
-        index.rebuild(std::iter::empty(), 0);
-        let cap = index.words.len() as u64;
-        // Three keys homed at the last bucket: they wrap to buckets 0 and 1.
-        let hashes = [cap - 1, cap - 1 + (1 << 32), cap - 1 + (2 << 32)];
-        for (id, hash) in hashes.iter().enumerate() {
-            index.insert(*hash, id as u32);
+        // A rebuild clears the tombstones and keeps every live key.
+        rebuild(&mut index, &keys);
+        assert_eq!(index.tombstones, 0);
+        for k in (1..200u64).filter(|k| k % 3 != 0) {
+            assert_eq!(find(&index, &keys, k), Some(k as u32 * 2));
         }
-        let home = |id: u32| hashes[id as usize];
-        assert!(index.remove(hashes[0], 0, home));
-        assert_eq!(index.find(hashes[1], |id| id == 1), Some(1));
-        assert_eq!(index.find(hashes[2], |id| id == 2), Some(2));
-        assert_eq!(
-            index.words[(cap - 1) as usize] & ID_MASK,
-            2,
-            "shifted back over the wrap"
-        );
     }
 
     #[test]
-    fn words_never_look_empty() {
-        assert_ne!(word(0, 0), 0);
+    fn inserts_reuse_tombstones_and_churn_stays_bounded() {
+        let mut index = Index::default();
+        let mut keys: HashMap<u32, u64> = HashMap::new();
+        let mut capacities = Vec::new();
+        // A steady state: 100 live keys, one removed for each one added.
+        for k in 0..10_000u64 {
+            if !index.has_room() {
+                rebuild(&mut index, &keys);
+                capacities.push(index.words.len());
+            }
+            index.insert(h(k), k as u32);
+            keys.insert(k as u32, k);
+            if k >= 100 {
+                let old = k - 100;
+                assert!(index.remove(h(old), old as u32));
+                keys.remove(&(old as u32));
+            }
+        }
+        assert_eq!(index.len(), 100);
+        assert!(
+            capacities.iter().all(|&c| c <= 256),
+            "the table does not grow under churn: {capacities:?}"
+        );
+        for (&id, &k) in &keys {
+            assert_eq!(index.find(h(k), |x| x == id), Some(id));
+        }
+    }
+
+    #[test]
+    fn words_never_look_empty_or_removed() {
+        assert_ne!(word(0, 0), EMPTY);
+        assert_ne!(word(u64::MAX, MAX_ID), TOMBSTONE);
         assert_eq!(id_of(word(u64::MAX, MAX_ID)), MAX_ID);
     }
 }

@@ -66,11 +66,8 @@ impl Shard {
     /// Takes entry `id` out of the index and marks it vacant; the wheel
     /// frees it when it reaches it.
     fn unindex(&mut self, id: u32, hasher: &foldhash::fast::RandomState) {
-        let slab = &self.slab;
-        let hash = hasher.hash_one(slab.get(id).recipient());
-        self.index.remove(hash, id, |other| {
-            hasher.hash_one(slab.get(other).recipient())
-        });
+        let hash = hasher.hash_one(self.slab.get(id).recipient());
+        self.index.remove(hash, id);
         self.slab.get_mut(id).set_vacant();
     }
 }
@@ -95,6 +92,11 @@ pub struct StickyMap {
     ttl: u32,
     /// The shard the next budgeted expiry pass starts with.
     next_shard: usize,
+}
+
+#[inline]
+fn hash_of(hasher: &foldhash::fast::RandomState, e: &Entry) -> u64 {
+    hasher.hash_one(e.recipient())
 }
 
 #[inline]
@@ -326,11 +328,7 @@ impl StickyMap {
                         return Some(deadline);
                     }
                 }
-                let hash = hasher.hash_one(e.recipient());
-                let slab_view: &Slab = slab;
-                index.remove(hash, id, |other| {
-                    hasher.hash_one(slab_view.get(other).recipient())
-                });
+                index.remove(hash_of(hasher, &e), id);
                 slab.free(id);
                 if stale {
                     report.reclaimed += 1;
