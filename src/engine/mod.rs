@@ -470,11 +470,20 @@ impl Engine {
             .dispatcher
             .control(id, move |_, env| env.journal(&[saved]))
             .await?;
+        self.publish(record, receipt).await
+    }
+
+    /// Makes `record` the profile's record once its journal receipt is in.
+    async fn publish(
+        &self,
+        record: ProfileRecord,
+        receipt: Option<crate::journal::Receipt>,
+    ) -> Result<ProfileRecord, EngineError> {
         self.inner
             .catalog
             .write()
             .profiles
-            .insert(id, record.clone());
+            .insert(record.id, record.clone());
         settle(receipt).await?;
         Ok(record)
     }
@@ -549,13 +558,7 @@ impl Engine {
                 Ok::<_, crate::settings::SettingsError>(env.journal(&[saved]))
             })
             .await??;
-        self.inner
-            .catalog
-            .write()
-            .profiles
-            .insert(id, record.clone());
-        settle(receipt).await?;
-        Ok(record)
+        self.publish(record, receipt).await
     }
 
     /// Deletes a profile: its mappings and pool are gone, its numbers become
