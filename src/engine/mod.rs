@@ -135,6 +135,18 @@ pub struct RecoveryReport {
 /// The emitter recorded for numbers that belong to no profile (snapshots).
 const NO_PROFILE: ProfileId = ProfileId(uuid::Uuid::nil());
 
+/// Waits for a journaled change: the actor's answer, then the receipt of
+/// the records it wrote, then gives the answer's value.
+async fn durable<R>(
+    answer: impl std::future::Future<
+        Output = Result<(R, Option<crate::journal::Receipt>), crate::actor::DispatchError>,
+    >,
+) -> Result<R, EngineError> {
+    let (value, receipt) = answer.await?;
+    settle(receipt).await?;
+    Ok(value)
+}
+
 /// Counts a call in flight, for graceful shutdown.
 struct InFlight<'a>(&'a Inner);
 
@@ -473,7 +485,9 @@ impl Engine {
         self.publish(record, receipt).await
     }
 
-    /// Makes `record` the profile's record once its journal receipt is in.
+    /// Makes `record` the profile's record, then waits for its journal
+    /// receipt. The catalog is updated first because the actor already has
+    /// the change: the catalog must match it even if the journal fails.
     async fn publish(
         &self,
         record: ProfileRecord,
@@ -567,22 +581,18 @@ impl Engine {
         let _in = self.enter()?;
         let _admin = self.inner.admin.lock().await;
         let record = self.profile(id)?;
-        let (numbers, receipt) = self
-            .inner
-            .dispatcher
-            .retire(id, move |p, env| {
-                let numbers = p
-                    .drain_senders()
-                    .into_iter()
-                    .map(|s| s.number)
-                    .collect::<Vec<_>>();
-                (
-                    numbers,
-                    env.journal(&[Record::ProfileDeleted { profile: id }]),
-                )
-            })
-            .await?;
-        settle(receipt).await?;
+        let numbers = durable(self.inner.dispatcher.retire(id, move |p, env| {
+            let numbers = p
+                .drain_senders()
+                .into_iter()
+                .map(|s| s.number)
+                .collect::<Vec<_>>();
+            (
+                numbers,
+                env.journal(&[Record::ProfileDeleted { profile: id }]),
+            )
+        }))
+        .await?;
         let now = self.now();
         let mut catalog = self.inner.catalog.write();
         catalog.profiles.remove(&id);
@@ -917,24 +927,23 @@ impl Engine {
     ) -> Result<StickyMapping, EngineError> {
         let _in = self.enter()?;
         let now = self.now_secs();
-        let (mapping, receipt) = self
-            .inner
-            .dispatcher
-            .control(profile, move |p, env| {
-                let m = p.pin(to, from, now)?;
-                let record = Record::MappingSet {
-                    profile,
-                    to,
-                    from,
-                    created_at: m.created_at,
-                    last_used: m.last_used_at,
-                    pinned: true,
-                };
-                Ok::<_, crate::profile::PinError>((m, env.journal(&[record])))
-            })
-            .await??;
-        settle(receipt).await?;
-        Ok(mapping)
+        Ok(
+            durable(self.inner.dispatcher.control(profile, move |p, env| {
+                let pinned = p.pin(to, from, now);
+                let receipt = pinned.as_ref().ok().and_then(|m| {
+                    env.journal(&[Record::MappingSet {
+                        profile,
+                        to,
+                        from,
+                        created_at: m.created_at,
+                        last_used: m.last_used_at,
+                        pinned: true,
+                    }])
+                });
+                (pinned, receipt)
+            }))
+            .await??,
+        )
     }
 
     /// Breaks the mapping of `to`; returns it if it was live.
@@ -945,18 +954,13 @@ impl Engine {
     ) -> Result<Option<StickyMapping>, EngineError> {
         let _in = self.enter()?;
         let now = self.now_secs();
-        let (removed, receipt) = self
-            .inner
-            .dispatcher
-            .control(profile, move |p, env| {
-                (
-                    p.unmap(to, now),
-                    env.journal(&[Record::MappingRemoved { profile, to }]),
-                )
-            })
-            .await?;
-        settle(receipt).await?;
-        Ok(removed)
+        durable(self.inner.dispatcher.control(profile, move |p, env| {
+            (
+                p.unmap(to, now),
+                env.journal(&[Record::MappingRemoved { profile, to }]),
+            )
+        }))
+        .await
     }
 
     // ---- Health -------------------------------------------------------------
@@ -973,25 +977,20 @@ impl Engine {
             return Ok(false);
         };
         let now = self.now_secs();
-        let (counted, receipt) = self
-            .inner
-            .dispatcher
-            .run(profile, move |p, env| {
-                if p.record_outcome(sender, outcome, now, &env.health) {
-                    let record = Record::Outcome {
-                        profile,
-                        sender,
-                        outcome,
-                        at: now,
-                    };
-                    (true, env.journal(&[record]))
-                } else {
-                    (false, None)
-                }
-            })
-            .await?;
-        settle(receipt).await?;
-        Ok(counted)
+        durable(self.inner.dispatcher.run(profile, move |p, env| {
+            if p.record_outcome(sender, outcome, now, &env.health) {
+                let record = Record::Outcome {
+                    profile,
+                    sender,
+                    outcome,
+                    at: now,
+                };
+                (true, env.journal(&[record]))
+            } else {
+                (false, None)
+            }
+        }))
+        .await
     }
 
     // ---- Operations ---------------------------------------------------------
