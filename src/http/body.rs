@@ -172,17 +172,21 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A path segment with a leading `%2B` read as the `+` it encodes.
+pub fn decode_plus(raw: &str) -> String {
+    raw.strip_prefix("%2B")
+        .or_else(|| raw.strip_prefix("%2b"))
+        .map(|rest| format!("+{rest}"))
+        .unwrap_or_else(|| raw.trim_start_matches(' ').to_string())
+}
+
 /// A phone number in a path: `+1312...`, `%2B1312...`, or (if `by_id` finds
 /// it) the numeric id the server gave it.
 pub fn path_number(
     raw: &str,
     by_id: impl Fn(u64) -> Option<PhoneNumber>,
 ) -> Result<PhoneNumber, ApiError> {
-    let decoded = raw
-        .strip_prefix("%2B")
-        .or_else(|| raw.strip_prefix("%2b"))
-        .map(|rest| format!("+{rest}"))
-        .unwrap_or_else(|| raw.trim_start_matches(' ').to_string());
+    let decoded = decode_plus(raw);
     if !decoded.starts_with('+') {
         if let Ok(id) = decoded.parse::<u64>() {
             if let Some(n) = by_id(id) {

@@ -8,13 +8,15 @@ use crate::http::body::{self, Fields, Page, Query};
 use crate::http::error::ApiError;
 use crate::http::views;
 use crate::number::PhoneNumber;
+use crate::registry::ProfileId;
 
-fn recipient(raw: &str) -> Result<PhoneNumber, ApiError> {
-    let plain = raw
-        .strip_prefix("%2B")
-        .map(|r| format!("+{r}"))
-        .unwrap_or_else(|| raw.to_string());
-    PhoneNumber::parse_e164(&plain).map_err(|e| ApiError::number("/to", e))
+/// The profile and the recipient a mapping path names.
+fn mapping_path(path: web::Path<(String, String)>) -> Result<(ProfileId, PhoneNumber), ApiError> {
+    let (id, to) = path.into_inner();
+    let profile = path_profile(&id)?;
+    let to =
+        PhoneNumber::parse_e164(&body::decode_plus(&to)).map_err(|e| ApiError::number("/to", e))?;
+    Ok((profile, to))
 }
 
 fn not_mapped(to: PhoneNumber) -> ApiError {
@@ -54,8 +56,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, to) = path.into_inner();
-    let (profile, to) = (path_profile(&id)?, recipient(&to)?);
+    let (profile, to) = mapping_path(path)?;
     let m = state
         .engine
         .mapping(profile, to)
@@ -70,8 +71,7 @@ pub async fn pin(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, to) = path.into_inner();
-    let (profile, to) = (path_profile(&id)?, recipient(&to)?);
+    let (profile, to) = mapping_path(path)?;
     state.engine.profile(profile)?;
     let bytes = body::read(payload, state.body_limit).await?;
     let map = body::object(&bytes)?;
@@ -86,8 +86,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, to) = path.into_inner();
-    let (profile, to) = (path_profile(&id)?, recipient(&to)?);
+    let (profile, to) = mapping_path(path)?;
     let m = state
         .engine
         .unmap(profile, to)

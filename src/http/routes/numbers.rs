@@ -30,7 +30,7 @@ async fn update(
     record_type: &str,
 ) -> Result<HttpResponse, ApiError> {
     let number = lookup(state, raw).map_err(|_| {
-        let plain = raw.replace("%2B", "+").replace("%2b", "+");
+        let plain = body::decode_plus(raw);
         ApiError::number(
             "/id",
             PhoneNumber::parse_sender(&plain)
