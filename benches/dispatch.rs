@@ -1,14 +1,12 @@
-//! The actor runtime against the selection core, side by side in one run.
+//! How a request reaches its profile, side by side in one run: the caller
+//! running it (the default) against the mailbox (`Dispatch::Mailbox`, every
+//! request on an engine thread), one message per call and in batches, next
+//! to a bare `hashbrown` lookup-and-touch of the same keys on one thread.
 //!
 //! Workload: 10 profiles x 50 senders (40 long codes, 10 toll-free, weights
 //! 4:1), sticky on, 1M live mappings (100k per profile), recipients drawn
 //! Zipf (s = 1.0) over those 1M, so nearly every selection is a sticky hit.
-//!
-//! - `floor_core_one_thread`: `Registry::select` called directly, one thread.
-//! - `engine_batch_{256,4096}`: `Engine::send_batch`, 4 batches in flight.
-//! - `engine_single_pipelined`: `Engine::send`, 256 requests in flight.
-//! - `engine_single_round_trip`: one request in flight; the latency
-//!   percentiles are printed (HDR histogram) next to criterion's mean.
+//! One thread calls (see `benches/embedder.rs` for two async callers).
 //!
 //! Run: `cargo bench --bench dispatch`.
 
@@ -18,16 +16,16 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::executor::block_on;
 use futures::stream::{self, StreamExt};
-use numpool::engine::{Engine, EngineConfig, NewProfile};
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{PhoneNumber, ProfileId, Registry, SelectionConfig};
+use numpool::{
+    Dispatch, Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch,
+    SettingsUpdate,
+};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
 const PROFILES: u64 = 10;
 const LIVE: u64 = 1_000_000;
 const REQUESTS: usize = 1 << 20;
-const NOW: u32 = 1_800_000_000;
 
 fn settings() -> SettingsUpdate {
     SettingsUpdate::Merge(SettingsPatch {
@@ -87,23 +85,12 @@ fn workload() -> Workload {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let w = workload();
-
-    // The floor: the core, one thread, same profiles, same mappings.
-    let mut registry = Registry::new(SelectionConfig::default());
-    for (p, id) in w.ids.iter().enumerate() {
-        registry.create_profile(*id, &settings(), NOW).unwrap();
-        for i in 0..50 {
-            registry.assign(sender(p as u64, i), *id).unwrap();
-        }
-    }
-    for &(id, to) in &w.warm {
-        registry.select(id, to, NOW).unwrap();
-    }
-
-    // The engine: all cores.
-    let engine = Engine::start(EngineConfig::default()).unwrap();
+fn start(w: &Workload, dispatch: Dispatch) -> Engine {
+    let engine = Engine::start(EngineConfig {
+        dispatch,
+        ..EngineConfig::default()
+    })
+    .unwrap();
     block_on(async {
         for (p, id) in w.ids.iter().enumerate() {
             let new = NewProfile {
@@ -126,16 +113,58 @@ fn bench(c: &mut Criterion) {
             }
         }
     });
-    let stats = block_on(engine.stats());
+    engine
+}
+
+/// One request at a time from this thread, timed one by one.
+fn round_trips(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    engine: &Engine,
+    requests: &[(ProfileId, PhoneNumber)],
+) {
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    let mut k = 0usize;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (id, to) = requests[k % requests.len()];
+                k += 1;
+                let t = Instant::now();
+                black_box(engine.send_now(id, to).unwrap());
+                let took = t.elapsed();
+                histogram.record(took.as_nanos().max(1) as u64).unwrap();
+                total += took;
+            }
+            total
+        })
+    });
     eprintln!(
-        "engine: {} profiles, {} live mappings, one arbiter per core",
-        stats.profiles, stats.stored_mappings
+        "{name}: {} samples, p50 {:.2} us, p90 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.1} us",
+        histogram.len(),
+        histogram.value_at_quantile(0.5) as f64 / 1e3,
+        histogram.value_at_quantile(0.9) as f64 / 1e3,
+        histogram.value_at_quantile(0.99) as f64 / 1e3,
+        histogram.value_at_quantile(0.999) as f64 / 1e3,
+        histogram.max() as f64 / 1e3,
     );
+}
+
+fn bench(c: &mut Criterion) {
+    let w = workload();
+    // The floor: a bare map of the same keys, one thread.
+    let mut floor: hashbrown::HashMap<(ProfileId, u64), [u32; 4], foldhash::fast::RandomState> =
+        hashbrown::HashMap::default();
+    for (i, &(id, to)) in w.warm.iter().enumerate() {
+        floor.insert((id, to.as_u64()), [i as u32, 0, 0, 0]);
+    }
+    let caller_runs = start(&w, Dispatch::CallerRuns);
+    let mailbox = start(&w, Dispatch::Mailbox);
 
     let mut group = c.benchmark_group("dispatch_1M_zipf");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(6));
-
+    group.measurement_time(Duration::from_secs(5));
     let chunk = 1 << 16;
     group.throughput(Throughput::Elements(chunk as u64));
     let requests = &w.requests;
@@ -145,36 +174,37 @@ fn bench(c: &mut Criterion) {
         offset = (offset + chunk) % REQUESTS;
         &requests[start..start + chunk]
     };
-
-    group.bench_function("floor_core_one_thread", |b| {
+    group.bench_function("floor_hashbrown_one_thread", |b| {
         b.iter(|| {
             for &(id, to) in next() {
-                black_box(registry.select(id, to, NOW).unwrap());
+                let v = floor.get_mut(&(id, to.as_u64())).unwrap();
+                v[3] += 1;
+                black_box(v[0]);
             }
         })
     });
-    for batch in [256usize, 4096] {
-        group.bench_function(format!("engine_batch_{batch}"), |b| {
+    group.bench_function("caller_runs_send_now", |b| {
+        b.iter(|| {
+            for &(id, to) in next() {
+                black_box(caller_runs.send_now(id, to).unwrap());
+            }
+        })
+    });
+    for (name, engine) in [("caller_runs", &caller_runs), ("mailbox", &mailbox)] {
+        group.bench_function(format!("{name}_batch_4096"), |b| {
             b.iter(|| {
-                let requests = next();
-                block_on(
-                    stream::iter(requests.chunks(batch))
-                        .map(|items| engine.send_batch(items))
-                        .buffer_unordered(4)
-                        .for_each(|results| {
-                            black_box(results);
-                            async {}
-                        }),
-                )
+                for items in next().chunks(4096) {
+                    black_box(engine.send_batch_now(items));
+                }
             })
         });
     }
-    group.bench_function("engine_single_pipelined", |b| {
+    group.bench_function("mailbox_send_256_in_flight", |b| {
         b.iter(|| {
             let requests = next();
             block_on(
                 stream::iter(requests)
-                    .map(|&(id, to)| engine.send(id, to))
+                    .map(|&(id, to)| mailbox.send(id, to))
                     .buffer_unordered(256)
                     .for_each(|r| {
                         black_box(r.unwrap());
@@ -183,36 +213,12 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-
     group.throughput(Throughput::Elements(1));
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-    let mut k = 0usize;
-    group.bench_function("engine_single_round_trip", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (id, to) = requests[k % REQUESTS];
-                k += 1;
-                let t = Instant::now();
-                black_box(engine.send_blocking(id, to).unwrap());
-                let took = t.elapsed();
-                histogram.record(took.as_nanos() as u64).unwrap();
-                total += took;
-            }
-            total
-        })
-    });
+    round_trips(&mut group, "caller_runs_round_trip", &caller_runs, requests);
+    round_trips(&mut group, "mailbox_round_trip", &mailbox, requests);
     group.finish();
-    eprintln!(
-        "engine_single_round_trip: {} samples, p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
-        histogram.len(),
-        histogram.value_at_quantile(0.5) as f64 / 1e3,
-        histogram.value_at_quantile(0.9) as f64 / 1e3,
-        histogram.value_at_quantile(0.99) as f64 / 1e3,
-        histogram.value_at_quantile(0.999) as f64 / 1e3,
-        histogram.max() as f64 / 1e3,
-    );
-    block_on(engine.shutdown());
+    block_on(caller_runs.shutdown());
+    block_on(mailbox.shutdown());
 }
 
 criterion_group!(benches, bench);

@@ -3,7 +3,9 @@
 //! handler measured the same way in the same run.
 //!
 //! Needs `wrk` (Debian: `apt-get install wrk`). Run: `cargo bench --bench http`.
-//! Environment: `WRK_SECONDS` (default 10), `WRK_CONNECTIONS` (default 32).
+//! Environment: `WRK_SECONDS` (default 10), `WRK_CONNECTIONS` (a list,
+//! default `1,32`: one connection shows the latency of a lone request, 32
+//! the throughput under load).
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -11,10 +13,10 @@ use std::time::Instant;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures::executor::block_on;
-use numpool::engine::{Engine, EngineConfig, NewProfile};
-use numpool::http::{self, ApiKeys, HttpOptions};
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{PhoneNumber, ProfileId};
+use numpool::server::{http_server, ApiKeys, HttpOptions};
+use numpool::{
+    Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
+};
 
 const PROFILES: u64 = 10;
 const LIVE: u64 = 1_000_000;
@@ -56,9 +58,8 @@ struct WrkResult {
     non_2xx: String,
 }
 
-fn run_wrk(port: u16, script: &str) -> WrkResult {
+fn run_wrk(port: u16, script: &str, connections: &str) -> WrkResult {
     let seconds = std::env::var("WRK_SECONDS").unwrap_or_else(|_| "10".into());
-    let connections = std::env::var("WRK_CONNECTIONS").unwrap_or_else(|_| "32".into());
     let out = Command::new("wrk")
         .args([
             "-t1",
@@ -159,7 +160,7 @@ fn main() {
                 workers: WORKERS,
                 ..HttpOptions::default()
             };
-            let (numpool, _) = http::server(numpool_listener, served, options).unwrap();
+            let numpool = http_server(numpool_listener, served, options).unwrap();
             let trivial = HttpServer::new(|| {
                 App::new().route("/v2/messages/number_pool", web::post().to(trivial))
             })
@@ -172,35 +173,38 @@ fn main() {
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
 
-    let trivial = run_wrk(trivial_port, &script);
-    let numpool = run_wrk(numpool_port, &script);
-    let trivial_again = run_wrk(trivial_port, &script);
-    let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
-    println!("\nHTTP, wrk -t1 -c32, POST /v2/messages/number_pool, uniform over 1M live mappings, {WORKERS} workers");
-    println!(
-        "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
-    );
-    for (name, r) in [
-        ("trivial actix-web JSON handler", &trivial),
-        ("numpool serve", &numpool),
-        ("trivial (again)", &trivial_again),
-    ] {
-        let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
+    let connections = std::env::var("WRK_CONNECTIONS").unwrap_or_else(|_| "1,32".into());
+    for c in connections.split(',').map(str::trim) {
+        let trivial = run_wrk(trivial_port, &script, c);
+        let numpool = run_wrk(numpool_port, &script, c);
+        let trivial_again = run_wrk(trivial_port, &script, c);
+        let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
+        println!("\nHTTP, wrk -t1 -c{c}, POST /v2/messages/number_pool, uniform over 1M live mappings, {WORKERS} workers");
         println!(
-            "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            r.requests_per_sec,
-            p(0),
-            p(1),
-            p(2),
-            p(3),
-            r.non_2xx
+            "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
+        );
+        for (name, r) in [
+            ("trivial actix-web JSON handler", &trivial),
+            ("numpool serve", &numpool),
+            ("trivial (again)", &trivial_again),
+        ] {
+            let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
+            println!(
+                "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+                r.requests_per_sec,
+                p(0),
+                p(1),
+                p(2),
+                p(3),
+                r.non_2xx
+            );
+        }
+        println!(
+            "numpool / trivial (mean of the two trivial runs) at {c} connections: {:.2}x",
+            numpool.requests_per_sec / baseline
         );
     }
-    println!(
-        "numpool / trivial (mean of the two trivial runs): {:.2}x",
-        numpool.requests_per_sec / baseline
-    );
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",

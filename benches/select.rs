@@ -1,25 +1,29 @@
-//! Selection core benchmarks, each against 1M live mappings, next to the
-//! floor: a bare `hashbrown` lookup-and-touch of the same keys.
+//! Selection benchmarks through the engine's synchronous call
+//! (`Engine::send_now`, the caller running each request, as an embedder's
+//! thread does), each against 1M live mappings, next to the floor: a bare
+//! `hashbrown` lookup-and-touch of the same keys.
 //!
 //! - `select_1M/*`: the floor, a sticky hit, a miss + insert and a geomatch
 //!   pick + insert. Misses run in a steady state: a fresh recipient every
 //!   message, one second of simulated time every 1000 messages and a ttl of
-//!   1000 s, so 1M mappings stay live while the wheel expires the oldest.
-//! - `wheel_expire/*`: the wheel reaching 1M expiring mappings while 1M or
-//!   4M other mappings stay live (cost per expired entry should not change),
+//!   1000 s, so 1M mappings stay live while expiry reclaims the oldest.
+//! - `wheel_expire/*`: expiry reaching 1M expiring mappings while 1M or 4M
+//!   other mappings stay live (cost per expired entry should not change),
 //!   next to `hashbrown` removing the same number of keys.
 //!
 //! Run: `cargo bench --bench select`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use numpool::health::HealthConfig;
-use numpool::pool::SenderRef;
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::sticky::StickyMap;
-use numpool::{PhoneNumber, Profile, SelectionConfig};
+use futures::executor::block_on;
+use numpool::test_util::ManualClock;
+use numpool::{
+    Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
+    Timestamp,
+};
 
 const LIVE: u64 = 1_000_000;
 const START: u32 = 1_800_000_000;
@@ -44,14 +48,17 @@ fn shuffled(n: u64) -> Vec<u64> {
     v
 }
 
-/// A profile with 50 senders (40 long codes over 10 area codes, 10 toll-free),
-/// sticky on, weights 4:1.
-fn profile(ttl: u32, geomatch: bool) -> Profile {
-    let config = SelectionConfig {
+/// An engine on a manual clock at `START`, with one profile of 50 senders
+/// (40 long codes over 10 area codes, 10 toll-free), sticky on, weights 4:1.
+fn start(ttl: u32, geomatch: bool) -> (Engine, ProfileId, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(u64::from(START))));
+    let config = EngineConfig {
         sticky_ttl_secs: ttl,
-        ..SelectionConfig::default()
+        // Expiry runs when the bench says so.
+        expire_tick: Duration::from_secs(3600),
+        ..EngineConfig::default()
     };
-    let mut p = Profile::new(None, &config, START);
+    let engine = Engine::start_with_clock(config, clock.clone()).unwrap();
     let settings = SettingsUpdate::Merge(SettingsPatch {
         sticky_sender: Some(true),
         geomatch: Some(geomatch),
@@ -59,52 +66,55 @@ fn profile(ttl: u32, geomatch: bool) -> Profile {
         toll_free_weight: Some(1.0),
         ..Default::default()
     });
-    p.update_settings(&settings, START).unwrap();
-    for i in 0..40u64 {
-        let n = 10_000_000_000 + NPAS[(i % 10) as usize] * 10_000_000 + 5_550_000 + i;
-        p.add_sender(PhoneNumber::from_u64(n).unwrap(), Default::default());
+    let id = block_on(engine.create_profile(NewProfile {
+        number_pool_settings: settings,
+        ..Default::default()
+    }))
+    .unwrap()
+    .id;
+    let senders = (0..40u64)
+        .map(|i| 10_000_000_000 + NPAS[(i % 10) as usize] * 10_000_000 + 5_550_000 + i)
+        .chain((0..10u64).map(|i| 18_005_550_000 + i));
+    for n in senders {
+        block_on(engine.assign_number(PhoneNumber::from_u64(n).unwrap(), Some(id))).unwrap();
     }
-    for i in 0..10u64 {
-        let n = 18_005_550_000 + i;
-        p.add_sender(PhoneNumber::from_u64(n).unwrap(), Default::default());
-    }
-    p
+    (engine, id, clock)
 }
 
-/// Fresh recipients into `p` in the steady state: one simulated second per
-/// 1000 messages, expiring what the ttl left behind.
+/// Fresh recipients in the steady state: one simulated second per 1000
+/// messages, expiring what the ttl left behind.
 struct SteadyState {
     next: u64,
     now: u32,
 }
 
 impl SteadyState {
-    fn fill(p: &mut Profile, health: &HealthConfig) -> Self {
+    fn fill(engine: &Engine, id: ProfileId, clock: &ManualClock) -> Self {
         let mut s = SteadyState {
             next: 0,
             now: START,
         };
         for _ in 0..LIVE {
-            s.step(p, health);
+            s.step(engine, id, clock);
         }
         s
     }
 
     #[inline]
-    fn step(&mut self, p: &mut Profile, health: &HealthConfig) -> PhoneNumber {
+    fn step(&mut self, engine: &Engine, id: ProfileId, clock: &ManualClock) -> PhoneNumber {
         let r = recipient(self.next);
         self.next += 1;
-        let sel = p.select(r, self.now, health).unwrap();
-        if self.next % 1000 == 0 {
+        let sel = engine.send_now(id, r).unwrap();
+        if self.next.is_multiple_of(1000) {
             self.now += 1;
-            p.expire(self.now, usize::MAX);
+            clock.set(Timestamp::from_secs(u64::from(self.now)));
+            block_on(engine.expire_now());
         }
         sel.sender
     }
 }
 
 fn select_1m(c: &mut Criterion) {
-    let health = HealthConfig::default();
     let order = shuffled(LIVE);
     let mut group = c.benchmark_group("select_1M");
     group.throughput(Throughput::Elements(1));
@@ -129,34 +139,40 @@ fn select_1m(c: &mut Criterion) {
     drop(floor);
 
     // Sticky hit: 1M mappings made at START, hit in random order.
-    let mut p = profile(8 * 24 * 3600, false);
-    for i in 0..LIVE {
-        p.select(recipient(i), START, &health).unwrap();
+    let (engine, id, clock) = start(8 * 24 * 3600, false);
+    let all: Vec<(ProfileId, PhoneNumber)> = (0..LIVE).map(|i| (id, recipient(i))).collect();
+    for chunk in all.chunks(4096) {
+        engine.send_batch_now(chunk);
     }
+    clock.set(Timestamp::from_secs(u64::from(START) + 1));
     let mut k = 0usize;
     group.bench_function("sticky_hit", |b| {
         b.iter(|| {
             let r = recipient(order[k % order.len()]);
             k += 1;
-            black_box(p.select(r, START + 1, &health).unwrap().sender)
+            black_box(engine.send_now(id, r).unwrap().sender)
         })
     });
+    let stats = block_on(engine.stats());
     eprintln!(
         "sticky map at 1M: {} heap bytes, {:.1} bytes per mapping",
-        p.sticky_heap_bytes(),
-        p.sticky_heap_bytes() as f64 / LIVE as f64
+        stats.sticky_heap_bytes,
+        stats.sticky_heap_bytes as f64 / stats.stored_mappings as f64
     );
-    drop(p);
+    block_on(engine.shutdown());
 
     for (name, geomatch) in [("miss_insert", false), ("geomatch_pick_insert", true)] {
-        let mut p = profile(1000, geomatch);
-        let mut steady = SteadyState::fill(&mut p, &health);
-        group.bench_function(name, |b| b.iter(|| black_box(steady.step(&mut p, &health))));
-        let stats = p.stats();
+        let (engine, id, clock) = start(1000, geomatch);
+        let mut steady = SteadyState::fill(&engine, id, &clock);
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(steady.step(&engine, id, &clock)))
+        });
+        let stats = block_on(engine.stats());
         eprintln!(
             "{name}: {} mappings stored at the end, {} expired so far",
             stats.stored_mappings, stats.expired
         );
+        block_on(engine.shutdown());
     }
     group.finish();
 }
@@ -167,28 +183,28 @@ fn wheel_expire(c: &mut Criterion) {
     let mut group = c.benchmark_group("wheel_expire");
     group.sample_size(10);
     group.throughput(Throughput::Elements(EXPIRING));
-    let sender = SenderRef {
-        slot: 0,
-        generation: 0,
-    };
     for live in [1_000_000u64, 4_000_000] {
         group.bench_function(format!("expire_1M_with_{}M_live", live / 1_000_000), |b| {
             b.iter_batched(
                 || {
-                    let mut map = StickyMap::new(TTL, 16, START);
-                    for i in 0..EXPIRING {
-                        map.assign(recipient(i), sender, START);
-                    }
-                    // Used much later: armed far beyond the expiring ones.
-                    for i in EXPIRING..EXPIRING + live {
-                        map.assign(recipient(i), sender, START + 30 * 24 * 3600);
-                    }
-                    map
+                    let (engine, id, clock) = start(TTL, false);
+                    let batch = |from: u64, to: u64| {
+                        let items: Vec<_> = (from..to).map(|i| (id, recipient(i))).collect();
+                        for chunk in items.chunks(4096) {
+                            engine.send_batch_now(chunk);
+                        }
+                    };
+                    batch(0, EXPIRING);
+                    // Made much later: armed far beyond the expiring ones.
+                    clock.set(Timestamp::from_secs(u64::from(START) + 3000));
+                    batch(EXPIRING, EXPIRING + live);
+                    clock.set(Timestamp::from_secs(u64::from(START + TTL)));
+                    engine
                 },
-                |mut map| {
-                    let report = map.expire(START + TTL, usize::MAX, |_| true);
+                |engine| {
+                    let report = block_on(engine.expire_now());
                     assert_eq!(report.expired as u64, EXPIRING);
-                    map
+                    engine
                 },
                 BatchSize::PerIteration,
             )

@@ -1,107 +1,119 @@
 //! # numpool
 //!
 //! In-memory sender selection for SMS number pools: for every outbound
-//! message, pick the sender a recipient saw last time (sticky sender, expiring
-//! after 8 days of silence), else one with the recipient's area code
-//! (geomatch), else by a long-code/toll-free weighted round-robin, never an
-//! unhealthy one when asked not to. The rules are those of the number pool of
-//! the Telnyx Messaging API (see `SEMANTICS.md` in the repository).
+//! message, pick the sender a recipient saw last time (sticky sender,
+//! expiring after 8 days of silence), else one with the recipient's area
+//! code (geomatch), else by a long-code/toll-free weighted round-robin,
+//! never an unhealthy one when asked not to. The rules are those of the
+//! number pool of the Telnyx Messaging API, written down in the
+//! repository's `docs/SELECTION.md`; the HTTP contract is `docs/API.md`.
+//!
+//! ## Use it
+//!
+//! ```
+//! use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, Reason, SettingsPatch, SettingsUpdate};
+//!
+//! let engine = Engine::start(EngineConfig::default())?; // in memory; see JournalConfig to persist
+//! futures::executor::block_on(async {
+//!     let profile = engine
+//!         .create_profile(NewProfile {
+//!             name: "alerts".into(),
+//!             // A profile's number pool is off until it has settings.
+//!             number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+//!                 sticky_sender: Some(true),
+//!                 ..Default::default()
+//!             }),
+//!             ..Default::default()
+//!         })
+//!         .await?;
+//!     for n in ["+13125550001", "+13125550002"] {
+//!         engine.assign_number(PhoneNumber::parse_e164(n)?, Some(profile.id)).await?;
+//!     }
+//!     let to = PhoneNumber::parse_e164("+14155550123")?;
+//!     let first = engine.send(profile.id, to).await?; // async; `send_now` for plain threads
+//!     let again = engine.send(profile.id, to).await?;
+//!     assert_eq!((again.sender, again.reason), (first.sender, Reason::Sticky));
+//!     engine.shutdown().await;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Which call for which load: [`Engine::send_now`] from plain threads,
+//! [`Engine::send`] from async code, [`Engine::send_batch`] for many
+//! messages at once; all of them run the selection on the calling thread
+//! when the profile is free. `numpool serve` (the `server` feature) puts
+//! the Telnyx-compatible HTTP API in front of the same engine.
 //!
 //! ## Architecture
 //!
 //! ```text
-//!  HTTP API ──┐
-//!  embedders ─┼─► Engine ─► Dispatcher ── profile id ─► ProfileActor (one per profile)
-//!  loadgen  ──┘                                           └─ Profile: settings, Pool,
-//!                                                            StickyMap (shards + TimerWheel)
+//!  HTTP API (server) ─┐                               ┌─ ProfileActor (one per messaging profile)
+//!  embedders ─────────┼─► Engine ─► Dispatcher ── id ─┤    owns a ProfileState: settings, Pool,
+//!  loadgen ───────────┘                               │    StickyMap (shards + TimerWheel)
+//!                                                     └─ caller runs it when free, else its
+//!                                                        actix mailbox (bounded) on an arbiter
+//!  Journal: records appended under the profile's lock, written by one thread; replies wait for them.
+//!  Housekeeper (actix): expiry when a profile's wheels are due; periodic snapshots.
 //! ```
 //!
-//! The selection core is plain, single-threaded data structures with no
-//! runtime, no clock and no I/O: every operation takes `now` as an argument.
-//! That makes it testable with a manual clock and benchmarkable on its own.
+//! A request for a profile runs on the calling thread when the profile is
+//! free (no thread hop, no allocation); when it is busy the request waits
+//! in the profile's bounded mailbox and an engine thread runs it in order.
+//! The selection core underneath is plain single-threaded data structures
+//! with no runtime, no clock and no I/O (every operation takes `now`).
+//! `docs/ARCHITECTURE.md` walks a send and a recovery step by step.
 //!
-//! ## Map of modules
+//! ## Map of modules (all internal; the items below are the public API)
 //!
-//! The server, from the top:
-//! - [`cli`]: `numpool serve`'s flags, environment and TOML configuration.
-//! - [`http`]: the Telnyx-compatible HTTP API on actix-web.
-//!
-//! The runtime:
-//! - [`journal`]: durability: the append-only journal, snapshots, recovery.
-//! - [`engine`]: [`Engine`], the public handle: profiles, numbers, sending
-//!   (single, batch, blocking), mappings, health reports, stats, shutdown.
-//! - [`actor`]: `ProfileActor` (one per profile, owning a [`Profile`]) and the
-//!   `Dispatcher` (arbiters, routes, bounded mailboxes).
-//!
-//! The core, from the bottom up (no actors, no clock, no I/O):
-//! - [`number`]: E.164 parsing, [`PhoneNumber`] packed in a `u64`, NANP area
-//!   codes, [`SenderKind`].
-//! - [`settings`]: `number_pool_settings`, defaults, validation, PATCH merge.
-//! - [`health`]: delivery outcomes over a sliding window -> healthy or not.
-//! - [`rotation`]: round-robin over a changing set of senders.
-//! - [`weighted`]: smooth weighted round-robin between long codes and toll-free.
-//! - [`region`]: NANP area code -> state/province (generated table) for the
-//!   geomatch fallback.
-//! - [`pool`]: a profile's senders and the rotations selection walks.
-//! - [`sticky`]: the sharded recipient -> sender map and its timing wheel.
-//! - [`select`]: the selection order (sticky -> geomatch -> weighted, skip unhealthy).
-//! - [`profile`]: [`Profile`], one messaging profile's whole state and operations.
-//! - [`records`]: the administrative records of profiles and numbers.
-//! - [`registry`]: [`Registry`], every profile and number in one thread.
-//! - [`config`]: engine-wide settings the core needs.
-//! - [`clock`]: the [`Clock`] trait; `ManualClock` with the `test-util` feature.
-//!
-//! ## Example
-//!
-//! ```
-//! use numpool::{PhoneNumber, ProfileId, Reason, Registry, SelectionConfig};
-//! use numpool::settings::{SettingsPatch, SettingsUpdate};
-//!
-//! let mut registry = Registry::new(SelectionConfig::default());
-//! let profile = ProfileId::new_v4();
-//! let sticky = SettingsUpdate::Merge(SettingsPatch {
-//!     sticky_sender: Some(true),
-//!     ..Default::default()
-//! });
-//! let now = 1_800_000_000; // seconds since the Unix epoch
-//! registry.create_profile(profile, &sticky, now)?;
-//! for n in ["+13125550001", "+13125550002"] {
-//!     registry.assign(PhoneNumber::parse_e164(n)?, profile)?;
-//! }
-//! let to = PhoneNumber::parse_e164("+14155550123")?;
-//! let first = registry.select(profile, to, now)?;
-//! let again = registry.select(profile, to, now + 60)?;
-//! assert_eq!(first.sender, again.sender);
-//! assert_eq!(again.reason, Reason::Sticky);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! - `engine`: [`Engine`], the one handle: start and recovery, profiles and
+//!   numbers, sending, mappings, health reports, stats, shutdown; its actors,
+//!   dispatcher, mailboxes and housekeeping.
+//! - `journal`: durability: the log, snapshots, recovery, repair, the
+//!   data-directory lock.
+//! - `selection`: the core: `health`, `rotation`, `weighted`, `region`,
+//!   `pool`, `sticky` (map, index, slab, timing wheel), `rules` (the
+//!   selection order), `profile` (one profile's state).
+//! - `settings` ([`PoolSettings`], declared once), `records` (profile and
+//!   number records), `number` ([`PhoneNumber`]), `ids` ([`ProfileId`]),
+//!   `clock` ([`Clock`], [`Timestamp`]), `duration`, `error` ([`Error`],
+//!   [`StartError`]).
+//! - `server` (feature `server`, on by default): `numpool serve`'s
+//!   configuration and the HTTP API. Build with `default-features = false`
+//!   to embed the engine without actix-web, clap, toml or ed25519.
+//! - `test_util` (feature `test-util`): a manual clock and fault injection.
 
-pub mod actor;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod engine;
-pub mod health;
-pub mod http;
-pub mod journal;
-pub mod number;
-pub mod pool;
-pub mod profile;
-pub mod records;
-pub mod region;
-mod region_table;
-pub mod registry;
-pub mod rotation;
-pub mod select;
-pub mod settings;
-pub mod sticky;
-pub mod weighted;
+#![deny(missing_docs)]
+
+mod clock;
+mod duration;
+mod engine;
+mod error;
+mod ids;
+mod journal;
+mod number;
+mod records;
+mod selection;
+mod settings;
+
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use config::SelectionConfig;
-pub use engine::{Engine, EngineConfig, EngineError};
+pub use duration::{parse_duration, DurationError};
+pub use engine::{
+    Dispatch, Engine, EngineConfig, EngineStats, ProfileCounters, RecoveryReport,
+    DEFAULT_STICKY_TTL_SECS,
+};
+pub use error::{Error, StartError};
+pub use ids::ProfileId;
+pub use journal::{repair, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpan, RepairReport};
 pub use number::{NumberError, PhoneNumber, SenderKind};
-pub use profile::{Profile, StickyMapping};
-pub use registry::{ProfileId, Registry, RegistryError};
-pub use select::{MappingOutcome, Reason, SelectError, Selection};
-pub use settings::{PoolSettings, SettingsError, SettingsPatch, SettingsUpdate};
+pub use records::{NewProfile, NumberRecord, NumberStatus, ProfileRecord, ProfileUpdate};
+pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
+pub use selection::profile::{PinError, ProfileStats, StickyMapping};
+pub use selection::rules::{Eligibility, MappingOutcome, NoSender, Reason, Selection};
+pub use selection::sticky::ExpireReport;
+pub use settings::{PoolSettings, SettingsError, SettingsPatch, SettingsUpdate, MAX_WEIGHT};

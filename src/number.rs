@@ -28,16 +28,22 @@ pub struct PhoneNumber(u64);
 /// What is wrong with a phone number string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
+    /// Nothing was given.
     #[error("phone number is empty")]
     Empty,
+    /// E.164 starts with `+`.
     #[error("phone number must start with '+' (E.164)")]
     MissingPlus,
+    /// Something other than a digit after the `+`.
     #[error("phone number may contain only digits after the '+'")]
     InvalidCharacter,
+    /// Fewer than 8 or more than 15 digits.
     #[error("an E.164 number has 8 to 15 digits, this one has {0}")]
     InvalidLength(usize),
+    /// A country calling code never starts with 0.
     #[error("an E.164 number cannot start with 0 after the '+'")]
     LeadingZero,
+    /// Neither E.164 nor a 5-6 digit short code.
     #[error("a sender is an E.164 number or a 5-6 digit short code")]
     NotASender,
 }

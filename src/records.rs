@@ -1,34 +1,115 @@
-//! The administrative records of profiles and numbers (names, ids,
-//! timestamps): what the engine keeps beside selection state, and what the
-//! journal writes.
+//! The records an engine keeps beside selection state, as embedders and the
+//! API see them: profiles, numbers, and what it takes to create or change them.
 
 use crate::clock::Timestamp;
-use crate::number::PhoneNumber;
-use crate::registry::ProfileId;
-use crate::settings::PoolSettings;
+use crate::ids::ProfileId;
+use crate::number::{PhoneNumber, SenderKind};
+use crate::selection::health::HealthCounts;
+use crate::selection::rules::Eligibility;
+use crate::settings::{PoolSettings, SettingsUpdate};
 
 /// A messaging profile.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileRecord {
+    /// Its id.
     pub id: ProfileId,
+    /// A name for people.
     pub name: String,
+    /// `false` switches the profile off.
     pub enabled: bool,
+    /// ISO 3166-1 alpha-2 codes the profile may send to, or `["*"]`.
     pub whitelisted_destinations: Vec<String>,
+    /// Where the hosted service would post this profile's events (kept, not used).
     pub webhook_url: Option<String>,
+    /// The fallback of `webhook_url` (kept, not used).
     pub webhook_failover_url: Option<String>,
     /// `None`: the number pool is off.
     pub number_pool_settings: Option<PoolSettings>,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it last changed.
     pub updated_at: Timestamp,
 }
 
 /// A phone number known to the engine (assigned now or before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NumberRecord {
+    /// The number.
     pub number: PhoneNumber,
     /// A numeric id the engine gave the number, stable for its lifetime.
     pub id: u64,
+    /// The profile it is assigned to, if any.
     pub profile: Option<ProfileId>,
+    /// When the engine first saw it.
     pub created_at: Timestamp,
+    /// When its assignment last changed.
     pub updated_at: Timestamp,
+}
+
+/// What creating a profile takes.
+///
+/// `NewProfile::default()` is enabled, may send anywhere (`["*"]`) and has
+/// its number pool **off**: give `number_pool_settings` to turn it on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProfile {
+    /// A chosen id, or `None` for a new random one.
+    pub id: Option<ProfileId>,
+    /// A name for people.
+    pub name: String,
+    /// `false` creates it switched off.
+    pub enabled: bool,
+    /// ISO 3166-1 alpha-2 codes, or `["*"]` for anywhere.
+    pub whitelisted_destinations: Vec<String>,
+    /// Kept and shown, not used.
+    pub webhook_url: Option<String>,
+    /// Kept and shown, not used.
+    pub webhook_failover_url: Option<String>,
+    /// Applied to a pool that is off: `Keep` leaves it off.
+    pub number_pool_settings: SettingsUpdate,
+}
+
+impl Default for NewProfile {
+    fn default() -> Self {
+        NewProfile {
+            id: None,
+            name: String::new(),
+            enabled: true,
+            whitelisted_destinations: vec!["*".into()],
+            webhook_url: None,
+            webhook_failover_url: None,
+            number_pool_settings: SettingsUpdate::Keep,
+        }
+    }
+}
+
+/// A profile update (PATCH): `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// Switch on or off.
+    pub enabled: Option<bool>,
+    /// New allowed destinations.
+    pub whitelisted_destinations: Option<Vec<String>>,
+    /// `Some(None)` clears it.
+    pub webhook_url: Option<Option<String>>,
+    /// `Some(None)` clears it.
+    pub webhook_failover_url: Option<Option<String>>,
+    /// Merged field by field.
+    pub number_pool_settings: SettingsUpdate,
+}
+
+/// A number with its kind, health and eligibility now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumberStatus {
+    /// The number's record.
+    pub record: NumberRecord,
+    /// Long code, toll-free or short code.
+    pub kind: SenderKind,
+    /// Delivery outcomes in the health window.
+    pub health: HealthCounts,
+    /// Whether the outcomes make it unhealthy.
+    pub unhealthy: bool,
+    /// Whether a new pick may choose it now, and if not why.
+    pub eligibility: Eligibility,
 }

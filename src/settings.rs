@@ -1,56 +1,277 @@
-//! `number_pool_settings`: defaults, validation and the PATCH merge.
+//! `number_pool_settings`: defaults, validation, the PATCH merge, and JSON.
+//!
+//! Every field is declared once, in the `pool_settings!` invocation below;
+//! the settings struct, the patch, the merge, validation, JSON reading and
+//! the list of known field names are all generated from that one list, so a
+//! new field cannot be forgotten in one of them. JSON writing and the
+//! journal use serde on [`PoolSettings`] itself.
 //!
 //! A profile's settings are `Option<PoolSettings>`: `None` is the pool turned
 //! off. A [`SettingsUpdate`] is validated as a whole before anything changes,
 //! so a rejected update leaves the settings exactly as they were.
 
+use serde_json::{Map, Value};
+
 /// The longest sticky ttl accepted: ten years, well inside the timing wheel's range.
 pub const MAX_STICKY_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 
-/// The number pool settings of one messaging profile (SEMANTICS.md).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolSettings {
-    /// Reuse the mapped sender for a recipient.
-    pub sticky_sender: bool,
-    /// Prefer a sender with the recipient's NANP area code.
-    pub geomatch: bool,
-    /// Relative share of long codes among weighted picks.
-    pub long_code_weight: f64,
-    /// Relative share of toll-free numbers among weighted picks.
-    pub toll_free_weight: f64,
-    /// Never pick an unhealthy sender for a new pick.
-    pub skip_unhealthy: bool,
-    /// Extension: this profile's sticky ttl; `None` uses the engine's.
-    pub sticky_ttl_secs: Option<u64>,
-    /// Extension: when geomatch finds no sender with the recipient's area
-    /// code, try senders in the same state or province before weighting.
-    pub geomatch_region_fallback: bool,
+/// The largest weight accepted. Weights are relative, so this bounds nothing
+/// useful while keeping the weighted round-robin's running sums exact.
+pub const MAX_WEIGHT: f64 = 1_000_000.0;
+
+/// Why settings were rejected. `field` is the JSON name, for error pointers.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// A weight that is NaN or infinite.
+    #[error("{field} must be a finite number")]
+    NonFiniteWeight {
+        /// The field.
+        field: &'static str,
+    },
+    /// A weight below zero.
+    #[error("{field} must not be negative")]
+    NegativeWeight {
+        /// The field.
+        field: &'static str,
+    },
+    /// A weight above [`MAX_WEIGHT`].
+    #[error("{field} must be at most {MAX_WEIGHT}")]
+    WeightTooLarge {
+        /// The field.
+        field: &'static str,
+    },
+    /// A sticky ttl of zero or above [`MAX_STICKY_TTL_SECS`].
+    #[error("sticky_ttl_secs must be between 1 and {MAX_STICKY_TTL_SECS}")]
+    InvalidTtl,
+    /// A key that is not a setting (a typo here would silently change selection).
+    #[error("{field:?} is not a field of number_pool_settings")]
+    UnknownField {
+        /// The key as sent.
+        field: String,
+    },
+    /// `null` for a field (it neither keeps nor resets a value).
+    #[error("{field} may not be null: leave it out to keep its value")]
+    Null {
+        /// The field.
+        field: &'static str,
+    },
+    /// A value of the wrong JSON type.
+    #[error("{field} must be {expected}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it must be, in words.
+        expected: &'static str,
+    },
+    /// A value of the right JSON type but out of range (e.g. `1.5` for a whole number).
+    #[error("{field} must be {expected}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// What it must be, in words.
+        expected: &'static str,
+    },
 }
 
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            sticky_sender: false,
-            geomatch: false,
-            long_code_weight: 1.0,
-            toll_free_weight: 0.0,
-            skip_unhealthy: false,
-            sticky_ttl_secs: None,
-            geomatch_region_fallback: false,
+impl SettingsError {
+    /// The JSON field the error is about.
+    pub fn field(&self) -> &str {
+        match self {
+            SettingsError::NonFiniteWeight { field }
+            | SettingsError::NegativeWeight { field }
+            | SettingsError::WeightTooLarge { field }
+            | SettingsError::Null { field }
+            | SettingsError::WrongType { field, .. }
+            | SettingsError::OutOfRange { field, .. } => field,
+            SettingsError::InvalidTtl => "sticky_ttl_secs",
+            SettingsError::UnknownField { field } => field,
         }
+    }
+
+    /// Whether the request was malformed (wrong JSON type or null: HTTP 400)
+    /// rather than a well-formed but invalid value (422).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            SettingsError::Null { .. } | SettingsError::WrongType { .. }
+        )
     }
 }
 
-/// The fields a PATCH sets; `None` keeps the current value.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SettingsPatch {
-    pub sticky_sender: Option<bool>,
-    pub geomatch: Option<bool>,
-    pub long_code_weight: Option<f64>,
-    pub toll_free_weight: Option<f64>,
-    pub skip_unhealthy: Option<bool>,
-    pub sticky_ttl_secs: Option<u64>,
-    pub geomatch_region_fallback: Option<bool>,
+/// A type a setting can have, as JSON sees it.
+trait SettingValue: serde::de::DeserializeOwned + Clone {
+    /// What the value must be, in words ("a boolean").
+    const EXPECTED: &'static str;
+    /// Whether `v` has this type's JSON shape (a number for numbers...).
+    fn shape_matches(v: &Value) -> bool;
+}
+
+impl SettingValue for bool {
+    const EXPECTED: &'static str = "a boolean";
+    fn shape_matches(v: &Value) -> bool {
+        v.is_boolean()
+    }
+}
+
+impl SettingValue for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn shape_matches(v: &Value) -> bool {
+        v.is_number()
+    }
+}
+
+impl SettingValue for u64 {
+    const EXPECTED: &'static str = "a whole number >= 0";
+    fn shape_matches(v: &Value) -> bool {
+        v.is_number()
+    }
+}
+
+/// How a patched value lands in a setting: as itself, or as `Some` of it
+/// for a setting that may be unset.
+trait MergeFrom<P> {
+    fn merge_from(&mut self, value: &P);
+}
+
+impl<T: Clone> MergeFrom<T> for T {
+    fn merge_from(&mut self, value: &T) {
+        *self = value.clone();
+    }
+}
+
+impl MergeFrom<u64> for Option<u64> {
+    fn merge_from(&mut self, value: &u64) {
+        *self = Some(*value);
+    }
+}
+
+/// Reads one setting's JSON value.
+fn read_value<T: SettingValue>(field: &'static str, v: &Value) -> Result<T, SettingsError> {
+    if v.is_null() {
+        return Err(SettingsError::Null { field });
+    }
+    if !T::shape_matches(v) {
+        return Err(SettingsError::WrongType {
+            field,
+            expected: T::EXPECTED,
+        });
+    }
+    serde_json::from_value(v.clone()).map_err(|_| SettingsError::OutOfRange {
+        field,
+        expected: T::EXPECTED,
+    })
+}
+
+fn any_value<T>(_: &'static str, _: &T) -> Result<(), SettingsError> {
+    Ok(())
+}
+
+fn weight(field: &'static str, w: &f64) -> Result<(), SettingsError> {
+    if !w.is_finite() {
+        Err(SettingsError::NonFiniteWeight { field })
+    } else if *w < 0.0 {
+        Err(SettingsError::NegativeWeight { field })
+    } else if *w > MAX_WEIGHT {
+        Err(SettingsError::WeightTooLarge { field })
+    } else {
+        Ok(())
+    }
+}
+
+fn ttl(_: &'static str, t: &u64) -> Result<(), SettingsError> {
+    if *t == 0 || *t > MAX_STICKY_TTL_SECS {
+        Err(SettingsError::InvalidTtl)
+    } else {
+        Ok(())
+    }
+}
+
+/// Generates [`PoolSettings`], [`SettingsPatch`] and their operations from
+/// one list of `field: type [type in a patch] = default, check;`.
+macro_rules! pool_settings {
+    ($( $(#[doc = $doc:literal])* $(#[serde($($serde:tt)*)])? $field:ident : $ty:ty [$pty:ty] = $default:expr, $check:ident; )*) => {
+        /// The number pool settings of one messaging profile.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct PoolSettings {
+            $( $(#[doc = $doc])* $(#[serde($($serde)*)])? pub $field: $ty, )*
+        }
+
+        impl Default for PoolSettings {
+            fn default() -> Self {
+                PoolSettings { $( $field: $default, )* }
+            }
+        }
+
+        /// The fields a PATCH sets; `None` keeps the current value.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct SettingsPatch {
+            $( $(#[doc = $doc])* pub $field: Option<$pty>, )*
+        }
+
+        impl SettingsPatch {
+            /// The JSON names of every setting.
+            pub const FIELDS: &'static [&'static str] = &[$( stringify!($field) ),*];
+
+            /// Checks every field the patch sets.
+            pub fn validate(&self) -> Result<(), SettingsError> {
+                $( if let Some(v) = &self.$field { $check(stringify!($field), v)?; } )*
+                Ok(())
+            }
+
+            /// The settings after merging this patch into `base`.
+            fn merged_into(&self, mut base: PoolSettings) -> PoolSettings {
+                $( if let Some(v) = &self.$field { base.$field.merge_from(v); } )*
+                base
+            }
+
+            /// Reads a patch from the JSON object of `number_pool_settings`:
+            /// unknown keys, `null` and wrong types are refused; values are
+            /// validated.
+            pub fn from_json(map: &Map<String, Value>) -> Result<SettingsPatch, SettingsError> {
+                let mut patch = SettingsPatch::default();
+                for (key, value) in map {
+                    match key.as_str() {
+                        $( stringify!($field) => {
+                            patch.$field = Some(read_value::<$pty>(stringify!($field), value)?);
+                        } )*
+                        other => {
+                            return Err(SettingsError::UnknownField { field: other.to_string() })
+                        }
+                    }
+                }
+                patch.validate()?;
+                Ok(patch)
+            }
+        }
+    };
+}
+
+pool_settings! {
+    /// Reuse the mapped sender for a recipient.
+    sticky_sender: bool [bool] = false, any_value;
+    /// Prefer a sender with the recipient's NANP area code (or, outside
+    /// NANP, its country calling code).
+    geomatch: bool [bool] = false, any_value;
+    /// Relative share of long codes among weighted picks.
+    long_code_weight: f64 [f64] = 1.0, weight;
+    /// Relative share of toll-free numbers among weighted picks.
+    toll_free_weight: f64 [f64] = 0.0, weight;
+    /// Never pick an unhealthy sender for a new pick.
+    skip_unhealthy: bool [bool] = false, any_value;
+    /// Extension: this profile's sticky ttl in seconds; `None` uses the engine's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sticky_ttl_secs: Option<u64> [u64] = None, ttl;
+    /// Extension: when geomatch finds no sender with the recipient's area
+    /// code, try senders in the same state or province before weighting.
+    geomatch_region_fallback: bool [bool] = false, any_value;
+}
+
+impl PoolSettings {
+    /// The two weights, indexed by `LONG_CODE` and `TOLL_FREE`.
+    pub(crate) fn weights(&self) -> [f64; 2] {
+        [self.long_code_weight, self.toll_free_weight]
+    }
 }
 
 /// What a profile update does to `number_pool_settings`.
@@ -63,66 +284,6 @@ pub enum SettingsUpdate {
     Disable,
     /// An object: merge these fields (turning the pool on if it was off).
     Merge(SettingsPatch),
-}
-
-/// Why settings were rejected. `field` is the JSON name, for error pointers.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("{field} must be a finite number")]
-    NonFiniteWeight { field: &'static str },
-    #[error("{field} must not be negative")]
-    NegativeWeight { field: &'static str },
-    #[error("sticky_ttl_secs must be between 1 and {MAX_STICKY_TTL_SECS}")]
-    InvalidTtl,
-}
-
-impl SettingsError {
-    /// The JSON field the error is about.
-    pub fn field(&self) -> &'static str {
-        match self {
-            SettingsError::NonFiniteWeight { field } | SettingsError::NegativeWeight { field } => {
-                field
-            }
-            SettingsError::InvalidTtl => "sticky_ttl_secs",
-        }
-    }
-}
-
-fn check_weight(field: &'static str, w: Option<f64>) -> Result<(), SettingsError> {
-    match w {
-        Some(w) if !w.is_finite() => Err(SettingsError::NonFiniteWeight { field }),
-        Some(w) if w < 0.0 => Err(SettingsError::NegativeWeight { field }),
-        _ => Ok(()),
-    }
-}
-
-impl SettingsPatch {
-    /// Checks every field the patch sets.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        check_weight("long_code_weight", self.long_code_weight)?;
-        check_weight("toll_free_weight", self.toll_free_weight)?;
-        if let Some(ttl) = self.sticky_ttl_secs {
-            if ttl == 0 || ttl > MAX_STICKY_TTL_SECS {
-                return Err(SettingsError::InvalidTtl);
-            }
-        }
-        Ok(())
-    }
-
-    /// The settings after merging this patch into `base`.
-    fn merged_into(&self, mut base: PoolSettings) -> PoolSettings {
-        let p = self;
-        base.sticky_sender = p.sticky_sender.unwrap_or(base.sticky_sender);
-        base.geomatch = p.geomatch.unwrap_or(base.geomatch);
-        base.long_code_weight = p.long_code_weight.unwrap_or(base.long_code_weight);
-        base.toll_free_weight = p.toll_free_weight.unwrap_or(base.toll_free_weight);
-        base.skip_unhealthy = p.skip_unhealthy.unwrap_or(base.skip_unhealthy);
-        base.sticky_ttl_secs = p.sticky_ttl_secs.or(base.sticky_ttl_secs);
-        base.geomatch_region_fallback = p
-            .geomatch_region_fallback
-            .unwrap_or(base.geomatch_region_fallback);
-        base
-    }
 }
 
 impl SettingsUpdate {
@@ -142,11 +303,26 @@ impl SettingsUpdate {
             }
         }
     }
+
+    /// The update a request body's `number_pool_settings` value asks for:
+    /// absent keeps, `null` turns the pool off, an object merges.
+    pub fn from_json(value: Option<&Value>) -> Result<SettingsUpdate, SettingsError> {
+        match value {
+            None => Ok(SettingsUpdate::Keep),
+            Some(Value::Null) => Ok(SettingsUpdate::Disable),
+            Some(Value::Object(map)) => Ok(SettingsUpdate::Merge(SettingsPatch::from_json(map)?)),
+            Some(_) => Err(SettingsError::WrongType {
+                field: "number_pool_settings",
+                expected: "an object or null",
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn merging_into_nothing_starts_from_defaults() {
@@ -217,6 +393,12 @@ mod tests {
                     field: "long_code_weight",
                 },
             ),
+            (
+                1e308,
+                SettingsError::WeightTooLarge {
+                    field: "long_code_weight",
+                },
+            ),
         ] {
             let patch = SettingsPatch {
                 long_code_weight: Some(w),
@@ -243,6 +425,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(zero_ttl.validate(), Err(SettingsError::InvalidTtl));
+        let max = SettingsPatch {
+            long_code_weight: Some(MAX_WEIGHT),
+            ..Default::default()
+        };
+        assert_eq!(max.validate(), Ok(()));
     }
 
     #[test]
@@ -253,5 +440,82 @@ mod tests {
             ..Default::default()
         };
         assert!(SettingsUpdate::Merge(patch).apply(None).is_ok());
+    }
+
+    fn parse(v: Value) -> Result<SettingsUpdate, SettingsError> {
+        SettingsUpdate::from_json(v.get("number_pool_settings"))
+    }
+
+    #[test]
+    fn json_absent_null_and_object() {
+        assert_eq!(parse(json!({})).unwrap(), SettingsUpdate::Keep);
+        assert_eq!(
+            parse(json!({"number_pool_settings": null})).unwrap(),
+            SettingsUpdate::Disable
+        );
+        let SettingsUpdate::Merge(p) = parse(json!({"number_pool_settings": {
+            "sticky_sender": true, "sticky_ttl_secs": 90
+        }}))
+        .unwrap() else {
+            panic!("an object merges")
+        };
+        assert_eq!(p.sticky_sender, Some(true));
+        assert_eq!(p.sticky_ttl_secs, Some(90));
+        assert_eq!(p.long_code_weight, None);
+    }
+
+    #[test]
+    fn json_errors_say_malformed_or_invalid() {
+        let err = |v| parse(v).unwrap_err();
+        let e = err(json!({"number_pool_settings": {"long_code_weight": "5"}}));
+        assert!(e.is_malformed(), "{e:?}");
+        assert_eq!(e.field(), "long_code_weight");
+        assert!(err(json!({"number_pool_settings": {"sticky_sender": 1}})).is_malformed());
+        assert!(err(json!({"number_pool_settings": {"geomatch": null}})).is_malformed());
+        assert!(err(json!({"number_pool_settings": 7})).is_malformed());
+        let e = err(json!({"number_pool_settings": {"long_code_weight": -1}}));
+        assert!(!e.is_malformed());
+        assert!(!err(json!({"number_pool_settings": {"sticky_ttl_secs": 0}})).is_malformed());
+        assert!(!err(json!({"number_pool_settings": {"sticky_ttl_secs": 1.5}})).is_malformed());
+        let e = err(json!({"number_pool_settings": {"stiky_sender": true}}));
+        assert_eq!(
+            e,
+            SettingsError::UnknownField {
+                field: "stiky_sender".into()
+            }
+        );
+        assert!(!e.is_malformed());
+    }
+
+    #[test]
+    fn every_field_survives_json_and_is_known() {
+        let s = PoolSettings {
+            sticky_sender: true,
+            geomatch: true,
+            long_code_weight: 2.5,
+            toll_free_weight: 0.5,
+            skip_unhealthy: true,
+            sticky_ttl_secs: Some(77),
+            geomatch_region_fallback: true,
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        let unset = serde_json::to_value(PoolSettings::default()).unwrap();
+        assert!(
+            unset.get("sticky_ttl_secs").is_none(),
+            "an unset ttl is left out"
+        );
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut known = SettingsPatch::FIELDS.to_vec();
+        known.sort_unstable();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, known);
+        let back = SettingsPatch::from_json(json.as_object().unwrap()).unwrap();
+        assert_eq!(SettingsUpdate::Merge(back).apply(None).unwrap(), Some(s));
     }
 }

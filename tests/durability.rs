@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::executor::block_on;
-use numpool::clock::{ManualClock, Timestamp};
-use numpool::engine::{Engine, EngineConfig, NewProfile, ProfileUpdate};
-use numpool::health::DeliveryOutcome;
-use numpool::journal::{FsyncPolicy, JournalConfig};
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{PhoneNumber, ProfileId, Reason};
+use numpool::test_util::ManualClock;
+use numpool::{
+    DeliveryOutcome, Engine, EngineConfig, FsyncPolicy, JournalConfig, NewProfile, PhoneNumber,
+    ProfileId, ProfileUpdate, Reason, SettingsPatch, SettingsUpdate, StartError, Timestamp,
+};
 
 const DAY: u64 = 24 * 3600;
 
@@ -40,7 +39,7 @@ fn open(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
         expire_tick: Duration::from_secs(3600),
         ..EngineConfig::default()
     };
-    Engine::with_clock(config, clock.clone()).unwrap()
+    Engine::start_with_clock(config, clock.clone()).unwrap()
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -101,7 +100,7 @@ fn a_clean_restart_keeps_everything() {
     ))
     .unwrap();
     let senders: Vec<PhoneNumber> = (0..50)
-        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     block_on(e.pin(p, to(99), n("+13125550002"))).unwrap();
     for _ in 0..20 {
@@ -125,7 +124,7 @@ fn a_clean_restart_keeps_everything() {
     assert!(numbers_after.iter().any(|s| s.unhealthy));
     for (i, s) in senders.iter().enumerate() {
         assert_eq!(mapped(&e, p, to(i as u64)), Some(*s), "recipient {i}");
-        let again = e.send_blocking(p, to(i as u64)).unwrap();
+        let again = e.send_now(p, to(i as u64)).unwrap();
         assert_eq!((again.sender, again.reason), (*s, Reason::Sticky));
     }
     let pin = block_on(e.mapping(p, to(99))).unwrap().unwrap();
@@ -140,9 +139,9 @@ fn disabling_sticky_deletion_and_number_removal_survive_restart() {
     let e = open(&dir, &c);
     let a = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     let b = sticky_profile(&e, &["+14155550009"]);
-    let first = e.send_blocking(a, to(1)).unwrap().sender;
-    e.send_blocking(a, to(2)).unwrap();
-    e.send_blocking(b, to(3)).unwrap();
+    let first = e.send_now(a, to(1)).unwrap().sender;
+    e.send_now(a, to(2)).unwrap();
+    e.send_now(b, to(3)).unwrap();
     // Remove the sender of to(1): its mapping goes; to(2)'s stays.
     block_on(e.assign_number(first, None)).unwrap();
     // Profile b: sticky off clears, then on again.
@@ -190,12 +189,12 @@ fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
     let c = clock();
     let e = open(&dir, &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
-    e.send_blocking(p, to(1)).unwrap();
-    e.send_blocking(p, to(2)).unwrap();
+    e.send_now(p, to(1)).unwrap();
+    e.send_now(p, to(2)).unwrap();
     // to(2) keeps being used: a hit every 25 s for 10 minutes.
     for _ in 0..24 {
         c.advance(Duration::from_secs(25));
-        e.send_blocking(p, to(2)).unwrap();
+        e.send_now(p, to(2)).unwrap();
     }
     let truth = block_on(e.mapping(p, to(2))).unwrap().unwrap().last_used_at;
     // Killed without a clean shutdown: drop the engine's writer by leaking nothing.
@@ -211,7 +210,7 @@ fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
     c.advance(Duration::from_secs(8 * DAY));
     let e = open(&dir, &c);
     assert_eq!(mapped(&e, p, to(1)), None);
-    assert_eq!(e.send_blocking(p, to(1)).unwrap().reason, Reason::Weighted);
+    assert_eq!(e.send_now(p, to(1)).unwrap().reason, Reason::Weighted);
     block_on(e.shutdown());
 }
 
@@ -222,7 +221,7 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
     let e = open(&dir, &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     let senders: Vec<_> = (0..10)
-        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     block_on(e.shutdown());
     // A half-written record at the end, as a crash mid-write leaves it.
@@ -231,7 +230,7 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
     let good = bytes.len();
     bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]);
     std::fs::write(&seg, &bytes).unwrap();
-    let (e, report) = Engine::recover(
+    let e = Engine::start_with_clock(
         EngineConfig {
             journal: Some(JournalConfig::new(&dir)),
             ..EngineConfig::default()
@@ -239,17 +238,24 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
         c.clone(),
     )
     .unwrap();
+    let report = e.recovery();
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     assert_eq!(
         std::fs::metadata(&seg).unwrap().len() as usize,
         good,
         "truncated at the last good record"
     );
+    // The cut bytes are kept beside the log, not thrown away.
+    let side = PathBuf::from(format!("{}.torn-{good}", seg.display()));
+    assert_eq!(
+        std::fs::read(&side).unwrap(),
+        [40, 0, 0, 0, 1, 2, 3, 4, 9, 9]
+    );
     for (i, s) in senders.iter().enumerate() {
         assert_eq!(mapped(&e, p, to(i as u64)), Some(*s));
     }
     // And it keeps journaling after the repair.
-    let s = e.send_blocking(p, to(50)).unwrap().sender;
+    let s = e.send_now(p, to(50)).unwrap().sender;
     block_on(e.shutdown());
     let e = open(&dir, &c);
     assert_eq!(mapped(&e, p, to(50)), Some(s));
@@ -257,27 +263,54 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
 }
 
 #[test]
-fn a_flipped_byte_stops_replay_at_that_record() {
+fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     let dir = temp_dir("flipped");
     let c = clock();
     let e = open(&dir, &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
-    e.send_blocking(p, to(1)).unwrap();
+    e.send_now(p, to(1)).unwrap();
     let size_after_first = std::fs::metadata(last_segment(&dir)).unwrap().len() as usize;
-    e.send_blocking(p, to(2)).unwrap();
-    e.send_blocking(p, to(3)).unwrap();
+    e.send_now(p, to(2)).unwrap();
+    e.send_now(p, to(3)).unwrap();
     block_on(e.shutdown());
     let seg = last_segment(&dir);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[size_after_first + 12] ^= 0x20; // inside the record of to(2)
     std::fs::write(&seg, &bytes).unwrap();
+    let config = |dir: &Path| EngineConfig {
+        journal: Some(JournalConfig {
+            dir: dir.to_path_buf(),
+            fsync: FsyncPolicy::Never,
+            snapshot_every: None,
+        }),
+        ..EngineConfig::default()
+    };
+    // Valid records follow the damage: start-up stops, naming file and
+    // offset, and changes nothing.
+    let refused = Engine::start_with_clock(config(&dir), c.clone()).err();
+    match refused {
+        Some(StartError::Damaged { path, offset, .. }) => {
+            assert_eq!(path, seg);
+            assert_eq!(offset as usize, size_after_first);
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was changed");
+    // The repair moves the damaged record aside and keeps the rest.
+    let report = numpool::repair(&dir).unwrap();
+    assert_eq!(report.moved.len(), 1);
+    let moved = &report.moved[0];
+    assert_eq!(moved.offset as usize, size_after_first);
+    assert_eq!(
+        std::fs::read(&moved.side_file).unwrap(),
+        bytes[size_after_first..size_after_first + moved.len]
+    );
     let e = open(&dir, &c);
     assert!(mapped(&e, p, to(1)).is_some());
-    assert_eq!(mapped(&e, p, to(2)), None);
-    assert_eq!(
-        mapped(&e, p, to(3)),
-        None,
-        "nothing after a corrupt record is trusted"
+    assert_eq!(mapped(&e, p, to(2)), None, "the damaged record is gone");
+    assert!(
+        mapped(&e, p, to(3)).is_some(),
+        "records after the damage are kept"
     );
     block_on(e.shutdown());
 }
@@ -289,7 +322,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
     let e = open(&dir, &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002", "+13125550003"]);
     let early: Vec<_> = (0..100)
-        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     for _ in 0..20 {
         block_on(e.report_outcome(
@@ -303,11 +336,11 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
     }
     let first = block_on(e.snapshot_now()).unwrap();
     let late: Vec<_> = (100..150)
-        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     let second = block_on(e.snapshot_now()).unwrap();
     let tail: Vec<_> = (150..160)
-        .map(|i| e.send_blocking(p, to(i)).unwrap().sender)
+        .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     block_on(e.shutdown());
     // Only the last two snapshots and the segments they need remain.
@@ -325,7 +358,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
         .iter()
         .any(|n| n.contains(&format!("snapshot-{second:020}"))));
 
-    let (e, report) = Engine::recover(
+    let e = Engine::start_with_clock(
         EngineConfig {
             journal: Some(JournalConfig::new(&dir)),
             ..EngineConfig::default()
@@ -333,6 +366,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
         c.clone(),
     )
     .unwrap();
+    let report = e.recovery().clone();
     assert_eq!(report.snapshot, Some(second));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     for (i, s) in early.iter().chain(&late).chain(&tail).enumerate() {
@@ -351,7 +385,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xFF;
     std::fs::write(&snap, &bytes).unwrap();
-    let (e, report) = Engine::recover(
+    let e = Engine::start_with_clock(
         EngineConfig {
             journal: Some(JournalConfig::new(&dir)),
             ..EngineConfig::default()
@@ -359,6 +393,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
         c.clone(),
     )
     .unwrap();
+    let report = e.recovery().clone();
     assert_eq!(report.snapshot, Some(first));
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     for (i, s) in early.iter().chain(&late).chain(&tail).enumerate() {
@@ -369,83 +404,6 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
         );
     }
     block_on(e.shutdown());
-}
-
-#[test]
-fn records_a_snapshot_already_holds_are_not_applied_twice() {
-    use numpool::config::SelectionConfig;
-    use numpool::journal::record::{encode, ProfileRecord, Record};
-    use numpool::journal::{recovery, segment_path, snapshot};
-
-    let dir = temp_dir("marks");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = ProfileId::new_v4();
-    let sender = n("+13125550001");
-    let failed = DeliveryOutcome {
-        delivered: false,
-        spam: false,
-    };
-    let at = 1_800_000_000u32;
-    let state = ProfileRecord {
-        id: p,
-        name: "p".into(),
-        enabled: true,
-        whitelisted_destinations: vec![],
-        webhook_url: None,
-        webhook_failover_url: None,
-        number_pool_settings: Some(Default::default()),
-        created_at: Timestamp::from_secs(u64::from(at)),
-        updated_at: Timestamp::from_secs(u64::from(at)),
-    };
-    // Snapshot 3 already counts 20 outcomes...
-    let snap = vec![
-        Record::ProfileSaved { profile: state, at },
-        Record::NumberSaved {
-            profile: p,
-            number: sender,
-            id: 1,
-            owner: Some(p),
-            created_at: Timestamp::from_secs(1),
-            updated_at: Timestamp::from_secs(1),
-        },
-        Record::HealthState {
-            profile: p,
-            sender,
-            buckets: vec![(at / 3600, 20, 0, 0)],
-        },
-    ];
-    snapshot::write(&dir, 3, snap.into_iter()).unwrap();
-    // ...including the outcome written to segment 3 before the profile's
-    // marker; only the one after the marker is new.
-    let mut log = Vec::new();
-    for r in [
-        Record::Outcome {
-            profile: p,
-            sender,
-            outcome: failed,
-            at,
-        },
-        Record::SnapshotMark {
-            profile: p,
-            snapshot: 3,
-        },
-        Record::Outcome {
-            profile: p,
-            sender,
-            outcome: failed,
-            at,
-        },
-    ] {
-        encode(&r, &mut log);
-    }
-    std::fs::write(segment_path(&dir, 3), &log).unwrap();
-    let recovered = recovery::recover(&dir, &SelectionConfig::default()).unwrap();
-    let (_, profile) = &recovered.profiles[0];
-    let info = profile
-        .sender(sender, at, &SelectionConfig::default().health)
-        .unwrap();
-    assert_eq!(info.health.finalized, 21);
-    assert_eq!(recovered.snapshot, Some(3));
 }
 
 #[test]
@@ -462,7 +420,7 @@ fn a_snapshot_taken_during_traffic_loses_nothing() {
         })
         .collect();
     for i in 0..3000u64 {
-        e.send_blocking(profiles[(i % 3) as usize], to(i)).unwrap();
+        e.send_now(profiles[(i % 3) as usize], to(i)).unwrap();
     }
     let acked = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -471,7 +429,7 @@ fn a_snapshot_taken_during_traffic_loses_nothing() {
                 let p = profiles[(i % 3) as usize];
                 // New recipients, and hits on old ones, while the snapshot runs.
                 let r = if i % 2 == 0 { to(i) } else { to(i % 3000) };
-                let sel = e.send_blocking(p, r).unwrap();
+                let sel = e.send_now(p, r).unwrap();
                 acked.lock().unwrap().push((p, r, sel.sender));
             }
         });

@@ -1,7 +1,8 @@
-//! The [`Engine`]: the SEMANTICS.md scenarios through the actor runtime
-//! (the same scenarios `tests/semantics.rs` runs on the core), then what
-//! only the runtime has: concurrency, backpressure, faults, batches,
-//! shutdown, actor-driven expiry and stats.
+//! The [`Engine`]: the `docs/SELECTION.md` scenarios with every request
+//! through the profile's mailbox (`tests/semantics.rs` runs them with the
+//! caller running each request), then what the runtime adds: concurrency,
+//! ordering, backpressure and faults on both paths, batches, shutdown,
+//! housekeeping and stats.
 
 mod scenarios;
 
@@ -10,16 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use numpool::actor::DispatcherConfig;
-use numpool::clock::{ManualClock, Timestamp};
-use numpool::engine::{Engine, EngineConfig, EngineError, NewProfile, ProfileUpdate};
-use numpool::health::DeliveryOutcome;
-use numpool::profile::Eligibility;
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{PhoneNumber, ProfileId, Reason, SelectError};
-use scenarios::backend::EngineBackend;
+use numpool::test_util::ManualClock;
+use numpool::{
+    DeliveryOutcome, Eligibility, Engine, EngineConfig, Error, NewProfile, NoSender, PhoneNumber,
+    ProfileId, ProfileUpdate, Reason, SettingsPatch, SettingsUpdate, Timestamp,
+};
+use parking_lot::Mutex;
+use scenarios::backend::ThroughMailbox;
 
-scenario_tests!(EngineBackend);
+scenario_tests!(ThroughMailbox);
 
 fn n(s: &str) -> PhoneNumber {
     PhoneNumber::parse_sender(s).unwrap()
@@ -32,14 +32,15 @@ fn recipient(i: u64) -> PhoneNumber {
 fn engine(mailbox_bound: usize) -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
-        dispatcher: DispatcherConfig {
-            arbiters: 2,
-            mailbox_bound,
-        },
+        arbiters: 2,
+        mailbox_bound,
         expire_tick: Duration::from_secs(3600),
         ..EngineConfig::default()
     };
-    (Engine::with_clock(config, clock.clone()).unwrap(), clock)
+    (
+        Engine::start_with_clock(config, clock.clone()).unwrap(),
+        clock,
+    )
 }
 
 fn sticky_profile(engine: &Engine, numbers: &[&str]) -> ProfileId {
@@ -82,8 +83,7 @@ fn concurrent_senders_never_see_two_senders_for_one_recipient() {
                     let mut seen = vec![None; 200];
                     for i in 0..200 {
                         let k = (i + t * 50) % 200;
-                        seen[k as usize] =
-                            Some(engine.send_blocking(p, recipient(k)).unwrap().sender);
+                        seen[k as usize] = Some(engine.send_now(p, recipient(k)).unwrap().sender);
                     }
                     seen
                 })
@@ -103,28 +103,31 @@ fn concurrent_senders_never_see_two_senders_for_one_recipient() {
     assert_eq!(Some(mapped.from), seen[0][7]);
 }
 
+/// Holds `p` busy on a request that runs on an engine thread until the
+/// returned sender is used; returns once it is running.
+fn stall(engine: &Engine, p: ProfileId) -> mpsc::Sender<()> {
+    let (release, wait) = mpsc::channel::<()>();
+    let (started, running) = mpsc::channel::<()>();
+    engine
+        .queue_request(p, move || {
+            started.send(()).unwrap();
+            wait.recv().unwrap();
+        })
+        .unwrap();
+    running.recv().unwrap();
+    release
+}
+
 #[test]
 fn a_full_mailbox_is_refused_at_once_with_overloaded() {
     let (engine, _) = engine(4);
     let p = sticky_profile(&engine, &NUMBERS);
-    let (release, wait) = mpsc::channel::<()>();
-    let (started, running) = mpsc::channel::<()>();
-    // Stall the actor on a request that waits for the test.
-    let stall = {
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            block_on(engine.run_on_actor(p, move |_| {
-                started.send(()).unwrap();
-                wait.recv().unwrap();
-            }))
-        })
-    };
-    running.recv().unwrap();
+    let release = stall(&engine, p);
     // The actor is busy: 4 sends queue, the rest are refused at once.
     let sends: Vec<_> = (0..10u64)
         .map(|i| {
             let engine = engine.clone();
-            std::thread::spawn(move || engine.send_blocking(p, recipient(i)))
+            std::thread::spawn(move || engine.send_now(p, recipient(i)))
         })
         .collect();
     // Give the senders time to queue or be refused (no result depends on it).
@@ -133,16 +136,15 @@ fn a_full_mailbox_is_refused_at_once_with_overloaded() {
         std::thread::sleep(Duration::from_millis(5));
     }
     release.send(()).unwrap();
-    stall.join().unwrap().unwrap();
     let results: Vec<_> = sends.into_iter().map(|h| h.join().unwrap()).collect();
     let refused = results
         .iter()
-        .filter(|r| **r == Err(EngineError::Overloaded))
+        .filter(|r| **r == Err(Error::Overloaded))
         .count();
     let served = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!((refused, served), (6, 4), "{results:?}");
     // Once drained, the profile serves again.
-    assert!(engine.send_blocking(p, recipient(99)).is_ok());
+    assert!(engine.send_now(p, recipient(99)).is_ok());
 }
 
 #[test]
@@ -151,14 +153,15 @@ fn a_panicking_request_leaves_the_engine_serving_with_state_intact() {
     let p = sticky_profile(&engine, &NUMBERS);
     let other = sticky_profile(&engine, &[]);
     block_on(engine.assign_number(n("+14155550009"), Some(other))).unwrap();
-    let before = engine.send_blocking(p, recipient(1)).unwrap().sender;
-    let crash = block_on(engine.run_on_actor(p, |_| -> () { panic!("injected fault") }));
-    assert_eq!(crash, Err(EngineError::Internal));
+    let before = engine.send_now(p, recipient(1)).unwrap().sender;
+    // The profile is free, so the request runs on this thread (the fast path).
+    let crash = block_on(engine.run_as_request(p, || -> () { panic!("injected fault") }));
+    assert_eq!(crash, Err(Error::Internal));
     // Same actor: still serving, mapping intact.
-    let after = engine.send_blocking(p, recipient(1)).unwrap();
+    let after = engine.send_now(p, recipient(1)).unwrap();
     assert_eq!((after.sender, after.reason), (before, Reason::Sticky));
     // Other profiles unaffected.
-    assert!(engine.send_blocking(other, recipient(1)).is_ok());
+    assert!(engine.send_now(other, recipient(1)).is_ok());
 }
 
 #[test]
@@ -170,11 +173,11 @@ fn batches_span_profiles_and_keep_their_order() {
     let items: Vec<(ProfileId, PhoneNumber)> = (0..30u64)
         .map(|i| ([a, b, unknown][(i % 3) as usize], recipient(i)))
         .collect();
-    let results = engine.send_batch_blocking(&items);
+    let results = engine.send_batch_now(&items);
     assert_eq!(results.len(), items.len());
     for ((profile, to), result) in items.iter().zip(&results) {
         if *profile == unknown {
-            assert_eq!(*result, Err(EngineError::UnknownProfile));
+            assert_eq!(*result, Err(Error::UnknownProfile));
         } else {
             let s = result.as_ref().unwrap();
             let mapped = block_on(engine.mapping(*profile, *to)).unwrap().unwrap();
@@ -182,11 +185,24 @@ fn batches_span_profiles_and_keep_their_order() {
             assert_eq!(engine.owner(s.sender), Some(*profile));
         }
     }
-    // One profile, many recipients, one message.
-    let many = block_on(engine.send_to_many(a, (0..10).map(recipient).collect())).unwrap();
-    assert!(many
-        .iter()
-        .all(|r| r.as_ref().unwrap().reason == Reason::Sticky || r.is_ok()));
+    // A busy profile's group queues and is answered in order too.
+    let release = stall(&engine, a);
+    let batch = {
+        let engine = engine.clone();
+        let items = items.clone();
+        std::thread::spawn(move || engine.send_batch_now(&items))
+    };
+    release.send(()).unwrap();
+    let again = batch.join().unwrap();
+    for ((profile, _), (first, second)) in items.iter().zip(results.iter().zip(&again)) {
+        if *profile != unknown {
+            let (first, second) = (first.as_ref().unwrap(), second.as_ref().unwrap());
+            assert_eq!(
+                (second.sender, second.reason),
+                (first.sender, Reason::Sticky)
+            );
+        }
+    }
 }
 
 #[test]
@@ -198,10 +214,10 @@ fn shutdown_finishes_calls_in_flight_then_refuses() {
     let in_flight = {
         let engine = engine.clone();
         std::thread::spawn(move || {
-            block_on(engine.run_on_actor(p, move |profile| {
+            block_on(engine.run_as_request(p, move || {
                 started.send(()).unwrap();
                 wait.recv().unwrap();
-                profile.stats().senders
+                4
             }))
         })
     };
@@ -213,8 +229,7 @@ fn shutdown_finishes_calls_in_flight_then_refuses() {
     // New calls are refused while shutdown waits for the one in flight. (The
     // probe names no profile, so it never queues behind the stalled actor.)
     let deadline = Instant::now() + Duration::from_secs(5);
-    while engine.send_blocking(ProfileId::new_v4(), recipient(1)) != Err(EngineError::ShuttingDown)
-    {
+    while engine.send_now(ProfileId::new_v4(), recipient(1)) != Err(Error::ShuttingDown) {
         assert!(Instant::now() < deadline, "shutdown never started refusing");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -226,27 +241,25 @@ fn shutdown_finishes_calls_in_flight_then_refuses() {
         "the call in flight finished"
     );
     stopper.join().unwrap();
-    assert_eq!(
-        engine.send_blocking(p, recipient(1)),
-        Err(EngineError::ShuttingDown)
-    );
+    assert_eq!(engine.send_now(p, recipient(1)), Err(Error::ShuttingDown));
 }
 
 #[test]
-fn actors_run_their_timing_wheels_on_their_own() {
+fn the_housekeeper_expires_due_profiles_on_its_own() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
         expire_tick: Duration::from_millis(5),
         ..EngineConfig::default()
     };
-    let engine = Engine::with_clock(config, clock.clone()).unwrap();
+    let engine = Engine::start_with_clock(config, clock.clone()).unwrap();
     let p = sticky_profile(&engine, &NUMBERS);
     for i in 0..50 {
-        engine.send_blocking(p, recipient(i)).unwrap();
+        engine.send_now(p, recipient(i)).unwrap();
     }
     assert_eq!(block_on(engine.stats()).stored_mappings, 50);
     clock.advance(Duration::from_secs(8 * 24 * 3600));
-    // The actor's own tick (every 5 ms of real time) reclaims them.
+    assert_eq!(block_on(engine.stats()).expiry_scheduled, 1);
+    // The housekeeper's tick (every 5 ms of real time) reclaims them.
     let deadline = Instant::now() + Duration::from_secs(5);
     while block_on(engine.stats()).stored_mappings > 0 {
         assert!(
@@ -287,11 +300,11 @@ fn numbers_move_between_profiles_with_their_health() {
     // Unknown numbers and profiles are refused.
     assert_eq!(
         block_on(engine.assign_number(n("+19995550000"), None)),
-        Err(EngineError::UnknownNumber)
+        Err(Error::UnknownNumber)
     );
     assert_eq!(
         block_on(engine.assign_number(number, Some(ProfileId::new_v4()))),
-        Err(EngineError::UnknownProfile)
+        Err(Error::UnknownProfile)
     );
 }
 
@@ -307,7 +320,7 @@ fn rejected_settings_create_or_change_nothing() {
         number_pool_settings: bad.clone(),
         ..Default::default()
     }));
-    assert!(matches!(created, Err(EngineError::Settings(_))));
+    assert!(matches!(created, Err(Error::Settings(_))));
     assert!(engine.profiles().is_empty());
     let p = sticky_profile(&engine, &NUMBERS);
     let before = engine.profile(p).unwrap();
@@ -330,12 +343,12 @@ fn stats_count_selections_by_reason_across_profiles() {
     let a = sticky_profile(&engine, &NUMBERS);
     let b = sticky_profile(&engine, &[]);
     for i in 0..10 {
-        engine.send_blocking(a, recipient(i)).unwrap();
-        engine.send_blocking(a, recipient(i)).unwrap();
+        engine.send_now(a, recipient(i)).unwrap();
+        engine.send_now(a, recipient(i)).unwrap();
     }
     assert_eq!(
-        engine.send_blocking(b, recipient(1)),
-        Err(EngineError::Select(SelectError::EmptyPool))
+        engine.send_now(b, recipient(1)),
+        Err(Error::NoSender(NoSender::EmptyPool))
     );
     let stats = block_on(engine.stats());
     assert_eq!(stats.profiles, 2);
@@ -345,4 +358,104 @@ fn stats_count_selections_by_reason_across_profiles() {
     assert_eq!(stats.senders, 4);
     assert_eq!(stats.mailbox_depth, 0);
     assert_eq!(stats.per_profile.len(), 2);
+}
+
+#[test]
+fn one_callers_requests_apply_in_the_order_issued_under_contention() {
+    let (engine, _) = engine(1 << 16);
+    let p = sticky_profile(&engine, &NUMBERS);
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Two threads keep the profile busy, so some of the caller's requests
+    // find it free and run inline while others queue.
+    let contenders: Vec<_> = (0..2)
+        .map(|t| {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    engine
+                        .send_now(p, recipient(1000 * (t + 1) + i % 500))
+                        .unwrap();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // One caller issues 2000 requests at once (pipelined) and awaits them all.
+    let requests = (0..2000).map(|i| {
+        let applied = applied.clone();
+        engine.run_as_request(p, move || applied.lock().push(i))
+    });
+    let results = block_on(futures::future::join_all(requests));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in contenders {
+        c.join().unwrap();
+    }
+    assert!(results.iter().all(Result::is_ok));
+    let applied = applied.lock();
+    assert_eq!(*applied, (0..2000).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_fast_path_refuses_at_once_when_the_bound_is_reached() {
+    let (engine, _) = engine(2);
+    let p = sticky_profile(&engine, &NUMBERS);
+    let release = stall(&engine, p);
+    // Fill the mailbox to its bound from other threads...
+    let queued: Vec<_> = (0..2u64)
+        .map(|i| {
+            let engine = engine.clone();
+            std::thread::spawn(move || engine.send_now(p, recipient(i)))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.mailbox_depth(p) < 2 {
+        assert!(Instant::now() < deadline, "the senders never queued");
+        std::thread::yield_now();
+    }
+    // ...then both calls, sync and async, are refused without waiting.
+    assert_eq!(engine.send_now(p, recipient(7)), Err(Error::Overloaded));
+    assert_eq!(
+        block_on(engine.send(p, recipient(7))),
+        Err(Error::Overloaded)
+    );
+    release.send(()).unwrap();
+    for q in queued {
+        assert!(q.join().unwrap().is_ok());
+    }
+    assert!(engine.send_now(p, recipient(7)).is_ok());
+}
+
+#[test]
+fn idle_profiles_have_no_timer_and_no_sticky_memory() {
+    let (engine, _) = engine(64);
+    for i in 0..1000 {
+        block_on(engine.create_profile(NewProfile {
+            name: format!("idle-{i}"),
+            number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                sticky_sender: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+    }
+    let busy = sticky_profile(&engine, &NUMBERS);
+    engine.send_now(busy, recipient(1)).unwrap();
+    let stats = block_on(engine.stats());
+    assert_eq!(stats.profiles, 1001);
+    // Only the profile with a mapping has expiry work scheduled; the
+    // others have nothing that could ever wake them.
+    assert_eq!(stats.expiry_scheduled, 1);
+    let idle_bytes: usize = stats
+        .per_profile
+        .iter()
+        .filter(|c| c.id != busy)
+        .map(|c| c.stats.sticky_heap_bytes)
+        .sum();
+    assert_eq!(
+        idle_bytes, 0,
+        "an idle profile's sticky map allocates nothing"
+    );
 }

@@ -10,11 +10,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey};
 use futures::executor::block_on;
-use numpool::actor::DispatcherConfig;
-use numpool::clock::{Clock, ManualClock, Timestamp};
-use numpool::engine::{Engine, EngineConfig};
-use numpool::http::{self, ApiKeys, HttpOptions};
-use numpool::ProfileId;
+use numpool::server::{self, ApiKeys, HttpOptions};
+use numpool::test_util::ManualClock;
+use numpool::{Clock, Engine, EngineConfig, ProfileId, Timestamp};
 use serde_json::{json, Value};
 use support::{request, Response};
 
@@ -41,21 +39,19 @@ fn signing_key() -> SigningKey {
 fn start(mailbox_bound: usize) -> Server {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
-        dispatcher: DispatcherConfig {
-            arbiters: 2,
-            mailbox_bound,
-        },
+        arbiters: 2,
+        mailbox_bound,
         expire_tick: Duration::from_secs(3600),
         ..EngineConfig::default()
     };
-    let engine = Engine::with_clock(config, clock.clone()).unwrap();
+    let engine = Engine::start_with_clock(config, clock.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let public =
         base64::engine::general_purpose::STANDARD.encode(signing_key().verifying_key().as_bytes());
     let options = HttpOptions {
         keys: ApiKeys::new(vec![KEY.into(), "test-key-2".into()]),
-        webhook_key: Some(http::auth::webhook_key(&public).unwrap()),
+        webhook_key: Some(server::webhook_key(&public).unwrap()),
         body_limit: 4096,
         workers: 2,
     };
@@ -63,7 +59,7 @@ fn start(mailbox_bound: usize) -> Server {
     let served = engine.clone();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let (server, _) = http::server(listener, served, options).unwrap();
+            let server = server::http_server(listener, served, options).unwrap();
             tx.send(server.handle()).unwrap();
             server.await.ok();
         })
@@ -990,13 +986,12 @@ fn overload_is_429_with_retry_after() {
     let id = ProfileId::parse(&p).unwrap();
     let (release, wait) = mpsc::channel::<()>();
     let (started, running) = mpsc::channel::<()>();
-    let engine = s.engine.clone();
-    let stall = std::thread::spawn(move || {
-        block_on(engine.run_on_actor(id, move |_| {
+    s.engine
+        .queue_request(id, move || {
             started.send(()).unwrap();
             wait.recv().unwrap();
-        }))
-    });
+        })
+        .unwrap();
     running.recv().unwrap();
     let addr = s.addr;
     let body = json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}).to_string();
@@ -1026,7 +1021,6 @@ fn overload_is_429_with_retry_after() {
     // ...and the next is refused at once.
     let refused = s.raw("POST", "/v2/messages/number_pool", &body, Some(KEY), &[]);
     release.send(()).unwrap();
-    stall.join().unwrap().unwrap();
     let refused = expect_error(refused, 429, "10011");
     assert!(refused.headers.contains("retry-after: 1"));
     assert_eq!(queued.join().unwrap(), 200);

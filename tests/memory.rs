@@ -1,12 +1,14 @@
-//! Memory per live mapping, measured with a counting global allocator:
-//! bytes allocated while 1M mappings are made, divided by 1M.
+//! Memory, measured with a counting global allocator: bytes allocated
+//! while 1M mappings are made through the engine, divided by 1M; and the
+//! bytes of an idle profile with ten numbers.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use numpool::pool::SenderRef;
-use numpool::sticky::StickyMap;
-use numpool::PhoneNumber;
+use futures::executor::block_on;
+use numpool::{
+    Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
+};
 
 struct Counting;
 
@@ -33,28 +35,78 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+fn allocated() -> isize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+fn sticky_profile(engine: &Engine) -> ProfileId {
+    block_on(engine.create_profile(NewProfile {
+        number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+            sticky_sender: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap()
+    .id
+}
+
+// One test, so the two measurements never run at once.
 #[test]
-fn a_live_mapping_costs_at_most_48_bytes_at_1m() {
+fn memory_per_mapping_and_per_idle_profile() {
+    let engine = Engine::start(EngineConfig::default()).unwrap();
+    a_live_mapping_costs_at_most_48_bytes_at_1m(&engine);
+    an_idle_profile_with_ten_numbers_costs_at_most_3_kb(&engine);
+    block_on(engine.shutdown());
+}
+
+fn a_live_mapping_costs_at_most_48_bytes_at_1m(engine: &Engine) {
     const N: u64 = 1_000_000;
-    let before = ALLOCATED.load(Ordering::Relaxed);
-    let mut map = StickyMap::new(8 * 24 * 3600, 16, 1_800_000_000);
-    let sender = SenderRef {
-        slot: 3,
-        generation: 0,
-    };
-    for i in 0..N {
-        let r = PhoneNumber::from_u64(12_000_000_000 + i * 7).unwrap();
-        map.assign(r, sender, 1_800_000_000);
+    let profile = sticky_profile(engine);
+    block_on(engine.assign_number(
+        PhoneNumber::parse_e164("+13125550001").unwrap(),
+        Some(profile),
+    ))
+    .unwrap();
+    let before = allocated();
+    let recipients: Vec<(ProfileId, PhoneNumber)> = (0..N)
+        .map(|i| {
+            (
+                profile,
+                PhoneNumber::from_u64(12_000_000_000 + i * 7).unwrap(),
+            )
+        })
+        .collect();
+    let list_bytes =
+        (recipients.capacity() * std::mem::size_of::<(ProfileId, PhoneNumber)>()) as isize;
+    for chunk in recipients.chunks(4096) {
+        assert!(engine.send_batch_now(chunk).iter().all(Result::is_ok));
     }
-    let used = ALLOCATED.load(Ordering::Relaxed) - before;
+    let used = allocated() - before - list_bytes;
     let per_mapping = used as f64 / N as f64;
     println!("{used} bytes for {N} mappings: {per_mapping:.1} bytes per mapping");
-    assert_eq!(map.stored(), N as usize);
+    let stats = block_on(engine.stats());
+    assert_eq!(stats.stored_mappings, N as usize);
     assert!(per_mapping <= 48.0, "{per_mapping:.1} bytes per mapping");
-    // The map's own account matches what the allocator saw.
-    let reported = map.heap_bytes() as f64;
+    // The engine's own account matches what the allocator saw.
+    let reported = stats.sticky_heap_bytes as f64;
     assert!(
         (reported - used as f64).abs() / (used as f64) < 0.02,
         "{reported} vs {used}"
     );
+}
+
+fn an_idle_profile_with_ten_numbers_costs_at_most_3_kb(engine: &Engine) {
+    const PROFILES: u64 = 1000;
+    let before = allocated();
+    for p in 0..PROFILES {
+        let id = sticky_profile(engine);
+        for i in 0..10 {
+            let n = PhoneNumber::from_u64(13_125_000_000 + p * 10 + i).unwrap();
+            block_on(engine.assign_number(n, Some(id))).unwrap();
+        }
+    }
+    let per_profile = (allocated() - before) as f64 / PROFILES as f64;
+    println!("{per_profile:.0} bytes per idle profile with 10 numbers");
+    assert!(per_profile <= 3072.0, "{per_profile:.0} bytes per profile");
 }

@@ -1,19 +1,25 @@
 //! Property test: random sequences of operations run against the engine
-//! ([`Registry`]) and against a small reference model written here with
+//! (through its public API, the caller running each request, time from a
+//! manual clock) and against a small reference model written here with
 //! `BTreeMap`s, linear scans and no timing wheel. Every selection, every
 //! error and every visible mapping must agree.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use numpool::health::{DeliveryOutcome, HealthConfig};
-use numpool::profile::PinError;
-use numpool::region::region_of;
-use numpool::settings::{PoolSettings, SettingsPatch, SettingsUpdate};
+use futures::executor::block_on;
+use numpool::test_util::ManualClock;
 use numpool::{
-    MappingOutcome, PhoneNumber, ProfileId, Reason, Registry, RegistryError, SelectError,
-    SelectionConfig, SenderKind,
+    DeliveryOutcome, Engine, EngineConfig, Error, HealthConfig, MappingOutcome, NewProfile,
+    NoSender, PhoneNumber, PinError, PoolSettings, ProfileId, ProfileUpdate, Reason, SenderKind,
+    SettingsPatch, SettingsUpdate, Timestamp,
 };
 use proptest::prelude::*;
+
+fn region_of(npa: u16) -> Option<&'static str> {
+    Engine::npa_region(npa)
+}
 
 const NUMBERS: [&str; 10] = [
     "+13125550001",
@@ -238,8 +244,8 @@ impl MProfile {
         &mut self,
         to: PhoneNumber,
         now: u32,
-    ) -> Result<(PhoneNumber, Reason, MappingOutcome), SelectError> {
-        let s = self.settings.clone().ok_or(SelectError::PoolDisabled)?;
+    ) -> Result<(PhoneNumber, Reason, MappingOutcome), NoSender> {
+        let s = self.settings.clone().ok_or(NoSender::PoolDisabled)?;
         let w = [s.long_code_weight, s.toll_free_weight];
         let available = |n: PhoneNumber| kind_of(n).is_some_and(|k| w[k] > 0.0);
         let eligible =
@@ -312,13 +318,13 @@ impl MProfile {
                             .count()
                     });
                     return Err(if counts == [0, 0] {
-                        SelectError::EmptyPool
+                        NoSender::EmptyPool
                     } else if w.iter().all(|x| *x <= 0.0) {
-                        SelectError::BothWeightsZero
+                        NoSender::BothWeightsZero
                     } else if (0..2).all(|k| counts[k] == 0 || w[k] <= 0.0) {
-                        SelectError::NoSenderOfWeightedKind
+                        NoSender::NoSenderOfWeightedKind
                     } else {
-                        SelectError::NoHealthySender
+                        NoSender::NoHealthySender
                     });
                 }
                 let mut best: Option<usize> = None;
@@ -424,12 +430,22 @@ impl MProfile {
 // ---- Running both ----------------------------------------------------------
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let config = SelectionConfig {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
         sticky_ttl_secs: DEFAULT_TTL,
         sticky_shards: 2,
         health: health_config(),
+        arbiters: 1,
+        expire_tick: Duration::from_secs(3600),
+        ..EngineConfig::default()
     };
-    let mut engine = Registry::new(config);
+    let engine = Engine::start_with_clock(config, clock.clone()).unwrap();
+    let result = run_on(&engine, &clock, ops);
+    block_on(engine.shutdown());
+    result
+}
+
+fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     let ids: Vec<ProfileId> = (0..PROFILES).map(|_| ProfileId::new_v4()).collect();
     let mut now: u32 = 1_800_000_000;
@@ -437,8 +453,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         sticky_sender: Some(true),
         ..Default::default()
     });
+    let create = |id: ProfileId| {
+        block_on(engine.create_profile(NewProfile {
+            id: Some(id),
+            number_pool_settings: start.clone(),
+            ..Default::default()
+        }))
+        .map(|_| ())
+    };
     for (i, id) in ids.iter().enumerate() {
-        engine.create_profile(*id, &start, now).unwrap();
+        create(*id).unwrap();
         let mut p = MProfile::default();
         p.update(&start, now);
         model.profiles.insert(i, p);
@@ -447,14 +471,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let rcp = |i: usize| PhoneNumber::parse_e164(RECIPIENTS[i]).unwrap();
 
     for op in ops {
+        clock.set(Timestamp::from_secs(u64::from(now)));
         match op {
             Op::Send { profile, to } => {
                 let got = engine
-                    .select(ids[profile], rcp(to), now)
+                    .send_now(ids[profile], rcp(to))
                     .map(|s| (s.sender, s.reason, s.mapping));
                 let want = match model.profiles.get_mut(&profile) {
-                    Some(p) => p.select(rcp(to), now).map_err(RegistryError::Select),
-                    None => Err(RegistryError::UnknownProfile),
+                    Some(p) => p.select(rcp(to), now).map_err(Error::NoSender),
+                    None => Err(Error::UnknownProfile),
                 };
                 prop_assert_eq!(
                     got,
@@ -466,9 +491,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Assign { number, profile } => {
                 let n = num(number);
-                let got = engine.assign(n, ids[profile]);
+                let got = block_on(engine.assign_number(n, Some(ids[profile])));
                 if !model.profiles.contains_key(&profile) {
-                    prop_assert_eq!(got, Err(RegistryError::UnknownProfile));
+                    prop_assert_eq!(got, Err(Error::UnknownProfile));
                     continue;
                 }
                 prop_assert!(got.is_ok());
@@ -486,16 +511,23 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Unassign { number } => {
                 let n = num(number);
-                engine.unassign(n);
+                let _ = block_on(engine.assign_number(n, None));
                 if let Some(o) = model.owners.remove(&n) {
                     model.profiles.get_mut(&o).unwrap().remove_sender(n);
                 }
             }
             Op::Patch { profile, update } => {
-                let got = engine.update_settings(ids[profile], &update, now);
+                let got = block_on(engine.update_profile(
+                    ids[profile],
+                    ProfileUpdate {
+                        number_pool_settings: update.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .map(|_| ());
                 match model.profiles.get_mut(&profile) {
                     Some(p) => prop_assert_eq!(got.is_ok(), p.update(&update, now)),
-                    None => prop_assert_eq!(got, Err(RegistryError::UnknownProfile)),
+                    None => prop_assert_eq!(got, Err(Error::UnknownProfile)),
                 }
             }
             Op::Report {
@@ -507,8 +539,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let n = num(number);
                 let outcome = DeliveryOutcome { delivered, spam };
                 for _ in 0..count {
-                    let got = engine.record_outcome(n, outcome, now);
-                    prop_assert_eq!(got, model.owners.contains_key(&n));
+                    let got = block_on(engine.report_outcome(n, outcome));
+                    prop_assert_eq!(got, Ok(model.owners.contains_key(&n)));
                 }
                 if let Some(o) = model.owners.get(&n) {
                     let p = model.profiles.get_mut(o).unwrap();
@@ -519,23 +551,19 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Advance { secs } => now += secs,
             Op::Expire => {
-                engine.expire(now);
+                block_on(engine.expire_now());
             }
             Op::Pin { profile, to, from } => {
-                let got = engine
-                    .pin(ids[profile], rcp(to), num(from), now)
-                    .map(|m| m.from);
+                let got = block_on(engine.pin(ids[profile], rcp(to), num(from))).map(|m| m.from);
                 let want = match model.profiles.get_mut(&profile) {
-                    None => Err(RegistryError::UnknownProfile),
+                    None => Err(Error::UnknownProfile),
                     Some(p) if !p.settings.as_ref().is_some_and(|s| s.sticky_sender) => {
-                        Err(RegistryError::Pin(PinError::StickyOff))
+                        Err(Error::Pin(PinError::StickyOff))
                     }
                     Some(p) if p.seq_of(num(from)).is_none() => {
-                        Err(RegistryError::Pin(PinError::SenderNotInPool))
+                        Err(Error::Pin(PinError::SenderNotInPool))
                     }
-                    Some(_) if num(from).is_short_code() => {
-                        Err(RegistryError::Pin(PinError::ShortCode))
-                    }
+                    Some(_) if num(from).is_short_code() => Err(Error::Pin(PinError::ShortCode)),
                     Some(p) => {
                         p.mappings.insert(
                             rcp(to),
@@ -552,11 +580,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, want);
             }
             Op::Unmap { profile, to } => {
-                let got = engine
-                    .unmap(ids[profile], rcp(to), now)
-                    .map(|m| m.map(|m| m.from));
+                let got = block_on(engine.unmap(ids[profile], rcp(to))).map(|m| m.map(|m| m.from));
                 let want = match model.profiles.get_mut(&profile) {
-                    None => Err(RegistryError::UnknownProfile),
+                    None => Err(Error::UnknownProfile),
                     Some(p) => {
                         let live = p.live_mapping(rcp(to), now).map(|m| m.from);
                         p.mappings.remove(&rcp(to));
@@ -567,12 +593,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Recreate { profile } => {
                 if model.profiles.remove(&profile).is_some() {
-                    let freed = engine.delete_profile(ids[profile]).unwrap();
+                    let freed = block_on(engine.numbers(Some(ids[profile]))).unwrap().len();
+                    block_on(engine.delete_profile(ids[profile])).unwrap();
                     let before = model.owners.len();
                     model.owners.retain(|_, o| *o != profile);
-                    prop_assert_eq!(freed.len(), before - model.owners.len());
+                    prop_assert_eq!(freed, before - model.owners.len());
+                    prop_assert!(block_on(engine.numbers(None))
+                        .unwrap()
+                        .iter()
+                        .all(|n| n.record.profile != Some(ids[profile])));
                 } else {
-                    engine.create_profile(ids[profile], &start, now).unwrap();
+                    create(ids[profile]).unwrap();
                     let mut p = MProfile::default();
                     p.update(&start, now);
                     model.profiles.insert(profile, p);
@@ -580,16 +611,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
 
+        clock.set(Timestamp::from_secs(u64::from(now)));
         // Every visible mapping agrees after every step.
         for (i, id) in ids.iter().enumerate() {
             let Some(mp) = model.profiles.get(&i) else {
-                prop_assert!(engine.profile(*id).is_none());
+                prop_assert!(engine.profile(*id).is_err());
                 continue;
             };
             let ep = engine.profile(*id).unwrap();
-            prop_assert_eq!(ep.settings(), mp.settings.as_ref());
-            let got: Vec<_> = ep
-                .mappings(now)
+            prop_assert_eq!(ep.number_pool_settings.as_ref(), mp.settings.as_ref());
+            let got: Vec<_> = block_on(engine.mappings(*id))
+                .unwrap()
                 .into_iter()
                 .map(|m| (m.to, m.from, m.created_at, m.last_used_at, m.pinned))
                 .collect();

@@ -1,8 +1,9 @@
-//! The scenarios of SEMANTICS.md (`tests/scenarios/`) against the
-//! single-threaded selection core, [`numpool::Registry`].
+//! The scenarios of `docs/SELECTION.md` (`tests/scenarios/`) with the
+//! caller running each request (`Engine::send_now`), as an embedder's
+//! threads do.
 
 mod scenarios;
 
-use scenarios::backend::RegistryBackend;
+use scenarios::backend::CallerRuns;
 
-scenario_tests!(RegistryBackend);
+scenario_tests!(CallerRuns);

@@ -56,9 +56,11 @@ pub struct Args {
     /// Seed of the workload (same seed, same workload).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// What to measure: `numpool`, `journal` (numpool with its journal in
-    /// `--data-dir`), `naive`, `redis`, `http`, or `all` (numpool, naive, and
-    /// redis if `--redis-url` answers).
+    /// What to measure: `floor` (a bare hashbrown lookup-and-touch, one
+    /// thread), `numpool`, `mailbox` (numpool with every request through its
+    /// profile's mailbox), `journal` (numpool with its journal in
+    /// `--data-dir`), `naive`, `redis`, `http`, or `all` (floor, numpool,
+    /// naive, and redis if `--redis-url` answers).
     #[arg(long, default_value = "numpool,naive", value_delimiter = ',')]
     pub engine: Vec<EngineKind>,
     /// Drive a running `numpool serve` through HTTP (implies `--engine http`).
@@ -97,7 +99,13 @@ pub enum Dist {
 /// What a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
+    /// A bare hashbrown lookup-and-touch on one thread: the least a sticky selection costs.
+    Floor,
+    /// numpool in-process (the caller runs each request).
     Numpool,
+    /// numpool with every request through its profile's mailbox (the actor hop).
+    Mailbox,
+    /// numpool with its journal.
     Journal,
     Naive,
     Redis,
@@ -155,7 +163,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    numpool::cli::parse_duration(s)
+    numpool::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl Args {
@@ -167,7 +175,12 @@ impl Args {
         let mut out = Vec::new();
         for e in &self.engine {
             let add: &[EngineKind] = match e {
-                EngineKind::All => &[EngineKind::Numpool, EngineKind::Naive, EngineKind::Redis],
+                EngineKind::All => &[
+                    EngineKind::Floor,
+                    EngineKind::Numpool,
+                    EngineKind::Naive,
+                    EngineKind::Redis,
+                ],
                 other => std::slice::from_ref(other),
             };
             for k in add {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use numpool::clock::{Clock, ManualClock};
+use numpool::test_util::ManualClock;
+use numpool::Clock;
 
 use crate::report::RunReport;
 use crate::target::{BatchOutcome, Target, TargetError};

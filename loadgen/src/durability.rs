@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use numpool::clock::ManualClock;
-use numpool::engine::{Engine, EngineConfig};
-use numpool::journal::JournalConfig;
+use numpool::test_util::ManualClock;
+use numpool::{Engine, EngineConfig, JournalConfig};
 
 use crate::target::NumpoolTarget;
 use crate::workload::Workload;
@@ -40,7 +39,7 @@ fn probe(
             break;
         }
         let t = Instant::now();
-        let _ = engine.send_blocking(target.profiles()[r.profile as usize], r.recipient);
+        let _ = engine.send_now(target.profiles()[r.profile as usize], r.recipient);
         worst = worst.max(t.elapsed());
     }
     worst
@@ -85,7 +84,8 @@ pub fn measure(
         journal: Some(journal.clone()),
         ..EngineConfig::default()
     };
-    let (recovered, report) = Engine::recover(config, clock)?;
+    let recovered = Engine::start_with_clock(config, clock).map_err(std::io::Error::other)?;
+    let report = recovered.recovery().clone();
     block_on(recovered.shutdown());
     Ok(DurabilityReport {
         worst_during_snapshot,

@@ -10,12 +10,15 @@ use loadgen::args::{Args, EngineKind};
 use loadgen::driver::{self, DriverConfig};
 use loadgen::durability;
 use loadgen::report::{self, RunReport};
-use loadgen::target::{HttpTarget, NaiveTarget, NumpoolTarget, RedisTarget, Target, TargetError};
+use loadgen::target::{
+    FloorTarget, HttpTarget, NaiveTarget, NumpoolTarget, RedisTarget, Target, TargetError,
+};
 use loadgen::target_flags;
 use loadgen::workload::{Workload, WorkloadSpec};
-use numpool::clock::{ManualClock, SystemClock};
-use numpool::journal::{FsyncPolicy, JournalConfig};
+use numpool::test_util::ManualClock;
 use numpool::Clock;
+use numpool::JournalConfig;
+use numpool::SystemClock;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -68,9 +71,12 @@ fn main() -> ExitCode {
             }
         }
         let target: Result<Box<dyn Target>, TargetError> = match kind {
+            EngineKind::Floor => Ok(Box::new(FloorTarget::new(&workload))),
             EngineKind::Numpool => {
                 NumpoolTarget::start(&workload, flags, clock.clone()).map(|t| Box::new(t) as _)
             }
+            EngineKind::Mailbox => NumpoolTarget::start_mailbox(&workload, flags, clock.clone())
+                .map(|t| Box::new(t) as _),
             EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
                 &workload,
                 args.sticky,
@@ -105,7 +111,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let result = driver::run(target.as_ref(), &workload, &clock, &cfg);
+        // The floor is one thread by definition.
+        let floor_cfg = DriverConfig {
+            concurrency: 1,
+            ..cfg.clone()
+        };
+        let run_cfg = if kind == EngineKind::Floor {
+            &floor_cfg
+        } else {
+            &cfg
+        };
+        let result = driver::run(target.as_ref(), &workload, &clock, run_cfg);
         target.shutdown();
         match result {
             Ok(r) => reports.push(r),
@@ -162,7 +178,10 @@ fn run_journal(
     }
     let journal = JournalConfig {
         dir: dir.clone(),
-        fsync: FsyncPolicy::parse(&args.fsync)?,
+        fsync: args
+            .fsync
+            .parse()
+            .map_err(|e: numpool::FsyncPolicyError| e.to_string())?,
         snapshot_every: None,
     };
     let flags = target_flags(args);

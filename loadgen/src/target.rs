@@ -1,10 +1,12 @@
 //! What loadgen measures: anything that picks senders for batches of requests.
 
+mod floor;
 mod http;
 mod in_process;
 mod naive;
 mod redis;
 
+pub use self::floor::FloorTarget;
 pub use self::http::HttpTarget;
 pub use self::in_process::{NumpoolTarget, PoolFlags};
 pub use self::naive::NaiveTarget;

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use loadgen::args::{Args, Dist};
+use loadgen::args::{Args, Dist, EngineKind};
 use loadgen::driver::{self, DriverConfig};
 use loadgen::report::{self, RunReport};
 use loadgen::target::{BatchOutcome, NaiveTarget, NumpoolTarget, PoolFlags, Target};
 use loadgen::workload::{Workload, WorkloadSpec};
-use numpool::clock::{ManualClock, Timestamp};
+use numpool::test_util::ManualClock;
+use numpool::Timestamp;
 
 fn spec(seed: u64, messages: u64) -> WorkloadSpec {
     WorkloadSpec {
@@ -229,7 +230,15 @@ fn bad_flags_are_refused_with_a_message() {
     ])
     .unwrap();
     assert_eq!(ok.messages, 500_000);
-    assert_eq!(ok.engines().len(), 3);
+    assert_eq!(
+        ok.engines(),
+        [
+            EngineKind::Floor,
+            EngineKind::Numpool,
+            EngineKind::Naive,
+            EngineKind::Redis
+        ]
+    );
     assert!(Workload::generate(&WorkloadSpec {
         recipients: 200_000_000,
         ..spec(1, 1)
@@ -269,7 +278,7 @@ fn the_plot_is_an_svg_with_every_engine() {
 
 #[test]
 fn a_short_journal_run_recovers_what_it_wrote() {
-    use numpool::journal::{FsyncPolicy, JournalConfig};
+    use numpool::{FsyncPolicy, JournalConfig};
     let workload = Workload::generate(&spec(11, 20_000)).unwrap();
     let dir = std::env::temp_dir().join(format!("loadgen-journal-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,37 +1,43 @@
 //! Durability: an append-only journal of state changes, periodic snapshots,
 //! and recovery (latest valid snapshot + the log after it).
 //!
-//! - Every record is written by the actor of the profile it concerns, so a
-//!   profile's records are in the order its state changed, and a snapshot
-//!   marker written by the actor says exactly which records a snapshot of
-//!   that profile already contains.
-//! - Actors never wait for I/O: they hand records to the writer thread
-//!   ([`writer`]), and the *caller's* reply waits for the records' receipt
+//! - A record is appended while its writer holds the lock of every profile
+//!   it changes, so the log is in the order state changed, and a snapshot
+//!   marker says exactly which of a profile's records a snapshot contains.
+//! - Nobody waits for I/O while holding a profile: records go to the writer
+//!   thread ([`writer`]), and the *caller's* reply waits for the receipt
 //!   (written to the OS; with `fsync = always`, to disk). A process killed
 //!   with SIGKILL therefore loses nothing it acknowledged.
 //! - Sticky hits are journaled coarsely: a hit is written only when it is
 //!   in a later minute (of the clock) than the mapping's previous use. After
 //!   recovery a mapping's `last_used` is at most 60 s older than the truth.
-//! - Files: `log-N.seg` (records after snapshot N) and `snapshot-N.bin`.
-//!   Each record is `[len][crc32][payload]` ([`record`]); recovery stops at
-//!   the first torn or corrupt record and truncates the log there, and falls
-//!   back to the previous snapshot if the latest cannot be read.
+//! - Files: `log-N.seg` (records after snapshot N) and `snapshot-N.bin`,
+//!   each starting with a header ([`format`]); records are framed with a
+//!   length and a CRC ([`record`]). [`recovery`] reads them back;
+//!   [`snapshot`] writes snapshots and removes what they make redundant.
 //!
 //! What each `fsync` policy promises on power loss: `always`, nothing
 //! acknowledged is lost; `interval` (default, every 10 ms), at most the last
 //! interval of acknowledged changes; `never`, whatever the OS had not yet
 //! written back (seconds). A killed process loses nothing under any policy.
 
-pub mod record;
-pub mod recovery;
-pub mod snapshot;
-pub mod writer;
+pub(crate) mod format;
+pub(crate) mod lock;
+pub(crate) mod record;
+pub(crate) mod recovery;
+
+pub use recovery::{MovedSpan, RepairReport};
+pub(crate) mod snapshot;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use record::Record;
-pub use writer::{Receipt, Writer};
+pub(crate) use record::Record;
+pub(crate) use writer::{Receipt, Writer};
+
+use crate::duration::{parse_duration, DurationError};
+use crate::error::Error;
 
 /// When the journal forces its writes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,19 +50,46 @@ pub enum FsyncPolicy {
     Never,
 }
 
-impl FsyncPolicy {
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy::Interval(Duration::from_millis(10))
+    }
+}
+
+/// Why an fsync policy could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsyncPolicyError {
+    /// Not one of the policies.
+    #[error("{0:?}: use always, interval, interval:DUR or never")]
+    Unknown(String),
+    /// `interval:` with a bad duration.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = FsyncPolicyError;
+
     /// `always`, `interval` (10 ms), `interval:50ms`, or `never`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "always" => Ok(FsyncPolicy::Always),
             "never" => Ok(FsyncPolicy::Never),
-            "interval" => Ok(FsyncPolicy::Interval(Duration::from_millis(10))),
+            "interval" => Ok(FsyncPolicy::default()),
             other => match other.strip_prefix("interval:") {
-                Some(d) => crate::cli::parse_duration(d).map(FsyncPolicy::Interval),
-                None => Err(format!(
-                    "{s:?}: use always, interval, interval:DUR or never"
-                )),
+                Some(d) => Ok(FsyncPolicy::Interval(parse_duration(d)?)),
+                None => Err(FsyncPolicyError::Unknown(s.to_string())),
             },
+        }
+    }
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FsyncPolicy::Always => write!(f, "always"),
+            FsyncPolicy::Never => write!(f, "never"),
+            FsyncPolicy::Interval(d) => write!(f, "interval:{}ms", d.as_millis()),
         }
     }
 }
@@ -64,34 +97,53 @@ impl FsyncPolicy {
 /// Where and how an engine keeps its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JournalConfig {
+    /// The data directory (created if missing; one process at a time).
     pub dir: PathBuf,
+    /// When writes are forced to disk.
     pub fsync: FsyncPolicy,
     /// How often a snapshot compacts the log (`None`: only when asked).
     pub snapshot_every: Option<Duration>,
 }
 
 impl JournalConfig {
+    /// A journal in `dir`, fsync every 10 ms, a snapshot every 10 minutes.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         JournalConfig {
             dir: dir.into(),
-            fsync: FsyncPolicy::Interval(Duration::from_millis(10)),
+            fsync: FsyncPolicy::default(),
             snapshot_every: Some(Duration::from_secs(600)),
         }
     }
 }
 
+/// Waits for `receipt` (the change is journaled) if there is one.
+pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
+    match receipt {
+        Some(r) => r.await.map_err(|_| Error::Unavailable),
+        None => Ok(()),
+    }
+}
+
+/// [`settle`] for a caller outside an async runtime (parks until written).
+pub(crate) fn settle_now(receipt: Option<Receipt>) -> Result<(), Error> {
+    match receipt {
+        Some(r) => futures::executor::block_on(r).map_err(|_| Error::Unavailable),
+        None => Ok(()),
+    }
+}
+
 /// The log segment after snapshot `n`.
-pub fn segment_path(dir: &Path, n: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("log-{n:020}.seg"))
 }
 
 /// Snapshot `n`.
-pub fn snapshot_path(dir: &Path, n: u64) -> PathBuf {
+pub(crate) fn snapshot_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("snapshot-{n:020}.bin"))
 }
 
 /// The numbers `n` of the files named `{prefix}N{suffix}` in `dir`, ascending.
-pub fn numbered(dir: &Path, prefix: &str, suffix: &str) -> std::io::Result<Vec<u64>> {
+pub(crate) fn numbered(dir: &Path, prefix: &str, suffix: &str) -> std::io::Result<Vec<u64>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
@@ -106,4 +158,14 @@ pub fn numbered(dir: &Path, prefix: &str, suffix: &str) -> std::io::Result<Vec<u
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// Repairs the data directory `dir` after start-up stopped on a damaged
+/// log ([`StartError::Damaged`](crate::StartError::Damaged)): moves every
+/// damaged span of every log segment to a side file next to it
+/// (`log-N.seg.damaged-OFFSET`), keeping every valid record before and after
+/// it. Nothing is deleted. The directory must not be in use.
+pub fn repair(dir: &Path) -> Result<recovery::RepairReport, crate::error::StartError> {
+    let _lock = lock::DirLock::acquire(dir)?;
+    recovery::repair(dir)
 }

@@ -1,91 +1,162 @@
-//! Journal records and their framing: `[len u32][crc32 u32][payload]`,
-//! little-endian, so a torn or corrupted record is recognised on reading.
+//! Journal records and their framing.
+//!
+//! Every record is framed as
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..4 | payload length `n`, u32 little-endian (at most [`MAX_PAYLOAD`]) |
+//! | 4..8 | CRC-32 (IEEE) of the payload, u32 little-endian |
+//! | 8..8+n | payload: a one-byte tag, then the fields below |
+//!
+//! so a torn or corrupted record is recognised on reading. Payload fields,
+//! all little-endian: `id` is a profile id (16 bytes, the UUID), `number` a
+//! packed phone number (u64, see `PhoneNumber::as_u64`), `secs` seconds
+//! since the Unix epoch (u32), `ms` milliseconds (u64), `str` a u32 length
+//! and UTF-8 bytes.
+//!
+//! | tag | record | fields after the tag |
+//! |---|---|---|
+//! | 1 | `ProfileSaved` | `at` secs, the profile record as JSON (`str`) |
+//! | 2 | `ProfileDeleted` | id |
+//! | 3 | `NumberSaved` | number, number id u64, owner (u8 0/1 + id), created ms, updated ms |
+//! | 4 | `MappingSet` | id, to number, from number, created secs, last used secs, pinned u8 |
+//! | 5 | `MappingTouched` | id, to number, last used secs |
+//! | 6 | `MappingRemoved` | id, to number |
+//! | 7 | `Outcome` | id, sender number, bits u8 (1 delivered, 2 spam), at secs |
+//! | 8 | `HealthState` | id, sender number, count u32, then count x (slice, finalized, delivered, spam) u32 |
+//! | 9 | `SnapshotMark` | id, snapshot u64 |
+//! | 10 | `SnapshotEnd` | records u64 |
+//!
+//! Profile records are JSON so that a new profile field or setting needs no
+//! new layout here; everything on the hot path is fixed-size binary.
 
 use crate::clock::Timestamp;
-use crate::health::{DeliveryOutcome, HealthSlice};
+use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-pub use crate::records::ProfileRecord;
-use crate::registry::ProfileId;
-use crate::settings::PoolSettings;
+use crate::records::{NumberRecord, ProfileRecord};
+use crate::selection::health::{DeliveryOutcome, HealthSlice};
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
-/// One change of state. Every record names the profile whose actor wrote it.
+/// Bytes of a record's frame before its payload.
+pub const FRAME_LEN: usize = 8;
+
+/// The tag byte of each record.
+mod tag {
+    pub const PROFILE_SAVED: u8 = 1;
+    pub const PROFILE_DELETED: u8 = 2;
+    pub const NUMBER_SAVED: u8 = 3;
+    pub const MAPPING_SET: u8 = 4;
+    pub const MAPPING_TOUCHED: u8 = 5;
+    pub const MAPPING_REMOVED: u8 = 6;
+    pub const OUTCOME: u8 = 7;
+    pub const HEALTH_STATE: u8 = 8;
+    pub const SNAPSHOT_MARK: u8 = 9;
+    pub const SNAPSHOT_END: u8 = 10;
+}
+
+/// One change of state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    /// Created or updated (with the settings as they are after the change,
-    /// applied at `at` seconds).
+    /// A profile created or updated, with its settings as they are after
+    /// the change, applied at `at` seconds.
     ProfileSaved {
+        /// The whole record.
         profile: ProfileRecord,
+        /// When the change was applied.
         at: u32,
     },
+    /// A profile deleted (its numbers become unassigned).
     ProfileDeleted {
+        /// The profile.
         profile: ProfileId,
     },
-    /// A number's record; `owner` is where it is now (`None`: unassigned).
-    NumberSaved {
-        profile: ProfileId,
-        number: PhoneNumber,
-        id: u64,
-        owner: Option<ProfileId>,
-        created_at: Timestamp,
-        updated_at: Timestamp,
-    },
+    /// A number's record; `profile` is where it is now (`None`: unassigned).
+    /// Applying it moves the number, health and all, from where it was.
+    NumberSaved(NumberRecord),
+    /// A mapping made, replaced or pinned.
     MappingSet {
+        /// The profile.
         profile: ProfileId,
+        /// The recipient.
         to: PhoneNumber,
+        /// The sender.
         from: PhoneNumber,
+        /// When it was made.
         created_at: u32,
+        /// When it was last used.
         last_used: u32,
+        /// Whether it is pinned.
         pinned: bool,
     },
+    /// A mapping used in a later minute than before (coarse touches).
     MappingTouched {
+        /// The profile.
         profile: ProfileId,
+        /// The recipient.
         to: PhoneNumber,
+        /// When it was used.
         last_used: u32,
     },
+    /// A mapping broken.
     MappingRemoved {
+        /// The profile.
         profile: ProfileId,
+        /// The recipient.
         to: PhoneNumber,
     },
+    /// A delivery outcome of a sender.
     Outcome {
+        /// The profile owning the sender.
         profile: ProfileId,
+        /// The sender.
         sender: PhoneNumber,
+        /// What happened.
         outcome: DeliveryOutcome,
+        /// When it was reported.
         at: u32,
     },
-    /// A sender's health slices, in snapshots: `(slice, finalized, delivered, spam)`.
+    /// A sender's health slices, in snapshots.
     HealthState {
+        /// The profile owning the sender.
         profile: ProfileId,
+        /// The sender.
         sender: PhoneNumber,
+        /// `(slice, finalized, delivered, spam)`.
         buckets: Vec<HealthSlice>,
     },
-    /// The profile's state was captured for snapshot `snapshot` here.
+    /// The profile's state was captured for snapshot `snapshot` here: its
+    /// records before this one are in the snapshot.
     SnapshotMark {
+        /// The profile.
         profile: ProfileId,
+        /// The snapshot.
         snapshot: u64,
     },
     /// The last record of a complete snapshot file.
     SnapshotEnd {
+        /// Records before it.
         records: u64,
     },
 }
 
 impl Record {
-    /// The profile whose actor wrote the record (`None` for file markers).
+    /// The profile whose state (alone) the record changes, for snapshot
+    /// markers. `None` for records about numbers (they move between
+    /// profiles, and are only written outside a snapshot's first phase) and
+    /// for file markers.
     pub fn profile(&self) -> Option<ProfileId> {
         match self {
             Record::ProfileSaved { profile, .. } => Some(profile.id),
             Record::ProfileDeleted { profile }
-            | Record::NumberSaved { profile, .. }
             | Record::MappingSet { profile, .. }
             | Record::MappingTouched { profile, .. }
             | Record::MappingRemoved { profile, .. }
             | Record::Outcome { profile, .. }
             | Record::HealthState { profile, .. }
             | Record::SnapshotMark { profile, .. } => Some(*profile),
-            Record::SnapshotEnd { .. } => None,
+            Record::NumberSaved(_) | Record::SnapshotEnd { .. } => None,
         }
     }
 }
@@ -102,36 +173,15 @@ impl Out<'_> {
     fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn f64(&mut self, v: f64) {
-        self.u64(v.to_bits());
-    }
     fn id(&mut self, v: ProfileId) {
         self.0.extend_from_slice(v.0.as_bytes());
-    }
-    fn opt_id(&mut self, v: Option<ProfileId>) {
-        match v {
-            Some(id) => {
-                self.u8(1);
-                self.id(id);
-            }
-            None => self.u8(0),
-        }
     }
     fn number(&mut self, n: PhoneNumber) {
         self.u64(n.as_u64());
     }
-    fn str(&mut self, s: &str) {
-        self.u32(s.len() as u32);
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn opt_str(&mut self, s: &Option<String>) {
-        match s {
-            Some(s) => {
-                self.u8(1);
-                self.str(s);
-            }
-            None => self.u8(0),
-        }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
     }
 }
 
@@ -163,9 +213,6 @@ impl In<'_> {
             self.take(8)?.try_into().map_err(|_| Malformed)?,
         ))
     }
-    fn f64(&mut self) -> Result<f64, Malformed> {
-        Ok(f64::from_bits(self.u64()?))
-    }
     fn bool(&mut self) -> Result<bool, Malformed> {
         match self.u8()? {
             0 => Ok(false),
@@ -183,98 +230,44 @@ impl In<'_> {
     fn number(&mut self) -> Result<PhoneNumber, Malformed> {
         PhoneNumber::from_u64(self.u64()?).ok_or(Malformed)
     }
-    fn str(&mut self) -> Result<String, Malformed> {
+    fn bytes(&mut self) -> Result<&[u8], Malformed> {
         let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| Malformed)
-    }
-    fn opt_str(&mut self) -> Result<Option<String>, Malformed> {
-        Ok(if self.bool()? {
-            Some(self.str()?)
-        } else {
-            None
-        })
+        self.take(n)
     }
     fn ts(&mut self) -> Result<Timestamp, Malformed> {
         Ok(Timestamp::from_millis(self.u64()?))
     }
 }
 
-fn put_settings(o: &mut Out<'_>, s: &Option<PoolSettings>) {
-    match s {
-        None => o.u8(0),
-        Some(s) => {
-            o.u8(1);
-            o.u8(u8::from(s.sticky_sender)
-                | u8::from(s.geomatch) << 1
-                | u8::from(s.skip_unhealthy) << 2
-                | u8::from(s.geomatch_region_fallback) << 3);
-            o.f64(s.long_code_weight);
-            o.f64(s.toll_free_weight);
-            o.u64(s.sticky_ttl_secs.unwrap_or(0));
-        }
-    }
-}
-
-fn get_settings(i: &mut In<'_>) -> Result<Option<PoolSettings>, Malformed> {
-    if !i.bool()? {
-        return Ok(None);
-    }
-    let flags = i.u8()?;
-    let long_code_weight = i.f64()?;
-    let toll_free_weight = i.f64()?;
-    let ttl = i.u64()?;
-    Ok(Some(PoolSettings {
-        sticky_sender: flags & 1 != 0,
-        geomatch: flags & 2 != 0,
-        skip_unhealthy: flags & 4 != 0,
-        geomatch_region_fallback: flags & 8 != 0,
-        long_code_weight,
-        toll_free_weight,
-        sticky_ttl_secs: (ttl != 0).then_some(ttl),
-    }))
-}
-
 /// Appends `record`, framed, to `buf`.
 pub fn encode(record: &Record, buf: &mut Vec<u8>) {
     let start = buf.len();
-    buf.extend_from_slice(&[0; 8]);
+    buf.extend_from_slice(&[0; FRAME_LEN]);
     let mut o = Out(buf);
     match record {
-        Record::ProfileSaved { profile: p, at } => {
-            o.u8(1);
-            o.id(p.id);
-            o.str(&p.name);
-            o.u8(u8::from(p.enabled));
-            o.u32(p.whitelisted_destinations.len() as u32);
-            for d in &p.whitelisted_destinations {
-                o.str(d);
-            }
-            o.opt_str(&p.webhook_url);
-            o.opt_str(&p.webhook_failover_url);
-            put_settings(&mut o, &p.number_pool_settings);
-            o.u64(p.created_at.as_millis());
-            o.u64(p.updated_at.as_millis());
+        Record::ProfileSaved { profile, at } => {
+            o.u8(tag::PROFILE_SAVED);
             o.u32(*at);
+            let json = serde_json::to_vec(profile).expect("a profile record serializes");
+            o.bytes(&json);
         }
         Record::ProfileDeleted { profile } => {
-            o.u8(2);
+            o.u8(tag::PROFILE_DELETED);
             o.id(*profile);
         }
-        Record::NumberSaved {
-            profile,
-            number,
-            id,
-            owner,
-            created_at,
-            updated_at,
-        } => {
-            o.u8(3);
-            o.id(*profile);
-            o.number(*number);
-            o.u64(*id);
-            o.opt_id(*owner);
-            o.u64(created_at.as_millis());
-            o.u64(updated_at.as_millis());
+        Record::NumberSaved(r) => {
+            o.u8(tag::NUMBER_SAVED);
+            o.number(r.number);
+            o.u64(r.id);
+            match r.profile {
+                Some(id) => {
+                    o.u8(1);
+                    o.id(id);
+                }
+                None => o.u8(0),
+            }
+            o.u64(r.created_at.as_millis());
+            o.u64(r.updated_at.as_millis());
         }
         Record::MappingSet {
             profile,
@@ -284,7 +277,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             last_used,
             pinned,
         } => {
-            o.u8(4);
+            o.u8(tag::MAPPING_SET);
             o.id(*profile);
             o.number(*to);
             o.number(*from);
@@ -297,13 +290,13 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             to,
             last_used,
         } => {
-            o.u8(5);
+            o.u8(tag::MAPPING_TOUCHED);
             o.id(*profile);
             o.number(*to);
             o.u32(*last_used);
         }
         Record::MappingRemoved { profile, to } => {
-            o.u8(6);
+            o.u8(tag::MAPPING_REMOVED);
             o.id(*profile);
             o.number(*to);
         }
@@ -313,7 +306,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             outcome,
             at,
         } => {
-            o.u8(7);
+            o.u8(tag::OUTCOME);
             o.id(*profile);
             o.number(*sender);
             o.u8(u8::from(outcome.delivered) | u8::from(outcome.spam) << 1);
@@ -324,7 +317,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             sender,
             buckets,
         } => {
-            o.u8(8);
+            o.u8(tag::HEALTH_STATE);
             o.id(*profile);
             o.number(*sender);
             o.u32(buckets.len() as u32);
@@ -336,17 +329,17 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             }
         }
         Record::SnapshotMark { profile, snapshot } => {
-            o.u8(9);
+            o.u8(tag::SNAPSHOT_MARK);
             o.id(*profile);
             o.u64(*snapshot);
         }
         Record::SnapshotEnd { records } => {
-            o.u8(10);
+            o.u8(tag::SNAPSHOT_END);
             o.u64(*records);
         }
     }
-    let payload_len = (buf.len() - start - 8) as u32;
-    let crc = crc32fast::hash(&buf[start + 8..]);
+    let payload_len = (buf.len() - start - FRAME_LEN) as u32;
+    let crc = crc32fast::hash(&buf[start + FRAME_LEN..]);
     buf[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -355,46 +348,20 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
 pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
     let mut i = In(payload);
     let record = match i.u8()? {
-        1 => {
-            let id = i.id()?;
-            let name = i.str()?;
-            let enabled = i.bool()?;
-            let n = i.u32()? as usize;
-            let mut whitelisted_destinations = Vec::with_capacity(n.min(1024));
-            for _ in 0..n {
-                whitelisted_destinations.push(i.str()?);
-            }
-            let webhook_url = i.opt_str()?;
-            let webhook_failover_url = i.opt_str()?;
-            let number_pool_settings = get_settings(&mut i)?;
-            let created_at = i.ts()?;
-            let updated_at = i.ts()?;
+        tag::PROFILE_SAVED => {
             let at = i.u32()?;
-            Record::ProfileSaved {
-                profile: ProfileRecord {
-                    id,
-                    name,
-                    enabled,
-                    whitelisted_destinations,
-                    webhook_url,
-                    webhook_failover_url,
-                    number_pool_settings,
-                    created_at,
-                    updated_at,
-                },
-                at,
-            }
+            let profile = serde_json::from_slice(i.bytes()?).map_err(|_| Malformed)?;
+            Record::ProfileSaved { profile, at }
         }
-        2 => Record::ProfileDeleted { profile: i.id()? },
-        3 => Record::NumberSaved {
-            profile: i.id()?,
+        tag::PROFILE_DELETED => Record::ProfileDeleted { profile: i.id()? },
+        tag::NUMBER_SAVED => Record::NumberSaved(NumberRecord {
             number: i.number()?,
             id: i.u64()?,
-            owner: i.opt_id()?,
+            profile: i.opt_id()?,
             created_at: i.ts()?,
             updated_at: i.ts()?,
-        },
-        4 => Record::MappingSet {
+        }),
+        tag::MAPPING_SET => Record::MappingSet {
             profile: i.id()?,
             to: i.number()?,
             from: i.number()?,
@@ -402,16 +369,16 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             last_used: i.u32()?,
             pinned: i.bool()?,
         },
-        5 => Record::MappingTouched {
+        tag::MAPPING_TOUCHED => Record::MappingTouched {
             profile: i.id()?,
             to: i.number()?,
             last_used: i.u32()?,
         },
-        6 => Record::MappingRemoved {
+        tag::MAPPING_REMOVED => Record::MappingRemoved {
             profile: i.id()?,
             to: i.number()?,
         },
-        7 => {
+        tag::OUTCOME => {
             let profile = i.id()?;
             let sender = i.number()?;
             let bits = i.u8()?;
@@ -425,7 +392,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
                 at: i.u32()?,
             }
         }
-        8 => {
+        tag::HEALTH_STATE => {
             let profile = i.id()?;
             let sender = i.number()?;
             let n = i.u32()? as usize;
@@ -439,17 +406,36 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
                 buckets,
             }
         }
-        9 => Record::SnapshotMark {
+        tag::SNAPSHOT_MARK => Record::SnapshotMark {
             profile: i.id()?,
             snapshot: i.u64()?,
         },
-        10 => Record::SnapshotEnd { records: i.u64()? },
+        tag::SNAPSHOT_END => Record::SnapshotEnd { records: i.u64()? },
         _ => return Err(Malformed),
     };
     if !i.0.is_empty() {
         return Err(Malformed);
     }
     Ok(record)
+}
+
+/// The record framed at the start of `bytes` and its framed length, if
+/// `bytes` starts with a whole, valid record.
+pub fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
+    if bytes.len() < FRAME_LEN {
+        return None;
+    }
+    let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if len > MAX_PAYLOAD || bytes.len() - FRAME_LEN < len {
+        return None;
+    }
+    let payload = &bytes[FRAME_LEN..FRAME_LEN + len];
+    if crc32fast::hash(payload) != crc {
+        return None;
+    }
+    let record = decode(payload).ok()?;
+    Some((record, FRAME_LEN + len))
 }
 
 /// Decodes framed records one at a time, stopping at the first torn or
@@ -460,6 +446,7 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// Records framed in `bytes` (without a file header).
     pub fn new(bytes: &'a [u8]) -> Self {
         Records { bytes, at: 0 }
     }
@@ -474,27 +461,15 @@ impl Iterator for Records<'_> {
     type Item = Record;
 
     fn next(&mut self) -> Option<Record> {
-        let rest = &self.bytes[self.at..];
-        if rest.len() < 8 {
-            return None;
-        }
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len > MAX_PAYLOAD || rest.len() - 8 < len {
-            return None;
-        }
-        let payload = &rest[8..8 + len];
-        if crc32fast::hash(payload) != crc {
-            return None;
-        }
-        let record = decode(payload).ok()?;
-        self.at += 8 + len;
+        let (record, len) = decode_framed(&self.bytes[self.at..])?;
+        self.at += len;
         Some(record)
     }
 }
 
 /// Reads framed records from `bytes`. Returns them with the length of the
 /// valid prefix: reading stops at the first torn or corrupt record.
+#[cfg(test)]
 pub fn read_all(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Records::new(bytes);
     let all = records.by_ref().collect();
@@ -504,8 +479,9 @@ pub fn read_all(bytes: &[u8]) -> (Vec<Record>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::PoolSettings;
 
-    fn sample() -> Vec<Record> {
+    pub(crate) fn sample() -> Vec<Record> {
         let p = ProfileId::new_v4();
         let n = PhoneNumber::parse_e164("+13125550001").unwrap();
         let to = PhoneNumber::parse_e164("+14155550100").unwrap();
@@ -528,14 +504,13 @@ mod tests {
                 },
                 at: 7,
             },
-            Record::NumberSaved {
-                profile: p,
+            Record::NumberSaved(NumberRecord {
                 number: n,
                 id: 3,
-                owner: Some(p),
+                profile: Some(p),
                 created_at: Timestamp::from_millis(1),
                 updated_at: Timestamp::from_millis(2),
-            },
+            }),
             Record::MappingSet {
                 profile: p,
                 to,

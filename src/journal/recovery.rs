@@ -1,20 +1,42 @@
 //! Recovery: the latest readable snapshot, then the log segments after it,
-//! replayed into plain [`Profile`]s before any actor starts.
+//! replayed into plain [`ProfileState`]s before any actor starts; and the
+//! repair of a damaged log.
+//!
+//! What recovery does with damage:
+//! - a file whose header is not this build's format stops start-up (nothing
+//!   is changed);
+//! - a torn tail (an incomplete last record, nothing valid after it) is cut,
+//!   with a warning, after its bytes are copied to a side file
+//!   `log-N.seg.torn-OFFSET`;
+//! - a damaged record followed by valid ones stops start-up, naming the
+//!   file and offset: [`repair`] moves the damaged bytes to a side file
+//!   `log-N.seg.damaged-OFFSET` and keeps every valid record;
+//! - a damaged snapshot is skipped for the previous one, with a warning.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
+use super::format::{self, FileKind, HeaderError};
 use super::record::{self, Record};
-use super::{numbered, segment_path, snapshot};
-use crate::config::SelectionConfig;
+use super::{numbered, segment_path, snapshot, snapshot_path};
+use crate::error::StartError;
+use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-use crate::profile::Profile;
 use crate::records::{NumberRecord, ProfileRecord};
-use crate::registry::ProfileId;
+use crate::selection::health::HealthConfig;
+use crate::selection::{move_sender, ProfileState};
+
+/// What replay needs to build profiles.
+pub(crate) struct ReplayConfig<'a> {
+    pub default_ttl: u32,
+    pub shards: usize,
+    pub health: &'a HealthConfig,
+}
 
 /// The state recovered from a data directory.
-pub struct Recovered {
-    pub profiles: Vec<(ProfileRecord, Profile)>,
+pub(crate) struct Recovered {
+    pub profiles: Vec<(ProfileRecord, ProfileState)>,
     pub numbers: Vec<NumberRecord>,
     /// The segment new records go to.
     pub segment: u64,
@@ -22,22 +44,27 @@ pub struct Recovered {
     pub snapshot: Option<u64>,
     /// Records replayed from the log.
     pub replayed: u64,
-    /// What recovery repaired or skipped (truncated tails, unreadable snapshots).
+    /// What recovery repaired or skipped (torn tails, damaged snapshots).
     pub warnings: Vec<String>,
 }
 
 /// Maps keyed by profile id, with the crate's fast hasher (one lookup per record).
 type ByProfile<V> = hashbrown::HashMap<ProfileId, V, foldhash::fast::RandomState>;
 
-struct Replay<'a> {
-    config: &'a SelectionConfig,
-    profiles: ByProfile<(ProfileRecord, Profile)>,
+/// Profiles and numbers being rebuilt from records.
+struct Rebuild<'a> {
+    config: ReplayConfig<'a>,
+    profiles: ByProfile<(ProfileRecord, ProfileState)>,
     numbers: BTreeMap<PhoneNumber, NumberRecord>,
     /// Profiles in the snapshot whose log records up to their marker are in it already.
     awaiting_mark: hashbrown::HashSet<ProfileId, foldhash::fast::RandomState>,
 }
 
-impl Replay<'_> {
+impl Rebuild<'_> {
+    fn state(&mut self, profile: ProfileId) -> Option<&mut ProfileState> {
+        self.profiles.get_mut(&profile).map(|(_, p)| p)
+    }
+
     fn apply(&mut self, r: Record) {
         if let Some(p) = r.profile().filter(|_| !self.awaiting_mark.is_empty()) {
             if self.awaiting_mark.contains(&p) {
@@ -47,16 +74,20 @@ impl Replay<'_> {
                 return;
             }
         }
-        let health = &self.config.health;
+        let health = self.config.health;
         match r {
             Record::ProfileSaved { profile, at } => match self.profiles.get_mut(&profile.id) {
-                Some((state, p)) => {
-                    p.restore_settings(profile.number_pool_settings.clone(), at);
-                    *state = profile;
+                Some((record, state)) => {
+                    state.set_settings(profile.number_pool_settings.clone(), at);
+                    *record = profile;
                 }
                 None => {
-                    let p = Profile::new(profile.number_pool_settings.clone(), self.config, at);
-                    self.profiles.insert(profile.id, (profile, p));
+                    let state = ProfileState::new(
+                        profile.number_pool_settings.clone(),
+                        self.config.default_ttl,
+                        self.config.shards,
+                    );
+                    self.profiles.insert(profile.id, (profile, state));
                 }
             },
             Record::ProfileDeleted { profile } => {
@@ -67,34 +98,17 @@ impl Replay<'_> {
                     }
                 }
             }
-            Record::NumberSaved {
-                number,
-                id,
-                owner,
-                created_at,
-                updated_at,
-                ..
-            } => {
-                let previous = self.numbers.get(&number).and_then(|n| n.profile);
-                if previous != owner {
-                    let carried = previous
-                        .and_then(|q| self.profiles.get_mut(&q))
-                        .and_then(|(_, p)| p.remove_sender(number))
-                        .map(|s| s.health);
-                    if let Some((_, p)) = owner.and_then(|o| self.profiles.get_mut(&o)) {
-                        p.add_sender(number, carried.unwrap_or_default());
-                    }
+            Record::NumberSaved(mut record) => {
+                let previous = self.numbers.get(&record.number).and_then(|n| n.profile);
+                if previous != record.profile {
+                    let [from, to] = self.profiles.get_disjoint_mut([
+                        &previous.unwrap_or(NOBODY),
+                        &record.profile.unwrap_or(NOBODY),
+                    ]);
+                    move_sender(record.number, from.map(|(_, p)| p), to.map(|(_, p)| p));
                 }
-                self.numbers.insert(
-                    number,
-                    NumberRecord {
-                        number,
-                        id,
-                        profile: owner.filter(|o| self.profiles.contains_key(o)),
-                        created_at,
-                        updated_at,
-                    },
-                );
+                record.profile = record.profile.filter(|o| self.profiles.contains_key(o));
+                self.numbers.insert(record.number, record);
             }
             Record::MappingSet {
                 profile,
@@ -104,7 +118,7 @@ impl Replay<'_> {
                 last_used,
                 pinned,
             } => {
-                if let Some((_, p)) = self.profiles.get_mut(&profile) {
+                if let Some(p) = self.state(profile) {
                     p.restore_mapping(to, from, created_at, last_used, pinned);
                 }
             }
@@ -113,12 +127,12 @@ impl Replay<'_> {
                 to,
                 last_used,
             } => {
-                if let Some((_, p)) = self.profiles.get_mut(&profile) {
+                if let Some(p) = self.state(profile) {
                     p.restore_touch(to, last_used);
                 }
             }
             Record::MappingRemoved { profile, to } => {
-                if let Some((_, p)) = self.profiles.get_mut(&profile) {
+                if let Some(p) = self.state(profile) {
                     p.unmap(to, 0);
                 }
             }
@@ -128,7 +142,7 @@ impl Replay<'_> {
                 outcome,
                 at,
             } => {
-                if let Some((_, p)) = self.profiles.get_mut(&profile) {
+                if let Some(p) = self.state(profile) {
                     p.record_outcome(sender, outcome, at, health);
                 }
             }
@@ -137,7 +151,7 @@ impl Replay<'_> {
                 sender,
                 buckets,
             } => {
-                if let Some((_, p)) = self.profiles.get_mut(&profile) {
+                if let Some(p) = self.state(profile) {
                     p.restore_health(sender, &buckets, health);
                 }
             }
@@ -146,35 +160,83 @@ impl Replay<'_> {
     }
 }
 
+/// The id no profile has (the nil UUID): stands for "no profile" where a
+/// map lookup needs a key.
+const NOBODY: ProfileId = ProfileId(uuid::Uuid::nil());
+
+fn read(path: &Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|e| StartError::io(path, e))
+}
+
+fn unknown_format(path: &Path, e: HeaderError) -> StartError {
+    StartError::UnknownFormat {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Where the records of a damaged log can be read again after `bad`: the
+/// first later offset holding a whole, valid record, if any.
+fn resync(records: &[u8], bad: usize) -> Option<usize> {
+    (bad + 1..records.len()).find(|&o| record::decode_framed(&records[o..]).is_some())
+}
+
+/// Copies `bytes` to a side file next to `path` named `{path}.{what}-{offset}`.
+fn keep_aside(path: &Path, what: &str, offset: u64, bytes: &[u8]) -> Result<PathBuf, StartError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{what}-{offset}"));
+    let side = PathBuf::from(name);
+    let mut f = std::fs::File::create(&side).map_err(|e| StartError::io(&side, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StartError::io(&side, e))?;
+    Ok(side)
+}
+
 /// Recovers the state kept in `dir` (created if missing).
-pub fn recover(dir: &Path, config: &SelectionConfig) -> std::io::Result<Recovered> {
-    std::fs::create_dir_all(dir)?;
+pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered, StartError> {
+    std::fs::create_dir_all(dir).map_err(|e| StartError::io(dir, e))?;
     let mut warnings = Vec::new();
-    let mut replay = Replay {
+    let mut rebuild = Rebuild {
         config,
         profiles: ByProfile::default(),
         numbers: BTreeMap::new(),
         awaiting_mark: Default::default(),
     };
     // The newest snapshot that reads back whole; older ones are the fallback.
+    let snapshots = numbered(dir, "snapshot-", ".bin").map_err(|e| StartError::io(dir, e))?;
     let mut base = None;
-    for n in numbered(dir, "snapshot-", ".bin")?.into_iter().rev() {
-        match snapshot::read(dir, n)? {
-            Some(bytes) => {
-                for r in record::Records::new(&bytes) {
-                    replay.apply(r);
-                }
-                replay.awaiting_mark = replay.profiles.keys().copied().collect();
-                base = Some(n);
-                break;
+    for &n in snapshots.iter().rev() {
+        let path = snapshot_path(dir, n);
+        let bytes = read(&path)?;
+        let body = match format::check(&bytes, FileKind::Snapshot) {
+            Ok(body) => body,
+            Err(e @ (HeaderError::Short(_) | HeaderError::WrongKind { .. })) => {
+                warnings.push(format!(
+                    "{}: {e}; falling back to an older snapshot",
+                    path.display()
+                ));
+                continue;
             }
-            None => warnings.push(format!(
-                "snapshot {n} is damaged; falling back to an older one"
-            )),
+            Err(e) => return Err(unknown_format(&path, e)),
+        };
+        if !snapshot::is_complete(body) {
+            warnings.push(format!(
+                "{}: damaged or incomplete; falling back to an older snapshot",
+                path.display()
+            ));
+            continue;
         }
+        for r in record::Records::new(body) {
+            rebuild.apply(r);
+        }
+        rebuild.awaiting_mark = rebuild.profiles.keys().copied().collect();
+        base = Some(n);
+        break;
     }
     let from = base.unwrap_or(0);
-    let segments: Vec<u64> = numbered(dir, "log-", ".seg")?
+    let segments: Vec<u64> = numbered(dir, "log-", ".seg")
+        .map_err(|e| StartError::io(dir, e))?
         .into_iter()
         .filter(|s| *s >= from)
         .collect();
@@ -182,42 +244,258 @@ pub fn recover(dir: &Path, config: &SelectionConfig) -> std::io::Result<Recovere
     let mut last = from;
     for (i, &s) in segments.iter().enumerate() {
         let path = segment_path(dir, s);
-        let bytes = std::fs::read(&path)?;
+        let bytes = read(&path)?;
+        last = s;
+        let body = match format::check(&bytes, FileKind::Log) {
+            Ok(body) => body,
+            // A segment torn while its header was written holds nothing.
+            Err(HeaderError::Short(n)) if bytes[..] == format::header(FileKind::Log)[..n] => {
+                if n > 0 {
+                    keep_aside(&path, "torn", 0, &bytes)?;
+                }
+                rewrite(&path, &[])?;
+                continue;
+            }
+            Err(e) => return Err(unknown_format(&path, e)),
+        };
         // Decoded and applied one by one: a log of millions of records is
         // never held decoded in memory.
-        let mut records = record::Records::new(&bytes);
+        let mut records = record::Records::new(body);
         for r in records.by_ref() {
             replayed += 1;
-            replay.apply(r);
+            rebuild.apply(r);
         }
         let valid = records.valid();
-        last = s;
-        if valid < bytes.len() {
-            warnings.push(format!(
-                "{}: torn or corrupt record at byte {valid} of {}; truncated there",
-                path.display(),
-                bytes.len()
-            ));
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)?
-                .set_len(valid as u64)?;
-            // What follows a damaged record cannot be trusted to apply.
-            for &later in &segments[i + 1..] {
-                warnings.push(format!(
-                    "log segment {later} follows a damaged one; removed"
-                ));
-                std::fs::remove_file(segment_path(dir, later))?;
-            }
-            break;
+        if valid == body.len() {
+            continue;
         }
+        let offset = (format::HEADER_LEN + valid) as u64;
+        let later_segments = i + 1 < segments.len();
+        if later_segments || resync(body, valid).is_some() {
+            return Err(StartError::Damaged {
+                path,
+                offset,
+                dir: dir.to_path_buf(),
+            });
+        }
+        let side = keep_aside(&path, "torn", offset, &body[valid..])?;
+        warnings.push(format!(
+            "{}: torn record at byte {offset} of {}; cut there ({} bytes kept in {})",
+            path.display(),
+            bytes.len(),
+            body.len() - valid,
+            side.display()
+        ));
+        truncate(&path, offset)?;
     }
     Ok(Recovered {
-        profiles: replay.profiles.into_values().collect(),
-        numbers: replay.numbers.into_values().collect(),
+        profiles: rebuild.profiles.into_values().collect(),
+        numbers: rebuild.numbers.into_values().collect(),
         segment: last,
         snapshot: base,
         replayed,
         warnings,
     })
+}
+
+fn truncate(path: &Path, len: u64) -> Result<(), StartError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| {
+            f.set_len(len)?;
+            f.sync_all()
+        })
+        .map_err(|e| StartError::io(path, e))
+}
+
+/// Replaces the log segment at `path` by a header and `records`, atomically.
+fn rewrite(path: &Path, records: &[u8]) -> Result<(), StartError> {
+    let tmp = path.with_extension("repair");
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        format::write_header(&mut f, FileKind::Log)?;
+        f.write_all(records)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| StartError::io(path, e))
+}
+
+/// What [`repair`](crate::repair) did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Each damaged span moved aside.
+    pub moved: Vec<MovedSpan>,
+}
+
+/// Damaged bytes of a log segment, moved to a side file by a repair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedSpan {
+    /// The log segment.
+    pub segment: PathBuf,
+    /// Where the damaged bytes started in it.
+    pub offset: u64,
+    /// How many bytes were moved.
+    pub len: usize,
+    /// The side file holding them.
+    pub side_file: PathBuf,
+}
+
+/// Moves every damaged span of every log segment in `dir` to a side file,
+/// keeping every valid record (before and after the damage). Files of an
+/// unknown format are left untouched and stop the repair.
+pub(crate) fn repair(dir: &Path) -> Result<RepairReport, StartError> {
+    let mut report = RepairReport::default();
+    let segments = numbered(dir, "log-", ".seg").map_err(|e| StartError::io(dir, e))?;
+    for s in segments {
+        let path = segment_path(dir, s);
+        let bytes = read(&path)?;
+        let body = format::check(&bytes, FileKind::Log).map_err(|e| unknown_format(&path, e))?;
+        let mut kept = Vec::with_capacity(body.len());
+        let mut at = 0;
+        let mut changed = false;
+        while at < body.len() {
+            let mut records = record::Records::new(&body[at..]);
+            records.by_ref().for_each(drop);
+            let valid = records.valid();
+            kept.extend_from_slice(&body[at..at + valid]);
+            at += valid;
+            if at == body.len() {
+                break;
+            }
+            let end = resync(body, at).unwrap_or(body.len());
+            let offset = (format::HEADER_LEN + at) as u64;
+            let side = keep_aside(&path, "damaged", offset, &body[at..end])?;
+            report.moved.push(MovedSpan {
+                segment: path.clone(),
+                offset,
+                len: end - at,
+                side_file: side,
+            });
+            changed = true;
+            at = end;
+        }
+        if changed {
+            rewrite(&path, &kept)?;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::journal::record::encode;
+    use crate::selection::health::DeliveryOutcome;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("numpool-recovery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn records_a_snapshot_already_holds_are_not_applied_twice() {
+        let dir = temp_dir("marks");
+        let p = ProfileId::new_v4();
+        let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
+        let failed = DeliveryOutcome {
+            delivered: false,
+            spam: false,
+        };
+        let at = 1_800_000_000u32;
+        let record = ProfileRecord {
+            id: p,
+            name: "p".into(),
+            enabled: true,
+            whitelisted_destinations: vec![],
+            webhook_url: None,
+            webhook_failover_url: None,
+            number_pool_settings: Some(Default::default()),
+            created_at: Timestamp::from_secs(u64::from(at)),
+            updated_at: Timestamp::from_secs(u64::from(at)),
+        };
+        // Snapshot 3 already counts 20 outcomes...
+        let snap = vec![
+            Record::ProfileSaved {
+                profile: record,
+                at,
+            },
+            Record::NumberSaved(NumberRecord {
+                number: sender,
+                id: 1,
+                profile: Some(p),
+                created_at: Timestamp::from_secs(1),
+                updated_at: Timestamp::from_secs(1),
+            }),
+            Record::HealthState {
+                profile: p,
+                sender,
+                buckets: vec![(at / 3600, 20, 0, 0)],
+            },
+        ];
+        snapshot::write(&dir, 3, snap.into_iter()).unwrap();
+        // ...including the outcome written to segment 3 before the profile's
+        // marker; only the one after the marker is new.
+        let mut log = format::header(FileKind::Log).to_vec();
+        let outcome = Record::Outcome {
+            profile: p,
+            sender,
+            outcome: failed,
+            at,
+        };
+        let mark = Record::SnapshotMark {
+            profile: p,
+            snapshot: 3,
+        };
+        for r in [outcome.clone(), mark, outcome] {
+            encode(&r, &mut log);
+        }
+        std::fs::write(segment_path(&dir, 3), &log).unwrap();
+        let health = HealthConfig::default();
+        let config = ReplayConfig {
+            default_ttl: 3600,
+            shards: 2,
+            health: &health,
+        };
+        let recovered = recover(&dir, config).unwrap();
+        let (_, profile) = &recovered.profiles[0];
+        let info = profile.sender(sender, at, &health).unwrap();
+        assert_eq!(info.health.finalized, 21);
+        assert_eq!(recovered.snapshot, Some(3));
+    }
+
+    #[test]
+    fn files_of_another_format_stop_recovery_and_are_not_touched() {
+        let dir = temp_dir("format");
+        let mut future = format::header(FileKind::Log).to_vec();
+        future[8] = 99; // version 99
+        future.extend_from_slice(b"records of a future numpool");
+        let path = segment_path(&dir, 0);
+        std::fs::write(&path, &future).unwrap();
+        let health = HealthConfig::default();
+        let config = || ReplayConfig {
+            default_ttl: 3600,
+            shards: 2,
+            health: &health,
+        };
+        match recover(&dir, config()) {
+            Err(StartError::UnknownFormat { path: p, reason }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains("version 99"), "{reason}");
+            }
+            other => panic!("expected UnknownFormat, got {:?}", other.err()),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), future);
+        // A file from before headers (or another program) is refused too.
+        std::fs::write(&path, b"\x28\x00\x00\x00 not ours").unwrap();
+        assert!(matches!(
+            recover(&dir, config()),
+            Err(StartError::UnknownFormat { .. })
+        ));
+    }
 }

@@ -1,43 +1,136 @@
 //! Snapshot files: every profile's state as records, ending with a
 //! `SnapshotEnd` that counts them, written to a temporary file, synced and
-//! renamed into place, so a snapshot is either complete or ignored.
+//! renamed into place, so a snapshot is either complete or ignored; and the
+//! retention of files a newer snapshot makes redundant.
+//!
+//! How a snapshot `N` is taken (by the engine, see `Engine::snapshot_now`):
+//! 1. Under the engine's admin lock (no profile or number changes), the
+//!    writer switches to segment `N`; each profile, under its lock, gets a
+//!    `SnapshotMark` and its settings and senders are captured.
+//! 2. Then, lock by lock, each profile's mappings one shard at a time, so
+//!    no profile stops for long. Mapping records written after a profile's
+//!    mark are replayed over this copy, and they are last-writer-wins.
+//! 3. The file is written off the engine's threads; the files older than
+//!    the previous snapshot are removed.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 
+use super::format::{self, FileKind};
 use super::record::{self, Record};
-use super::snapshot_path;
+use super::{numbered, segment_path, snapshot_path};
+use crate::ids::ProfileId;
+use crate::number::PhoneNumber;
+use crate::records::{NumberRecord, ProfileRecord};
+use crate::selection::health::HealthSlice;
+use crate::selection::profile::StickyMapping;
 
-/// Writes snapshot `n` in `dir` from `records`.
-pub fn write(dir: &Path, n: u64, records: impl Iterator<Item = Record>) -> std::io::Result<()> {
-    let path = snapshot_path(dir, n);
-    let tmp = path.with_extension("tmp");
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-    let mut buf = Vec::with_capacity(256);
-    let mut count = 0u64;
-    for r in records {
-        buf.clear();
-        record::encode(&r, &mut buf);
-        out.write_all(&buf)?;
-        count += 1;
-    }
-    buf.clear();
-    record::encode(&Record::SnapshotEnd { records: count }, &mut buf);
-    out.write_all(&buf)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+/// The snapshots of one engine: the number of the next, and one at a time.
+#[derive(Default)]
+pub(crate) struct Snapshots {
+    pub next: AtomicU64,
+    pub one: tokio::sync::Mutex<()>,
 }
 
-/// Whether `bytes` are a whole snapshot: every record intact, ending with a
-/// `SnapshotEnd` that counts the records before it.
-pub fn is_complete(bytes: &[u8]) -> bool {
-    let mut records = record::Records::new(bytes);
+/// One profile as a snapshot holds it.
+pub(crate) struct ProfileImage {
+    pub record: ProfileRecord,
+    /// Its senders in joining order, with their health.
+    pub senders: Vec<(PhoneNumber, Vec<HealthSlice>)>,
+    pub mappings: Vec<StickyMapping>,
+}
+
+/// The records of a snapshot: each profile (record, then its numbers with
+/// their health, then its mappings), then the numbers no profile has.
+pub(crate) fn records(
+    profiles: Vec<ProfileImage>,
+    numbers: std::collections::BTreeMap<PhoneNumber, NumberRecord>,
+    at: u32,
+) -> impl Iterator<Item = Record> {
+    let unassigned: Vec<NumberRecord> = numbers
+        .values()
+        .filter(|r| r.profile.is_none())
+        .copied()
+        .collect();
+    profiles
+        .into_iter()
+        .flat_map(move |image| {
+            let id: ProfileId = image.record.id;
+            let mut out = vec![Record::ProfileSaved {
+                profile: image.record,
+                at,
+            }];
+            for (number, slices) in image.senders {
+                if let Some(r) = numbers.get(&number) {
+                    out.push(Record::NumberSaved(NumberRecord {
+                        profile: Some(id),
+                        ..*r
+                    }));
+                }
+                if !slices.is_empty() {
+                    out.push(Record::HealthState {
+                        profile: id,
+                        sender: number,
+                        buckets: slices,
+                    });
+                }
+            }
+            out.extend(image.mappings.into_iter().map(move |m| Record::MappingSet {
+                profile: id,
+                to: m.to,
+                from: m.from,
+                created_at: m.created_at,
+                last_used: m.last_used_at,
+                pinned: m.pinned,
+            }));
+            out
+        })
+        .chain(unassigned.into_iter().map(Record::NumberSaved))
+}
+
+/// Writes snapshot `n` in `dir` from `records`. On failure nothing is left
+/// behind (the temporary file is removed).
+pub(crate) fn write(
+    dir: &Path,
+    n: u64,
+    records: impl Iterator<Item = Record>,
+) -> std::io::Result<()> {
+    let path = snapshot_path(dir, n);
+    let tmp = path.with_extension("tmp");
+    let result = (|| {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        format::write_header(&mut out, FileKind::Snapshot)?;
+        let mut buf = Vec::with_capacity(256);
+        let mut count = 0u64;
+        for r in records {
+            buf.clear();
+            record::encode(&r, &mut buf);
+            out.write_all(&buf)?;
+            count += 1;
+        }
+        buf.clear();
+        record::encode(&Record::SnapshotEnd { records: count }, &mut buf);
+        out.write_all(&buf)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether `body` (a snapshot without its header) is whole: every record
+/// intact, ending with a `SnapshotEnd` that counts the records before it.
+pub(crate) fn is_complete(body: &[u8]) -> bool {
+    let mut records = record::Records::new(body);
     let mut count = 0u64;
     let mut last_end = None;
     for r in records.by_ref() {
@@ -47,12 +140,22 @@ pub fn is_complete(bytes: &[u8]) -> bool {
         };
         count += 1;
     }
-    records.valid() == bytes.len() && last_end == Some(count.saturating_sub(1))
+    records.valid() == body.len() && last_end == Some(count.saturating_sub(1))
 }
 
-/// The bytes of snapshot `n` if it is whole (see [`is_complete`]); `None`
-/// if it is torn, corrupt or incomplete. Checked before anything is applied.
-pub fn read(dir: &Path, n: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let bytes = std::fs::read(snapshot_path(dir, n))?;
-    Ok(is_complete(&bytes).then_some(bytes))
+/// Keeps snapshot `n`, the one before it (the fallback) and the segments
+/// they need; removes everything older.
+pub(crate) fn retain(dir: &Path) -> std::io::Result<()> {
+    let snapshots = numbered(dir, "snapshot-", ".bin")?;
+    let keep_from = snapshots.iter().rev().nth(1).copied().unwrap_or(0);
+    for s in snapshots.iter().filter(|s| **s < keep_from) {
+        std::fs::remove_file(snapshot_path(dir, *s))?;
+    }
+    for s in numbered(dir, "log-", ".seg")?
+        .into_iter()
+        .filter(|s| *s < keep_from)
+    {
+        std::fs::remove_file(segment_path(dir, s))?;
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::format::{self, FileKind};
 use super::FsyncPolicy;
 
 /// Resolves once the records it was given for are written (an error if the
@@ -33,8 +34,13 @@ pub struct Writer {
     failed: Arc<AtomicBool>,
 }
 
+/// Opens a log segment for appending, writing its header if it is new.
 fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    if file.metadata()?.len() == 0 {
+        format::write_header(&mut file, FileKind::Log)?;
+    }
+    Ok(file)
 }
 
 impl Writer {

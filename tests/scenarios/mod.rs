@@ -1,8 +1,8 @@
-//! The behavioural scenarios of SEMANTICS.md: one per selection rule and per
-//! row of the mapping lifecycle table. They are written once, against a
-//! [`Backend`], and run against the single-threaded `Registry`
-//! (`tests/semantics.rs`) and against the actor-based `Engine`
-//! (`tests/engine.rs`). Time moves only through a `ManualClock`.
+//! The behavioural scenarios of `docs/SELECTION.md`: one per selection rule
+//! and per row of the mapping lifecycle table. They are written once,
+//! against a [`Backend`], and run with the caller running each request
+//! (`tests/semantics.rs`) and with every request through the profile's
+//! mailbox (`tests/engine.rs`). Time moves only through a `ManualClock`.
 
 #![allow(dead_code)]
 
@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend::{Backend, Failure};
-use numpool::clock::{Clock, ManualClock, Timestamp};
-use numpool::health::DeliveryOutcome;
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{MappingOutcome, PhoneNumber, ProfileId, Reason, SelectError, Selection};
+use numpool::test_util::ManualClock;
+use numpool::{
+    Clock, DeliveryOutcome, MappingOutcome, NoSender, PhoneNumber, ProfileId, Reason, Selection,
+    SettingsPatch, SettingsUpdate, Timestamp,
+};
 
 const DAY: u64 = 24 * 3600;
 
@@ -238,10 +239,7 @@ pub fn settings_null_turns_the_pool_off_and_clears_mappings<B: Backend>() {
     w.send(R);
     w.b.update_settings(w.profile, &SettingsUpdate::Disable)
         .unwrap();
-    assert_eq!(
-        w.try_send(R),
-        Err(Failure::Select(SelectError::PoolDisabled))
-    );
+    assert_eq!(w.try_send(R), Err(Failure::Select(NoSender::PoolDisabled)));
     assert_eq!(w.b.settings(w.profile), None);
     w.patch(sticky());
     assert_eq!(w.mapped_sender(R), None);
@@ -492,7 +490,7 @@ pub fn both_weights_zero_is_valid_but_every_send_is_rejected<B: Backend>() {
     );
     assert_eq!(
         w.try_send(R),
-        Err(Failure::Select(SelectError::BothWeightsZero))
+        Err(Failure::Select(NoSender::BothWeightsZero))
     );
     assert_eq!(w.mapped_sender(R), None);
 }
@@ -519,17 +517,17 @@ pub fn a_kind_with_no_eligible_sender_is_left_out_of_the_pick<B: Backend>() {
 
 pub fn an_empty_pool_or_a_pool_without_weighted_kinds_is_rejected<B: Backend>() {
     let mut w = World::<B>::new(SettingsPatch::default(), &[]);
-    assert_eq!(w.try_send(R), Err(Failure::Select(SelectError::EmptyPool)));
+    assert_eq!(w.try_send(R), Err(Failure::Select(NoSender::EmptyPool)));
     w.assign(TF); // toll-free, but its weight is 0 by default
     assert_eq!(
         w.try_send(R),
-        Err(Failure::Select(SelectError::NoSenderOfWeightedKind))
+        Err(Failure::Select(NoSender::NoSenderOfWeightedKind))
     );
 }
 
 pub fn short_codes_are_never_picked_by_the_pool<B: Backend>() {
     let mut w = World::<B>::new(SettingsPatch::default(), &["12345"]);
-    assert_eq!(w.try_send(R), Err(Failure::Select(SelectError::EmptyPool)));
+    assert_eq!(w.try_send(R), Err(Failure::Select(NoSender::EmptyPool)));
     w.assign(A);
     assert!((0..10).all(|_| w.from(R) == A));
 }
@@ -579,7 +577,7 @@ pub fn all_unhealthy_is_rejected_and_nothing_is_mapped<B: Backend>() {
     w.make_unhealthy(A);
     w.make_unhealthy(B);
     let err = w.try_send(R).unwrap_err();
-    assert_eq!(err, Failure::Select(SelectError::NoHealthySender));
+    assert_eq!(err, Failure::Select(NoSender::NoHealthySender));
     let Failure::Select(cause) = err else {
         unreachable!()
     };
@@ -640,7 +638,7 @@ pub fn a_pinned_mapping_never_expires_until_deleted<B: Backend>() {
 
 pub fn pinning_needs_a_pickable_sender_of_the_pool_and_sticky_on<B: Backend>() {
     let mut w = World::<B>::new(sticky(), &[A, "12345"]);
-    use numpool::profile::PinError;
+    use numpool::PinError;
     assert_eq!(
         w.b.pin(w.profile, n(R), n(C)),
         Err(Failure::Pin(PinError::SenderNotInPool))

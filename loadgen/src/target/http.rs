@@ -136,7 +136,7 @@ impl HttpTarget {
             serde_json::from_str(&reply.body).map_err(|e| setup(e.to_string()))
         };
         let settings = match flags.settings() {
-            numpool::settings::SettingsUpdate::Merge(p) => json!({
+            numpool::SettingsUpdate::Merge(p) => json!({
                 "sticky_sender": p.sticky_sender, "geomatch": p.geomatch, "skip_unhealthy": p.skip_unhealthy,
                 "long_code_weight": p.long_code_weight, "toll_free_weight": p.toll_free_weight,
                 "sticky_ttl_secs": p.sticky_ttl_secs,

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use futures::executor::block_on;
-use numpool::clock::ManualClock;
-use numpool::engine::{Engine, EngineConfig, NewProfile};
-use numpool::health::DeliveryOutcome;
-use numpool::journal::JournalConfig;
-use numpool::settings::{SettingsPatch, SettingsUpdate};
-use numpool::{ProfileId, Reason, Timestamp};
+use numpool::test_util::ManualClock;
+use numpool::{
+    DeliveryOutcome, Dispatch, Engine, EngineConfig, Error, JournalConfig, NewProfile, PhoneNumber,
+    ProfileId, Reason, Selection, SettingsPatch, SettingsUpdate, Timestamp,
+};
 
 use super::{BatchOutcome, Target, TargetError};
 use crate::workload::{Request, Workload};
@@ -59,23 +58,45 @@ impl NumpoolTarget {
         Self::start_with(workload, flags, clock, None)
     }
 
-    /// Like [`NumpoolTarget::start`], journaling to `journal` if given.
+    /// Like [`NumpoolTarget::start`], journaling to `journal` if given,
+    /// with requests reaching profiles as `dispatch` says.
     pub fn start_with(
         workload: &Workload,
         flags: PoolFlags,
         clock: Arc<ManualClock>,
         journal: Option<JournalConfig>,
     ) -> Result<Self, TargetError> {
-        let name = if journal.is_some() {
-            "journal"
-        } else {
-            "numpool"
+        Self::start_dispatch(workload, flags, clock, journal, Dispatch::CallerRuns)
+    }
+
+    /// The engine with every request through its profile's mailbox (the
+    /// `mailbox` engine: what the actor hop costs, for comparison).
+    pub fn start_mailbox(
+        workload: &Workload,
+        flags: PoolFlags,
+        clock: Arc<ManualClock>,
+    ) -> Result<Self, TargetError> {
+        Self::start_dispatch(workload, flags, clock, None, Dispatch::Mailbox)
+    }
+
+    fn start_dispatch(
+        workload: &Workload,
+        flags: PoolFlags,
+        clock: Arc<ManualClock>,
+        journal: Option<JournalConfig>,
+        dispatch: Dispatch,
+    ) -> Result<Self, TargetError> {
+        let name = match (&journal, dispatch) {
+            (Some(_), _) => "journal",
+            (None, Dispatch::Mailbox) => "mailbox",
+            (None, Dispatch::CallerRuns) => "numpool",
         };
         let config = EngineConfig {
             journal,
+            dispatch,
             ..EngineConfig::default()
         };
-        let engine = Engine::with_clock(config, clock).map_err(setup)?;
+        let engine = Engine::start_with_clock(config, clock).map_err(setup)?;
         let profiles = block_on(async {
             let mut ids = Vec::new();
             for (p, senders) in workload.senders.iter().enumerate() {
@@ -96,11 +117,11 @@ impl NumpoolTarget {
                 spam: false,
             };
             for &n in &workload.unhealthy {
-                for _ in 0..engine.config().selection.health.min_samples {
+                for _ in 0..engine.config().health.min_samples {
                     engine.report_outcome(n, failed).await?;
                 }
             }
-            Ok::<_, numpool::EngineError>(ids)
+            Ok::<_, Error>(ids)
         })
         .map_err(setup)?;
         Ok(NumpoolTarget {
@@ -132,28 +153,21 @@ impl Target for NumpoolTarget {
         batch: &[Request],
         _now: Timestamp,
     ) -> Result<BatchOutcome, TargetError> {
-        let items: Vec<(ProfileId, numpool::PhoneNumber)> = batch
+        let mut out = BatchOutcome::default();
+        // One message: the call an embedder makes per message.
+        if let [r] = batch {
+            let result = self
+                .engine
+                .send_now(self.profiles[r.profile as usize], r.recipient);
+            count(&mut out, result)?;
+            return Ok(out);
+        }
+        let items: Vec<(ProfileId, PhoneNumber)> = batch
             .iter()
             .map(|r| (self.profiles[r.profile as usize], r.recipient))
             .collect();
-        let mut out = BatchOutcome::default();
-        for result in self.engine.send_batch_blocking(&items) {
-            match result {
-                Ok(s) => match s.reason {
-                    Reason::Sticky => out.sticky += 1,
-                    Reason::Geomatch => out.geomatch += 1,
-                    Reason::Weighted => out.weighted += 1,
-                },
-                Err(numpool::EngineError::Select(_)) | Err(numpool::EngineError::Overloaded) => {
-                    out.failed += 1
-                }
-                Err(e) => {
-                    return Err(TargetError::Request {
-                        target: "numpool",
-                        message: e.to_string(),
-                    })
-                }
-            }
+        for result in self.engine.send_batch_now(&items) {
+            count(&mut out, result)?;
         }
         Ok(out)
     }
@@ -171,4 +185,23 @@ impl Target for NumpoolTarget {
     fn shutdown(&self) {
         block_on(self.engine.shutdown());
     }
+}
+
+/// Counts one selection's outcome; refusals are counted, other errors stop the run.
+fn count(out: &mut BatchOutcome, result: Result<Selection, Error>) -> Result<(), TargetError> {
+    match result {
+        Ok(s) => match s.reason {
+            Reason::Sticky => out.sticky += 1,
+            Reason::Geomatch => out.geomatch += 1,
+            Reason::Weighted => out.weighted += 1,
+        },
+        Err(Error::NoSender(_)) | Err(Error::Overloaded) => out.failed += 1,
+        Err(e) => {
+            return Err(TargetError::Request {
+                target: "numpool",
+                message: e.to_string(),
+            })
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,372 @@
+//! [`ProfileActor`]: the one owner of a messaging profile's state.
+//!
+//! A profile's [`ProfileState`] is only ever touched by whoever holds the
+//! actor's lock, one request at a time. How a request gets there:
+//!
+//! - **Caller runs** (the fast path): when nothing is queued for the
+//!   profile and its lock is free (or frees within a few microseconds), the
+//!   calling thread runs the request itself. No thread hop, no allocation.
+//! - **Mailbox** (the slow path): otherwise the request is boxed and queued
+//!   on the profile's actix mailbox actor (created on first need), which
+//!   runs it on an engine arbiter thread when the lock frees. The mailbox is
+//!   bounded: a request that would exceed the bound fails at once with
+//!   `Overloaded`.
+//!
+//! Ordering: a caller only takes the fast path when nothing is queued, and
+//! the mailbox actor takes the lock *before* it releases the request's
+//! place in the queue, so a request can never overtake one queued before it.
+//! Each request runs under `catch_unwind`: a panic fails that request only,
+//! and the state stays as the request left it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+use super::mailbox::{Job, MailboxAddr, Runtime};
+use crate::clock::Clock;
+use crate::ids::ProfileId;
+use crate::journal::{Receipt, Record, Writer};
+use crate::selection::health::HealthConfig;
+use crate::selection::ProfileState;
+
+/// How long a caller spins for a busy profile before queueing instead:
+/// long enough to outlast a selection (well under a microsecond), short
+/// enough that waiting on a long request (an expiry slice, a snapshot
+/// part) goes to the mailbox and parks rather than burns a core.
+const SPIN_FOR: Duration = Duration::from_micros(4);
+
+/// What every actor of an engine shares.
+pub(crate) struct Env {
+    pub health: HealthConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Where changes are journaled (`None`: in memory only).
+    pub journal: Option<Arc<Writer>>,
+    /// Told when a profile's timing wheels get work, so expiry runs then.
+    pub expiry: super::housekeeping::ExpirySchedule,
+    /// [`Dispatch::Mailbox`](super::Dispatch::Mailbox): never run inline.
+    pub mailbox_only: bool,
+}
+
+impl Env {
+    /// Journals `records` (the caller holds the lock of every profile they
+    /// concern, so the log is in the order the state changed); the receipt
+    /// resolves once they are written. `None` when there is nothing to
+    /// write or no journal.
+    pub fn journal(&self, records: &[Record]) -> Option<Receipt> {
+        let writer = self.journal.as_ref()?;
+        if records.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(64 * records.len());
+        for r in records {
+            crate::journal::record::encode(r, &mut bytes);
+        }
+        Some(writer.append(bytes))
+    }
+}
+
+/// Why a request could not run on its actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActorError {
+    /// The profile was deleted.
+    Retired,
+    /// The mailbox is at its bound.
+    Overloaded,
+    /// The request panicked.
+    Panicked,
+    /// The runtime is stopping.
+    Stopped,
+}
+
+impl From<ActorError> for crate::Error {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::Retired => crate::Error::UnknownProfile,
+            ActorError::Overloaded => crate::Error::Overloaded,
+            ActorError::Panicked => crate::Error::Internal,
+            ActorError::Stopped => crate::Error::ShuttingDown,
+        }
+    }
+}
+
+/// A request queued in the mailbox holds a place, freed when the actor
+/// starts on it (or when the request is dropped undelivered).
+pub(crate) struct Place<'a>(&'a ProfileActor);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Place<'_> {
+    /// Keeps the place taken after this guard is gone (a queued job frees it).
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// The place of a request queued on the mailbox, owned by the job.
+struct QueuedPlace(Arc<ProfileActor>);
+
+impl Drop for QueuedPlace {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The owner of one profile's state.
+pub(crate) struct ProfileActor {
+    pub id: ProfileId,
+    state: Mutex<ProfileState>,
+    pub env: Arc<Env>,
+    /// Requests queued in the mailbox and not started.
+    queued: AtomicUsize,
+    /// Set under the lock when the profile is deleted.
+    retired: AtomicBool,
+    /// Created on the first request that has to queue.
+    mailbox: OnceLock<MailboxAddr>,
+    runtime: Arc<Runtime>,
+}
+
+impl ProfileActor {
+    pub fn new(id: ProfileId, state: ProfileState, env: Arc<Env>, runtime: Arc<Runtime>) -> Self {
+        ProfileActor {
+            id,
+            state: Mutex::new(state),
+            env,
+            queued: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            mailbox: OnceLock::new(),
+            runtime,
+        }
+    }
+
+    /// Requests waiting in the mailbox now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether the profile was deleted.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// The lock, waiting as long as it takes: for the engine's own work
+    /// (administration, snapshots), which is serialized and never holds a
+    /// profile lock while waiting for another except under the admin lock.
+    pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
+        self.state.lock()
+    }
+
+    /// The lock if it is free now (housekeeping skips a busy profile).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, ProfileState>> {
+        self.state.try_lock()
+    }
+
+    /// Marks the profile deleted: every request from now on fails with
+    /// `Retired`. Call with the lock held.
+    pub fn retire(&self, _held: &mut ProfileState) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// The lock for the fast path: only when nothing is queued ahead, and
+    /// only if it frees within [`SPIN_FOR`].
+    #[inline]
+    fn fast_lock(&self) -> Option<MutexGuard<'_, ProfileState>> {
+        if self.queued.load(Ordering::Acquire) != 0 || self.env.mailbox_only {
+            return None;
+        }
+        if let Some(guard) = self.state.try_lock() {
+            return Some(guard);
+        }
+        self.spin_lock()
+    }
+
+    #[cold]
+    fn spin_lock(&self) -> Option<MutexGuard<'_, ProfileState>> {
+        let started = Instant::now();
+        loop {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+            if self.queued.load(Ordering::Acquire) != 0 {
+                return None;
+            }
+            if let Some(guard) = self.state.try_lock() {
+                return Some(guard);
+            }
+            if started.elapsed() >= SPIN_FOR {
+                return None;
+            }
+        }
+    }
+
+    /// Runs `f` on the state held by `guard`, unless the profile is retired.
+    #[inline]
+    fn run<R>(
+        &self,
+        guard: &mut ProfileState,
+        f: impl FnOnce(&mut ProfileState, &Env) -> R,
+    ) -> Result<R, ActorError> {
+        if self.is_retired() {
+            return Err(ActorError::Retired);
+        }
+        catch_unwind(AssertUnwindSafe(|| f(guard, &self.env))).map_err(|_| ActorError::Panicked)
+    }
+
+    /// Runs `f` on the profile's state: on the calling thread when the
+    /// profile is free, else through the mailbox (`bound`: the most requests
+    /// the mailbox may hold).
+    pub async fn call<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
+    {
+        match self.try_inline(f) {
+            Ok(result) => result,
+            Err(f) => self
+                .enqueue(bound, f)?
+                .await
+                .unwrap_or(Err(ActorError::Stopped)),
+        }
+    }
+
+    /// [`ProfileActor::call`] for a caller outside an async runtime. The
+    /// fast path never parks. A busy profile parks the caller on the lock
+    /// itself (holding a place in the mailbox's count, so the bound still
+    /// holds and later callers do not overtake it): a thread that would
+    /// park anyway waits for the lock rather than for a hop to an engine
+    /// thread and back. In [`Dispatch::Mailbox`](super::Dispatch::Mailbox)
+    /// mode the request goes through the mailbox.
+    pub fn call_now<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
+    {
+        let f = match self.try_inline(f) {
+            Ok(result) => return result,
+            Err(f) => f,
+        };
+        if self.env.mailbox_only {
+            return futures::executor::block_on(self.enqueue(bound, f)?)
+                .unwrap_or(Err(ActorError::Stopped));
+        }
+        let mut guard = self.wait_lock(bound)?;
+        self.run(&mut guard, f)
+    }
+
+    /// The lock for a caller that may park, after the requests queued
+    /// before it: holds a place in the mailbox's count while it waits.
+    fn wait_lock(&self, bound: usize) -> Result<MutexGuard<'_, ProfileState>, ActorError> {
+        let place = self.take_place(bound)?;
+        let guard = self.state.lock();
+        drop(place);
+        Ok(guard)
+    }
+
+    /// Runs `f` now if the profile is free this instant (no spinning);
+    /// `Err(f)` back otherwise. For batches, which try every profile
+    /// before waiting for any.
+    #[inline]
+    pub fn run_if_free<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
+    where
+        F: FnOnce(&mut ProfileState, &Env) -> R,
+    {
+        if self.queued.load(Ordering::Acquire) != 0 || self.env.mailbox_only {
+            return Err(f);
+        }
+        match self.state.try_lock() {
+            Some(mut guard) => Ok(self.run(&mut guard, f)),
+            None => Err(f),
+        }
+    }
+
+    /// Runs `f` on the calling thread, waiting (parked) for the profile if
+    /// it is busy; `f` need not be `'static`. Not in mailbox mode.
+    pub fn run_waiting<R>(
+        &self,
+        bound: usize,
+        f: impl FnOnce(&mut ProfileState, &Env) -> R,
+    ) -> Result<R, ActorError> {
+        match self.fast_lock() {
+            Some(mut guard) => self.run(&mut guard, f),
+            None => {
+                let mut guard = self.wait_lock(bound)?;
+                self.run(&mut guard, f)
+            }
+        }
+    }
+
+    /// The fast path: `Err(f)` back when it cannot be taken.
+    #[inline]
+    pub fn try_inline<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
+    where
+        F: FnOnce(&mut ProfileState, &Env) -> R,
+    {
+        match self.fast_lock() {
+            Some(mut guard) => Ok(self.run(&mut guard, f)),
+            None => Err(f),
+        }
+    }
+
+    /// The slow path: queues `f` on the mailbox; the receiver gets its result.
+    #[allow(clippy::type_complexity)]
+    pub fn enqueue<R, F>(
+        self: &Arc<Self>,
+        bound: usize,
+        f: F,
+    ) -> Result<oneshot::Receiver<Result<R, ActorError>>, ActorError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
+    {
+        self.take_place(bound)?.keep();
+        let (tx, rx) = oneshot::channel();
+        // The place travels with the job, as a reference count the job
+        // holds; it is freed when the job starts or is dropped.
+        let place = QueuedPlace(Arc::clone(self));
+        let job: Job = Box::new(move |actor: &ProfileActor| {
+            let mut guard = actor.state.lock();
+            // Only now may a later caller take the fast path: the lock is held.
+            drop(place);
+            let _ = tx.send(actor.run(&mut guard, f));
+        });
+        self.mailbox().send(job);
+        Ok(rx)
+    }
+
+    fn take_place(&self, bound: usize) -> Result<Place<'_>, ActorError> {
+        let mut current = self.queued.load(Ordering::Relaxed);
+        loop {
+            if current >= bound {
+                return Err(ActorError::Overloaded);
+            }
+            match self.queued.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Place(self)),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn mailbox(self: &Arc<Self>) -> &MailboxAddr {
+        self.mailbox
+            .get_or_init(|| self.runtime.start_mailbox(Arc::downgrade(self)))
+    }
+
+    /// Stops the mailbox actor, if one was started (the profile is gone).
+    pub fn stop_mailbox(&self) {
+        if let Some(mailbox) = self.mailbox.get() {
+            mailbox.stop();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Housekeeping: expiry when it is due, and periodic snapshots.
+//!
+//! No profile has a timer of its own. A profile tells the
+//! [`ExpirySchedule`] when its timing wheels will next have work (only when
+//! that moves earlier, so not on every mapping), and one housekeeper actor
+//! ticks every `expire_tick`, running a budgeted expiry slice on each
+//! profile that is due. An idle profile, or one whose mappings are days
+//! from expiring, costs nothing between ticks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context};
+use parking_lot::Mutex;
+
+use super::Inner;
+use crate::ids::ProfileId;
+
+#[derive(Default)]
+struct Due {
+    by_time: BTreeSet<(u32, ProfileId)>,
+    by_profile: HashMap<ProfileId, u32>,
+}
+
+/// When each profile next has expiry work. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub(crate) struct ExpirySchedule {
+    due: Arc<Mutex<Due>>,
+    /// Expiry slices run, for stats and tests.
+    slices: Arc<AtomicU64>,
+}
+
+impl ExpirySchedule {
+    /// Expiry for `profile` is due at `at` (seconds); keeps an earlier time.
+    pub fn schedule(&self, profile: ProfileId, at: u32) {
+        let mut due = self.due.lock();
+        if let Some(&current) = due.by_profile.get(&profile) {
+            if current <= at {
+                return;
+            }
+            due.by_time.remove(&(current, profile));
+        }
+        due.by_profile.insert(profile, at);
+        due.by_time.insert((at, profile));
+    }
+
+    /// Forgets `profile` (deleted).
+    pub fn forget(&self, profile: ProfileId) {
+        let mut due = self.due.lock();
+        if let Some(at) = due.by_profile.remove(&profile) {
+            due.by_time.remove(&(at, profile));
+        }
+    }
+
+    /// Takes every profile due at or before `now`.
+    fn take_due(&self, now: u32) -> Vec<ProfileId> {
+        let mut due = self.due.lock();
+        let mut out = Vec::new();
+        while let Some(&(at, profile)) = due.by_time.first() {
+            if at > now {
+                break;
+            }
+            due.by_time.pop_first();
+            due.by_profile.remove(&profile);
+            out.push(profile);
+        }
+        out
+    }
+
+    /// Profiles with expiry scheduled.
+    pub fn scheduled(&self) -> usize {
+        self.due.lock().by_profile.len()
+    }
+
+    /// Expiry slices run so far.
+    pub fn slices(&self) -> u64 {
+        self.slices.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs one expiry slice on every profile that is due at `now`; a profile
+/// busy right now, or with work left after its slice, is due again at once.
+pub(crate) fn expire_due(inner: &Inner, now: u32) {
+    let schedule = &inner.env.expiry;
+    for id in schedule.take_due(now) {
+        let Some(actor) = inner.dispatcher.actor(id) else {
+            continue;
+        };
+        let Some(mut state) = actor.try_lock() else {
+            schedule.schedule(id, now);
+            continue;
+        };
+        if actor.is_retired() {
+            continue;
+        }
+        schedule.slices.fetch_add(1, Ordering::Relaxed);
+        let report = state.expire(now, inner.config.expire_budget.max(1));
+        if !report.done {
+            schedule.schedule(id, now);
+        } else if let Some(at) = state.wakeup_after_expiry() {
+            schedule.schedule(id, at);
+        }
+    }
+}
+
+/// The housekeeper actor: expiry every `tick`, a snapshot every
+/// `snapshot_every` (when the engine journals).
+pub(crate) struct Housekeeper {
+    pub inner: Weak<Inner>,
+    pub tick: Duration,
+    pub snapshot_every: Option<Duration>,
+}
+
+impl Actor for Housekeeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.tick, |this, _| {
+            if let Some(inner) = this.inner.upgrade() {
+                let now = inner.now_secs();
+                expire_due(&inner, now);
+            }
+        });
+        if let Some(every) = self.snapshot_every {
+            ctx.run_interval(every, |this, _| {
+                let Some(inner) = this.inner.upgrade() else {
+                    return;
+                };
+                if inner.is_closing() {
+                    return;
+                }
+                let engine = super::Engine { inner };
+                actix_rt::spawn(async move {
+                    if let Err(e) = engine.snapshot_now().await {
+                        eprintln!("numpool: snapshot failed: {e}");
+                    }
+                });
+            });
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Sending: choosing the sender of one message or of a batch.
+//!
+//! Which call for which load:
+//!
+//! | call | for | cost when the profile is free |
+//! |---|---|---|
+//! | [`Engine::send_now`] | a thread that sends one message at a time | the selection itself: no thread hop, no allocation |
+//! | [`Engine::send`] | async code (a gateway, a web handler) | the same; it only awaits when the profile is busy or a journal write must finish |
+//! | [`Engine::send_batch_now`], [`Engine::send_batch`] | many messages at once | one lock per profile in the batch |
+//!
+//! All of them run the selection on the calling thread when the profile is
+//! free; a busy profile queues the request on its mailbox (bounded: a full
+//! one fails at once with [`Error::Overloaded`]). With a journal, a send
+//! that made a new mapping returns once the mapping is written.
+
+use std::sync::Arc;
+
+use super::actor::{ActorError, Env, ProfileActor};
+use super::Engine;
+use crate::error::Error;
+use crate::ids::ProfileId;
+use crate::journal::{settle, settle_now, Receipt, Record};
+use crate::number::PhoneNumber;
+use crate::selection::rules::{MappingOutcome, NoSender, Selection};
+use crate::selection::ProfileState;
+
+/// What one selection on an actor gives back.
+type Selected = (Result<Selection, NoSender>, Option<Receipt>);
+
+/// The journal record a selection needs, if any: a new mapping, or a sticky
+/// hit in a later minute than the mapping's previous use (coarse touches).
+fn selection_record(
+    profile: ProfileId,
+    to: PhoneNumber,
+    s: &Selection,
+    now: u32,
+) -> Option<Record> {
+    match (s.mapping, s.previous_use) {
+        (MappingOutcome::Created, _) => Some(Record::MappingSet {
+            profile,
+            to,
+            from: s.sender,
+            created_at: now,
+            last_used: now,
+            pinned: false,
+        }),
+        (MappingOutcome::Reused, Some(previous)) if previous / 60 != now / 60 => {
+            Some(Record::MappingTouched {
+                profile,
+                to,
+                last_used: now,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Selects for `to` on `state`; the record it needs goes to `records`.
+#[inline]
+fn select_into(
+    state: &mut ProfileState,
+    env: &Env,
+    profile: ProfileId,
+    to: PhoneNumber,
+    now: u32,
+    records: &mut Vec<Record>,
+) -> Result<Selection, NoSender> {
+    let tracking = env.journal.is_some();
+    let result = if tracking {
+        state.select_tracked(to, now, &env.health)
+    } else {
+        state.select(to, now, &env.health)
+    };
+    if let Ok(s) = &result {
+        if s.mapping == MappingOutcome::Created {
+            if let Some(due) = state.wakeup_after_mapping(now) {
+                env.expiry.schedule(profile, due);
+            }
+        }
+        if tracking {
+            records.extend(selection_record(profile, to, s, now));
+        }
+    }
+    result
+}
+
+/// The request for one selection.
+#[inline]
+fn select_one(
+    profile: ProfileId,
+    to: PhoneNumber,
+    now: u32,
+) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
+    move |state, env| {
+        let mut records = Vec::new();
+        let result = select_into(state, env, profile, to, now, &mut records);
+        let receipt = env.journal(&records);
+        (result, receipt)
+    }
+}
+
+/// The request for the selections of one profile in a batch, in order.
+fn select_many(
+    profile: ProfileId,
+    recipients: Vec<PhoneNumber>,
+    now: u32,
+) -> impl FnOnce(&mut ProfileState, &Env) -> (Vec<Result<Selection, NoSender>>, Option<Receipt>)
+       + Send
+       + 'static {
+    move |state, env| {
+        let mut records = Vec::new();
+        let results = recipients
+            .iter()
+            .map(|&to| select_into(state, env, profile, to, now, &mut records))
+            .collect();
+        (results, env.journal(&records))
+    }
+}
+
+/// A request that ran on the calling thread, or was queued.
+enum Attempt<R> {
+    Done(Result<R, ActorError>),
+    Queued(Result<tokio::sync::oneshot::Receiver<Result<R, ActorError>>, ActorError>),
+}
+
+/// Runs `f` on `actor` inline if it is free, else queues it.
+#[inline]
+fn attempt<R, F>(actor: &Arc<ProfileActor>, bound: usize, f: F) -> Attempt<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
+{
+    match actor.try_inline(f) {
+        Ok(done) => Attempt::Done(done),
+        Err(f) => Attempt::Queued(actor.enqueue(bound, f)),
+    }
+}
+
+impl Engine {
+    /// Chooses the sender of one message from `profile`'s pool to `to`.
+    ///
+    /// Runs on the calling task when the profile is free (it awaits only a
+    /// busy profile or, with a journal, the write of a new mapping).
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, Reason, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// # let profile = engine.create_profile(NewProfile {
+    /// #     number_pool_settings: SettingsUpdate::Merge(SettingsPatch::default()),
+    /// #     ..Default::default()
+    /// # }).await?.id;
+    /// engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(profile)).await?;
+    /// let selection = engine.send(profile, PhoneNumber::parse_e164("+14155550123")?).await?;
+    /// assert_eq!(selection.sender.to_string(), "+13125550001");
+    /// assert_eq!(selection.reason, Reason::Weighted);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
+        let _in = self.enter()?;
+        let now = self.inner.now_secs();
+        let bound = self.inner.config.mailbox_bound;
+        let attempt = self
+            .inner
+            .dispatcher
+            .with(profile, |actor| {
+                attempt(actor, bound, select_one(profile, to, now))
+            })
+            .ok_or(Error::UnknownProfile)?;
+        let (result, receipt) = match attempt {
+            Attempt::Done(done) => done?,
+            Attempt::Queued(queued) => queued?.await.unwrap_or(Err(ActorError::Stopped))?,
+        };
+        settle(receipt).await?;
+        Ok(result?)
+    }
+
+    /// [`Engine::send`] for a caller outside an async runtime. It never
+    /// parks when the profile is free (and, with a journal, when the
+    /// selection wrote nothing); a busy profile parks the thread until its
+    /// turn. Do not call it from an async task: use [`Engine::send`].
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, Reason, SettingsPatch, SettingsUpdate};
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// # let profile = futures::executor::block_on(engine.create_profile(NewProfile {
+    /// #     number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+    /// #         sticky_sender: Some(true), ..Default::default() }),
+    /// #     ..Default::default()
+    /// # }))?.id;
+    /// # futures::executor::block_on(engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(profile)))?;
+    /// let to = PhoneNumber::parse_e164("+14155550123")?;
+    /// let first = engine.send_now(profile, to)?;
+    /// let again = engine.send_now(profile, to)?;
+    /// assert_eq!((again.sender, again.reason), (first.sender, Reason::Sticky));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_now(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
+        let _in = self.enter()?;
+        let now = self.inner.now_secs();
+        let bound = self.inner.config.mailbox_bound;
+        let (result, receipt) = self
+            .inner
+            .dispatcher
+            .with(profile, |actor| {
+                actor.call_now(bound, select_one(profile, to, now))
+            })
+            .ok_or(Error::UnknownProfile)??;
+        settle_now(receipt)?;
+        Ok(result?)
+    }
+
+    /// Chooses senders for a batch of `(profile, recipient)` pairs. Each
+    /// profile's messages are chosen in order under one lock; results come
+    /// back in the order of `items`. Profiles that are free are served on
+    /// the calling task first; busy ones are waited for (through their
+    /// mailboxes) after.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// # let profile = engine.create_profile(NewProfile {
+    /// #     number_pool_settings: SettingsUpdate::Merge(SettingsPatch::default()),
+    /// #     ..Default::default()
+    /// # }).await?.id;
+    /// # engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(profile)).await?;
+    /// let to = |s| PhoneNumber::parse_e164(s).unwrap();
+    /// let results = engine
+    ///     .send_batch(&[(profile, to("+14155550123")), (profile, to("+14155550124"))])
+    ///     .await;
+    /// assert!(results.iter().all(Result::is_ok));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send_batch(
+        &self,
+        items: &[(ProfileId, PhoneNumber)],
+    ) -> Vec<Result<Selection, Error>> {
+        let mut batch = match Batch::start(self, items) {
+            Ok(b) => b,
+            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let bound = self.inner.config.mailbox_bound;
+        let now = batch.now;
+        let mut queued = Vec::new();
+        for (actor, positions) in std::mem::take(&mut batch.busy) {
+            let recipients = positions.iter().map(|&i| items[i].1).collect();
+            match attempt(&actor, bound, select_many(actor.id, recipients, now)) {
+                Attempt::Done(answer) => batch.finish(positions, answer),
+                Attempt::Queued(q) => queued.push((positions, q)),
+            }
+        }
+        for (positions, q) in queued {
+            let answer = match q {
+                Ok(rx) => rx.await.unwrap_or(Err(ActorError::Stopped)),
+                Err(e) => Err(e),
+            };
+            batch.finish(positions, answer);
+        }
+        for (positions, receipt) in std::mem::take(&mut batch.receipts) {
+            if let Err(e) = settle(Some(receipt)).await {
+                batch.fail(&positions, e);
+            }
+        }
+        batch.results
+    }
+
+    /// [`Engine::send_batch`] for a caller outside an async runtime: busy
+    /// profiles are waited for on this thread (parked), after the free ones.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// # let profile = futures::executor::block_on(engine.create_profile(NewProfile {
+    /// #     number_pool_settings: SettingsUpdate::Merge(SettingsPatch::default()),
+    /// #     ..Default::default()
+    /// # }))?.id;
+    /// # futures::executor::block_on(engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(profile)))?;
+    /// let items: Vec<_> = (0..1000u64)
+    ///     .map(|i| (profile, PhoneNumber::from_u64(14_155_550_000 + i).unwrap()))
+    ///     .collect();
+    /// assert!(engine.send_batch_now(&items).iter().all(Result::is_ok));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch_now(
+        &self,
+        items: &[(ProfileId, PhoneNumber)],
+    ) -> Vec<Result<Selection, Error>> {
+        if self.inner.env.mailbox_only {
+            return futures::executor::block_on(self.send_batch(items));
+        }
+        let mut batch = match Batch::start(self, items) {
+            Ok(b) => b,
+            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let bound = self.inner.config.mailbox_bound;
+        for (actor, positions) in std::mem::take(&mut batch.busy) {
+            let answer = actor.run_waiting(bound, |state, env| {
+                batch.select_group(state, env, actor.id, &positions, items)
+            });
+            batch.settle_group(positions, answer);
+        }
+        for (positions, receipt) in std::mem::take(&mut batch.receipts) {
+            if let Err(e) = settle_now(Some(receipt)) {
+                batch.fail(&positions, e);
+            }
+        }
+        batch.results
+    }
+}
+
+/// A batch in progress: answers by position, the groups of busy profiles
+/// still to serve, and journal receipts still to wait for.
+struct Batch<'a> {
+    _entered: super::Entered<'a>,
+    now: u32,
+    results: Vec<Result<Selection, Error>>,
+    busy: Vec<(Arc<ProfileActor>, Vec<usize>)>,
+    receipts: Vec<(Vec<usize>, Receipt)>,
+}
+
+type Groups = hashbrown::HashMap<ProfileId, Vec<usize>, foldhash::fast::RandomState>;
+
+impl<'a> Batch<'a> {
+    /// Groups `items` by profile and serves every group whose profile is
+    /// free right now; the others are left in `busy`.
+    fn start(engine: &'a Engine, items: &[(ProfileId, PhoneNumber)]) -> Result<Batch<'a>, Error> {
+        let entered = engine.enter()?;
+        let mut groups = Groups::default();
+        for (i, (p, _)) in items.iter().enumerate() {
+            groups.entry(*p).or_default().push(i);
+        }
+        let mut batch = Batch {
+            _entered: entered,
+            now: engine.inner.now_secs(),
+            results: vec![Err(Error::Internal); items.len()],
+            busy: Vec::new(),
+            receipts: Vec::new(),
+        };
+        for (profile, positions) in groups {
+            let Some(actor) = engine.inner.dispatcher.actor(profile) else {
+                batch.fail(&positions, Error::UnknownProfile);
+                continue;
+            };
+            match actor.run_if_free(|state, env| {
+                batch.select_group(state, env, profile, &positions, items)
+            }) {
+                Ok(answer) => batch.settle_group(positions, answer),
+                Err(_) => batch.busy.push((actor, positions)),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Selects for every item of one profile's group, in order, writing the
+    /// results in place; returns the group's journal receipt.
+    fn select_group(
+        &mut self,
+        state: &mut ProfileState,
+        env: &Env,
+        profile: ProfileId,
+        positions: &[usize],
+        items: &[(ProfileId, PhoneNumber)],
+    ) -> Option<Receipt> {
+        // How far ahead to prefetch: the misses of this many lookups overlap.
+        const AHEAD: usize = 8;
+        let mut records = Vec::new();
+        for (k, &i) in positions.iter().enumerate() {
+            if let Some(&j) = positions.get(k + AHEAD) {
+                state.prefetch(items[j].1, 1);
+            }
+            if let Some(&j) = positions.get(k + AHEAD / 2) {
+                state.prefetch(items[j].1, 2);
+            }
+            let to = items[i].1;
+            self.results[i] =
+                select_into(state, env, profile, to, self.now, &mut records).map_err(Error::from);
+        }
+        env.journal(&records)
+    }
+
+    /// Records a group served inline: its receipt, or its failure.
+    fn settle_group(&mut self, positions: Vec<usize>, answer: Result<Option<Receipt>, ActorError>) {
+        match answer {
+            Ok(Some(receipt)) => self.receipts.push((positions, receipt)),
+            Ok(None) => {}
+            Err(e) => self.fail(&positions, e.into()),
+        }
+    }
+
+    fn fail(&mut self, positions: &[usize], e: Error) {
+        for &i in positions {
+            self.results[i] = Err(e.clone());
+        }
+    }
+
+    /// Records a group answered through the mailbox.
+    fn finish(&mut self, positions: Vec<usize>, answer: GroupAnswer) {
+        match answer {
+            Ok((selections, receipt)) => {
+                for (&i, s) in positions.iter().zip(selections) {
+                    self.results[i] = s.map_err(Error::from);
+                }
+                if let Some(r) = receipt {
+                    self.receipts.push((positions, r));
+                }
+            }
+            Err(e) => self.fail(&positions, e.into()),
+        }
+    }
+}
+
+type GroupAnswer = Result<(Vec<Result<Selection, NoSender>>, Option<Receipt>), ActorError>;

@@ -1,0 +1,235 @@
+//! The engine's life: start (recovering the journal first), snapshots, and
+//! a graceful shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use parking_lot::RwLock;
+
+use super::actor::{Env, ProfileActor};
+use super::catalog::Catalog;
+use super::dispatcher::Dispatcher;
+use super::housekeeping::{ExpirySchedule, Housekeeper};
+use super::mailbox::Runtime;
+use super::{EngineConfig, InFlight, Inner};
+use crate::clock::{Clock, SystemClock};
+use crate::error::StartError;
+use crate::journal::lock::DirLock;
+use crate::journal::recovery::{self, ReplayConfig};
+use crate::journal::snapshot::{self, ProfileImage, Snapshots};
+use crate::journal::{self, settle, Record, Writer};
+use crate::Engine;
+
+/// What recovery found when the engine started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Profiles recovered.
+    pub profiles: usize,
+    /// Numbers recovered.
+    pub numbers: usize,
+    /// Sticky mappings recovered.
+    pub mappings: usize,
+    /// The snapshot recovery started from, if any.
+    pub snapshot: Option<u64>,
+    /// Log records replayed after it.
+    pub replayed_records: u64,
+    /// What recovery repaired or skipped (torn tails cut, damaged snapshots).
+    pub warnings: Vec<String>,
+    /// How long recovery took.
+    pub took: Duration,
+}
+
+impl Engine {
+    /// Starts an engine on the system clock, recovering the state journaled
+    /// in `config.journal` first (if set).
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// assert_eq!(engine.profiles().len(), 0);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
+    pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
+        Self::start_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`Engine::start`] reading time from `clock` (a `ManualClock` in tests).
+    pub fn start_with_clock(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, StartError> {
+        let started = Instant::now();
+        let mut report = RecoveryReport::default();
+        let (recovered, writer, lock) = match &config.journal {
+            Some(j) => {
+                std::fs::create_dir_all(&j.dir).map_err(|e| StartError::io(&j.dir, e))?;
+                let lock = DirLock::acquire(&j.dir)?;
+                let r = recovery::recover(
+                    &j.dir,
+                    ReplayConfig {
+                        default_ttl: config.sticky_ttl_secs,
+                        shards: config.sticky_shards,
+                        health: &config.health,
+                    },
+                )?;
+                let path = journal::segment_path(&j.dir, r.segment);
+                let writer = Writer::start(&path, j.fsync).map_err(|e| StartError::io(&path, e))?;
+                (Some(r), Some(Arc::new(writer)), Some(lock))
+            }
+            None => (None, None, None),
+        };
+        let runtime = Arc::new(Runtime::start(config.arbiters)?);
+        let env = Arc::new(Env {
+            health: config.health.clone(),
+            clock,
+            journal: writer,
+            expiry: ExpirySchedule::default(),
+            mailbox_only: config.dispatch == super::Dispatch::Mailbox,
+        });
+        let dispatcher = Dispatcher::default();
+        let mut catalog = Catalog::default();
+        let mut next_snapshot = 1;
+        if let Some(r) = recovered {
+            report.snapshot = r.snapshot;
+            report.replayed_records = r.replayed;
+            report.warnings = r.warnings;
+            next_snapshot = r.segment + 1;
+            for (record, mut state) in r.profiles {
+                report.mappings += state.stats().stored_mappings;
+                if let Some(at) = state.wakeup_after_expiry() {
+                    env.expiry.schedule(record.id, at);
+                }
+                let actor =
+                    ProfileActor::new(record.id, state, Arc::clone(&env), Arc::clone(&runtime));
+                dispatcher.insert(Arc::new(actor));
+                catalog.profiles.insert(record.id, record);
+            }
+            for n in r.numbers {
+                catalog.put_number(n);
+            }
+            report.profiles = catalog.profiles.len();
+            report.numbers = catalog.numbers.len();
+        }
+        report.took = started.elapsed();
+        let snapshot_every = config.journal.as_ref().and_then(|j| j.snapshot_every);
+        let tick = config.expire_tick;
+        let inner = Arc::new(Inner {
+            dispatcher,
+            catalog: RwLock::new(catalog),
+            admin: tokio::sync::Mutex::new(()),
+            env,
+            config,
+            runtime: Arc::clone(&runtime),
+            snapshots: Snapshots::default(),
+            recovery: report,
+            closing: AtomicBool::new(false),
+            inflight: InFlight {
+                slots: Default::default(),
+            },
+            drained: tokio::sync::Notify::new(),
+            dir_lock: parking_lot::Mutex::new(lock),
+        });
+        inner.snapshots.next.store(next_snapshot, Ordering::Release);
+        let housekeeper = Housekeeper {
+            inner: Arc::downgrade(&inner),
+            tick,
+            snapshot_every,
+        };
+        Housekeeper::start_in_arbiter(runtime.arbiter(), move |_| housekeeper);
+        Ok(Engine { inner })
+    }
+
+    /// Compacts the journal: writes snapshot N of every profile and number
+    /// and removes the files older than the previous snapshot. Returns N
+    /// (0 without a journal). Selection goes on meanwhile: no profile is
+    /// held for more than one shard of its mappings at a time.
+    pub async fn snapshot_now(&self) -> std::io::Result<u64> {
+        let inner = &self.inner;
+        let (Some(j), Some(writer)) = (inner.config.journal.clone(), inner.env.journal.clone())
+        else {
+            return Ok(0);
+        };
+        let _one = inner.snapshots.one.lock().await;
+        let now = inner.now_secs();
+        // Phase 1, under the admin lock: the marks and the profiles' heads.
+        let admin = inner.admin.lock().await;
+        let n = inner.snapshots.next.fetch_add(1, Ordering::AcqRel);
+        writer.rotate(journal::segment_path(&j.dir, n)).await?;
+        let mut heads = Vec::new();
+        let mut marks = Vec::new();
+        for actor in inner.dispatcher.actors() {
+            let state = actor.lock();
+            if actor.is_retired() {
+                continue;
+            }
+            marks.push(inner.env.journal(&[Record::SnapshotMark {
+                profile: actor.id,
+                snapshot: n,
+            }]));
+            let head = (state.sender_states(), state.mapping_parts());
+            drop(state);
+            heads.push((actor, head.0, head.1));
+        }
+        let (records, numbers) = {
+            let catalog = inner.catalog.read();
+            (catalog.profiles.clone(), catalog.numbers.clone())
+        };
+        drop(admin);
+        for mark in marks {
+            settle(mark)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        // Phase 2: the mappings, one shard per lock.
+        let mut images = Vec::new();
+        for (actor, senders, parts) in heads {
+            let Some(record) = records.get(&actor.id).cloned() else {
+                continue;
+            };
+            let mut mappings = Vec::new();
+            for part in 0..parts {
+                let state = actor.lock();
+                mappings.extend(state.mappings_part(part, now));
+            }
+            images.push(ProfileImage {
+                record,
+                senders,
+                mappings,
+            });
+        }
+        let dir = j.dir.clone();
+        let (done, written) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let result = snapshot::write(&dir, n, snapshot::records(images, numbers, now))
+                .and_then(|_| snapshot::retain(&dir));
+            let _ = done.send(result);
+        });
+        written
+            .await
+            .map_err(|_| std::io::Error::other("the snapshot writer stopped"))??;
+        Ok(n)
+    }
+
+    /// Stops taking calls, waits for the calls in flight to finish, then
+    /// stops every actor and thread (the journal is flushed and synced).
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::SeqCst);
+        loop {
+            let drained = inner.drained.notified();
+            if inner.inflight.total() == 0 {
+                break;
+            }
+            drained.await;
+        }
+        inner.runtime.stop();
+        inner.dispatcher.clear();
+        if let Some(writer) = &inner.env.journal {
+            writer.stop();
+        }
+        // Another engine may use the directory from now on.
+        inner.dir_lock.lock().take();
+    }
+}

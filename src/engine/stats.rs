@@ -1,0 +1,140 @@
+//! Counters of the engine and its profiles, and expiry on demand.
+
+use super::Engine;
+use crate::ids::ProfileId;
+use crate::selection::profile::ProfileStats;
+use crate::selection::sticky::ExpireReport;
+
+/// Counters of one profile and its mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileCounters {
+    /// The profile.
+    pub id: ProfileId,
+    /// Its selection counters and sizes.
+    pub stats: ProfileStats,
+    /// Requests queued for it now.
+    pub mailbox_depth: usize,
+}
+
+/// Counters of the whole engine: the sum over profiles, and each profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Profiles.
+    pub profiles: usize,
+    /// Selections that reused a sticky mapping.
+    pub sticky: u64,
+    /// Selections by geomatch.
+    pub geomatch: u64,
+    /// Selections by the weighted round-robin.
+    pub weighted: u64,
+    /// Selections refused.
+    pub rejected: u64,
+    /// Sticky mappings made.
+    pub mappings_created: u64,
+    /// Sticky mappings expired.
+    pub expired: u64,
+    /// Mappings stored (expired ones count until their wheel reaches them).
+    pub stored_mappings: usize,
+    /// Heap bytes of every sticky map.
+    pub sticky_heap_bytes: usize,
+    /// Numbers in pools.
+    pub senders: usize,
+    /// Requests queued in every mailbox now.
+    pub mailbox_depth: usize,
+    /// The deepest mailbox now.
+    pub max_mailbox_depth: usize,
+    /// Profiles with expiry work scheduled (an idle profile has none).
+    pub expiry_scheduled: usize,
+    /// Expiry slices the housekeeper has run.
+    pub expiry_slices: u64,
+    /// Each profile, by id.
+    pub per_profile: Vec<ProfileCounters>,
+}
+
+impl EngineStats {
+    fn add(&mut self, c: ProfileCounters) {
+        let s = &c.stats;
+        self.profiles += 1;
+        self.sticky += s.sticky;
+        self.geomatch += s.geomatch;
+        self.weighted += s.weighted;
+        self.rejected += s.rejected;
+        self.mappings_created += s.mappings_created;
+        self.expired += s.expired;
+        self.stored_mappings += s.stored_mappings;
+        self.sticky_heap_bytes += s.sticky_heap_bytes;
+        self.senders += s.senders;
+        self.mailbox_depth += c.mailbox_depth;
+        self.max_mailbox_depth = self.max_mailbox_depth.max(c.mailbox_depth);
+        self.per_profile.push(c);
+    }
+}
+
+impl Engine {
+    /// Counters of every profile and their sum. Each profile is read under
+    /// its lock for an instant; a busy profile is waited for.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile};
+    /// # futures::executor::block_on(async {
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// engine.create_profile(NewProfile::default()).await?;
+    /// let stats = engine.stats().await;
+    /// assert_eq!((stats.profiles, stats.expiry_scheduled), (1, 0));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn stats(&self) -> EngineStats {
+        let mut total = EngineStats {
+            expiry_scheduled: self.inner.env.expiry.scheduled(),
+            expiry_slices: self.inner.env.expiry.slices(),
+            ..Default::default()
+        };
+        for actor in self.inner.dispatcher.actors() {
+            let stats = actor.lock().stats();
+            if actor.is_retired() {
+                continue;
+            }
+            total.add(ProfileCounters {
+                id: actor.id,
+                stats,
+                mailbox_depth: actor.queued(),
+            });
+        }
+        total.per_profile.sort_by_key(|s| s.id);
+        total
+    }
+
+    /// Requests queued for `profile` now (0 for an unknown profile). Read
+    /// without taking the profile's lock, so it answers while it is busy.
+    pub fn mailbox_depth(&self, profile: ProfileId) -> usize {
+        self.inner
+            .dispatcher
+            .with(profile, |a| a.queued())
+            .unwrap_or(0)
+    }
+
+    /// Runs expiry to completion on every profile now. The housekeeper also
+    /// does it on its own, in budgeted slices, when a profile's expiry is due.
+    pub async fn expire_now(&self) -> ExpireReport {
+        let now = self.inner.now_secs();
+        let mut total = ExpireReport {
+            done: true,
+            ..Default::default()
+        };
+        for actor in self.inner.dispatcher.actors() {
+            let mut state = actor.lock();
+            if actor.is_retired() {
+                continue;
+            }
+            let r = state.expire(now, usize::MAX);
+            total.expired += r.expired;
+            total.reclaimed += r.reclaimed;
+            if let Some(at) = state.wakeup_after_expiry() {
+                self.inner.env.expiry.schedule(actor.id, at);
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,31 @@
+//! The selection core: one profile's senders, sticky mappings and rules, as
+//! plain single-threaded data structures. Nothing here has a thread, a clock
+//! or I/O: every operation takes `now` as an argument, so the core is tested
+//! with a manual clock and benchmarked on its own. The engine gives each
+//! profile's [`ProfileState`] to one actor.
+//!
+//! From the bottom up:
+//! - [`health`]: delivery outcomes over a sliding window -> healthy or not.
+//! - [`rotation`]: round-robin over a changing set of senders.
+//! - [`weighted`]: smooth weighted round-robin between long codes and toll-free.
+//! - [`region`]: NANP area code -> state/province (generated table), for the
+//!   geomatch fallback.
+//! - [`pool`]: a profile's senders and the rotations selection walks.
+//! - [`sticky`]: the sharded recipient -> sender map and its timing wheels.
+//! - [`rules`]: the selection order (sticky -> geomatch -> weighted, skip
+//!   unhealthy) and the one eligibility rule.
+//! - [`profile`]: [`ProfileState`], one profile's whole selection state.
+
+pub(crate) mod health;
+pub(crate) mod pool;
+pub(crate) mod profile;
+pub(crate) mod region;
+// Region names are only read by test support.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
+mod region_table;
+pub(crate) mod rotation;
+pub(crate) mod rules;
+pub(crate) mod sticky;
+pub(crate) mod weighted;
+
+pub(crate) use profile::{move_sender, ProfileState};

@@ -1,0 +1,457 @@
+//! The senders of one messaging profile and the indexes selection walks.
+//!
+//! Senders live in slots. A slot's `generation` grows each time its sender
+//! leaves, and sticky mappings store `(slot, generation)`: a mapping to a
+//! sender that left is recognised as stale in O(1), without scanning the map.
+
+use super::health::Health;
+use super::region::{region_of, RegionId};
+use super::rotation::{Member, Rotation};
+use super::weighted::{LONG_CODE, TOLL_FREE};
+use crate::number::{Npa, PhoneNumber, SenderKind};
+
+type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Up to this many senders, a number is found by scanning the slots
+/// (a few cache lines) rather than through a map a small pool would pay
+/// hundreds of bytes for.
+const SCAN_UP_TO: usize = 16;
+
+/// A sender as a sticky mapping refers to it: a pool slot and the slot's
+/// generation when the mapping was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SenderRef {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// One number of the pool.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub number: PhoneNumber,
+    pub kind: SenderKind,
+    /// When it joined the pool, in joining order (round-robin order).
+    pub seq: u32,
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    sender: Option<Sender>,
+    generation: u32,
+}
+
+/// The pool of one profile: its senders, by kind, by area code and by region.
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Number -> slot, kept once the pool outgrows [`SCAN_UP_TO`].
+    by_number: Option<FastMap<PhoneNumber, u32>>,
+    /// Senders in the pool.
+    len: usize,
+    /// Long codes and toll-free numbers, indexed by `LONG_CODE`/`TOLL_FREE`.
+    kinds: [Rotation; 2],
+    /// The geomatch rotations, built the first time geomatch is turned on
+    /// (most profiles never pay for them). Until then no geomatch pick has
+    /// moved a cursor, so building them late selects exactly as building
+    /// them all along would have.
+    geo: Option<Box<GeoIndex>>,
+    next_seq: u32,
+}
+
+/// Senders by area code and by region, each list sorted by key (a pool
+/// spans few, so a sorted list is small and quick).
+#[derive(Debug, Clone, Default)]
+struct GeoIndex {
+    by_npa: Vec<(Npa, Rotation)>,
+    by_region: Vec<(RegionId, Rotation)>,
+}
+
+impl GeoIndex {
+    fn add(&mut self, number: PhoneNumber, member: Member) {
+        if let Some(npa) = number.npa() {
+            entry(&mut self.by_npa, npa).push(member);
+            if let Some(region) = region_of(npa) {
+                entry(&mut self.by_region, region).push(member);
+            }
+        }
+    }
+
+    fn remove(&mut self, number: PhoneNumber, slot: u32) {
+        if let Some(npa) = number.npa() {
+            remove_from(&mut self.by_npa, npa, slot);
+            if let Some(region) = region_of(npa) {
+                remove_from(&mut self.by_region, region, slot);
+            }
+        }
+    }
+}
+
+/// Pushes onto `v` growing it by one slot while it is small (pools of a
+/// few numbers are the common case and are kept by the hundred thousand),
+/// by doubling after.
+fn push_tight<T>(v: &mut Vec<T>, value: T) {
+    if v.len() == v.capacity() && v.len() < 64 {
+        v.reserve_exact(1);
+    }
+    v.push(value);
+}
+
+/// The rotation of `key` in a sorted list, created if missing.
+fn entry<K: Ord + Copy>(list: &mut Vec<(K, Rotation)>, key: K) -> &mut Rotation {
+    let i = match list.binary_search_by_key(&key, |(k, _)| *k) {
+        Ok(i) => i,
+        Err(i) => {
+            list.insert(i, (key, Rotation::default()));
+            i
+        }
+    };
+    &mut list[i].1
+}
+
+fn find<K: Ord + Copy>(list: &[(K, Rotation)], key: K) -> Option<usize> {
+    list.binary_search_by_key(&key, |(k, _)| *k).ok()
+}
+
+/// Names one of the pool's rotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationKey {
+    /// All long codes (`LONG_CODE`) or all toll-free numbers (`TOLL_FREE`).
+    Kind(usize),
+    /// Senders with this NANP area code.
+    Npa(Npa),
+    /// Senders in this state or province.
+    Region(RegionId),
+}
+
+/// The rotation a sender of `kind` takes part in, if the pool picks that kind.
+pub fn kind_index(kind: SenderKind) -> Option<usize> {
+    match kind {
+        SenderKind::LongCode => Some(LONG_CODE),
+        SenderKind::TollFree => Some(TOLL_FREE),
+        SenderKind::ShortCode => None,
+    }
+}
+
+impl Pool {
+    /// Adds `number` (carrying its `health` from a previous pool, if it moved).
+    /// Adding a number that is already here changes nothing.
+    pub fn add(&mut self, number: PhoneNumber, health: Health) -> SenderRef {
+        if let Some(r) = self.lookup(number) {
+            return r;
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let kind = number.kind();
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                push_tight(&mut self.slots, Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let member = Member { seq, slot };
+        if let Some(k) = kind_index(kind) {
+            self.kinds[k].push(member);
+            if let Some(geo) = &mut self.geo {
+                geo.add(number, member);
+            }
+        }
+        self.slots[slot as usize].sender = Some(Sender {
+            number,
+            kind,
+            seq,
+            health,
+        });
+        self.len += 1;
+        match &mut self.by_number {
+            Some(map) => {
+                map.insert(number, slot);
+            }
+            None if self.len > SCAN_UP_TO => {
+                let map = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| Some((s.sender.as_ref()?.number, i as u32)))
+                    .collect();
+                self.by_number = Some(map);
+            }
+            None => {}
+        }
+        SenderRef {
+            slot,
+            generation: self.slots[slot as usize].generation,
+        }
+    }
+
+    /// Removes `number`; returns it (with its health) if it was here. Every
+    /// mapping to it becomes stale at once.
+    pub fn remove(&mut self, number: PhoneNumber) -> Option<Sender> {
+        let slot = self.slot_of(number)?;
+        if let Some(map) = &mut self.by_number {
+            map.remove(&number);
+        }
+        self.len -= 1;
+        let entry = &mut self.slots[slot as usize];
+        let sender = entry.sender.take()?;
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(slot);
+        if let Some(k) = kind_index(sender.kind) {
+            self.kinds[k].remove(slot);
+            if let Some(geo) = &mut self.geo {
+                geo.remove(number, slot);
+            }
+        }
+        Some(sender)
+    }
+
+    /// The slot of `number`, if it is in the pool.
+    fn slot_of(&self, number: PhoneNumber) -> Option<u32> {
+        match &self.by_number {
+            Some(map) => map.get(&number).copied(),
+            None => self
+                .slots
+                .iter()
+                .position(|s| s.sender.as_ref().is_some_and(|s| s.number == number))
+                .map(|i| i as u32),
+        }
+    }
+
+    /// The current reference to `number`, if it is in the pool.
+    pub fn lookup(&self, number: PhoneNumber) -> Option<SenderRef> {
+        let slot = self.slot_of(number)?;
+        Some(SenderRef {
+            slot,
+            generation: self.slots[slot as usize].generation,
+        })
+    }
+
+    /// The sender `r` refers to, unless it has left since.
+    #[inline]
+    pub fn resolve(&self, r: SenderRef) -> Option<&Sender> {
+        let slot = self.slots.get(r.slot as usize)?;
+        if slot.generation == r.generation {
+            slot.sender.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The sender in `slot` (members of rotations always have one).
+    #[inline]
+    pub fn sender_in(&self, slot: u32) -> Option<&Sender> {
+        self.slots.get(slot as usize)?.sender.as_ref()
+    }
+
+    /// The reference a new mapping to the sender in `slot` stores.
+    pub fn reference(&self, slot: u32) -> SenderRef {
+        SenderRef {
+            slot,
+            generation: self.slots[slot as usize].generation,
+        }
+    }
+
+    /// Mutable access to a sender, for recording its health.
+    pub fn sender_mut(&mut self, number: PhoneNumber) -> Option<&mut Sender> {
+        let slot = self.slot_of(number)?;
+        self.slots[slot as usize].sender.as_mut()
+    }
+
+    /// A rotation selection walks, if the pool has one for `key`.
+    pub fn rotation(&self, key: RotationKey) -> Option<&Rotation> {
+        match key {
+            RotationKey::Kind(k) => self.kinds.get(k),
+            RotationKey::Npa(npa) => {
+                let geo = self.geo.as_ref()?;
+                find(&geo.by_npa, npa).map(|i| &geo.by_npa[i].1)
+            }
+            RotationKey::Region(region) => {
+                let geo = self.geo.as_ref()?;
+                find(&geo.by_region, region).map(|i| &geo.by_region[i].1)
+            }
+        }
+    }
+
+    /// Mutable access to a rotation (to commit a pick).
+    pub fn rotation_mut(&mut self, key: RotationKey) -> Option<&mut Rotation> {
+        match key {
+            RotationKey::Kind(k) => self.kinds.get_mut(k),
+            RotationKey::Npa(npa) => {
+                let geo = self.geo.as_mut()?;
+                find(&geo.by_npa, npa).map(move |i| &mut geo.by_npa[i].1)
+            }
+            RotationKey::Region(region) => {
+                let geo = self.geo.as_mut()?;
+                find(&geo.by_region, region).map(move |i| &mut geo.by_region[i].1)
+            }
+        }
+    }
+
+    /// Builds the geomatch rotations if they are not built yet (geomatch is
+    /// being turned on), from the senders in joining order.
+    pub fn enable_geo(&mut self) {
+        if self.geo.is_some() {
+            return;
+        }
+        let mut geo = GeoIndex::default();
+        for s in self.senders() {
+            if kind_index(s.kind).is_some() {
+                let slot = self.slot_of(s.number).expect("a listed sender has a slot");
+                geo.add(s.number, Member { seq: s.seq, slot });
+            }
+        }
+        self.geo = Some(Box::new(geo));
+    }
+
+    /// How many senders of each pickable kind the pool holds.
+    pub fn kind_counts(&self) -> [usize; 2] {
+        [self.kinds[LONG_CODE].len(), self.kinds[TOLL_FREE].len()]
+    }
+
+    /// Number of senders, short codes included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Every sender, in joining order.
+    pub fn senders(&self) -> Vec<&Sender> {
+        let mut all: Vec<&Sender> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.sender.as_ref())
+            .collect();
+        all.sort_by_key(|s| s.seq);
+        all
+    }
+
+    /// Removes every sender, returning them (used when a profile is deleted).
+    pub fn drain(&mut self) -> Vec<Sender> {
+        let numbers: Vec<PhoneNumber> = self.senders().iter().map(|s| s.number).collect();
+        numbers.into_iter().filter_map(|n| self.remove(n)).collect()
+    }
+}
+
+fn remove_from<K: Ord + Copy>(list: &mut Vec<(K, Rotation)>, key: K, slot: u32) {
+    if let Some(i) = find(list, key) {
+        list[i].1.remove(slot);
+        if list[i].1.is_empty() {
+            list.remove(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> PhoneNumber {
+        PhoneNumber::parse_sender(s).unwrap()
+    }
+
+    #[test]
+    fn indexes_by_kind_and_area_code() {
+        let mut pool = Pool::default();
+        pool.enable_geo();
+        pool.add(n("+13125550001"), Health::default());
+        pool.add(n("+13125550002"), Health::default());
+        pool.add(n("+18005550003"), Health::default());
+        pool.add(n("12345"), Health::default());
+        assert_eq!(pool.len(), 4);
+        assert_eq!(pool.kind_counts(), [2, 1]);
+        assert_eq!(pool.rotation(RotationKey::Npa(312)).unwrap().len(), 2);
+        assert!(pool.rotation(RotationKey::Npa(415)).is_none());
+        // 312 and 773 are both Illinois.
+        let il = region_of(773).unwrap();
+        assert_eq!(pool.rotation(RotationKey::Region(il)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn removal_makes_references_stale() {
+        let mut pool = Pool::default();
+        pool.enable_geo();
+        let a = pool.add(n("+13125550001"), Health::default());
+        assert!(pool.resolve(a).is_some());
+        assert!(pool.remove(n("+13125550001")).is_some());
+        assert!(pool.resolve(a).is_none());
+        assert!(pool.rotation(RotationKey::Npa(312)).is_none());
+        // The slot is reused by a newcomer; the old reference stays stale.
+        let b = pool.add(n("+14155550009"), Health::default());
+        assert_eq!(b.slot, a.slot);
+        assert!(pool.resolve(a).is_none());
+        assert_eq!(pool.resolve(b).unwrap().number, n("+14155550009"));
+    }
+
+    #[test]
+    fn adding_twice_keeps_one() {
+        let mut pool = Pool::default();
+        let a = pool.add(n("+13125550001"), Health::default());
+        let b = pool.add(n("+13125550001"), Health::default());
+        assert_eq!(a, b);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.kind_counts(), [1, 0]);
+    }
+
+    #[test]
+    fn large_pools_find_numbers_through_a_map_small_ones_by_scanning() {
+        let mut pool = Pool::default();
+        let number = |i: u64| PhoneNumber::from_u64(13_125_550_000 + i).unwrap();
+        for i in 0..40 {
+            pool.add(number(i), Health::default());
+            assert_eq!(pool.by_number.is_some(), i as usize >= SCAN_UP_TO);
+        }
+        for i in 0..40 {
+            assert_eq!(
+                pool.sender_in(pool.lookup(number(i)).unwrap().slot)
+                    .unwrap()
+                    .number,
+                number(i)
+            );
+        }
+        for i in 0..30 {
+            assert!(pool.remove(number(i)).is_some());
+        }
+        assert_eq!(pool.len(), 10);
+        assert!(pool.lookup(number(3)).is_none());
+        assert!(pool.lookup(number(35)).is_some());
+        assert_eq!(pool.kind_counts(), [10, 0]);
+    }
+
+    #[test]
+    fn geomatch_rotations_built_late_equal_those_kept_all_along() {
+        let numbers = [
+            "+13125550001",
+            "+14155550002",
+            "+13125550003",
+            "+17735550004",
+        ];
+        let (mut early, mut late) = (Pool::default(), Pool::default());
+        early.enable_geo();
+        for s in numbers {
+            early.add(n(s), Health::default());
+            late.add(n(s), Health::default());
+        }
+        early.remove(n("+13125550001"));
+        late.remove(n("+13125550001"));
+        assert!(
+            late.rotation(RotationKey::Npa(312)).is_none(),
+            "not built yet"
+        );
+        late.enable_geo();
+        let il = region_of(312).unwrap();
+        for key in [
+            RotationKey::Npa(312),
+            RotationKey::Npa(415),
+            RotationKey::Region(il),
+        ] {
+            let members = |p: &Pool| {
+                let mut r = p.rotation(key).unwrap().clone();
+                (0..4)
+                    .map(|_| r.pick(|_| true).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(members(&early), members(&late), "{key:?}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The recipient index of one shard: hash -> slab id, one `u32` per bucket.
+//!
+//! A general hash table would cost a sticky hit three dependent cache misses
+//! (control bytes, the stored id, then the entry). Here a bucket word holds
+//! an 8-bit tag from the hash next to a 24-bit id, so a hit is one miss for
+//! the word and one for the entry, and a tag mismatch skips an entry without
+//! reading it. Linear probing keeps a probe within one or two cache lines.
+//!
+//! Removal leaves a tombstone, so it never reads other entries (a
+//! backward-shift deletion would read the slab entry of every word it moves,
+//! a cache miss each, and more of them the fuller the table). Tombstones
+//! count towards the load; when the table fills up it is rebuilt from the
+//! slab in one sequential pass, which also clears them.
+
+/// Ids must fit in 24 bits; the word stores `id + 1` so that 0 means empty,
+/// and the largest word is kept for tombstones.
+pub const MAX_ID: u32 = 0x00FF_FFFD;
+const ID_BITS: u32 = 24;
+const ID_MASK: u32 = (1 << ID_BITS) - 1;
+const MIN_CAPACITY: usize = 16;
+const EMPTY: u32 = 0;
+/// A removed entry: probes go on past it, inserts may reuse it.
+const TOMBSTONE: u32 = u32::MAX;
+
+#[inline]
+fn tag(hash: u64) -> u32 {
+    (hash >> 56) as u32
+}
+
+#[inline]
+fn word(hash: u64, id: u32) -> u32 {
+    (tag(hash) << ID_BITS) | (id + 1)
+}
+
+#[inline]
+fn id_of(word: u32) -> u32 {
+    (word & ID_MASK) - 1
+}
+
+/// Open-addressing index from a 64-bit hash to a slab id.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Index {
+    words: Box<[u32]>,
+    len: usize,
+    tombstones: usize,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.words.len() - 1
+    }
+
+    /// The id stored under `hash` for which `is_key` holds.
+    #[inline]
+    pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.words.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let t = tag(hash);
+        let mut pos = hash as usize & mask;
+        loop {
+            let w = self.words[pos];
+            if w == EMPTY {
+                return None;
+            }
+            if w != TOMBSTONE && w >> ID_BITS == t && is_key(id_of(w)) {
+                return Some(id_of(w));
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Hints the CPU to fetch the first word a lookup of `hash` reads.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if !self.words.is_empty() {
+            super::prefetch(&self.words[hash as usize & self.mask()]);
+        }
+    }
+
+    /// The id in the first word a lookup of `hash` reads, if its tag
+    /// matches (the likely hit), without probing further.
+    #[inline]
+    pub fn first_candidate(&self, hash: u64) -> Option<u32> {
+        if self.words.is_empty() {
+            return None;
+        }
+        let w = self.words[hash as usize & self.mask()];
+        (w != EMPTY && w != TOMBSTONE && w >> ID_BITS == tag(hash)).then(|| id_of(w))
+    }
+
+    /// Whether one more id fits without a rebuild.
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        // Live words and tombstones fill at most 7/8, so every probe ends
+        // at an empty word.
+        (self.len + self.tombstones + 1) * 8 <= self.words.len() * 7
+    }
+
+    /// Stores `id` under `hash`, reusing the first tombstone on the way.
+    /// The caller ensures room ([`Index::has_room`] or [`Index::rebuild`])
+    /// and that `id` is not stored yet.
+    #[inline]
+    pub fn insert(&mut self, hash: u64, id: u32) {
+        debug_assert!(id <= MAX_ID && self.has_room());
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        loop {
+            match self.words[pos] {
+                EMPTY => break,
+                TOMBSTONE => {
+                    self.tombstones -= 1;
+                    break;
+                }
+                _ => pos = (pos + 1) & mask,
+            }
+        }
+        self.words[pos] = word(hash, id);
+        self.len += 1;
+    }
+
+    /// Replaces the table with one holding exactly `entries` (`(id, hash)`
+    /// pairs, `count` of them), without tombstones: the same capacity if
+    /// that leaves room to grow, else twice as much (or more).
+    pub fn rebuild(&mut self, entries: impl Iterator<Item = (u32, u64)>, count: usize) {
+        let mut capacity = self.words.len().max(MIN_CAPACITY);
+        // Keep at least a quarter free after the rebuild, so rebuilds stay rare.
+        while (count + 1) * 4 > capacity * 3 {
+            capacity *= 2;
+        }
+        self.words = vec![EMPTY; capacity].into_boxed_slice();
+        self.len = 0;
+        self.tombstones = 0;
+        for (id, hash) in entries {
+            self.insert(hash, id);
+        }
+    }
+
+    /// Removes `id`, stored under `hash`. Returns whether it was there.
+    pub fn remove(&mut self, hash: u64, id: u32) -> bool {
+        if self.words.is_empty() {
+            return false;
+        }
+        let mask = self.mask();
+        let target = word(hash, id);
+        let mut pos = hash as usize & mask;
+        loop {
+            match self.words[pos] {
+                EMPTY => return false,
+                w if w == target => {
+                    self.words[pos] = TOMBSTONE;
+                    self.len -= 1;
+                    self.tombstones += 1;
+                    return true;
+                }
+                _ => pos = (pos + 1) & mask,
+            }
+        }
+    }
+
+    /// Bytes of heap the index holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.words.len() * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Hashes chosen to collide on purpose: `h(k)` puts every key in one of
+    /// four home buckets, with tags that often match.
+    fn h(k: u64) -> u64 {
+        ((k % 3) << 56) | (k % 4)
+    }
+
+    fn rebuild(index: &mut Index, keys: &HashMap<u32, u64>) {
+        let entries: Vec<(u32, u64)> = keys.iter().map(|(&id, &k)| (id, h(k))).collect();
+        index.rebuild(entries.into_iter(), keys.len());
+    }
+
+    #[test]
+    fn insert_find_remove_with_heavy_collisions() {
+        let mut index = Index::default();
+        let mut keys: HashMap<u32, u64> = HashMap::new();
+        for k in 0..200u64 {
+            if !index.has_room() {
+                rebuild(&mut index, &keys);
+            }
+            let id = k as u32 * 2;
+            index.insert(h(k), id);
+            keys.insert(id, k);
+        }
+        assert_eq!(index.len(), 200);
+        let find = |index: &Index, keys: &HashMap<u32, u64>, k: u64| {
+            index.find(h(k), |id| keys.get(&id) == Some(&k))
+        };
+        for k in 0..200u64 {
+            assert_eq!(find(&index, &keys, k), Some(k as u32 * 2));
+        }
+        assert_eq!(find(&index, &keys, 999), None);
+        // Remove every third key; the rest stay findable past the tombstones.
+        for k in (0..200u64).step_by(3) {
+            assert!(index.remove(h(k), k as u32 * 2));
+            keys.remove(&(k as u32 * 2));
+        }
+        assert!(!index.remove(h(0), 0));
+        for k in 0..200u64 {
+            let expected = (k % 3 != 0).then_some(k as u32 * 2);
+            assert_eq!(find(&index, &keys, k), expected, "key {k}");
+        }
+        assert_eq!(index.len(), 200 - 67);
+        // A rebuild clears the tombstones and keeps every live key.
+        rebuild(&mut index, &keys);
+        assert_eq!(index.tombstones, 0);
+        for k in (1..200u64).filter(|k| k % 3 != 0) {
+            assert_eq!(find(&index, &keys, k), Some(k as u32 * 2));
+        }
+    }
+
+    #[test]
+    fn inserts_reuse_tombstones_and_churn_stays_bounded() {
+        let mut index = Index::default();
+        let mut keys: HashMap<u32, u64> = HashMap::new();
+        let mut capacities = Vec::new();
+        // A steady state: 100 live keys, one removed for each one added.
+        for k in 0..10_000u64 {
+            if !index.has_room() {
+                rebuild(&mut index, &keys);
+                capacities.push(index.words.len());
+            }
+            index.insert(h(k), k as u32);
+            keys.insert(k as u32, k);
+            if k >= 100 {
+                let old = k - 100;
+                assert!(index.remove(h(old), old as u32));
+                keys.remove(&(old as u32));
+            }
+        }
+        assert_eq!(index.len(), 100);
+        assert!(
+            capacities.iter().all(|&c| c <= 256),
+            "the table does not grow under churn: {capacities:?}"
+        );
+        for (&id, &k) in &keys {
+            assert_eq!(index.find(h(k), |x| x == id), Some(id));
+        }
+    }
+
+    #[test]
+    fn words_never_look_empty_or_removed() {
+        assert_ne!(word(0, 0), EMPTY);
+        assert_ne!(word(u64::MAX, MAX_ID), TOMBSTONE);
+        assert_eq!(id_of(word(u64::MAX, MAX_ID)), MAX_ID);
+    }
+}

@@ -1,0 +1,434 @@
+//! [`StickyMap`]: recipient -> sender mappings of one profile, with expiry.
+
+use std::hash::BuildHasher;
+
+use super::index::Index;
+use super::slab::{Entry, Slab};
+use super::wheel::TimerWheel;
+use crate::number::PhoneNumber;
+use crate::selection::pool::SenderRef;
+
+/// Default number of shards per map.
+pub const DEFAULT_SHARDS: usize = 16;
+
+/// A mapping as callers see it. Times are seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub recipient: PhoneNumber,
+    pub sender: SenderRef,
+    pub created_at: u32,
+    pub last_used: u32,
+    /// `None` for a pinned mapping, which does not expire.
+    pub expires_at: Option<u32>,
+    pub pinned: bool,
+}
+
+/// What one call to [`StickyMap::expire`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    /// Mappings removed because their ttl ran out.
+    pub expired: usize,
+    /// Entries freed because their mapping was removed or its sender left.
+    pub reclaimed: usize,
+    /// Whether every shard reached `now`; `false` when the budget ran out.
+    pub done: bool,
+}
+
+/// One shard. Invariant: an entry of the slab is in the index exactly when
+/// it is not vacant, and every allocated entry is in the wheel exactly once.
+#[derive(Clone)]
+struct Shard {
+    index: Index,
+    slab: Slab,
+    wheel: TimerWheel,
+}
+
+impl Shard {
+    fn new(now: u32) -> Self {
+        Shard {
+            index: Index::default(),
+            slab: Slab::default(),
+            wheel: TimerWheel::new(u64::from(now)),
+        }
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, recipient: u64) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |id| slab.get(id).recipient() == recipient)
+    }
+
+    /// Takes entry `id` out of the index and marks it vacant; the wheel
+    /// frees it when it reaches it.
+    fn unindex(&mut self, id: u32, hasher: &foldhash::fast::RandomState) {
+        let hash = hasher.hash_one(self.slab.get(id).recipient());
+        self.index.remove(hash, id);
+        self.slab.get_mut(id).set_vacant();
+    }
+}
+
+/// Sticky mappings of one profile, sharded by recipient hash. Each shard
+/// pairs an index of slab ids (see `index`) with a timing wheel.
+///
+/// - A hit only sets `last_used`; the wheel keeps the old deadline and, when
+///   it comes, the entry is re-armed if it was used since (lazy rescheduling).
+/// - Liveness is decided on every read (`now < last_used + ttl`, or pinned),
+///   so an entry the wheel has not reached yet is never visible once expired.
+/// - Mappings store the sender's `(slot, generation)`; callers pass a
+///   validity check, so a sender leaving the pool invalidates its mappings
+///   without a scan. Stale entries are freed when the wheel reaches them.
+/// - Every stored entry is in its shard's wheel exactly once (pinned ones
+///   are re-armed one ttl ahead each time they are reached).
+#[derive(Clone)]
+pub struct StickyMap {
+    /// Empty until the first mapping is made, so a profile that never maps
+    /// anyone (or an idle one) costs nothing here; then `shard_mask + 1` shards.
+    shards: Vec<Shard>,
+    shard_mask: usize,
+    hasher: foldhash::fast::RandomState,
+    ttl: u32,
+    /// The shard the next budgeted expiry pass starts with.
+    next_shard: usize,
+}
+
+#[inline]
+fn hash_of(hasher: &foldhash::fast::RandomState, e: &Entry) -> u64 {
+    hasher.hash_one(e.recipient())
+}
+
+#[inline]
+fn is_live(e: &Entry, now: u32, ttl: u32) -> bool {
+    e.pinned() || u64::from(now) < u64::from(e.last_used) + u64::from(ttl)
+}
+
+impl StickyMap {
+    /// An empty map with `ttl` seconds and `shards` shards (rounded up to a
+    /// power of two). Nothing is allocated until the first mapping.
+    pub fn new(ttl: u32, shards: usize) -> Self {
+        let n = shards.max(1).next_power_of_two();
+        StickyMap {
+            shards: Vec::new(),
+            shard_mask: n - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            ttl: ttl.max(1),
+            next_shard: 0,
+        }
+    }
+
+    /// Seconds of silence after which a mapping expires.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// Changes the ttl of every live mapping. Mappings already expired under
+    /// the old ttl are removed first, so a longer ttl never revives them.
+    /// This scans the map once (ttl changes are rare administrative acts);
+    /// entries armed for a later deadline than a shorter ttl gives are
+    /// invisible at once and freed when the wheel reaches them.
+    pub fn set_ttl(&mut self, ttl: u32, now: u32) {
+        let old = self.ttl;
+        for shard in self.shards.iter_mut() {
+            for id in 0..shard.slab.len() {
+                let e = shard.slab.get(id);
+                if !e.is_vacant() && !is_live(e, now, old) {
+                    shard.unindex(id, &self.hasher);
+                }
+            }
+        }
+        self.ttl = ttl.max(1);
+    }
+
+    #[inline]
+    fn locate(&self, recipient: u64) -> (usize, u64) {
+        let hash = self.hasher.hash_one(recipient);
+        // The index uses the low bits (bucket) and top 8 bits (tag) of the
+        // hash; take the shard from bits in between so each stays random.
+        ((hash >> 40) as usize & self.shard_mask, hash)
+    }
+
+    /// The sticky hit: if `recipient` has a live mapping and `check` accepts
+    /// its sender, marks it used at `now` and returns what `check` returned
+    /// with the mapping's previous use.
+    #[inline]
+    pub fn touch<T>(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        check: impl FnOnce(SenderRef) -> Option<T>,
+    ) -> Option<(T, u32)> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let ttl = self.ttl;
+        let shard = self.shards.get_mut(s)?;
+        let id = shard.find(hash, key)?;
+        let e = shard.slab.get_mut(id);
+        if !is_live(e, now, ttl) {
+            return None;
+        }
+        let accepted = check(e.sender())?;
+        let previous = e.last_used;
+        e.last_used = e.last_used.max(now);
+        Some((accepted, previous))
+    }
+
+    /// Batches look ahead: stage 1 fetches the index word a lookup of
+    /// `recipient` reads first; stage 2 (a few lookups later, the word is
+    /// in cache by then) fetches the entry that word names. The lookups
+    /// themselves then find both in cache.
+    #[inline]
+    pub fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
+        let (s, hash) = self.locate(recipient.as_u64());
+        let Some(shard) = self.shards.get(s) else {
+            return;
+        };
+        if stage == 1 {
+            shard.index.prefetch(hash);
+        } else if let Some(id) = shard.index.first_candidate(hash) {
+            shard.slab.prefetch(id);
+        }
+    }
+
+    /// The live mapping of `recipient` whose sender passes `valid`, without touching it.
+    pub fn get(
+        &self,
+        recipient: PhoneNumber,
+        now: u32,
+        valid: impl FnOnce(SenderRef) -> bool,
+    ) -> Option<Mapping> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = self.shards.get(s)?;
+        let e = shard.slab.get(shard.find(hash, key)?);
+        (is_live(e, now, self.ttl) && valid(e.sender())).then(|| self.view(e))
+    }
+
+    fn view(&self, e: &Entry) -> Mapping {
+        Mapping {
+            recipient: PhoneNumber::from_u64(e.recipient()).expect("stored recipients are valid"),
+            sender: e.sender(),
+            created_at: e.created_at,
+            last_used: e.last_used,
+            expires_at: (!e.pinned()).then(|| e.last_used.saturating_add(self.ttl)),
+            pinned: e.pinned(),
+        }
+    }
+
+    /// Maps `recipient` to `sender` from `now` on, replacing any mapping it
+    /// had. Returns `false` if the shard is full (2^24 entries).
+    #[inline]
+    pub fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+        self.put(Entry::new(recipient.as_u64(), sender, now, false), now)
+    }
+
+    /// Pins `recipient` to `sender`: the mapping does not expire until
+    /// removed. Returns `false` if the shard is full.
+    pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+        self.put(Entry::new(recipient.as_u64(), sender, now, true), now)
+    }
+
+    /// Puts back a mapping as it was (recovery): made at `created_at`, last
+    /// used at `last_used`. Returns `false` if the shard is full.
+    pub fn restore(
+        &mut self,
+        recipient: PhoneNumber,
+        sender: SenderRef,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) -> bool {
+        let entry = Entry::with_times(recipient.as_u64(), sender, created_at, last_used, pinned);
+        self.put(entry, last_used)
+    }
+
+    /// Moves a mapping's last use forward to `last_used` (recovery).
+    pub fn restore_touch(&mut self, recipient: PhoneNumber, last_used: u32) {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        if let Some(shard) = self.shards.get_mut(s) {
+            if let Some(id) = shard.find(hash, key) {
+                let e = shard.slab.get_mut(id);
+                e.last_used = e.last_used.max(last_used);
+            }
+        }
+    }
+
+    fn put(&mut self, entry: Entry, now: u32) -> bool {
+        let key = entry.recipient();
+        let (s, hash) = self.locate(key);
+        let deadline = u64::from(now) + u64::from(self.ttl);
+        if self.shards.is_empty() {
+            self.shards = (0..=self.shard_mask).map(|_| Shard::new(now)).collect();
+        }
+        let hasher = &self.hasher;
+        let shard = &mut self.shards[s];
+        if let Some(id) = shard.find(hash, key) {
+            // The entry stays where the wheel has it; the wheel re-arms it later.
+            shard.slab.get_mut(id).replace(entry);
+            return true;
+        }
+        let Some(id) = shard.slab.alloc(entry) else {
+            return false;
+        };
+        if !shard.index.has_room() {
+            // Grow: every other non-vacant entry is indexed (the new one is not yet).
+            let slab = &shard.slab;
+            let indexed = slab
+                .entries()
+                .filter(|&(other, e)| other != id && !e.is_vacant())
+                .map(|(other, e)| (other, hasher.hash_one(e.recipient())));
+            let count = shard.index.len();
+            shard.index.rebuild(indexed, count);
+        }
+        shard.index.insert(hash, id);
+        shard.wheel.insert(&mut shard.slab, id, deadline);
+        true
+    }
+
+    /// Removes the mapping of `recipient`; returns it if it was live and valid.
+    pub fn remove(
+        &mut self,
+        recipient: PhoneNumber,
+        now: u32,
+        valid: impl FnOnce(SenderRef) -> bool,
+    ) -> Option<Mapping> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = self.shards.get_mut(s)?;
+        let id = shard.find(hash, key)?;
+        let e = *shard.slab.get(id);
+        shard.unindex(id, &self.hasher);
+        (is_live(&e, now, self.ttl) && valid(e.sender())).then(|| self.view(&e))
+    }
+
+    /// Drops every mapping at once (and the memory they held).
+    pub fn clear(&mut self) {
+        self.shards = Vec::new();
+    }
+
+    /// When the wheels next have work (seconds), or `None` with nothing
+    /// stored: an engine schedules expiry for then, not on a fixed tick.
+    pub fn next_due(&self) -> Option<u32> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.wheel.next_due())
+            .min()
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+    }
+
+    /// Moves every shard's wheel to `now`: expired mappings are removed,
+    /// entries of removed mappings or of senders failing `valid` are freed,
+    /// and mappings used since they were armed are re-armed. Reaches at most
+    /// `budget` entries, so a large batch is spread over several calls.
+    pub fn expire(
+        &mut self,
+        now: u32,
+        budget: usize,
+        valid: impl Fn(SenderRef) -> bool,
+    ) -> ExpireReport {
+        let mut report = ExpireReport {
+            done: true,
+            ..Default::default()
+        };
+        let ttl = u64::from(self.ttl);
+        let now64 = u64::from(now);
+        let mut left = budget;
+        let n = self.shards.len();
+        for i in 0..n {
+            let s = (self.next_shard + i) & self.shard_mask;
+            let hasher = &self.hasher;
+            let Shard { index, slab, wheel } = &mut self.shards[s];
+            let advance = wheel.advance(now64, slab, left, |slab, id| {
+                let e = *slab.get(id);
+                if e.is_vacant() {
+                    slab.free(id);
+                    report.reclaimed += 1;
+                    return None;
+                }
+                let stale = !valid(e.sender());
+                if !stale {
+                    if e.pinned() {
+                        return Some(now64 + ttl);
+                    }
+                    let deadline = u64::from(e.last_used) + ttl;
+                    if deadline > now64 {
+                        return Some(deadline);
+                    }
+                }
+                index.remove(hash_of(hasher, &e), id);
+                slab.free(id);
+                if stale {
+                    report.reclaimed += 1;
+                } else {
+                    report.expired += 1;
+                }
+                None
+            });
+            left -= advance.visited;
+            if !advance.done {
+                self.next_shard = s;
+                report.done = false;
+                return report;
+            }
+        }
+        report
+    }
+
+    /// Every live mapping whose sender passes `valid`, ordered by recipient.
+    pub fn live(&self, now: u32, valid: impl Fn(SenderRef) -> bool) -> Vec<Mapping> {
+        let mut out: Vec<Mapping> = (0..self.shards.len())
+            .flat_map(|s| self.live_in_shard(s, now, &valid))
+            .collect();
+        out.sort_unstable_by_key(|m| m.recipient);
+        out
+    }
+
+    /// Number of shards (allocated or not).
+    pub fn shard_count(&self) -> usize {
+        self.shard_mask + 1
+    }
+
+    /// The live mappings of shard `shard` whose sender passes `valid`, in no
+    /// particular order (snapshots copy the map one shard at a time).
+    pub fn live_in_shard(
+        &self,
+        shard: usize,
+        now: u32,
+        valid: impl Fn(SenderRef) -> bool,
+    ) -> Vec<Mapping> {
+        self.shards.get(shard).map_or_else(Vec::new, |s| {
+            s.slab
+                .entries()
+                .map(|(_, e)| e)
+                .filter(|e| !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()))
+                .map(|e| self.view(e))
+                .collect()
+        })
+    }
+
+    /// Entries stored: live mappings plus those expired or invalidated that
+    /// the wheels have not reached yet.
+    pub fn stored(&self) -> usize {
+        self.shards.iter().map(|s| s.index.len()).sum()
+    }
+
+    /// Heap bytes held by the map (tables, slabs and wheels).
+    pub fn heap_bytes(&self) -> usize {
+        self.shards.len() * std::mem::size_of::<Shard>()
+            + self
+                .shards
+                .iter()
+                .map(|s| s.index.heap_bytes() + s.slab.heap_bytes() + s.wheel.heap_bytes())
+                .sum::<usize>()
+    }
+}
+
+impl std::fmt::Debug for StickyMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StickyMap")
+            .field("shards", &self.shards.len())
+            .field("ttl", &self.ttl)
+            .field("stored", &self.stored())
+            .finish()
+    }
+}

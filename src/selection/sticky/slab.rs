@@ -1,0 +1,234 @@
+//! Storage for the mappings of one shard: fixed 28-byte entries in chunks.
+//!
+//! Chunks of 256 entries keep growth cheap (no reallocation and copy of a
+//! large array while selection waits) and waste at most one partial chunk
+//! per shard. Freed entries are chained into a free list through their link.
+
+use super::index::MAX_ID;
+use super::wheel::{WheelLinks, NIL};
+use crate::selection::pool::SenderRef;
+
+const CHUNK_BITS: u32 = 8;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// Marks a slot field with no sender: the mapping was removed while the
+/// wheel still holds its entry.
+const VACANT: u32 = 0x7FFF_FFFF;
+const PINNED: u32 = 1 << 31;
+
+/// One mapping, packed. Times are seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    /// The recipient, split so the entry needs only 4-byte alignment.
+    recipient: [u32; 2],
+    /// The sender's pool slot; bit 31 marks a pinned mapping.
+    slot: u32,
+    generation: u32,
+    pub created_at: u32,
+    pub last_used: u32,
+    /// The next entry in this entry's wheel slot, or in the free list.
+    link: u32,
+}
+
+const EMPTY: Entry = Entry {
+    recipient: [0, 0],
+    slot: VACANT,
+    generation: 0,
+    created_at: 0,
+    last_used: 0,
+    link: NIL,
+};
+
+impl Entry {
+    pub fn new(recipient: u64, sender: SenderRef, now: u32, pinned: bool) -> Self {
+        Self::with_times(recipient, sender, now, now, pinned)
+    }
+
+    /// A mapping made at `created_at` and last used at `last_used` (recovery).
+    pub fn with_times(
+        recipient: u64,
+        sender: SenderRef,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) -> Self {
+        Entry {
+            recipient: [recipient as u32, (recipient >> 32) as u32],
+            slot: sender.slot | if pinned { PINNED } else { 0 },
+            generation: sender.generation,
+            created_at,
+            last_used,
+            link: NIL,
+        }
+    }
+
+    #[inline]
+    pub fn recipient(&self) -> u64 {
+        u64::from(self.recipient[0]) | (u64::from(self.recipient[1]) << 32)
+    }
+
+    #[inline]
+    pub fn sender(&self) -> SenderRef {
+        SenderRef {
+            slot: self.slot & !PINNED,
+            generation: self.generation,
+        }
+    }
+
+    #[inline]
+    pub fn pinned(&self) -> bool {
+        self.slot & PINNED != 0
+    }
+
+    /// Whether the mapping was removed (the entry waits for the wheel to free it).
+    #[inline]
+    pub fn is_vacant(&self) -> bool {
+        self.slot & !PINNED == VACANT
+    }
+
+    pub fn set_vacant(&mut self) {
+        self.slot = VACANT;
+    }
+
+    /// Overwrites the mapping, keeping the entry's place in the wheel.
+    pub fn replace(&mut self, with: Entry) {
+        let link = self.link;
+        *self = with;
+        self.link = link;
+    }
+}
+
+/// Chunked entry storage with a free list.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Slab {
+    chunks: Vec<Box<[Entry; CHUNK]>>,
+    /// Entries ever handed out (the next fresh id).
+    high_water: u32,
+    free_head: Option<u32>,
+}
+
+impl Slab {
+    /// Stores `entry`; `None` when every id the index can hold is taken.
+    pub fn alloc(&mut self, entry: Entry) -> Option<u32> {
+        let id = match self.free_head {
+            Some(id) => {
+                let next = self.get(id).link;
+                self.free_head = (next != NIL).then_some(next);
+                id
+            }
+            None => {
+                let id = self.high_water;
+                if id > MAX_ID {
+                    return None;
+                }
+                if id as usize == self.chunks.len() * CHUNK {
+                    self.chunks.push(Box::new([EMPTY; CHUNK]));
+                }
+                self.high_water += 1;
+                id
+            }
+        };
+        *self.get_mut(id) = entry;
+        Some(id)
+    }
+
+    pub fn free(&mut self, id: u32) {
+        let next = self.free_head.unwrap_or(NIL);
+        let e = self.get_mut(id);
+        *e = EMPTY;
+        e.link = next;
+        self.free_head = Some(id);
+    }
+
+    #[inline]
+    pub fn get(&self, id: u32) -> &Entry {
+        &self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
+    }
+
+    /// Hints the CPU to fetch entry `id` (if it exists).
+    #[inline]
+    pub fn prefetch(&self, id: u32) {
+        if let Some(chunk) = self.chunks.get((id >> CHUNK_BITS) as usize) {
+            super::prefetch(&chunk[id as usize & (CHUNK - 1)]);
+        }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, id: u32) -> &mut Entry {
+        &mut self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
+    }
+
+    /// Ids handed out so far: every id below this is allocated or free.
+    pub fn len(&self) -> u32 {
+        self.high_water
+    }
+
+    /// Every entry ever allocated with its id, free ones included (check `is_vacant`).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &Entry)> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .take(self.high_water as usize)
+            .enumerate()
+            .map(|(id, e)| (id as u32, e))
+    }
+
+    /// Bytes of heap this slab holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.len() * std::mem::size_of::<[Entry; CHUNK]>()
+            + self.chunks.capacity() * std::mem::size_of::<Box<[Entry; CHUNK]>>()
+    }
+}
+
+impl WheelLinks for Slab {
+    #[inline]
+    fn link(&self, id: u32) -> u32 {
+        self.get(id).link
+    }
+    #[inline]
+    fn set_link(&mut self, id: u32, next: u32) {
+        self.get_mut(id).link = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_is_28_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 28);
+    }
+
+    #[test]
+    fn entry_round_trips_and_pins() {
+        let r = SenderRef {
+            slot: 12,
+            generation: 3,
+        };
+        let e = Entry::new(0x0123_4567_89AB_CDEF, r, 99, true);
+        assert_eq!(e.recipient(), 0x0123_4567_89AB_CDEF);
+        assert_eq!(e.sender(), r);
+        assert!(e.pinned());
+        assert!(!e.is_vacant());
+    }
+
+    #[test]
+    fn freed_entries_are_reused() {
+        let mut slab = Slab::default();
+        let r = SenderRef {
+            slot: 0,
+            generation: 0,
+        };
+        let ids: Vec<u32> = (0..300)
+            .map(|i| slab.alloc(Entry::new(i, r, 0, false)).unwrap())
+            .collect();
+        assert_eq!(slab.chunks.len(), 2);
+        slab.free(ids[5]);
+        slab.free(ids[260]);
+        assert_eq!(slab.alloc(Entry::new(1000, r, 0, false)), Some(ids[260]));
+        assert_eq!(slab.alloc(Entry::new(1001, r, 0, false)), Some(ids[5]));
+        assert_eq!(slab.alloc(Entry::new(1002, r, 0, false)), Some(300));
+        assert_eq!(slab.get(ids[5]).recipient(), 1001);
+    }
+}

@@ -1,0 +1,519 @@
+//! The `numpool` command line: `serve` (the HTTP API) and `repair` (move a
+//! damaged journal's bytes aside). `serve`'s configuration comes from flags,
+//! `NUMPOOL_*` environment variables and a TOML file, in that order of
+//! precedence, over defaults.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::server::http::{auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};
+use crate::{
+    parse_duration, Engine, EngineConfig, FsyncPolicy, HealthConfig, JournalConfig,
+    DEFAULT_STICKY_TTL_SECS,
+};
+
+/// numpool: sender selection for SMS number pools.
+#[derive(Debug, Parser)]
+#[command(name = "numpool", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Telnyx-compatible HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Move the damaged bytes of a data directory's logs to side files,
+    /// keeping every valid record, so `serve` can start again.
+    Repair(RepairArgs),
+}
+
+/// Flags of `numpool repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The data directory to repair (no server may be running on it).
+    #[arg(long, env = "NUMPOOL_DATA_DIR", default_value = "./numpool-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Flags of `numpool serve`; each also reads `NUMPOOL_<NAME>`.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "NUMPOOL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// A TOML file with any of these settings (flags and environment win).
+    #[arg(long, env = "NUMPOOL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// An accepted API key (repeat the flag; comma separated in the environment).
+    #[arg(long = "api-key", env = "NUMPOOL_API_KEYS", value_delimiter = ',')]
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Sticky ttl, e.g. `8d`, `12h`, `90s` [default: 8d].
+    #[arg(long, env = "NUMPOOL_STICKY_TTL")]
+    pub sticky_ttl: Option<String>,
+    /// Base64 ed25519 public key that verifies webhook signatures.
+    #[arg(long, env = "NUMPOOL_WEBHOOK_PUBLIC_KEY")]
+    pub webhook_public_key: Option<String>,
+    /// Directory for durable state [default: ./numpool-data].
+    #[arg(long, env = "NUMPOOL_DATA_DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep everything in memory only.
+    #[arg(long, env = "NUMPOOL_EPHEMERAL")]
+    #[serde(default)]
+    pub ephemeral: bool,
+    /// When the journal syncs to disk: `always`, `interval` (every 10 ms),
+    /// `interval:DUR`, or `never` [default: interval].
+    #[arg(long, env = "NUMPOOL_FSYNC")]
+    pub fsync: Option<String>,
+    /// How often a snapshot compacts the journal, e.g. `10m` [default: 10m].
+    #[arg(long, env = "NUMPOOL_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<String>,
+    /// Health window, e.g. `24h` [default: 24h].
+    #[arg(long, env = "NUMPOOL_HEALTH_WINDOW")]
+    pub health_window: Option<String>,
+    /// Outcomes needed before a sender can be unhealthy [default: 20].
+    #[arg(long, env = "NUMPOOL_HEALTH_MIN_SAMPLES")]
+    pub health_min_samples: Option<u32>,
+    /// Unhealthy below this success ratio [default: 0.25].
+    #[arg(long, env = "NUMPOOL_HEALTH_MIN_SUCCESS_RATIO")]
+    pub health_min_success_ratio: Option<f64>,
+    /// Unhealthy above this spam ratio [default: 0.75].
+    #[arg(long, env = "NUMPOOL_HEALTH_MAX_SPAM_RATIO")]
+    pub health_max_spam_ratio: Option<f64>,
+    /// Actor threads (0: one per core) [default: 0].
+    #[arg(long, env = "NUMPOOL_ARBITERS")]
+    pub arbiters: Option<usize>,
+    /// Messages an actor may queue before requests get 429 [default: 1024].
+    #[arg(long, env = "NUMPOOL_MAILBOX_BOUND")]
+    pub mailbox_bound: Option<usize>,
+    /// Largest request body in bytes [default: 262144].
+    #[arg(long, env = "NUMPOOL_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// HTTP worker threads (0: one per core) [default: 0].
+    #[arg(long, env = "NUMPOOL_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("no API key is configured: that is only allowed on a loopback address, not {0}")]
+    UnauthenticatedOnNetwork(SocketAddr),
+    #[error(transparent)]
+    WebhookKey(#[from] auth::KeyError),
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Ephemeral,
+    DataDir(PathBuf),
+}
+
+/// The effective configuration of a server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub engine: EngineConfig,
+    pub http: HttpOptions,
+    pub storage: Storage,
+}
+
+impl ServeArgs {
+    /// Fills what flags and environment left unset from the config file.
+    pub fn with_file(mut self) -> Result<ServeArgs, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        macro_rules! fill {
+            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
+        }
+        fill!(
+            listen,
+            sticky_ttl,
+            webhook_public_key,
+            data_dir,
+            fsync,
+            snapshot_every,
+            health_window,
+            health_min_samples,
+            health_min_success_ratio,
+            health_max_spam_ratio,
+            arbiters,
+            mailbox_bound,
+            body_limit,
+            http_workers
+        );
+        if self.api_keys.is_empty() {
+            self.api_keys = file.api_keys;
+        }
+        self.ephemeral |= file.ephemeral;
+        Ok(self)
+    }
+
+    /// The effective configuration, with defaults for what is unset.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let args = self.with_file()?;
+        let duration =
+            |setting: &'static str, value: &Option<String>, default: Duration| match value {
+                None => Ok(default),
+                Some(s) => match parse_duration(s) {
+                    Ok(d) if d.is_zero() => Err(ConfigError::Invalid {
+                        setting,
+                        message: "must be above zero".into(),
+                    }),
+                    Ok(d) => Ok(d),
+                    Err(e) => Err(ConfigError::Invalid {
+                        setting,
+                        message: e.to_string(),
+                    }),
+                },
+            };
+        let ttl = duration(
+            "sticky-ttl",
+            &args.sticky_ttl,
+            Duration::from_secs(u64::from(DEFAULT_STICKY_TTL_SECS)),
+        )?;
+        let window = duration(
+            "health-window",
+            &args.health_window,
+            Duration::from_secs(24 * 3600),
+        )?;
+        let ratio = |setting: &'static str, value: Option<f64>, default: f64| match value {
+            None => Ok(default),
+            Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            Some(r) => Err(ConfigError::Invalid {
+                setting,
+                message: format!("{r} is not a ratio between 0 and 1"),
+            }),
+        };
+        let defaults = HealthConfig::default();
+        let health = HealthConfig {
+            window_secs: u32::try_from(window.as_secs().max(1)).unwrap_or(u32::MAX),
+            min_samples: args.health_min_samples.unwrap_or(defaults.min_samples),
+            min_success_ratio: ratio(
+                "health-min-success-ratio",
+                args.health_min_success_ratio,
+                defaults.min_success_ratio,
+            )?,
+            max_spam_ratio: ratio(
+                "health-max-spam-ratio",
+                args.health_max_spam_ratio,
+                defaults.max_spam_ratio,
+            )?,
+            ..defaults
+        };
+        let listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let keys = ApiKeys::new(args.api_keys);
+        if keys.is_empty() && !listen.ip().is_loopback() {
+            return Err(ConfigError::UnauthenticatedOnNetwork(listen));
+        }
+        let webhook_key = args
+            .webhook_public_key
+            .as_deref()
+            .map(auth::webhook_key)
+            .transpose()?;
+        let fsync = match &args.fsync {
+            None => FsyncPolicy::default(),
+            Some(s) => s
+                .parse()
+                .map_err(|e: crate::FsyncPolicyError| ConfigError::Invalid {
+                    setting: "fsync",
+                    message: e.to_string(),
+                })?,
+        };
+        let snapshot_every = duration(
+            "snapshot-every",
+            &args.snapshot_every,
+            Duration::from_secs(600),
+        )?;
+        let storage = if args.ephemeral {
+            Storage::Ephemeral
+        } else {
+            Storage::DataDir(
+                args.data_dir
+                    .unwrap_or_else(|| PathBuf::from("./numpool-data")),
+            )
+        };
+        let journal = match &storage {
+            Storage::Ephemeral => None,
+            Storage::DataDir(dir) => Some(JournalConfig {
+                dir: dir.clone(),
+                fsync,
+                snapshot_every: Some(snapshot_every),
+            }),
+        };
+        let mailbox_bound = args.mailbox_bound.unwrap_or(1024);
+        if mailbox_bound == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "mailbox-bound",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(ServeConfig {
+            listen,
+            engine: EngineConfig {
+                sticky_ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
+                health,
+                arbiters: args.arbiters.unwrap_or(0),
+                mailbox_bound,
+                journal,
+                ..EngineConfig::default()
+            },
+            http: HttpOptions {
+                keys,
+                webhook_key,
+                body_limit: args.body_limit.unwrap_or(DEFAULT_BODY_LIMIT).max(1024),
+                workers: args.http_workers.unwrap_or(0),
+            },
+            storage,
+        })
+    }
+}
+
+impl ServeConfig {
+    /// The effective configuration for the start-up banner (keys masked).
+    pub fn describe(&self) -> String {
+        let s = &self.engine;
+        let mut lines = vec![
+            format!("listen: {}", self.listen),
+            format!(
+                "api keys: {}",
+                if self.http.keys.is_empty() {
+                    "none (unauthenticated access, allowed on loopback only)".to_string()
+                } else {
+                    self.http.keys.describe()
+                }
+            ),
+            format!("sticky ttl: {}s", s.sticky_ttl_secs),
+            format!(
+                "health: window {}s, min samples {}, unhealthy below {} success or above {} spam",
+                s.health.window_secs,
+                s.health.min_samples,
+                s.health.min_success_ratio,
+                s.health.max_spam_ratio
+            ),
+            format!(
+                "actors: {}, mailbox bound {}",
+                if self.engine.arbiters == 0 {
+                    "one arbiter thread per core".to_string()
+                } else {
+                    format!("{} arbiter threads", self.engine.arbiters)
+                },
+                self.engine.mailbox_bound
+            ),
+            format!("body limit: {} bytes", self.http.body_limit),
+            format!(
+                "webhook signatures: {}",
+                if self.http.webhook_key.is_some() {
+                    "verified with the configured key"
+                } else {
+                    "off (Bearer key only)"
+                }
+            ),
+        ];
+        lines.push(match (&self.storage, &self.engine.journal) {
+            (Storage::DataDir(dir), Some(j)) => format!(
+                "storage: journal in {} (fsync {}, snapshot every {})",
+                dir.display(),
+                j.fsync,
+                j.snapshot_every
+                    .map_or("never".to_string(), |d| format!("{}s", d.as_secs()))
+            ),
+            _ => "storage: ephemeral (in memory only; everything is lost on exit)".into(),
+        });
+        lines.join("\n")
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let Cli { command } = Cli::parse();
+    match command {
+        Command::Serve(args) => serve(*args),
+        Command::Repair(args) => repair(&args.data_dir),
+    }
+}
+
+fn repair(dir: &Path) -> ExitCode {
+    match crate::repair(dir) {
+        Ok(report) if report.moved.is_empty() => {
+            println!("numpool repair: {}: nothing damaged", dir.display());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for m in report.moved {
+                println!(
+                    "numpool repair: {}: {} damaged bytes at byte {} moved to {}",
+                    m.segment.display(),
+                    m.len,
+                    m.offset,
+                    m.side_file.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("numpool repair: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("numpool: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(config.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("numpool: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let address = listener.local_addr().map_or(config.listen, |a| a);
+    println!("{}", config.describe());
+    let engine = match Engine::start(config.engine.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("numpool: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let recovered = engine.recovery();
+    for warning in &recovered.warnings {
+        eprintln!("numpool: recovery: {warning}");
+    }
+    if config.engine.journal.is_some() {
+        println!(
+            "recovered {} profiles, {} numbers, {} mappings in {:.1?} (snapshot {}, {} log records)",
+            recovered.profiles,
+            recovered.numbers,
+            recovered.mappings,
+            recovered.took,
+            recovered.snapshot.map_or("none".to_string(), |s| s.to_string()),
+            recovered.replayed_records
+        );
+    }
+    // Connections are only answered (and /readyz says ready) once recovery is done.
+    println!(
+        "numpool {} listening on http://{address}/v2",
+        env!("CARGO_PKG_VERSION")
+    );
+    let result = actix_web::rt::System::new().block_on(async {
+        let server = super::http::server(listener, engine.clone(), config.http)?;
+        let outcome = server.await;
+        engine.shutdown().await;
+        outcome
+    });
+    match result {
+        Ok(()) => {
+            println!("numpool: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("numpool: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_refusals() {
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.engine.sticky_ttl_secs, 8 * 86_400);
+        assert_eq!(c.storage, Storage::DataDir(PathBuf::from("./numpool-data")));
+        let journal = c.engine.journal.clone().unwrap();
+        assert_eq!(
+            journal.fsync,
+            FsyncPolicy::Interval(Duration::from_millis(10))
+        );
+        let ephemeral = ServeArgs {
+            ephemeral: true,
+            ..Default::default()
+        };
+        assert!(ephemeral.resolve().unwrap().engine.journal.is_none());
+        let bad_fsync = ServeArgs {
+            fsync: Some("sometimes".into()),
+            ..Default::default()
+        };
+        assert!(bad_fsync.resolve().is_err());
+        let open = ServeArgs {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            open.resolve(),
+            Err(ConfigError::UnauthenticatedOnNetwork(_))
+        ));
+        let bad = ServeArgs {
+            sticky_ttl: Some("0s".into()),
+            ..Default::default()
+        };
+        assert!(bad.resolve().is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("numpool-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("numpool.toml");
+        std::fs::write(
+            &path,
+            "sticky_ttl = \"2s\"\nlisten = \"127.0.0.1:9000\"\napi_keys = [\"k1\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.engine.sticky_ttl_secs, 2);
+        assert!(!c.http.keys.is_empty());
+        let banner = c.describe();
+        assert!(banner.contains("1 configured"), "{banner}");
+        assert!(!banner.contains("k1"), "{banner}");
+    }
+}

@@ -1,0 +1,310 @@
+//! Reading requests strictly: bodies with a size limit, JSON fields with
+//! their types checked (wrong type: 400; bad value: 422; missing: 422),
+//! phone numbers in paths, and paging.
+
+use actix_web::web::{Bytes, BytesMut, Payload};
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::PhoneNumber;
+
+/// Reads the whole body, refusing more than `limit` bytes.
+pub async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request("/", format!("unreadable body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::bad_request(
+                "/",
+                format!("body larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a body that must be a JSON object.
+pub fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("/", "body is not UTF-8"))?;
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("/", "body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request("/", format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Typed access to the fields of one JSON object at `prefix` (a JSON pointer).
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    prefix: String,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(map: &'a Map<String, Value>, prefix: &str) -> Self {
+        Fields {
+            map,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The JSON pointer of `key`.
+    pub fn pointer(&self, key: &str) -> String {
+        format!("{}/{}", self.prefix, key)
+    }
+
+    fn wrong(&self, key: &str, want: &str, got: &Value) -> ApiError {
+        ApiError::bad_request(
+            &self.pointer(key),
+            format!("{key} must be {want}, not {}", type_name(got)),
+        )
+    }
+
+    /// The raw value of `key`, if present (null included).
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    /// An optional string; `null` counts as absent.
+    pub fn str(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong(key, "a string", other)),
+        }
+    }
+
+    /// A required string.
+    pub fn required_str(&self, key: &str) -> Result<&'a str, ApiError> {
+        self.str(key)?
+            .ok_or_else(|| ApiError::missing(&self.pointer(key)))
+    }
+
+    /// A string that may be set to `null` explicitly: `None` absent,
+    /// `Some(None)` null, `Some(Some(s))` a value.
+    pub fn nullable_str(&self, key: &str) -> Result<Option<Option<String>>, ApiError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+            Some(other) => Err(self.wrong(key, "a string or null", other)),
+        }
+    }
+
+    /// An optional boolean; `null` counts as absent unless `strict`.
+    pub fn bool(&self, key: &str, strict: bool) -> Result<Option<bool>, ApiError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Null) if !strict => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong(key, "a boolean", other)),
+        }
+    }
+
+    /// An optional array of strings; `null` counts as absent.
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(ApiError::bad_request(
+                        &format!("{}/{i}", self.pointer(key)),
+                        format!("{key} must hold strings, not {}", type_name(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(key, "an array of strings", other)),
+        }
+    }
+
+    /// An optional nested object: `None` absent, `Some(None)` null.
+    pub fn object(&self, key: &str) -> Result<Option<Option<&'a Map<String, Value>>>, ApiError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::Object(m)) => Ok(Some(Some(m))),
+            Some(other) => Err(self.wrong(key, "an object or null", other)),
+        }
+    }
+}
+
+/// A path segment with a leading `%2B` read as the `+` it encodes.
+pub fn decode_plus(raw: &str) -> String {
+    raw.strip_prefix("%2B")
+        .or_else(|| raw.strip_prefix("%2b"))
+        .map(|rest| format!("+{rest}"))
+        .unwrap_or_else(|| raw.trim_start_matches(' ').to_string())
+}
+
+/// A phone number in a path: `+1312...`, `%2B1312...`, or (if `by_id` finds
+/// it) the numeric id the server gave it.
+pub fn path_number(
+    raw: &str,
+    by_id: impl Fn(u64) -> Option<PhoneNumber>,
+) -> Result<PhoneNumber, ApiError> {
+    let decoded = decode_plus(raw);
+    if !decoded.starts_with('+') {
+        if let Ok(id) = decoded.parse::<u64>() {
+            if let Some(n) = by_id(id) {
+                return Ok(n);
+            }
+        }
+    }
+    PhoneNumber::parse_sender(&decoded)
+        .map_err(|_| ApiError::NotFound(format!("phone number {raw} not found")))
+}
+
+/// `page[number]` and `page[size]` from a query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub number: usize,
+    pub size: usize,
+}
+
+impl Page {
+    pub fn from_query(query: &Query) -> Result<Page, ApiError> {
+        let number = query.usize("page[number]")?.unwrap_or(1);
+        let size = query.usize("page[size]")?.unwrap_or(20);
+        if number < 1 {
+            return Err(ApiError::invalid(
+                "/page[number]",
+                "page[number] must be at least 1",
+            ));
+        }
+        if !(1..=250).contains(&size) {
+            return Err(ApiError::invalid(
+                "/page[size]",
+                "page[size] must be between 1 and 250",
+            ));
+        }
+        Ok(Page { number, size })
+    }
+
+    /// The slice of `items` on this page and the `meta` object.
+    pub fn apply<T>(&self, items: Vec<T>) -> (Vec<T>, Value) {
+        let total = items.len();
+        let pages = total.div_ceil(self.size).max(1);
+        let page: Vec<T> = items
+            .into_iter()
+            .skip((self.number - 1).saturating_mul(self.size))
+            .take(self.size)
+            .collect();
+        let meta = serde_json::json!({
+            "page_number": self.number,
+            "page_size": self.size,
+            "total_pages": pages,
+            "total_results": total,
+        });
+        (page, meta)
+    }
+}
+
+/// A decoded query string (`a=b&c=d`, percent-decoding and `+` as space).
+pub struct Query(Vec<(String, String)>);
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Query {
+    pub fn parse(query: &str) -> Query {
+        Query(
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn usize(&self, key: &str) -> Result<Option<usize>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
+                ApiError::bad_request(&format!("/{key}"), format!("{key} must be a whole number"))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_decode_brackets_and_plus() {
+        let q = Query::parse("page%5Bnumber%5D=2&filter[phone_number]=%2B1312&x=a+b&bad=%zz");
+        assert_eq!(q.get("page[number]"), Some("2"));
+        assert_eq!(q.get("filter[phone_number]"), Some("+1312"));
+        assert_eq!(q.get("x"), Some("a b"));
+        assert_eq!(q.get("bad"), Some("%zz"));
+    }
+
+    #[test]
+    fn pages_slice_and_describe() {
+        let page = Page { number: 2, size: 2 };
+        let (items, meta) = page.apply(vec![1, 2, 3, 4, 5]);
+        assert_eq!(items, [3, 4]);
+        assert_eq!(meta["total_pages"], 3);
+        assert_eq!(meta["total_results"], 5);
+    }
+
+    #[test]
+    fn path_numbers_accept_plus_and_encoded_plus() {
+        let none = |_| None;
+        let n = PhoneNumber::parse_e164("+13125550001").unwrap();
+        assert_eq!(path_number("+13125550001", none).unwrap(), n);
+        assert_eq!(path_number("%2B13125550001", none).unwrap(), n);
+        assert!(path_number(" 13125550001", none).is_err());
+        assert_eq!(path_number("7", |id| (id == 7).then_some(n)).unwrap(), n);
+    }
+}

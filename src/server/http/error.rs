@@ -1,0 +1,224 @@
+//! [`ApiError`]: every error the HTTP API answers, in the Telnyx envelope
+//! `{"errors": [{"code", "title", "detail", "source": {"pointer"}}]}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::Error;
+use crate::NoSender;
+use crate::NumberError;
+use crate::SettingsError;
+
+/// The one code used for "no eligible / no healthy sender" (the title names the cause).
+pub const NO_SENDER_CODE: &str = "40330";
+
+/// An API error. `pointer` is a JSON pointer into the request body.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication failed")]
+    Unauthorized,
+    #[error("resource not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed here; allowed: {0}")]
+    MethodNotAllowed(String),
+    #[error("bad request: {detail}")]
+    BadRequest { detail: String, pointer: String },
+    #[error("invalid value: {detail}")]
+    InvalidValue { detail: String, pointer: String },
+    #[error("missing required parameter {pointer}")]
+    Missing { pointer: String },
+    #[error("phone number must be in +E.164 format: {detail}")]
+    NotE164 { detail: String, pointer: String },
+    #[error("associated resource does not exist: {detail}")]
+    NoSuchAssociated { detail: String, pointer: String },
+    #[error("invalid 'to' address: {0}")]
+    InvalidTo(String),
+    #[error("{0}")]
+    NoSender(NoSender),
+    #[error("too many requests")]
+    Overloaded,
+    #[error("a request with this Idempotency-Key is in progress")]
+    IdempotencyConflict,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(pointer: &str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            detail: detail.into(),
+            pointer: pointer.into(),
+        }
+    }
+
+    pub fn invalid(pointer: &str, detail: impl Into<String>) -> Self {
+        ApiError::InvalidValue {
+            detail: detail.into(),
+            pointer: pointer.into(),
+        }
+    }
+
+    pub fn missing(pointer: &str) -> Self {
+        ApiError::Missing {
+            pointer: pointer.into(),
+        }
+    }
+
+    /// A phone number field that is not valid E.164.
+    pub fn number(pointer: &str, e: NumberError) -> Self {
+        ApiError::NotE164 {
+            detail: e.to_string(),
+            pointer: pointer.into(),
+        }
+    }
+
+    /// `(status, code, title)` for this error.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "10009",
+                "Authentication failed".into(),
+            ),
+            NotFound(_) => (StatusCode::NOT_FOUND, "10005", "Resource not found".into()),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "10015",
+                "Method not allowed".into(),
+            ),
+            BadRequest { .. } => (StatusCode::BAD_REQUEST, "10015", "Bad Request".into()),
+            InvalidValue { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "10015",
+                "Bad Request".into(),
+            ),
+            Missing { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "10004",
+                "Missing required parameter".into(),
+            ),
+            NotE164 { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "10016",
+                "Phone number must be in +E.164 format".into(),
+            ),
+            NoSuchAssociated { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "10017",
+                "Associated resource does not exist".into(),
+            ),
+            InvalidTo(_) => (
+                StatusCode::BAD_REQUEST,
+                "40310",
+                "Invalid 'to' address".into(),
+            ),
+            NoSender(cause) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                NO_SENDER_CODE,
+                no_sender_title(*cause).into(),
+            ),
+            Overloaded => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "10011",
+                "Too many requests".into(),
+            ),
+            IdempotencyConflict => (StatusCode::CONFLICT, "10015", "Bad Request".into()),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "10007",
+                "Unexpected error".into(),
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "10007",
+                "Unexpected error".into(),
+            ),
+        }
+    }
+
+    fn pointer(&self) -> Option<&str> {
+        match self {
+            ApiError::BadRequest { pointer, .. }
+            | ApiError::InvalidValue { pointer, .. }
+            | ApiError::Missing { pointer }
+            | ApiError::NotE164 { pointer, .. }
+            | ApiError::NoSuchAssociated { pointer, .. } => Some(pointer),
+            ApiError::InvalidTo(_) => Some("/to"),
+            _ => None,
+        }
+    }
+}
+
+/// The title of a "no sender" error: the cause, in a few words.
+pub fn no_sender_title(cause: NoSender) -> &'static str {
+    match cause {
+        NoSender::PoolDisabled => "Number pool is off",
+        NoSender::EmptyPool => "No numbers in pool",
+        NoSender::BothWeightsZero => "No eligible numbers in pool: both weights are 0",
+        NoSender::NoSenderOfWeightedKind => "No eligible numbers in pool",
+        NoSender::NoHealthySender => "No healthy numbers in pool",
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code, title) = self.parts();
+        let mut error = json!({
+            "code": code,
+            "title": title,
+            "detail": self.to_string(),
+        });
+        if let Some(pointer) = self.pointer() {
+            error["source"] = json!({ "pointer": pointer });
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(json!({ "errors": [error] }))
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::UnknownProfile => ApiError::NotFound("messaging profile not found".into()),
+            Error::UnknownNumber => ApiError::NotFound("phone number not found".into()),
+            Error::DuplicateProfile => {
+                ApiError::invalid("/id", "a messaging profile with this id exists")
+            }
+            Error::Overloaded => ApiError::Overloaded,
+            Error::ShuttingDown => ApiError::Unavailable("the server is shutting down".into()),
+            Error::Internal => ApiError::Internal,
+            Error::Unavailable => {
+                ApiError::Unavailable("the change could not be made durable; retry later".into())
+            }
+            Error::Settings(e) => settings_error(e),
+            Error::NoSender(e) => ApiError::NoSender(e),
+            Error::Pin(e) => ApiError::invalid("/from", e.to_string()),
+        }
+    }
+}
+
+/// A rejected `number_pool_settings` value: 400 when malformed (wrong
+/// type, null), 422 when invalid.
+pub fn settings_error(e: SettingsError) -> ApiError {
+    let pointer = if e.field() == "number_pool_settings" {
+        "/number_pool_settings".to_string()
+    } else {
+        format!("/number_pool_settings/{}", e.field())
+    };
+    if e.is_malformed() {
+        ApiError::bad_request(&pointer, e.to_string())
+    } else {
+        ApiError::invalid(&pointer, e.to_string())
+    }
+}

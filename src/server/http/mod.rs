@@ -1,0 +1,108 @@
+//! The HTTP API: the number-pool subset of the Telnyx Messaging API v2
+//! (`docs/API.md`), on actix-web, over an [`Engine`].
+//!
+//! - `routes`: the route table (which also generates the OpenAPI document)
+//!   and the handlers (profiles, numbers, messages, sticky mappings,
+//!   webhooks, operations).
+//! - `body`: strict request reading, paths, paging.
+//! - `views`: the JSON records returned; `encoding`: GSM-7/UCS-2 parts.
+//! - `error`: the error envelope and codes; `auth`: keys and signatures.
+//! - `recent`: bounded caches (idempotency, webhook ids); `metrics`; `openapi`.
+
+pub(crate) mod auth;
+mod body;
+mod encoding;
+mod error;
+mod metrics;
+mod openapi;
+mod recent;
+mod routes;
+mod views;
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{web, App, HttpServer};
+use ed25519_dalek::VerifyingKey;
+use futures::FutureExt;
+
+pub use auth::ApiKeys;
+pub(crate) use routes::AppState;
+
+use crate::Engine;
+
+/// Default request body limit: 256 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// How the HTTP server runs.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Accepted API keys (none: unauthenticated, loopback only).
+    pub keys: ApiKeys,
+    /// Verifies the hosted service's ed25519 webhook signatures.
+    pub webhook_key: Option<VerifyingKey>,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            keys: ApiKeys::default(),
+            webhook_key: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            workers: 0,
+        }
+    }
+}
+
+/// Builds the server on a bound `listener` (bind `127.0.0.1:0` in tests).
+/// Run it by awaiting the returned [`Server`] inside an actix system; it
+/// stops gracefully on SIGINT/SIGTERM or through its handle.
+pub fn server(
+    listener: TcpListener,
+    engine: Engine,
+    options: HttpOptions,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(AppState {
+        engine,
+        keys: options.keys,
+        webhook_key: options.webhook_key,
+        body_limit: options.body_limit,
+        idempotency: recent::Recent::new(Duration::from_secs(24 * 3600), 1_000_000),
+        seen_events: recent::Recent::new(Duration::from_secs(24 * 3600), 1_000_000),
+        metrics: metrics::Metrics::default(),
+        ready: AtomicBool::new(true),
+    });
+    let shared = state.clone();
+    let mut http = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .wrap_fn(|req, srv| {
+                let state = req.app_data::<web::Data<AppState>>().cloned();
+                srv.call(req).map(move |res| {
+                    if let (Ok(res), Some(state)) = (&res, state) {
+                        state.metrics.response(res.status().as_u16());
+                    }
+                    res
+                })
+            })
+            .configure(routes::configure)
+    })
+    // Answers go out at once: without this, pipelined replies wait on
+    // Nagle's algorithm for the client's delayed ACK (tens of ms).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .shutdown_timeout(10);
+    if options.workers > 0 {
+        http = http.workers(options.workers);
+    }
+    Ok(http.listen(listener)?.run())
+}

@@ -1,0 +1,159 @@
+//! The route table and what every handler shares.
+
+mod mappings;
+mod messages;
+mod numbers;
+mod ops;
+mod profiles;
+mod webhooks;
+
+use std::future::{ready, Ready};
+use std::sync::atomic::AtomicBool;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use ed25519_dalek::VerifyingKey;
+use serde_json::{json, Value};
+
+use super::auth::ApiKeys;
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::recent::Recent;
+use crate::Engine;
+
+/// What the idempotency cache holds for a key.
+#[derive(Clone)]
+pub enum IdempotentReply {
+    /// The first request with the key is still running.
+    InProgress,
+    /// Its reply.
+    Done {
+        /// The status.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub engine: Engine,
+    pub keys: ApiKeys,
+    pub webhook_key: Option<VerifyingKey>,
+    pub body_limit: usize,
+    pub idempotency: Recent<String, IdempotentReply>,
+    pub seen_events: Recent<String, ()>,
+    pub metrics: Metrics,
+    /// Recovered and serving.
+    pub ready: AtomicBool,
+}
+
+/// Proof that the request carried an accepted API key.
+pub struct Authed;
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = Ready<Result<Authed, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("state is registered");
+        ready(state.keys.check(req).map(|_| Authed))
+    }
+}
+
+/// `{"data": value}`.
+pub fn data(value: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "data": value }))
+}
+
+/// `{"data": [...], "meta": {...}}`.
+pub fn list(items: Vec<Value>, meta: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "data": items, "meta": meta }))
+}
+
+/// The route table: every route once, with its method, handler and
+/// summary. It registers the routes (a known path with a wrong method gets
+/// 405 with `Allow`) and generates the OpenAPI document ([`ROUTES`]).
+macro_rules! route_table {
+    ($( $path:literal => { $( $method:ident : $handler:path, $summary:literal; )+ } )*) => {
+        /// `(path under /v2, method, summary)` of every route, in order.
+        pub const ROUTES: &[(&str, &str, &str)] = &[
+            $( $( ($path, stringify!($method), $summary), )+ )*
+        ];
+
+        /// Registers every route of the table under `/v2`.
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope
+            $(
+                .service(
+                    web::resource($path)
+                        $( .route(web::$method().to($handler)) )+
+                        .default_service(web::to(|| async {
+                            ops::method_not_allowed(&[$( stringify!($method) ),+])
+                        })),
+                )
+            )*
+        }
+    };
+}
+
+// The hot send paths first: the router tries resources in order.
+route_table! {
+    "/messages/number_pool" => {
+        post: messages::number_pool, "Send a message from a number pool";
+    }
+    "/messages" => {
+        post: messages::send, "Send a message (from a given sender or a profile's pool)";
+    }
+    "/webhooks/messaging" => {
+        post: webhooks::messaging, "Report delivery outcomes (message.finalized webhooks)";
+    }
+    "/openapi.json" => {
+        get: ops::openapi, "This document";
+    }
+    "/messaging_profiles" => {
+        post: profiles::create, "Create a messaging profile";
+        get: profiles::list, "List messaging profiles";
+    }
+    "/messaging_profiles/{id}" => {
+        get: profiles::get, "Retrieve a messaging profile";
+        patch: profiles::update, "Update a messaging profile (number_pool_settings merge)";
+        delete: profiles::delete, "Delete a messaging profile";
+    }
+    "/messaging_profiles/{id}/phone_numbers" => {
+        get: profiles::phone_numbers, "List a profile's phone numbers";
+    }
+    "/messaging_profiles/{id}/sticky_mappings" => {
+        get: mappings::list, "List sticky mappings (extension)";
+    }
+    "/messaging_profiles/{id}/sticky_mappings/{to}" => {
+        get: mappings::get, "Retrieve a sticky mapping (extension)";
+        put: mappings::pin, "Pin a recipient to a sender (extension)";
+        delete: mappings::delete, "Break a sticky mapping (extension)";
+    }
+    "/phone_numbers/messaging" => {
+        get: numbers::list_current, "List phone numbers with messaging settings";
+    }
+    "/phone_numbers/{id}/messaging" => {
+        get: numbers::get_current, "Retrieve a phone number's messaging settings";
+        patch: numbers::update_current, "Assign, move or unassign a phone number";
+    }
+    "/messaging_phone_numbers" => {
+        get: numbers::list_older, "List phone numbers (older path)";
+    }
+    "/messaging_phone_numbers/{id}" => {
+        get: numbers::get_older, "Retrieve a phone number (older path)";
+        patch: numbers::update_older, "Update a phone number (older path)";
+    }
+}
+
+/// Registers every route under `/v2` plus the operational ones.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .service(register(web::scope("/v2")))
+        .default_service(web::to(ops::not_found));
+}

@@ -1,0 +1,162 @@
+//! Phone number messaging settings, on the current paths
+//! (`/v2/phone_numbers/{id}/messaging`, record type `messaging_settings`)
+//! and the older ones (`/v2/messaging_phone_numbers`, `messaging_phone_number`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{data, list as page_of, AppState, Authed};
+use crate::server::http::body::{self, Fields, Page, Query};
+use crate::server::http::error::ApiError;
+use crate::server::http::views;
+use crate::ProfileId;
+use crate::{PhoneNumber, SenderKind};
+
+const CURRENT: &str = "messaging_settings";
+const OLDER: &str = "messaging_phone_number";
+
+fn lookup(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
+    body::path_number(raw, |id| state.engine.number_by_id(id).map(|r| r.number))
+}
+
+async fn get(state: &AppState, raw: &str, record_type: &str) -> Result<HttpResponse, ApiError> {
+    let status = state.engine.number(lookup(state, raw)?).await?;
+    Ok(data(views::number(&status, record_type)))
+}
+
+async fn update(
+    state: &AppState,
+    raw: &str,
+    payload: web::Payload,
+    record_type: &str,
+) -> Result<HttpResponse, ApiError> {
+    let number = lookup(state, raw).map_err(|_| {
+        let plain = body::decode_plus(raw);
+        ApiError::number(
+            "/id",
+            PhoneNumber::parse_sender(&plain)
+                .err()
+                .unwrap_or(crate::NumberError::Empty),
+        )
+    })?;
+    let bytes = body::read(payload, state.body_limit).await?;
+    let map = body::object(&bytes)?;
+    let f = Fields::new(&map, "");
+    match f.str("messaging_profile_id")? {
+        // Absent or null: keep.
+        None => {
+            state
+                .engine
+                .number_record(number)
+                .ok_or_else(|| ApiError::NotFound(format!("phone number {number} not found")))?;
+        }
+        Some("") => {
+            state.engine.assign_number(number, None).await?;
+        }
+        Some(id) => {
+            let missing = || ApiError::NoSuchAssociated {
+                detail: format!("messaging profile {id} does not exist"),
+                pointer: "/messaging_profile_id".into(),
+            };
+            let profile = ProfileId::parse(id).ok_or_else(missing)?;
+            state.engine.profile(profile).map_err(|_| missing())?;
+            state.engine.assign_number(number, Some(profile)).await?;
+        }
+    }
+    get(state, &number.to_string(), record_type).await
+}
+
+async fn list(
+    state: &AppState,
+    req: &HttpRequest,
+    record_type: &str,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(req.query_string());
+    let page = Page::from_query(&query)?;
+    let profile = match query.get("filter[messaging_profile_id]") {
+        None => None,
+        Some(raw) => Some(ProfileId::parse(raw).ok_or_else(|| {
+            ApiError::invalid(
+                "/filter[messaging_profile_id]",
+                "not a messaging profile id",
+            )
+        })?),
+    };
+    let kind = match query.get("filter[type]") {
+        None => None,
+        Some(t) => Some(SenderKind::from_api_name(t).ok_or_else(|| {
+            ApiError::invalid(
+                "/filter[type]",
+                "filter[type] must be longcode, tollfree or shortcode",
+            )
+        })?),
+    };
+    let phone = query
+        .get("filter[phone_number]")
+        .map(|p| p.trim().to_string());
+    let numbers = match profile {
+        Some(p) if state.engine.profile(p).is_err() => Vec::new(),
+        _ => state.engine.numbers(profile).await?,
+    };
+    let items = numbers
+        .iter()
+        .filter(|n| kind.is_none_or(|k| n.kind == k))
+        .filter(|n| {
+            phone.as_deref().is_none_or(|p| {
+                n.record.number.to_string() == p || n.record.number.to_string() == format!("+{p}")
+            })
+        })
+        .map(|n| views::number(n, record_type))
+        .collect();
+    let (items, meta) = page.apply(items);
+    Ok(page_of(items, meta))
+}
+
+pub async fn get_current(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    get(&state, &id, CURRENT).await
+}
+
+pub async fn get_older(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    get(&state, &id, OLDER).await
+}
+
+pub async fn update_current(
+    _: Authed,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    update(&state, &id, payload, CURRENT).await
+}
+
+pub async fn update_older(
+    _: Authed,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    update(&state, &id, payload, OLDER).await
+}
+
+pub async fn list_current(
+    _: Authed,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    list(&state, &req, CURRENT).await
+}
+
+pub async fn list_older(
+    _: Authed,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    list(&state, &req, OLDER).await
+}

@@ -1,0 +1,147 @@
+//! `/v2/messaging_profiles`: create, list, get, patch (merging
+//! `number_pool_settings`), delete, and the profile's numbers.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{data, list as page_of, AppState, Authed};
+use crate::server::http::body::{self, Fields, Page, Query};
+use crate::server::http::error::settings_error;
+use crate::server::http::error::ApiError;
+use crate::server::http::views;
+use crate::ProfileId;
+use crate::SettingsUpdate;
+use crate::{NewProfile, ProfileUpdate};
+
+/// A profile id from the path; an id that is not a UUID names no profile.
+pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
+    ProfileId::parse(raw)
+        .ok_or_else(|| ApiError::NotFound(format!("messaging profile {raw} not found")))
+}
+
+fn destinations(f: &Fields<'_>, required: bool) -> Result<Option<Vec<String>>, ApiError> {
+    let list = f.strings("whitelisted_destinations")?;
+    if let Some(items) = &list {
+        for (i, d) in items.iter().enumerate() {
+            let valid = d == "*" || (d.len() == 2 && d.chars().all(|c| c.is_ascii_uppercase()));
+            if !valid {
+                return Err(ApiError::invalid(
+                    &format!("/whitelisted_destinations/{i}"),
+                    format!("{d:?} is not an ISO 3166 alpha-2 country code or \"*\""),
+                ));
+            }
+        }
+    } else if required {
+        return Err(ApiError::missing("/whitelisted_destinations"));
+    }
+    Ok(list)
+}
+
+pub async fn create(
+    _: Authed,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload, state.body_limit).await?;
+    let map = body::object(&bytes)?;
+    let f = Fields::new(&map, "");
+    let name = f.required_str("name")?;
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid("/name", "name must not be empty"));
+    }
+    let new = NewProfile {
+        id: None,
+        name: name.to_string(),
+        enabled: f.bool("enabled", false)?.unwrap_or(true),
+        whitelisted_destinations: destinations(&f, true)?.unwrap_or_default(),
+        webhook_url: f.str("webhook_url")?.map(str::to_string),
+        webhook_failover_url: f.str("webhook_failover_url")?.map(str::to_string),
+        number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
+            .map_err(settings_error)?,
+    };
+    let record = state.engine.create_profile(new).await?;
+    Ok(data(views::profile(&record)))
+}
+
+pub async fn list(
+    _: Authed,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(req.query_string());
+    let page = Page::from_query(&query)?;
+    let eq = query.get("filter[name][eq]");
+    let contains = query.get("filter[name][contains]");
+    let items: Vec<_> = state
+        .engine
+        .profiles()
+        .into_iter()
+        .filter(|p| eq.is_none_or(|n| p.name == n))
+        .filter(|p| contains.is_none_or(|n| p.name.contains(n)))
+        .map(|p| views::profile(&p))
+        .collect();
+    let (items, meta) = page.apply(items);
+    Ok(page_of(items, meta))
+}
+
+pub async fn get(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let record = state.engine.profile(path_profile(&id)?)?;
+    Ok(data(views::profile(&record)))
+}
+
+pub async fn update(
+    _: Authed,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_profile(&id)?;
+    state.engine.profile(id)?;
+    let bytes = body::read(payload, state.body_limit).await?;
+    let map = body::object(&bytes)?;
+    let f = Fields::new(&map, "");
+    let name = f.str("name")?;
+    if name.is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::invalid("/name", "name must not be empty"));
+    }
+    let update = ProfileUpdate {
+        name: name.map(str::to_string),
+        enabled: f.bool("enabled", false)?,
+        whitelisted_destinations: destinations(&f, false)?,
+        webhook_url: f.nullable_str("webhook_url")?,
+        webhook_failover_url: f.nullable_str("webhook_failover_url")?,
+        number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
+            .map_err(settings_error)?,
+    };
+    let record = state.engine.update_profile(id, update).await?;
+    Ok(data(views::profile(&record)))
+}
+
+pub async fn delete(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let record = state.engine.delete_profile(path_profile(&id)?).await?;
+    Ok(data(views::profile(&record)))
+}
+
+pub async fn phone_numbers(
+    _: Authed,
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_profile(&id)?;
+    let page = Page::from_query(&Query::parse(req.query_string()))?;
+    let numbers = state.engine.numbers(Some(id)).await?;
+    let items = numbers
+        .iter()
+        .map(|n| views::number(n, "messaging_settings"))
+        .collect();
+    let (items, meta) = page.apply(items);
+    Ok(page_of(items, meta))
+}

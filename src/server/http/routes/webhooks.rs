@@ -1,0 +1,138 @@
+//! `/v2/webhooks/messaging`: delivery outcomes in the hosted service's
+//! webhook format feed sender health. Only `message.finalized` counts; each
+//! event id counts once.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::{data, AppState};
+use crate::server::http::auth;
+use crate::server::http::body::{self, Fields};
+use crate::server::http::error::ApiError;
+use crate::DeliveryOutcome;
+use crate::PhoneNumber;
+
+/// Error codes that mean the carrier blocked the message as spam.
+const SPAM_CODES: [&str; 2] = ["40002", "40003"];
+
+fn outcome(payload: &Value) -> Option<DeliveryOutcome> {
+    let status = payload.pointer("/to/0/status")?.as_str()?;
+    let delivered = match status {
+        "delivered" => true,
+        "delivery_failed" | "sending_failed" | "expired" | "delivery_unconfirmed" => false,
+        _ => return None,
+    };
+    let spam = payload
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(|errors| {
+            errors.iter().any(|e| {
+                let code = match e.get("code") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => return false,
+                };
+                SPAM_CODES.contains(&code.as_str())
+            })
+        });
+    Some(DeliveryOutcome { delivered, spam })
+}
+
+pub async fn messaging(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload, state.body_limit).await?;
+    let signed = state
+        .webhook_key
+        .as_ref()
+        .is_some_and(|key| auth::signature_valid(&req, &bytes, key, state.engine.now().as_secs()));
+    if !signed {
+        state.keys.check(&req)?;
+    }
+    let map = body::object(&bytes)?;
+    let envelope = Fields::new(&map, "");
+    let event = envelope
+        .object("data")?
+        .flatten()
+        .ok_or_else(|| ApiError::missing("/data"))?;
+    let f = Fields::new(event, "/data");
+    let event_type = f.required_str("event_type")?;
+    if event_type != "message.finalized" {
+        return Ok(data(json!({ "accepted": true, "counted": false })));
+    }
+    let id = f.required_str("id")?;
+    let message = f
+        .object("payload")?
+        .flatten()
+        .ok_or_else(|| ApiError::missing("/data/payload"))?;
+    let message = Value::Object(message.clone());
+    let sender_raw = message
+        .pointer("/from/phone_number")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing("/data/payload/from/phone_number"))?;
+    let sender = PhoneNumber::parse_sender(sender_raw)
+        .map_err(|e| ApiError::number("/data/payload/from/phone_number", e))?;
+    let Some(outcome) = outcome(&message) else {
+        return Ok(data(json!({ "accepted": true, "counted": false })));
+    };
+    let now = state.engine.now();
+    if state
+        .seen_events
+        .insert_if_absent(id.to_string(), (), now)
+        .is_some()
+    {
+        return Ok(data(
+            json!({ "accepted": true, "counted": false, "duplicate": true }),
+        ));
+    }
+    let counted = match state.engine.report_outcome(sender, outcome).await {
+        Ok(counted) => counted,
+        Err(e) => {
+            // Not counted: let a retry of the same event count.
+            state.seen_events.set(&id.to_string(), None);
+            return Err(e.into());
+        }
+    };
+    Ok(data(json!({ "accepted": true, "counted": counted })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_from_payloads() {
+        let p = |status: &str, errors: Value| json!({"to": [{"status": status}], "errors": errors});
+        assert_eq!(
+            outcome(&p("delivered", json!([]))),
+            Some(DeliveryOutcome {
+                delivered: true,
+                spam: false
+            })
+        );
+        assert_eq!(
+            outcome(&p("expired", json!([]))),
+            Some(DeliveryOutcome {
+                delivered: false,
+                spam: false
+            })
+        );
+        assert_eq!(
+            outcome(&p("delivery_failed", json!([{"code": "40002"}]))),
+            Some(DeliveryOutcome {
+                delivered: false,
+                spam: true
+            })
+        );
+        assert_eq!(
+            outcome(&p("sending_failed", json!([{"code": 40003}]))),
+            Some(DeliveryOutcome {
+                delivered: false,
+                spam: true
+            })
+        );
+        assert_eq!(outcome(&p("sent", json!([]))), None);
+    }
+}
