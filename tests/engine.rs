@@ -366,17 +366,20 @@ fn one_callers_requests_apply_in_the_order_issued_under_contention() {
     let p = sticky_profile(&engine, &NUMBERS);
     let applied = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Two threads keep the profile busy, so some of the caller's requests
-    // find it free and run inline while others queue.
+    // Two threads keep the profile busy, one with sends, one with the
+    // engine's own (long) work, so some of the caller's requests run on its
+    // thread, some wait on the lock and some queue on the mailbox.
     let contenders: Vec<_> = (0..2)
         .map(|t| {
             let (engine, stop) = (engine.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut i = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    engine
-                        .send_now(p, recipient(1000 * (t + 1) + i % 500))
-                        .unwrap();
+                    if t == 0 {
+                        engine.send_now(p, recipient(1000 + i % 500)).unwrap();
+                    } else {
+                        block_on(engine.mappings(p)).unwrap();
+                    }
                     i += 1;
                 }
             })

@@ -12,6 +12,12 @@
 //!   bounded: a request that would exceed the bound fails at once with
 //!   `Overloaded`.
 //!
+//! A busy profile and an async caller: when the holder runs a request (a
+//! selection: well under a microsecond) the caller waits on the lock like
+//! any mutex user; when the holder does long work (the engine's own:
+//! expiry, snapshots, administration, listings) the caller's request goes
+//! to the mailbox instead, so no async thread is held up for long.
+//!
 //! Ordering: a caller only takes the fast path when nothing is queued, and
 //! the mailbox actor takes the lock *before* it releases the request's
 //! place in the queue, so a request can never overtake one queued before it.
@@ -20,7 +26,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -130,11 +136,16 @@ pub(crate) struct ProfileActor {
     retired: AtomicBool,
     /// Created on the first request that has to queue.
     mailbox: OnceLock<MailboxAddr>,
-    runtime: Arc<Runtime>,
+    /// Set while the holder does long work (see the module docs).
+    long_held: AtomicBool,
+    /// Weak: an actor can outlive its engine in a thread's route cache,
+    /// and must not keep the engine's threads alive (or stop them from a
+    /// thread-local destructor).
+    runtime: Weak<Runtime>,
 }
 
 impl ProfileActor {
-    pub fn new(id: ProfileId, state: ProfileState, env: Arc<Env>, runtime: Arc<Runtime>) -> Self {
+    pub fn new(id: ProfileId, state: ProfileState, env: Arc<Env>, runtime: Weak<Runtime>) -> Self {
         ProfileActor {
             id,
             state: Mutex::new(state),
@@ -142,6 +153,7 @@ impl ProfileActor {
             queued: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
             mailbox: OnceLock::new(),
+            long_held: AtomicBool::new(false),
             runtime,
         }
     }
@@ -159,13 +171,15 @@ impl ProfileActor {
     /// The lock, waiting as long as it takes: for the engine's own work
     /// (administration, snapshots), which is serialized and never holds a
     /// profile lock while waiting for another except under the admin lock.
-    pub fn lock(&self) -> MutexGuard<'_, ProfileState> {
-        self.state.lock()
+    /// Marked long while held.
+    pub fn lock(&self) -> Held<'_> {
+        Held::new(self.state.lock(), &self.long_held)
     }
 
     /// The lock if it is free now (housekeeping skips a busy profile).
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, ProfileState>> {
-        self.state.try_lock()
+    /// Marked long while held.
+    pub fn try_lock(&self) -> Option<Held<'_>> {
+        Some(Held::new(self.state.try_lock()?, &self.long_held))
     }
 
     /// Marks the profile deleted: every request from now on fails with
@@ -219,20 +233,63 @@ impl ProfileActor {
         catch_unwind(AssertUnwindSafe(|| f(guard, &self.env))).map_err(|_| ActorError::Panicked)
     }
 
-    /// Runs `f` on the profile's state: on the calling thread when the
-    /// profile is free, else through the mailbox (`bound`: the most requests
-    /// the mailbox may hold).
+    /// Runs `f` on the profile's state: on the calling task when the
+    /// profile is free or busy only briefly, else through the mailbox
+    /// (`bound`: the most requests the mailbox may hold).
     pub async fn call<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
     where
         R: Send + 'static,
         F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
     {
-        match self.try_inline(f) {
+        match self.try_call(bound, f) {
             Ok(result) => result,
             Err(f) => self
                 .enqueue(bound, f)?
                 .await
                 .unwrap_or(Err(ActorError::Stopped)),
+        }
+    }
+
+    /// [`ProfileActor::call`] for long work (a listing): marked long while
+    /// it runs, so async callers queue rather than wait on the lock.
+    pub async fn call_long<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
+    {
+        let this = Arc::clone(self);
+        self.call(bound, move |state, env| {
+            this.long_held.store(true, Ordering::Release);
+            let result = f(state, env);
+            this.long_held.store(false, Ordering::Release);
+            result
+        })
+        .await
+    }
+
+    /// The part of [`ProfileActor::call`] that runs on the calling task:
+    /// inline when free; waiting on the lock when the holder is on a short
+    /// request; `Err(f)` back when the request should go to the mailbox.
+    #[inline]
+    pub fn try_call<R, F>(&self, bound: usize, f: F) -> Result<Result<R, ActorError>, F>
+    where
+        F: FnOnce(&mut ProfileState, &Env) -> R,
+    {
+        let f = match self.try_inline(f) {
+            Ok(result) => return Ok(result),
+            Err(f) => f,
+        };
+        // Requests already queued may be this caller's own (an async caller
+        // can have several in flight): never wait past them.
+        if self.env.mailbox_only
+            || self.long_held.load(Ordering::Acquire)
+            || self.queued.load(Ordering::Acquire) != 0
+        {
+            return Err(f);
+        }
+        match self.wait_lock(bound) {
+            Ok(mut guard) => Ok(self.run(&mut guard, f)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
@@ -336,7 +393,7 @@ impl ProfileActor {
             drop(place);
             let _ = tx.send(actor.run(&mut guard, f));
         });
-        self.mailbox().send(job);
+        self.mailbox().ok_or(ActorError::Stopped)?.send(job);
         Ok(rx)
     }
 
@@ -358,9 +415,15 @@ impl ProfileActor {
         }
     }
 
-    fn mailbox(self: &Arc<Self>) -> &MailboxAddr {
-        self.mailbox
-            .get_or_init(|| self.runtime.start_mailbox(Arc::downgrade(self)))
+    fn mailbox(self: &Arc<Self>) -> Option<&MailboxAddr> {
+        if let Some(m) = self.mailbox.get() {
+            return Some(m);
+        }
+        let runtime = self.runtime.upgrade()?;
+        Some(
+            self.mailbox
+                .get_or_init(|| runtime.start_mailbox(Arc::downgrade(self))),
+        )
     }
 
     /// Stops the mailbox actor, if one was started (the profile is gone).
@@ -368,5 +431,40 @@ impl ProfileActor {
         if let Some(mailbox) = self.mailbox.get() {
             mailbox.stop();
         }
+    }
+}
+
+/// The lock held by the engine's own (possibly long) work: async callers
+/// queue on the mailbox meanwhile instead of waiting on the lock.
+pub(crate) struct Held<'a> {
+    guard: MutexGuard<'a, ProfileState>,
+    flag: &'a AtomicBool,
+}
+
+impl<'a> Held<'a> {
+    fn new(guard: MutexGuard<'a, ProfileState>, flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Held { guard, flag }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Cleared before the guard unlocks (fields drop after this).
+        self.flag.store(false, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = ProfileState;
+
+    fn deref(&self) -> &ProfileState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut ProfileState {
+        &mut self.guard
     }
 }

@@ -108,7 +108,7 @@ impl Engine {
             id,
             state,
             Arc::clone(&self.inner.env),
-            Arc::clone(&self.inner.runtime),
+            Arc::downgrade(&self.inner.runtime),
         ));
         let receipt = {
             let _state = actor.lock();

@@ -50,7 +50,7 @@ impl Engine {
         let now = self.inner.now_secs();
         let actor = self.actor_of(profile)?;
         Ok(actor
-            .call(self.inner.config.mailbox_bound, move |p, _| p.mappings(now))
+            .call_long(self.inner.config.mailbox_bound, move |p, _| p.mappings(now))
             .await?)
     }
 

@@ -123,14 +123,15 @@ enum Attempt<R> {
     Queued(Result<tokio::sync::oneshot::Receiver<Result<R, ActorError>>, ActorError>),
 }
 
-/// Runs `f` on `actor` inline if it is free, else queues it.
+/// Runs `f` on `actor` on the calling task if it can (see
+/// [`ProfileActor::try_call`]), else queues it.
 #[inline]
 fn attempt<R, F>(actor: &Arc<ProfileActor>, bound: usize, f: F) -> Attempt<R>
 where
     R: Send + 'static,
     F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
 {
-    match actor.try_inline(f) {
+    match actor.try_call(bound, f) {
         Ok(done) => Attempt::Done(done),
         Err(f) => Attempt::Queued(actor.enqueue(bound, f)),
     }

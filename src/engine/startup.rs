@@ -102,7 +102,7 @@ impl Engine {
                     env.expiry.schedule(record.id, at);
                 }
                 let actor =
-                    ProfileActor::new(record.id, state, Arc::clone(&env), Arc::clone(&runtime));
+                    ProfileActor::new(record.id, state, Arc::clone(&env), Arc::downgrade(&runtime));
                 dispatcher.insert(Arc::new(actor));
                 catalog.profiles.insert(record.id, record);
             }
