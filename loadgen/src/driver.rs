@@ -81,10 +81,7 @@ pub fn run(
                             started + Duration::from_secs_f64((k * batch) as f64 / rate)
                         });
                         if let Some(at) = intended {
-                            let now = Instant::now();
-                            if at > now {
-                                std::thread::sleep(at - now);
-                            }
+                            wait_until(at);
                         }
                         let issued = Instant::now();
                         match target.select(worker, slice, clock.now()) {
@@ -132,4 +129,22 @@ pub fn run(
         target.live_mappings(),
         target.bytes_per_mapping(),
     ))
+}
+
+/// Waits for `at`: sleeps while it is far, then spins, so that requests a
+/// microsecond apart leave on time (a sleep alone overshoots by tens of
+/// microseconds).
+fn wait_until(at: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= at {
+            return;
+        }
+        let left = at - now;
+        if left > Duration::from_millis(1) {
+            std::thread::sleep(left - Duration::from_micros(500));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }

@@ -23,7 +23,9 @@ use crate::selection::{move_sender, ProfileState};
 /// The records of profiles and numbers.
 #[derive(Default)]
 pub(crate) struct Catalog {
-    pub profiles: HashMap<ProfileId, ProfileRecord>,
+    /// Each profile's record with its place in creation order.
+    profiles: HashMap<ProfileId, (u64, ProfileRecord)>,
+    next_profile: u64,
     pub numbers: BTreeMap<PhoneNumber, NumberRecord>,
     /// The number with id `i + 1` at `i` (ids are handed out in order).
     pub number_ids: Vec<PhoneNumber>,
@@ -31,6 +33,40 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// Records a new or changed profile (a new one goes last in order).
+    pub fn put_profile(&mut self, record: ProfileRecord) {
+        let order = match self.profiles.get(&record.id) {
+            Some((order, _)) => *order,
+            None => {
+                self.next_profile += 1;
+                self.next_profile
+            }
+        };
+        self.profiles.insert(record.id, (order, record));
+    }
+
+    /// Forgets a deleted profile.
+    pub fn remove_profile(&mut self, id: ProfileId) {
+        self.profiles.remove(&id);
+    }
+
+    /// The record of profile `id`.
+    pub fn profile(&self, id: ProfileId) -> Option<&ProfileRecord> {
+        self.profiles.get(&id).map(|(_, r)| r)
+    }
+
+    /// Every profile record, in creation order.
+    pub fn profiles(&self) -> Vec<ProfileRecord> {
+        let mut all: Vec<&(u64, ProfileRecord)> = self.profiles.values().collect();
+        all.sort_by_key(|(order, _)| *order);
+        all.into_iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// Number of profiles.
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
     /// Records `record` (new or changed).
     pub fn put_number(&mut self, record: NumberRecord) {
         self.next_number_id = self.next_number_id.max(record.id);
@@ -118,42 +154,71 @@ impl Engine {
             }])
         };
         self.inner.dispatcher.insert(actor);
-        self.inner
-            .catalog
-            .write()
-            .profiles
-            .insert(id, record.clone());
+        self.inner.catalog.write().put_profile(record.clone());
         settle(receipt).await?;
         Ok(record)
     }
 
     /// The record of profile `id`.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let created = engine.create_profile(NewProfile { name: "alerts".into(), ..Default::default() }).await?;
+    /// assert_eq!(engine.profile(created.id)?, created);
+    /// assert!(engine.profile(numpool::ProfileId::new_v4()).is_err());
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn profile(&self, id: ProfileId) -> Result<ProfileRecord, Error> {
         self.inner
             .catalog
             .read()
-            .profiles
-            .get(&id)
+            .profile(id)
             .cloned()
             .ok_or(Error::UnknownProfile)
     }
 
     /// Every profile, oldest first.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// for name in ["a", "b"] {
+    ///     engine.create_profile(NewProfile { name: name.into(), ..Default::default() }).await?;
+    /// }
+    /// let names: Vec<String> = engine.profiles().into_iter().map(|p| p.name).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn profiles(&self) -> Vec<ProfileRecord> {
-        let mut all: Vec<ProfileRecord> = self
-            .inner
-            .catalog
-            .read()
-            .profiles
-            .values()
-            .cloned()
-            .collect();
-        all.sort_by_key(|p| (p.created_at, p.id));
-        all
+        self.inner.catalog.read().profiles()
     }
 
     /// Updates a profile; `number_pool_settings` merges field by field. A
     /// rejected update changes nothing.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// use numpool::ProfileUpdate;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let on = SettingsUpdate::Merge(SettingsPatch { geomatch: Some(true), ..Default::default() });
+    /// let updated = engine
+    ///     .update_profile(p, ProfileUpdate { number_pool_settings: on, ..Default::default() })
+    ///     .await?;
+    /// let settings = updated.number_pool_settings.unwrap();
+    /// assert!(settings.geomatch && !settings.sticky_sender); // the rest: defaults
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_profile(
         &self,
         id: ProfileId,
@@ -201,17 +266,28 @@ impl Engine {
                 at: now.as_secs_u32(),
             }])
         };
-        self.inner
-            .catalog
-            .write()
-            .profiles
-            .insert(id, record.clone());
+        self.inner.catalog.write().put_profile(record.clone());
         settle(receipt).await?;
         Ok(record)
     }
 
     /// Deletes a profile: its mappings and pool are gone, its numbers become
     /// unassigned. Returns the deleted record.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// engine.assign_number(number, Some(p)).await?;
+    /// engine.delete_profile(p).await?;
+    /// assert_eq!(engine.owner(number), None);
+    /// assert!(engine.profile(p).is_err());
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn delete_profile(&self, id: ProfileId) -> Result<ProfileRecord, Error> {
         let _in = self.enter()?;
         let _admin = self.inner.admin.lock().await;
@@ -240,7 +316,7 @@ impl Engine {
         let now = self.now();
         {
             let mut catalog = self.inner.catalog.write();
-            catalog.profiles.remove(&id);
+            catalog.remove_profile(id);
             for n in numbers {
                 if let Some(r) = catalog.numbers.get_mut(&n) {
                     r.profile = None;
@@ -255,6 +331,24 @@ impl Engine {
     /// Assigns `number` to `profile` (creating its record if new), moving it
     /// with its health if another profile had it; `None` unassigns it.
     /// Mappings to the number in its old profile are cleared at once.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let (a, b) = (
+    ///     engine.create_profile(NewProfile::default()).await?.id,
+    ///     engine.create_profile(NewProfile::default()).await?.id,
+    /// );
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// let record = engine.assign_number(number, Some(a)).await?;
+    /// let moved = engine.assign_number(number, Some(b)).await?;
+    /// assert_eq!((moved.id, moved.profile), (record.id, Some(b)));
+    /// assert_eq!(engine.assign_number(number, None).await?.profile, None);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn assign_number(
         &self,
         number: PhoneNumber,
@@ -293,21 +387,77 @@ impl Engine {
     }
 
     /// The record of `number`, if the engine knows it.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// assert!(engine.number_record(number).is_none());
+    /// engine.assign_number(number, Some(p)).await?;
+    /// assert_eq!(engine.number_record(number).unwrap().profile, Some(p));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn number_record(&self, number: PhoneNumber) -> Option<NumberRecord> {
         self.inner.catalog.read().numbers.get(&number).copied()
     }
 
-    /// The number whose numeric id is `id`.
+    /// The number whose numeric id is `id` (the id the API shows).
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// let record = engine.assign_number(number, Some(p)).await?;
+    /// assert_eq!(engine.number_by_id(record.id).map(|r| r.number), Some(number));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn number_by_id(&self, id: u64) -> Option<NumberRecord> {
         self.inner.catalog.read().number_by_id(id).copied()
     }
 
     /// The profile `number` is assigned to.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// engine.assign_number(number, Some(p)).await?;
+    /// assert_eq!(engine.owner(number), Some(p));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn owner(&self, number: PhoneNumber) -> Option<ProfileId> {
         self.number_record(number).and_then(|r| r.profile)
     }
 
     /// A number with its kind, health and eligibility now.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// use numpool::{Eligibility, SenderKind};
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+18005550001")?;
+    /// engine.assign_number(number, Some(p)).await?;
+    /// let status = engine.number(number).await?;
+    /// assert_eq!(status.kind, SenderKind::TollFree);
+    /// assert_eq!(status.eligibility, Eligibility::PoolOff); // no settings yet
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn number(&self, number: PhoneNumber) -> Result<NumberStatus, Error> {
         let record = self.number_record(number).ok_or(Error::UnknownNumber)?;
         let mut all = self.statuses(vec![record]).await?;
@@ -315,6 +465,21 @@ impl Engine {
     }
 
     /// Every number the engine knows, by number, or only those of `profile`.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// for n in ["+13125550002", "+13125550001"] {
+    ///     engine.assign_number(PhoneNumber::parse_e164(n)?, Some(p)).await?;
+    /// }
+    /// let listed: Vec<String> = engine.numbers(Some(p)).await?.iter().map(|s| s.record.number.to_string()).collect();
+    /// assert_eq!(listed, ["+13125550001", "+13125550002"]);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn numbers(&self, profile: Option<ProfileId>) -> Result<Vec<NumberStatus>, Error> {
         if let Some(p) = profile {
             self.profile(p)?;

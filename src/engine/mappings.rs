@@ -45,6 +45,25 @@ impl Engine {
     }
 
     /// Every live mapping of `profile`, ordered by recipient.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile {
+    ///     number_pool_settings: SettingsUpdate::Merge(SettingsPatch { sticky_sender: Some(true), ..Default::default() }),
+    ///     ..Default::default()
+    /// }).await?.id;
+    /// engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(p)).await?;
+    /// for to in ["+14155550124", "+14155550123"] {
+    ///     engine.send(p, PhoneNumber::parse_e164(to)?).await?;
+    /// }
+    /// let to: Vec<String> = engine.mappings(p).await?.iter().map(|m| m.to.to_string()).collect();
+    /// assert_eq!(to, ["+14155550123", "+14155550124"]);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn mappings(&self, profile: ProfileId) -> Result<Vec<StickyMapping>, Error> {
         let _in = self.enter()?;
         let now = self.inner.now_secs();

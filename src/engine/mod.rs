@@ -143,16 +143,37 @@ impl Engine {
     }
 
     /// The engine's configuration.
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig { mailbox_bound: 64, ..Default::default() })?;
+    /// assert_eq!(engine.config().mailbox_bound, 64);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
 
     /// The current time on the engine's clock.
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// assert!(engine.now().as_secs() > 1_700_000_000);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
     pub fn now(&self) -> Timestamp {
         self.inner.now()
     }
 
     /// What recovery found when the engine started (all zero without a journal).
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// assert_eq!(engine.recovery().profiles, 0);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
     pub fn recovery(&self) -> &RecoveryReport {
         &self.inner.recovery
     }

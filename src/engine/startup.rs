@@ -1,6 +1,7 @@
 //! The engine's life: start (recovering the journal first), snapshots, and
 //! a graceful shutdown.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +17,12 @@ use super::mailbox::Runtime;
 use super::{EngineConfig, InFlight, Inner};
 use crate::clock::{Clock, SystemClock};
 use crate::error::StartError;
+use crate::ids::ProfileId;
 use crate::journal::lock::DirLock;
 use crate::journal::recovery::{self, ReplayConfig};
 use crate::journal::snapshot::{self, ProfileImage, Snapshots};
 use crate::journal::{self, settle, Record, Writer};
+use crate::records::ProfileRecord;
 use crate::Engine;
 
 /// What recovery found when the engine started.
@@ -56,6 +59,21 @@ impl Engine {
     }
 
     /// [`Engine::start`] reading time from `clock` (a `ManualClock` in tests).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use numpool::{Clock, Engine, EngineConfig, Timestamp};
+    ///
+    /// struct Frozen;
+    /// impl Clock for Frozen {
+    ///     fn now(&self) -> Timestamp {
+    ///         Timestamp::from_secs(1_800_000_000)
+    ///     }
+    /// }
+    /// let engine = Engine::start_with_clock(EngineConfig::default(), Arc::new(Frozen))?;
+    /// assert_eq!(engine.now().as_secs(), 1_800_000_000);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
     pub fn start_with_clock(
         config: EngineConfig,
         clock: Arc<dyn Clock>,
@@ -96,7 +114,9 @@ impl Engine {
             report.replayed_records = r.replayed;
             report.warnings = r.warnings;
             next_snapshot = r.segment + 1;
-            for (record, mut state) in r.profiles {
+            let mut profiles = r.profiles;
+            profiles.sort_by_key(|(record, _)| (record.created_at, record.id));
+            for (record, mut state) in profiles {
                 report.mappings += state.stats().stored_mappings;
                 if let Some(at) = state.wakeup_after_expiry() {
                     env.expiry.schedule(record.id, at);
@@ -104,12 +124,12 @@ impl Engine {
                 let actor =
                     ProfileActor::new(record.id, state, Arc::clone(&env), Arc::downgrade(&runtime));
                 dispatcher.insert(Arc::new(actor));
-                catalog.profiles.insert(record.id, record);
+                catalog.put_profile(record);
             }
             for n in r.numbers {
                 catalog.put_number(n);
             }
-            report.profiles = catalog.profiles.len();
+            report.profiles = catalog.profile_count();
             report.numbers = catalog.numbers.len();
         }
         report.took = started.elapsed();
@@ -145,6 +165,26 @@ impl Engine {
     /// and removes the files older than the previous snapshot. Returns N
     /// (0 without a journal). Selection goes on meanwhile: no profile is
     /// held for more than one shard of its mappings at a time.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, JournalConfig, NewProfile};
+    /// # futures::executor::block_on(async {
+    /// let dir = std::env::temp_dir().join(format!("numpool-doc-snapshot-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let config = EngineConfig { journal: Some(JournalConfig::new(&dir)), ..Default::default() };
+    /// let engine = Engine::start(config.clone())?;
+    /// let p = engine.create_profile(NewProfile { name: "kept".into(), ..Default::default() }).await?.id;
+    /// assert_eq!(engine.snapshot_now().await?, 1);
+    /// engine.shutdown().await;
+    /// // A restart recovers from the snapshot.
+    /// let engine = Engine::start(config)?;
+    /// assert_eq!(engine.recovery().snapshot, Some(1));
+    /// assert_eq!(engine.profile(p)?.name, "kept");
+    /// # engine.shutdown().await;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn snapshot_now(&self) -> std::io::Result<u64> {
         let inner = &self.inner;
         let (Some(j), Some(writer)) = (inner.config.journal.clone(), inner.env.journal.clone())
@@ -174,7 +214,9 @@ impl Engine {
         }
         let (records, numbers) = {
             let catalog = inner.catalog.read();
-            (catalog.profiles.clone(), catalog.numbers.clone())
+            let profiles: HashMap<ProfileId, ProfileRecord> =
+                catalog.profiles().into_iter().map(|r| (r.id, r)).collect();
+            (profiles, catalog.numbers.clone())
         };
         drop(admin);
         for mark in marks {
@@ -213,7 +255,19 @@ impl Engine {
     }
 
     /// Stops taking calls, waits for the calls in flight to finish, then
-    /// stops every actor and thread (the journal is flushed and synced).
+    /// stops every actor and thread (the journal is flushed and synced, the
+    /// data directory released).
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// engine.shutdown().await;
+    /// let refused = engine.create_profile(NewProfile::default()).await;
+    /// assert_eq!(refused, Err(numpool::Error::ShuttingDown));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         inner.closing.store(true, Ordering::SeqCst);

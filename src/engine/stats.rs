@@ -108,6 +108,17 @@ impl Engine {
 
     /// Requests queued for `profile` now (0 for an unknown profile). Read
     /// without taking the profile's lock, so it answers while it is busy.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// assert_eq!(engine.mailbox_depth(p), 0);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn mailbox_depth(&self, profile: ProfileId) -> usize {
         self.inner
             .dispatcher
@@ -117,6 +128,17 @@ impl Engine {
 
     /// Runs expiry to completion on every profile now. The housekeeper also
     /// does it on its own, in budgeted slices, when a profile's expiry is due.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// // Nothing has expired in a new engine.
+    /// assert_eq!(engine.expire_now().await.expired, 0);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn expire_now(&self) -> ExpireReport {
         let now = self.inner.now_secs();
         let mut total = ExpireReport {
