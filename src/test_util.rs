@@ -46,6 +46,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Makes every journal write fail while `on` (as a full disk would):
+    /// to test that refused changes leave no trace and that the engine
+    /// resumes by itself. No-op without a journal.
+    pub fn inject_journal_fault(&self, on: bool) {
+        if let Some(writer) = &self.inner.env.journal {
+            writer.inject_fault(on);
+        }
+    }
+
     /// The NANP region (state or province) of an area code, as geomatch's
     /// region fallback sees it.
     pub fn npa_region(npa: u16) -> Option<&'static str> {

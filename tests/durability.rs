@@ -445,3 +445,89 @@ fn a_snapshot_taken_during_traffic_loses_nothing() {
     }
     block_on(e.shutdown());
 }
+
+/// Waits (bounded) until `cond` holds, checking every millisecond.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() {
+    let dir = temp_dir("refused");
+    let c = clock();
+    let config = EngineConfig {
+        journal: Some(JournalConfig {
+            dir: dir.clone(),
+            fsync: FsyncPolicy::Always,
+            snapshot_every: None,
+        }),
+        // The housekeeper heals every tick.
+        expire_tick: Duration::from_millis(2),
+        ..EngineConfig::default()
+    };
+    let e = Engine::start_with_clock(config.clone(), c.clone()).unwrap();
+    let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
+    let kept = e.send_now(p, to(1)).unwrap().sender;
+    e.inject_journal_fault(true);
+    // A new mapping cannot be made durable: refused.
+    assert_eq!(e.send_now(p, to(2)), Err(numpool::Error::Unavailable));
+    // Retrying gets the same refusal, never a "sticky" answer built on the
+    // refused mapping; so does every other change.
+    assert_eq!(e.send_now(p, to(2)), Err(numpool::Error::Unavailable));
+    assert_eq!(
+        block_on(e.assign_number(n("+13125550003"), Some(p))),
+        Err(numpool::Error::Unavailable)
+    );
+    assert!(!e.is_ready());
+    assert!(e.journal_error().is_some());
+    // Once reloaded, no read shows the refused mapping; the others stay.
+    eventually("the refused mapping is gone", || {
+        mapped(&e, p, to(2)).is_none()
+    });
+    assert_eq!(mapped(&e, p, to(1)), Some(kept));
+    assert_eq!(e.number_record(n("+13125550003")), None);
+    // The disk frees up: writing resumes without a restart.
+    e.inject_journal_fault(false);
+    eventually("the engine takes changes again", || e.is_ready());
+    let later = e.send_now(p, to(3)).unwrap().sender;
+    block_on(e.shutdown());
+    // After a restart: what was acknowledged, and nothing refused.
+    let e = Engine::start_with_clock(config, c).unwrap();
+    assert_eq!(mapped(&e, p, to(1)), Some(kept));
+    assert_eq!(mapped(&e, p, to(2)), None);
+    assert_eq!(mapped(&e, p, to(3)), Some(later));
+    assert!(
+        e.recovery().warnings.is_empty(),
+        "{:?}",
+        e.recovery().warnings
+    );
+    block_on(e.shutdown());
+}
+
+#[test]
+fn a_second_engine_on_the_same_directory_is_refused_and_named() {
+    let dir = temp_dir("locked");
+    let c = clock();
+    let first = open(&dir, &c);
+    let second = Engine::start_with_clock(
+        EngineConfig {
+            journal: Some(JournalConfig::new(&dir)),
+            ..EngineConfig::default()
+        },
+        c.clone(),
+    );
+    match second {
+        Err(StartError::Locked { holder, .. }) => {
+            assert_eq!(holder, std::process::id().to_string())
+        }
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
+    // Released on shutdown: the directory can be opened again.
+    block_on(first.shutdown());
+    let again = open(&dir, &c);
+    block_on(again.shutdown());
+}

@@ -120,6 +120,7 @@ impl Engine {
     /// ```
     pub async fn create_profile(&self, new: NewProfile) -> Result<ProfileRecord, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let settings = new.number_pool_settings.apply(None)?;
         let id = new.id.unwrap_or_else(ProfileId::new_v4);
@@ -225,6 +226,7 @@ impl Engine {
         update: ProfileUpdate,
     ) -> Result<ProfileRecord, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let actor = self.actor_of(id)?;
         let mut record = self.profile(id)?;
@@ -290,6 +292,7 @@ impl Engine {
     /// ```
     pub async fn delete_profile(&self, id: ProfileId) -> Result<ProfileRecord, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let record = self.profile(id)?;
         let actor = self
@@ -355,6 +358,7 @@ impl Engine {
         profile: Option<ProfileId>,
     ) -> Result<NumberRecord, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let existing = self.number_record(number);
         let target = match profile {

@@ -121,6 +121,10 @@ impl Actor for Housekeeper {
             if let Some(inner) = this.inner.upgrade() {
                 let now = inner.now_secs();
                 expire_due(&inner, now);
+                if inner.env.journal.as_ref().is_some_and(|w| w.is_failed()) {
+                    let engine = super::Engine { inner };
+                    actix_rt::spawn(async move { engine.heal().await });
+                }
             }
         });
         if let Some(every) = self.snapshot_every {

@@ -103,6 +103,7 @@ impl Engine {
         from: PhoneNumber,
     ) -> Result<StickyMapping, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let now = self.inner.now_secs();
         let actor = self.actor_of(profile)?;
         let (pinned, receipt) = actor
@@ -154,6 +155,7 @@ impl Engine {
         to: PhoneNumber,
     ) -> Result<Option<StickyMapping>, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let now = self.inner.now_secs();
         let actor = self.actor_of(profile)?;
         let (removed, receipt) = actor

@@ -21,6 +21,7 @@ pub(crate) mod actor;
 mod catalog;
 mod config;
 pub(crate) mod dispatcher;
+mod healing;
 pub(crate) mod housekeeping;
 pub(crate) mod mailbox;
 mod mappings;
@@ -85,6 +86,7 @@ pub(crate) struct Inner {
     pub runtime: Arc<Runtime>,
     pub snapshots: crate::journal::snapshot::Snapshots,
     pub recovery: RecoveryReport,
+    healing: healing::Healing,
     closing: AtomicBool,
     inflight: InFlight,
     drained: tokio::sync::Notify,

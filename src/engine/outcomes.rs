@@ -32,6 +32,7 @@ impl Engine {
         outcome: DeliveryOutcome,
     ) -> Result<bool, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let Some(profile) = self.owner(sender) else {
             return Ok(false);
         };

@@ -161,6 +161,7 @@ impl Engine {
     /// ```
     pub async fn send(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let now = self.inner.now_secs();
         let bound = self.inner.config.mailbox_bound;
         let attempt = self
@@ -200,6 +201,7 @@ impl Engine {
     /// ```
     pub fn send_now(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
         let _in = self.enter()?;
+        self.check_journal()?;
         let now = self.inner.now_secs();
         let bound = self.inner.config.mailbox_bound;
         let (result, receipt) = self
@@ -331,6 +333,7 @@ impl<'a> Batch<'a> {
     /// free right now; the others are left in `busy`.
     fn start(engine: &'a Engine, items: &[(ProfileId, PhoneNumber)]) -> Result<Batch<'a>, Error> {
         let entered = engine.enter()?;
+        engine.check_journal()?;
         let mut groups = Groups::default();
         for (i, (p, _)) in items.iter().enumerate() {
             groups.entry(*p).or_default().push(i);

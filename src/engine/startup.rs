@@ -93,7 +93,14 @@ impl Engine {
                     },
                 )?;
                 let path = journal::segment_path(&j.dir, r.segment);
-                let writer = Writer::start(&path, j.fsync).map_err(|e| StartError::io(&path, e))?;
+                // Test support: a process started with NUMPOOL_FAULT_JOURNAL=FILE
+                // fails every journal write while FILE exists.
+                #[cfg(feature = "test-util")]
+                let fault_file = std::env::var_os("NUMPOOL_FAULT_JOURNAL").map(Into::into);
+                #[cfg(not(feature = "test-util"))]
+                let fault_file = None;
+                let writer = Writer::start(&path, j.fsync, fault_file)
+                    .map_err(|e| StartError::io(&path, e))?;
                 (Some(r), Some(Arc::new(writer)), Some(lock))
             }
             None => (None, None, None),
@@ -144,6 +151,7 @@ impl Engine {
             runtime: Arc::clone(&runtime),
             snapshots: Snapshots::default(),
             recovery: report,
+            healing: Default::default(),
             closing: AtomicBool::new(false),
             inflight: InFlight {
                 slots: Default::default(),
@@ -191,6 +199,11 @@ impl Engine {
         else {
             return Ok(0);
         };
+        if writer.is_failed() {
+            return Err(std::io::Error::other(
+                "the journal cannot write; no snapshot until it can",
+            ));
+        }
         let _one = inner.snapshots.one.lock().await;
         let now = inner.now_secs();
         // Phase 1, under the admin lock: the marks and the profiles' heads.

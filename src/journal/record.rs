@@ -26,6 +26,7 @@
 //! | 8 | `HealthState` | id, sender number, count u32, then count x (slice, finalized, delivered, spam) u32 |
 //! | 9 | `SnapshotMark` | id, snapshot u64 |
 //! | 10 | `SnapshotEnd` | records u64 |
+//! | 11 | `Probe` | nothing: written to test that a failed journal can write again; ignored |
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
 //! new layout here; everything on the hot path is fixed-size binary.
@@ -54,6 +55,7 @@ mod tag {
     pub const HEALTH_STATE: u8 = 8;
     pub const SNAPSHOT_MARK: u8 = 9;
     pub const SNAPSHOT_END: u8 = 10;
+    pub const PROBE: u8 = 11;
 }
 
 /// One change of state.
@@ -139,6 +141,8 @@ pub enum Record {
         /// Records before it.
         records: u64,
     },
+    /// Written by a failed journal to find out whether it can write again.
+    Probe,
 }
 
 impl Record {
@@ -156,7 +160,7 @@ impl Record {
             | Record::Outcome { profile, .. }
             | Record::HealthState { profile, .. }
             | Record::SnapshotMark { profile, .. } => Some(*profile),
-            Record::NumberSaved(_) | Record::SnapshotEnd { .. } => None,
+            Record::NumberSaved(_) | Record::SnapshotEnd { .. } | Record::Probe => None,
         }
     }
 }
@@ -337,6 +341,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.u8(tag::SNAPSHOT_END);
             o.u64(*records);
         }
+        Record::Probe => o.u8(tag::PROBE),
     }
     let payload_len = (buf.len() - start - FRAME_LEN) as u32;
     let crc = crc32fast::hash(&buf[start + FRAME_LEN..]);
@@ -411,6 +416,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             snapshot: i.u64()?,
         },
         tag::SNAPSHOT_END => Record::SnapshotEnd { records: i.u64()? },
+        tag::PROBE => Record::Probe,
         _ => return Err(Malformed),
     };
     if !i.0.is_empty() {
@@ -544,6 +550,7 @@ mod tests {
                 snapshot: 4,
             },
             Record::SnapshotEnd { records: 8 },
+            Record::Probe,
             Record::ProfileDeleted { profile: p },
         ]
     }

@@ -155,7 +155,7 @@ impl Rebuild<'_> {
                     p.restore_health(sender, &buckets, health);
                 }
             }
-            Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } => {}
+            Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {}
         }
     }
 }

@@ -1,6 +1,13 @@
 //! The journal's writer thread: appends batches of framed records to the
 //! current log segment and answers each batch's receipt once the operating
 //! system has the bytes (`interval`, `never`) or the disk has them (`always`).
+//!
+//! When a write fails (a full disk, an I/O error) the segment is cut back
+//! to its last whole batch, so the file holds exactly what was
+//! acknowledged, and the writer turns *failed*: every receipt from then on
+//! fails at once, until [`Writer::probe`] finds the journal writable again.
+//! The engine meanwhile refuses changes and reloads its state from the
+//! files, so that nothing refused stays visible (see `Engine`'s recovery).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -15,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::format::{self, FileKind};
+use super::record::{self, Record};
 use super::FsyncPolicy;
 
 /// Resolves once the records it was given for are written (an error if the
@@ -22,54 +30,133 @@ use super::FsyncPolicy;
 pub type Receipt = oneshot::Receiver<()>;
 
 enum Msg {
-    Append(Vec<u8>, Option<oneshot::Sender<()>>),
+    Append(Vec<u8>, oneshot::Sender<()>),
     Rotate(PathBuf, oneshot::Sender<std::io::Result<()>>),
+    Probe(oneshot::Sender<bool>),
     Stop,
+}
+
+/// What the writer thread and its handle share.
+struct Shared {
+    failed: AtomicBool,
+    /// Why the journal last failed, for operators.
+    error: Mutex<Option<String>>,
+    /// Test support: while this file exists, every write fails.
+    fault_file: Option<PathBuf>,
+    /// Test support: while set, every write fails.
+    fault: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, e: &std::io::Error) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            eprintln!("numpool: journal write failed, refusing changes until it can write: {e}");
+        }
+        *self.error.lock() = Some(e.to_string());
+    }
+
+    /// A write error injected for a test, if one is.
+    fn injected(&self) -> Option<std::io::Error> {
+        let on = self.fault.load(Ordering::Relaxed)
+            || self.fault_file.as_ref().is_some_and(|p| p.exists());
+        on.then(|| std::io::Error::other("injected journal fault (test)"))
+    }
 }
 
 /// The handle to the writer thread.
 pub struct Writer {
     tx: Sender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    failed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 /// Opens a log segment for appending, writing its header if it is new.
-fn open(path: &Path) -> std::io::Result<File> {
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    if file.metadata()?.len() == 0 {
-        format::write_header(&mut file, FileKind::Log)?;
+/// Returns the file and its length.
+fn open(path: &Path) -> std::io::Result<(File, u64)> {
+    let existed = path.exists();
+    let result = (|| {
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut len = file.metadata()?.len();
+        if len == 0 {
+            format::write_header(&mut file, FileKind::Log)?;
+            len = format::HEADER_LEN as u64;
+        }
+        Ok((file, len))
+    })();
+    if result.is_err() && !existed {
+        // No debris: a segment that could not even get its header goes.
+        let _ = std::fs::remove_file(path);
     }
-    Ok(file)
+    result
 }
 
 impl Writer {
-    /// Starts appending to `path`.
-    pub fn start(path: &Path, policy: FsyncPolicy) -> std::io::Result<Writer> {
-        let file = open(path)?;
+    /// Starts appending to `path`. `fault_file`: test support, see
+    /// [`Shared::injected`].
+    pub fn start(
+        path: &Path,
+        policy: FsyncPolicy,
+        fault_file: Option<PathBuf>,
+    ) -> std::io::Result<Writer> {
+        let (file, len) = open(path)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&failed);
+        let shared = Arc::new(Shared {
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            fault_file,
+            fault: AtomicBool::new(false),
+        });
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("numpool-journal".into())
-            .spawn(move || run(file, rx, policy, flag))?;
+            .spawn(move || run(file, len, rx, policy, thread_shared))?;
         Ok(Writer {
             tx,
             thread: Mutex::new(Some(thread)),
-            failed,
+            shared,
         })
     }
 
     /// Appends framed `bytes`; the receipt resolves once they are written.
+    /// While the journal is failed the receipt fails at once.
     pub fn append(&self, bytes: Vec<u8>) -> Receipt {
         let (done, receipt) = oneshot::channel();
-        if !self.failed.load(Ordering::Relaxed) {
-            let _ = self.tx.send(Msg::Append(bytes, Some(done)));
+        if !self.is_failed() {
+            let _ = self.tx.send(Msg::Append(bytes, done));
         }
         receipt
     }
 
-    /// Switches to a new segment at `path`; earlier appends go to the old one.
+    /// Whether the journal cannot write now.
+    #[inline]
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Why the journal last failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.error.lock().clone()
+    }
+
+    /// Test support: makes every write fail while `on`.
+    #[cfg(feature = "test-util")]
+    pub fn inject_fault(&self, on: bool) {
+        self.shared.fault.store(on, Ordering::Relaxed);
+    }
+
+    /// Tries to write (and sync) a probe record; if that works the journal
+    /// is no longer failed. Returns whether it is writable now.
+    pub async fn probe(&self) -> bool {
+        let (done, answer) = oneshot::channel();
+        if self.tx.send(Msg::Probe(done)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// Switches to a new segment at `path`; earlier appends go to the old
+    /// one. On failure the writer stays on the old segment and no new file
+    /// is left behind.
     pub async fn rotate(&self, path: PathBuf) -> std::io::Result<()> {
         let (done, answer) = oneshot::channel();
         self.tx
@@ -105,11 +192,11 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn start(file: &File, every: Duration, failed: Arc<AtomicBool>) -> std::io::Result<Syncer> {
-        let shared = Arc::new(Mutex::new(Some(file.try_clone()?)));
+    fn start(file: &File, every: Duration, shared: Arc<Shared>) -> std::io::Result<Syncer> {
+        let current = Arc::new(Mutex::new(Some(file.try_clone()?)));
         let dirty = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, d, s) = (Arc::clone(&shared), Arc::clone(&dirty), Arc::clone(&stop));
+        let (f, d, s) = (Arc::clone(&current), Arc::clone(&dirty), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("numpool-fsync".into())
             .spawn(move || {
@@ -124,17 +211,14 @@ impl Syncer {
                     if d.swap(false, Ordering::AcqRel) {
                         if let Some(file) = f.lock().as_ref() {
                             if let Err(e) = file.sync_data() {
-                                eprintln!(
-                                    "numpool: journal sync failed, refusing further changes: {e}"
-                                );
-                                failed.store(true, Ordering::Relaxed);
+                                shared.fail(&e);
                             }
                         }
                     }
                 }
             })?;
         Ok(Syncer {
-            file: shared,
+            file: current,
             dirty,
             stop,
             thread: Some(thread),
@@ -151,76 +235,135 @@ impl Drop for Syncer {
     }
 }
 
-fn run(mut file: File, rx: Receiver<Msg>, policy: FsyncPolicy, failed: Arc<AtomicBool>) {
+/// The writer thread's state: the segment and how much of it holds
+/// whole, acknowledged batches.
+struct Segment {
+    file: File,
+    durable_len: u64,
+    policy: FsyncPolicy,
+    syncer: Option<Syncer>,
+    shared: Arc<Shared>,
+}
+
+impl Segment {
+    /// Writes `buf` (and syncs it under `always`). On failure the file is
+    /// cut back to its last whole batch and the journal turns failed.
+    fn write(&mut self, buf: &[u8]) -> bool {
+        let result = match self.shared.injected() {
+            Some(e) => Err(e),
+            None => self.file.write_all(buf).and_then(|_| {
+                if self.policy == FsyncPolicy::Always {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            }),
+        };
+        match result {
+            Ok(()) => {
+                self.durable_len += buf.len() as u64;
+                if let Some(s) = &self.syncer {
+                    s.dirty.store(true, Ordering::Release);
+                }
+                true
+            }
+            Err(e) => {
+                // Cutting a file shorter needs no space: this works on a full disk.
+                let _ = self.file.set_len(self.durable_len);
+                self.shared.fail(&e);
+                false
+            }
+        }
+    }
+
+    fn rotate(&mut self, path: &Path) -> std::io::Result<()> {
+        if let Some(e) = self.shared.injected() {
+            return Err(e);
+        }
+        let (next, len) = open(path)?;
+        if let Err(e) = self.file.sync_data() {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        if let Some(s) = &self.syncer {
+            *s.file.lock() = Some(next.try_clone()?);
+        }
+        self.file = next;
+        self.durable_len = len;
+        Ok(())
+    }
+
+    /// Writes a probe record (ignored by recovery) and syncs it.
+    fn probe(&mut self) -> bool {
+        let mut bytes = Vec::new();
+        record::encode(&Record::Probe, &mut bytes);
+        let ok = self.write(&bytes) && self.file.sync_data().is_ok();
+        if ok {
+            self.shared.failed.store(false, Ordering::Release);
+            *self.shared.error.lock() = None;
+        }
+        ok
+    }
+}
+
+fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut receipts: Vec<oneshot::Sender<()>> = Vec::new();
     let syncer = match policy {
-        FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&failed)).ok(),
+        FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&shared)).ok(),
         _ => None,
     };
-    let fail = |e: std::io::Error| {
-        eprintln!("numpool: journal write failed, refusing further changes: {e}");
-        failed.store(true, Ordering::Relaxed);
+    let mut segment = Segment {
+        file,
+        durable_len: len,
+        policy,
+        syncer,
+        shared,
     };
     loop {
-        let first = match rx.recv() {
-            Ok(m) => Some(m),
-            Err(_) => Some(Msg::Stop),
-        };
+        let first = rx.recv().unwrap_or(Msg::Stop);
         let mut stop = false;
-        let mut rotate = None;
+        let mut control = None;
         // Group commit: everything already queued goes out in one write.
-        for msg in first.into_iter().chain(rx.try_iter().take(16_384)) {
+        for msg in std::iter::once(first).chain(rx.try_iter().take(16_384)) {
             match msg {
                 Msg::Append(bytes, done) => {
                     buf.extend_from_slice(&bytes);
-                    receipts.extend(done);
-                }
-                Msg::Rotate(path, done) => {
-                    rotate = Some((path, done));
-                    break;
+                    receipts.push(done);
                 }
                 Msg::Stop => {
                     stop = true;
                     break;
                 }
+                other => {
+                    control = Some(other);
+                    break;
+                }
             }
         }
         if !buf.is_empty() {
-            match file.write_all(&buf) {
-                Ok(()) => {
-                    if policy == FsyncPolicy::Always {
-                        if let Err(e) = file.sync_data() {
-                            fail(e);
-                            receipts.clear();
-                        }
-                    }
-                    if let Some(s) = &syncer {
-                        s.dirty.store(true, Ordering::Release);
-                    }
-                }
-                Err(e) => {
-                    fail(e);
-                    receipts.clear();
+            // Nothing is written while failed: a later batch must not land
+            // after a hole where a refused one was.
+            let failed = segment.shared.failed.load(Ordering::Acquire);
+            if !failed && segment.write(&buf) {
+                for done in receipts.drain(..) {
+                    let _ = done.send(());
                 }
             }
+            receipts.clear();
             buf.clear();
         }
-        for done in receipts.drain(..) {
-            let _ = done.send(());
-        }
-        if let Some((path, done)) = rotate {
-            let result = file.sync_data().and_then(|_| open(&path)).and_then(|next| {
-                if let Some(s) = &syncer {
-                    *s.file.lock() = Some(next.try_clone()?);
-                }
-                file = next;
-                Ok(())
-            });
-            let _ = done.send(result);
+        match control {
+            Some(Msg::Rotate(path, done)) => {
+                let _ = done.send(segment.rotate(&path));
+            }
+            Some(Msg::Probe(done)) => {
+                let _ = done.send(segment.probe());
+            }
+            _ => {}
         }
         if stop {
-            let _ = file.sync_data();
+            let _ = segment.file.sync_data();
             return;
         }
     }

@@ -14,10 +14,16 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "starting" }))
+    if !state.ready.load(Ordering::Acquire) {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({ "status": "starting" }));
+    }
+    match state.engine.journal_error() {
+        None => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Some(error) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({ "status": "journal_unavailable", "detail": error })),
     }
 }
 

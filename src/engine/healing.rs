@@ -1,0 +1,174 @@
+//! When the journal cannot write: refuse changes, put back what is durable,
+//! and resume on our own once writing works again.
+//!
+//! A change is applied in memory and then journaled; its caller is only
+//! answered once the record is written. When a write fails, the changes of
+//! that batch (and any behind it) are refused to their callers, but memory
+//! already has them. So:
+//!
+//! 1. From the failure on, every change is refused before it is applied
+//!    (`Error::Unavailable`, HTTP 503 with `Retry-After`), and the engine
+//!    reports itself not ready.
+//! 2. The housekeeper reloads every profile and number from the journal
+//!    files, which the writer has cut back to the last acknowledged batch:
+//!    memory again holds exactly what was acknowledged, so no later read,
+//!    retry or restart shows a refused change.
+//! 3. Then it probes the journal every tick; the first write that works
+//!    ends the outage.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::actor::ProfileActor;
+use super::Engine;
+use crate::error::Error;
+use crate::ids::ProfileId;
+use crate::journal::recovery::{self, ReplayConfig};
+
+/// Where the engine is in an outage of its journal.
+#[derive(Default)]
+pub(crate) struct Healing {
+    /// The state in memory is the journal's (reloaded since the failure).
+    reloaded: AtomicBool,
+    /// A heal is running.
+    running: AtomicBool,
+}
+
+impl Engine {
+    /// Refuses a change while the journal cannot write.
+    #[inline]
+    pub(crate) fn check_journal(&self) -> Result<(), Error> {
+        match &self.inner.env.journal {
+            Some(w) if w.is_failed() => Err(Error::Unavailable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the engine takes changes now: `false` while its journal cannot
+    /// write (changes are refused with [`Error::Unavailable`] until it can;
+    /// reads go on). Always `true` without a journal.
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// assert!(engine.is_ready());
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        self.check_journal().is_ok()
+    }
+
+    /// Why the journal last failed, while it is failed.
+    ///
+    /// ```
+    /// use numpool::{Engine, EngineConfig};
+    /// let engine = Engine::start(EngineConfig::default())?;
+    /// assert_eq!(engine.journal_error(), None);
+    /// # Ok::<(), numpool::StartError>(())
+    /// ```
+    pub fn journal_error(&self) -> Option<String> {
+        let writer = self.inner.env.journal.as_ref()?;
+        writer
+            .is_failed()
+            .then(|| writer.last_error().unwrap_or_default())
+    }
+
+    /// One step of healing, run by the housekeeper every tick while the
+    /// journal is failed: reload once, then probe.
+    pub(crate) async fn heal(&self) {
+        let Some(writer) = self.inner.env.journal.clone() else {
+            return;
+        };
+        let healing = &self.inner.healing;
+        if !writer.is_failed() || healing.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !healing.reloaded.load(Ordering::Acquire) {
+            match self.reload().await {
+                Ok(()) => healing.reloaded.store(true, Ordering::Release),
+                Err(e) => eprintln!("numpool: reloading after a journal failure failed: {e}"),
+            }
+        }
+        if healing.reloaded.load(Ordering::Acquire) && writer.probe().await {
+            healing.reloaded.store(false, Ordering::Release);
+            eprintln!("numpool: the journal writes again; taking changes");
+        }
+        healing.running.store(false, Ordering::Release);
+    }
+
+    /// Replaces every profile's state and the records with what the
+    /// journal holds (no profile is touched mid-request: each is swapped
+    /// under its lock, all under the admin lock).
+    async fn reload(&self) -> Result<(), crate::StartError> {
+        let inner = &self.inner;
+        let Some(journal) = &inner.config.journal else {
+            return Ok(());
+        };
+        let _admin = inner.admin.lock().await;
+        let config = &inner.config;
+        let recovered = recovery::recover(
+            &journal.dir,
+            ReplayConfig {
+                default_ttl: config.sticky_ttl_secs,
+                shards: config.sticky_shards,
+                health: &config.health,
+            },
+        )?;
+        let mut durable: HashMap<ProfileId, _> = recovered
+            .profiles
+            .into_iter()
+            .map(|(record, state)| (record.id, (record, state)))
+            .collect();
+        let mut records = Vec::new();
+        for actor in inner.dispatcher.actors() {
+            let mut state = actor.lock();
+            if actor.is_retired() {
+                continue;
+            }
+            match durable.remove(&actor.id) {
+                Some((record, mut restored)) => {
+                    if let Some(at) = restored.wakeup_after_expiry() {
+                        inner.env.expiry.schedule(actor.id, at);
+                    }
+                    *state = restored;
+                    records.push(record);
+                }
+                None => {
+                    // Created in memory, never made durable.
+                    actor.retire(&mut state);
+                    drop(state);
+                    inner.dispatcher.remove(actor.id);
+                    actor.stop_mailbox();
+                    inner.env.expiry.forget(actor.id);
+                }
+            }
+        }
+        // Deleted in memory, but the deletion was never made durable.
+        let mut back: Vec<_> = durable.into_values().collect();
+        back.sort_by_key(|(record, _)| (record.created_at, record.id));
+        for (record, mut state) in back {
+            if let Some(at) = state.wakeup_after_expiry() {
+                inner.env.expiry.schedule(record.id, at);
+            }
+            let actor = ProfileActor::new(
+                record.id,
+                state,
+                Arc::clone(&inner.env),
+                Arc::downgrade(&inner.runtime),
+            );
+            inner.dispatcher.insert(Arc::new(actor));
+            records.push(record);
+        }
+        records.sort_by_key(|r| (r.created_at, r.id));
+        let mut catalog = super::catalog::Catalog::default();
+        for record in records {
+            catalog.put_profile(record);
+        }
+        for n in recovered.numbers {
+            catalog.put_number(n);
+        }
+        *inner.catalog.write() = catalog;
+        Ok(())
+    }
+}
