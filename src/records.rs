@@ -99,6 +99,17 @@ pub struct ProfileUpdate {
     pub number_pool_settings: SettingsUpdate,
 }
 
+/// Which numbers a listing shows (every field set must match).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NumberFilter {
+    /// Only the numbers of this profile.
+    pub profile: Option<ProfileId>,
+    /// Only numbers of this kind.
+    pub kind: Option<SenderKind>,
+    /// Only this number.
+    pub number: Option<PhoneNumber>,
+}
+
 /// A number with its kind, health and eligibility now.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NumberStatus {

@@ -54,6 +54,7 @@ fn start(mailbox_bound: usize) -> Server {
         webhook_key: Some(server::webhook_key(&public).unwrap()),
         body_limit: 4096,
         workers: 2,
+        ..HttpOptions::default()
     };
     let (tx, rx) = mpsc::channel();
     let served = engine.clone();

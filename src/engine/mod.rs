@@ -25,7 +25,9 @@ mod healing;
 pub(crate) mod housekeeping;
 pub(crate) mod mailbox;
 mod mappings;
+mod numbers;
 mod outcomes;
+mod profiles;
 mod send;
 mod startup;
 mod stats;
@@ -36,6 +38,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
+pub(crate) use mappings::yield_now;
+pub use mappings::{MappingCursor, MappingPage};
 pub use startup::RecoveryReport;
 pub use stats::{EngineStats, ProfileCounters};
 

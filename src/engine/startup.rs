@@ -137,7 +137,7 @@ impl Engine {
                 catalog.put_number(n);
             }
             report.profiles = catalog.profile_count();
-            report.numbers = catalog.numbers.len();
+            report.numbers = catalog.numbers().len();
         }
         report.took = started.elapsed();
         let snapshot_every = config.journal.as_ref().and_then(|j| j.snapshot_every);
@@ -229,7 +229,7 @@ impl Engine {
             let catalog = inner.catalog.read();
             let profiles: HashMap<ProfileId, ProfileRecord> =
                 catalog.profiles().into_iter().map(|r| (r.id, r)).collect();
-            (profiles, catalog.numbers.clone())
+            (profiles, catalog.numbers().clone())
         };
         drop(admin);
         for mark in marks {

@@ -1,6 +1,7 @@
 //! Counters of the engine and its profiles, and expiry on demand.
 
 use super::Engine;
+use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::selection::profile::ProfileStats;
 use crate::selection::sticky::ExpireReport;
@@ -104,6 +105,27 @@ impl Engine {
         }
         total.per_profile.sort_by_key(|s| s.id);
         total
+    }
+
+    /// Counters and sizes of one profile.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// engine.assign_number(PhoneNumber::parse_e164("+13125550001")?, Some(p)).await?;
+    /// assert_eq!(engine.profile_stats(p).await?.senders, 1);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn profile_stats(&self, profile: ProfileId) -> Result<ProfileStats, Error> {
+        let _in = self.enter()?;
+        let actor = self.actor_of(profile)?;
+        Ok(actor
+            .call(self.inner.config.mailbox_bound, |p, _| p.stats())
+            .await?)
     }
 
     /// Requests queued for `profile` now (0 for an unknown profile). Read

@@ -7,7 +7,7 @@ use super::pool::{kind_index, Pool, Sender, SenderRef};
 use super::rules::{
     eligibility, select, Eligibility, MappingOutcome, NoSender, Reason, SelectState, Selection,
 };
-use super::sticky::{ExpireReport, Mapping, StickyMap};
+use super::sticky::{ExpireReport, MapPosition, Mapping, StickyMap};
 use super::weighted::SmoothWeighted;
 use crate::number::{PhoneNumber, SenderKind};
 use crate::settings::PoolSettings;
@@ -172,7 +172,7 @@ impl ProfileState {
         self.select_with(recipient, now, health, false)
     }
 
-    /// [`Profile::select`], also reporting a reused mapping's previous use
+    /// [`ProfileState::select`], also reporting a reused mapping's previous use
     /// (for the journal's coarse touches).
     #[inline]
     pub fn select_tracked(
@@ -296,16 +296,27 @@ impl ProfileState {
         self.record(self.sticky.get(recipient, now, self.in_pool())?)
     }
 
-    /// Every live mapping, ordered by recipient.
-    pub fn mappings(&self, now: u32) -> Vec<StickyMapping> {
-        self.sticky
-            .live(now, self.in_pool())
-            .into_iter()
-            .filter_map(|m| self.record(m))
-            .collect()
+    /// One page of the live mappings (of `sender` only, if given), in
+    /// storage order from `from`; see [`StickyMap::page`].
+    pub fn mappings_page(
+        &self,
+        from: MapPosition,
+        limit: usize,
+        budget: usize,
+        sender: Option<PhoneNumber>,
+        now: u32,
+    ) -> (Vec<StickyMapping>, Option<MapPosition>) {
+        let only = sender.map(|n| self.pool.lookup(n));
+        let (page, next) = self.sticky.page(from, limit, budget, now, |r| {
+            self.pool.resolve(r).is_some() && only.is_none_or(|o| o == Some(r))
+        });
+        (
+            page.into_iter().filter_map(|m| self.record(m)).collect(),
+            next,
+        )
     }
 
-    /// Number of parts [`Profile::mappings_part`] divides the mappings into.
+    /// Number of parts [`ProfileState::mappings_part`] divides the mappings into.
     pub fn mapping_parts(&self) -> usize {
         self.sticky.shard_count()
     }

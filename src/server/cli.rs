@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::server::http::{auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};
+use crate::server::http::{
+    auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT, DEFAULT_IDEMPOTENCY_CACHE_BYTES,
+    DEFAULT_WEBHOOK_CACHE_BYTES,
+};
 use crate::{
     parse_duration, Engine, EngineConfig, FsyncPolicy, HealthConfig, JournalConfig,
     DEFAULT_STICKY_TTL_SECS,
@@ -101,6 +104,12 @@ pub struct ServeArgs {
     /// HTTP worker threads (0: one per core) [default: 0].
     #[arg(long, env = "NUMPOOL_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    /// Bytes the Idempotency-Key cache may hold, oldest out first [default: 67108864].
+    #[arg(long, env = "NUMPOOL_IDEMPOTENCY_CACHE_BYTES")]
+    pub idempotency_cache_bytes: Option<usize>,
+    /// Bytes the webhook event id cache may hold, oldest out first [default: 16777216].
+    #[arg(long, env = "NUMPOOL_WEBHOOK_CACHE_BYTES")]
+    pub webhook_cache_bytes: Option<usize>,
 }
 
 /// Why a configuration cannot be used.
@@ -171,7 +180,9 @@ impl ServeArgs {
             arbiters,
             mailbox_bound,
             body_limit,
-            http_workers
+            http_workers,
+            idempotency_cache_bytes,
+            webhook_cache_bytes
         );
         if self.api_keys.is_empty() {
             self.api_keys = file.api_keys;
@@ -296,6 +307,12 @@ impl ServeArgs {
                 webhook_key,
                 body_limit: args.body_limit.unwrap_or(DEFAULT_BODY_LIMIT).max(1024),
                 workers: args.http_workers.unwrap_or(0),
+                idempotency_cache_bytes: args
+                    .idempotency_cache_bytes
+                    .unwrap_or(DEFAULT_IDEMPOTENCY_CACHE_BYTES),
+                webhook_cache_bytes: args
+                    .webhook_cache_bytes
+                    .unwrap_or(DEFAULT_WEBHOOK_CACHE_BYTES),
             },
             storage,
         })
@@ -333,7 +350,12 @@ impl ServeConfig {
                 },
                 self.engine.mailbox_bound
             ),
-            format!("body limit: {} bytes", self.http.body_limit),
+            format!(
+                "body limit: {} bytes; caches: idempotency {} bytes, webhook ids {} bytes",
+                self.http.body_limit,
+                self.http.idempotency_cache_bytes,
+                self.http.webhook_cache_bytes
+            ),
             format!(
                 "webhook signatures: {}",
                 if self.http.webhook_key.is_some() {

@@ -23,6 +23,15 @@ pub struct Mapping {
     pub pinned: bool,
 }
 
+/// A place in a map's storage order, where a page of mappings starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapPosition {
+    /// The shard.
+    pub shard: u32,
+    /// The entry within the shard.
+    pub entry: u32,
+}
+
 /// What one call to [`StickyMap::expire`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpireReport {
@@ -374,13 +383,41 @@ impl StickyMap {
         report
     }
 
-    /// Every live mapping whose sender passes `valid`, ordered by recipient.
-    pub fn live(&self, now: u32, valid: impl Fn(SenderRef) -> bool) -> Vec<Mapping> {
-        let mut out: Vec<Mapping> = (0..self.shards.len())
-            .flat_map(|s| self.live_in_shard(s, now, &valid))
-            .collect();
-        out.sort_unstable_by_key(|m| m.recipient);
-        out
+    /// One page of the live mappings whose sender passes `valid`, in
+    /// storage order (shard, then entry), from `from` on: at most `limit`
+    /// mappings, after looking at no more than `budget` entries. Returns
+    /// them with where the next page starts (`None`: nothing after). The
+    /// cost is that of the page, whatever the size of the map.
+    pub fn page(
+        &self,
+        from: MapPosition,
+        limit: usize,
+        budget: usize,
+        now: u32,
+        valid: impl Fn(SenderRef) -> bool,
+    ) -> (Vec<Mapping>, Option<MapPosition>) {
+        let mut out = Vec::with_capacity(limit.min(budget));
+        let mut looked = 0;
+        let mut at = from;
+        while (at.shard as usize) < self.shards.len() {
+            let shard = &self.shards[at.shard as usize];
+            while at.entry < shard.slab.len() {
+                if out.len() == limit || looked == budget {
+                    return (out, Some(at));
+                }
+                looked += 1;
+                let e = shard.slab.get(at.entry);
+                at.entry += 1;
+                if !e.is_vacant() && is_live(e, now, self.ttl) && valid(e.sender()) {
+                    out.push(self.view(e));
+                }
+            }
+            at = MapPosition {
+                shard: at.shard + 1,
+                entry: 0,
+            };
+        }
+        (out, None)
     }
 
     /// Number of shards (allocated or not).

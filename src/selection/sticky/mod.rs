@@ -10,7 +10,7 @@ pub mod map;
 mod slab;
 pub mod wheel;
 
-pub use map::{ExpireReport, Mapping, StickyMap, DEFAULT_SHARDS};
+pub use map::{ExpireReport, MapPosition, Mapping, StickyMap, DEFAULT_SHARDS};
 
 /// Hints the CPU to bring the cache line of `value` in, so that a lookup
 /// about to read it does not wait for memory (batches prefetch ahead).

@@ -157,14 +157,26 @@ pub fn decode_plus(raw: &str) -> String {
         .unwrap_or_else(|| raw.trim_start_matches(' ').to_string())
 }
 
+/// A phone number given in a query string, where an unescaped `+` arrives
+/// as a space: `+1312...`, ` 1312...` or `1312...` (E.164 digits) or a
+/// short code.
+pub fn query_number(raw: &str) -> Option<PhoneNumber> {
+    let digits = raw.trim().trim_start_matches('+');
+    PhoneNumber::parse_e164(&format!("+{digits}"))
+        .ok()
+        .filter(|_| digits.len() > 6)
+        .or_else(|| PhoneNumber::parse_sender(digits).ok())
+}
+
 /// A phone number in a path: `+1312...`, `%2B1312...`, or (if `by_id` finds
-/// it) the numeric id the server gave it.
+/// it) the numeric id the server gave it (written without leading zeros:
+/// `00001` is not id 1).
 pub fn path_number(
     raw: &str,
     by_id: impl Fn(u64) -> Option<PhoneNumber>,
 ) -> Result<PhoneNumber, ApiError> {
     let decoded = decode_plus(raw);
-    if !decoded.starts_with('+') {
+    if !decoded.starts_with('+') && !decoded.starts_with('0') {
         if let Ok(id) = decoded.parse::<u64>() {
             if let Some(n) = by_id(id) {
                 return Ok(n);
@@ -201,22 +213,19 @@ impl Page {
         Ok(Page { number, size })
     }
 
-    /// The slice of `items` on this page and the `meta` object.
-    pub fn apply<T>(&self, items: Vec<T>) -> (Vec<T>, Value) {
-        let total = items.len();
-        let pages = total.div_ceil(self.size).max(1);
-        let page: Vec<T> = items
-            .into_iter()
-            .skip((self.number - 1).saturating_mul(self.size))
-            .take(self.size)
-            .collect();
-        let meta = serde_json::json!({
+    /// Items before this page.
+    pub fn offset(&self) -> usize {
+        (self.number - 1).saturating_mul(self.size)
+    }
+
+    /// The `meta` object of this page of `total` items.
+    pub fn meta(&self, total: usize) -> Value {
+        serde_json::json!({
             "page_number": self.number,
             "page_size": self.size,
-            "total_pages": pages,
+            "total_pages": total.div_ceil(self.size).max(1),
             "total_results": total,
-        });
-        (page, meta)
+        })
     }
 }
 
@@ -290,12 +299,20 @@ mod tests {
     }
 
     #[test]
-    fn pages_slice_and_describe() {
+    fn pages_describe_themselves() {
         let page = Page { number: 2, size: 2 };
-        let (items, meta) = page.apply(vec![1, 2, 3, 4, 5]);
-        assert_eq!(items, [3, 4]);
+        assert_eq!(page.offset(), 2);
+        let meta = page.meta(5);
         assert_eq!(meta["total_pages"], 3);
         assert_eq!(meta["total_results"], 5);
+        assert_eq!(
+            Page {
+                number: 1,
+                size: 20
+            }
+            .meta(0)["total_pages"],
+            1
+        );
     }
 
     #[test]
@@ -306,5 +323,22 @@ mod tests {
         assert_eq!(path_number("%2B13125550001", none).unwrap(), n);
         assert!(path_number(" 13125550001", none).is_err());
         assert_eq!(path_number("7", |id| (id == 7).then_some(n)).unwrap(), n);
+        // A leading zero is never an id: 00007 is the short code 00007.
+        let by_seven = |id| (id == 7).then_some(n);
+        assert_eq!(path_number("00007", by_seven).unwrap().to_string(), "00007");
+        assert!(path_number("007", by_seven).is_err());
+    }
+
+    #[test]
+    fn query_numbers_survive_a_plus_decoded_as_a_space() {
+        let n = PhoneNumber::parse_e164("+13125550001").unwrap();
+        for raw in ["+13125550001", " 13125550001", "13125550001"] {
+            assert_eq!(query_number(raw), Some(n), "{raw:?}");
+        }
+        assert_eq!(
+            query_number("12345").map(|n| n.to_string()),
+            Some("12345".into())
+        );
+        assert_eq!(query_number("not a number"), None);
     }
 }

@@ -40,6 +40,10 @@ pub enum ApiError {
     Overloaded,
     #[error("a request with this Idempotency-Key is in progress")]
     IdempotencyConflict,
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyMismatch,
+    #[error("an event with this id is being counted; retry")]
+    EventInProgress,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -126,7 +130,14 @@ impl ApiError {
                 "10011",
                 "Too many requests".into(),
             ),
-            IdempotencyConflict => (StatusCode::CONFLICT, "10015", "Bad Request".into()),
+            IdempotencyConflict | EventInProgress => {
+                (StatusCode::CONFLICT, "10015", "Bad Request".into())
+            }
+            IdempotencyMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "10015",
+                "Bad Request".into(),
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "10007",

@@ -35,6 +35,10 @@ use crate::Engine;
 
 /// Default request body limit: 256 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// Default bytes of the `Idempotency-Key` cache: 64 MiB.
+pub const DEFAULT_IDEMPOTENCY_CACHE_BYTES: usize = 64 << 20;
+/// Default bytes of the webhook event id cache: 16 MiB.
+pub const DEFAULT_WEBHOOK_CACHE_BYTES: usize = 16 << 20;
 
 /// How the HTTP server runs.
 #[derive(Debug, Clone)]
@@ -47,6 +51,10 @@ pub struct HttpOptions {
     pub body_limit: usize,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Bytes the `Idempotency-Key` cache may hold (oldest out first).
+    pub idempotency_cache_bytes: usize,
+    /// Bytes the cache of webhook event ids may hold (oldest out first).
+    pub webhook_cache_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -56,6 +64,8 @@ impl Default for HttpOptions {
             webhook_key: None,
             body_limit: DEFAULT_BODY_LIMIT,
             workers: 0,
+            idempotency_cache_bytes: DEFAULT_IDEMPOTENCY_CACHE_BYTES,
+            webhook_cache_bytes: DEFAULT_WEBHOOK_CACHE_BYTES,
         }
     }
 }
@@ -73,8 +83,14 @@ pub fn server(
         keys: options.keys,
         webhook_key: options.webhook_key,
         body_limit: options.body_limit,
-        idempotency: recent::Recent::new(Duration::from_secs(24 * 3600), 1_000_000),
-        seen_events: recent::Recent::new(Duration::from_secs(24 * 3600), 1_000_000),
+        idempotency: recent::Recent::new(
+            Duration::from_secs(24 * 3600),
+            options.idempotency_cache_bytes,
+        ),
+        seen_events: recent::Recent::new(
+            Duration::from_secs(24 * 3600),
+            options.webhook_cache_bytes,
+        ),
         metrics: metrics::Metrics::default(),
         ready: AtomicBool::new(true),
     });

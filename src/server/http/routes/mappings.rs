@@ -7,8 +7,9 @@ use super::{data, list as page_of, AppState, Authed};
 use crate::server::http::body::{self, Fields, Page, Query};
 use crate::server::http::error::ApiError;
 use crate::server::http::views;
-use crate::PhoneNumber;
 use crate::ProfileId;
+use crate::{MappingCursor, PhoneNumber};
+use serde_json::json;
 
 /// The profile and the recipient a mapping path names.
 fn mapping_path(path: web::Path<(String, String)>) -> Result<(ProfileId, PhoneNumber), ApiError> {
@@ -32,22 +33,44 @@ pub async fn list(
     let profile = path_profile(&id)?;
     let query = Query::parse(req.query_string());
     let page = Page::from_query(&query)?;
-    let sender = match query.get("filter[sender]") {
-        None => None,
-        Some(s) => Some(
-            PhoneNumber::parse_sender(s.trim())
-                .map_err(|e| ApiError::number("/filter[sender]", e))?,
-        ),
-    };
-    let items = state
+    let sender =
+        match query.get("filter[sender]") {
+            None => None,
+            Some(raw) => Some(body::query_number(raw).ok_or_else(|| {
+                ApiError::number("/filter[sender]", crate::NumberError::NotASender)
+            })?),
+        };
+    // A page costs the page: `page[after]` (the `next_page_after` of the
+    // page before) goes straight there; `page[number]` N walks N-1 pages
+    // first, one lock hold each, letting this worker serve others between.
+    let mut after =
+        match query.get("page[after]") {
+            None => None,
+            Some(raw) => Some(raw.parse::<MappingCursor>().map_err(|_| {
+                ApiError::invalid("/page[after]", "not a cursor this server gave out")
+            })?),
+        };
+    let skip = if after.is_some() { 0 } else { page.number - 1 };
+    let mut current = state
         .engine
-        .mappings(profile)
-        .await?
-        .iter()
-        .filter(|m| sender.is_none_or(|s| m.from == s))
-        .map(views::mapping)
-        .collect();
-    let (items, meta) = page.apply(items);
+        .mappings_page(profile, after, page.size, sender)
+        .await?;
+    for _ in 0..skip {
+        let Some(next) = current.next else {
+            current.mappings.clear();
+            break;
+        };
+        after = Some(next);
+        crate::engine::yield_now().await;
+        current = state
+            .engine
+            .mappings_page(profile, after, page.size, sender)
+            .await?;
+    }
+    let stored = state.engine.profile_stats(profile).await?.stored_mappings;
+    let mut meta = page.meta(stored);
+    meta["next_page_after"] = json!(current.next.map(|c| c.to_string()));
+    let items = current.mappings.iter().map(views::mapping).collect();
     Ok(page_of(items, meta))
 }
 

@@ -10,6 +10,7 @@ use super::{AppState, Authed, IdempotentReply};
 use crate::server::http::body::{self, Fields};
 use crate::server::http::encoding::{self, Requested};
 use crate::server::http::error::ApiError;
+use crate::server::http::recent::Claim;
 use crate::server::http::views::{self, MessageView, Selected};
 use crate::PhoneNumber;
 use crate::ProfileId;
@@ -41,37 +42,20 @@ pub async fn send(
     idempotent(&req, payload, &state, SendMode::FromOrPool).await
 }
 
-/// Applies `Idempotency-Key`: a repeat within 24 h gets the first reply and selects nothing.
-async fn idempotent(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    mode: SendMode,
-) -> HttpResponse {
-    let started = Instant::now();
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| format!("{}:{k}", req.path()));
-    let now = state.engine.now();
-    if let Some(key) = &key {
-        match state
-            .idempotency
-            .insert_if_absent(key.clone(), IdempotentReply::InProgress, now)
-        {
-            None => {}
-            Some(IdempotentReply::InProgress) => {
-                return ApiError::IdempotencyConflict.error_response()
-            }
-            Some(IdempotentReply::Done { status, body }) => {
-                return HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                    .content_type("application/json")
-                    .body(body);
-            }
-        }
-    }
-    let (status, body) = match handle(payload, state, mode).await {
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// How a request ended, for the idempotency cache: executed requests are
+/// remembered; requests that never started (unreadable or invalid bodies)
+/// or were refused for load are not, so a retry can succeed.
+struct Outcome {
+    response: Result<String, ApiError>,
+    executed: bool,
+}
+
+/// A reply as status and JSON text.
+async fn reply_parts(response: Result<String, ApiError>) -> (u16, String) {
+    match response {
         Ok(record) => (200, format!("{{\"data\":{record}}}")),
         Err(e) => {
             let response = e.error_response();
@@ -82,33 +66,146 @@ async fn idempotent(
             };
             (status, body)
         }
-    };
-    if let Some(key) = &key {
-        // Refusals for load are not remembered: the client should retry.
-        let replay = (status != 429 && status != 503).then(|| IdempotentReply::Done {
-            status,
-            body: body.clone(),
-        });
-        state.idempotency.set(key, replay);
     }
-    state.metrics.send_latency(started.elapsed());
+}
+
+fn json_reply(status: u16, body: String) -> HttpResponse {
     let mut response = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
-    if status == 429 {
+    if status == 429 || status == 503 {
         response.insert_header(("Retry-After", "1"));
     }
     response.content_type("application/json").body(body)
 }
 
-/// The message record (JSON text) of one valid send.
-async fn handle(
+/// The fingerprint of a request body, to tell a retry from a reuse of its key.
+fn fingerprint(path: &str, body: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(body);
+    h.finalize().into()
+}
+
+/// Applies `Idempotency-Key` (the rules of payment APIs): a repeat of an
+/// executed request within 24 h gets the first reply and selects nothing;
+/// the same key with another body is refused (422), and while the first is
+/// running (409). Only requests read whole and executed are remembered.
+async fn idempotent(
+    req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     mode: SendMode,
-) -> Result<String, ApiError> {
-    let bytes = body::read(payload, state.body_limit).await?;
-    let map = body::object(&bytes)?;
-    let f = Fields::new(&map, "");
+) -> HttpResponse {
+    let started = Instant::now();
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+                Some(format!("{}:{k}", req.path()))
+            }
+            _ => return ApiError::bad_request(
+                "/",
+                format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
+            )
+            .error_response(),
+        },
+    };
+    // The body is read before the key is looked at: an upload that breaks
+    // off is answered but never remembered.
+    let bytes = match body::read(payload, state.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return e.error_response(),
+    };
+    let now = state.engine.now();
+    let print = key.as_ref().map(|_| fingerprint(req.path(), &bytes));
+    // The claim forgets the key if this request ends without an answer to
+    // remember (the client went away mid-request, and actix dropped it).
+    let mut pending = None;
+    if let (Some(key), Some(print)) = (&key, print) {
+        match state
+            .idempotency
+            .claim(key, IdempotentReply::InProgress, now)
+        {
+            Claim::Fresh(claim) => pending = Some(claim),
+            Claim::Taken(IdempotentReply::InProgress) => {
+                return ApiError::IdempotencyConflict.error_response()
+            }
+            Claim::Taken(IdempotentReply::Done {
+                print: first,
+                status,
+                body,
+            }) => {
+                if first != print {
+                    return ApiError::IdempotencyMismatch.error_response();
+                }
+                return json_reply(status, body);
+            }
+        }
+    }
+    let Outcome { response, executed } = handle(&bytes, state, mode).await;
+    let (status, body) = reply_parts(response).await;
+    if let (Some(pending), Some(print)) = (pending.take(), print) {
+        let remember = executed && status != 429 && status != 503;
+        let replay = remember.then(|| IdempotentReply::Done {
+            print,
+            status,
+            body: body.clone(),
+        });
+        pending.settle(replay);
+    }
+    state.metrics.send_latency(started.elapsed());
+    json_reply(status, body)
+}
 
+/// Reads and runs one send: `executed` says whether it reached the engine.
+async fn handle(bytes: &[u8], state: &AppState, mode: SendMode) -> Outcome {
+    let request = match parse(bytes, mode) {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome {
+                response: Err(e),
+                executed: false,
+            }
+        }
+    };
+    let target = match resolve(&request, state) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome {
+                response: Err(e),
+                executed: false,
+            }
+        }
+    };
+    Outcome {
+        response: execute(&request, target, state).await,
+        executed: true,
+    }
+}
+
+/// A send, read and checked.
+struct SendRequest {
+    to: PhoneNumber,
+    /// The explicit sender of `POST /v2/messages`, as given.
+    from: Option<String>,
+    profile: Option<String>,
+    text: Option<String>,
+    subject: Option<String>,
+    media_urls: Vec<String>,
+    mms: bool,
+    encoding: encoding::Encoded,
+    webhook_url: Option<String>,
+    webhook_failover_url: Option<String>,
+}
+
+/// Reads a send's body; every error here is the client's, before anything runs.
+fn parse(bytes: &[u8], mode: SendMode) -> Result<SendRequest, ApiError> {
+    let map = body::object(bytes)?;
+    let f = Fields::new(&map, "");
+    let owned = |v: Option<&str>| v.map(str::to_string);
     let to_raw = f.required_str("to")?;
     let to = PhoneNumber::parse_e164(to_raw)
         .map_err(|e| ApiError::InvalidTo(format!("{to_raw:?}: {e}")))?;
@@ -117,7 +214,6 @@ async fn handle(
     if text.is_none() && media_urls.is_empty() {
         return Err(ApiError::missing("/text"));
     }
-    let subject = f.str("subject")?;
     let mms = match f.str("type")? {
         None => !media_urls.is_empty(),
         Some("SMS") => false,
@@ -138,20 +234,44 @@ async fn handle(
             )
         })?,
     };
-    let encoded = encoding::encode(text.unwrap_or_default(), requested).ok_or_else(|| {
+    let encoding = encoding::encode(text.unwrap_or_default(), requested).ok_or_else(|| {
         ApiError::invalid(
             "/encoding",
             "the text has characters outside the GSM-7 alphabet",
         )
     })?;
-    let webhook_url = f.str("webhook_url")?;
-    let webhook_failover_url = f.str("webhook_failover_url")?;
     let from = match mode {
         SendMode::FromOrPool => f.str("from")?,
         SendMode::Pool => None,
     };
+    let profile = match from {
+        Some(_) => f.str("messaging_profile_id")?,
+        None => Some(f.required_str("messaging_profile_id")?),
+    };
+    Ok(SendRequest {
+        to,
+        from: owned(from),
+        profile: owned(profile),
+        text: owned(text),
+        subject: owned(f.str("subject")?),
+        media_urls,
+        mms,
+        encoding,
+        webhook_url: owned(f.str("webhook_url")?),
+        webhook_failover_url: owned(f.str("webhook_failover_url")?),
+    })
+}
 
-    let (profile, sender, selection) = match from {
+/// Where a send goes: an explicit sender (and its profile), or a pool.
+enum Target {
+    From(PhoneNumber, ProfileId),
+    Pool(ProfileId),
+}
+
+/// Resolves the sender or profile a send names; errors here mean the
+/// request never ran (it is not remembered under its Idempotency-Key).
+fn resolve(r: &SendRequest, state: &AppState) -> Result<Target, ApiError> {
+    match &r.from {
         Some(raw) => {
             let sender =
                 PhoneNumber::parse_sender(raw).map_err(|e| ApiError::number("/from", e))?;
@@ -162,26 +282,47 @@ async fn handle(
                     detail: format!("{raw} is not a number of any messaging profile"),
                     pointer: "/from".into(),
                 })?;
-            (
-                profile,
-                sender,
-                Selected {
-                    reason: "explicit",
-                    mapping: "none",
-                },
-            )
+            Ok(Target::From(sender, profile))
         }
         None => {
-            let raw = f.required_str("messaging_profile_id")?;
-            let missing = || ApiError::NoSuchAssociated {
-                detail: format!("messaging profile {raw} does not exist"),
-                pointer: "/messaging_profile_id".into(),
-            };
-            let profile = ProfileId::parse(raw).ok_or_else(missing)?;
-            let selection = state.engine.send(profile, to).await.map_err(|e| match e {
-                crate::Error::UnknownProfile => missing(),
-                other => other.into(),
-            })?;
+            let raw = r.profile.as_deref().unwrap_or_default();
+            ProfileId::parse(raw)
+                .filter(|p| state.engine.profile(*p).is_ok())
+                .map(Target::Pool)
+                .ok_or_else(|| missing_profile(raw))
+        }
+    }
+}
+
+fn missing_profile(raw: &str) -> ApiError {
+    ApiError::NoSuchAssociated {
+        detail: format!("messaging profile {raw} does not exist"),
+        pointer: "/messaging_profile_id".into(),
+    }
+}
+
+/// Runs a send on the engine; the message record (JSON text) on success.
+async fn execute(r: &SendRequest, target: Target, state: &AppState) -> Result<String, ApiError> {
+    let (profile, sender, selection) = match target {
+        Target::From(sender, profile) => (
+            profile,
+            sender,
+            Selected {
+                reason: "explicit",
+                mapping: "none",
+            },
+        ),
+        Target::Pool(profile) => {
+            let raw = r.profile.as_deref().unwrap_or_default();
+            let missing = || missing_profile(raw);
+            let selection = state
+                .engine
+                .send(profile, r.to)
+                .await
+                .map_err(|e| match e {
+                    crate::Error::UnknownProfile => missing(),
+                    other => other.into(),
+                })?;
             (
                 profile,
                 selection.sender,
@@ -195,14 +336,14 @@ async fn handle(
     Ok(views::message_json(&MessageView {
         profile,
         from: sender,
-        to,
-        text,
-        subject,
-        media_urls: &media_urls,
-        mms,
-        encoding: encoded,
-        webhook_url,
-        webhook_failover_url,
+        to: r.to,
+        text: r.text.as_deref(),
+        subject: r.subject.as_deref(),
+        media_urls: &r.media_urls,
+        mms: r.mms,
+        encoding: r.encoding,
+        webhook_url: r.webhook_url.as_deref(),
+        webhook_failover_url: r.webhook_failover_url.as_deref(),
         selection,
         now: state.engine.now(),
     }))

@@ -28,11 +28,22 @@ pub enum IdempotentReply {
     InProgress,
     /// Its reply.
     Done {
+        /// The fingerprint of its path and body.
+        print: [u8; 32],
         /// The status.
         status: u16,
         /// The body.
         body: String,
     },
+}
+
+impl super::recent::Weigh for IdempotentReply {
+    fn weight(&self) -> usize {
+        match self {
+            IdempotentReply::InProgress => 0,
+            IdempotentReply::Done { body, .. } => body.len(),
+        }
+    }
 }
 
 /// Everything the handlers share.
@@ -41,8 +52,8 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub webhook_key: Option<VerifyingKey>,
     pub body_limit: usize,
-    pub idempotency: Recent<String, IdempotentReply>,
-    pub seen_events: Recent<String, ()>,
+    pub idempotency: Recent<IdempotentReply>,
+    pub seen_events: Recent<webhooks::SeenEvent>,
     pub metrics: Metrics,
     /// Recovered and serving.
     pub ready: AtomicBool,

@@ -9,7 +9,7 @@ use crate::server::http::body::{self, Fields, Page, Query};
 use crate::server::http::error::ApiError;
 use crate::server::http::views;
 use crate::ProfileId;
-use crate::{PhoneNumber, SenderKind};
+use crate::{NumberFilter, PhoneNumber, SenderKind};
 
 const CURRENT: &str = "messaging_settings";
 const OLDER: &str = "messaging_phone_number";
@@ -90,25 +90,31 @@ async fn list(
             )
         })?),
     };
-    let phone = query
-        .get("filter[phone_number]")
-        .map(|p| p.trim().to_string());
-    let numbers = match profile {
-        Some(p) if state.engine.profile(p).is_err() => Vec::new(),
-        _ => state.engine.numbers(profile).await?,
+    let phone = match query.get("filter[phone_number]") {
+        None => None,
+        // An unparsable number matches nothing.
+        Some(raw) => match body::query_number(raw) {
+            Some(n) => Some(n),
+            None => return Ok(page_of(Vec::new(), page.meta(0))),
+        },
     };
+    if profile.is_some_and(|p| state.engine.profile(p).is_err()) {
+        return Ok(page_of(Vec::new(), page.meta(0)));
+    }
+    let filter = NumberFilter {
+        profile,
+        kind,
+        number: phone,
+    };
+    let (numbers, total) = state
+        .engine
+        .numbers_page(filter, page.offset(), page.size)
+        .await?;
     let items = numbers
         .iter()
-        .filter(|n| kind.is_none_or(|k| n.kind == k))
-        .filter(|n| {
-            phone.as_deref().is_none_or(|p| {
-                n.record.number.to_string() == p || n.record.number.to_string() == format!("+{p}")
-            })
-        })
         .map(|n| views::number(n, record_type))
         .collect();
-    let (items, meta) = page.apply(items);
-    Ok(page_of(items, meta))
+    Ok(page_of(items, page.meta(total)))
 }
 
 pub async fn get_current(

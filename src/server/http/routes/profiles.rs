@@ -10,7 +10,7 @@ use crate::server::http::error::ApiError;
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::SettingsUpdate;
-use crate::{NewProfile, ProfileUpdate};
+use crate::{NewProfile, NumberFilter, ProfileUpdate};
 
 /// A profile id from the path; an id that is not a UUID names no profile.
 pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
@@ -69,18 +69,20 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(req.query_string());
     let page = Page::from_query(&query)?;
-    let eq = query.get("filter[name][eq]");
-    let contains = query.get("filter[name][contains]");
-    let items: Vec<_> = state
-        .engine
-        .profiles()
-        .into_iter()
-        .filter(|p| eq.is_none_or(|n| p.name == n))
-        .filter(|p| contains.is_none_or(|n| p.name.contains(n)))
-        .map(|p| views::profile(&p))
-        .collect();
-    let (items, meta) = page.apply(items);
-    Ok(page_of(items, meta))
+    let eq = query.get("filter[name][eq]").map(str::to_string);
+    let contains = query.get("filter[name][contains]").map(str::to_string);
+    // A filter looks at every profile: off the HTTP worker's thread.
+    let engine = state.engine.clone();
+    let (records, total) = web::block(move || {
+        engine.profiles_page(page.offset(), page.size, |p| {
+            eq.as_deref().is_none_or(|n| p.name == n)
+                && contains.as_deref().is_none_or(|n| p.name.contains(n))
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    let items = records.iter().map(views::profile).collect();
+    Ok(page_of(items, page.meta(total)))
 }
 
 pub async fn get(
@@ -137,11 +139,17 @@ pub async fn phone_numbers(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_profile(&id)?;
     let page = Page::from_query(&Query::parse(req.query_string()))?;
-    let numbers = state.engine.numbers(Some(id)).await?;
+    let filter = NumberFilter {
+        profile: Some(id),
+        ..Default::default()
+    };
+    let (numbers, total) = state
+        .engine
+        .numbers_page(filter, page.offset(), page.size)
+        .await?;
     let items = numbers
         .iter()
         .map(|n| views::number(n, "messaging_settings"))
         .collect();
-    let (items, meta) = page.apply(items);
-    Ok(page_of(items, meta))
+    Ok(page_of(items, page.meta(total)))
 }

@@ -9,8 +9,27 @@ use super::{data, AppState};
 use crate::server::http::auth;
 use crate::server::http::body::{self, Fields};
 use crate::server::http::error::ApiError;
+use crate::server::http::recent::{Claim, Weigh};
 use crate::DeliveryOutcome;
 use crate::PhoneNumber;
+
+/// What the cache of event ids holds.
+#[derive(Clone, Copy)]
+pub enum SeenEvent {
+    /// A delivery of the event is being counted now.
+    InProgress,
+    /// The event was counted.
+    Counted,
+}
+
+impl Weigh for SeenEvent {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+/// The longest event id remembered.
+const MAX_EVENT_ID: usize = 255;
 
 /// Error codes that mean the carrier blocked the message as spam.
 const SPAM_CODES: [&str; 2] = ["40002", "40003"];
@@ -63,6 +82,12 @@ pub async fn messaging(
         return Ok(data(json!({ "accepted": true, "counted": false })));
     }
     let id = f.required_str("id")?;
+    if id.chars().count() > MAX_EVENT_ID {
+        return Err(ApiError::invalid(
+            "/data/id",
+            format!("an event id is at most {MAX_EVENT_ID} characters"),
+        ));
+    }
     let message = f
         .object("payload")?
         .flatten()
@@ -78,23 +103,19 @@ pub async fn messaging(
         return Ok(data(json!({ "accepted": true, "counted": false })));
     };
     let now = state.engine.now();
-    if state
-        .seen_events
-        .insert_if_absent(id.to_string(), (), now)
-        .is_some()
-    {
-        return Ok(data(
-            json!({ "accepted": true, "counted": false, "duplicate": true }),
-        ));
-    }
-    let counted = match state.engine.report_outcome(sender, outcome).await {
-        Ok(counted) => counted,
-        Err(e) => {
-            // Not counted: let a retry of the same event count.
-            state.seen_events.set(&id.to_string(), None);
-            return Err(e.into());
+    let claim = match state.seen_events.claim(id, SeenEvent::InProgress, now) {
+        Claim::Fresh(claim) => claim,
+        Claim::Taken(SeenEvent::InProgress) => return Err(ApiError::EventInProgress),
+        Claim::Taken(SeenEvent::Counted) => {
+            return Ok(data(
+                json!({ "accepted": true, "counted": false, "duplicate": true }),
+            ))
         }
     };
+    let counted = state.engine.report_outcome(sender, outcome).await?;
+    // An event not counted (no profile has the number) is not remembered,
+    // so the same event counts once the number is assigned.
+    claim.settle(counted.then_some(SeenEvent::Counted));
     Ok(data(json!({ "accepted": true, "counted": counted })))
 }
 
