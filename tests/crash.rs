@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,51 +14,12 @@ use support::{request, try_request};
 
 const KEY: &str = "crash-test";
 
-/// A running server, killed (SIGKILL) and reaped when dropped.
-struct Server(Child);
-
-impl Server {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Starts `numpool serve` on a free port; returns it with its address.
-fn serve(dir: &std::path::Path) -> (Server, SocketAddr) {
-    let child = Command::new(env!("CARGO_BIN_EXE_numpool"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            KEY,
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "numpool serve did not start");
-        let line = lines.next().unwrap().unwrap();
-        if let Some(url) = line.split("listening on http://").nth(1) {
-            let addr = url.trim_end_matches("/v2").parse().unwrap();
-            // Keep draining stdout so the server never blocks on it.
-            std::thread::spawn(move || for _ in lines {});
-            return (server, addr);
-        }
-    }
+/// Starts `numpool serve` on `dir` with the test key; returns it with its address.
+fn serve(dir: &std::path::Path) -> (support::Numpool, SocketAddr) {
+    let dir = dir.to_str().unwrap();
+    let server = support::serve(&["--api-key", KEY, "--data-dir", dir], &[]).unwrap();
+    let addr = server.addr;
+    (server, addr)
 }
 
 #[test]

@@ -174,6 +174,21 @@ fn keys_are_required_except_for_operations() {
         404,
         "10005",
     );
+    // A known path with a method it does not take: 405, and what it takes.
+    let wrong = expect_error(
+        s.call("DELETE", "/v2/messaging_profiles", Value::Null),
+        405,
+        "10015",
+    );
+    assert!(wrong.headers.contains("allow: post, get"), "{}", wrong.headers);
+    let wrong = expect_error(s.call("PUT", "/v2/messages", Value::Null), 405, "10015");
+    assert!(wrong.headers.contains("allow: post"), "{}", wrong.headers);
+    // The Bearer scheme is case-insensitive (RFC 7235).
+    assert_eq!(
+        s.raw("GET", "/v2/messaging_profiles", "", None, &[("Authorization", "BEARER test-key-1")])
+            .status,
+        200
+    );
 }
 
 #[test]

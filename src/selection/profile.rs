@@ -41,6 +41,9 @@ pub enum PinError {
     /// Pins are sticky mappings: sticky sender must be on.
     #[error("sticky_sender is off for this profile")]
     StickyOff,
+    /// The recipient's shard of the sticky map is full (2^24 mappings).
+    #[error("this profile holds as many sticky mappings as it can")]
+    Full,
 }
 
 /// Counters of one profile, for stats.
@@ -344,10 +347,10 @@ impl ProfileState {
         if kind_index(sender.kind()).is_none() {
             return Err(PinError::ShortCode);
         }
-        self.sticky.pin(recipient, r, now);
-        Ok(self
-            .mapping(recipient, now)
-            .expect("a pinned mapping is live"))
+        if !self.sticky.pin(recipient, r, now) {
+            return Err(PinError::Full);
+        }
+        self.mapping(recipient, now).ok_or(PinError::Full)
     }
 
     /// Breaks the mapping of `recipient`; returns it if it was live.

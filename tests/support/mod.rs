@@ -89,3 +89,108 @@ fn dechunk(body: &str) -> String {
     }
     out
 }
+
+/// A running `numpool serve`, killed (SIGKILL) and reaped when dropped.
+pub struct Numpool {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    /// Everything it printed (stdout and stderr), as it prints it.
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Numpool {
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it printed so far.
+    pub fn printed(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Numpool {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How a `numpool` run that was expected to serve ended instead.
+#[derive(Debug)]
+pub struct Exited {
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+/// Runs `numpool serve --listen 127.0.0.1:0 ARGS` with `env` added, and
+/// waits (at most 30 s) until it listens; `Err` if it exits first.
+pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Result<Numpool, Exited> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("numpool starts");
+    let output = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let errors = Arc::clone(&output);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            errors.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let printed = Arc::clone(&output);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            printed.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(url.trim_end_matches("/v2").parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(addr) = rx.recv_timeout(Duration::from_millis(20)) {
+            return Ok(Numpool {
+                child,
+                addr,
+                output,
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            std::thread::sleep(Duration::from_millis(50)); // let the readers finish
+            return Err(Exited {
+                code: status.code(),
+                output: output.lock().unwrap().clone(),
+            });
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "numpool serve did not start: {}",
+            output.lock().unwrap()
+        );
+    }
+}
+
+/// Waits (at most 20 s) until `cond` holds.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

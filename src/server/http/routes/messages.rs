@@ -104,13 +104,15 @@ async fn idempotent(
             Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
                 Some(format!("{}:{k}", req.path()))
             }
-            _ => return ApiError::bad_request(
-                "/",
-                format!(
+            _ => {
+                return ApiError::bad_request(
+                    "/",
+                    format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                 ),
-            )
-            .error_response(),
+                )
+                .error_response()
+            }
         },
     };
     // The body is read before the key is looked at: an upload that breaks
