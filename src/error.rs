@@ -2,7 +2,10 @@
 //! [`StartError`]: why an engine could not start.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::number::PhoneNumber;
+use crate::selection::capacity::LimitsError;
 use crate::selection::profile::PinError;
 use crate::selection::rules::NoSender;
 use crate::settings::SettingsError;
@@ -35,9 +38,27 @@ pub enum Error {
     /// Invalid `number_pool_settings`.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// Invalid capacity settings (profile caps, or a number's rate).
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
     /// No sender could be chosen; the cause says why.
     #[error(transparent)]
     NoSender(#[from] NoSender),
+    /// The sender's queue would make the message wait longer than the
+    /// profile's `max_queue_seconds`: nothing was reserved or mapped.
+    #[error("sender queue full: {sender} would make the message wait {:.1} s", wait.as_secs_f64())]
+    QueueFull {
+        /// The sender (the recipient's sticky sender, the one chosen, or the one named).
+        sender: PhoneNumber,
+        /// How long the message would have waited.
+        wait: Duration,
+    },
+    /// The profile sent its `daily_message_limit` today.
+    #[error("daily message limit reached")]
+    DailyLimit,
+    /// The sender named for a message is not in the profile's pool.
+    #[error("the sender is not a number of this messaging profile")]
+    NotInPool,
     /// A mapping could not be pinned.
     #[error(transparent)]
     Pin(#[from] PinError),

@@ -104,18 +104,20 @@ pub mod test_util;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
-    Dispatch, Engine, EngineConfig, EngineStats, MappingCursor, MappingPage, ProfileCounters,
-    RecoveryReport, DEFAULT_STICKY_TTL_SECS,
+    Dispatch, Engine, EngineConfig, EngineStats, MappingCursor, MappingPage, Outbound,
+    ProfileCounters, RecoveryReport, DEFAULT_STICKY_TTL_SECS,
 };
 pub use error::{Error, StartError};
 pub use ids::ProfileId;
 pub use journal::{repair, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpan, RepairReport};
 pub use number::{NumberError, PhoneNumber, SenderKind};
 pub use records::{
-    NewProfile, NumberFilter, NumberRecord, NumberStatus, ProfileRecord, ProfileUpdate,
+    CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,
+    ProfileRecord, ProfileUpdate,
 };
+pub use selection::capacity::{CapacityConfig, KindRates, LimitsError};
 pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
-pub use selection::profile::{PinError, ProfileStats, StickyMapping};
+pub use selection::profile::{Capacity, PinError, ProfileStats, StickyMapping};
 pub use selection::rules::{Eligibility, MappingOutcome, NoSender, Reason, Selection};
 pub use selection::sticky::ExpireReport;
 pub use settings::{PoolSettings, SettingsError, SettingsPatch, SettingsUpdate, MAX_WEIGHT};

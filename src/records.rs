@@ -5,6 +5,7 @@ use crate::clock::Timestamp;
 use crate::ids::ProfileId;
 use crate::number::{PhoneNumber, SenderKind};
 use crate::selection::health::HealthCounts;
+use crate::selection::profile::Capacity;
 use crate::selection::rules::Eligibility;
 use crate::settings::{PoolSettings, SettingsUpdate};
 
@@ -25,14 +26,77 @@ pub struct ProfileRecord {
     pub webhook_failover_url: Option<String>,
     /// `None`: the number pool is off.
     pub number_pool_settings: Option<PoolSettings>,
+    /// Queue cap and daily caps of its senders.
+    #[serde(flatten)]
+    pub capacity: CapacityLimits,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
 }
 
+/// A profile's capacity settings: how long its senders' queues may grow
+/// and its daily caps (see `docs/SELECTION.md`, "Sender capacity").
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CapacityLimits {
+    /// A send that would wait longer in its sender's queue is refused
+    /// (seconds, default 14400 = 4 h).
+    pub max_queue_seconds: f64,
+    /// Sends of the profile per day beyond which sends are refused.
+    pub daily_message_limit: Option<u32>,
+    /// New recipients a sender may take per day before new picks pass it over.
+    pub new_recipients_per_sender_per_day: Option<u32>,
+    /// IANA time zone whose midnight starts a new day (default `UTC`).
+    pub daily_reset_time_zone: String,
+}
+
+impl Default for CapacityLimits {
+    fn default() -> Self {
+        CapacityLimits {
+            max_queue_seconds: crate::selection::capacity::DEFAULT_MAX_QUEUE_SECS,
+            daily_message_limit: None,
+            new_recipients_per_sender_per_day: None,
+            daily_reset_time_zone: "UTC".into(),
+        }
+    }
+}
+
+/// A change of [`CapacityLimits`]: `None` keeps a field; `Some(None)`
+/// clears a cap.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityUpdate {
+    /// A new queue cap.
+    pub max_queue_seconds: Option<f64>,
+    /// A new daily message cap, or none.
+    pub daily_message_limit: Option<Option<u32>>,
+    /// A new cap of new recipients per sender per day, or none.
+    pub new_recipients_per_sender_per_day: Option<Option<u32>>,
+    /// A new time zone for the daily reset.
+    pub daily_reset_time_zone: Option<String>,
+}
+
+impl CapacityUpdate {
+    /// `limits` with this update applied.
+    pub fn apply(&self, limits: &CapacityLimits) -> CapacityLimits {
+        CapacityLimits {
+            max_queue_seconds: self.max_queue_seconds.unwrap_or(limits.max_queue_seconds),
+            daily_message_limit: self
+                .daily_message_limit
+                .unwrap_or(limits.daily_message_limit),
+            new_recipients_per_sender_per_day: self
+                .new_recipients_per_sender_per_day
+                .unwrap_or(limits.new_recipients_per_sender_per_day),
+            daily_reset_time_zone: self
+                .daily_reset_time_zone
+                .clone()
+                .unwrap_or_else(|| limits.daily_reset_time_zone.clone()),
+        }
+    }
+}
+
 /// A phone number known to the engine (assigned now or before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NumberRecord {
     /// The number.
     pub number: PhoneNumber,
@@ -44,6 +108,8 @@ pub struct NumberRecord {
     pub created_at: Timestamp,
     /// When its assignment last changed.
     pub updated_at: Timestamp,
+    /// Its own rate (messages per second); `None`: its kind's default.
+    pub messages_per_second: Option<f64>,
 }
 
 /// What creating a profile takes.
@@ -66,6 +132,8 @@ pub struct NewProfile {
     pub webhook_failover_url: Option<String>,
     /// Applied to a pool that is off: `Keep` leaves it off.
     pub number_pool_settings: SettingsUpdate,
+    /// Queue cap and daily caps (default: 4 h, no daily caps, UTC).
+    pub capacity: CapacityLimits,
 }
 
 impl Default for NewProfile {
@@ -78,6 +146,7 @@ impl Default for NewProfile {
             webhook_url: None,
             webhook_failover_url: None,
             number_pool_settings: SettingsUpdate::Keep,
+            capacity: CapacityLimits::default(),
         }
     }
 }
@@ -97,6 +166,8 @@ pub struct ProfileUpdate {
     pub webhook_failover_url: Option<Option<String>>,
     /// Merged field by field.
     pub number_pool_settings: SettingsUpdate,
+    /// Merged field by field.
+    pub capacity: CapacityUpdate,
 }
 
 /// Which numbers a listing shows (every field set must match).
@@ -123,4 +194,6 @@ pub struct NumberStatus {
     pub unhealthy: bool,
     /// Whether a new pick may choose it now, and if not why.
     pub eligibility: Eligibility,
+    /// Its rate, queue and today's counters (when it is in a pool).
+    pub capacity: Option<Capacity>,
 }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use futures::executor::block_on;
 use numpool::{
-    Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
+    CapacityConfig, Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch,
+    SettingsUpdate,
 };
 
 struct Counting;
@@ -54,9 +55,18 @@ fn sticky_profile(engine: &Engine) -> ProfileId {
 // One test, so the two measurements never run at once.
 #[test]
 fn memory_per_mapping_and_per_idle_profile() {
-    let engine = Engine::start(EngineConfig::default()).unwrap();
+    // One number takes a million messages here: at its real rate its queue
+    // would be refused long before, so capacity is off for this measurement.
+    let config = EngineConfig {
+        capacity: CapacityConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let engine = Engine::start(config).unwrap();
     a_live_mapping_costs_at_most_48_bytes_at_1m(&engine);
-    an_idle_profile_with_ten_numbers_costs_at_most_3_kb(&engine);
+    an_idle_profile_with_ten_numbers_costs_at_most_4_kb(&engine);
     block_on(engine.shutdown());
 }
 
@@ -96,7 +106,7 @@ fn a_live_mapping_costs_at_most_48_bytes_at_1m(engine: &Engine) {
     );
 }
 
-fn an_idle_profile_with_ten_numbers_costs_at_most_3_kb(engine: &Engine) {
+fn an_idle_profile_with_ten_numbers_costs_at_most_4_kb(engine: &Engine) {
     const PROFILES: u64 = 1000;
     let before = allocated();
     for p in 0..PROFILES {
@@ -108,5 +118,7 @@ fn an_idle_profile_with_ten_numbers_costs_at_most_3_kb(engine: &Engine) {
     }
     let per_profile = (allocated() - before) as f64 / PROFILES as f64;
     println!("{per_profile:.0} bytes per idle profile with 10 numbers");
-    assert!(per_profile <= 3072.0, "{per_profile:.0} bytes per profile");
+    // 2.7 KB before sender capacity; its settings and counters added about
+    // 0.8 KB (a sender's queue is only allocated at its first send).
+    assert!(per_profile <= 4096.0, "{per_profile:.0} bytes per profile");
 }

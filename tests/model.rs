@@ -1,8 +1,9 @@
 //! Property test: random sequences of operations run against the engine
 //! (through its public API, the caller running each request, time from a
 //! manual clock) and against a small reference model written here with
-//! `BTreeMap`s, linear scans and no timing wheel. Every selection, every
-//! error and every visible mapping must agree.
+//! `BTreeMap`s, linear scans and no timing wheel. Every selection (with its
+//! queue wait), every error, every visible mapping and every sender's
+//! queue and daily counts must agree.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +12,9 @@ use std::time::Duration;
 use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
-    DeliveryOutcome, Engine, EngineConfig, Error, HealthConfig, MappingOutcome, NewProfile,
-    NoSender, PhoneNumber, PinError, PoolSettings, ProfileId, ProfileUpdate, Reason, SenderKind,
-    SettingsPatch, SettingsUpdate, Timestamp,
+    CapacityUpdate, DeliveryOutcome, Engine, EngineConfig, Error, HealthConfig, MappingOutcome,
+    NewProfile, NoSender, Outbound, PhoneNumber, PinError, PoolSettings, ProfileId, ProfileUpdate,
+    Reason, SenderKind, SettingsPatch, SettingsUpdate, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -60,6 +61,17 @@ enum Op {
     Send {
         profile: usize,
         to: usize,
+        parts: u32,
+        /// An explicit sender (a number index), or the pool.
+        from: Option<usize>,
+    },
+    Limits {
+        profile: usize,
+        update: CapacityUpdate,
+    },
+    Rate {
+        number: usize,
+        rate: Option<f64>,
     },
     Assign {
         number: usize,
@@ -131,12 +143,37 @@ fn patch() -> impl Strategy<Value = SettingsUpdate> {
     ]
 }
 
+fn limits() -> impl Strategy<Value = CapacityUpdate> {
+    let count = || proptest::option::of(proptest::option::of(prop_oneof![Just(0u32), 1..6u32]));
+    (
+        proptest::option::of(prop_oneof![
+            Just(1.0),
+            Just(2.5),
+            Just(5.0),
+            Just(14_400.0),
+            Just(0.0)
+        ]),
+        count(),
+        count(),
+    )
+        .prop_map(|(q, d, r)| CapacityUpdate {
+            max_queue_seconds: q,
+            daily_message_limit: d,
+            new_recipients_per_sender_per_day: r,
+            daily_reset_time_zone: None,
+        })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let p = 0..PROFILES;
     let num = 0..NUMBERS.len();
     let to = 0..RECIPIENTS.len();
     prop_oneof![
-        12 => (p.clone(), to.clone()).prop_map(|(profile, to)| Op::Send { profile, to }),
+        12 => (p.clone(), to.clone(), 1..4u32, proptest::option::weighted(0.2, num.clone()))
+            .prop_map(|(profile, to, parts, from)| Op::Send { profile, to, parts, from }),
+        2 => (p.clone(), limits()).prop_map(|(profile, update)| Op::Limits { profile, update }),
+        1 => (num.clone(), proptest::option::of(prop_oneof![Just(0.5), Just(2.0), Just(3.0), Just(-1.0)]))
+            .prop_map(|(number, rate)| Op::Rate { number, rate }),
         4 => (num.clone(), p.clone()).prop_map(|(number, profile)| Op::Assign { number, profile }),
         1 => num.clone().prop_map(|number| Op::Unassign { number }),
         3 => (p.clone(), patch()).prop_map(|(profile, update)| Op::Patch { profile, update }),
@@ -158,6 +195,71 @@ struct MSender {
     /// Outcomes as (time, outcome), since the number joined this profile's
     /// chain of owners (unassigning forgets them).
     outcomes: Vec<(u32, DeliveryOutcome)>,
+    /// When its queue ends (ns), and its counts on `day`.
+    free_ns: u64,
+    day: u64,
+    messages: u32,
+    new_recipients: u32,
+}
+
+impl MSender {
+    fn new(number: PhoneNumber) -> Self {
+        MSender {
+            number,
+            outcomes: vec![],
+            free_ns: 0,
+            day: 0,
+            messages: 0,
+            new_recipients: 0,
+        }
+    }
+
+    fn wait(&self, now: u32) -> u64 {
+        self.free_ns.saturating_sub(ns(now))
+    }
+
+    fn counts(&self, now: u32) -> (u32, u32) {
+        if self.day == day(now) {
+            (self.messages, self.new_recipients)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
+fn ns(secs: u32) -> u64 {
+    u64::from(secs) * 1_000_000_000
+}
+
+/// The day (UTC, the profiles' zone) of `secs`.
+fn day(secs: u32) -> u64 {
+    u64::from(secs) / 86_400
+}
+
+/// The capacity settings of a model profile.
+#[derive(Debug, Clone, Copy)]
+struct MLimits {
+    max_queue_secs: f64,
+    daily: Option<u32>,
+    new_per_sender: Option<u32>,
+}
+
+impl Default for MLimits {
+    fn default() -> Self {
+        MLimits {
+            max_queue_secs: 14_400.0,
+            daily: None,
+            new_per_sender: None,
+        }
+    }
+}
+
+/// Why the model refuses a send (the engine's errors, compared as such).
+fn queue_full(sender: PhoneNumber, wait: u64) -> Error {
+    Error::QueueFull {
+        sender,
+        wait: Duration::from_nanos(wait),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,12 +280,33 @@ struct MProfile {
     last: BTreeMap<String, u64>,
     credit: [f64; 2],
     mappings: BTreeMap<PhoneNumber, MMapping>,
+    limits: MLimits,
+    /// The profile's sends on `day`.
+    day: u64,
+    sent: u32,
 }
 
 #[derive(Debug, Default)]
 struct Model {
     profiles: BTreeMap<usize, MProfile>,
     owners: BTreeMap<PhoneNumber, usize>,
+    /// Numbers the engine has seen, with their own rates.
+    rates: BTreeMap<PhoneNumber, Option<f64>>,
+}
+
+/// A sender's rate: its own, else its kind's (long code 1, toll-free 3,
+/// short code 100).
+fn rate_of(model_rate: Option<f64>, n: PhoneNumber) -> f64 {
+    model_rate.unwrap_or(match n.kind() {
+        SenderKind::LongCode => 1.0,
+        SenderKind::TollFree => 3.0,
+        SenderKind::ShortCode => 100.0,
+    })
+}
+
+/// Nanoseconds `parts` take at `rate` per second, rounded up.
+fn busy(parts: u32, rate: f64) -> u64 {
+    (f64::from(parts) * 1e9 / rate).ceil() as u64
 }
 
 fn kind_of(n: PhoneNumber) -> Option<usize> {
@@ -230,32 +353,100 @@ impl MProfile {
         (m.pinned || now < m.last_used + self.ttl()).then_some(m)
     }
 
-    /// Round-robin: the first candidate after the last pick of `rotation`, wrapping.
-    fn rr(&self, rotation: &str, candidates: &[u64]) -> Option<u64> {
+    fn over_cap(&self, wait: u64) -> bool {
+        wait as f64 > self.limits.max_queue_secs * 1e9
+    }
+
+    /// Refuses a send once the profile sent its daily limit today.
+    fn daily_limit(&mut self, now: u32) -> Result<(), Error> {
+        if self.day != day(now) {
+            self.day = day(now);
+            self.sent = 0;
+        }
+        match self.limits.daily {
+            Some(limit) if self.sent >= limit => Err(Error::DailyLimit),
+            _ => Ok(()),
+        }
+    }
+
+    /// Load-aware round-robin: among `candidates` (in joining order), the
+    /// least wait, the first after the last pick of `rotation` on a tie.
+    fn best(&self, rotation: &str, candidates: &[u64], now: u32) -> Option<u64> {
         let last = self.last.get(rotation).copied().unwrap_or(0);
-        candidates
-            .iter()
-            .find(|q| **q > last)
-            .or(candidates.first())
-            .copied()
+        let (after, before): (Vec<u64>, Vec<u64>) = candidates.iter().partition(|q| **q > last);
+        let mut best: Option<(u64, u64)> = None;
+        for q in after.into_iter().chain(before) {
+            let wait = self.senders[&q].wait(now);
+            if best.is_none_or(|(w, _)| wait < w) {
+                best = Some((wait, q));
+            }
+        }
+        best.map(|(_, q)| q)
+    }
+
+    /// Queues a message of `parts` on sender `seq`; returns its wait.
+    fn charge(&mut self, seq: u64, parts: u32, rate: f64, new: bool, now: u32) -> u64 {
+        let s = self.senders.get_mut(&seq).unwrap();
+        let send_at = s.free_ns.max(ns(now));
+        s.free_ns = send_at + busy(parts, rate);
+        if s.day != day(now) {
+            (s.day, s.messages, s.new_recipients) = (day(now), 0, 0);
+        }
+        s.messages += 1;
+        s.new_recipients += u32::from(new);
+        self.sent += 1;
+        send_at - ns(now)
+    }
+
+    fn send_from(
+        &mut self,
+        from: PhoneNumber,
+        parts: u32,
+        rate: f64,
+        now: u32,
+    ) -> Result<(PhoneNumber, Reason, MappingOutcome, u64), Error> {
+        let seq = self.seq_of(from).ok_or(Error::NotInPool)?;
+        self.daily_limit(now)?;
+        let wait = self.senders[&seq].wait(now);
+        if self.over_cap(wait) {
+            return Err(queue_full(from, wait));
+        }
+        let wait = self.charge(seq, parts, rate, false, now);
+        Ok((from, Reason::Explicit, MappingOutcome::None, wait))
     }
 
     fn select(
         &mut self,
         to: PhoneNumber,
+        parts: u32,
+        rates: &BTreeMap<PhoneNumber, Option<f64>>,
         now: u32,
-    ) -> Result<(PhoneNumber, Reason, MappingOutcome), NoSender> {
-        let s = self.settings.clone().ok_or(NoSender::PoolDisabled)?;
+    ) -> Result<(PhoneNumber, Reason, MappingOutcome, u64), Error> {
+        let s = self
+            .settings
+            .clone()
+            .ok_or(Error::NoSender(NoSender::PoolDisabled))?;
+        self.daily_limit(now)?;
+        let rate = |n: PhoneNumber| rate_of(rates.get(&n).copied().flatten(), n);
         let w = [s.long_code_weight, s.toll_free_weight];
         let available = |n: PhoneNumber| kind_of(n).is_some_and(|k| w[k] > 0.0);
-        let eligible =
+        let new_cap = self.limits.new_per_sender;
+        let eligible_but_cap =
             |q: &MSender| available(q.number) && !(s.skip_unhealthy && unhealthy(q, now));
+        let eligible =
+            |q: &MSender| eligible_but_cap(q) && new_cap.is_none_or(|c| q.counts(now).1 < c);
 
         if s.sticky_sender {
             if let Some(m) = self.live_mapping(to, now).cloned() {
                 if available(m.from) {
+                    let seq = self.seq_of(m.from).unwrap();
+                    let wait = self.senders[&seq].wait(now);
+                    if self.over_cap(wait) {
+                        return Err(queue_full(m.from, wait));
+                    }
                     self.mappings.get_mut(&to).unwrap().last_used = now;
-                    return Ok((m.from, Reason::Sticky, MappingOutcome::Reused));
+                    let wait = self.charge(seq, parts, rate(m.from), false, now);
+                    return Ok((m.from, Reason::Sticky, MappingOutcome::Reused, wait));
                 }
             }
         }
@@ -263,14 +454,15 @@ impl MProfile {
         let mut picked: Option<(u64, Reason)> = None;
         if s.geomatch {
             if let Some(npa) = to.npa() {
+                let within = |q: &MSender| eligible(q) && !self.over_cap(q.wait(now));
                 let same_npa: Vec<u64> = self
                     .senders
                     .iter()
-                    .filter(|(_, q)| q.number.npa() == Some(npa) && eligible(q))
+                    .filter(|(_, q)| q.number.npa() == Some(npa) && within(q))
                     .map(|(seq, _)| *seq)
                     .collect();
                 let key = format!("npa{npa}");
-                if let Some(q) = self.rr(&key, &same_npa) {
+                if let Some(q) = self.best(&key, &same_npa, now) {
                     self.last.insert(key, q);
                     picked = Some((q, Reason::Geomatch));
                 } else if s.geomatch_region_fallback {
@@ -279,12 +471,12 @@ impl MProfile {
                             .senders
                             .iter()
                             .filter(|(_, q)| {
-                                q.number.npa().and_then(region_of) == Some(region) && eligible(q)
+                                q.number.npa().and_then(region_of) == Some(region) && within(q)
                             })
                             .map(|(seq, _)| *seq)
                             .collect();
                         let key = format!("region{region}");
-                        if let Some(q) = self.rr(&key, &same_region) {
+                        if let Some(q) = self.best(&key, &same_region, now) {
                             self.last.insert(key, q);
                             picked = Some((q, Reason::Geomatch));
                         }
@@ -304,7 +496,7 @@ impl MProfile {
                             .filter(|(_, q)| kind_of(q.number) == Some(k) && eligible(q))
                             .map(|(seq, _)| *seq)
                             .collect();
-                        *c = self.rr(&format!("kind{k}"), &of_kind);
+                        *c = self.best(&format!("kind{k}"), &of_kind, now);
                     }
                 }
                 // Smooth weighted round-robin over the kinds with a candidate.
@@ -317,28 +509,36 @@ impl MProfile {
                             .filter(|q| kind_of(q.number) == Some(k))
                             .count()
                     });
-                    return Err(if counts == [0, 0] {
+                    return Err(Error::NoSender(if counts == [0, 0] {
                         NoSender::EmptyPool
                     } else if w.iter().all(|x| *x <= 0.0) {
                         NoSender::BothWeightsZero
                     } else if (0..2).all(|k| counts[k] == 0 || w[k] <= 0.0) {
                         NoSender::NoSenderOfWeightedKind
+                    } else if self.senders.values().any(eligible_but_cap) {
+                        NoSender::NewRecipientLimit
                     } else {
                         NoSender::NoHealthySender
-                    });
+                    }));
                 }
+                let mut credit = self.credit;
                 let mut best: Option<usize> = None;
                 for (k, &weight) in eff.iter().enumerate() {
                     if weight > 0.0 {
-                        self.credit[k] += weight;
-                        if best.is_none_or(|b| self.credit[k] > self.credit[b]) {
+                        credit[k] += weight;
+                        if best.is_none_or(|b| credit[k] > credit[b]) {
                             best = Some(k);
                         }
                     }
                 }
                 let k = best.unwrap();
-                self.credit[k] -= total;
+                credit[k] -= total;
                 let q = cand[k].unwrap();
+                let wait = self.senders[&q].wait(now);
+                if self.over_cap(wait) {
+                    return Err(queue_full(self.senders[&q].number, wait));
+                }
+                self.credit = credit;
                 self.last.insert(format!("kind{k}"), q);
                 (q, Reason::Weighted)
             }
@@ -358,7 +558,9 @@ impl MProfile {
         } else {
             MappingOutcome::None
         };
-        Ok((from, reason, mapping))
+        let new = mapping == MappingOutcome::Created;
+        let wait = self.charge(seq, parts, rate(from), new, now);
+        Ok((from, reason, mapping, wait))
     }
 
     fn remove_sender(&mut self, n: PhoneNumber) -> Option<MSender> {
@@ -473,13 +675,27 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
     for op in ops {
         clock.set(Timestamp::from_secs(u64::from(now)));
         match op {
-            Op::Send { profile, to } => {
+            Op::Send {
+                profile,
+                to,
+                parts,
+                from,
+            } => {
+                let mut message = Outbound::to(rcp(to)).parts(parts);
+                if let Some(f) = from {
+                    message = message.from_sender(num(f));
+                }
                 let got = engine
-                    .send_now(ids[profile], rcp(to))
-                    .map(|s| (s.sender, s.reason, s.mapping));
-                let want = match model.profiles.get_mut(&profile) {
-                    Some(p) => p.select(rcp(to), now).map_err(Error::NoSender),
-                    None => Err(Error::UnknownProfile),
+                    .send_now(ids[profile], message)
+                    .map(|s| (s.sender, s.reason, s.mapping, s.wait.as_nanos() as u64));
+                let rates = &model.rates;
+                let want = match (model.profiles.get_mut(&profile), from) {
+                    (None, _) => Err(Error::UnknownProfile),
+                    (Some(p), None) => p.select(rcp(to), parts, rates, now),
+                    (Some(p), Some(f)) => {
+                        let rate = rate_of(rates.get(&num(f)).copied().flatten(), num(f));
+                        p.send_from(num(f), parts, rate, now)
+                    }
                 };
                 prop_assert_eq!(
                     got,
@@ -497,14 +713,12 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
                     continue;
                 }
                 prop_assert!(got.is_ok());
+                model.rates.entry(n).or_insert(None);
                 let old = model.owners.get(&n).copied();
                 if old != Some(profile) {
                     let moved = old
                         .and_then(|o| model.profiles.get_mut(&o).unwrap().remove_sender(n))
-                        .unwrap_or(MSender {
-                            number: n,
-                            outcomes: vec![],
-                        });
+                        .unwrap_or_else(|| MSender::new(n));
                     model.profiles.get_mut(&profile).unwrap().add_sender(moved);
                     model.owners.insert(n, profile);
                 }
@@ -550,6 +764,51 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
                 }
             }
             Op::Advance { secs } => now += secs,
+            Op::Limits { profile, update } => {
+                let got = block_on(engine.update_profile(
+                    ids[profile],
+                    ProfileUpdate {
+                        capacity: update.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .map(|_| ());
+                match model.profiles.get_mut(&profile) {
+                    None => prop_assert_eq!(got, Err(Error::UnknownProfile)),
+                    Some(p) => {
+                        let mut l = p.limits;
+                        if let Some(q) = update.max_queue_seconds {
+                            l.max_queue_secs = q;
+                        }
+                        if let Some(d) = update.daily_message_limit {
+                            l.daily = d;
+                        }
+                        if let Some(r) = update.new_recipients_per_sender_per_day {
+                            l.new_per_sender = r;
+                        }
+                        let valid = l.max_queue_secs > 0.0
+                            && l.daily != Some(0)
+                            && l.new_per_sender != Some(0);
+                        prop_assert_eq!(got.is_ok(), valid);
+                        if valid {
+                            p.limits = l;
+                        }
+                    }
+                }
+            }
+            Op::Rate { number, rate } => {
+                let n = num(number);
+                let got = block_on(engine.set_rate(n, rate)).map(|_| ());
+                let valid = rate.is_none_or(|r| r > 0.0);
+                match model.rates.get_mut(&n) {
+                    _ if !valid => prop_assert!(got.is_err()),
+                    None => prop_assert_eq!(got, Err(Error::UnknownNumber)),
+                    Some(r) => {
+                        prop_assert!(got.is_ok());
+                        *r = rate;
+                    }
+                }
+            }
             Op::Expire => {
                 block_on(engine.expire_now());
             }
@@ -634,6 +893,30 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
                 })
                 .collect();
             prop_assert_eq!(got, want, "mappings of profile {}", i);
+            let got: Vec<_> = block_on(engine.numbers(Some(*id)))
+                .unwrap()
+                .into_iter()
+                .map(|s| {
+                    let c = s.capacity.unwrap();
+                    let wait = c.wait.as_nanos() as u64;
+                    (
+                        s.record.number,
+                        wait,
+                        c.messages_today,
+                        c.new_recipients_today,
+                    )
+                })
+                .collect();
+            let mut want: Vec<_> = mp
+                .senders
+                .values()
+                .map(|q| {
+                    let (messages, new) = q.counts(now);
+                    (q.number, q.wait(now), messages, new)
+                })
+                .collect();
+            want.sort();
+            prop_assert_eq!(got, want, "senders of profile {}", i);
         }
     }
     Ok(())

@@ -7,3 +7,10 @@ mod scenarios;
 use scenarios::backend::CallerRuns;
 
 scenario_tests!(CallerRuns);
+
+#[test]
+fn without_load_aware_picks_round_robin_ignores_queues() {
+    scenarios::capacity::without_load_aware_picks_round_robin_ignores_queues::<
+        scenarios::backend::RoundRobin,
+    >();
+}

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::journal::JournalConfig;
+use crate::selection::capacity::CapacityConfig;
 use crate::selection::health::HealthConfig;
+use crate::selection::profile::Shape;
 
 /// The default sticky ttl: 8 days.
 pub const DEFAULT_STICKY_TTL_SECS: u32 = 8 * 24 * 3600;
@@ -34,6 +36,19 @@ pub struct EngineConfig {
     pub journal: Option<JournalConfig>,
     /// How a request reaches its profile's actor.
     pub dispatch: Dispatch,
+    /// Sender rates by kind, queues and caps, load-aware picks.
+    pub capacity: CapacityConfig,
+}
+
+impl EngineConfig {
+    /// What every profile of the engine shares.
+    pub(crate) fn shape(&self) -> Shape {
+        Shape {
+            default_ttl: self.sticky_ttl_secs,
+            shards: self.sticky_shards,
+            capacity: self.capacity,
+        }
+    }
 }
 
 /// How a request reaches its profile's actor.
@@ -62,6 +77,7 @@ impl Default for EngineConfig {
             sticky_shards: crate::selection::sticky::DEFAULT_SHARDS,
             journal: None,
             dispatch: Dispatch::CallerRuns,
+            capacity: CapacityConfig::default(),
         }
     }
 }

@@ -110,9 +110,9 @@ impl Engine {
         let recovered = recovery::recover(
             &journal.dir,
             ReplayConfig {
-                default_ttl: config.sticky_ttl_secs,
-                shards: config.sticky_shards,
+                shape: config.shape(),
                 health: &config.health,
+                now_ms: inner.now().as_millis(),
             },
         )?;
         let mut durable: HashMap<ProfileId, _> = recovered

@@ -40,6 +40,7 @@ use parking_lot::RwLock;
 pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
 pub(crate) use mappings::yield_now;
 pub use mappings::{MappingCursor, MappingPage};
+pub use send::Outbound;
 pub use startup::RecoveryReport;
 pub use stats::{EngineStats, ProfileCounters};
 

@@ -12,6 +12,7 @@ use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
 use crate::records::{NumberFilter, NumberRecord, NumberStatus};
+use crate::selection::capacity::check_rate;
 use crate::selection::health::HealthCounts;
 use crate::selection::move_sender;
 use crate::selection::profile::SenderInfo;
@@ -64,12 +65,62 @@ impl Engine {
             profile,
             created_at: existing.map_or(now, |r| r.created_at),
             updated_at: now,
+            messages_per_second: existing.and_then(|r| r.messages_per_second),
         };
         let source = previous.and_then(|p| self.inner.dispatcher.actor(p));
         let receipt = {
             let mut from = source.as_ref().map(|a| a.lock());
             let mut to = target.as_ref().map(|a| a.lock());
-            move_sender(number, from.as_deref_mut(), to.as_deref_mut());
+            move_sender(&record, from.as_deref_mut(), to.as_deref_mut());
+            self.inner.env.journal(&[Record::NumberSaved(record)])
+        };
+        self.inner.catalog.write().put_number(record);
+        settle(receipt).await?;
+        Ok(record)
+    }
+
+    /// Sets the rate of `number` (messages per second; `None`: its kind's
+    /// default, see [`KindRates`](crate::KindRates)). The queue it has
+    /// drains at the new rate from its next message on.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile::default()).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// engine.assign_number(number, Some(p)).await?;
+    /// assert_eq!(engine.number(number).await?.capacity.unwrap().messages_per_second, 1.0);
+    /// engine.set_rate(number, Some(4.0)).await?;
+    /// assert_eq!(engine.number(number).await?.capacity.unwrap().messages_per_second, 4.0);
+    /// assert!(engine.set_rate(number, Some(0.0)).await.is_err());
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn set_rate(
+        &self,
+        number: PhoneNumber,
+        rate: Option<f64>,
+    ) -> Result<NumberRecord, Error> {
+        check_rate(rate)?;
+        let _in = self.enter()?;
+        self.check_journal()?;
+        let _admin = self.inner.admin.lock().await;
+        let existing = self.number_record(number).ok_or(Error::UnknownNumber)?;
+        let record = NumberRecord {
+            messages_per_second: rate,
+            updated_at: self.now(),
+            ..existing
+        };
+        let owner = existing
+            .profile
+            .and_then(|p| self.inner.dispatcher.actor(p));
+        let receipt = {
+            let mut state = owner.as_ref().map(|a| a.lock());
+            if let Some(state) = state.as_deref_mut() {
+                state.set_rate(number, rate);
+            }
             self.inner.env.journal(&[Record::NumberSaved(record)])
         };
         self.inner.catalog.write().put_number(record);
@@ -219,7 +270,7 @@ impl Engine {
     /// Health and eligibility for `records`: one request per profile involved.
     async fn statuses(&self, records: Vec<NumberRecord>) -> Result<Vec<NumberStatus>, Error> {
         let _in = self.enter()?;
-        let now = self.inner.now_secs();
+        let now = self.inner.now().as_millis();
         let mut by_profile: HashMap<ProfileId, Vec<PhoneNumber>> = HashMap::new();
         for r in &records {
             if let Some(p) = r.profile {
@@ -250,6 +301,7 @@ impl Engine {
                     health: i.health,
                     unhealthy: i.unhealthy,
                     eligibility: i.eligibility,
+                    capacity: Some(i.capacity),
                 },
                 None => NumberStatus {
                     record,
@@ -257,6 +309,7 @@ impl Engine {
                     health: HealthCounts::default(),
                     unhealthy: false,
                     eligibility: Eligibility::Unassigned,
+                    capacity: None,
                 },
             })
             .collect())

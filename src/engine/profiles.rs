@@ -13,6 +13,7 @@ use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
 use crate::records::{NewProfile, ProfileRecord, ProfileUpdate};
+use crate::selection::capacity::Limits;
 use crate::selection::ProfileState;
 
 impl Engine {
@@ -46,6 +47,7 @@ impl Engine {
         self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let settings = new.number_pool_settings.apply(None)?;
+        let limits = Limits::new(&new.capacity)?;
         let id = new.id.unwrap_or_else(ProfileId::new_v4);
         if self.inner.dispatcher.actor(id).is_some() {
             return Err(Error::DuplicateProfile);
@@ -59,11 +61,11 @@ impl Engine {
             webhook_url: new.webhook_url,
             webhook_failover_url: new.webhook_failover_url,
             number_pool_settings: settings.clone(),
+            capacity: new.capacity,
             created_at: now,
             updated_at: now,
         };
-        let config = &self.inner.config;
-        let state = ProfileState::new(settings, config.sticky_ttl_secs, config.sticky_shards);
+        let state = ProfileState::new(settings, limits, self.inner.config.shape());
         let actor = Arc::new(ProfileActor::new(
             id,
             state,
@@ -187,8 +189,12 @@ impl Engine {
             webhook_url,
             webhook_failover_url,
             number_pool_settings,
+            capacity,
         } = update;
         let settings = number_pool_settings.apply(record.number_pool_settings.as_ref())?;
+        let capacity = capacity.apply(&record.capacity);
+        let limits = Limits::new(&capacity)?;
+        record.capacity = capacity;
         let now = self.now();
         record.number_pool_settings = settings.clone();
         if let Some(name) = name {
@@ -213,6 +219,7 @@ impl Engine {
                 return Err(Error::UnknownProfile);
             }
             state.set_settings(settings, now.as_secs_u32());
+            state.set_limits(limits);
             self.inner.env.journal(&[Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),

@@ -21,11 +21,68 @@ use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
-use crate::selection::rules::{MappingOutcome, NoSender, Selection};
+use crate::selection::rules::{MappingOutcome, Refusal, Selection};
 use crate::selection::ProfileState;
 
+/// One outbound message as the engine routes it: its recipient, how many
+/// segments it has (each takes a slot of its sender's rate), and the
+/// sender the caller names, if any. A bare [`PhoneNumber`] converts to a
+/// one-part message chosen by the pool.
+///
+/// ```
+/// # use numpool::{Outbound, PhoneNumber};
+/// let to = PhoneNumber::parse_e164("+14155550123")?;
+/// let sender = PhoneNumber::parse_e164("+13125550001")?;
+/// let message = Outbound::to(to).parts(3).from_sender(sender);
+/// assert_eq!((message.parts, message.from), (3, Some(sender)));
+/// assert_eq!(Outbound::from(to), Outbound::to(to));
+/// # Ok::<(), numpool::NumberError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound {
+    /// The recipient.
+    pub to: PhoneNumber,
+    /// Segments (at least 1).
+    pub parts: u32,
+    /// The sender the caller chose; `None`: the pool chooses.
+    pub from: Option<PhoneNumber>,
+}
+
+impl Outbound {
+    /// A one-part message to `to`, its sender chosen by the pool.
+    pub fn to(to: PhoneNumber) -> Outbound {
+        Outbound {
+            to,
+            parts: 1,
+            from: None,
+        }
+    }
+
+    /// The same message with `parts` segments (0 counts as 1).
+    pub fn parts(self, parts: u32) -> Outbound {
+        Outbound {
+            parts: parts.max(1),
+            ..self
+        }
+    }
+
+    /// The same message from `sender`, which must be in the profile's pool.
+    pub fn from_sender(self, sender: PhoneNumber) -> Outbound {
+        Outbound {
+            from: Some(sender),
+            ..self
+        }
+    }
+}
+
+impl From<PhoneNumber> for Outbound {
+    fn from(to: PhoneNumber) -> Outbound {
+        Outbound::to(to)
+    }
+}
+
 /// What one selection on an actor gives back.
-type Selected = (Result<Selection, NoSender>, Option<Receipt>);
+type Selected = (Result<Selection, Refusal>, Option<Receipt>);
 
 /// The journal record a selection needs, if any: a new mapping, or a sticky
 /// hit in a later minute than the mapping's previous use (coarse touches).
@@ -55,30 +112,47 @@ fn selection_record(
     }
 }
 
-/// Selects for `to` on `state`; the record it needs goes to `records`.
+/// The journal record of the daily counts a send reserved, when it began
+/// a new block of them.
+fn daily_record(state: &ProfileState, profile: ProfileId, s: &Selection) -> Option<Record> {
+    if !s.starts_block {
+        return None;
+    }
+    let (day, profile_messages, sender) = state.daily_reservation(s.sender);
+    Some(Record::DailyCount {
+        profile,
+        day,
+        profile_messages,
+        sender,
+    })
+}
+
+/// Selects for `message` on `state` at `now_ms`; the records it needs go
+/// to `records`.
 #[inline]
 fn select_into(
     state: &mut ProfileState,
     env: &Env,
     profile: ProfileId,
-    to: PhoneNumber,
-    now: u32,
+    message: Outbound,
+    now_ms: u64,
     records: &mut Vec<Record>,
-) -> Result<Selection, NoSender> {
+) -> Result<Selection, Refusal> {
     let tracking = env.journal.is_some();
-    let result = if tracking {
-        state.select_tracked(to, now, &env.health)
-    } else {
-        state.select(to, now, &env.health)
+    let result = match message.from {
+        None => state.select(message.to, message.parts, now_ms, &env.health, tracking),
+        Some(from) => state.send_from(from, message.parts, now_ms, &env.health),
     };
     if let Ok(s) = &result {
+        let now = (now_ms / 1000) as u32;
         if s.mapping == MappingOutcome::Created {
             if let Some(due) = state.wakeup_after_mapping(now) {
                 env.expiry.schedule(profile, due);
             }
         }
         if tracking {
-            records.extend(selection_record(profile, to, s, now));
+            records.extend(selection_record(profile, message.to, s, now));
+            records.extend(daily_record(state, profile, s));
         }
     }
     result
@@ -88,12 +162,12 @@ fn select_into(
 #[inline]
 fn select_one(
     profile: ProfileId,
-    to: PhoneNumber,
-    now: u32,
+    message: Outbound,
+    now_ms: u64,
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
     move |state, env| {
         let mut records = Vec::new();
-        let result = select_into(state, env, profile, to, now, &mut records);
+        let result = select_into(state, env, profile, message, now_ms, &mut records);
         let receipt = env.journal(&records);
         (result, receipt)
     }
@@ -103,15 +177,15 @@ fn select_one(
 fn select_many(
     profile: ProfileId,
     recipients: Vec<PhoneNumber>,
-    now: u32,
-) -> impl FnOnce(&mut ProfileState, &Env) -> (Vec<Result<Selection, NoSender>>, Option<Receipt>)
+    now_ms: u64,
+) -> impl FnOnce(&mut ProfileState, &Env) -> (Vec<Result<Selection, Refusal>>, Option<Receipt>)
        + Send
        + 'static {
     move |state, env| {
         let mut records = Vec::new();
         let results = recipients
             .iter()
-            .map(|&to| select_into(state, env, profile, to, now, &mut records))
+            .map(|&to| select_into(state, env, profile, to.into(), now_ms, &mut records))
             .collect();
         (results, env.journal(&records))
     }
@@ -138,7 +212,11 @@ where
 }
 
 impl Engine {
-    /// Chooses the sender of one message from `profile`'s pool to `to`.
+    /// Chooses the sender of one message of `profile`: from its pool, or
+    /// the sender the message names ([`Outbound`]; a bare [`PhoneNumber`]
+    /// is a one-part message chosen by the pool). The message takes its
+    /// place in the sender's queue: [`Selection::wait`] says how long it
+    /// waits there.
     ///
     /// Runs on the calling task when the profile is free (it awaits only a
     /// busy profile or, with a journal, the write of a new mapping).
@@ -159,16 +237,21 @@ impl Engine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub async fn send(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
+    pub async fn send(
+        &self,
+        profile: ProfileId,
+        message: impl Into<Outbound>,
+    ) -> Result<Selection, Error> {
+        let message = message.into();
         let _in = self.enter()?;
         self.check_journal()?;
-        let now = self.inner.now_secs();
+        let now = self.inner.now().as_millis();
         let bound = self.inner.config.mailbox_bound;
         let attempt = self
             .inner
             .dispatcher
             .with(profile, |actor| {
-                attempt(actor, bound, select_one(profile, to, now))
+                attempt(actor, bound, select_one(profile, message, now))
             })
             .ok_or(Error::UnknownProfile)?;
         let (result, receipt) = match attempt {
@@ -199,16 +282,21 @@ impl Engine {
     /// assert_eq!((again.sender, again.reason), (first.sender, Reason::Sticky));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_now(&self, profile: ProfileId, to: PhoneNumber) -> Result<Selection, Error> {
+    pub fn send_now(
+        &self,
+        profile: ProfileId,
+        message: impl Into<Outbound>,
+    ) -> Result<Selection, Error> {
+        let message = message.into();
         let _in = self.enter()?;
         self.check_journal()?;
-        let now = self.inner.now_secs();
+        let now = self.inner.now().as_millis();
         let bound = self.inner.config.mailbox_bound;
         let (result, receipt) = self
             .inner
             .dispatcher
             .with(profile, |actor| {
-                actor.call_now(bound, select_one(profile, to, now))
+                actor.call_now(bound, select_one(profile, message, now))
             })
             .ok_or(Error::UnknownProfile)??;
         settle_now(receipt)?;
@@ -248,7 +336,7 @@ impl Engine {
             Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
         };
         let bound = self.inner.config.mailbox_bound;
-        let now = batch.now;
+        let now = batch.now_ms;
         let mut queued = Vec::new();
         for (actor, positions) in std::mem::take(&mut batch.busy) {
             let recipients = positions.iter().map(|&i| items[i].1).collect();
@@ -320,7 +408,7 @@ impl Engine {
 /// still to serve, and journal receipts still to wait for.
 struct Batch<'a> {
     _entered: super::Entered<'a>,
-    now: u32,
+    now_ms: u64,
     results: Vec<Result<Selection, Error>>,
     busy: Vec<(Arc<ProfileActor>, Vec<usize>)>,
     receipts: Vec<(Vec<usize>, Receipt)>,
@@ -340,7 +428,7 @@ impl<'a> Batch<'a> {
         }
         let mut batch = Batch {
             _entered: entered,
-            now: engine.inner.now_secs(),
+            now_ms: engine.inner.now().as_millis(),
             results: vec![Err(Error::Internal); items.len()],
             busy: Vec::new(),
             receipts: Vec::new(),
@@ -382,7 +470,8 @@ impl<'a> Batch<'a> {
             }
             let to = items[i].1;
             self.results[i] =
-                select_into(state, env, profile, to, self.now, &mut records).map_err(Error::from);
+                select_into(state, env, profile, to.into(), self.now_ms, &mut records)
+                    .map_err(Error::from);
         }
         env.journal(&records)
     }
@@ -418,4 +507,4 @@ impl<'a> Batch<'a> {
     }
 }
 
-type GroupAnswer = Result<(Vec<Result<Selection, NoSender>>, Option<Receipt>), ActorError>;
+type GroupAnswer = Result<(Vec<Result<Selection, Refusal>>, Option<Receipt>), ActorError>;

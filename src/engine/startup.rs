@@ -87,9 +87,9 @@ impl Engine {
                 let r = recovery::recover(
                     &j.dir,
                     ReplayConfig {
-                        default_ttl: config.sticky_ttl_secs,
-                        shards: config.sticky_shards,
+                        shape: config.shape(),
                         health: &config.health,
+                        now_ms: clock.now().as_millis(),
                     },
                 )?;
                 let path = journal::segment_path(&j.dir, r.segment);
@@ -221,9 +221,13 @@ impl Engine {
                 profile: actor.id,
                 snapshot: n,
             }]));
-            let head = (state.sender_states(), state.mapping_parts());
+            let head = (
+                state.sender_states(),
+                state.daily_counts(),
+                state.mapping_parts(),
+            );
             drop(state);
-            heads.push((actor, head.0, head.1));
+            heads.push((actor, head));
         }
         let (records, numbers) = {
             let catalog = inner.catalog.read();
@@ -239,7 +243,7 @@ impl Engine {
         }
         // Phase 2: the mappings, one shard per lock.
         let mut images = Vec::new();
-        for (actor, senders, parts) in heads {
+        for (actor, (senders, daily, parts)) in heads {
             let Some(record) = records.get(&actor.id).cloned() else {
                 continue;
             };
@@ -251,6 +255,7 @@ impl Engine {
             images.push(ProfileImage {
                 record,
                 senders,
+                daily,
                 mappings,
             });
         }
@@ -290,6 +295,20 @@ impl Engine {
                 break;
             }
             drained.await;
+        }
+        // Exact daily counts replace the blocks reserved ahead in the log.
+        let mut receipts = Vec::new();
+        for actor in inner.dispatcher.actors() {
+            let state = actor.lock();
+            let records = snapshot::daily_records(actor.id, state.daily_counts());
+            if !records.is_empty() {
+                receipts.push(inner.env.journal(&records));
+            }
+        }
+        for receipt in receipts {
+            // A journal that cannot write keeps the reservations: counts
+            // err on the side of the caps.
+            let _ = settle(receipt).await;
         }
         inner.runtime.stop();
         inner.dispatcher.clear();

@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | 1 | `ProfileSaved` | `at` secs, the profile record as JSON (`str`) |
 //! | 2 | `ProfileDeleted` | id |
-//! | 3 | `NumberSaved` | number, number id u64, owner (u8 0/1 + id), created ms, updated ms |
+//! | 3 | `NumberSaved` | number, number id u64, owner (u8 0/1 + id), created ms, updated ms, own rate f64 bits (NaN: none; absent in older records) |
 //! | 4 | `MappingSet` | id, to number, from number, created secs, last used secs, pinned u8 |
 //! | 5 | `MappingTouched` | id, to number, last used secs |
 //! | 6 | `MappingRemoved` | id, to number |
@@ -27,6 +27,7 @@
 //! | 9 | `SnapshotMark` | id, snapshot u64 |
 //! | 10 | `SnapshotEnd` | records u64 |
 //! | 11 | `Probe` | nothing: written to test that a failed journal can write again; ignored |
+//! | 12 | `DailyCount` | id, day i32, profile messages u32, u8 0/1 + (sender number, messages u32, new recipients u32) |
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
 //! new layout here; everything on the hot path is fixed-size binary.
@@ -36,6 +37,7 @@ use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::health::{DeliveryOutcome, HealthSlice};
+use crate::selection::profile::DailyCounts;
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -56,6 +58,7 @@ mod tag {
     pub const SNAPSHOT_MARK: u8 = 9;
     pub const SNAPSHOT_END: u8 = 10;
     pub const PROBE: u8 = 11;
+    pub const DAILY_COUNT: u8 = 12;
 }
 
 /// One change of state.
@@ -143,6 +146,18 @@ pub enum Record {
     },
     /// Written by a failed journal to find out whether it can write again.
     Probe,
+    /// Daily counts of a profile (and of one of its senders) on `day`:
+    /// exact in snapshots, reserved ahead in blocks in the log.
+    DailyCount {
+        /// The profile.
+        profile: ProfileId,
+        /// Days since 1970-01-01 in the profile's time zone.
+        day: i32,
+        /// Sends of the profile that day.
+        profile_messages: u32,
+        /// A sender's counts that day.
+        sender: Option<DailyCounts>,
+    },
 }
 
 impl Record {
@@ -159,7 +174,8 @@ impl Record {
             | Record::MappingRemoved { profile, .. }
             | Record::Outcome { profile, .. }
             | Record::HealthState { profile, .. }
-            | Record::SnapshotMark { profile, .. } => Some(*profile),
+            | Record::SnapshotMark { profile, .. }
+            | Record::DailyCount { profile, .. } => Some(*profile),
             Record::NumberSaved(_) | Record::SnapshotEnd { .. } | Record::Probe => None,
         }
     }
@@ -272,6 +288,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             }
             o.u64(r.created_at.as_millis());
             o.u64(r.updated_at.as_millis());
+            o.u64(r.messages_per_second.unwrap_or(f64::NAN).to_bits());
         }
         Record::MappingSet {
             profile,
@@ -342,6 +359,26 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.u64(*records);
         }
         Record::Probe => o.u8(tag::PROBE),
+        Record::DailyCount {
+            profile,
+            day,
+            profile_messages,
+            sender,
+        } => {
+            o.u8(tag::DAILY_COUNT);
+            o.id(*profile);
+            o.u32(*day as u32);
+            o.u32(*profile_messages);
+            match sender {
+                Some(c) => {
+                    o.u8(1);
+                    o.number(c.sender);
+                    o.u32(c.messages);
+                    o.u32(c.new_recipients);
+                }
+                None => o.u8(0),
+            }
+        }
     }
     let payload_len = (buf.len() - start - FRAME_LEN) as u32;
     let crc = crc32fast::hash(&buf[start + FRAME_LEN..]);
@@ -365,6 +402,11 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             profile: i.opt_id()?,
             created_at: i.ts()?,
             updated_at: i.ts()?,
+            messages_per_second: if i.0.is_empty() {
+                None
+            } else {
+                Some(f64::from_bits(i.u64()?)).filter(|r| !r.is_nan())
+            },
         }),
         tag::MAPPING_SET => Record::MappingSet {
             profile: i.id()?,
@@ -417,6 +459,27 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
         },
         tag::SNAPSHOT_END => Record::SnapshotEnd { records: i.u64()? },
         tag::PROBE => Record::Probe,
+        tag::DAILY_COUNT => {
+            let profile = i.id()?;
+            let day = i.u32()? as i32;
+            let profile_messages = i.u32()?;
+            let sender = if i.bool()? {
+                Some(DailyCounts {
+                    sender: i.number()?,
+                    day,
+                    messages: i.u32()?,
+                    new_recipients: i.u32()?,
+                })
+            } else {
+                None
+            };
+            Record::DailyCount {
+                profile,
+                day,
+                profile_messages,
+                sender,
+            }
+        }
         _ => return Err(Malformed),
     };
     if !i.0.is_empty() {
@@ -505,6 +568,12 @@ mod tests {
                         sticky_ttl_secs: Some(60),
                         ..Default::default()
                     }),
+                    capacity: crate::CapacityLimits {
+                        max_queue_seconds: 60.5,
+                        daily_message_limit: Some(1000),
+                        new_recipients_per_sender_per_day: Some(150),
+                        daily_reset_time_zone: "America/Los_Angeles".into(),
+                    },
                     created_at: Timestamp::from_millis(5),
                     updated_at: Timestamp::from_millis(6),
                 },
@@ -516,7 +585,33 @@ mod tests {
                 profile: Some(p),
                 created_at: Timestamp::from_millis(1),
                 updated_at: Timestamp::from_millis(2),
+                messages_per_second: Some(2.5),
             }),
+            Record::NumberSaved(NumberRecord {
+                number: to,
+                id: 4,
+                profile: None,
+                created_at: Timestamp::from_millis(1),
+                updated_at: Timestamp::from_millis(2),
+                messages_per_second: None,
+            }),
+            Record::DailyCount {
+                profile: p,
+                day: 20_000,
+                profile_messages: 128,
+                sender: Some(DailyCounts {
+                    sender: n,
+                    day: 20_000,
+                    messages: 64,
+                    new_recipients: 9,
+                }),
+            },
+            Record::DailyCount {
+                profile: p,
+                day: -1,
+                profile_messages: 1,
+                sender: None,
+            },
             Record::MappingSet {
                 profile: p,
                 to,
@@ -565,6 +660,29 @@ mod tests {
         let (read, valid) = read_all(&buf);
         assert_eq!(read, records);
         assert_eq!(valid, buf.len());
+    }
+
+    #[test]
+    fn a_number_record_without_a_rate_reads_as_the_kind_default() {
+        // The layout before rates: the same fields, without the last.
+        let record = NumberRecord {
+            number: PhoneNumber::parse_e164("+13125550001").unwrap(),
+            id: 3,
+            profile: None,
+            created_at: Timestamp::from_millis(1),
+            updated_at: Timestamp::from_millis(2),
+            messages_per_second: Some(7.0),
+        };
+        let mut buf = Vec::new();
+        encode(&Record::NumberSaved(record), &mut buf);
+        let payload = &buf[FRAME_LEN..buf.len() - 8];
+        assert_eq!(
+            decode(payload),
+            Ok(Record::NumberSaved(NumberRecord {
+                messages_per_second: None,
+                ..record
+            }))
+        );
     }
 
     #[test]

@@ -24,14 +24,17 @@ use crate::error::StartError;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
+use crate::selection::capacity::Limits;
 use crate::selection::health::HealthConfig;
+use crate::selection::profile::Shape;
 use crate::selection::{move_sender, ProfileState};
 
 /// What replay needs to build profiles.
 pub(crate) struct ReplayConfig<'a> {
-    pub default_ttl: u32,
-    pub shards: usize,
+    pub shape: Shape,
     pub health: &'a HealthConfig,
+    /// Now: daily counters of another day are dropped.
+    pub now_ms: u64,
 }
 
 /// The state recovered from a data directory.
@@ -58,6 +61,9 @@ struct Rebuild<'a> {
     numbers: BTreeMap<PhoneNumber, NumberRecord>,
     /// Profiles in the snapshot whose log records up to their marker are in it already.
     awaiting_mark: hashbrown::HashSet<ProfileId, foldhash::fast::RandomState>,
+    /// Replaying the log (not a snapshot): a mapping record there is a new
+    /// recipient of its sender.
+    in_log: bool,
 }
 
 impl Rebuild<'_> {
@@ -76,20 +82,21 @@ impl Rebuild<'_> {
         }
         let health = self.config.health;
         match r {
-            Record::ProfileSaved { profile, at } => match self.profiles.get_mut(&profile.id) {
-                Some((record, state)) => {
-                    state.set_settings(profile.number_pool_settings.clone(), at);
-                    *record = profile;
+            Record::ProfileSaved { profile, at } => {
+                let limits = Limits::recovered(&profile.capacity);
+                match self.profiles.get_mut(&profile.id) {
+                    Some((record, state)) => {
+                        state.set_settings(profile.number_pool_settings.clone(), at);
+                        state.set_limits(limits);
+                        *record = profile;
+                    }
+                    None => {
+                        let settings = profile.number_pool_settings.clone();
+                        let state = ProfileState::new(settings, limits, self.config.shape);
+                        self.profiles.insert(profile.id, (profile, state));
+                    }
                 }
-                None => {
-                    let state = ProfileState::new(
-                        profile.number_pool_settings.clone(),
-                        self.config.default_ttl,
-                        self.config.shards,
-                    );
-                    self.profiles.insert(profile.id, (profile, state));
-                }
-            },
+            }
             Record::ProfileDeleted { profile } => {
                 self.profiles.remove(&profile);
                 for n in self.numbers.values_mut() {
@@ -105,7 +112,9 @@ impl Rebuild<'_> {
                         &previous.unwrap_or(NOBODY),
                         &record.profile.unwrap_or(NOBODY),
                     ]);
-                    move_sender(record.number, from.map(|(_, p)| p), to.map(|(_, p)| p));
+                    move_sender(&record, from.map(|(_, p)| p), to.map(|(_, p)| p));
+                } else if let Some(p) = record.profile.and_then(|p| self.state(p)) {
+                    p.set_rate(record.number, record.messages_per_second);
                 }
                 record.profile = record.profile.filter(|o| self.profiles.contains_key(o));
                 self.numbers.insert(record.number, record);
@@ -118,8 +127,12 @@ impl Rebuild<'_> {
                 last_used,
                 pinned,
             } => {
+                let (in_log, now_ms) = (self.in_log, self.config.now_ms);
                 if let Some(p) = self.state(profile) {
                     p.restore_mapping(to, from, created_at, last_used, pinned);
+                    if in_log && !pinned {
+                        p.restore_new_recipient(from, created_at, now_ms);
+                    }
                 }
             }
             Record::MappingTouched {
@@ -153,6 +166,17 @@ impl Rebuild<'_> {
             } => {
                 if let Some(p) = self.state(profile) {
                     p.restore_health(sender, &buckets, health);
+                }
+            }
+            Record::DailyCount {
+                profile,
+                day,
+                profile_messages,
+                sender,
+            } => {
+                let now_ms = self.config.now_ms;
+                if let Some(p) = self.state(profile) {
+                    p.restore_daily(now_ms, day, profile_messages, sender);
                 }
             }
             Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {}
@@ -202,6 +226,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         profiles: ByProfile::default(),
         numbers: BTreeMap::new(),
         awaiting_mark: Default::default(),
+        in_log: false,
     };
     // The newest snapshot that reads back whole; older ones are the fallback.
     let snapshots = numbered(dir, "snapshot-", ".bin").map_err(|e| StartError::io(dir, e))?;
@@ -234,6 +259,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         base = Some(n);
         break;
     }
+    rebuild.in_log = true;
     let from = base.unwrap_or(0);
     let segments: Vec<u64> = numbered(dir, "log-", ".seg")
         .map_err(|e| StartError::io(dir, e))?
@@ -390,6 +416,14 @@ mod tests {
     use crate::journal::record::encode;
     use crate::selection::health::DeliveryOutcome;
 
+    fn test_shape() -> Shape {
+        Shape {
+            default_ttl: 3600,
+            shards: 2,
+            capacity: Default::default(),
+        }
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("numpool-recovery-{name}-{}", std::process::id()));
@@ -416,6 +450,7 @@ mod tests {
             webhook_url: None,
             webhook_failover_url: None,
             number_pool_settings: Some(Default::default()),
+            capacity: Default::default(),
             created_at: Timestamp::from_secs(u64::from(at)),
             updated_at: Timestamp::from_secs(u64::from(at)),
         };
@@ -431,6 +466,7 @@ mod tests {
                 profile: Some(p),
                 created_at: Timestamp::from_secs(1),
                 updated_at: Timestamp::from_secs(1),
+                messages_per_second: None,
             }),
             Record::HealthState {
                 profile: p,
@@ -458,13 +494,15 @@ mod tests {
         std::fs::write(segment_path(&dir, 3), &log).unwrap();
         let health = HealthConfig::default();
         let config = ReplayConfig {
-            default_ttl: 3600,
-            shards: 2,
+            shape: test_shape(),
             health: &health,
+            now_ms: 1_800_000_000_000,
         };
         let recovered = recover(&dir, config).unwrap();
         let (_, profile) = &recovered.profiles[0];
-        let info = profile.sender(sender, at, &health).unwrap();
+        let info = profile
+            .sender(sender, u64::from(at) * 1000, &health)
+            .unwrap();
         assert_eq!(info.health.finalized, 21);
         assert_eq!(recovered.snapshot, Some(3));
     }
@@ -479,9 +517,9 @@ mod tests {
         std::fs::write(&path, &future).unwrap();
         let health = HealthConfig::default();
         let config = || ReplayConfig {
-            default_ttl: 3600,
-            shards: 2,
+            shape: test_shape(),
             health: &health,
+            now_ms: 1_800_000_000_000,
         };
         match recover(&dir, config()) {
             Err(StartError::UnknownFormat { path: p, reason }) => {

@@ -25,7 +25,7 @@ use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::health::HealthSlice;
-use crate::selection::profile::StickyMapping;
+use crate::selection::profile::{DailyCounts, StickyMapping};
 
 /// The snapshots of one engine: the number of the next, and one at a time.
 #[derive(Default)]
@@ -39,6 +39,8 @@ pub(crate) struct ProfileImage {
     pub record: ProfileRecord,
     /// Its senders in joining order, with their health.
     pub senders: Vec<(PhoneNumber, Vec<HealthSlice>)>,
+    /// Today's counts: the day, the profile's sends, its senders' counts.
+    pub daily: (i32, u32, Vec<DailyCounts>),
     pub mappings: Vec<StickyMapping>,
 }
 
@@ -77,6 +79,7 @@ pub(crate) fn records(
                     });
                 }
             }
+            out.extend(daily_records(id, image.daily));
             out.extend(image.mappings.into_iter().map(move |m| Record::MappingSet {
                 profile: id,
                 to: m.to,
@@ -88,6 +91,30 @@ pub(crate) fn records(
             out
         })
         .chain(unassigned.into_iter().map(Record::NumberSaved))
+}
+
+/// The records of a profile's daily counts (none when it sent nothing
+/// on its day): one per sender with counts, or one for the profile alone.
+pub(crate) fn daily_records(
+    profile: ProfileId,
+    (day, profile_messages, counts): (i32, u32, Vec<DailyCounts>),
+) -> Vec<Record> {
+    if profile_messages == 0 && counts.is_empty() {
+        return Vec::new();
+    }
+    let senders: Vec<Option<DailyCounts>> = match counts.is_empty() {
+        true => vec![None],
+        false => counts.into_iter().map(Some).collect(),
+    };
+    senders
+        .into_iter()
+        .map(|sender| Record::DailyCount {
+            profile,
+            day,
+            profile_messages,
+            sender,
+        })
+        .collect()
 }
 
 /// Writes snapshot `n` in `dir` from `records`. On failure nothing is left

@@ -16,6 +16,7 @@
 //!   unhealthy) and the one eligibility rule.
 //! - [`profile`]: [`ProfileState`], one profile's whole selection state.
 
+pub(crate) mod capacity;
 pub(crate) mod health;
 pub(crate) mod pool;
 pub(crate) mod profile;

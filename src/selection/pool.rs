@@ -4,6 +4,7 @@
 //! leaves, and sticky mappings store `(slot, generation)`: a mapping to a
 //! sender that left is recognised as stale in O(1), without scanning the map.
 
+use super::capacity::SenderLoad;
 use super::health::Health;
 use super::region::{region_of, RegionId};
 use super::rotation::{Member, Rotation};
@@ -32,7 +33,60 @@ pub struct Sender {
     pub kind: SenderKind,
     /// When it joined the pool, in joining order (round-robin order).
     pub seq: u32,
+    /// Its delivery outcomes.
     pub health: Health,
+    /// Its own rate, queue and today's counters: allocated at its first
+    /// send (or rate), so a sender that never sent costs one pointer.
+    load: Option<Box<SenderLoad>>,
+}
+
+impl Sender {
+    /// Its own rate, queue and today's counters.
+    #[inline]
+    pub fn load(&self) -> &SenderLoad {
+        static IDLE: SenderLoad = SenderLoad::IDLE;
+        self.load.as_deref().unwrap_or(&IDLE)
+    }
+
+    /// The same, to change.
+    #[inline]
+    pub fn load_mut(&mut self) -> &mut SenderLoad {
+        self.load.get_or_insert_with(|| Box::new(SenderLoad::IDLE))
+    }
+
+    /// Its own rate, if it has one.
+    pub fn own_rate(&self) -> Option<f64> {
+        self.load().own_rate()
+    }
+
+    /// Sets its own rate (`None`: its kind's default).
+    pub fn set_rate(&mut self, rate: Option<f64>) {
+        if rate.is_some() || self.load.is_some() {
+            self.load_mut().rate = rate.unwrap_or(f64::NAN);
+        }
+    }
+}
+
+/// What a number brings when it joins a pool: what it had in its last one
+/// (health, rate, queue and counters travel with the number).
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    /// Its delivery outcomes.
+    pub health: Health,
+    /// Its own messages per second.
+    pub rate: Option<f64>,
+    /// Its queue and today's counters.
+    pub load: Option<Box<SenderLoad>>,
+}
+
+impl From<Sender> for Carried {
+    fn from(s: Sender) -> Carried {
+        Carried {
+            rate: s.own_rate(),
+            health: s.health,
+            load: s.load,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -135,9 +189,9 @@ pub fn kind_index(kind: SenderKind) -> Option<usize> {
 }
 
 impl Pool {
-    /// Adds `number` (carrying its `health` from a previous pool, if it moved).
-    /// Adding a number that is already here changes nothing.
-    pub fn add(&mut self, number: PhoneNumber, health: Health) -> SenderRef {
+    /// Adds `number` with what it `carried` from a previous pool, if it
+    /// moved. Adding a number that is already here changes nothing.
+    pub fn add(&mut self, number: PhoneNumber, carried: Carried) -> SenderRef {
         if let Some(r) = self.lookup(number) {
             return r;
         }
@@ -158,12 +212,15 @@ impl Pool {
                 geo.add(number, member);
             }
         }
-        self.slots[slot as usize].sender = Some(Sender {
+        let mut sender = Sender {
             number,
             kind,
             seq,
-            health,
-        });
+            health: carried.health,
+            load: carried.load,
+        };
+        sender.set_rate(carried.rate);
+        self.slots[slot as usize].sender = Some(sender);
         self.len += 1;
         match &mut self.by_number {
             Some(map) => {
@@ -251,6 +308,11 @@ impl Pool {
             slot,
             generation: self.slots[slot as usize].generation,
         }
+    }
+
+    /// The sender in `slot`, to charge its queue.
+    pub fn sender_in_mut(&mut self, slot: u32) -> Option<&mut Sender> {
+        self.slots.get_mut(slot as usize)?.sender.as_mut()
     }
 
     /// Mutable access to a sender, for recording its health.
@@ -354,10 +416,10 @@ mod tests {
     fn indexes_by_kind_and_area_code() {
         let mut pool = Pool::default();
         pool.enable_geo();
-        pool.add(n("+13125550001"), Health::default());
-        pool.add(n("+13125550002"), Health::default());
-        pool.add(n("+18005550003"), Health::default());
-        pool.add(n("12345"), Health::default());
+        pool.add(n("+13125550001"), Carried::default());
+        pool.add(n("+13125550002"), Carried::default());
+        pool.add(n("+18005550003"), Carried::default());
+        pool.add(n("12345"), Carried::default());
         assert_eq!(pool.len(), 4);
         assert_eq!(pool.kind_counts(), [2, 1]);
         assert_eq!(pool.rotation(RotationKey::Npa(312)).unwrap().len(), 2);
@@ -371,13 +433,13 @@ mod tests {
     fn removal_makes_references_stale() {
         let mut pool = Pool::default();
         pool.enable_geo();
-        let a = pool.add(n("+13125550001"), Health::default());
+        let a = pool.add(n("+13125550001"), Carried::default());
         assert!(pool.resolve(a).is_some());
         assert!(pool.remove(n("+13125550001")).is_some());
         assert!(pool.resolve(a).is_none());
         assert!(pool.rotation(RotationKey::Npa(312)).is_none());
         // The slot is reused by a newcomer; the old reference stays stale.
-        let b = pool.add(n("+14155550009"), Health::default());
+        let b = pool.add(n("+14155550009"), Carried::default());
         assert_eq!(b.slot, a.slot);
         assert!(pool.resolve(a).is_none());
         assert_eq!(pool.resolve(b).unwrap().number, n("+14155550009"));
@@ -386,8 +448,8 @@ mod tests {
     #[test]
     fn adding_twice_keeps_one() {
         let mut pool = Pool::default();
-        let a = pool.add(n("+13125550001"), Health::default());
-        let b = pool.add(n("+13125550001"), Health::default());
+        let a = pool.add(n("+13125550001"), Carried::default());
+        let b = pool.add(n("+13125550001"), Carried::default());
         assert_eq!(a, b);
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.kind_counts(), [1, 0]);
@@ -398,7 +460,7 @@ mod tests {
         let mut pool = Pool::default();
         let number = |i: u64| PhoneNumber::from_u64(13_125_550_000 + i).unwrap();
         for i in 0..40 {
-            pool.add(number(i), Health::default());
+            pool.add(number(i), Carried::default());
             assert_eq!(pool.by_number.is_some(), i as usize >= SCAN_UP_TO);
         }
         for i in 0..40 {
@@ -429,8 +491,8 @@ mod tests {
         let (mut early, mut late) = (Pool::default(), Pool::default());
         early.enable_geo();
         for s in numbers {
-            early.add(n(s), Health::default());
-            late.add(n(s), Health::default());
+            early.add(n(s), Carried::default());
+            late.add(n(s), Carried::default());
         }
         early.remove(n("+13125550001"));
         late.remove(n("+13125550001"));

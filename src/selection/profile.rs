@@ -2,14 +2,22 @@
 //! counters, and every operation on them. The engine's actor for the
 //! profile owns one; recovery builds them before any actor exists.
 
+use std::time::Duration;
+
+use super::capacity::{
+    busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
+};
 use super::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts, HealthSlice};
-use super::pool::{kind_index, Pool, Sender, SenderRef};
+use super::pool::{kind_index, Carried, Pool, Sender, SenderRef};
 use super::rules::{
-    eligibility, select, Eligibility, MappingOutcome, NoSender, Reason, SelectState, Selection,
+    choose, eligibility, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason, Refusal,
+    SelectState, Selection,
 };
 use super::sticky::{ExpireReport, MapPosition, Mapping, StickyMap};
 use super::weighted::SmoothWeighted;
+use crate::clock::Timestamp;
 use crate::number::{PhoneNumber, SenderKind};
+use crate::records::NumberRecord;
 use crate::settings::PoolSettings;
 
 /// A sticky mapping as the API shows it. Times are seconds since the Unix epoch.
@@ -69,7 +77,20 @@ pub struct ProfileStats {
     pub senders: usize,
 }
 
-/// A sender with its health, for listings.
+/// A sender's capacity now, as the API shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Capacity {
+    /// Its rate: its own, or its kind's default.
+    pub messages_per_second: f64,
+    /// How long a message given to it now would wait.
+    pub wait: Duration,
+    /// Messages given to it today (the profile's day).
+    pub messages_today: u32,
+    /// New mappings it took today.
+    pub new_recipients_today: u32,
+}
+
+/// A sender with its health and capacity, for listings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SenderInfo {
     pub number: PhoneNumber,
@@ -78,6 +99,27 @@ pub(crate) struct SenderInfo {
     pub unhealthy: bool,
     /// Whether a new pick could choose it now, and if not why.
     pub eligibility: Eligibility,
+    pub capacity: Capacity,
+}
+
+/// What every profile of an engine shares, fixed for its life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Shape {
+    /// Sticky ttl when the settings do not set one.
+    pub default_ttl: u32,
+    /// Shards of the sticky map.
+    pub shards: usize,
+    /// Queues, caps and rates.
+    pub capacity: CapacityConfig,
+}
+
+/// A sender's counters of one day, as snapshots keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DailyCounts {
+    pub sender: PhoneNumber,
+    pub day: i32,
+    pub messages: u32,
+    pub new_recipients: u32,
 }
 
 /// One messaging profile's selection state.
@@ -87,10 +129,35 @@ pub(crate) struct ProfileState {
     pool: Pool,
     sticky: StickyMap,
     weighted: SmoothWeighted,
-    default_ttl: u32,
+    shape: Shape,
+    limits: Limits,
+    /// Today in the profile's time zone.
+    today: Day,
+    /// Messages the profile sent today.
+    messages_today: u32,
     stats: ProfileStats,
     /// The earliest expiry work the engine has been told about.
     reported_due: Option<u32>,
+}
+
+/// What a selection at `now_ms` knows besides the profile's pool.
+#[inline]
+fn context<'a>(
+    limits: &'a Limits,
+    shape: &'a Shape,
+    day: i32,
+    now_ms: u64,
+    health: &'a HealthConfig,
+) -> Context<'a> {
+    Context {
+        health,
+        now_secs: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
+        now_ns: now_ms.saturating_mul(1_000_000),
+        day,
+        limits,
+        capacity: shape.capacity.enabled,
+        load_aware: shape.capacity.load_aware,
+    }
 }
 
 fn effective_ttl(settings: Option<&PoolSettings>, default_ttl: u32) -> u32 {
@@ -100,24 +167,53 @@ fn effective_ttl(settings: Option<&PoolSettings>, default_ttl: u32) -> u32 {
 }
 
 impl ProfileState {
-    /// A profile with `settings` (`None`: pool off) and no senders; mappings
-    /// live `default_ttl` seconds unless the settings say otherwise, in a
-    /// sticky map of `shards` shards.
-    pub fn new(settings: Option<PoolSettings>, default_ttl: u32, shards: usize) -> Self {
-        let ttl = effective_ttl(settings.as_ref(), default_ttl);
+    /// A profile with `settings` (`None`: pool off), capacity `limits` and
+    /// no senders, shaped as its engine says.
+    pub fn new(settings: Option<PoolSettings>, limits: Limits, shape: Shape) -> Self {
+        let ttl = effective_ttl(settings.as_ref(), shape.default_ttl);
         let mut pool = Pool::default();
         if settings.as_ref().is_some_and(|s| s.geomatch) {
             pool.enable_geo();
         }
         ProfileState {
-            sticky: StickyMap::new(ttl, shards),
+            sticky: StickyMap::new(ttl, shape.shards),
             settings,
             pool,
             weighted: SmoothWeighted::default(),
-            default_ttl,
+            today: Day::at(0, &limits.zone),
+            limits,
+            shape,
+            messages_today: 0,
             stats: ProfileStats::default(),
             reported_due: None,
         }
+    }
+
+    /// Makes `limits` the profile's capacity settings (a new time zone
+    /// starts a new day count at the next send).
+    pub fn set_limits(&mut self, limits: Limits) {
+        if limits.zone != self.limits.zone {
+            self.today = Day::at(0, &limits.zone);
+        }
+        self.limits = limits;
+    }
+
+    /// Moves `today` to the day holding `now_ms` (counters of an earlier
+    /// day read as zero from then on).
+    #[inline]
+    fn roll_day(&mut self, now_ms: u64) {
+        if !self.today.holds(now_ms) {
+            let day = Day::at(now_ms, &self.limits.zone);
+            if day.index != self.today.index {
+                self.messages_today = 0;
+            }
+            self.today = day;
+        }
+    }
+
+    #[inline]
+    fn context<'a>(&'a self, now_ms: u64, health: &'a HealthConfig) -> Context<'a> {
+        context(&self.limits, &self.shape, self.today.index, now_ms, health)
     }
 
     /// After a mapping was made or pinned at `now`: the time expiry has work
@@ -157,60 +253,33 @@ impl ProfileState {
         if weights(self.settings.as_ref()) != weights(new.as_ref()) {
             self.weighted.reset();
         }
-        let ttl = effective_ttl(new.as_ref(), self.default_ttl);
+        let ttl = effective_ttl(new.as_ref(), self.shape.default_ttl);
         if ttl != self.sticky.ttl() {
             self.sticky.set_ttl(ttl, now);
         }
         self.settings = new;
     }
 
-    /// Chooses the sender for one message to `recipient`.
+    /// Chooses the sender for one message of `parts` segments to
+    /// `recipient` at `now_ms`, and charges its queue. With `track`, a
+    /// reused mapping's previous use is reported (for the journal's coarse
+    /// touches). A refusal changes nothing.
     #[inline]
     pub fn select(
         &mut self,
         recipient: PhoneNumber,
-        now: u32,
-        health: &HealthConfig,
-    ) -> Result<Selection, NoSender> {
-        self.select_with(recipient, now, health, false)
-    }
-
-    /// [`ProfileState::select`], also reporting a reused mapping's previous use
-    /// (for the journal's coarse touches).
-    #[inline]
-    pub fn select_tracked(
-        &mut self,
-        recipient: PhoneNumber,
-        now: u32,
-        health: &HealthConfig,
-    ) -> Result<Selection, NoSender> {
-        self.select_with(recipient, now, health, true)
-    }
-
-    #[inline]
-    fn select_with(
-        &mut self,
-        recipient: PhoneNumber,
-        now: u32,
+        parts: u32,
+        now_ms: u64,
         health: &HealthConfig,
         track: bool,
-    ) -> Result<Selection, NoSender> {
-        let Some(settings) = &self.settings else {
-            self.stats.rejected += 1;
-            return Err(NoSender::PoolDisabled);
-        };
-        let state = SelectState {
-            pool: &mut self.pool,
-            sticky: &mut self.sticky,
-            weighted: &mut self.weighted,
-        };
-        let result = select(settings, state, health, recipient, now, track);
+    ) -> Result<Selection, Refusal> {
+        let result = self.select_inner(recipient, parts, now_ms, health, track);
         match &result {
             Ok(s) => {
                 match s.reason {
                     Reason::Sticky => self.stats.sticky += 1,
                     Reason::Geomatch => self.stats.geomatch += 1,
-                    Reason::Weighted => self.stats.weighted += 1,
+                    Reason::Weighted | Reason::Explicit => self.stats.weighted += 1,
                 }
                 if s.mapping == MappingOutcome::Created {
                     self.stats.mappings_created += 1;
@@ -219,6 +288,111 @@ impl ProfileState {
             Err(_) => self.stats.rejected += 1,
         }
         result
+    }
+
+    #[inline]
+    fn select_inner(
+        &mut self,
+        recipient: PhoneNumber,
+        parts: u32,
+        now_ms: u64,
+        health: &HealthConfig,
+        track: bool,
+    ) -> Result<Selection, Refusal> {
+        if self.settings.is_none() {
+            return Err(NoSender::PoolDisabled.into());
+        }
+        self.roll_day(now_ms);
+        self.check_daily_limit()?;
+        let ctx = context(&self.limits, &self.shape, self.today.index, now_ms, health);
+        let settings = self.settings.as_ref().expect("checked above");
+        let state = SelectState {
+            pool: &mut self.pool,
+            sticky: &mut self.sticky,
+            weighted: &mut self.weighted,
+        };
+        let chosen = choose(settings, state, &ctx, recipient, track)?;
+        let (now_ns, day) = (ctx.now_ns, ctx.day);
+        Ok(self.charge(chosen, parts, now_ns, day))
+    }
+
+    /// A message from `sender`, named by the caller: it must be in the
+    /// pool (any kind, short codes included); the daily limit and the
+    /// queue cap apply, and its queue is charged. No mapping is made.
+    pub fn send_from(
+        &mut self,
+        sender: PhoneNumber,
+        parts: u32,
+        now_ms: u64,
+        health: &HealthConfig,
+    ) -> Result<Selection, Refusal> {
+        let r = self.pool.lookup(sender).ok_or(Refusal::NotInPool)?;
+        self.roll_day(now_ms);
+        self.check_daily_limit()?;
+        let ctx = self.context(now_ms, health);
+        let s = self.pool.resolve(r).ok_or(Refusal::NotInPool)?;
+        let wait_ns = ctx.wait_ns(s);
+        if ctx.over_cap(wait_ns) {
+            self.stats.rejected += 1;
+            return Err(Refusal::QueueFull { sender, wait_ns });
+        }
+        let (now_ns, day) = (ctx.now_ns, ctx.day);
+        let chosen = Chosen {
+            slot: r.slot,
+            reason: Reason::Explicit,
+            mapping: MappingOutcome::None,
+            previous_use: None,
+        };
+        self.stats.weighted += 1;
+        Ok(self.charge(chosen, parts, now_ns, day))
+    }
+
+    #[inline]
+    fn check_daily_limit(&self) -> Result<(), Refusal> {
+        let over = self.shape.capacity.enabled
+            && self
+                .limits
+                .daily_message_limit
+                .is_some_and(|limit| self.messages_today >= limit);
+        if over {
+            Err(Refusal::DailyLimit)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Puts the chosen message in its sender's queue and counts it.
+    #[inline]
+    fn charge(&mut self, chosen: Chosen, parts: u32, now_ns: u64, day: i32) -> Selection {
+        let rates = self.shape.capacity.rates;
+        let enabled = self.shape.capacity.enabled;
+        let sender = self
+            .pool
+            .sender_in_mut(chosen.slot)
+            .expect("chosen slots hold a sender");
+        let number = sender.number;
+        let (mut wait_ns, mut new_block) = (0, false);
+        if enabled {
+            let rate = sender.own_rate().unwrap_or_else(|| rates.of(sender.kind));
+            let load = sender.load_mut();
+            let send_at = load.send_at_ns(now_ns);
+            wait_ns = send_at - now_ns;
+            let new = chosen.mapping == MappingOutcome::Created;
+            load.take(send_at, busy_ns(parts, rate), day, new);
+            self.messages_today = self.messages_today.saturating_add(1);
+            let block = profile_block(self.limits.daily_message_limit);
+            new_block = starts_block(self.messages_today, block)
+                || starts_block(load.messages, DAILY_BLOCK);
+        }
+        Selection {
+            sender: number,
+            reason: chosen.reason,
+            mapping: chosen.mapping,
+            wait: Duration::from_nanos(wait_ns),
+            send_at: Timestamp::from_millis((now_ns + wait_ns) / 1_000_000),
+            previous_use: chosen.previous_use,
+            starts_block: new_block,
+        }
     }
 
     /// Prefetches what selecting for `recipient` will read (see
@@ -230,10 +404,22 @@ impl ProfileState {
         }
     }
 
-    /// Adds a sender (with the health it brings from another profile).
-    /// Existing mappings are untouched.
-    pub fn add_sender(&mut self, number: PhoneNumber, health: Health) {
-        self.pool.add(number, health);
+    /// Adds a sender (with what it brings from another profile: health,
+    /// rate, queue, counters). Existing mappings are untouched.
+    pub fn add_sender(&mut self, number: PhoneNumber, carried: Carried) {
+        self.pool.add(number, carried);
+    }
+
+    /// Sets a sender's own rate (`None`: its kind's default); `false` if
+    /// it is not here.
+    pub fn set_rate(&mut self, number: PhoneNumber, rate: Option<f64>) -> bool {
+        match self.pool.sender_mut(number) {
+            Some(s) => {
+                s.set_rate(rate);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a sender; every mapping to it is cleared at once.
@@ -258,24 +444,130 @@ impl ProfileState {
         }
     }
 
-    /// One sender with its health at `now`, if it is in the pool.
+    /// One sender with its health and capacity at `now_ms`, if it is in
+    /// the pool.
     pub fn sender(
         &self,
         number: PhoneNumber,
-        now: u32,
+        now_ms: u64,
         config: &HealthConfig,
     ) -> Option<SenderInfo> {
         let r = self.pool.lookup(number)?;
-        Some(self.info(self.pool.resolve(r)?, now, config))
-    }
-
-    fn info(&self, s: &Sender, now: u32, config: &HealthConfig) -> SenderInfo {
-        SenderInfo {
+        let s = self.pool.resolve(r)?;
+        let mut ctx = self.context(now_ms, config);
+        // Today as of `now_ms`, even before a send rolls the profile's day.
+        ctx.day = Day::at(now_ms, &self.limits.zone).index;
+        let (messages_today, new_recipients_today) = s.load().counts(ctx.day);
+        let rate = s
+            .own_rate()
+            .unwrap_or_else(|| self.shape.capacity.rates.of(s.kind));
+        Some(SenderInfo {
             number: s.number,
             kind: s.kind,
-            health: s.health.counts(now, config),
-            unhealthy: s.health.is_unhealthy(now, config),
-            eligibility: eligibility(self.settings.as_ref(), s, now, config),
+            health: s.health.counts(ctx.now_secs, config),
+            unhealthy: s.health.is_unhealthy(ctx.now_secs, config),
+            eligibility: eligibility(self.settings.as_ref(), s, &ctx),
+            capacity: Capacity {
+                messages_per_second: rate,
+                wait: Duration::from_nanos(ctx.wait_ns(s)),
+                messages_today,
+                new_recipients_today,
+            },
+        })
+    }
+
+    /// Today's counters of every sender that has any, and the profile's
+    /// (snapshots and the journal keep them).
+    pub fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
+        let day = self.today.index;
+        let senders = self
+            .pool
+            .senders()
+            .into_iter()
+            .filter(|s| s.load().day == day && s.load().messages > 0)
+            .map(|s| DailyCounts {
+                sender: s.number,
+                day,
+                messages: s.load().messages,
+                new_recipients: s.load().new_recipients,
+            })
+            .collect();
+        (day, self.messages_today, senders)
+    }
+
+    /// The counters of one sender, for the journal after a counted send.
+    pub fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
+        let r = self.pool.lookup(sender)?;
+        let s = self.pool.resolve(r)?;
+        Some(DailyCounts {
+            sender,
+            day: s.load().day,
+            messages: s.load().messages,
+            new_recipients: s.load().new_recipients,
+        })
+    }
+
+    /// The counters a journal keeps for a counted send from `sender`:
+    /// today's count of the profile and of the sender, each rounded up to
+    /// the end of its block (see `profile_block`). The journal writes them
+    /// when a send starts a new block ([`Selection::starts_block`]), so a
+    /// crash can lose no count: recovery reads the reservation back, which
+    /// errs on the side of the caps.
+    pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
+        let mut counts = self.daily_count(sender);
+        if let Some(c) = &mut counts {
+            c.messages = reserved(c.messages, DAILY_BLOCK);
+        }
+        let block = profile_block(self.limits.daily_message_limit);
+        (
+            self.today.index,
+            reserved(self.messages_today, block),
+            counts,
+        )
+    }
+
+    /// Puts back daily counters (recovery): the profile's count of `day`,
+    /// and a sender's. Records are replayed in the order they were
+    /// written, so the last one holds: an exact count (a snapshot, a clean
+    /// shutdown) or a block's reservation, which bounds the count from
+    /// above. Counters of another day than the one holding `now_ms` are
+    /// dropped (they would read as zero anyway).
+    pub fn restore_daily(
+        &mut self,
+        now_ms: u64,
+        day: i32,
+        profile_messages: u32,
+        sender: Option<DailyCounts>,
+    ) {
+        self.roll_day(now_ms);
+        if day != self.today.index {
+            return;
+        }
+        self.messages_today = profile_messages;
+        if let Some(c) = sender {
+            if let Some(s) = self.pool.sender_mut(c.sender) {
+                let load = s.load_mut();
+                load.start_day(day);
+                load.messages = c.messages;
+                load.new_recipients = c.new_recipients;
+            }
+        }
+    }
+
+    /// Counts a new recipient of `sender` made at `at` seconds (recovery
+    /// replays the mappings selections made; each was a new recipient).
+    pub fn restore_new_recipient(&mut self, sender: PhoneNumber, at: u32, now_ms: u64) {
+        self.roll_day(now_ms);
+        if !self.today.holds(u64::from(at) * 1000) {
+            return;
+        }
+        let day = self.today.index;
+        if let Some(s) = self.pool.sender_mut(sender) {
+            let load = s.load_mut();
+            if load.day != day {
+                load.start_day(day);
+            }
+            load.new_recipients = load.new_recipients.saturating_add(1);
         }
     }
 
@@ -428,20 +720,27 @@ impl ProfileState {
     }
 }
 
-/// Moves `number` out of `from` (if given and it holds the number) into `to`
-/// (if given), with its health: the one implementation of a number changing
+/// Moves the number of `record` out of `from` (if given and it holds the
+/// number) into `to` (if given), with its health, queue and counters, at
+/// the rate its record sets: the one implementation of a number changing
 /// pools, shared by the engine and by recovery. Mappings to it in `from`
 /// become stale at once; `to`'s mappings are untouched.
 pub(crate) fn move_sender(
-    number: PhoneNumber,
+    record: &NumberRecord,
     from: Option<&mut ProfileState>,
     to: Option<&mut ProfileState>,
 ) {
-    let health = from
-        .and_then(|p| p.remove_sender(number))
-        .map(|s| s.health)
+    let carried = from
+        .and_then(|p| p.remove_sender(record.number))
+        .map(Carried::from)
         .unwrap_or_default();
     if let Some(p) = to {
-        p.add_sender(number, health);
+        p.add_sender(
+            record.number,
+            Carried {
+                rate: record.messages_per_second,
+                ..carried
+            },
+        );
     }
 }

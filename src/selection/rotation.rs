@@ -68,6 +68,34 @@ impl Rotation {
             .copied()
     }
 
+    /// The member a load-aware pick takes: among those for which `eligible`
+    /// holds, the one of least `cost` (its wait), the first in round-robin
+    /// order on a tie. A member of cost 0 (idle) ends the search: nothing
+    /// beats it, and it comes first. Changes nothing.
+    #[inline]
+    pub fn peek_least(
+        &self,
+        mut eligible: impl FnMut(u32) -> bool,
+        mut cost: impl FnMut(u32) -> u64,
+    ) -> Option<Member> {
+        let start = self.members.partition_point(|m| m.seq <= self.last);
+        let (before, after) = self.members.split_at(start);
+        let mut best: Option<(u64, Member)> = None;
+        for m in after.iter().chain(before) {
+            if !eligible(m.slot) {
+                continue;
+            }
+            let c = cost(m.slot);
+            if c == 0 {
+                return Some(*m);
+            }
+            if best.is_none_or(|(b, _)| c < b) {
+                best = Some((c, *m));
+            }
+        }
+        best.map(|(_, m)| m)
+    }
+
     /// Records `member` as the last pick.
     #[inline]
     pub fn commit(&mut self, member: Member) {
@@ -133,5 +161,24 @@ mod tests {
         let r = rotation(&[10, 11]);
         assert_eq!(r.peek(|_| true).unwrap().slot, 10);
         assert_eq!(r.peek(|_| true).unwrap().slot, 10);
+    }
+
+    #[test]
+    fn the_least_busy_wins_and_ties_keep_round_robin_order() {
+        let mut r = rotation(&[10, 11, 12]);
+        let waits = |w: [u64; 3]| move |slot: u32| w[(slot - 10) as usize];
+        // All idle: round-robin order.
+        assert_eq!(r.peek_least(|_| true, waits([0, 0, 0])).unwrap().slot, 10);
+        r.commit(r.peek_least(|_| true, waits([0, 0, 0])).unwrap());
+        assert_eq!(r.peek_least(|_| true, waits([0, 0, 0])).unwrap().slot, 11);
+        // 11 is busy: the next idle one in order.
+        assert_eq!(r.peek_least(|_| true, waits([0, 5, 0])).unwrap().slot, 12);
+        // All busy: the earliest free; on a tie, the first after the cursor.
+        assert_eq!(r.peek_least(|_| true, waits([3, 9, 7])).unwrap().slot, 10);
+        assert_eq!(r.peek_least(|_| true, waits([7, 9, 7])).unwrap().slot, 12);
+        assert_eq!(
+            r.peek_least(|s| s != 10, waits([1, 9, 7])).unwrap().slot,
+            12
+        );
     }
 }

@@ -1,11 +1,17 @@
 //! The selection order (`docs/SELECTION.md`), as plain code:
-//! sticky -> geomatch -> weighted, with unhealthy senders skipped on request.
+//! sticky -> geomatch -> weighted, unhealthy senders skipped on request,
+//! and, with capacity, the least busy sender among equals.
 
+use std::time::Duration;
+
+use super::capacity::Limits;
 use super::health::HealthConfig;
 use super::pool::{kind_index, Pool, RotationKey, Sender};
 use super::region::region_of;
+use super::rotation::Member;
 use super::sticky::StickyMap;
 use super::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
+use crate::clock::Timestamp;
 use crate::number::PhoneNumber;
 use crate::settings::PoolSettings;
 
@@ -18,6 +24,8 @@ pub enum Reason {
     Geomatch,
     /// The weighted round-robin.
     Weighted,
+    /// The caller named the sender.
+    Explicit,
 }
 
 impl Reason {
@@ -27,6 +35,7 @@ impl Reason {
             Reason::Sticky => "sticky",
             Reason::Geomatch => "geomatch",
             Reason::Weighted => "weighted",
+            Reason::Explicit => "explicit",
         }
     }
 }
@@ -38,7 +47,7 @@ pub enum MappingOutcome {
     Reused,
     /// A new mapping was made for the pick.
     Created,
-    /// Sticky sender is off: no mapping.
+    /// Sticky sender is off (or the sender was named): no mapping.
     None,
 }
 
@@ -53,7 +62,7 @@ impl MappingOutcome {
     }
 }
 
-/// The sender chosen for one message, and why.
+/// The sender chosen for one message, why, and when it goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Selection {
     /// The number the message goes out from.
@@ -62,10 +71,17 @@ pub struct Selection {
     pub reason: Reason,
     /// What happened to the recipient's sticky mapping.
     pub mapping: MappingOutcome,
+    /// How long the message waits in its sender's queue.
+    pub wait: Duration,
+    /// When it goes out: now plus the wait.
+    pub send_at: Timestamp,
     /// For a reused mapping, when it was used before this selection
     /// (seconds), tracked only when a journal needs it: the journal writes
     /// touches coarsely from it.
     pub(crate) previous_use: Option<u32>,
+    /// The send began a new block of daily counts (of the profile or the
+    /// sender): the journal records the counts reserved.
+    pub(crate) starts_block: bool,
 }
 
 /// Why no sender could be chosen. Nothing is mapped when this is returned.
@@ -86,6 +102,43 @@ pub enum NoSender {
     /// Every candidate is unhealthy and the profile skips unhealthy numbers.
     #[error("no healthy numbers in pool")]
     NoHealthySender,
+    /// Every candidate took its new recipients for today.
+    #[error("no eligible numbers in pool: every number reached new_recipients_per_sender_per_day")]
+    NewRecipientLimit,
+}
+
+/// Why a send was refused by the profile. Nothing was selected, reserved,
+/// mapped or touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No sender could be chosen.
+    NoSender(NoSender),
+    /// The chosen sender's queue would exceed the profile's cap.
+    QueueFull { sender: PhoneNumber, wait_ns: u64 },
+    /// The profile sent its `daily_message_limit` today.
+    DailyLimit,
+    /// An explicit sender that is not in the profile's pool.
+    NotInPool,
+}
+
+impl From<Refusal> for crate::Error {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NoSender(cause) => crate::Error::NoSender(cause),
+            Refusal::QueueFull { sender, wait_ns } => crate::Error::QueueFull {
+                sender,
+                wait: Duration::from_nanos(wait_ns),
+            },
+            Refusal::DailyLimit => crate::Error::DailyLimit,
+            Refusal::NotInPool => crate::Error::NotInPool,
+        }
+    }
+}
+
+impl From<NoSender> for Refusal {
+    fn from(e: NoSender) -> Self {
+        Refusal::NoSender(e)
+    }
 }
 
 /// Whether a sender can be chosen by a new pick now, and if not why.
@@ -103,6 +156,8 @@ pub enum Eligibility {
     KindWeightZero,
     /// Unhealthy while the profile skips unhealthy numbers.
     Unhealthy,
+    /// It took `new_recipients_per_sender_per_day` new recipients today.
+    NewRecipientLimit,
 }
 
 impl Eligibility {
@@ -115,7 +170,45 @@ impl Eligibility {
             Eligibility::ShortCode => Some("short codes are never picked by the number pool"),
             Eligibility::KindWeightZero => Some("the weight of its kind is 0"),
             Eligibility::Unhealthy => Some("unhealthy, and the profile skips unhealthy numbers"),
+            Eligibility::NewRecipientLimit => {
+                Some("it reached new_recipients_per_sender_per_day for today")
+            }
         }
+    }
+}
+
+/// What one selection knows besides the profile's state: the time, the
+/// health thresholds, the capacity settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub health: &'a HealthConfig,
+    /// Now, in seconds and nanoseconds since the epoch.
+    pub now_secs: u32,
+    pub now_ns: u64,
+    /// Today in the profile's time zone.
+    pub day: i32,
+    pub limits: &'a Limits,
+    /// Capacity bookkeeping on (queues, caps, load-aware picks).
+    pub capacity: bool,
+    /// Among equal candidates, the least busy first.
+    pub load_aware: bool,
+}
+
+impl Context<'_> {
+    /// How long a message given to `s` now would wait (0 without capacity).
+    #[inline]
+    pub fn wait_ns(&self, s: &Sender) -> u64 {
+        if self.capacity {
+            s.load().wait_ns(self.now_ns)
+        } else {
+            0
+        }
+    }
+
+    /// Whether that wait exceeds the profile's cap.
+    #[inline]
+    pub fn over_cap(&self, wait_ns: u64) -> bool {
+        wait_ns > self.limits.max_queue_ns
     }
 }
 
@@ -124,8 +217,7 @@ impl Eligibility {
 pub(crate) fn eligibility(
     settings: Option<&PoolSettings>,
     sender: &Sender,
-    now: u32,
-    health: &HealthConfig,
+    ctx: &Context<'_>,
 ) -> Eligibility {
     let Some(settings) = settings else {
         return Eligibility::PoolOff;
@@ -133,83 +225,118 @@ pub(crate) fn eligibility(
     match kind_index(sender.kind) {
         None => Eligibility::ShortCode,
         Some(k) if settings.weights()[k] <= 0.0 => Eligibility::KindWeightZero,
-        Some(_) if settings.skip_unhealthy && sender.health.is_unhealthy(now, health) => {
+        Some(_)
+            if settings.skip_unhealthy && sender.health.is_unhealthy(ctx.now_secs, ctx.health) =>
+        {
             Eligibility::Unhealthy
+        }
+        Some(_)
+            if ctx.capacity
+                && ctx
+                    .limits
+                    .new_recipients_per_sender
+                    .is_some_and(|cap| sender.load().counts(ctx.day).1 >= cap) =>
+        {
+            Eligibility::NewRecipientLimit
         }
         Some(_) => Eligibility::Eligible,
     }
+}
+
+/// The sender a selection settled on, before its queue is charged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chosen {
+    pub slot: u32,
+    pub reason: Reason,
+    pub mapping: MappingOutcome,
+    pub previous_use: Option<u32>,
 }
 
 /// Which senders may be picked for a new pick.
 struct PickRules<'a> {
     settings: &'a PoolSettings,
     weights: [f64; 2],
-    now: u32,
-    health: &'a HealthConfig,
+    ctx: &'a Context<'a>,
 }
 
 impl PickRules<'_> {
     #[inline]
     fn eligible(&self, sender: &Sender) -> bool {
-        eligibility(Some(self.settings), sender, self.now, self.health) == Eligibility::Eligible
+        eligibility(Some(self.settings), sender, self.ctx) == Eligibility::Eligible
     }
 
-    #[inline]
-    fn slot_eligible(&self, pool: &Pool, slot: u32) -> bool {
-        pool.sender_in(slot).is_some_and(|s| self.eligible(s))
-    }
-
-    /// Round-robin pick of an eligible sender of rotation `key`.
-    fn pick(&self, pool: &mut Pool, key: RotationKey) -> Option<u32> {
-        let member = pool
-            .rotation(key)?
-            .peek(|slot| self.slot_eligible(pool, slot))?;
-        pool.rotation_mut(key)?.commit(member);
-        Some(member.slot)
+    /// The member of rotation `key` a new pick takes: the first eligible
+    /// after the last pick, or with load-aware picks the one whose queue
+    /// frees first (the first of those in round-robin order on a tie, so an
+    /// idle pool picks exactly round-robin). `within_cap` passes over
+    /// senders whose wait would exceed the cap.
+    fn best(&self, pool: &Pool, key: RotationKey, within_cap: bool) -> Option<Member> {
+        let rotation = pool.rotation(key)?;
+        let ctx = self.ctx;
+        let eligible = |slot| {
+            pool.sender_in(slot)
+                .is_some_and(|s| self.eligible(s) && !(within_cap && ctx.over_cap(ctx.wait_ns(s))))
+        };
+        if ctx.capacity && ctx.load_aware {
+            rotation.peek_least(eligible, |slot| {
+                pool.sender_in(slot).map_or(u64::MAX, |s| ctx.wait_ns(s))
+            })
+        } else {
+            rotation.peek(eligible)
+        }
     }
 }
 
 /// The mutable selection state of one profile.
-pub struct SelectState<'a> {
+pub(crate) struct SelectState<'a> {
     pub pool: &'a mut Pool,
     pub sticky: &'a mut StickyMap,
     pub weighted: &'a mut SmoothWeighted,
 }
 
-/// Chooses the sender for one message to `recipient` at `now` (seconds).
-/// With `track`, a reused mapping's previous use is reported in
-/// [`Selection::previous_use`] (the journal needs it); without, the hit path
-/// does not wait for it, which keeps sticky hits measurably faster.
+/// Chooses the sender for one message to `recipient`. With `track`, a
+/// reused mapping's previous use is reported (the journal needs it);
+/// without, the hit path does not wait for it, which keeps sticky hits
+/// measurably faster. Changes nothing when it refuses.
 #[inline]
-pub fn select(
+pub(crate) fn choose(
     settings: &PoolSettings,
     state: SelectState<'_>,
-    health: &HealthConfig,
+    ctx: &Context<'_>,
     recipient: PhoneNumber,
-    now: u32,
     track: bool,
-) -> Result<Selection, NoSender> {
+) -> Result<Chosen, Refusal> {
     // 1. Sticky: a live mapping to an available sender wins, even if
-    // unhealthy. This is the hot path, kept small so the CPU can overlap the
-    // memory accesses of consecutive selections; new picks are out of line.
+    // unhealthy and whatever its wait, unless the wait would exceed the
+    // cap: then the send is refused and the mapping left untouched. This
+    // is the hot path, kept small so the CPU can overlap the memory
+    // accesses of consecutive selections; new picks are out of line.
     if settings.sticky_sender {
         let weights = settings.weights();
         let pool = &*state.pool;
-        let hit = state.sticky.touch(recipient, now, |r| {
-            pool.resolve(r)
-                .filter(|s| available(s, weights))
-                .map(|s| s.number)
+        let mut full = None;
+        let hit = state.sticky.touch(recipient, ctx.now_secs, |r| {
+            let s = pool.resolve(r).filter(|s| available(s, weights))?;
+            let wait = ctx.wait_ns(s);
+            if ctx.over_cap(wait) {
+                full = Some((s.number, wait));
+                return None;
+            }
+            Some(r.slot)
         });
-        if let Some((sender, previous)) = hit {
-            return Ok(Selection {
-                sender,
+        if let Some((slot, previous)) = hit {
+            return Ok(Chosen {
+                slot,
                 reason: Reason::Sticky,
                 mapping: MappingOutcome::Reused,
                 previous_use: track.then_some(previous),
             });
         }
+        if let Some((sender, wait_ns)) = full {
+            return Err(Refusal::QueueFull { sender, wait_ns });
+        }
     }
-    pick_new(settings, state, health, recipient, now)
+    pick_new(settings, state, ctx, recipient)
 }
 
 /// Available: of a kind the pool picks, with weight above 0 (the caller
@@ -225,10 +352,9 @@ fn available(sender: &Sender, weights: [f64; 2]) -> bool {
 fn pick_new(
     settings: &PoolSettings,
     state: SelectState<'_>,
-    health: &HealthConfig,
+    ctx: &Context<'_>,
     recipient: PhoneNumber,
-    now: u32,
-) -> Result<Selection, NoSender> {
+) -> Result<Chosen, Refusal> {
     let SelectState {
         pool,
         sticky,
@@ -237,39 +363,52 @@ fn pick_new(
     let rules = PickRules {
         settings,
         weights: settings.weights(),
-        now,
-        health,
+        ctx,
     };
 
-    // 2. Geomatch: the recipient's area code, then (if enabled) its region.
+    // 2. Geomatch: the recipient's area code, then (if enabled) its region;
+    // a candidate whose wait would exceed the cap is passed over.
     let mut picked = None;
     if settings.geomatch {
         if let Some(npa) = recipient.npa() {
-            picked = rules.pick(pool, RotationKey::Npa(npa));
-            if picked.is_none() && settings.geomatch_region_fallback {
-                if let Some(region) = region_of(npa) {
-                    picked = rules.pick(pool, RotationKey::Region(region));
-                }
-            }
+            let region = region_of(npa)
+                .filter(|_| settings.geomatch_region_fallback)
+                .map(RotationKey::Region);
+            picked = [Some(RotationKey::Npa(npa)), region]
+                .into_iter()
+                .flatten()
+                .find_map(|key| Some((key, rules.best(pool, key, true)?)));
         }
     }
     // 3. and 4. Weighted, over eligible (healthy if asked) senders.
-    let (slot, reason) = match picked {
-        Some(slot) => (slot, Reason::Geomatch),
-        None => (pick_weighted(&rules, pool, weighted)?, Reason::Weighted),
+    let (key, member, reason) = match picked {
+        Some((key, member)) => (key, member, Reason::Geomatch),
+        None => {
+            let (kind, member, credit) = pick_weighted(&rules, pool, weighted)?;
+            let wait = pool.sender_in(member.slot).map_or(0, |s| ctx.wait_ns(s));
+            if ctx.over_cap(wait) {
+                let sender = pool.sender_in(member.slot).map(|s| s.number);
+                return Err(Refusal::QueueFull {
+                    sender: sender.expect("picked slots hold a sender"),
+                    wait_ns: wait,
+                });
+            }
+            *weighted = credit;
+            (RotationKey::Kind(kind), member, Reason::Weighted)
+        }
     };
-
-    let sender = pool
-        .sender_in(slot)
-        .map(|s| s.number)
-        .expect("picked slots hold a sender");
-    let mapping = if settings.sticky_sender && sticky.assign(recipient, pool.reference(slot), now) {
+    if let Some(rotation) = pool.rotation_mut(key) {
+        rotation.commit(member);
+    }
+    let mapping = if settings.sticky_sender
+        && sticky.assign(recipient, pool.reference(member.slot), ctx.now_secs)
+    {
         MappingOutcome::Created
     } else {
         MappingOutcome::None
     };
-    Ok(Selection {
-        sender,
+    Ok(Chosen {
+        slot: member.slot,
         reason,
         mapping,
         previous_use: None,
@@ -277,16 +416,17 @@ fn pick_new(
 }
 
 /// Step 3, weighted: choose the kind by smooth weighted round-robin among
-/// kinds that have an eligible sender now, then the next sender of that kind.
+/// kinds that have an eligible sender now, then the best sender of that
+/// kind. Returns the kind, the member, and the weighted credit as it will
+/// be once the pick is kept (nothing changes until the caller keeps it).
 fn pick_weighted(
     rules: &PickRules<'_>,
-    pool: &mut Pool,
-    weighted: &mut SmoothWeighted,
-) -> Result<u32, NoSender> {
+    pool: &Pool,
+    weighted: &SmoothWeighted,
+) -> Result<(usize, Member, SmoothWeighted), NoSender> {
     let candidate = |kind: usize| {
         if rules.weights[kind] > 0.0 {
-            pool.rotation(RotationKey::Kind(kind))?
-                .peek(|slot| rules.slot_eligible(pool, slot))
+            rules.best(pool, RotationKey::Kind(kind), false)
         } else {
             None
         }
@@ -299,25 +439,33 @@ fn pick_weighted(
             0.0
         }
     });
-    let Some(kind) = weighted.pick(effective) else {
+    let mut credit = weighted.clone();
+    let Some(kind) = credit.pick(effective) else {
         return Err(no_sender_cause(rules, pool));
     };
     let member = candidates[kind].expect("a kind with weight has a candidate");
-    if let Some(rotation) = pool.rotation_mut(RotationKey::Kind(kind)) {
-        rotation.commit(member);
-    }
-    Ok(member.slot)
+    Ok((kind, member, credit))
 }
 
 /// Names why nothing was eligible (only on the failure path).
 fn no_sender_cause(rules: &PickRules<'_>, pool: &Pool) -> NoSender {
     let counts = pool.kind_counts();
+    let capped = |s: &Sender| {
+        let uncapped = Context {
+            capacity: false,
+            ..*rules.ctx
+        };
+        eligibility(Some(rules.settings), s, &uncapped) == Eligibility::Eligible
+    };
     if counts == [0, 0] {
         NoSender::EmptyPool
     } else if rules.weights.iter().all(|w| *w <= 0.0) {
         NoSender::BothWeightsZero
     } else if (0..2).all(|k| counts[k] == 0 || rules.weights[k] <= 0.0) {
         NoSender::NoSenderOfWeightedKind
+    } else if pool.senders().into_iter().any(capped) {
+        // Eligible but for today's new-recipient cap.
+        NoSender::NewRecipientLimit
     } else {
         NoSender::NoHealthySender
     }

@@ -11,13 +11,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::selection::capacity::{valid_rate, MAX_RATE};
 use crate::server::http::{
     auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT, DEFAULT_IDEMPOTENCY_CACHE_BYTES,
     DEFAULT_WEBHOOK_CACHE_BYTES,
 };
 use crate::{
-    parse_duration, Engine, EngineConfig, FsyncPolicy, HealthConfig, JournalConfig,
-    DEFAULT_STICKY_TTL_SECS,
+    parse_duration, CapacityConfig, Engine, EngineConfig, FsyncPolicy, HealthConfig, JournalConfig,
+    KindRates, DEFAULT_STICKY_TTL_SECS,
 };
 
 /// numpool: sender selection for SMS number pools.
@@ -110,6 +111,15 @@ pub struct ServeArgs {
     /// Bytes the webhook event id cache may hold, oldest out first [default: 16777216].
     #[arg(long, env = "NUMPOOL_WEBHOOK_CACHE_BYTES")]
     pub webhook_cache_bytes: Option<usize>,
+    /// Messages per second of a long code without a rate of its own [default: 1].
+    #[arg(long, env = "NUMPOOL_LONG_CODE_MPS")]
+    pub long_code_mps: Option<f64>,
+    /// Messages per second of a toll-free number without a rate of its own [default: 3].
+    #[arg(long, env = "NUMPOOL_TOLL_FREE_MPS")]
+    pub toll_free_mps: Option<f64>,
+    /// Messages per second of a short code without a rate of its own [default: 100].
+    #[arg(long, env = "NUMPOOL_SHORT_CODE_MPS")]
+    pub short_code_mps: Option<f64>,
 }
 
 /// Why a configuration cannot be used.
@@ -182,7 +192,10 @@ impl ServeArgs {
             body_limit,
             http_workers,
             idempotency_cache_bytes,
-            webhook_cache_bytes
+            webhook_cache_bytes,
+            long_code_mps,
+            toll_free_mps,
+            short_code_mps
         );
         if self.api_keys.is_empty() {
             self.api_keys = file.api_keys;
@@ -285,6 +298,24 @@ impl ServeArgs {
                 snapshot_every: Some(snapshot_every),
             }),
         };
+        let default_rates = KindRates::default();
+        let rate = |setting: &'static str, value: Option<f64>, default: f64| match value {
+            None => Ok(default),
+            Some(r) if valid_rate(r) => Ok(r),
+            Some(r) => Err(ConfigError::Invalid {
+                setting,
+                message: format!("{r} is not a rate above 0 and at most {MAX_RATE} per second"),
+            }),
+        };
+        let rates = KindRates {
+            long_code: rate("long-code-mps", args.long_code_mps, default_rates.long_code)?,
+            toll_free: rate("toll-free-mps", args.toll_free_mps, default_rates.toll_free)?,
+            short_code: rate(
+                "short-code-mps",
+                args.short_code_mps,
+                default_rates.short_code,
+            )?,
+        };
         let mailbox_bound = args.mailbox_bound.unwrap_or(1024);
         if mailbox_bound == 0 {
             return Err(ConfigError::Invalid {
@@ -300,6 +331,10 @@ impl ServeArgs {
                 arbiters: args.arbiters.unwrap_or(0),
                 mailbox_bound,
                 journal,
+                capacity: CapacityConfig {
+                    rates,
+                    ..CapacityConfig::default()
+                },
                 ..EngineConfig::default()
             },
             http: HttpOptions {
@@ -334,6 +369,10 @@ impl ServeConfig {
                 }
             ),
             format!("sticky ttl: {}s", s.sticky_ttl_secs),
+            format!(
+                "default rates: long code {}/s, toll-free {}/s, short code {}/s",
+                s.capacity.rates.long_code, s.capacity.rates.toll_free, s.capacity.rates.short_code
+            ),
             format!(
                 "health: window {}s, min samples {}, unhealthy below {} success or above {} spam",
                 s.health.window_secs,

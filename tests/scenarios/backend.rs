@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
-    DeliveryOutcome, Dispatch, Engine, EngineConfig, Error, ExpireReport, NewProfile, NoSender,
-    PhoneNumber, PinError, PoolSettings, ProfileId, ProfileUpdate, Selection, SettingsError,
-    SettingsUpdate, StickyMapping,
+    Capacity, CapacityConfig, CapacityUpdate, DeliveryOutcome, Dispatch, Engine, EngineConfig,
+    Error, ExpireReport, LimitsError, NewProfile, NoSender, Outbound, PhoneNumber, PinError,
+    PoolSettings, ProfileId, ProfileUpdate, Selection, SettingsError, SettingsUpdate,
+    StickyMapping,
 };
 
 /// An error as the scenarios check it.
@@ -20,6 +21,9 @@ pub enum Failure {
     Select(NoSender),
     Pin(PinError),
     Settings(SettingsError),
+    Limits(LimitsError),
+    QueueFull { sender: PhoneNumber, wait: Duration },
+    DailyLimit,
     Other(String),
 }
 
@@ -30,6 +34,9 @@ impl From<Error> for Failure {
             Error::NoSender(e) => Failure::Select(e),
             Error::Pin(e) => Failure::Pin(e),
             Error::Settings(e) => Failure::Settings(e),
+            Error::Limits(e) => Failure::Limits(e),
+            Error::QueueFull { sender, wait } => Failure::QueueFull { sender, wait },
+            Error::DailyLimit => Failure::DailyLimit,
             other => Failure::Other(other.to_string()),
         }
     }
@@ -40,7 +47,7 @@ pub trait Backend {
     fn new(clock: Arc<ManualClock>) -> Self;
     fn engine(&self) -> &Engine;
     /// Sends one message the way this backend's callers do.
-    fn select(&mut self, id: ProfileId, to: PhoneNumber) -> Result<Selection, Failure>;
+    fn send(&mut self, id: ProfileId, message: Outbound) -> Result<Selection, Failure>;
 
     fn create_profile(&mut self, id: ProfileId, settings: &SettingsUpdate) -> Result<(), Failure> {
         let new = NewProfile {
@@ -75,6 +82,25 @@ pub trait Backend {
         };
         block_on(self.engine().update_profile(id, update))?;
         Ok(())
+    }
+    fn update_capacity(&mut self, id: ProfileId, update: CapacityUpdate) -> Result<(), Failure> {
+        let update = ProfileUpdate {
+            capacity: update,
+            ..Default::default()
+        };
+        block_on(self.engine().update_profile(id, update))?;
+        Ok(())
+    }
+    fn set_rate(&mut self, number: PhoneNumber, rate: Option<f64>) -> Result<(), Failure> {
+        block_on(self.engine().set_rate(number, rate))?;
+        Ok(())
+    }
+    /// A sender's capacity now (it must be in a pool).
+    fn capacity(&self, number: PhoneNumber) -> Capacity {
+        block_on(self.engine().number(number))
+            .unwrap()
+            .capacity
+            .unwrap()
     }
     fn settings(&self, id: ProfileId) -> Option<PoolSettings> {
         self.engine().profile(id).ok()?.number_pool_settings
@@ -111,8 +137,13 @@ pub trait Backend {
     }
 }
 
-fn start(clock: Arc<ManualClock>, dispatch: Dispatch) -> Engine {
+/// An engine for scenarios; `load_aware: false` picks plain round-robin.
+pub fn start(clock: Arc<ManualClock>, dispatch: Dispatch, load_aware: bool) -> Engine {
     let config = EngineConfig {
+        capacity: CapacityConfig {
+            load_aware,
+            ..CapacityConfig::default()
+        },
         // The housekeeper must not expire on its own mid-scenario: the
         // scenarios decide when the wheels run.
         expire_tick: Duration::from_secs(3600),
@@ -128,13 +159,13 @@ pub struct CallerRuns(Engine);
 
 impl Backend for CallerRuns {
     fn new(clock: Arc<ManualClock>) -> Self {
-        CallerRuns(start(clock, Dispatch::CallerRuns))
+        CallerRuns(start(clock, Dispatch::CallerRuns, true))
     }
     fn engine(&self) -> &Engine {
         &self.0
     }
-    fn select(&mut self, id: ProfileId, to: PhoneNumber) -> Result<Selection, Failure> {
-        Ok(self.0.send_now(id, to)?)
+    fn send(&mut self, id: ProfileId, message: Outbound) -> Result<Selection, Failure> {
+        Ok(self.0.send_now(id, message)?)
     }
 }
 
@@ -143,12 +174,28 @@ pub struct ThroughMailbox(Engine);
 
 impl Backend for ThroughMailbox {
     fn new(clock: Arc<ManualClock>) -> Self {
-        ThroughMailbox(start(clock, Dispatch::Mailbox))
+        ThroughMailbox(start(clock, Dispatch::Mailbox, true))
     }
     fn engine(&self) -> &Engine {
         &self.0
     }
-    fn select(&mut self, id: ProfileId, to: PhoneNumber) -> Result<Selection, Failure> {
-        Ok(block_on(self.0.send(id, to))?)
+    fn send(&mut self, id: ProfileId, message: Outbound) -> Result<Selection, Failure> {
+        Ok(block_on(self.0.send(id, message))?)
+    }
+}
+
+/// The caller runs each request, with load-aware picks off: plain
+/// round-robin, to show what the rule changes.
+pub struct RoundRobin(Engine);
+
+impl Backend for RoundRobin {
+    fn new(clock: Arc<ManualClock>) -> Self {
+        RoundRobin(start(clock, Dispatch::CallerRuns, false))
+    }
+    fn engine(&self) -> &Engine {
+        &self.0
+    }
+    fn send(&mut self, id: ProfileId, message: Outbound) -> Result<Selection, Failure> {
+        Ok(self.0.send_now(id, message)?)
     }
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod capacity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use std::time::Duration;
 use backend::{Backend, Failure};
 use numpool::test_util::ManualClock;
 use numpool::{
-    Clock, DeliveryOutcome, MappingOutcome, NoSender, PhoneNumber, ProfileId, Reason, Selection,
-    SettingsPatch, SettingsUpdate, Timestamp,
+    Clock, DeliveryOutcome, MappingOutcome, NoSender, Outbound, PhoneNumber, ProfileId, Reason,
+    Selection, SettingsPatch, SettingsUpdate, Timestamp,
 };
 
 const DAY: u64 = 24 * 3600;
@@ -68,7 +69,11 @@ impl<B: Backend> World<B> {
     }
 
     fn try_send(&mut self, to: &str) -> Result<Selection, Failure> {
-        self.b.select(self.profile, n(to))
+        self.try_send_message(Outbound::to(n(to)))
+    }
+
+    fn try_send_message(&mut self, message: Outbound) -> Result<Selection, Failure> {
+        self.b.send(self.profile, message)
     }
 
     fn send(&mut self, to: &str) -> Selection {
@@ -275,7 +280,7 @@ pub fn moving_a_sender_to_another_profile_clears_its_mappings_here<B: Backend>()
     assert_eq!(w.mapped_sender(R), None);
     assert_eq!(w.from(R), B);
     // The other profile now picks A.
-    assert_eq!(w.b.select(other, n(R)).unwrap().sender, n(A));
+    assert_eq!(w.b.send(other, Outbound::to(n(R))).unwrap().sender, n(A));
 }
 
 pub fn mapped_sender_whose_kind_weight_drops_to_zero_is_replaced<B: Backend>() {
@@ -840,6 +845,46 @@ macro_rules! scenario_tests {
         #[test]
         fn changing_the_ttl_never_revives_an_expired_mapping() {
             scenarios::changing_the_ttl_never_revives_an_expired_mapping::<$backend>();
+        }
+        #[test]
+        fn a_queue_grows_by_parts_over_the_rate_and_drains_with_time() {
+            scenarios::capacity::a_queue_grows_by_parts_over_the_rate_and_drains_with_time::<$backend>();
+        }
+        #[test]
+        fn the_queue_cap_takes_a_wait_exactly_at_it_and_refuses_one_just_over() {
+            scenarios::capacity::the_queue_cap_takes_a_wait_exactly_at_it_and_refuses_one_just_over::<$backend>();
+        }
+        #[test]
+        fn an_explicit_sender_is_queued_and_capped_too() {
+            scenarios::capacity::an_explicit_sender_is_queued_and_capped_too::<$backend>();
+        }
+        #[test]
+        fn load_aware_picks_the_earliest_free_and_keep_round_robin_order_on_ties() {
+            scenarios::capacity::load_aware_picks_the_earliest_free_and_keep_round_robin_order_on_ties::<$backend>();
+        }
+        #[test]
+        fn sticky_is_kept_when_busy_and_refused_past_the_cap_with_the_mapping_untouched() {
+            scenarios::capacity::sticky_is_kept_when_busy_and_refused_past_the_cap_with_the_mapping_untouched::<$backend>();
+        }
+        #[test]
+        fn geomatch_passes_over_a_candidate_past_the_cap() {
+            scenarios::capacity::geomatch_passes_over_a_candidate_past_the_cap::<$backend>();
+        }
+        #[test]
+        fn the_daily_message_limit_refuses_past_it_until_midnight() {
+            scenarios::capacity::the_daily_message_limit_refuses_past_it_until_midnight::<$backend>();
+        }
+        #[test]
+        fn the_daily_reset_follows_los_angeles_across_daylight_saving() {
+            scenarios::capacity::the_daily_reset_follows_los_angeles_across_daylight_saving::<$backend>();
+        }
+        #[test]
+        fn new_recipients_per_sender_per_day_passes_a_full_sender_over() {
+            scenarios::capacity::new_recipients_per_sender_per_day_passes_a_full_sender_over::<$backend>();
+        }
+        #[test]
+        fn bad_capacity_settings_are_refused_and_change_nothing() {
+            scenarios::capacity::bad_capacity_settings_are_refused_and_change_nothing::<$backend>();
         }
     };
 }

@@ -138,6 +138,37 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A number that may be set to `null` explicitly: `None` absent,
+    /// `Some(None)` null.
+    pub fn nullable_number(&self, key: &str) -> Result<Option<Option<f64>>, ApiError> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::Number(n)) => Ok(Some(n.as_f64())),
+            Some(other) => Err(self.wrong(key, "a number or null", other)),
+        }
+    }
+
+    /// A whole count that may be `null`: a number that is not a whole
+    /// number from 0 to 2^32 - 1 is an invalid value (422).
+    pub fn nullable_count(&self, key: &str) -> Result<Option<Option<u32>>, ApiError> {
+        let Some(value) = self.nullable_number(key)? else {
+            return Ok(None);
+        };
+        let raw = self.map.get(key).and_then(Value::as_u64);
+        match (value, raw) {
+            (None, _) => Ok(Some(None)),
+            (Some(_), Some(n)) if n <= u64::from(u32::MAX) => Ok(Some(Some(n as u32))),
+            (Some(v), _) => Err(ApiError::invalid(
+                &self.pointer(key),
+                format!(
+                    "{key} must be a whole number from 1 to {}, or null, not {v}",
+                    u32::MAX
+                ),
+            )),
+        }
+    }
+
     /// An optional nested object: `None` absent, `Some(None)` null.
     pub fn object(&self, key: &str) -> Result<Option<Option<&'a Map<String, Value>>>, ApiError> {
         match self.map.get(key) {

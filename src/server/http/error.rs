@@ -13,6 +13,12 @@ use crate::SettingsError;
 /// The one code used for "no eligible / no healthy sender" (the title names the cause).
 pub const NO_SENDER_CODE: &str = "40330";
 
+/// A send refused because its sender's queue would exceed `max_queue_seconds`.
+pub const QUEUE_FULL_CODE: &str = "40318";
+
+/// A send refused because the profile reached its `daily_message_limit`.
+pub const DAILY_LIMIT_CODE: &str = "40320";
+
 /// An API error. `pointer` is a JSON pointer into the request body.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +42,14 @@ pub enum ApiError {
     InvalidTo(String),
     #[error("{0}")]
     NoSender(NoSender),
+    /// A send the profile's rules refuse (caps, compliance): 422 with the
+    /// rule's own code.
+    #[error("{detail}")]
+    Refused {
+        code: &'static str,
+        title: &'static str,
+        detail: String,
+    },
     #[error("too many requests")]
     Overloaded,
     #[error("a request with this Idempotency-Key is in progress")]
@@ -125,6 +139,9 @@ impl ApiError {
                 NO_SENDER_CODE,
                 no_sender_title(*cause).into(),
             ),
+            Refused { code, title, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, (*title).into())
+            }
             Overloaded => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "10011",
@@ -172,6 +189,9 @@ pub fn no_sender_title(cause: NoSender) -> &'static str {
         NoSender::BothWeightsZero => "No eligible numbers in pool: both weights are 0",
         NoSender::NoSenderOfWeightedKind => "No eligible numbers in pool",
         NoSender::NoHealthySender => "No healthy numbers in pool",
+        NoSender::NewRecipientLimit => {
+            "No eligible numbers in pool: every number reached its new recipients for today"
+        }
     }
 }
 
@@ -215,6 +235,24 @@ impl From<Error> for ApiError {
             Error::Settings(e) => settings_error(e),
             Error::NoSender(e) => ApiError::NoSender(e),
             Error::Pin(e) => ApiError::invalid("/from", e.to_string()),
+            Error::Limits(e) => ApiError::invalid(&format!("/{}", e.field()), e.to_string()),
+            Error::QueueFull { sender, wait } => ApiError::Refused {
+                code: QUEUE_FULL_CODE,
+                title: "Sender queue full",
+                detail: format!(
+                    "sender {sender} has a queue of {:.1} s, longer than the profile's max_queue_seconds; nothing was reserved",
+                    wait.as_secs_f64()
+                ),
+            },
+            Error::DailyLimit => ApiError::Refused {
+                code: DAILY_LIMIT_CODE,
+                title: "Daily message limit reached",
+                detail: "the messaging profile sent its daily_message_limit today; the count restarts at midnight in its daily_reset_time_zone".into(),
+            },
+            Error::NotInPool => ApiError::NoSuchAssociated {
+                detail: "from is not a number of this messaging profile".into(),
+                pointer: "/from".into(),
+            },
         }
     }
 }

@@ -5,21 +5,92 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::EngineStats;
+use super::error::{DAILY_LIMIT_CODE, NO_SENDER_CODE, QUEUE_FULL_CODE};
+use crate::{EngineStats, Error, NoSender, Selection};
 
-/// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 12] = [
+/// A Prometheus histogram with fixed buckets, updated lock-free.
+struct Histogram {
+    /// Upper bounds of the buckets, in seconds.
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        // Cumulative buckets: the first that holds the value and every later one.
+        if let Some(first) = self.bounds.iter().position(|b| secs <= *b) {
+            for bucket in &self.buckets[first..] {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Send latency buckets, in seconds.
+const LATENCY: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
 ];
 
-/// The server's own counters.
-#[derive(Default)]
+/// Queue wait buckets, in seconds (up to the default cap of 4 h).
+const WAIT: &[f64] = &[0.0, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0];
+
+/// Sends refused by a rule of the profile, by cause (the label) and code.
+const REFUSALS: [(&str, &str); 3] = [
+    ("queue_full", QUEUE_FULL_CODE),
+    ("daily_limit", DAILY_LIMIT_CODE),
+    ("new_recipient_limit", NO_SENDER_CODE),
+];
+
+/// The server's own counters. Every series is a fixed set, whatever the
+/// number of senders or profiles: `/metrics` costs the same with five
+/// numbers or five million (per-sender figures are on the number routes).
 pub struct Metrics {
     /// Responses by status class (index 1..=5 for 1xx..5xx).
     responses: [AtomicU64; 6],
-    send_buckets: [AtomicU64; BUCKETS.len()],
-    send_count: AtomicU64,
-    send_sum_ns: AtomicU64,
+    send_latency: Histogram,
+    queue_wait: Histogram,
+    refused: [AtomicU64; REFUSALS.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            responses: Default::default(),
+            send_latency: Histogram::new(LATENCY),
+            queue_wait: Histogram::new(WAIT),
+            refused: Default::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -30,15 +101,25 @@ impl Metrics {
 
     /// Records how long one send request took.
     pub fn send_latency(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.send_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        self.send_latency.observe(took);
+    }
+
+    /// Records a send's queue wait.
+    pub fn selected(&self, selection: &Selection) {
+        self.queue_wait.observe(selection.wait);
+    }
+
+    /// Counts a send refused by a capacity or compliance rule.
+    pub fn refused(&self, e: &Error) {
+        let cause = match e {
+            Error::QueueFull { .. } => "queue_full",
+            Error::DailyLimit => "daily_limit",
+            Error::NoSender(NoSender::NewRecipientLimit) => "new_recipient_limit",
+            _ => return,
+        };
+        if let Some(i) = REFUSALS.iter().position(|(c, _)| *c == cause) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.send_count.fetch_add(1, Ordering::Relaxed);
-        self.send_sum_ns
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -122,29 +203,27 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        self.send_latency.render(
+            &mut out,
+            "numpool_send_latency_seconds",
+            "Send request latency.",
+        );
+        self.queue_wait.render(
+            &mut out,
+            "numpool_queue_wait_seconds",
+            "How long sent messages wait in their sender's queue.",
+        );
         let _ = writeln!(
             out,
-            "# HELP numpool_send_latency_seconds Send request latency."
+            "# HELP numpool_sends_refused_total Sends refused by a rule of the profile, by cause.\n# TYPE numpool_sends_refused_total counter"
         );
-        let _ = writeln!(out, "# TYPE numpool_send_latency_seconds histogram");
-        for (i, bound) in BUCKETS.iter().enumerate() {
+        for ((cause, code), n) in REFUSALS.iter().zip(&self.refused) {
             let _ = writeln!(
                 out,
-                "numpool_send_latency_seconds_bucket{{le=\"{bound}\"}} {}",
-                get(&self.send_buckets[i])
+                "numpool_sends_refused_total{{cause=\"{cause}\",code=\"{code}\"}} {}",
+                get(n)
             );
         }
-        let count = get(&self.send_count);
-        let _ = writeln!(
-            out,
-            "numpool_send_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "numpool_send_latency_seconds_sum {}",
-            get(&self.send_sum_ns) as f64 / 1e9
-        );
-        let _ = writeln!(out, "numpool_send_latency_seconds_count {count}");
         out
     }
 }

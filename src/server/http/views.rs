@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::PhoneNumber;
 use crate::PoolSettings;
 use crate::ProfileId;
+use crate::Selection;
 use crate::StickyMapping;
 use crate::Timestamp;
 use crate::{NumberStatus, ProfileRecord};
@@ -25,6 +26,10 @@ pub fn profile(p: &ProfileRecord) -> Value {
         "enabled": p.enabled,
         "whitelisted_destinations": p.whitelisted_destinations,
         "number_pool_settings": settings(p.number_pool_settings.as_ref()),
+        "max_queue_seconds": p.capacity.max_queue_seconds,
+        "daily_message_limit": p.capacity.daily_message_limit,
+        "new_recipients_per_sender_per_day": p.capacity.new_recipients_per_sender_per_day,
+        "daily_reset_time_zone": p.capacity.daily_reset_time_zone,
         "webhook_url": p.webhook_url.clone().unwrap_or_default(),
         "webhook_failover_url": p.webhook_failover_url.clone().unwrap_or_default(),
         "webhook_api_version": "2",
@@ -89,6 +94,13 @@ pub fn number(s: &NumberStatus, record_type: &str) -> Value {
             "eligible": s.eligibility.reason().is_none(),
             "reason": s.eligibility.reason(),
         },
+        "messages_per_second": r.messages_per_second,
+        "capacity": s.capacity.map(|c| json!({
+            "messages_per_second": c.messages_per_second,
+            "wait_seconds": c.wait.as_secs_f64(),
+            "messages_today": c.messages_today,
+            "new_recipients_today": c.new_recipients_today,
+        })),
         "traffic_type": "A2P",
         "messaging_product": "P2P",
         "eligible_messaging_products": ["A2P"],
@@ -124,15 +136,16 @@ pub struct MessageView<'a> {
     pub encoding: super::encoding::Encoded,
     pub webhook_url: Option<&'a str>,
     pub webhook_failover_url: Option<&'a str>,
-    pub selection: Selected,
+    pub selection: &'a Selection,
     pub now: Timestamp,
 }
 
 /// The `selection` extension field of a message.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Selected {
-    pub reason: &'static str,
-    pub mapping: &'static str,
+#[derive(Debug, Clone, serde::Serialize)]
+struct Selected {
+    reason: &'static str,
+    mapping: &'static str,
+    send_at: String,
 }
 
 #[derive(serde::Serialize)]
@@ -242,7 +255,11 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
             .now
             .after(std::time::Duration::from_secs(4 * 3600))
             .to_rfc3339(),
-        wait_seconds: 0.0,
-        selection: m.selection,
+        wait_seconds: m.selection.wait.as_secs_f64(),
+        selection: Selected {
+            reason: m.selection.reason.api_name(),
+            mapping: m.selection.mapping.api_name(),
+            send_at: m.selection.send_at.to_rfc3339(),
+        },
     }
 }

@@ -11,9 +11,9 @@ use crate::server::http::body::{self, Fields};
 use crate::server::http::encoding::{self, Requested};
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::Claim;
-use crate::server::http::views::{self, MessageView, Selected};
-use crate::PhoneNumber;
+use crate::server::http::views::{self, MessageView};
 use crate::ProfileId;
+use crate::{Outbound, PhoneNumber};
 
 /// How the sender is chosen.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -305,39 +305,24 @@ fn missing_profile(raw: &str) -> ApiError {
 
 /// Runs a send on the engine; the message record (JSON text) on success.
 async fn execute(r: &SendRequest, target: Target, state: &AppState) -> Result<String, ApiError> {
-    let (profile, sender, selection) = match target {
-        Target::From(sender, profile) => (
-            profile,
-            sender,
-            Selected {
-                reason: "explicit",
-                mapping: "none",
-            },
-        ),
-        Target::Pool(profile) => {
-            let raw = r.profile.as_deref().unwrap_or_default();
-            let missing = || missing_profile(raw);
-            let selection = state
-                .engine
-                .send(profile, r.to)
-                .await
-                .map_err(|e| match e {
-                    crate::Error::UnknownProfile => missing(),
-                    other => other.into(),
-                })?;
-            (
-                profile,
-                selection.sender,
-                Selected {
-                    reason: selection.reason.api_name(),
-                    mapping: selection.mapping.api_name(),
-                },
-            )
-        }
+    let message = Outbound::to(r.to).parts(r.encoding.parts);
+    let (profile, message) = match target {
+        Target::From(sender, profile) => (profile, message.from_sender(sender)),
+        Target::Pool(profile) => (profile, message),
     };
+    let selection = state.engine.send(profile, message).await.map_err(|e| {
+        state.metrics.refused(&e);
+        match e {
+            crate::Error::UnknownProfile => {
+                missing_profile(r.profile.as_deref().unwrap_or_default())
+            }
+            other => other.into(),
+        }
+    })?;
+    state.metrics.selected(&selection);
     Ok(views::message_json(&MessageView {
         profile,
-        from: sender,
+        from: selection.sender,
         to: r.to,
         text: r.text.as_deref(),
         subject: r.subject.as_deref(),
@@ -346,7 +331,7 @@ async fn execute(r: &SendRequest, target: Target, state: &AppState) -> Result<St
         encoding: r.encoding,
         webhook_url: r.webhook_url.as_deref(),
         webhook_failover_url: r.webhook_failover_url.as_deref(),
-        selection,
+        selection: &selection,
         now: state.engine.now(),
     }))
 }

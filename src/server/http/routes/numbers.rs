@@ -5,6 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{data, list as page_of, AppState, Authed};
+use crate::selection::capacity::check_rate;
 use crate::server::http::body::{self, Fields, Page, Query};
 use crate::server::http::error::ApiError;
 use crate::server::http::views;
@@ -41,6 +42,11 @@ async fn update(
     let bytes = body::read(payload, state.body_limit).await?;
     let map = body::object(&bytes)?;
     let f = Fields::new(&map, "");
+    // Every field is checked before anything changes.
+    let rate = f.nullable_number("messages_per_second")?;
+    if let Some(r) = rate {
+        check_rate(r).map_err(|e| ApiError::invalid("/messages_per_second", e.to_string()))?;
+    }
     match f.str("messaging_profile_id")? {
         // Absent or null: keep.
         None => {
@@ -61,6 +67,9 @@ async fn update(
             state.engine.profile(profile).map_err(|_| missing())?;
             state.engine.assign_number(number, Some(profile)).await?;
         }
+    }
+    if let Some(rate) = rate {
+        state.engine.set_rate(number, rate).await?;
     }
     get(state, &number.to_string(), record_type).await
 }

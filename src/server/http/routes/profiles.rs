@@ -10,7 +10,7 @@ use crate::server::http::error::ApiError;
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::SettingsUpdate;
-use crate::{NewProfile, NumberFilter, ProfileUpdate};
+use crate::{CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, ProfileUpdate};
 
 /// A profile id from the path; an id that is not a UUID names no profile.
 pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
@@ -36,6 +36,22 @@ fn destinations(f: &Fields<'_>, required: bool) -> Result<Option<Vec<String>>, A
     Ok(list)
 }
 
+/// The capacity fields of a profile body (`null` puts a field back to
+/// its default). Values are checked by the engine.
+fn capacity(f: &Fields<'_>) -> Result<CapacityUpdate, ApiError> {
+    let defaults = CapacityLimits::default();
+    Ok(CapacityUpdate {
+        max_queue_seconds: f
+            .nullable_number("max_queue_seconds")?
+            .map(|v| v.unwrap_or(defaults.max_queue_seconds)),
+        daily_message_limit: f.nullable_count("daily_message_limit")?,
+        new_recipients_per_sender_per_day: f.nullable_count("new_recipients_per_sender_per_day")?,
+        daily_reset_time_zone: f
+            .nullable_str("daily_reset_time_zone")?
+            .map(|v| v.unwrap_or(defaults.daily_reset_time_zone)),
+    })
+}
+
 pub async fn create(
     _: Authed,
     payload: web::Payload,
@@ -57,6 +73,7 @@ pub async fn create(
         webhook_failover_url: f.str("webhook_failover_url")?.map(str::to_string),
         number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
             .map_err(settings_error)?,
+        capacity: capacity(&f)?.apply(&CapacityLimits::default()),
     };
     let record = state.engine.create_profile(new).await?;
     Ok(data(views::profile(&record)))
@@ -117,6 +134,7 @@ pub async fn update(
         webhook_failover_url: f.nullable_str("webhook_failover_url")?,
         number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
             .map_err(settings_error)?,
+        capacity: capacity(&f)?,
     };
     let record = state.engine.update_profile(id, update).await?;
     Ok(data(views::profile(&record)))
