@@ -1125,3 +1125,162 @@ fn garbage_never_breaks_the_server() {
         .unwrap()
         .contains("numpool_http_responses_total{class=\"4xx\"}"));
 }
+
+#[test]
+fn capacity_through_http_waits_caps_and_bad_values() {
+    let s = start(64);
+    let p = s.profile(json!({}));
+    // Profile fields: defaults on every profile, set and merged by PATCH.
+    let profile = s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null);
+    assert_eq!(
+        (
+            &profile["max_queue_seconds"],
+            &profile["daily_message_limit"],
+            &profile["new_recipients_per_sender_per_day"],
+            &profile["daily_reset_time_zone"]
+        ),
+        (&json!(14400.0), &Value::Null, &Value::Null, &json!("UTC"))
+    );
+    let patched = s.ok(
+        "PATCH",
+        &format!("/v2/messaging_profiles/{p}"),
+        json!({"max_queue_seconds": 2, "daily_message_limit": 5,
+               "daily_reset_time_zone": "America/Los_Angeles"}),
+    );
+    assert_eq!(patched["max_queue_seconds"], 2.0);
+    assert_eq!(patched["daily_message_limit"], 5);
+    assert_eq!(patched["daily_reset_time_zone"], "America/Los_Angeles");
+    // Bad values: 422 with a pointer, nothing changed.
+    for (body, pointer) in [
+        (json!({"max_queue_seconds": 0}), "/max_queue_seconds"),
+        (json!({"max_queue_seconds": -3}), "/max_queue_seconds"),
+        (json!({"max_queue_seconds": 1e300}), "/max_queue_seconds"),
+        (json!({"daily_message_limit": 0}), "/daily_message_limit"),
+        (json!({"daily_message_limit": 2.5}), "/daily_message_limit"),
+        (
+            json!({"new_recipients_per_sender_per_day": -1}),
+            "/new_recipients_per_sender_per_day",
+        ),
+        (
+            json!({"daily_reset_time_zone": "Mars/Base", "daily_message_limit": 9}),
+            "/daily_reset_time_zone",
+        ),
+    ] {
+        let r = expect_error(
+            s.call(
+                "PATCH",
+                &format!("/v2/messaging_profiles/{p}"),
+                body.clone(),
+            ),
+            422,
+            "10015",
+        );
+        assert_eq!(error(&r).2.as_deref(), Some(pointer), "{body}");
+    }
+    expect_error(
+        s.call(
+            "PATCH",
+            &format!("/v2/messaging_profiles/{p}"),
+            json!({"max_queue_seconds": "ten"}),
+        ),
+        400,
+        "10015",
+    );
+    assert_eq!(
+        s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null),
+        patched
+    );
+
+    // A number's rate and capacity object.
+    s.assign("+13125550001", &p);
+    let path = "/v2/phone_numbers/+13125550001/messaging";
+    let number = s.ok("GET", path, Value::Null);
+    assert_eq!(number["messages_per_second"], Value::Null);
+    assert_eq!(
+        number["capacity"],
+        json!({"messages_per_second": 1.0, "wait_seconds": 0.0,
+               "messages_today": 0, "new_recipients_today": 0})
+    );
+    for bad in [json!(0), json!(-1), json!(1e9)] {
+        let r = expect_error(
+            s.call(
+                "PATCH",
+                path,
+                json!({"messages_per_second": bad, "messaging_profile_id": ""}),
+            ),
+            422,
+            "10015",
+        );
+        assert_eq!(error(&r).2.as_deref(), Some("/messages_per_second"));
+    }
+    assert_eq!(
+        s.engine
+            .owner(numpool::PhoneNumber::parse_e164("+13125550001").unwrap())
+            .map(|id| id.to_string()),
+        Some(p.clone()),
+        "a refused PATCH changes nothing"
+    );
+    let fast = s.ok("PATCH", path, json!({"messages_per_second": 2}));
+    assert_eq!(fast["capacity"]["messages_per_second"], 2.0);
+
+    // Waits and send_at on messages; a long text takes more parts.
+    let one = s.send(&p, "+14155550100");
+    assert_eq!(one["wait_seconds"], 0.0);
+    assert_eq!(one["selection"]["send_at"], one["received_at"]);
+    let long = s.ok(
+        "POST",
+        "/v2/messages/number_pool",
+        json!({"messaging_profile_id": p, "to": "+14155550101", "text": "x".repeat(200)}),
+    );
+    assert_eq!(
+        (long["parts"].as_u64(), long["wait_seconds"].as_f64()),
+        (Some(2), Some(0.5))
+    );
+    // 2 parts at 2/s: the queue is 1.5 s now; one more is 1.5 s, within 2 s.
+    assert_eq!(s.send(&p, "+14155550102")["wait_seconds"], 1.5);
+    // 2 s now: one more would wait 2 s, exactly the cap; 2.5 s is over.
+    let r = s.send(&p, "+14155550103");
+    assert_eq!(r["wait_seconds"], 2.0);
+    let full = expect_error(
+        s.call(
+            "POST",
+            "/v2/messages",
+            json!({"from": "+13125550001", "to": "+14155550104", "text": "hi"}),
+        ),
+        422,
+        "40318",
+    );
+    let detail = full.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("+13125550001") && detail.contains("2.5 s"),
+        "{detail}"
+    );
+    let listed = s.ok(
+        "GET",
+        &format!("/v2/messaging_profiles/{p}/phone_numbers"),
+        Value::Null,
+    );
+    assert_eq!(listed[0]["capacity"]["messages_today"], 4);
+    assert_eq!(listed[0]["capacity"]["wait_seconds"], 2.5);
+
+    // The daily limit (5): one more fits after the queue drains, then 40320.
+    s.clock.advance(Duration::from_secs(10));
+    s.send(&p, "+14155550105");
+    expect_error(
+        s.call(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": p, "to": "+14155550106", "text": "hi"}),
+        ),
+        422,
+        "40320",
+    );
+    let metrics = s.raw("GET", "/metrics", "", None, &[]).body;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("numpool_sends_refused_total{cause=\"queue_full\",code=\"40318\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("numpool_sends_refused_total{cause=\"daily_limit\",code=\"40320\"} 1"));
+    assert!(metrics.contains("numpool_queue_wait_seconds_count 5"));
+}
