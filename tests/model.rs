@@ -369,19 +369,19 @@ impl MProfile {
         }
     }
 
-    /// Load-aware round-robin: among `candidates` (in joining order), the
-    /// least wait, the first after the last pick of `rotation` on a tie.
+    /// Load-aware: among `candidates` (in joining order), an idle one in
+    /// round-robin order after the last pick of `rotation`; if none is
+    /// idle, the least wait, the first to join on a tie.
     fn best(&self, rotation: &str, candidates: &[u64], now: u32) -> Option<u64> {
         let last = self.last.get(rotation).copied().unwrap_or(0);
         let (after, before): (Vec<u64>, Vec<u64>) = candidates.iter().partition(|q| **q > last);
-        let mut best: Option<(u64, u64)> = None;
-        for q in after.into_iter().chain(before) {
-            let wait = self.senders[&q].wait(now);
-            if best.is_none_or(|(w, _)| wait < w) {
-                best = Some((wait, q));
-            }
-        }
-        best.map(|(_, q)| q)
+        let wait = |q: &u64| self.senders[q].wait(now);
+        after
+            .iter()
+            .chain(&before)
+            .find(|q| wait(q) == 0)
+            .or_else(|| candidates.iter().min_by_key(|q| (wait(q), **q)))
+            .copied()
     }
 
     /// Queues a message of `parts` on sender `seq`; returns its wait.

@@ -43,6 +43,26 @@ pub struct Args {
     /// Simulated time per message, e.g. `1s`, `100ms` (0: time stands still).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub sim_rate: Duration,
+    /// Messages per simulated second, so that sender queues build and
+    /// drain as they would at that rate: a number (`630`) or a share of the
+    /// pools' capacity under their weights (`90%`). Replaces `--sim-rate`.
+    #[arg(long, value_parser = parse_arrival)]
+    pub arrival_rate: Option<Arrival>,
+    /// Sender rates by kind, e.g. `long_code=1,toll_free=3,short_code=100`
+    /// [default: 1, 3, 100 with `--arrival-rate`; 100000 each while time
+    /// stands still, where any real rate would only grow queues].
+    #[arg(long, value_parser = parse_mps, value_delimiter = ',')]
+    pub mps: Vec<(Kind, f64)>,
+    /// The profiles' queue cap, e.g. `4h`.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub max_queue: Duration,
+    /// Plain round-robin instead of load-aware picks (to compare).
+    #[arg(long)]
+    pub round_robin: bool,
+    /// Turn sender capacity off: no queues, caps or load-aware picks (to
+    /// measure what the bookkeeping costs).
+    #[arg(long)]
+    pub no_capacity: bool,
     /// Messages per request (in-process: per engine call; HTTP and Redis: pipelined).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch: u32,
@@ -87,6 +107,61 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// How fast messages arrive in simulated time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrival {
+    /// Messages per second.
+    PerSecond(f64),
+    /// A share of the pools' capacity.
+    Share(f64),
+}
+
+/// A sender kind, for `--mps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    LongCode,
+    TollFree,
+    ShortCode,
+}
+
+fn parse_arrival(s: &str) -> Result<Arrival, String> {
+    let t = s.trim();
+    if let Some(pct) = t.strip_suffix('%') {
+        return match pct.parse::<f64>() {
+            Ok(p) if p > 0.0 && p.is_finite() => Ok(Arrival::Share(p / 100.0)),
+            _ => Err(format!("{s:?}: a share like 90%")),
+        };
+    }
+    match t.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(Arrival::PerSecond(r)),
+        _ => Err(format!(
+            "{s:?}: messages per second (like 630) or a share (like 90%)"
+        )),
+    }
+}
+
+fn parse_mps(s: &str) -> Result<(Kind, f64), String> {
+    let (kind, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: use KIND=RATE, e.g. long_code=1"))?;
+    let kind = match kind.trim() {
+        "long_code" => Kind::LongCode,
+        "toll_free" => Kind::TollFree,
+        "short_code" => Kind::ShortCode,
+        other => {
+            return Err(format!(
+                "{other:?}: the kinds are long_code, toll_free, short_code"
+            ))
+        }
+    };
+    match rate.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 100_000.0 => Ok((kind, r)),
+        _ => Err(format!(
+            "{s:?}: a rate above 0 and at most 100000 per second"
+        )),
+    }
 }
 
 /// A recipient distribution.
@@ -206,6 +281,15 @@ mod tests {
         assert!(parse_count("0").is_err());
         assert!(parse_count("ten").is_err());
         assert!(parse_count("-5").is_err());
+    }
+
+    #[test]
+    fn capacity_flags() {
+        assert_eq!(parse_arrival("90%"), Ok(Arrival::Share(0.9)));
+        assert_eq!(parse_arrival("630"), Ok(Arrival::PerSecond(630.0)));
+        assert!(parse_arrival("0").is_err() && parse_arrival("x%").is_err());
+        assert_eq!(parse_mps("toll_free=3"), Ok((Kind::TollFree, 3.0)));
+        assert!(parse_mps("toll_free=0").is_err() && parse_mps("landline=1").is_err());
     }
 
     #[test]

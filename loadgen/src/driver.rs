@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use numpool::test_util::ManualClock;
 use numpool::Clock;
 
-use crate::report::RunReport;
+use crate::report::{Percentiles, RunReport};
 use crate::target::{BatchOutcome, Target, TargetError};
 use crate::workload::Workload;
 
@@ -120,7 +120,7 @@ pub fn run(
         hist.add(h).ok();
         outcome.add(o);
     }
-    Ok(RunReport::new(
+    let mut report = RunReport::new(
         target.name(),
         requests.len() as u64,
         wall,
@@ -128,7 +128,12 @@ pub fn run(
         outcome,
         target.live_mappings(),
         target.bytes_per_mapping(),
-    ))
+    );
+    report.waits = target.waits().map(|h| Percentiles {
+        max: target.max_wait().unwrap_or(h.max()),
+        ..Percentiles::of(&h)
+    });
+    Ok(report)
 }
 
 /// Waits for `at`: sleeps while it is far, then spins, so that requests a

@@ -6,15 +6,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use loadgen::args::{Args, EngineKind};
+use std::time::Duration;
+
+use loadgen::args::{Args, Arrival, EngineKind};
 use loadgen::driver::{self, DriverConfig};
 use loadgen::durability;
 use loadgen::report::{self, RunReport};
 use loadgen::target::{
     FloorTarget, HttpTarget, NaiveTarget, NumpoolTarget, RedisTarget, Target, TargetError,
 };
-use loadgen::target_flags;
 use loadgen::workload::{Workload, WorkloadSpec};
+use loadgen::{capacity_flags, target_flags};
 use numpool::test_util::ManualClock;
 use numpool::Clock;
 use numpool::JournalConfig;
@@ -44,11 +46,52 @@ fn main() -> ExitCode {
         args.skip_unhealthy, args.unhealthy_fraction * 100.0, args.ttl, args.sim_rate, args.batch, args.concurrency,
         args.rate.map_or("closed loop".to_string(), |r| format!("open loop at {r:.0} msg/s")), args.seed
     );
+    let capacity = capacity_flags(&args);
+    // The arrival rate at which the busiest pool (the workload does not
+    // load profiles evenly) runs at its capacity.
+    let mut per_profile = vec![0u64; workload.senders.len()];
+    for r in &workload.requests {
+        per_profile[r.profile as usize] += 1;
+    }
+    let pools_rate = workload
+        .senders
+        .iter()
+        .zip(&per_profile)
+        .map(|(s, &n)| capacity.pool_rate(s) * workload.requests.len() as f64 / n.max(1) as f64)
+        .fold(f64::INFINITY, f64::min);
+    let arrival = args.arrival_rate.map(|a| match a {
+        Arrival::PerSecond(r) => r,
+        Arrival::Share(share) => share * pools_rate,
+    });
+    let sim_rate = arrival.map_or(args.sim_rate, |r| Duration::from_secs_f64(1.0 / r));
+    let capacity_line = if capacity.enabled {
+        format!(
+            "capacity on ({} picks; rates long code {}/s, toll-free {}/s; queue cap {:?}; the busiest pool is full at {:.0} msg/s in all, under its 4:1 weights){}",
+            if capacity.load_aware { "load-aware" } else { "round-robin" },
+            capacity.rates.long_code,
+            capacity.rates.toll_free,
+            args.max_queue,
+            pools_rate,
+            arrival.map_or(String::new(), |r| format!(
+                "; arrivals {r:.1} msg/s of simulated time ({:.0}% of that)",
+                100.0 * r / pools_rate
+            ))
+        )
+    } else {
+        "capacity off".to_string()
+    };
+    let description = format!(
+        "{}, {capacity_line}",
+        description.replace(
+            &format!("sim-rate {:?}/msg", args.sim_rate),
+            &format!("sim-rate {sim_rate:?}/msg")
+        )
+    );
     let cfg = DriverConfig {
         batch: args.batch as usize,
         concurrency: args.concurrency as usize,
         rate: args.rate,
-        sim_rate: args.sim_rate,
+        sim_rate,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let mut reports: Vec<RunReport> = Vec::new();
@@ -73,10 +116,13 @@ fn main() -> ExitCode {
         let target: Result<Box<dyn Target>, TargetError> = match kind {
             EngineKind::Floor => Ok(Box::new(FloorTarget::new(&workload))),
             EngineKind::Numpool => {
-                NumpoolTarget::start(&workload, flags, clock.clone()).map(|t| Box::new(t) as _)
+                NumpoolTarget::start(&workload, flags, clock.clone(), cfg.concurrency)
+                    .map(|t| Box::new(t) as _)
             }
-            EngineKind::Mailbox => NumpoolTarget::start_mailbox(&workload, flags, clock.clone())
-                .map(|t| Box::new(t) as _),
+            EngineKind::Mailbox => {
+                NumpoolTarget::start_mailbox(&workload, flags, clock.clone(), cfg.concurrency)
+                    .map(|t| Box::new(t) as _)
+            }
             EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
                 &workload,
                 args.sticky,
@@ -185,8 +231,14 @@ fn run_journal(
         snapshot_every: None,
     };
     let flags = target_flags(args);
-    let target = NumpoolTarget::start_with(workload, flags, clock.clone(), Some(journal.clone()))
-        .map_err(|e| e.to_string())?;
+    let target = NumpoolTarget::start_with(
+        workload,
+        flags,
+        clock.clone(),
+        Some(journal.clone()),
+        cfg.concurrency,
+    )
+    .map_err(|e| e.to_string())?;
     let report = driver::run(&target, workload, &clock, cfg).map_err(|e| e.to_string())?;
     let d = durability::measure(&target, workload, &journal, clock).map_err(|e| e.to_string())?;
     let line = format!(

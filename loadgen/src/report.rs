@@ -18,6 +18,20 @@ pub struct Percentiles {
     pub max: u64,
 }
 
+impl Percentiles {
+    /// The percentiles of `hist`.
+    pub fn of(hist: &Histogram<u64>) -> Percentiles {
+        let q = |p: f64| hist.value_at_quantile(p);
+        Percentiles {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: hist.max(),
+        }
+    }
+}
+
 /// The result of one engine's run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunReport {
@@ -31,6 +45,8 @@ pub struct RunReport {
     pub outcome: BatchOutcome,
     pub live_mappings: u64,
     pub bytes_per_mapping: Option<f64>,
+    /// Queue waits of the messages sent (ns), when measured.
+    pub waits: Option<Percentiles>,
 }
 
 /// The percentiles the spectrum plot is drawn through.
@@ -54,18 +70,20 @@ impl RunReport {
             messages,
             wall,
             throughput_per_sec: messages as f64 / wall.as_secs_f64().max(1e-9),
-            latency: Percentiles {
-                p50: q(0.5),
-                p90: q(0.9),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: hist.max(),
-            },
+            latency: Percentiles::of(hist),
             spectrum: SPECTRUM.iter().map(|p| (*p, q(p / 100.0))).collect(),
             outcome,
             live_mappings,
             bytes_per_mapping,
+            waits: None,
         }
+    }
+
+    /// Sends refused for a full sender queue, over all sends.
+    pub fn queue_full_share(&self) -> f64 {
+        let o = &self.outcome;
+        let total = o.sticky + o.geomatch + o.weighted + o.failed + o.queue_full;
+        o.queue_full as f64 / (total.max(1)) as f64
     }
 
     /// Sticky hits over all selections.
@@ -93,7 +111,10 @@ impl RunReport {
             "selections": {
                 "sticky": self.outcome.sticky, "geomatch": self.outcome.geomatch,
                 "weighted": self.outcome.weighted, "failed": self.outcome.failed,
+                "queue_full": self.outcome.queue_full,
             },
+            "queue_full_share": self.queue_full_share(),
+            "wait_ns": self.waits.map(|w| json!({"p50": w.p50, "p99": w.p99, "max": w.max})),
             "live_mappings": self.live_mappings,
             "bytes_per_mapping": self.bytes_per_mapping,
         })
@@ -147,9 +168,25 @@ pub fn summary(workload: &str, reports: &[RunReport]) -> String {
     for r in reports {
         let o = &r.outcome;
         out.push_str(&format!(
-            "{}: selections sticky {}, geomatch {}, weighted {}, refused {}\n",
-            r.engine, o.sticky, o.geomatch, o.weighted, o.failed
+            "{}: selections sticky {}, geomatch {}, weighted {}, refused {} (queue full {}, {:.2}%)\n",
+            r.engine,
+            o.sticky,
+            o.geomatch,
+            o.weighted,
+            o.failed + o.queue_full,
+            o.queue_full,
+            r.queue_full_share() * 100.0
         ));
+        if let Some(w) = r.waits {
+            let secs = |ns: u64| ns as f64 / 1e9;
+            out.push_str(&format!(
+                "{}: queue wait p50 {:.2} s, p99 {:.2} s, max {:.2} s\n",
+                r.engine,
+                secs(w.p50),
+                secs(w.p99),
+                secs(w.max)
+            ));
+        }
     }
     if let Some(base) = reports
         .iter()

@@ -8,7 +8,7 @@ mod redis;
 
 pub use self::floor::FloorTarget;
 pub use self::http::HttpTarget;
-pub use self::in_process::{NumpoolTarget, PoolFlags};
+pub use self::in_process::{CapacityFlags, NumpoolTarget, PoolFlags};
 pub use self::naive::NaiveTarget;
 pub use self::redis::RedisTarget;
 
@@ -22,8 +22,10 @@ pub struct BatchOutcome {
     pub sticky: u64,
     pub geomatch: u64,
     pub weighted: u64,
-    /// Refused (no eligible or healthy sender, overload).
+    /// Refused (no eligible or healthy sender, overload, daily caps).
     pub failed: u64,
+    /// Refused because the sender's queue was full (40318).
+    pub queue_full: u64,
 }
 
 impl BatchOutcome {
@@ -32,6 +34,7 @@ impl BatchOutcome {
         self.geomatch += other.geomatch;
         self.weighted += other.weighted;
         self.failed += other.failed;
+        self.queue_full += other.queue_full;
     }
 
     /// Counts one selection by its reason name.
@@ -73,6 +76,14 @@ pub trait Target: Sync {
     fn live_mappings(&self) -> u64;
     /// Memory per live mapping, if the target can tell.
     fn bytes_per_mapping(&self) -> Option<f64>;
+    /// Queue waits of the messages sent (ns), if the target measures them.
+    fn waits(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        None
+    }
+    /// The longest queue wait (ns), exact, if the target measures waits.
+    fn max_wait(&self) -> Option<u64> {
+        None
+    }
     /// Stops whatever the target started.
     fn shutdown(&self) {}
 }

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use loadgen::args::{Args, Dist, EngineKind};
 use loadgen::driver::{self, DriverConfig};
 use loadgen::report::{self, RunReport};
-use loadgen::target::{BatchOutcome, NaiveTarget, NumpoolTarget, PoolFlags, Target};
+use loadgen::target::{BatchOutcome, CapacityFlags, NaiveTarget, NumpoolTarget, PoolFlags, Target};
 use loadgen::workload::{Workload, WorkloadSpec};
 use numpool::test_util::ManualClock;
 use numpool::Timestamp;
@@ -48,6 +48,17 @@ fn flags(ttl_secs: u64) -> PoolFlags {
         geomatch: false,
         skip_unhealthy: false,
         ttl_secs,
+        capacity: CapacityFlags {
+            enabled: true,
+            load_aware: true,
+            rates: numpool::KindRates {
+                long_code: 100_000.0,
+                toll_free: 100_000.0,
+                short_code: 100_000.0,
+            },
+            max_queue_secs: 14_400.0,
+            record_waits: false,
+        },
     }
 }
 
@@ -80,6 +91,7 @@ fn the_summary_is_right_on_a_known_histogram() {
         h.record(v * 1000).unwrap();
     }
     let outcome = BatchOutcome {
+        queue_full: 0,
         sticky: 750,
         geomatch: 0,
         weighted: 250,
@@ -146,7 +158,7 @@ fn the_json_has_the_documented_keys() {
 fn short_numpool_and_naive_runs_agree() {
     let workload = Workload::generate(&spec(3, 20_000)).unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let numpool = NumpoolTarget::start(&workload, flags(3600), clock.clone()).unwrap();
+    let numpool = NumpoolTarget::start(&workload, flags(3600), clock.clone(), 2).unwrap();
     let a = drive(&numpool, &workload, &clock, Duration::ZERO);
     numpool.shutdown();
     let naive = NaiveTarget::new(&workload, true, 3600);
@@ -171,12 +183,12 @@ fn short_numpool_and_naive_runs_agree() {
 fn simulated_time_expires_and_remaps() {
     let workload = Workload::generate(&spec(5, 20_000)).unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let target = NumpoolTarget::start(&workload, flags(100), clock.clone()).unwrap();
+    let target = NumpoolTarget::start(&workload, flags(100), clock.clone(), 2).unwrap();
     let still = drive(&target, &workload, &clock, Duration::ZERO);
     target.shutdown();
     let distinct = still.outcome.weighted;
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let target = NumpoolTarget::start(&workload, flags(100), clock.clone()).unwrap();
+    let target = NumpoolTarget::start(&workload, flags(100), clock.clone(), 2).unwrap();
     // One simulated second per message against a 100 s ttl: mappings expire
     // during the run and recipients are mapped again.
     let moving = drive(&target, &workload, &clock, Duration::from_secs(1));
@@ -288,9 +300,14 @@ fn a_short_journal_run_recovers_what_it_wrote() {
         snapshot_every: None,
     };
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let target =
-        NumpoolTarget::start_with(&workload, flags(3600), clock.clone(), Some(journal.clone()))
-            .unwrap();
+    let target = NumpoolTarget::start_with(
+        &workload,
+        flags(3600),
+        clock.clone(),
+        Some(journal.clone()),
+        2,
+    )
+    .unwrap();
     let run = drive(&target, &workload, &clock, Duration::ZERO);
     assert_eq!(run.engine, "journal");
     let d = loadgen::durability::measure(&target, &workload, &journal, clock).unwrap();

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
+#[cfg(feature = "server")]
 pub(crate) use mappings::yield_now;
 pub use mappings::{MappingCursor, MappingPage};
 pub use send::Outbound;

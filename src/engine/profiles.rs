@@ -260,11 +260,7 @@ impl Engine {
         let (numbers, receipt) = {
             let mut state = actor.lock();
             actor.retire(&mut state);
-            let numbers: Vec<PhoneNumber> = state
-                .drain_senders()
-                .into_iter()
-                .map(|s| s.number)
-                .collect();
+            let numbers: Vec<PhoneNumber> = state.drain_senders();
             let receipt = self
                 .inner
                 .env

@@ -121,13 +121,12 @@ impl Default for CapacityConfig {
     }
 }
 
-/// One sender's own rate, queue and today's counters.
+/// One sender's own rate and today's counters (its queue end is kept
+/// inline in the sender: picks read it for every candidate).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SenderLoad {
     /// Its own messages per second (NaN: its kind's default).
     pub rate: f64,
-    /// When its next slot is free (ns since the epoch); in the past when idle.
-    pub free_at_ns: u64,
     /// The day (of the profile's time zone) the counters below are of.
     pub day: i32,
     /// Messages given to it that day.
@@ -146,28 +145,20 @@ impl SenderLoad {
     /// A sender that never sent, at its kind's rate.
     pub const IDLE: SenderLoad = SenderLoad {
         rate: f64::NAN,
-        free_at_ns: 0,
         day: 0,
         messages: 0,
         new_recipients: 0,
     };
 
+    /// Whether it holds nothing: no own rate, no counts.
+    pub fn is_idle(&self) -> bool {
+        self.rate.is_nan() && self.messages == 0 && self.new_recipients == 0
+    }
+
     /// Its own rate, if it has one.
     #[inline]
     pub fn own_rate(&self) -> Option<f64> {
         (!self.rate.is_nan()).then_some(self.rate)
-    }
-
-    /// How long a message given now would wait.
-    #[inline]
-    pub fn wait_ns(&self, now_ns: u64) -> u64 {
-        self.free_at_ns.saturating_sub(now_ns)
-    }
-
-    /// When a message given now would go out.
-    #[inline]
-    pub fn send_at_ns(&self, now_ns: u64) -> u64 {
-        self.free_at_ns.max(now_ns)
     }
 
     /// `(messages, new recipients)` of `day`.
@@ -188,10 +179,10 @@ impl SenderLoad {
         self.new_recipients = 0;
     }
 
-    /// Takes a message of `parts` now, scheduled at `send_at`.
+    /// Counts a message taken on `day` (and a new recipient, if it made a
+    /// mapping).
     #[inline]
-    pub fn take(&mut self, send_at_ns: u64, busy: u64, day: i32, new_recipient: bool) {
-        self.free_at_ns = send_at_ns.saturating_add(busy);
+    pub fn count(&mut self, day: i32, new_recipient: bool) {
         if self.day != day {
             self.start_day(day);
         }
@@ -359,31 +350,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_queue_grows_by_parts_over_rate_and_drains_with_time() {
-        let mut load = SenderLoad::default();
-        let t0 = 1_800_000_000 * NANOS_PER_SEC;
-        // 3 per second: three one-part messages fill exactly one second.
-        for k in 0..3u64 {
-            let at = load.send_at_ns(t0);
-            assert_eq!(load.wait_ns(t0), at - t0);
-            load.take(at, busy_ns(1, 3.0), 0, false);
-            assert!(load.free_at_ns >= t0 + (k + 1) * 333_333_333);
-        }
-        assert_eq!(load.free_at_ns, t0 + 3 * busy_ns(1, 3.0));
-        // Two parts at 1 per second: two seconds.
+    fn parts_over_rate_rounded_up_to_the_nanosecond() {
+        assert_eq!(busy_ns(1, 3.0), 333_333_334);
+        assert_eq!(busy_ns(2, 3.0), 666_666_667);
         assert_eq!(busy_ns(2, 1.0), 2 * NANOS_PER_SEC);
-        // After the queue's end, a message waits for nothing.
-        assert_eq!(load.wait_ns(t0 + 2 * NANOS_PER_SEC), 0);
+        assert_eq!(
+            busy_ns(0, 1.0),
+            NANOS_PER_SEC,
+            "a message takes a slot at least"
+        );
+        assert_eq!(busy_ns(1, 0.5), 2 * NANOS_PER_SEC);
     }
 
     #[test]
     fn counters_belong_to_their_day() {
         let mut load = SenderLoad::default();
-        load.take(0, 1, 7, true);
-        load.take(0, 1, 7, false);
+        load.count(7, true);
+        load.count(7, false);
         assert_eq!(load.counts(7), (2, 1));
         assert_eq!(load.counts(8), (0, 0), "a new day reads as zero");
-        load.take(0, 1, 8, true);
+        load.count(8, true);
         assert_eq!(load.counts(8), (1, 1));
     }
 

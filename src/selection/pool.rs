@@ -35,36 +35,6 @@ pub struct Sender {
     pub seq: u32,
     /// Its delivery outcomes.
     pub health: Health,
-    /// Its own rate, queue and today's counters: allocated at its first
-    /// send (or rate), so a sender that never sent costs one pointer.
-    load: Option<Box<SenderLoad>>,
-}
-
-impl Sender {
-    /// Its own rate, queue and today's counters.
-    #[inline]
-    pub fn load(&self) -> &SenderLoad {
-        static IDLE: SenderLoad = SenderLoad::IDLE;
-        self.load.as_deref().unwrap_or(&IDLE)
-    }
-
-    /// The same, to change.
-    #[inline]
-    pub fn load_mut(&mut self) -> &mut SenderLoad {
-        self.load.get_or_insert_with(|| Box::new(SenderLoad::IDLE))
-    }
-
-    /// Its own rate, if it has one.
-    pub fn own_rate(&self) -> Option<f64> {
-        self.load().own_rate()
-    }
-
-    /// Sets its own rate (`None`: its kind's default).
-    pub fn set_rate(&mut self, rate: Option<f64>) {
-        if rate.is_some() || self.load.is_some() {
-            self.load_mut().rate = rate.unwrap_or(f64::NAN);
-        }
-    }
 }
 
 /// What a number brings when it joins a pool: what it had in its last one
@@ -75,18 +45,10 @@ pub struct Carried {
     pub health: Health,
     /// Its own messages per second.
     pub rate: Option<f64>,
-    /// Its queue and today's counters.
-    pub load: Option<Box<SenderLoad>>,
-}
-
-impl From<Sender> for Carried {
-    fn from(s: Sender) -> Carried {
-        Carried {
-            rate: s.own_rate(),
-            health: s.health,
-            load: s.load,
-        }
-    }
+    /// When its queue ends.
+    pub free_at_ns: u64,
+    /// Its today's counters.
+    pub load: SenderLoad,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +61,13 @@ struct Slot {
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
     slots: Vec<Slot>,
+    /// When each slot's sender's queue ends (ns since the epoch), apart
+    /// from the senders: a load-aware pick reads it for every candidate,
+    /// and a dense array keeps that to a few cache lines.
+    queue_ends: Vec<u64>,
+    /// Each slot's own rate and today's counters; empty until the pool's
+    /// first send (or rate), so an idle profile pays nothing for them.
+    loads: Vec<SenderLoad>,
     free: Vec<u32>,
     /// Number -> slot, kept once the pool outgrows [`SCAN_UP_TO`].
     by_number: Option<FastMap<PhoneNumber, u32>>,
@@ -202,9 +171,18 @@ impl Pool {
             Some(slot) => slot,
             None => {
                 push_tight(&mut self.slots, Slot::default());
+                push_tight(&mut self.queue_ends, 0);
                 (self.slots.len() - 1) as u32
             }
         };
+        self.queue_ends[slot as usize] = carried.free_at_ns;
+        let load = SenderLoad {
+            rate: carried.rate.unwrap_or(f64::NAN),
+            ..carried.load
+        };
+        if !load.is_idle() || !self.loads.is_empty() {
+            *self.load_mut(slot) = load;
+        }
         let member = Member { seq, slot };
         if let Some(k) = kind_index(kind) {
             self.kinds[k].push(member);
@@ -212,15 +190,12 @@ impl Pool {
                 geo.add(number, member);
             }
         }
-        let mut sender = Sender {
+        self.slots[slot as usize].sender = Some(Sender {
             number,
             kind,
             seq,
             health: carried.health,
-            load: carried.load,
-        };
-        sender.set_rate(carried.rate);
-        self.slots[slot as usize].sender = Some(sender);
+        });
         self.len += 1;
         match &mut self.by_number {
             Some(map) => {
@@ -243,9 +218,10 @@ impl Pool {
         }
     }
 
-    /// Removes `number`; returns it (with its health) if it was here. Every
-    /// mapping to it becomes stale at once.
-    pub fn remove(&mut self, number: PhoneNumber) -> Option<Sender> {
+    /// Removes `number`; returns what it carries to another pool (health,
+    /// rate, queue, counters) if it was here. Every mapping to it becomes
+    /// stale at once.
+    pub fn remove(&mut self, number: PhoneNumber) -> Option<Carried> {
         let slot = self.slot_of(number)?;
         if let Some(map) = &mut self.by_number {
             map.remove(&number);
@@ -261,7 +237,59 @@ impl Pool {
                 geo.remove(number, slot);
             }
         }
-        Some(sender)
+        let load = self
+            .loads
+            .get_mut(slot as usize)
+            .map_or(SenderLoad::IDLE, |l| std::mem::replace(l, SenderLoad::IDLE));
+        Some(Carried {
+            rate: load.own_rate(),
+            health: sender.health,
+            free_at_ns: self.queue_ends[slot as usize],
+            load,
+        })
+    }
+
+    /// The rate and today's counters of the sender in `slot`.
+    #[inline]
+    pub fn load(&self, slot: u32) -> &SenderLoad {
+        static IDLE: SenderLoad = SenderLoad::IDLE;
+        self.loads.get(slot as usize).unwrap_or(&IDLE)
+    }
+
+    /// The same, to change (the first one allocates the pool's loads).
+    #[inline]
+    pub fn load_mut(&mut self, slot: u32) -> &mut SenderLoad {
+        if self.loads.len() < self.slots.len() {
+            self.loads.resize(self.slots.len(), SenderLoad::IDLE);
+        }
+        &mut self.loads[slot as usize]
+    }
+
+    /// Sets the own rate of the sender in `slot` (`None`: its kind's).
+    pub fn set_rate(&mut self, slot: u32, rate: Option<f64>) {
+        if rate.is_some() || !self.loads.is_empty() {
+            self.load_mut(slot).rate = rate.unwrap_or(f64::NAN);
+        }
+    }
+
+    /// Every sender with its slot, in slot order.
+    pub fn occupied(&self) -> impl Iterator<Item = (u32, &Sender)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.sender.as_ref()?)))
+    }
+
+    /// When the queue of the sender in `slot` ends.
+    #[inline]
+    pub fn queue_end(&self, slot: u32) -> u64 {
+        self.queue_ends[slot as usize]
+    }
+
+    /// Moves the end of the queue of the sender in `slot`.
+    #[inline]
+    pub fn set_queue_end(&mut self, slot: u32, end_ns: u64) {
+        self.queue_ends[slot as usize] = end_ns;
     }
 
     /// The slot of `number`, if it is in the pool.
@@ -308,11 +336,6 @@ impl Pool {
             slot,
             generation: self.slots[slot as usize].generation,
         }
-    }
-
-    /// The sender in `slot`, to charge its queue.
-    pub fn sender_in_mut(&mut self, slot: u32) -> Option<&mut Sender> {
-        self.slots.get_mut(slot as usize)?.sender.as_mut()
     }
 
     /// Mutable access to a sender, for recording its health.
@@ -388,10 +411,14 @@ impl Pool {
         all
     }
 
-    /// Removes every sender, returning them (used when a profile is deleted).
-    pub fn drain(&mut self) -> Vec<Sender> {
+    /// Removes every sender, returning their numbers (used when a profile
+    /// is deleted).
+    pub fn drain(&mut self) -> Vec<PhoneNumber> {
         let numbers: Vec<PhoneNumber> = self.senders().iter().map(|s| s.number).collect();
-        numbers.into_iter().filter_map(|n| self.remove(n)).collect()
+        for &n in &numbers {
+            self.remove(n);
+        }
+        numbers
     }
 }
 

@@ -8,7 +8,7 @@ use super::capacity::{
     busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
 };
 use super::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts, HealthSlice};
-use super::pool::{kind_index, Carried, Pool, Sender, SenderRef};
+use super::pool::{kind_index, Carried, Pool, SenderRef};
 use super::rules::{
     choose, eligibility, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason, Refusal,
     SelectState, Selection,
@@ -135,6 +135,9 @@ pub(crate) struct ProfileState {
     today: Day,
     /// Messages the profile sent today.
     messages_today: u32,
+    /// The count the journal holds for today (a block's end): a send past
+    /// it reserves the next block.
+    reserved_today: u32,
     stats: ProfileStats,
     /// The earliest expiry work the engine has been told about.
     reported_due: Option<u32>,
@@ -184,6 +187,7 @@ impl ProfileState {
             limits,
             shape,
             messages_today: 0,
+            reserved_today: 0,
             stats: ProfileStats::default(),
             reported_due: None,
         }
@@ -206,6 +210,7 @@ impl ProfileState {
             let day = Day::at(now_ms, &self.limits.zone);
             if day.index != self.today.index {
                 self.messages_today = 0;
+                self.reserved_today = 0;
             }
             self.today = day;
         }
@@ -330,8 +335,7 @@ impl ProfileState {
         self.roll_day(now_ms);
         self.check_daily_limit()?;
         let ctx = self.context(now_ms, health);
-        let s = self.pool.resolve(r).ok_or(Refusal::NotInPool)?;
-        let wait_ns = ctx.wait_ns(s);
+        let wait_ns = ctx.wait_ns(&self.pool, r.slot);
         if ctx.over_cap(wait_ns) {
             self.stats.rejected += 1;
             return Err(Refusal::QueueFull { sender, wait_ns });
@@ -364,25 +368,30 @@ impl ProfileState {
     /// Puts the chosen message in its sender's queue and counts it.
     #[inline]
     fn charge(&mut self, chosen: Chosen, parts: u32, now_ns: u64, day: i32) -> Selection {
-        let rates = self.shape.capacity.rates;
-        let enabled = self.shape.capacity.enabled;
+        let slot = chosen.slot;
         let sender = self
             .pool
-            .sender_in_mut(chosen.slot)
+            .sender_in(slot)
             .expect("chosen slots hold a sender");
-        let number = sender.number;
+        let (number, kind) = (sender.number, sender.kind);
         let (mut wait_ns, mut new_block) = (0, false);
-        if enabled {
-            let rate = sender.own_rate().unwrap_or_else(|| rates.of(sender.kind));
-            let load = sender.load_mut();
-            let send_at = load.send_at_ns(now_ns);
+        if self.shape.capacity.enabled {
+            let load = self.pool.load_mut(slot);
+            let rate = load
+                .own_rate()
+                .unwrap_or_else(|| self.shape.capacity.rates.of(kind));
+            load.count(day, chosen.mapping == MappingOutcome::Created);
+            new_block = starts_block(load.messages, DAILY_BLOCK);
+            let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
-            let new = chosen.mapping == MappingOutcome::Created;
-            load.take(send_at, busy_ns(parts, rate), day, new);
+            self.pool
+                .set_queue_end(slot, send_at.saturating_add(busy_ns(parts, rate)));
             self.messages_today = self.messages_today.saturating_add(1);
-            let block = profile_block(self.limits.daily_message_limit);
-            new_block = starts_block(self.messages_today, block)
-                || starts_block(load.messages, DAILY_BLOCK);
+            if self.messages_today > self.reserved_today {
+                let block = profile_block(self.limits.daily_message_limit);
+                self.reserved_today = reserved(self.messages_today, block);
+                new_block = true;
+            }
         }
         Selection {
             sender: number,
@@ -413,17 +422,18 @@ impl ProfileState {
     /// Sets a sender's own rate (`None`: its kind's default); `false` if
     /// it is not here.
     pub fn set_rate(&mut self, number: PhoneNumber, rate: Option<f64>) -> bool {
-        match self.pool.sender_mut(number) {
-            Some(s) => {
-                s.set_rate(rate);
+        match self.pool.lookup(number) {
+            Some(r) => {
+                self.pool.set_rate(r.slot, rate);
                 true
             }
             None => false,
         }
     }
 
-    /// Removes a sender; every mapping to it is cleared at once.
-    pub fn remove_sender(&mut self, number: PhoneNumber) -> Option<Sender> {
+    /// Removes a sender, returning what it carries to another pool; every
+    /// mapping to it is cleared at once.
+    pub fn remove_sender(&mut self, number: PhoneNumber) -> Option<Carried> {
         self.pool.remove(number)
     }
 
@@ -457,8 +467,9 @@ impl ProfileState {
         let mut ctx = self.context(now_ms, config);
         // Today as of `now_ms`, even before a send rolls the profile's day.
         ctx.day = Day::at(now_ms, &self.limits.zone).index;
-        let (messages_today, new_recipients_today) = s.load().counts(ctx.day);
-        let rate = s
+        let load = self.pool.load(r.slot);
+        let (messages_today, new_recipients_today) = load.counts(ctx.day);
+        let rate = load
             .own_rate()
             .unwrap_or_else(|| self.shape.capacity.rates.of(s.kind));
         Some(SenderInfo {
@@ -466,10 +477,10 @@ impl ProfileState {
             kind: s.kind,
             health: s.health.counts(ctx.now_secs, config),
             unhealthy: s.health.is_unhealthy(ctx.now_secs, config),
-            eligibility: eligibility(self.settings.as_ref(), s, &ctx),
+            eligibility: eligibility(self.settings.as_ref(), s, new_recipients_today, &ctx),
             capacity: Capacity {
                 messages_per_second: rate,
-                wait: Duration::from_nanos(ctx.wait_ns(s)),
+                wait: Duration::from_nanos(ctx.wait_ns(&self.pool, r.slot)),
                 messages_today,
                 new_recipients_today,
             },
@@ -482,14 +493,15 @@ impl ProfileState {
         let day = self.today.index;
         let senders = self
             .pool
-            .senders()
-            .into_iter()
-            .filter(|s| s.load().day == day && s.load().messages > 0)
-            .map(|s| DailyCounts {
-                sender: s.number,
-                day,
-                messages: s.load().messages,
-                new_recipients: s.load().new_recipients,
+            .occupied()
+            .filter_map(|(slot, s)| {
+                let load = self.pool.load(slot);
+                (load.day == day && load.messages > 0).then_some(DailyCounts {
+                    sender: s.number,
+                    day,
+                    messages: load.messages,
+                    new_recipients: load.new_recipients,
+                })
             })
             .collect();
         (day, self.messages_today, senders)
@@ -497,13 +509,12 @@ impl ProfileState {
 
     /// The counters of one sender, for the journal after a counted send.
     pub fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
-        let r = self.pool.lookup(sender)?;
-        let s = self.pool.resolve(r)?;
+        let load = self.pool.load(self.pool.lookup(sender)?.slot);
         Some(DailyCounts {
             sender,
-            day: s.load().day,
-            messages: s.load().messages,
-            new_recipients: s.load().new_recipients,
+            day: load.day,
+            messages: load.messages,
+            new_recipients: load.new_recipients,
         })
     }
 
@@ -518,12 +529,7 @@ impl ProfileState {
         if let Some(c) = &mut counts {
             c.messages = reserved(c.messages, DAILY_BLOCK);
         }
-        let block = profile_block(self.limits.daily_message_limit);
-        (
-            self.today.index,
-            reserved(self.messages_today, block),
-            counts,
-        )
+        (self.today.index, self.reserved_today, counts)
     }
 
     /// Puts back daily counters (recovery): the profile's count of `day`,
@@ -544,9 +550,10 @@ impl ProfileState {
             return;
         }
         self.messages_today = profile_messages;
+        self.reserved_today = profile_messages;
         if let Some(c) = sender {
-            if let Some(s) = self.pool.sender_mut(c.sender) {
-                let load = s.load_mut();
+            if let Some(r) = self.pool.lookup(c.sender) {
+                let load = self.pool.load_mut(r.slot);
                 load.start_day(day);
                 load.messages = c.messages;
                 load.new_recipients = c.new_recipients;
@@ -562,8 +569,8 @@ impl ProfileState {
             return;
         }
         let day = self.today.index;
-        if let Some(s) = self.pool.sender_mut(sender) {
-            let load = s.load_mut();
+        if let Some(r) = self.pool.lookup(sender) {
+            let load = self.pool.load_mut(r.slot);
             if load.day != day {
                 load.start_day(day);
             }
@@ -714,8 +721,8 @@ impl ProfileState {
             .collect()
     }
 
-    /// Removes every sender (the profile is being deleted), returning them.
-    pub fn drain_senders(&mut self) -> Vec<Sender> {
+    /// Removes every sender (the profile is being deleted), returning their numbers.
+    pub fn drain_senders(&mut self) -> Vec<PhoneNumber> {
         self.pool.drain()
     }
 }
@@ -732,7 +739,6 @@ pub(crate) fn move_sender(
 ) {
     let carried = from
         .and_then(|p| p.remove_sender(record.number))
-        .map(Carried::from)
         .unwrap_or_default();
     if let Some(p) = to {
         p.add_sender(

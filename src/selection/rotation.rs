@@ -5,6 +5,20 @@
 //! last one picked*, wrapping around. Defining the cursor by the last pick's
 //! sequence number, not by a position, keeps rotation fair when members are
 //! added or removed in between picks.
+//!
+//! Load-aware picks (sender capacity) take the member whose queue ends
+//! first instead. Idle members all tie (they wait 0) and keep the
+//! round-robin order; busy members with equal queue ends go in joining
+//! order. When every member is busy the pick needs the minimum over all
+//! members. Scanning them all at every pick costs a busy pool more than the
+//! rest of the selection, so a rotation keeps a *shortlist*: the members
+//! with the smallest queue ends, in order, and the key every other member
+//! is at or after. Queue ends only grow, so a listed end is at most too
+//! early: a pick corrects the entries it meets at the front (moving them
+//! back, or out of the list), and the first correct one is the least of
+//! all. The list is rebuilt from a scan only once it runs out.
+
+use std::cell::RefCell;
 
 /// A member of a rotation: the sender's pool slot and when it joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +36,66 @@ pub struct Rotation {
     members: Vec<Member>,
     /// `seq` of the last pick; 0 before the first pick (sequence numbers start at 1).
     last: u32,
+    /// The members with the least queue ends, for load-aware picks: built
+    /// at the first pick that finds every member busy, dropped when
+    /// members change.
+    shortlist: RefCell<Option<Box<Shortlist>>>,
+}
+
+/// A member's place in queue order: `(queue end, seq, slot)`; equal ends
+/// go in joining order.
+type Key = (u64, u32, u32);
+
+/// How many members a shortlist holds.
+const SHORTLIST: usize = 16;
+
+/// The members with the least keys, least first, and the least key of the
+/// members not listed. Listed ends may be behind (too early); never ahead.
+#[derive(Debug, Clone, Default)]
+struct Shortlist {
+    entries: Vec<Key>,
+    rest_from: Option<Key>,
+    /// Room for a rebuild's scan (kept, so a pick allocates nothing).
+    scratch: Vec<Key>,
+}
+
+impl Shortlist {
+    /// Lists the least keys of `members`.
+    fn rebuild(&mut self, members: &[Member], queue_end: &impl Fn(u32) -> u64) {
+        self.scratch.clear();
+        self.scratch
+            .extend(members.iter().map(|m| (queue_end(m.slot), m.seq, m.slot)));
+        self.rest_from = None;
+        if self.scratch.len() > SHORTLIST {
+            let (_, nth, _) = self.scratch.select_nth_unstable(SHORTLIST);
+            self.rest_from = Some(*nth);
+            self.scratch.truncate(SHORTLIST);
+        }
+        self.scratch.sort_unstable();
+        self.entries.clear();
+        self.entries.extend_from_slice(&self.scratch);
+    }
+
+    /// Corrects entry `i` if its member's queue end moved: it moves back
+    /// in the list, or out of it when it is no longer among the least.
+    /// Returns whether entry `i` was correct.
+    fn correct(&mut self, i: usize, queue_end: &impl Fn(u32) -> u64) -> bool {
+        let (end, seq, slot) = self.entries[i];
+        let current = queue_end(slot);
+        if current == end {
+            return true;
+        }
+        self.entries.remove(i);
+        let key = (current, seq, slot);
+        if self.rest_from.is_none_or(|rest| key < rest) {
+            let at = self.entries.partition_point(|e| *e < key);
+            self.entries.insert(at, key);
+        } else {
+            // Out of the list: the rest now starts no later than this key.
+            self.rest_from = self.rest_from.map(|rest| rest.min(key));
+        }
+        false
+    }
 }
 
 impl Rotation {
@@ -34,6 +108,7 @@ impl Rotation {
             self.members.reserve_exact(1);
         }
         self.members.push(member);
+        self.shortlist.get_mut().take();
     }
 
     /// Removes the member in `slot`; returns whether it was there.
@@ -41,6 +116,7 @@ impl Rotation {
         match self.members.iter().position(|m| m.slot == slot) {
             Some(i) => {
                 self.members.remove(i);
+                self.shortlist.get_mut().take();
                 true
             }
             None => false,
@@ -68,32 +144,75 @@ impl Rotation {
             .copied()
     }
 
-    /// The member a load-aware pick takes: among those for which `eligible`
-    /// holds, the one of least `cost` (its wait), the first in round-robin
-    /// order on a tie. A member of cost 0 (idle) ends the search: nothing
-    /// beats it, and it comes first. Changes nothing.
-    #[inline]
+    /// The member a load-aware pick takes: among the members `eligible`
+    /// accepts, the one whose queue ends first (`queue_end` of its slot).
+    /// Idle members (queue end at or before `now`) tie at a wait of 0 and
+    /// keep the round-robin order; busy members with equal ends go in
+    /// joining order. With `max_wait`, a member that would wait longer is
+    /// not taken. Changes nothing the caller can see. Queue ends must only
+    /// grow while the members stay the same.
     pub fn peek_least(
         &self,
+        now: u64,
+        max_wait: Option<u64>,
+        queue_end: impl Fn(u32) -> u64,
         mut eligible: impl FnMut(u32) -> bool,
-        mut cost: impl FnMut(u32) -> u64,
     ) -> Option<Member> {
-        let start = self.members.partition_point(|m| m.seq <= self.last);
-        let (before, after) = self.members.split_at(start);
-        let mut best: Option<(u64, Member)> = None;
-        for m in after.iter().chain(before) {
-            if !eligible(m.slot) {
-                continue;
-            }
-            let c = cost(m.slot);
-            if c == 0 {
+        if self.members.is_empty() {
+            return None;
+        }
+        let mut cell = self.shortlist.borrow_mut();
+        let list = cell.get_or_insert_with(Box::default);
+        while !list.entries.is_empty() && !list.correct(0, &queue_end) {}
+        if list.entries.is_empty() {
+            list.rebuild(&self.members, &queue_end);
+        }
+        // Someone is idle: the first idle eligible member in round-robin order.
+        if list.entries[0].0 <= now {
+            if let Some(m) = self
+                .in_order()
+                .find(|m| queue_end(m.slot) <= now && eligible(m.slot))
+            {
                 return Some(*m);
             }
-            if best.is_none_or(|(b, _)| c < b) {
-                best = Some((c, *m));
-            }
         }
-        best.map(|(_, m)| m)
+        // The least queue end, passing over ineligible members. The first
+        // correct entry is the least of all, the next correct one the least
+        // of the others, and so on.
+        let mut i = 0;
+        while i < list.entries.len() {
+            if !list.correct(i, &queue_end) {
+                continue;
+            }
+            let (end, seq, slot) = list.entries[i];
+            if max_wait.is_some_and(|w| end.saturating_sub(now) > w) {
+                return None;
+            }
+            if end > now && eligible(slot) {
+                return Some(Member { seq, slot });
+            }
+            i += 1;
+        }
+        // Every listed member is ineligible: the others, by a scan.
+        let listed = std::mem::take(&mut list.entries);
+        let found = self
+            .members
+            .iter()
+            .filter(|m| !listed.iter().any(|e| e.2 == m.slot))
+            .map(|m| (queue_end(m.slot), m.seq, m.slot))
+            .filter(|k| k.0 > now && max_wait.is_none_or(|w| k.0 - now <= w))
+            .filter(|k| eligible(k.2))
+            .min()
+            .map(|(_, seq, slot)| Member { seq, slot });
+        list.entries = listed;
+        found
+    }
+
+    /// Members in round-robin order: after the last pick, then from the start.
+    fn in_order(&self) -> impl Iterator<Item = &Member> {
+        let start = self.members.partition_point(|m| m.seq <= self.last);
+        let (before, after) = self.members.split_at(start);
+        after.iter().chain(before)
     }
 
     /// Records `member` as the last pick.
@@ -166,19 +285,100 @@ mod tests {
     #[test]
     fn the_least_busy_wins_and_ties_keep_round_robin_order() {
         let mut r = rotation(&[10, 11, 12]);
-        let waits = |w: [u64; 3]| move |slot: u32| w[(slot - 10) as usize];
+        // Queue ends of slots 10, 11, 12; now is 100. Ends only grow, but
+        // a member's heap entry is rebuilt when members change.
+        let ends = std::cell::Cell::new([0u64, 0, 0]);
+        let end = |slot: u32| ends.get()[(slot - 10) as usize];
+        let least = |r: &Rotation, eligible: &dyn Fn(u32) -> bool, cap: Option<u64>| {
+            r.peek_least(100, cap, end, eligible).map(|m| m.slot)
+        };
+        let all = |_: u32| true;
         // All idle: round-robin order.
-        assert_eq!(r.peek_least(|_| true, waits([0, 0, 0])).unwrap().slot, 10);
-        r.commit(r.peek_least(|_| true, waits([0, 0, 0])).unwrap());
-        assert_eq!(r.peek_least(|_| true, waits([0, 0, 0])).unwrap().slot, 11);
+        assert_eq!(least(&r, &all, None), Some(10));
+        r.commit(r.peek_least(100, None, end, all).unwrap());
+        assert_eq!(least(&r, &all, None), Some(11));
         // 11 is busy: the next idle one in order.
-        assert_eq!(r.peek_least(|_| true, waits([0, 5, 0])).unwrap().slot, 12);
-        // All busy: the earliest free; on a tie, the first after the cursor.
-        assert_eq!(r.peek_least(|_| true, waits([3, 9, 7])).unwrap().slot, 10);
-        assert_eq!(r.peek_least(|_| true, waits([7, 9, 7])).unwrap().slot, 12);
+        ends.set([0, 105, 50]);
+        assert_eq!(least(&r, &all, None), Some(12));
+        // All busy: the earliest free; on a tie, the first to join.
+        ends.set([103, 109, 107]);
+        assert_eq!(least(&r, &all, None), Some(10));
+        ends.set([107, 109, 107]);
+        assert_eq!(least(&r, &all, None), Some(10));
+        assert_eq!(least(&r, &|s| s != 10, None), Some(12));
+        assert_eq!(least(&r, &|s| s == 11, None), Some(11));
+        // A cap passes over members that would wait longer.
+        assert_eq!(least(&r, &|s| s == 11, Some(8)), None);
+        assert_eq!(least(&r, &all, Some(6)), None);
+        assert_eq!(least(&r, &all, Some(7)), Some(10));
+        // Charged members move back (their heap entries are corrected).
+        ends.set([120, 109, 130]);
+        assert_eq!(least(&r, &all, None), Some(11));
+        // Idle members tie at 0 whatever their ends: round-robin among them.
+        ends.set([190, 109, 120]);
+        r.push(Member {
+            seq: 4,
+            slot: 10 + 3,
+        });
+        let four = std::cell::Cell::new([190u64, 109, 120, 20]);
+        let end4 = |slot: u32| four.get()[(slot - 10) as usize];
+        let pick = |r: &Rotation| r.peek_least(150, None, end4, all).map(|m| m.slot);
         assert_eq!(
-            r.peek_least(|s| s != 10, waits([1, 9, 7])).unwrap().slot,
-            12
+            pick(&r),
+            Some(11),
+            "11, 12 and 13 idle at 150; 11 is first after 10"
         );
+        r.commit(Member { seq: 2, slot: 11 });
+        assert_eq!(pick(&r), Some(12));
+    }
+
+    /// The shortlist against the definition, on a rotation larger than
+    /// the list, with queue ends growing at random between picks.
+    #[test]
+    fn load_aware_picks_match_a_full_scan() {
+        let slots: Vec<u32> = (0..40).collect();
+        let mut r = rotation(&slots);
+        let ends = std::cell::RefCell::new(vec![0u64; 40]);
+        let mut seed = 7u64;
+        let mut rand = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..20_000u64 {
+            let now = round * 3;
+            // Charges: the last pick and a few others (sticky hits).
+            for _ in 0..rand(4) {
+                let slot = rand(40) as usize;
+                let mut e = ends.borrow_mut();
+                e[slot] = e[slot].max(now) + 1 + rand(20);
+            }
+            let ineligible = rand(40) as u32;
+            let cap = (rand(4) == 0).then(|| rand(30));
+            let end = |slot: u32| ends.borrow()[slot as usize];
+            let eligible = |slot: u32| slot != ineligible;
+            let got = r.peek_least(now, cap, end, eligible);
+            // The definition: idle members in round-robin order first,
+            // then the least (end, seq) within the cap.
+            let want = r
+                .in_order()
+                .find(|m| end(m.slot) <= now && eligible(m.slot))
+                .copied()
+                .or_else(|| {
+                    r.members
+                        .iter()
+                        .filter(|m| eligible(m.slot) && end(m.slot) > now)
+                        .filter(|m| cap.is_none_or(|c| end(m.slot) - now <= c))
+                        .min_by_key(|m| (end(m.slot), m.seq))
+                        .copied()
+                });
+            assert_eq!(got, want, "round {round}");
+            if let Some(m) = got {
+                r.commit(m);
+                let mut e = ends.borrow_mut();
+                e[m.slot as usize] = e[m.slot as usize].max(now) + 5;
+            }
+        }
     }
 }

@@ -195,11 +195,12 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// How long a message given to `s` now would wait (0 without capacity).
+    /// How long a message given now to the sender in `slot` would wait
+    /// (0 without capacity).
     #[inline]
-    pub fn wait_ns(&self, s: &Sender) -> u64 {
+    pub fn wait_ns(&self, pool: &Pool, slot: u32) -> u64 {
         if self.capacity {
-            s.load().wait_ns(self.now_ns)
+            pool.queue_end(slot).saturating_sub(self.now_ns)
         } else {
             0
         }
@@ -212,11 +213,13 @@ impl Context<'_> {
     }
 }
 
-/// The one eligibility rule, for selection and for the status the API shows.
+/// The one eligibility rule, for selection and for the status the API
+/// shows; `new_today` is the new recipients the sender took today.
 #[inline]
 pub(crate) fn eligibility(
     settings: Option<&PoolSettings>,
     sender: &Sender,
+    new_today: u32,
     ctx: &Context<'_>,
 ) -> Eligibility {
     let Some(settings) = settings else {
@@ -235,7 +238,7 @@ pub(crate) fn eligibility(
                 && ctx
                     .limits
                     .new_recipients_per_sender
-                    .is_some_and(|cap| sender.load().counts(ctx.day).1 >= cap) =>
+                    .is_some_and(|cap| new_today >= cap) =>
         {
             Eligibility::NewRecipientLimit
         }
@@ -261,8 +264,9 @@ struct PickRules<'a> {
 
 impl PickRules<'_> {
     #[inline]
-    fn eligible(&self, sender: &Sender) -> bool {
-        eligibility(Some(self.settings), sender, self.ctx) == Eligibility::Eligible
+    fn eligible(&self, pool: &Pool, slot: u32, sender: &Sender) -> bool {
+        let new_today = pool.load(slot).counts(self.ctx.day).1;
+        eligibility(Some(self.settings), sender, new_today, self.ctx) == Eligibility::Eligible
     }
 
     /// The member of rotation `key` a new pick takes: the first eligible
@@ -270,19 +274,31 @@ impl PickRules<'_> {
     /// frees first (the first of those in round-robin order on a tie, so an
     /// idle pool picks exactly round-robin). `within_cap` passes over
     /// senders whose wait would exceed the cap.
+    #[inline]
     fn best(&self, pool: &Pool, key: RotationKey, within_cap: bool) -> Option<Member> {
         let rotation = pool.rotation(key)?;
         let ctx = self.ctx;
-        let eligible = |slot| {
-            pool.sender_in(slot)
-                .is_some_and(|s| self.eligible(s) && !(within_cap && ctx.over_cap(ctx.wait_ns(s))))
+        // What varies between members of this rotation: a kind rotation's
+        // members all have its kind (with weight above 0, checked by the
+        // caller), so unless health or the new-recipient cap matter, every
+        // member is eligible and only its queue is read.
+        let checks = self.settings.skip_unhealthy
+            || (ctx.capacity && ctx.limits.new_recipients_per_sender.is_some())
+            || !matches!(key, RotationKey::Kind(_));
+        let eligible = |slot: u32| {
+            !checks
+                || pool
+                    .sender_in(slot)
+                    .is_some_and(|s| self.eligible(pool, slot, s))
         };
+        let max_wait = within_cap.then_some(ctx.limits.max_queue_ns);
         if ctx.capacity && ctx.load_aware {
-            rotation.peek_least(eligible, |slot| {
-                pool.sender_in(slot).map_or(u64::MAX, |s| ctx.wait_ns(s))
-            })
+            let queue_end = |slot| pool.queue_end(slot);
+            rotation.peek_least(ctx.now_ns, max_wait, queue_end, eligible)
         } else {
-            rotation.peek(eligible)
+            rotation.peek(|slot| {
+                eligible(slot) && !(within_cap && ctx.over_cap(ctx.wait_ns(pool, slot)))
+            })
         }
     }
 }
@@ -317,7 +333,7 @@ pub(crate) fn choose(
         let mut full = None;
         let hit = state.sticky.touch(recipient, ctx.now_secs, |r| {
             let s = pool.resolve(r).filter(|s| available(s, weights))?;
-            let wait = ctx.wait_ns(s);
+            let wait = ctx.wait_ns(pool, r.slot);
             if ctx.over_cap(wait) {
                 full = Some((s.number, wait));
                 return None;
@@ -385,7 +401,7 @@ fn pick_new(
         Some((key, member)) => (key, member, Reason::Geomatch),
         None => {
             let (kind, member, credit) = pick_weighted(&rules, pool, weighted)?;
-            let wait = pool.sender_in(member.slot).map_or(0, |s| ctx.wait_ns(s));
+            let wait = ctx.wait_ns(pool, member.slot);
             if ctx.over_cap(wait) {
                 let sender = pool.sender_in(member.slot).map(|s| s.number);
                 return Err(Refusal::QueueFull {
@@ -450,12 +466,9 @@ fn pick_weighted(
 /// Names why nothing was eligible (only on the failure path).
 fn no_sender_cause(rules: &PickRules<'_>, pool: &Pool) -> NoSender {
     let counts = pool.kind_counts();
-    let capped = |s: &Sender| {
-        let uncapped = Context {
-            capacity: false,
-            ..*rules.ctx
-        };
-        eligibility(Some(rules.settings), s, &uncapped) == Eligibility::Eligible
+    // Eligible but for today's new-recipient cap.
+    let capped = |(_, s): (u32, &Sender)| {
+        eligibility(Some(rules.settings), s, 0, rules.ctx) == Eligibility::Eligible
     };
     if counts == [0, 0] {
         NoSender::EmptyPool
@@ -463,8 +476,7 @@ fn no_sender_cause(rules: &PickRules<'_>, pool: &Pool) -> NoSender {
         NoSender::BothWeightsZero
     } else if (0..2).all(|k| counts[k] == 0 || rules.weights[k] <= 0.0) {
         NoSender::NoSenderOfWeightedKind
-    } else if pool.senders().into_iter().any(capped) {
-        // Eligible but for today's new-recipient cap.
+    } else if pool.occupied().any(capped) {
         NoSender::NewRecipientLimit
     } else {
         NoSender::NoHealthySender

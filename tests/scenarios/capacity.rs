@@ -152,8 +152,8 @@ pub fn load_aware_picks_the_earliest_free_and_keep_round_robin_order_on_ties<B: 
     }
     let picks: Vec<String> = (0..5).map(|_| w.from(R)).collect();
     // Plain round-robin would give A, B, C, A, B. Load-aware: B and C
-    // while idle; then B and C tie at 1 s: the first after the last pick (C)
-    // in round-robin order is B; then C (1 s) is ahead of B (2 s)...
+    // while idle; then B and C tie at 1 s: the first to join, B; then C
+    // (1 s) is ahead of B (2 s)...
     assert_eq!(picks, [B, C, B, C, B]);
     // ...and once the waits even out, order is round-robin again.
     w.advance(60);

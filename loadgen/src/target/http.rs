@@ -148,7 +148,9 @@ impl HttpTarget {
             let created = call(
                 "POST",
                 "/messaging_profiles",
-                json!({"name": format!("loadgen-{p}"), "whitelisted_destinations": ["*"], "number_pool_settings": settings}),
+                json!({"name": format!("loadgen-{p}"), "whitelisted_destinations": ["*"],
+                       "number_pool_settings": settings,
+                       "max_queue_seconds": flags.capacity.max_queue_secs}),
             )?;
             let id = created["data"]["id"]
                 .as_str()
@@ -232,6 +234,8 @@ impl Target for HttpTarget {
                     })
                     .unwrap_or_default();
                 out.count(&reason);
+            } else if reply.body.contains("\"40318\"") {
+                out.queue_full += 1;
             } else {
                 out.failed += 1;
             }

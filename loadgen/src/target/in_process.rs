@@ -1,16 +1,23 @@
 //! numpool in-process: the [`Engine`] with a manual clock.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::executor::block_on;
+use hdrhistogram::Histogram;
 use numpool::test_util::ManualClock;
 use numpool::{
-    DeliveryOutcome, Dispatch, Engine, EngineConfig, Error, JournalConfig, NewProfile, PhoneNumber,
-    ProfileId, Reason, Selection, SettingsPatch, SettingsUpdate, Timestamp,
+    CapacityConfig, CapacityLimits, DeliveryOutcome, Dispatch, Engine, EngineConfig, Error,
+    JournalConfig, KindRates, NewProfile, PhoneNumber, ProfileId, Reason, Selection, SettingsPatch,
+    SettingsUpdate, Timestamp,
 };
 
 use super::{BatchOutcome, Target, TargetError};
 use crate::workload::{Request, Workload};
+
+/// The weights of loadgen's profiles.
+const LONG_CODE_WEIGHT: f64 = 4.0;
+const TOLL_FREE_WEIGHT: f64 = 1.0;
 
 /// Pool settings of a loadgen profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,8 +26,51 @@ pub struct PoolFlags {
     pub geomatch: bool,
     pub skip_unhealthy: bool,
     pub ttl_secs: u64,
+    pub capacity: CapacityFlags,
 }
 
+/// Sender capacity as a run asks for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityFlags {
+    /// Queues, caps and load-aware picks on.
+    pub enabled: bool,
+    /// Earliest-free picks (else plain round-robin).
+    pub load_aware: bool,
+    pub rates: KindRates,
+    /// The profiles' queue cap, seconds.
+    pub max_queue_secs: f64,
+    /// Record every message's queue wait (when simulated time moves).
+    pub record_waits: bool,
+}
+
+impl CapacityFlags {
+    /// The engine's capacity configuration.
+    pub fn config(&self) -> CapacityConfig {
+        CapacityConfig {
+            enabled: self.enabled,
+            load_aware: self.load_aware,
+            rates: self.rates,
+        }
+    }
+
+    /// Messages per second one profile's pool can take when the weights
+    /// split them `long_code_weight : toll_free_weight` (the loadgen
+    /// settings, 4:1): the kind that fills first bounds it.
+    pub fn pool_rate(&self, senders: &[PhoneNumber]) -> f64 {
+        let weights = [LONG_CODE_WEIGHT, TOLL_FREE_WEIGHT];
+        let total = LONG_CODE_WEIGHT + TOLL_FREE_WEIGHT;
+        let capacity = [numpool::SenderKind::LongCode, numpool::SenderKind::TollFree].map(|k| {
+            senders.iter().filter(|n| n.kind() == k).count() as f64
+                * match k {
+                    numpool::SenderKind::LongCode => self.rates.long_code,
+                    _ => self.rates.toll_free,
+                }
+        });
+        (0..2)
+            .map(|k| capacity[k] / (weights[k] / total))
+            .fold(f64::INFINITY, f64::min)
+    }
+}
 impl PoolFlags {
     /// The settings as a profile update.
     pub fn settings(&self) -> SettingsUpdate {
@@ -28,8 +78,8 @@ impl PoolFlags {
             sticky_sender: Some(self.sticky),
             geomatch: Some(self.geomatch),
             skip_unhealthy: Some(self.skip_unhealthy),
-            long_code_weight: Some(4.0),
-            toll_free_weight: Some(1.0),
+            long_code_weight: Some(LONG_CODE_WEIGHT),
+            toll_free_weight: Some(TOLL_FREE_WEIGHT),
             sticky_ttl_secs: Some(self.ttl_secs.max(1)),
             ..Default::default()
         })
@@ -40,6 +90,15 @@ pub struct NumpoolTarget {
     engine: Engine,
     profiles: Vec<ProfileId>,
     name: &'static str,
+    /// Queue waits by worker thread, when recorded.
+    waits: Option<Vec<Mutex<Histogram<u64>>>>,
+    /// The longest wait, exact (a histogram keeps 3 digits).
+    max_wait: AtomicU64,
+}
+
+/// Waits from 1 ns to 30 days.
+fn wait_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 30 * 86_400 * 1_000_000_000, 3).expect("valid bounds")
 }
 
 fn setup(e: impl std::fmt::Display) -> TargetError {
@@ -54,8 +113,9 @@ impl NumpoolTarget {
         workload: &Workload,
         flags: PoolFlags,
         clock: Arc<ManualClock>,
+        workers: usize,
     ) -> Result<Self, TargetError> {
-        Self::start_with(workload, flags, clock, None)
+        Self::start_with(workload, flags, clock, None, workers)
     }
 
     /// Like [`NumpoolTarget::start`], journaling to `journal` if given,
@@ -65,8 +125,16 @@ impl NumpoolTarget {
         flags: PoolFlags,
         clock: Arc<ManualClock>,
         journal: Option<JournalConfig>,
+        workers: usize,
     ) -> Result<Self, TargetError> {
-        Self::start_dispatch(workload, flags, clock, journal, Dispatch::CallerRuns)
+        Self::start_dispatch(
+            workload,
+            flags,
+            clock,
+            journal,
+            Dispatch::CallerRuns,
+            workers,
+        )
     }
 
     /// The engine with every request through its profile's mailbox (the
@@ -75,8 +143,9 @@ impl NumpoolTarget {
         workload: &Workload,
         flags: PoolFlags,
         clock: Arc<ManualClock>,
+        workers: usize,
     ) -> Result<Self, TargetError> {
-        Self::start_dispatch(workload, flags, clock, None, Dispatch::Mailbox)
+        Self::start_dispatch(workload, flags, clock, None, Dispatch::Mailbox, workers)
     }
 
     fn start_dispatch(
@@ -85,6 +154,7 @@ impl NumpoolTarget {
         clock: Arc<ManualClock>,
         journal: Option<JournalConfig>,
         dispatch: Dispatch,
+        workers: usize,
     ) -> Result<Self, TargetError> {
         let name = match (&journal, dispatch) {
             (Some(_), _) => "journal",
@@ -94,6 +164,7 @@ impl NumpoolTarget {
         let config = EngineConfig {
             journal,
             dispatch,
+            capacity: flags.capacity.config(),
             ..EngineConfig::default()
         };
         let engine = Engine::start_with_clock(config, clock).map_err(setup)?;
@@ -104,6 +175,10 @@ impl NumpoolTarget {
                     .create_profile(NewProfile {
                         name: format!("loadgen-{p}"),
                         number_pool_settings: flags.settings(),
+                        capacity: CapacityLimits {
+                            max_queue_seconds: flags.capacity.max_queue_secs,
+                            ..Default::default()
+                        },
                         ..Default::default()
                     })
                     .await?;
@@ -124,10 +199,16 @@ impl NumpoolTarget {
             Ok::<_, Error>(ids)
         })
         .map_err(setup)?;
+        let waits = flags
+            .capacity
+            .record_waits
+            .then(|| (0..workers).map(|_| Mutex::new(wait_histogram())).collect());
         Ok(NumpoolTarget {
             engine,
             profiles,
             name,
+            waits,
+            max_wait: AtomicU64::new(0),
         })
     }
 
@@ -149,17 +230,30 @@ impl Target for NumpoolTarget {
 
     fn select(
         &self,
-        _worker: usize,
+        worker: usize,
         batch: &[Request],
         _now: Timestamp,
     ) -> Result<BatchOutcome, TargetError> {
         let mut out = BatchOutcome::default();
+        let mut waits = self.waits.as_ref().map(|w| {
+            w[worker % w.len()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        });
+        let mut count = |result: Result<Selection, Error>| -> Result<(), TargetError> {
+            if let (Ok(s), Some(h)) = (&result, waits.as_deref_mut()) {
+                let ns = s.wait.as_nanos() as u64;
+                h.saturating_record(ns.max(1));
+                self.max_wait.fetch_max(ns, Ordering::Relaxed);
+            }
+            count(&mut out, result)
+        };
         // One message: the call an embedder makes per message.
         if let [r] = batch {
             let result = self
                 .engine
                 .send_now(self.profiles[r.profile as usize], r.recipient);
-            count(&mut out, result)?;
+            count(result)?;
             return Ok(out);
         }
         let items: Vec<(ProfileId, PhoneNumber)> = batch
@@ -167,9 +261,22 @@ impl Target for NumpoolTarget {
             .map(|r| (self.profiles[r.profile as usize], r.recipient))
             .collect();
         for result in self.engine.send_batch_now(&items) {
-            count(&mut out, result)?;
+            count(result)?;
         }
         Ok(out)
+    }
+
+    fn max_wait(&self) -> Option<u64> {
+        self.waits.as_ref()?;
+        Some(self.max_wait.load(Ordering::Relaxed))
+    }
+
+    fn waits(&self) -> Option<Histogram<u64>> {
+        let mut all = wait_histogram();
+        for h in self.waits.as_ref()? {
+            all.add(&*h.lock().unwrap_or_else(|e| e.into_inner())).ok();
+        }
+        Some(all)
     }
 
     fn live_mappings(&self) -> u64 {
@@ -193,9 +300,12 @@ fn count(out: &mut BatchOutcome, result: Result<Selection, Error>) -> Result<(),
         Ok(s) => match s.reason {
             Reason::Sticky => out.sticky += 1,
             Reason::Geomatch => out.geomatch += 1,
-            Reason::Weighted => out.weighted += 1,
+            Reason::Weighted | Reason::Explicit => out.weighted += 1,
         },
-        Err(Error::NoSender(_)) | Err(Error::Overloaded) => out.failed += 1,
+        Err(Error::QueueFull { .. }) => out.queue_full += 1,
+        Err(Error::NoSender(_)) | Err(Error::Overloaded) | Err(Error::DailyLimit) => {
+            out.failed += 1
+        }
         Err(e) => {
             return Err(TargetError::Request {
                 target: "numpool",
