@@ -36,24 +36,29 @@ const MAX_E164: u64 = 999_999_999_999_999;
 /// A region code: two ASCII uppercase letters, as ISO 3166-1 alpha-2 (or one
 /// of libphonenumber's AC, TA and XK).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Region([u8; 2]);
+pub(crate) struct RegionCode([u8; 2]);
 
-impl Region {
+impl RegionCode {
+    /// The region of two letters (checked by the caller).
+    pub(crate) const fn new(code: [u8; 2]) -> RegionCode {
+        RegionCode(code)
+    }
+
     /// The code, e.g. `"US"`.
     pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
 }
 
-impl fmt::Display for Region {
+impl fmt::Display for RegionCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
 /// A table entry as a region, `None` for `NO_REGION`.
-fn region(code: [u8; 2]) -> Option<Region> {
-    (code != NO_REGION).then_some(Region(code))
+fn region(code: [u8; 2]) -> Option<RegionCode> {
+    (code != NO_REGION).then_some(RegionCode(code))
 }
 
 /// A row of `CALLING_CODES`: calling code, main region, rule length.
@@ -91,7 +96,7 @@ pub(crate) fn calling_code(e164: u64) -> Option<u16> {
 /// `None` for a non-geographic calling code, an unassigned one, a NANP area
 /// code no member uses, or a prefix of a shared code whose numbers belong to
 /// no region.
-pub(crate) fn region_of(e164: u64) -> Option<Region> {
+pub(crate) fn region_of(e164: u64) -> Option<RegionCode> {
     let ((code, main, rule_len), national) = code_row(e164)?;
     for len in (1..=u32::from(rule_len).min(national)).rev() {
         let prefix = e164 / 10u64.pow(national - len);
@@ -240,7 +245,7 @@ mod tests {
         assert!(!is_known_region("U"));
         assert!(!is_known_region(""));
         assert!(!is_known_region("É"));
-        assert_eq!(Region(*b"US").to_string(), "US");
+        assert_eq!(RegionCode(*b"US").to_string(), "US");
     }
 
     #[test]

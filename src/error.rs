@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::number::PhoneNumber;
 use crate::selection::capacity::LimitsError;
+use crate::selection::compliance::DestinationsError;
 use crate::selection::profile::PinError;
 use crate::selection::rules::NoSender;
 use crate::settings::SettingsError;
@@ -56,6 +57,21 @@ pub enum Error {
     /// The profile sent its `daily_message_limit` today.
     #[error("daily message limit reached")]
     DailyLimit,
+    /// The profile is switched off (`enabled: false`): nothing is sent.
+    #[error("the messaging profile is disabled")]
+    ProfileDisabled,
+    /// The recipient's region is not in the profile's `whitelisted_destinations`.
+    #[error("destination not allowed: {}", region.as_deref().unwrap_or("the recipient has no region"))]
+    DestinationNotAllowed {
+        /// The recipient's region (ISO 3166-1 alpha-2), if it has one.
+        region: Option<String>,
+    },
+    /// The recipient opted out of the profile (texted STOP or the like).
+    #[error("the recipient opted out of this messaging profile")]
+    OptedOut,
+    /// A `whitelisted_destinations` entry is not a region code.
+    #[error(transparent)]
+    Destinations(#[from] DestinationsError),
     /// The sender named for a message is not in the profile's pool.
     #[error("the sender is not a number of this messaging profile")]
     NotInPool,

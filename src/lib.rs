@@ -86,6 +86,8 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod destinations;
+mod destinations_table;
 mod duration;
 mod engine;
 mod error;
@@ -104,7 +106,7 @@ pub mod test_util;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
-    Dispatch, Engine, EngineConfig, EngineStats, MappingCursor, MappingPage, Outbound,
+    Dispatch, Engine, EngineConfig, EngineStats, Inbound, MappingCursor, MappingPage, Outbound,
     ProfileCounters, RecoveryReport, DEFAULT_STICKY_TTL_SECS,
 };
 pub use error::{Error, StartError};
@@ -113,8 +115,9 @@ pub use journal::{repair, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpa
 pub use number::{NumberError, PhoneNumber, SenderKind};
 pub use records::{
     CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,
-    ProfileRecord, ProfileUpdate,
+    OptOutRecord, ProfileRecord, ProfileUpdate,
 };
+pub use selection::compliance::{DestinationsError, OptOutKeyword};
 pub use selection::capacity::{CapacityConfig, KindRates, LimitsError};
 pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
 pub use selection::profile::{Capacity, PinError, ProfileStats, StickyMapping};

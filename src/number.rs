@@ -164,6 +164,24 @@ impl PhoneNumber {
         }
     }
 
+    /// The region (ISO 3166-1 alpha-2) the number belongs to, as
+    /// libphonenumber resolves it; short codes are taken as US.
+    pub(crate) fn region_code(self) -> Option<crate::destinations::RegionCode> {
+        if self.is_short_code() {
+            return crate::destinations::region_of(12_025_550_100);
+        }
+        crate::destinations::region_of(self.0)
+    }
+
+    /// The country calling code (`1` for NANP numbers); `None` for short
+    /// codes and numbers that start with no assigned code.
+    pub(crate) fn calling_code(self) -> Option<u16> {
+        if self.is_short_code() {
+            return None;
+        }
+        crate::destinations::calling_code(self.0)
+    }
+
     /// The sender kind this number has in a pool.
     pub fn kind(self) -> SenderKind {
         if self.is_short_code() {

@@ -197,3 +197,16 @@ pub struct NumberStatus {
     /// Its rate, queue and today's counters (when it is in a pool).
     pub capacity: Option<Capacity>,
 }
+
+/// A recipient who opted out of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptOutRecord {
+    /// The recipient.
+    pub to: PhoneNumber,
+    /// The keyword they texted; `None` when opted out through the API.
+    pub keyword: Option<crate::selection::compliance::OptOutKeyword>,
+    /// The pool number they texted; `None` when opted out through the API.
+    pub via: Option<PhoneNumber>,
+    /// When.
+    pub created_at: Timestamp,
+}

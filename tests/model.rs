@@ -405,8 +405,8 @@ impl MProfile {
         rate: f64,
         now: u32,
     ) -> Result<(PhoneNumber, Reason, MappingOutcome, u64), Error> {
-        let seq = self.seq_of(from).ok_or(Error::NotInPool)?;
         self.daily_limit(now)?;
+        let seq = self.seq_of(from).ok_or(Error::NotInPool)?;
         let wait = self.senders[&seq].wait(now);
         if self.over_cap(wait) {
             return Err(queue_full(from, wait));
@@ -422,11 +422,11 @@ impl MProfile {
         rates: &BTreeMap<PhoneNumber, Option<f64>>,
         now: u32,
     ) -> Result<(PhoneNumber, Reason, MappingOutcome, u64), Error> {
+        self.daily_limit(now)?;
         let s = self
             .settings
             .clone()
             .ok_or(Error::NoSender(NoSender::PoolDisabled))?;
-        self.daily_limit(now)?;
         let rate = |n: PhoneNumber| rate_of(rates.get(&n).copied().flatten(), n);
         let w = [s.long_code_weight, s.toll_free_weight];
         let available = |n: PhoneNumber| kind_of(n).is_some_and(|k| w[k] > 0.0);
@@ -452,6 +452,20 @@ impl MProfile {
         }
 
         let mut picked: Option<(u64, Reason)> = None;
+        if s.geomatch && !to.is_nanp() {
+            // Country geomatch: the only other calling code here is +44.
+            let uk = |n: PhoneNumber| !n.is_nanp() && n.to_string().starts_with("+44");
+            let same: Vec<u64> = self
+                .senders
+                .iter()
+                .filter(|(_, q)| uk(q.number) && uk(to) && eligible(q) && !self.over_cap(q.wait(now)))
+                .map(|(seq, _)| *seq)
+                .collect();
+            if let Some(q) = self.best("country44", &same, now) {
+                self.last.insert("country44".into(), q);
+                picked = Some((q, Reason::Geomatch));
+            }
+        }
         if s.geomatch {
             if let Some(npa) = to.npa() {
                 let within = |q: &MSender| eligible(q) && !self.over_cap(q.wait(now));

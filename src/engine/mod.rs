@@ -26,6 +26,7 @@ pub(crate) mod housekeeping;
 pub(crate) mod mailbox;
 mod mappings;
 mod numbers;
+mod opt_outs;
 mod outcomes;
 mod profiles;
 mod send;
@@ -41,6 +42,7 @@ pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
 #[cfg(feature = "server")]
 pub(crate) use mappings::yield_now;
 pub use mappings::{MappingCursor, MappingPage};
+pub use opt_outs::Inbound;
 pub use send::Outbound;
 pub use startup::RecoveryReport;
 pub use stats::{EngineStats, ProfileCounters};

@@ -14,6 +14,7 @@ use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
 use crate::records::{NewProfile, ProfileRecord, ProfileUpdate};
 use crate::selection::capacity::Limits;
+use crate::selection::compliance::Destinations;
 use crate::selection::ProfileState;
 
 impl Engine {
@@ -48,6 +49,7 @@ impl Engine {
         let _admin = self.inner.admin.lock().await;
         let settings = new.number_pool_settings.apply(None)?;
         let limits = Limits::new(&new.capacity)?;
+        let destinations = Destinations::parse(&new.whitelisted_destinations)?;
         let id = new.id.unwrap_or_else(ProfileId::new_v4);
         if self.inner.dispatcher.actor(id).is_some() {
             return Err(Error::DuplicateProfile);
@@ -65,7 +67,8 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        let state = ProfileState::new(settings, limits, self.inner.config.shape());
+        let mut state = ProfileState::new(settings, limits, self.inner.config.shape());
+        state.set_compliance(record.enabled, destinations);
         let actor = Arc::new(ProfileActor::new(
             id,
             state,
@@ -213,6 +216,7 @@ impl Engine {
             record.webhook_failover_url = url;
         }
         record.updated_at = now;
+        let destinations = Destinations::parse(&record.whitelisted_destinations)?;
         let receipt = {
             let mut state = actor.lock();
             if actor.is_retired() {
@@ -220,6 +224,7 @@ impl Engine {
             }
             state.set_settings(settings, now.as_secs_u32());
             state.set_limits(limits);
+            state.set_compliance(record.enabled, destinations);
             self.inner.env.journal(&[Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),

@@ -141,7 +141,7 @@ fn select_into(
     let tracking = env.journal.is_some();
     let result = match message.from {
         None => state.select(message.to, message.parts, now_ms, &env.health, tracking),
-        Some(from) => state.send_from(from, message.parts, now_ms, &env.health),
+        Some(from) => state.send_from(from, message.to, message.parts, now_ms, &env.health),
     };
     if let Ok(s) = &result {
         let now = (now_ms / 1000) as u32;

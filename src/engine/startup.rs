@@ -252,11 +252,15 @@ impl Engine {
                 let state = actor.lock();
                 mappings.extend(state.mappings_part(part, now));
             }
+            // Opt-outs are set operations: one replayed after this copy
+            // lands where it would have anyway.
+            let opt_outs = actor.lock().opt_outs().all().collect();
             images.push(ProfileImage {
                 record,
                 senders,
                 daily,
                 mappings,
+                opt_outs,
             });
         }
         let dir = j.dir.clone();

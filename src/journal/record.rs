@@ -27,6 +27,8 @@
 //! | 9 | `SnapshotMark` | id, snapshot u64 |
 //! | 10 | `SnapshotEnd` | records u64 |
 //! | 11 | `Probe` | nothing: written to test that a failed journal can write again; ignored |
+//! | 13 | `OptOut` | id, to number, keyword u8 (0: set through the API), u8 0/1 + via number, at secs |
+//! | 14 | `OptIn` | id, to number |
 //! | 12 | `DailyCount` | id, day i32, profile messages u32, u8 0/1 + (sender number, messages u32, new recipients u32) |
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
@@ -37,6 +39,7 @@ use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::health::{DeliveryOutcome, HealthSlice};
+use crate::selection::compliance::{OptOut, OptOutKeyword};
 use crate::selection::profile::DailyCounts;
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).
@@ -59,6 +62,8 @@ mod tag {
     pub const SNAPSHOT_END: u8 = 10;
     pub const PROBE: u8 = 11;
     pub const DAILY_COUNT: u8 = 12;
+    pub const OPT_OUT: u8 = 13;
+    pub const OPT_IN: u8 = 14;
 }
 
 /// One change of state.
@@ -146,6 +151,22 @@ pub enum Record {
     },
     /// Written by a failed journal to find out whether it can write again.
     Probe,
+    /// A recipient opted out of a profile.
+    OptOut {
+        /// The profile.
+        profile: ProfileId,
+        /// The recipient.
+        to: PhoneNumber,
+        /// How and when.
+        opt_out: OptOut,
+    },
+    /// A recipient opted back in.
+    OptIn {
+        /// The profile.
+        profile: ProfileId,
+        /// The recipient.
+        to: PhoneNumber,
+    },
     /// Daily counts of a profile (and of one of its senders) on `day`:
     /// exact in snapshots, reserved ahead in blocks in the log.
     DailyCount {
@@ -175,7 +196,9 @@ impl Record {
             | Record::Outcome { profile, .. }
             | Record::HealthState { profile, .. }
             | Record::SnapshotMark { profile, .. }
-            | Record::DailyCount { profile, .. } => Some(*profile),
+            | Record::DailyCount { profile, .. }
+            | Record::OptOut { profile, .. }
+            | Record::OptIn { profile, .. } => Some(*profile),
             Record::NumberSaved(_) | Record::SnapshotEnd { .. } | Record::Probe => None,
         }
     }
@@ -359,6 +382,29 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.u64(*records);
         }
         Record::Probe => o.u8(tag::PROBE),
+        Record::OptOut {
+            profile,
+            to,
+            opt_out,
+        } => {
+            o.u8(tag::OPT_OUT);
+            o.id(*profile);
+            o.number(*to);
+            o.u8(opt_out.keyword.map_or(0, OptOutKeyword::code));
+            match opt_out.via {
+                Some(n) => {
+                    o.u8(1);
+                    o.number(n);
+                }
+                None => o.u8(0),
+            }
+            o.u32(opt_out.at);
+        }
+        Record::OptIn { profile, to } => {
+            o.u8(tag::OPT_IN);
+            o.id(*profile);
+            o.number(*to);
+        }
         Record::DailyCount {
             profile,
             day,
@@ -459,6 +505,28 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
         },
         tag::SNAPSHOT_END => Record::SnapshotEnd { records: i.u64()? },
         tag::PROBE => Record::Probe,
+        tag::OPT_OUT => {
+            let profile = i.id()?;
+            let to = i.number()?;
+            let keyword = match i.u8()? {
+                0 => None,
+                code => Some(OptOutKeyword::from_code(code).ok_or(Malformed)?),
+            };
+            let via = if i.bool()? { Some(i.number()?) } else { None };
+            Record::OptOut {
+                profile,
+                to,
+                opt_out: OptOut {
+                    keyword,
+                    via,
+                    at: i.u32()?,
+                },
+            }
+        }
+        tag::OPT_IN => Record::OptIn {
+            profile: i.id()?,
+            to: i.number()?,
+        },
         tag::DAILY_COUNT => {
             let profile = i.id()?;
             let day = i.u32()? as i32;
@@ -606,6 +674,25 @@ mod tests {
                     new_recipients: 9,
                 }),
             },
+            Record::OptOut {
+                profile: p,
+                to,
+                opt_out: OptOut {
+                    keyword: Some(OptOutKeyword::Unsubscribe),
+                    via: Some(n),
+                    at: 99,
+                },
+            },
+            Record::OptOut {
+                profile: p,
+                to: n,
+                opt_out: OptOut {
+                    keyword: None,
+                    via: None,
+                    at: 1,
+                },
+            },
+            Record::OptIn { profile: p, to },
             Record::DailyCount {
                 profile: p,
                 day: -1,

@@ -25,6 +25,7 @@ use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::capacity::Limits;
+use crate::selection::compliance::Destinations;
 use crate::selection::health::HealthConfig;
 use crate::selection::profile::Shape;
 use crate::selection::{move_sender, ProfileState};
@@ -84,15 +85,18 @@ impl Rebuild<'_> {
         match r {
             Record::ProfileSaved { profile, at } => {
                 let limits = Limits::recovered(&profile.capacity);
+                let destinations = Destinations::recovered(&profile.whitelisted_destinations);
                 match self.profiles.get_mut(&profile.id) {
                     Some((record, state)) => {
                         state.set_settings(profile.number_pool_settings.clone(), at);
                         state.set_limits(limits);
+                        state.set_compliance(profile.enabled, destinations);
                         *record = profile;
                     }
                     None => {
                         let settings = profile.number_pool_settings.clone();
-                        let state = ProfileState::new(settings, limits, self.config.shape);
+                        let mut state = ProfileState::new(settings, limits, self.config.shape);
+                        state.set_compliance(profile.enabled, destinations);
                         self.profiles.insert(profile.id, (profile, state));
                     }
                 }
@@ -166,6 +170,20 @@ impl Rebuild<'_> {
             } => {
                 if let Some(p) = self.state(profile) {
                     p.restore_health(sender, &buckets, health);
+                }
+            }
+            Record::OptOut {
+                profile,
+                to,
+                opt_out,
+            } => {
+                if let Some(p) = self.state(profile) {
+                    p.opt_out(to, opt_out);
+                }
+            }
+            Record::OptIn { profile, to } => {
+                if let Some(p) = self.state(profile) {
+                    p.opt_in(to);
                 }
             }
             Record::DailyCount {

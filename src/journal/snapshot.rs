@@ -25,6 +25,7 @@ use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::health::HealthSlice;
+use crate::selection::compliance::OptOut;
 use crate::selection::profile::{DailyCounts, StickyMapping};
 
 /// The snapshots of one engine: the number of the next, and one at a time.
@@ -42,6 +43,7 @@ pub(crate) struct ProfileImage {
     /// Today's counts: the day, the profile's sends, its senders' counts.
     pub daily: (i32, u32, Vec<DailyCounts>),
     pub mappings: Vec<StickyMapping>,
+    pub opt_outs: Vec<(PhoneNumber, OptOut)>,
 }
 
 /// The records of a snapshot: each profile (record, then its numbers with
@@ -80,6 +82,16 @@ pub(crate) fn records(
                 }
             }
             out.extend(daily_records(id, image.daily));
+            out.extend(
+                image
+                    .opt_outs
+                    .into_iter()
+                    .map(move |(to, opt_out)| Record::OptOut {
+                        profile: id,
+                        to,
+                        opt_out,
+                    }),
+            );
             out.extend(image.mappings.into_iter().map(move |m| Record::MappingSet {
                 profile: id,
                 to: m.to,

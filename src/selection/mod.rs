@@ -14,9 +14,12 @@
 //! - [`sticky`]: the sharded recipient -> sender map and its timing wheels.
 //! - [`rules`]: the selection order (sticky -> geomatch -> weighted, skip
 //!   unhealthy) and the one eligibility rule.
+//! - [`capacity`]: sender rates, queues and daily caps.
+//! - [`compliance`]: disabled profiles, allowed destinations, opt-outs.
 //! - [`profile`]: [`ProfileState`], one profile's whole selection state.
 
 pub(crate) mod capacity;
+pub(crate) mod compliance;
 pub(crate) mod health;
 pub(crate) mod pool;
 pub(crate) mod profile;

@@ -89,6 +89,8 @@ pub struct Pool {
 struct GeoIndex {
     by_npa: Vec<(Npa, Rotation)>,
     by_region: Vec<(RegionId, Rotation)>,
+    /// Senders outside the NANP, by country calling code.
+    by_country: Vec<(u16, Rotation)>,
 }
 
 impl GeoIndex {
@@ -98,6 +100,8 @@ impl GeoIndex {
             if let Some(region) = region_of(npa) {
                 entry(&mut self.by_region, region).push(member);
             }
+        } else if let Some(code) = number.calling_code() {
+            entry(&mut self.by_country, code).push(member);
         }
     }
 
@@ -106,6 +110,28 @@ impl GeoIndex {
             remove_from(&mut self.by_npa, npa, slot);
             if let Some(region) = region_of(npa) {
                 remove_from(&mut self.by_region, region, slot);
+            }
+        } else if let Some(code) = number.calling_code() {
+            remove_from(&mut self.by_country, code, slot);
+        }
+    }
+
+    fn list(&self, key: RotationKey) -> Option<&Rotation> {
+        match key {
+            RotationKey::Kind(_) => None,
+            RotationKey::Npa(npa) => find(&self.by_npa, npa).map(|i| &self.by_npa[i].1),
+            RotationKey::Region(r) => find(&self.by_region, r).map(|i| &self.by_region[i].1),
+            RotationKey::Country(c) => find(&self.by_country, c).map(|i| &self.by_country[i].1),
+        }
+    }
+
+    fn list_mut(&mut self, key: RotationKey) -> Option<&mut Rotation> {
+        match key {
+            RotationKey::Kind(_) => None,
+            RotationKey::Npa(npa) => find(&self.by_npa, npa).map(|i| &mut self.by_npa[i].1),
+            RotationKey::Region(r) => find(&self.by_region, r).map(|i| &mut self.by_region[i].1),
+            RotationKey::Country(c) => {
+                find(&self.by_country, c).map(|i| &mut self.by_country[i].1)
             }
         }
     }
@@ -146,6 +172,8 @@ pub enum RotationKey {
     Npa(Npa),
     /// Senders in this state or province.
     Region(RegionId),
+    /// Senders outside the NANP with this country calling code.
+    Country(u16),
 }
 
 /// The rotation a sender of `kind` takes part in, if the pool picks that kind.
@@ -348,14 +376,7 @@ impl Pool {
     pub fn rotation(&self, key: RotationKey) -> Option<&Rotation> {
         match key {
             RotationKey::Kind(k) => self.kinds.get(k),
-            RotationKey::Npa(npa) => {
-                let geo = self.geo.as_ref()?;
-                find(&geo.by_npa, npa).map(|i| &geo.by_npa[i].1)
-            }
-            RotationKey::Region(region) => {
-                let geo = self.geo.as_ref()?;
-                find(&geo.by_region, region).map(|i| &geo.by_region[i].1)
-            }
+            _ => self.geo.as_ref()?.list(key),
         }
     }
 
@@ -363,14 +384,7 @@ impl Pool {
     pub fn rotation_mut(&mut self, key: RotationKey) -> Option<&mut Rotation> {
         match key {
             RotationKey::Kind(k) => self.kinds.get_mut(k),
-            RotationKey::Npa(npa) => {
-                let geo = self.geo.as_mut()?;
-                find(&geo.by_npa, npa).map(move |i| &mut geo.by_npa[i].1)
-            }
-            RotationKey::Region(region) => {
-                let geo = self.geo.as_mut()?;
-                find(&geo.by_region, region).map(move |i| &mut geo.by_region[i].1)
-            }
+            _ => self.geo.as_mut()?.list_mut(key),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::compliance::{Destinations, OptOut, OptOuts};
 use super::capacity::{
     busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
 };
@@ -75,6 +76,10 @@ pub struct ProfileStats {
     pub sticky_heap_bytes: usize,
     /// Numbers in the pool.
     pub senders: usize,
+    /// Recipients opted out.
+    pub opt_outs: usize,
+    /// Heap bytes of the opt-outs.
+    pub opt_out_heap_bytes: usize,
 }
 
 /// A sender's capacity now, as the API shows it.
@@ -141,6 +146,12 @@ pub(crate) struct ProfileState {
     stats: ProfileStats,
     /// The earliest expiry work the engine has been told about.
     reported_due: Option<u32>,
+    /// `false`: every send is refused.
+    enabled: bool,
+    /// Where the profile may send.
+    destinations: Destinations,
+    /// Recipients who opted out.
+    opt_outs: OptOuts,
 }
 
 /// What a selection at `now_ms` knows besides the profile's pool.
@@ -190,7 +201,47 @@ impl ProfileState {
             reserved_today: 0,
             stats: ProfileStats::default(),
             reported_due: None,
+            enabled: true,
+            destinations: Destinations::Anywhere,
+            opt_outs: OptOuts::default(),
         }
+    }
+
+    /// Switches the profile on or off and sets where it may send.
+    pub fn set_compliance(&mut self, enabled: bool, destinations: Destinations) {
+        self.enabled = enabled;
+        self.destinations = destinations;
+    }
+
+    /// The checks before any selection: the profile is on, the recipient's
+    /// region is allowed, the recipient has not opted out.
+    #[inline]
+    fn admit(&self, to: PhoneNumber) -> Result<(), Refusal> {
+        if !self.enabled {
+            return Err(Refusal::Disabled);
+        }
+        self.destinations.check(to).map_err(Refusal::Destination)?;
+        if self.opt_outs.contains(to) {
+            return Err(Refusal::OptedOut);
+        }
+        Ok(())
+    }
+
+    /// Records that `to` opted out; returns the opt-out it replaced.
+    pub fn opt_out(&mut self, to: PhoneNumber, opt_out: OptOut) -> Option<OptOut> {
+        let before = self.opt_outs.get(to);
+        self.opt_outs.insert(to, opt_out);
+        before
+    }
+
+    /// `to` opts back in; returns its opt-out, if it had one.
+    pub fn opt_in(&mut self, to: PhoneNumber) -> Option<OptOut> {
+        self.opt_outs.remove(to)
+    }
+
+    /// The profile's opt-outs.
+    pub fn opt_outs(&self) -> &OptOuts {
+        &self.opt_outs
     }
 
     /// Makes `limits` the profile's capacity settings (a new time zone
@@ -304,11 +355,12 @@ impl ProfileState {
         health: &HealthConfig,
         track: bool,
     ) -> Result<Selection, Refusal> {
+        self.admit(recipient)?;
+        self.roll_day(now_ms);
+        self.check_daily_limit()?;
         if self.settings.is_none() {
             return Err(NoSender::PoolDisabled.into());
         }
-        self.roll_day(now_ms);
-        self.check_daily_limit()?;
         let ctx = context(&self.limits, &self.shape, self.today.index, now_ms, health);
         let settings = self.settings.as_ref().expect("checked above");
         let state = SelectState {
@@ -327,13 +379,15 @@ impl ProfileState {
     pub fn send_from(
         &mut self,
         sender: PhoneNumber,
+        to: PhoneNumber,
         parts: u32,
         now_ms: u64,
         health: &HealthConfig,
     ) -> Result<Selection, Refusal> {
-        let r = self.pool.lookup(sender).ok_or(Refusal::NotInPool)?;
+        self.admit(to)?;
         self.roll_day(now_ms);
         self.check_daily_limit()?;
+        let r = self.pool.lookup(sender).ok_or(Refusal::NotInPool)?;
         let ctx = self.context(now_ms, health);
         let wait_ns = ctx.wait_ns(&self.pool, r.slot);
         if ctx.over_cap(wait_ns) {
@@ -676,6 +730,8 @@ impl ProfileState {
             stored_mappings: self.sticky.stored(),
             sticky_heap_bytes: self.sticky.heap_bytes(),
             senders: self.pool.len(),
+            opt_outs: self.opt_outs.len(),
+            opt_out_heap_bytes: self.opt_outs.heap_bytes(),
             ..self.stats
         }
     }

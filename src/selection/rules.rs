@@ -12,6 +12,7 @@ use super::rotation::Member;
 use super::sticky::StickyMap;
 use super::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
 use crate::clock::Timestamp;
+use crate::destinations::RegionCode;
 use crate::number::PhoneNumber;
 use crate::settings::PoolSettings;
 
@@ -111,6 +112,12 @@ pub enum NoSender {
 /// mapped or touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// The profile is switched off.
+    Disabled,
+    /// The recipient's region (if it has one) is not an allowed destination.
+    Destination(Option<RegionCode>),
+    /// The recipient opted out of the profile.
+    OptedOut,
     /// No sender could be chosen.
     NoSender(NoSender),
     /// The chosen sender's queue would exceed the profile's cap.
@@ -124,6 +131,11 @@ pub(crate) enum Refusal {
 impl From<Refusal> for crate::Error {
     fn from(r: Refusal) -> Self {
         match r {
+            Refusal::Disabled => crate::Error::ProfileDisabled,
+            Refusal::Destination(region) => crate::Error::DestinationNotAllowed {
+                region: region.map(|r| r.to_string()),
+            },
+            Refusal::OptedOut => crate::Error::OptedOut,
             Refusal::NoSender(cause) => crate::Error::NoSender(cause),
             Refusal::QueueFull { sender, wait_ns } => crate::Error::QueueFull {
                 sender,
@@ -383,18 +395,24 @@ fn pick_new(
     };
 
     // 2. Geomatch: the recipient's area code, then (if enabled) its region;
-    // a candidate whose wait would exceed the cap is passed over.
+    // outside the NANP its country calling code. A candidate whose wait
+    // would exceed the cap is passed over.
     let mut picked = None;
     if settings.geomatch {
-        if let Some(npa) = recipient.npa() {
-            let region = region_of(npa)
-                .filter(|_| settings.geomatch_region_fallback)
-                .map(RotationKey::Region);
-            picked = [Some(RotationKey::Npa(npa)), region]
-                .into_iter()
-                .flatten()
-                .find_map(|key| Some((key, rules.best(pool, key, true)?)));
-        }
+        let keys = match recipient.npa() {
+            Some(npa) => {
+                let region = region_of(npa)
+                    .filter(|_| settings.geomatch_region_fallback)
+                    .map(RotationKey::Region);
+                [Some(RotationKey::Npa(npa)), region]
+            }
+            // Outside the NANP: senders of the recipient's country.
+            None => [recipient.calling_code().map(RotationKey::Country), None],
+        };
+        picked = keys
+            .into_iter()
+            .flatten()
+            .find_map(|key| Some((key, rules.best(pool, key, true)?)));
     }
     // 3. and 4. Weighted, over eligible (healthy if asked) senders.
     let (key, member, reason) = match picked {

@@ -380,9 +380,21 @@ pub fn geomatch_without_a_match_falls_back_to_weighted_over_the_whole_pool<B: Ba
     assert_eq!(senders, [A, C, A, C]);
 }
 
-pub fn geomatch_ignores_non_nanp_recipients<B: Backend>() {
-    let mut w = World::<B>::new(geo(), &[A]);
-    assert_eq!(w.send("+447700900123").reason, Reason::Weighted);
+/// Country geomatch (extension): outside the NANP, a sender with the
+/// recipient's country calling code is preferred.
+pub fn geomatch_outside_the_nanp_prefers_the_recipients_country<B: Backend>() {
+    let uk = "+447700900001";
+    let de = "+4915112345678";
+    let mut w = World::<B>::new(geo(), &[A, uk, de]);
+    for _ in 0..3 {
+        let s = w.send("+447700900123");
+        assert_eq!((s.sender.to_string(), s.reason), (uk.to_string(), Reason::Geomatch));
+    }
+    assert_eq!(w.send("+4930123456").sender.to_string(), de);
+    // No sender of the country (France): the weighted pick over the pool.
+    assert_eq!(w.send("+33612345678").reason, Reason::Weighted);
+    // A NANP recipient never matches a non-NANP sender by country.
+    assert_eq!(w.send("+12065550100").reason, Reason::Weighted);
 }
 
 pub fn geomatch_region_fallback_is_off_by_default_and_picks_the_same_state_when_on<B: Backend>() {
@@ -763,8 +775,8 @@ macro_rules! scenario_tests {
             scenarios::geomatch_without_a_match_falls_back_to_weighted_over_the_whole_pool::<$backend>();
         }
         #[test]
-        fn geomatch_ignores_non_nanp_recipients() {
-            scenarios::geomatch_ignores_non_nanp_recipients::<$backend>();
+        fn geomatch_outside_the_nanp_prefers_the_recipients_country() {
+            scenarios::geomatch_outside_the_nanp_prefers_the_recipients_country::<$backend>();
         }
         #[test]
         fn geomatch_region_fallback_is_off_by_default_and_picks_the_same_state_when_on() {

@@ -13,6 +13,15 @@ use crate::SettingsError;
 /// The one code used for "no eligible / no healthy sender" (the title names the cause).
 pub const NO_SENDER_CODE: &str = "40330";
 
+/// A send to a recipient who opted out (the hosted service's code).
+pub const OPTED_OUT_CODE: &str = "40300";
+
+/// A send of a disabled profile.
+pub const DISABLED_CODE: &str = "40311";
+
+/// A send to a region the profile's `whitelisted_destinations` does not list.
+pub const DESTINATION_CODE: &str = "40319";
+
 /// A send refused because its sender's queue would exceed `max_queue_seconds`.
 pub const QUEUE_FULL_CODE: &str = "40318";
 
@@ -249,6 +258,28 @@ impl From<Error> for ApiError {
                 title: "Daily message limit reached",
                 detail: "the messaging profile sent its daily_message_limit today; the count restarts at midnight in its daily_reset_time_zone".into(),
             },
+            Error::ProfileDisabled => ApiError::Refused {
+                code: DISABLED_CODE,
+                title: "Messaging profile disabled",
+                detail: "the messaging profile is disabled (enabled: false); nothing was sent".into(),
+            },
+            Error::DestinationNotAllowed { region } => ApiError::Refused {
+                code: DESTINATION_CODE,
+                title: "Destination not allowed",
+                detail: match region {
+                    Some(r) => format!("the recipient's region {r} is not in the profile's whitelisted_destinations"),
+                    None => "the recipient's number belongs to no region, and the profile's whitelisted_destinations is not [\"*\"]".into(),
+                },
+            },
+            Error::OptedOut => ApiError::Refused {
+                code: OPTED_OUT_CODE,
+                title: "Blocked due to STOP message",
+                detail: "the recipient opted out of this messaging profile; a START from them, or DELETE on its opt-out, lets messages go again".into(),
+            },
+            Error::Destinations(e) => ApiError::invalid(
+                &format!("/whitelisted_destinations/{}", e.index),
+                e.to_string(),
+            ),
             Error::NotInPool => ApiError::NoSuchAssociated {
                 detail: "from is not a number of this messaging profile".into(),
                 pointer: "/from".into(),

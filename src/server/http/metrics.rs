@@ -5,7 +5,10 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::error::{DAILY_LIMIT_CODE, NO_SENDER_CODE, QUEUE_FULL_CODE};
+use super::error::{
+    DAILY_LIMIT_CODE, DESTINATION_CODE, DISABLED_CODE, NO_SENDER_CODE, OPTED_OUT_CODE,
+    QUEUE_FULL_CODE,
+};
 use crate::{EngineStats, Error, NoSender, Selection};
 
 /// A Prometheus histogram with fixed buckets, updated lock-free.
@@ -65,7 +68,10 @@ const LATENCY: &[f64] = &[
 const WAIT: &[f64] = &[0.0, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0];
 
 /// Sends refused by a rule of the profile, by cause (the label) and code.
-const REFUSALS: [(&str, &str); 3] = [
+const REFUSALS: [(&str, &str); 6] = [
+    ("disabled", DISABLED_CODE),
+    ("destination", DESTINATION_CODE),
+    ("opted_out", OPTED_OUT_CODE),
     ("queue_full", QUEUE_FULL_CODE),
     ("daily_limit", DAILY_LIMIT_CODE),
     ("new_recipient_limit", NO_SENDER_CODE),
@@ -109,9 +115,12 @@ impl Metrics {
         self.queue_wait.observe(selection.wait);
     }
 
-    /// Counts a send refused by a capacity or compliance rule.
+    /// Counts a send refused by a compliance or capacity rule.
     pub fn refused(&self, e: &Error) {
         let cause = match e {
+            Error::ProfileDisabled => "disabled",
+            Error::DestinationNotAllowed { .. } => "destination",
+            Error::OptedOut => "opted_out",
             Error::QueueFull { .. } => "queue_full",
             Error::DailyLimit => "daily_limit",
             Error::NoSender(NoSender::NewRecipientLimit) => "new_recipient_limit",

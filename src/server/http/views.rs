@@ -8,7 +8,7 @@ use crate::ProfileId;
 use crate::Selection;
 use crate::StickyMapping;
 use crate::Timestamp;
-use crate::{NumberStatus, ProfileRecord};
+use crate::{NumberStatus, OptOutRecord, ProfileRecord};
 
 /// The complete `number_pool_settings` object (or null when the pool is off).
 pub fn settings(s: Option<&PoolSettings>) -> Value {
@@ -17,8 +17,20 @@ pub fn settings(s: Option<&PoolSettings>) -> Value {
     })
 }
 
-/// A messaging profile, with the fields numpool does not use at neutral values.
-pub fn profile(p: &ProfileRecord) -> Value {
+/// A recipient's opt-out (extension).
+pub fn opt_out(o: &OptOutRecord) -> Value {
+    json!({
+        "record_type": "opt_out",
+        "to": o.to.to_string(),
+        "keyword": o.keyword.map(|k| k.as_str()),
+        "via": o.via.map(|n| n.to_string()),
+        "created_at": o.created_at.to_rfc3339(),
+    })
+}
+
+/// A messaging profile with its opt-out count, the fields numpool does not
+/// use at neutral values.
+pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Value {
     json!({
         "record_type": "messaging_profile",
         "id": p.id.to_string(),
@@ -30,6 +42,7 @@ pub fn profile(p: &ProfileRecord) -> Value {
         "daily_message_limit": p.capacity.daily_message_limit,
         "new_recipients_per_sender_per_day": p.capacity.new_recipients_per_sender_per_day,
         "daily_reset_time_zone": p.capacity.daily_reset_time_zone,
+        "opt_out_count": opt_out_count,
         "webhook_url": p.webhook_url.clone().unwrap_or_default(),
         "webhook_failover_url": p.webhook_failover_url.clone().unwrap_or_default(),
         "webhook_api_version": "2",
@@ -46,30 +59,10 @@ pub fn profile(p: &ProfileRecord) -> Value {
     })
 }
 
-/// ISO 3166 alpha-2 country of a number, as far as numpool can tell.
-fn country_code(n: PhoneNumber) -> &'static str {
-    let digits = n.to_string();
-    if n.is_short_code() || n.is_nanp() {
-        return "US";
-    }
-    let table: [(&str, &str); 12] = [
-        ("+44", "GB"),
-        ("+49", "DE"),
-        ("+33", "FR"),
-        ("+34", "ES"),
-        ("+39", "IT"),
-        ("+31", "NL"),
-        ("+61", "AU"),
-        ("+52", "MX"),
-        ("+55", "BR"),
-        ("+91", "IN"),
-        ("+81", "JP"),
-        ("+353", "IE"),
-    ];
-    table
-        .iter()
-        .find(|(prefix, _)| digits.starts_with(prefix))
-        .map_or("", |(_, cc)| cc)
+/// ISO 3166-1 alpha-2 region of a number, as libphonenumber resolves it
+/// (`""` when it has none).
+fn country_code(n: PhoneNumber) -> String {
+    n.region_code().map_or_else(String::new, |r| r.to_string())
 }
 
 /// A number with its messaging settings; `record_type` differs between

@@ -11,8 +11,8 @@ use crate::ProfileId;
 use crate::{MappingCursor, PhoneNumber};
 use serde_json::json;
 
-/// The profile and the recipient a mapping path names.
-fn mapping_path(path: web::Path<(String, String)>) -> Result<(ProfileId, PhoneNumber), ApiError> {
+/// The profile and the recipient a path names (`.../{id}/.../{to}`).
+pub(super) fn mapping_path(path: web::Path<(String, String)>) -> Result<(ProfileId, PhoneNumber), ApiError> {
     let (id, to) = path.into_inner();
     let profile = path_profile(&id)?;
     let to =

@@ -4,6 +4,7 @@ mod mappings;
 mod messages;
 mod numbers;
 mod ops;
+mod opt_outs;
 mod profiles;
 mod webhooks;
 
@@ -119,7 +120,7 @@ route_table! {
         post: messages::send, "Send a message (from a given sender or a profile's pool)";
     }
     "/webhooks/messaging" => {
-        post: webhooks::messaging, "Report delivery outcomes (message.finalized webhooks)";
+        post: webhooks::messaging, "Webhook events: delivery outcomes (message.finalized) and inbound opt-out keywords (message.received)";
     }
     "/openapi.json" => {
         get: ops::openapi, "This document";
@@ -143,6 +144,14 @@ route_table! {
         get: mappings::get, "Retrieve a sticky mapping (extension)";
         put: mappings::pin, "Pin a recipient to a sender (extension)";
         delete: mappings::delete, "Break a sticky mapping (extension)";
+    }
+    "/messaging_profiles/{id}/opt_outs" => {
+        get: opt_outs::list, "List the recipients who opted out of a profile";
+    }
+    "/messaging_profiles/{id}/opt_outs/{to}" => {
+        get: opt_outs::get, "Retrieve a recipient's opt-out";
+        put: opt_outs::put, "Opt a recipient out of a profile";
+        delete: opt_outs::delete, "Opt a recipient back in";
     }
     "/phone_numbers/messaging" => {
         get: numbers::list_current, "List phone numbers with messaging settings";

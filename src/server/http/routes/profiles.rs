@@ -2,6 +2,7 @@
 //! `number_pool_settings`), delete, and the profile's numbers.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
 
 use super::{data, list as page_of, AppState, Authed};
 use crate::server::http::body::{self, Fields, Page, Query};
@@ -18,22 +19,24 @@ pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("messaging profile {raw} not found")))
 }
 
+/// `whitelisted_destinations` (its entries are checked by the engine).
 fn destinations(f: &Fields<'_>, required: bool) -> Result<Option<Vec<String>>, ApiError> {
     let list = f.strings("whitelisted_destinations")?;
-    if let Some(items) = &list {
-        for (i, d) in items.iter().enumerate() {
-            let valid = d == "*" || (d.len() == 2 && d.chars().all(|c| c.is_ascii_uppercase()));
-            if !valid {
-                return Err(ApiError::invalid(
-                    &format!("/whitelisted_destinations/{i}"),
-                    format!("{d:?} is not an ISO 3166 alpha-2 country code or \"*\""),
-                ));
-            }
-        }
-    } else if required {
+    if list.is_none() && required {
         return Err(ApiError::missing("/whitelisted_destinations"));
     }
     Ok(list)
+}
+
+/// A profile as the API shows it, with its opt-out count.
+async fn view(state: &AppState, record: &crate::ProfileRecord) -> Result<Value, ApiError> {
+    let count = match state.engine.opt_out_count(record.id).await {
+        Ok(n) => n,
+        // Deleted meanwhile (or being deleted): it has none left.
+        Err(crate::Error::UnknownProfile) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(views::profile(record, count))
 }
 
 /// The capacity fields of a profile body (`null` puts a field back to
@@ -76,7 +79,7 @@ pub async fn create(
         capacity: capacity(&f)?.apply(&CapacityLimits::default()),
     };
     let record = state.engine.create_profile(new).await?;
-    Ok(data(views::profile(&record)))
+    Ok(data(view(&state, &record).await?))
 }
 
 pub async fn list(
@@ -98,7 +101,10 @@ pub async fn list(
     })
     .await
     .map_err(|_| ApiError::Internal)?;
-    let items = records.iter().map(views::profile).collect();
+    let mut items = Vec::with_capacity(records.len());
+    for r in &records {
+        items.push(view(&state, r).await?);
+    }
     Ok(page_of(items, page.meta(total)))
 }
 
@@ -108,7 +114,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let record = state.engine.profile(path_profile(&id)?)?;
-    Ok(data(views::profile(&record)))
+    Ok(data(view(&state, &record).await?))
 }
 
 pub async fn update(
@@ -137,7 +143,7 @@ pub async fn update(
         capacity: capacity(&f)?,
     };
     let record = state.engine.update_profile(id, update).await?;
-    Ok(data(views::profile(&record)))
+    Ok(data(view(&state, &record).await?))
 }
 
 pub async fn delete(
@@ -146,7 +152,7 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let record = state.engine.delete_profile(path_profile(&id)?).await?;
-    Ok(data(views::profile(&record)))
+    Ok(data(views::profile(&record, 0)))
 }
 
 pub async fn phone_numbers(

@@ -1,6 +1,8 @@
-//! `/v2/webhooks/messaging`: delivery outcomes in the hosted service's
-//! webhook format feed sender health. Only `message.finalized` counts; each
-//! event id counts once.
+//! `/v2/webhooks/messaging`: the hosted service's webhook events.
+//! `message.finalized` (a delivery outcome) feeds sender health;
+//! `message.received` (a recipient texting a pool number) can opt the
+//! recipient out of the profile or back in. Other events are accepted and
+//! ignored; each event id counts once.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -10,7 +12,7 @@ use crate::server::http::auth;
 use crate::server::http::body::{self, Fields};
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::{Claim, Weigh};
-use crate::DeliveryOutcome;
+use crate::{DeliveryOutcome, Inbound};
 use crate::PhoneNumber;
 
 /// What the cache of event ids holds.
@@ -78,7 +80,7 @@ pub async fn messaging(
         .ok_or_else(|| ApiError::missing("/data"))?;
     let f = Fields::new(event, "/data");
     let event_type = f.required_str("event_type")?;
-    if event_type != "message.finalized" {
+    if !matches!(event_type, "message.finalized" | "message.received") {
         return Ok(data(json!({ "accepted": true, "counted": false })));
     }
     let id = f.required_str("id")?;
@@ -93,14 +95,31 @@ pub async fn messaging(
         .flatten()
         .ok_or_else(|| ApiError::missing("/data/payload"))?;
     let message = Value::Object(message.clone());
-    let sender_raw = message
-        .pointer("/from/phone_number")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::missing("/data/payload/from/phone_number"))?;
-    let sender = PhoneNumber::parse_sender(sender_raw)
-        .map_err(|e| ApiError::number("/data/payload/from/phone_number", e))?;
-    let Some(outcome) = outcome(&message) else {
-        return Ok(data(json!({ "accepted": true, "counted": false })));
+    let number = |pointer: &str| -> Result<PhoneNumber, ApiError> {
+        let full = format!("/data/payload{pointer}");
+        let raw = message
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::missing(&full))?;
+        PhoneNumber::parse_sender(raw).map_err(|e| ApiError::number(&full, e))
+    };
+    let action = if event_type == "message.finalized" {
+        let sender = number("/from/phone_number")?;
+        match outcome(&message) {
+            Some(outcome) => Action::Outcome(sender, outcome),
+            None => return Ok(data(json!({ "accepted": true, "counted": false }))),
+        }
+    } else {
+        let text = message
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Action::Inbound {
+            from: number("/from/phone_number")?,
+            to: number("/to/0/phone_number")?,
+            text,
+        }
     };
     let now = state.engine.now();
     let claim = match state.seen_events.claim(id, SeenEvent::InProgress, now) {
@@ -112,11 +131,37 @@ pub async fn messaging(
             ))
         }
     };
-    let counted = state.engine.report_outcome(sender, outcome).await?;
-    // An event not counted (no profile has the number) is not remembered,
-    // so the same event counts once the number is assigned.
+    // An event about a number no profile has is not remembered, so the
+    // same event counts once the number is assigned.
+    let (counted, effect) = match action {
+        Action::Outcome(sender, outcome) => {
+            (state.engine.report_outcome(sender, outcome).await?, None)
+        }
+        Action::Inbound { from, to, text } => match state.engine.receive(from, to, &text).await? {
+            Inbound::UnknownNumber => (false, None),
+            Inbound::NoKeyword => (true, None),
+            Inbound::OptedOut(_) => (true, Some("opted_out")),
+            Inbound::OptedIn(_) => (true, Some("opted_in")),
+        },
+    };
     claim.settle(counted.then_some(SeenEvent::Counted));
-    Ok(data(json!({ "accepted": true, "counted": counted })))
+    let mut reply = json!({ "accepted": true, "counted": counted });
+    if let Some(effect) = effect {
+        reply["effect"] = json!(effect);
+    }
+    Ok(data(reply))
+}
+
+/// What an event asks of the engine.
+enum Action {
+    /// A delivery outcome of a sender.
+    Outcome(PhoneNumber, DeliveryOutcome),
+    /// A text from a recipient to a pool number.
+    Inbound {
+        from: PhoneNumber,
+        to: PhoneNumber,
+        text: String,
+    },
 }
 
 #[cfg(test)]
