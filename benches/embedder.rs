@@ -148,7 +148,16 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let engine = Engine::start(EngineConfig::default()).unwrap();
+        let engine = Engine::start(EngineConfig {
+            // Millions of messages a second, far beyond any carrier rate: the
+            // highest rates keep queues from filling (the bookkeeping is the same).
+            capacity: numpool::CapacityConfig {
+                rates: numpool::KindRates::uniform(100_000.0),
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        })
+        .unwrap();
         let profile: ProfileId = engine
             .create_profile(NewProfile {
                 name: "embedder".into(),

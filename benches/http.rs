@@ -106,7 +106,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // nothing to list or smoke-test under `cargo test --benches`
     }
-    let engine = Engine::start(EngineConfig::default()).unwrap();
+    let engine = Engine::start(EngineConfig {
+        // Millions of messages a second, far beyond any carrier rate: the
+        // highest rates keep queues from filling (the bookkeeping is the same).
+        capacity: numpool::CapacityConfig {
+            rates: numpool::KindRates::uniform(100_000.0),
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap();
     let ids: Vec<ProfileId> = (0..PROFILES).map(|_| ProfileId::new_v4()).collect();
     let started = Instant::now();
     block_on(async {

@@ -56,6 +56,12 @@ fn start(ttl: u32, geomatch: bool) -> (Engine, ProfileId, Arc<ManualClock>) {
         sticky_ttl_secs: ttl,
         // Expiry runs when the bench says so.
         expire_tick: Duration::from_secs(3600),
+        // Millions of messages a second, far beyond any carrier rate: the
+        // highest rates keep queues from filling (the bookkeeping is the same).
+        capacity: numpool::CapacityConfig {
+            rates: numpool::KindRates::uniform(100_000.0),
+            ..Default::default()
+        },
         ..EngineConfig::default()
     };
     let engine = Engine::start_with_clock(config, clock.clone()).unwrap();

@@ -117,8 +117,8 @@ pub use records::{
     CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,
     OptOutRecord, ProfileRecord, ProfileUpdate,
 };
-pub use selection::compliance::{DestinationsError, OptOutKeyword};
 pub use selection::capacity::{CapacityConfig, KindRates, LimitsError};
+pub use selection::compliance::{DestinationsError, OptOutKeyword};
 pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
 pub use selection::profile::{Capacity, PinError, ProfileStats, StickyMapping};
 pub use selection::rules::{Eligibility, MappingOutcome, NoSender, Reason, Selection};

@@ -146,3 +146,91 @@ fn sigkill_loses_nothing_acknowledged() {
     child.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn opt_outs_survive_sigkill() {
+    let dir = std::env::temp_dir().join(format!("numpool-crash-optout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut child, addr) = serve(&dir);
+    let call = |addr, method: &str, path: &str, body: serde_json::Value| {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        request(addr, method, path, &text, Some(KEY), &[])
+    };
+    let created = call(
+        addr,
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "stop", "whitelisted_destinations": ["*"], "number_pool_settings": {}}),
+    );
+    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
+    let pool = "+13125550001";
+    let assigned = call(
+        addr,
+        "PATCH",
+        &format!("/v2/phone_numbers/{pool}/messaging"),
+        json!({ "messaging_profile_id": profile }),
+    );
+    assert_eq!(assigned.status, 200);
+    let inbound = |addr, id: usize, from: &str, text: &str| {
+        let event = json!({"data": {"event_type": "message.received", "id": format!("in-{id}"),
+            "payload": {"from": {"phone_number": from}, "to": [{"phone_number": pool}], "text": text}}});
+        let r = call(addr, "POST", "/v2/webhooks/messaging", event);
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let recipients: Vec<String> = (0..50).map(|i| format!("+1415555{i:04}")).collect();
+    for (i, r) in recipients.iter().enumerate() {
+        inbound(addr, i, r, "STOP");
+    }
+    inbound(addr, 100, &recipients[7], "start");
+    let put = call(
+        addr,
+        "PUT",
+        &format!("/v2/messaging_profiles/{profile}/opt_outs/+12065550100"),
+        serde_json::Value::Null,
+    );
+    assert_eq!(put.status, 200);
+    child.kill();
+
+    let (mut child, addr) = serve(&dir);
+    let listed = call(
+        addr,
+        "GET",
+        &format!("/v2/messaging_profiles/{profile}/opt_outs?page[size]=250"),
+        serde_json::Value::Null,
+    );
+    let mut want: Vec<String> = recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 7)
+        .map(|(_, r)| r.clone())
+        .collect();
+    want.push("+12065550100".into());
+    want.sort();
+    let got: Vec<String> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+    let send = |to: &str| {
+        call(
+            addr,
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": profile, "to": to, "text": "hi"}),
+        )
+    };
+    assert_eq!(send(&recipients[3]).body["errors"][0]["code"], "40300");
+    assert_eq!(
+        send(&recipients[7]).status,
+        200,
+        "opted back in before the kill"
+    );
+    child.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

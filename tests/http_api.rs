@@ -1284,3 +1284,119 @@ fn capacity_through_http_waits_caps_and_bad_values() {
     assert!(metrics.contains("numpool_sends_refused_total{cause=\"daily_limit\",code=\"40320\"} 1"));
     assert!(metrics.contains("numpool_queue_wait_seconds_count 5"));
 }
+
+#[test]
+fn compliance_through_http_opt_outs_destinations_and_disabled_profiles() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    let path = |rest: &str| format!("/v2/messaging_profiles/{p}{rest}");
+    // Destinations: ["US"] from `profile()`; Canada is +1 but not US.
+    let ca = expect_error(
+        s.call(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": p, "to": "+14165550100", "text": "hi"}),
+        ),
+        422,
+        "40319",
+    );
+    assert!(ca.body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("CA"));
+    // Unknown region codes are refused with a pointer, nothing changed.
+    let bad = expect_error(
+        s.call(
+            "PATCH",
+            &path(""),
+            json!({"whitelisted_destinations": ["US", "QQ"]}),
+        ),
+        422,
+        "10015",
+    );
+    assert_eq!(
+        error(&bad).2.as_deref(),
+        Some("/whitelisted_destinations/1")
+    );
+    assert_eq!(
+        s.ok("GET", &path(""), Value::Null)["whitelisted_destinations"],
+        json!(["US"])
+    );
+    // Opt-out by an inbound STOP, with the keyword and the number texted.
+    let inbound = |id: &str, text: &str| {
+        let event = json!({"data": {"event_type": "message.received", "id": id,
+            "payload": {"from": {"phone_number": "+14155550100"},
+                        "to": [{"phone_number": "+13125550001"}], "text": text}}});
+        s.ok("POST", "/v2/webhooks/messaging", event)
+    };
+    let first = s.send(&p, "+14155550100");
+    assert_eq!(inbound("e1", " Stop ")["effect"], "opted_out");
+    assert_eq!(inbound("e1", " Stop ")["duplicate"], true);
+    assert_eq!(inbound("e2", "stop please")["counted"], true);
+    let blocked = expect_error(
+        s.call(
+            "POST",
+            "/v2/messages",
+            json!({"from": "+13125550001", "to": "+14155550100", "text": "hi"}),
+        ),
+        422,
+        "40300",
+    );
+    assert_eq!(
+        blocked.body["errors"][0]["title"],
+        "Blocked due to STOP message"
+    );
+    let record = s.ok("GET", &path("/opt_outs/+14155550100"), Value::Null);
+    assert_eq!(
+        (&record["record_type"], &record["keyword"], &record["via"]),
+        (&json!("opt_out"), &json!("STOP"), &json!("+13125550001"))
+    );
+    assert_eq!(s.ok("GET", &path(""), Value::Null)["opt_out_count"], 1);
+    // Through the API: PUT (no keyword, no number), list, DELETE.
+    let put = s.ok("PUT", &path("/opt_outs/%2B14155550199"), Value::Null);
+    assert_eq!((&put["keyword"], &put["via"]), (&Value::Null, &Value::Null));
+    let list = s.call(
+        "GET",
+        &path("/opt_outs?page[size]=1&page[number]=2"),
+        Value::Null,
+    );
+    assert_eq!(list.body["data"][0]["to"], "+14155550199");
+    assert_eq!(list.body["meta"]["total_results"], 2);
+    s.ok("DELETE", &path("/opt_outs/+14155550199"), Value::Null);
+    expect_error(
+        s.call("DELETE", &path("/opt_outs/+14155550199"), Value::Null),
+        404,
+        "10005",
+    );
+    expect_error(
+        s.call("GET", &path("/opt_outs/+14155550199"), Value::Null),
+        404,
+        "10005",
+    );
+    // START opts back in; the sticky sender is still the one.
+    assert_eq!(inbound("e3", "START")["effect"], "opted_in");
+    assert_eq!(s.send(&p, "+14155550100")["from"], first["from"]);
+    // Disabled: 40311 for every send; enabled again, mappings intact.
+    s.ok("PATCH", &path(""), json!({"enabled": false}));
+    expect_error(
+        s.call(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": p, "to": "+14155550100", "text": "hi"}),
+        ),
+        422,
+        "40311",
+    );
+    s.ok("PATCH", &path(""), json!({"enabled": true}));
+    assert_eq!(s.send(&p, "+14155550100")["selection"]["reason"], "sticky");
+    let metrics = s.raw("GET", "/metrics", "", None, &[]).body;
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "numpool_sends_refused_total{cause=\"opted_out\",code=\"40300\"} 1",
+        "numpool_sends_refused_total{cause=\"disabled\",code=\"40311\"} 1",
+        "numpool_sends_refused_total{cause=\"destination\",code=\"40319\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}");
+    }
+}

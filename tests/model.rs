@@ -458,7 +458,9 @@ impl MProfile {
             let same: Vec<u64> = self
                 .senders
                 .iter()
-                .filter(|(_, q)| uk(q.number) && uk(to) && eligible(q) && !self.over_cap(q.wait(now)))
+                .filter(|(_, q)| {
+                    uk(q.number) && uk(to) && eligible(q) && !self.over_cap(q.wait(now))
+                })
                 .map(|(seq, _)| *seq)
                 .collect();
             if let Some(q) = self.best("country44", &same, now) {

@@ -102,7 +102,11 @@ impl Engine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub async fn opt_out(&self, profile: ProfileId, to: PhoneNumber) -> Result<OptOutRecord, Error> {
+    pub async fn opt_out(
+        &self,
+        profile: ProfileId,
+        to: PhoneNumber,
+    ) -> Result<OptOutRecord, Error> {
         let opt_out = OptOut {
             keyword: None,
             via: None,

@@ -38,8 +38,8 @@ use crate::clock::Timestamp;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
-use crate::selection::health::{DeliveryOutcome, HealthSlice};
 use crate::selection::compliance::{OptOut, OptOutKeyword};
+use crate::selection::health::{DeliveryOutcome, HealthSlice};
 use crate::selection::profile::DailyCounts;
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).

@@ -24,8 +24,8 @@ use super::{numbered, segment_path, snapshot_path};
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
-use crate::selection::health::HealthSlice;
 use crate::selection::compliance::OptOut;
+use crate::selection::health::HealthSlice;
 use crate::selection::profile::{DailyCounts, StickyMapping};
 
 /// The snapshots of one engine: the number of the next, and one at a time.

@@ -52,6 +52,16 @@ impl Default for KindRates {
 }
 
 impl KindRates {
+    /// The same rate for every kind (benchmarks use the highest, so that
+    /// millions of messages a second never fill a queue).
+    pub fn uniform(rate: f64) -> KindRates {
+        KindRates {
+            long_code: rate,
+            toll_free: rate,
+            short_code: rate,
+        }
+    }
+
     /// The rate of `kind`.
     pub fn of(&self, kind: SenderKind) -> f64 {
         match kind {

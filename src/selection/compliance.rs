@@ -177,17 +177,72 @@ pub struct OptOut {
     pub at: u32,
 }
 
-type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A profile's opted-out recipients: a hash map from the recipient to its
-/// opt-out packed in one word (`at` in the high 32 bits, then the number
-/// of the `via` sender among `vias` plus one, then the keyword's code), so
-/// an entry is two words; empty (and unallocated) for most profiles.
+/// A profile's opted-out recipients: an open-addressing table of the
+/// recipients with each opt-out packed in a parallel word (`at` in the high
+/// 32 bits, then the number of its `via` sender among `vias` plus one, then
+/// the keyword's code). The table grows by half when 85% full, so it stays
+/// 60 to 85% full: 16 bytes a slot, 19 to 27 bytes a recipient.
+///
+/// Most recipients of a send have not opted out, and in a table that full
+/// a miss probes far; a blocked Bloom filter in front (a byte a slot, one
+/// cache line a check) answers almost every miss from one line, and the
+/// table is read only for the rest. Empty (and unallocated) for most
+/// profiles.
 #[derive(Debug, Clone, Default)]
 pub struct OptOuts {
-    by_recipient: FastMap<u64, u64>,
+    /// Cache-line blocks of filter bits; every recipient in the table has
+    /// its bits set (removed ones may keep theirs until the next rebuild).
+    filter: Vec<FilterBlock>,
+    /// Recipients by slot; `EMPTY` and `REMOVED` are no phone number.
+    keys: Vec<u64>,
+    metas: Vec<u64>,
+    len: usize,
+    /// Slots holding a recipient or `REMOVED`.
+    used: usize,
     /// The pool numbers opt-outs came through (a profile has few).
     vias: Vec<PhoneNumber>,
+}
+
+const EMPTY: u64 = 0;
+const REMOVED: u64 = u64::MAX;
+
+/// 512 filter bits: one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct FilterBlock([u64; 8]);
+
+/// Bits a recipient sets in its block.
+const FILTER_BITS: u32 = 6;
+
+/// The block of `key` among `blocks`, and the mask of its bits in each word.
+#[inline]
+fn filter_spot(key: u64, blocks: usize) -> (usize, [u64; 8]) {
+    let h = mix(key ^ 0x517c_c1b7_2722_0a95);
+    let block = ((u128::from(h) * blocks as u128) >> 64) as usize;
+    let mut mask = [0u64; 8];
+    let mut bits = mix(h);
+    for _ in 0..FILTER_BITS {
+        let bit = (bits & 511) as usize;
+        mask[bit / 64] |= 1 << (bit % 64);
+        bits >>= 9;
+    }
+    (block, mask)
+}
+
+/// splitmix64's finalizer.
+#[inline]
+fn mix(key: u64) -> u64 {
+    let mut z = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The slot a probe for `key` starts at, in a table of `slots` (the high
+/// half of a 128-bit product maps the hash onto any table size).
+#[inline]
+fn home(key: u64, slots: usize) -> usize {
+    ((u128::from(mix(key)) * slots as u128) >> 64) as usize
 }
 
 impl OptOuts {
@@ -202,7 +257,9 @@ impl OptOuts {
                 }
             },
         };
-        u64::from(o.at) << 32 | (via as u64 & 0x1fff_ffff) << 3 | u64::from(o.keyword.map_or(0, OptOutKeyword::code))
+        u64::from(o.at) << 32
+            | (via as u64 & 0x1fff_ffff) << 3
+            | u64::from(o.keyword.map_or(0, OptOutKeyword::code))
     }
 
     fn unpack(&self, meta: u64) -> OptOut {
@@ -214,38 +271,133 @@ impl OptOuts {
         }
     }
 
+    /// Whether the filter lets `key` through (it may be in the table).
+    #[inline]
+    fn may_hold(&self, key: u64) -> bool {
+        let (block, mask) = filter_spot(key, self.filter.len());
+        let words = &self.filter[block].0;
+        (0..8).all(|w| words[w] & mask[w] == mask[w])
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        let slots = self.keys.len();
+        if self.len == 0 || !self.may_hold(key) {
+            return None;
+        }
+        let mut i = home(key, slots);
+        loop {
+            match self.keys[i] {
+                k if k == key => return Some(i),
+                EMPTY => return None,
+                _ => i = if i + 1 == slots { 0 } else { i + 1 },
+            }
+        }
+    }
+
+    /// Starts bringing in the slot a check of `to` reads, so that the check
+    /// overlaps other reads (a selection's sticky lookup).
+    #[inline]
+    pub fn prefetch(&self, to: PhoneNumber) {
+        if self.len > 0 {
+            let (block, _) = filter_spot(to.as_u64(), self.filter.len());
+            super::prefetch(&self.filter[block]);
+        }
+    }
+
     /// Whether `to` has opted out.
     #[inline]
     pub fn contains(&self, to: PhoneNumber) -> bool {
-        !self.by_recipient.is_empty() && self.by_recipient.contains_key(&to.as_u64())
+        self.find(to.as_u64()).is_some()
     }
 
     /// The opt-out of `to`, if any.
     pub fn get(&self, to: PhoneNumber) -> Option<OptOut> {
-        self.by_recipient.get(&to.as_u64()).map(|&m| self.unpack(m))
+        self.find(to.as_u64()).map(|i| self.unpack(self.metas[i]))
     }
 
     /// Records that `to` opted out (replacing an earlier opt-out).
     pub fn insert(&mut self, to: PhoneNumber, opt_out: OptOut) {
         let meta = self.pack(opt_out);
-        self.by_recipient.insert(to.as_u64(), meta);
+        let key = to.as_u64();
+        if let Some(i) = self.find(key) {
+            self.metas[i] = meta;
+            return;
+        }
+        if (self.used + 1) * 100 > self.keys.len() * 85 {
+            self.resize((self.len + 1) * 3 / 2 + 8);
+        }
+        let slots = self.keys.len();
+        let mut i = home(key, slots);
+        while self.keys[i] != EMPTY && self.keys[i] != REMOVED {
+            i = if i + 1 == slots { 0 } else { i + 1 };
+        }
+        if self.keys[i] == EMPTY {
+            self.used += 1;
+        }
+        self.keys[i] = key;
+        self.metas[i] = meta;
+        self.len += 1;
+        self.mark(key);
+    }
+
+    /// Sets the filter bits of `key`.
+    fn mark(&mut self, key: u64) {
+        let (block, mask) = filter_spot(key, self.filter.len());
+        for (word, bits) in self.filter[block].0.iter_mut().zip(mask) {
+            *word |= bits;
+        }
     }
 
     /// `to` opts back in; returns its opt-out, if it had one.
     pub fn remove(&mut self, to: PhoneNumber) -> Option<OptOut> {
-        let meta = self.by_recipient.remove(&to.as_u64())?;
-        Some(self.unpack(meta))
+        let i = self.find(to.as_u64())?;
+        self.keys[i] = REMOVED;
+        self.len -= 1;
+        Some(self.unpack(self.metas[i]))
+    }
+
+    /// Rebuilds the table with `slots` slots (dropping removed entries).
+    fn resize(&mut self, slots: usize) {
+        let old = std::mem::take(&mut self.keys);
+        let metas = std::mem::take(&mut self.metas);
+        self.keys = vec![EMPTY; slots];
+        self.metas = vec![0; slots];
+        // A byte of filter a slot: about 10 bits a recipient, so about one
+        // miss in a hundred gets through to the table.
+        self.filter = vec![FilterBlock::default(); slots.div_ceil(64)];
+        self.used = self.len;
+        for (key, meta) in old.into_iter().zip(metas) {
+            if key != EMPTY && key != REMOVED {
+                let mut i = home(key, slots);
+                while self.keys[i] != EMPTY {
+                    i = if i + 1 == slots { 0 } else { i + 1 };
+                }
+                self.keys[i] = key;
+                self.metas[i] = meta;
+                self.mark(key);
+            }
+        }
     }
 
     /// Opted-out recipients.
     pub fn len(&self) -> usize {
-        self.by_recipient.len()
+        self.len
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.keys
+            .iter()
+            .zip(&self.metas)
+            .filter(|(k, _)| **k != EMPTY && **k != REMOVED)
+            .map(|(k, m)| (*k, *m))
     }
 
     /// `limit` opt-outs from `offset`, in recipient order. Costs a pass
     /// over every opt-out of the profile (no index is kept in order).
     pub fn page(&self, offset: usize, limit: usize) -> Vec<(PhoneNumber, OptOut)> {
-        let mut keys: Vec<u64> = self.by_recipient.keys().copied().collect();
+        let mut keys: Vec<u64> = self.entries().map(|(k, _)| k).collect();
         if offset >= keys.len() || limit == 0 {
             return Vec::new();
         }
@@ -262,20 +414,24 @@ impl OptOuts {
         let page = &mut rest[..end];
         page.sort_unstable();
         page.iter()
-            .filter_map(|&k| Some((PhoneNumber::from_u64(k)?, self.get(PhoneNumber::from_u64(k)?)?)))
+            .filter_map(|&k| {
+                let to = PhoneNumber::from_u64(k)?;
+                Some((to, self.get(to)?))
+            })
             .collect()
     }
 
     /// Every opt-out, unordered (snapshots).
     pub fn all(&self) -> impl Iterator<Item = (PhoneNumber, OptOut)> + '_ {
-        self.by_recipient
-            .iter()
-            .filter_map(|(&to, &meta)| Some((PhoneNumber::from_u64(to)?, self.unpack(meta))))
+        self.entries()
+            .filter_map(|(k, m)| Some((PhoneNumber::from_u64(k)?, self.unpack(m))))
     }
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.by_recipient.allocation_size() + self.vias.capacity() * std::mem::size_of::<PhoneNumber>()
+        (self.keys.capacity() + self.metas.capacity()) * 8
+            + self.filter.capacity() * std::mem::size_of::<FilterBlock>()
+            + self.vias.capacity() * std::mem::size_of::<PhoneNumber>()
     }
 }
 
@@ -319,7 +475,11 @@ mod tests {
             at: 1_800_000_000,
         };
         set.insert(n("+14155550100"), o);
-        let api = OptOut { keyword: None, via: None, at: 7 };
+        let api = OptOut {
+            keyword: None,
+            via: None,
+            at: 7,
+        };
         set.insert(n("+14155550101"), api);
         assert_eq!(set.get(n("+14155550100")), Some(o));
         assert_eq!(set.get(n("+14155550101")), Some(api));
@@ -331,13 +491,54 @@ mod tests {
     }
 
     #[test]
+    fn the_table_grows_and_forgets_removed_recipients() {
+        let mut set = OptOuts::default();
+        let to = |i: u64| PhoneNumber::from_u64(14_155_550_000 + i).unwrap();
+        let o = |i: u64| OptOut {
+            keyword: None,
+            via: None,
+            at: i as u32,
+        };
+        for i in 0..10_000 {
+            set.insert(to(i), o(i));
+        }
+        for i in (0..10_000).step_by(2) {
+            assert_eq!(set.remove(to(i)), Some(o(i)));
+        }
+        for i in 0..10_000 {
+            assert_eq!(set.get(to(i)), (i % 2 == 1).then(|| o(i)), "{i}");
+        }
+        // Removed slots are reused, and the table stays bounded.
+        for round in 0..5 {
+            for i in (0..10_000).step_by(2) {
+                set.insert(to(i), o(i + round));
+                set.remove(to(i));
+            }
+        }
+        assert_eq!(set.len(), 5_000);
+        assert!(set.heap_bytes() < 5_000 * 48, "{}", set.heap_bytes());
+        assert!(set.contains(to(9_999)) && !set.contains(to(10_001)));
+    }
+
+    #[test]
     fn pages_are_in_recipient_order() {
         let mut set = OptOuts::default();
         for i in (0..100u64).rev() {
             let to = PhoneNumber::from_u64(14_155_550_000 + i * 7 % 100).unwrap();
-            set.insert(to, OptOut { keyword: None, via: None, at: i as u32 });
+            set.insert(
+                to,
+                OptOut {
+                    keyword: None,
+                    via: None,
+                    at: i as u32,
+                },
+            );
         }
-        let all: Vec<u64> = (0..100).flat_map(|p| set.page(p * 7, 7)).map(|(to, _)| to.as_u64()).take(100).collect();
+        let all: Vec<u64> = (0..100)
+            .flat_map(|p| set.page(p * 7, 7))
+            .map(|(to, _)| to.as_u64())
+            .take(100)
+            .collect();
         let want: Vec<u64> = (0..100).map(|i| 14_155_550_000 + i).collect();
         assert_eq!(all, want);
         assert!(set.page(100, 5).is_empty());
@@ -345,21 +546,38 @@ mod tests {
 
     #[test]
     fn destinations_by_region_of_the_recipient() {
-        let only = |l: &[&str]| Destinations::parse(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let only =
+            |l: &[&str]| Destinations::parse(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         let us = only(&["US"]).unwrap();
         assert!(us.check(n("+14155550100")).is_ok());
         // Canada and Puerto Rico share +1 and are not US.
-        assert_eq!(us.check(n("+14165550100")).unwrap_err().map(|r| r.to_string()), Some("CA".into()));
-        assert_eq!(us.check(n("+17875550100")).unwrap_err().map(|r| r.to_string()), Some("PR".into()));
+        assert_eq!(
+            us.check(n("+14165550100"))
+                .unwrap_err()
+                .map(|r| r.to_string()),
+            Some("CA".into())
+        );
+        assert_eq!(
+            us.check(n("+17875550100"))
+                .unwrap_err()
+                .map(|r| r.to_string()),
+            Some("PR".into())
+        );
         let london = n("+442079460000");
-        assert_eq!(us.check(london).unwrap_err().map(|r| r.to_string()), Some("GB".into()));
+        assert_eq!(
+            us.check(london).unwrap_err().map(|r| r.to_string()),
+            Some("GB".into())
+        );
         assert!(only(&["GB", "US"]).unwrap().check(london).is_ok());
         // +44 7911 is Guernsey, which shares +44: not GB.
         assert!(only(&["GB"]).unwrap().check(n("+447911123456")).is_err());
         // A number of no region passes only "*".
         assert_eq!(only(&["GB"]).unwrap().check(n("+447700900123")), Err(None));
         assert!(only(&["*"]).unwrap().check(n("+447700900123")).is_ok());
-        assert!(only(&[]).unwrap().check(n("+14155550100")).is_err(), "[] allows nothing");
+        assert!(
+            only(&[]).unwrap().check(n("+14155550100")).is_err(),
+            "[] allows nothing"
+        );
         assert_eq!(only(&["US", "ZZ"]).unwrap_err().index, 1);
         assert_eq!(only(&["us"]).unwrap_err().index, 0);
     }

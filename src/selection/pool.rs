@@ -130,9 +130,7 @@ impl GeoIndex {
             RotationKey::Kind(_) => None,
             RotationKey::Npa(npa) => find(&self.by_npa, npa).map(|i| &mut self.by_npa[i].1),
             RotationKey::Region(r) => find(&self.by_region, r).map(|i| &mut self.by_region[i].1),
-            RotationKey::Country(c) => {
-                find(&self.by_country, c).map(|i| &mut self.by_country[i].1)
-            }
+            RotationKey::Country(c) => find(&self.by_country, c).map(|i| &mut self.by_country[i].1),
         }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::compliance::{Destinations, OptOut, OptOuts};
 use super::capacity::{
     busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
 };
+use super::compliance::{Destinations, OptOut, OptOuts};
 use super::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts, HealthSlice};
 use super::pool::{kind_index, Carried, Pool, SenderRef};
 use super::rules::{
@@ -355,6 +355,12 @@ impl ProfileState {
         health: &HealthConfig,
         track: bool,
     ) -> Result<Selection, Refusal> {
+        if self.opt_outs.len() > 0 {
+            // The opt-out check and the sticky lookup after it each read a
+            // line of a large table: start both reads now, so they overlap.
+            self.opt_outs.prefetch(recipient);
+            self.prefetch(recipient, 1);
+        }
         self.admit(recipient)?;
         self.roll_day(now_ms);
         self.check_daily_limit()?;

@@ -9,8 +9,8 @@ use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
     Capacity, CapacityConfig, CapacityUpdate, DeliveryOutcome, Dispatch, Engine, EngineConfig,
-    Error, ExpireReport, LimitsError, NewProfile, NoSender, Outbound, PhoneNumber, PinError,
-    PoolSettings, ProfileId, ProfileUpdate, Selection, SettingsError, SettingsUpdate,
+    Error, ExpireReport, Inbound, LimitsError, NewProfile, NoSender, Outbound, PhoneNumber,
+    PinError, PoolSettings, ProfileId, ProfileUpdate, Selection, SettingsError, SettingsUpdate,
     StickyMapping,
 };
 
@@ -24,6 +24,9 @@ pub enum Failure {
     Limits(LimitsError),
     QueueFull { sender: PhoneNumber, wait: Duration },
     DailyLimit,
+    Disabled,
+    Destination(Option<String>),
+    OptedOut,
     Other(String),
 }
 
@@ -37,6 +40,9 @@ impl From<Error> for Failure {
             Error::Limits(e) => Failure::Limits(e),
             Error::QueueFull { sender, wait } => Failure::QueueFull { sender, wait },
             Error::DailyLimit => Failure::DailyLimit,
+            Error::ProfileDisabled => Failure::Disabled,
+            Error::DestinationNotAllowed { region } => Failure::Destination(region),
+            Error::OptedOut => Failure::OptedOut,
             other => Failure::Other(other.to_string()),
         }
     }
@@ -90,6 +96,13 @@ pub trait Backend {
         };
         block_on(self.engine().update_profile(id, update))?;
         Ok(())
+    }
+    fn update_profile(&mut self, id: ProfileId, update: ProfileUpdate) -> Result<(), Failure> {
+        block_on(self.engine().update_profile(id, update))?;
+        Ok(())
+    }
+    fn receive(&mut self, from: PhoneNumber, to: PhoneNumber, text: &str) -> Inbound {
+        block_on(self.engine().receive(from, to, text)).unwrap()
     }
     fn set_rate(&mut self, number: PhoneNumber, rate: Option<f64>) -> Result<(), Failure> {
         block_on(self.engine().set_rate(number, rate))?;

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod capacity;
+pub mod compliance;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -388,7 +389,10 @@ pub fn geomatch_outside_the_nanp_prefers_the_recipients_country<B: Backend>() {
     let mut w = World::<B>::new(geo(), &[A, uk, de]);
     for _ in 0..3 {
         let s = w.send("+447700900123");
-        assert_eq!((s.sender.to_string(), s.reason), (uk.to_string(), Reason::Geomatch));
+        assert_eq!(
+            (s.sender.to_string(), s.reason),
+            (uk.to_string(), Reason::Geomatch)
+        );
     }
     assert_eq!(w.send("+4930123456").sender.to_string(), de);
     // No sender of the country (France): the weighted pick over the pool.
@@ -857,6 +861,34 @@ macro_rules! scenario_tests {
         #[test]
         fn changing_the_ttl_never_revives_an_expired_mapping() {
             scenarios::changing_the_ttl_never_revives_an_expired_mapping::<$backend>();
+        }
+        #[test]
+        fn every_opt_out_keyword_in_any_case_and_spacing_opts_out_and_start_opts_back_in() {
+            scenarios::compliance::every_opt_out_keyword_in_any_case_and_spacing_opts_out_and_start_opts_back_in::<$backend>();
+        }
+        #[test]
+        fn a_keyword_inside_a_longer_text_changes_nothing() {
+            scenarios::compliance::a_keyword_inside_a_longer_text_changes_nothing::<$backend>();
+        }
+        #[test]
+        fn an_opted_out_recipient_gets_nothing_and_its_mapping_waits_for_start() {
+            scenarios::compliance::an_opted_out_recipient_gets_nothing_and_its_mapping_waits_for_start::<$backend>();
+        }
+        #[test]
+        fn an_opt_out_stays_with_the_profile_it_was_sent_to_when_the_number_moves() {
+            scenarios::compliance::an_opt_out_stays_with_the_profile_it_was_sent_to_when_the_number_moves::<$backend>();
+        }
+        #[test]
+        fn destinations_go_by_the_recipients_region_across_the_nanp() {
+            scenarios::compliance::destinations_go_by_the_recipients_region_across_the_nanp::<$backend>();
+        }
+        #[test]
+        fn a_disabled_profile_sends_nothing_and_keeps_its_mappings() {
+            scenarios::compliance::a_disabled_profile_sends_nothing_and_keeps_its_mappings::<$backend>();
+        }
+        #[test]
+        fn checks_run_in_the_documented_order_and_a_refusal_changes_nothing() {
+            scenarios::compliance::checks_run_in_the_documented_order_and_a_refusal_changes_nothing::<$backend>();
         }
         #[test]
         fn a_queue_grows_by_parts_over_the_rate_and_drains_with_time() {

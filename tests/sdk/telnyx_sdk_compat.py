@@ -5,8 +5,10 @@ Runs the scenario twice: with the SDK's default response handling and with
 _strict_response_validation=True. Exits non-zero on the first failure.
 """
 
+import json
 import os
 import sys
+import urllib.request
 import uuid
 
 import telnyx
@@ -57,6 +59,28 @@ def scenario(strict: bool) -> None:
     assert first.from_.phone_number in numbers
     assert first.from_.phone_number == second.from_.phone_number, "sticky sender"
     assert second.to[0].status == "queued"
+
+    # An opted-out recipient (opted out through numpool's extension route):
+    # the SDK raises its typed 422 error, and the code is readable.
+    stopped = "+14155550198"
+    request = urllib.request.Request(
+        f"{BASE_URL}/messaging_profiles/{profile.id}/opt_outs/%2B{stopped[1:]}",
+        method="PUT",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
+    with urllib.request.urlopen(request) as reply:
+        assert json.load(reply)["data"]["to"] == stopped
+    try:
+        client.messages.send_number_pool(
+            messaging_profile_id=profile.id, to=stopped, text="hello"
+        )
+    except telnyx.UnprocessableEntityError as e:
+        body = e.body if isinstance(e.body, dict) else {}
+        errors = body.get("errors") or e.response.json()["errors"]
+        assert errors[0]["code"] == "40300", errors
+        assert errors[0]["title"] == "Blocked due to STOP message", errors
+    else:
+        raise AssertionError("a send to an opted-out recipient must raise UnprocessableEntityError")
 
     patched = client.messaging_profiles.update(
         profile.id, number_pool_settings={"sticky_sender": False}

@@ -12,7 +12,9 @@ use crate::{MappingCursor, PhoneNumber};
 use serde_json::json;
 
 /// The profile and the recipient a path names (`.../{id}/.../{to}`).
-pub(super) fn mapping_path(path: web::Path<(String, String)>) -> Result<(ProfileId, PhoneNumber), ApiError> {
+pub(super) fn mapping_path(
+    path: web::Path<(String, String)>,
+) -> Result<(ProfileId, PhoneNumber), ApiError> {
     let (id, to) = path.into_inner();
     let profile = path_profile(&id)?;
     let to =

@@ -12,8 +12,8 @@ use crate::server::http::auth;
 use crate::server::http::body::{self, Fields};
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::{Claim, Weigh};
-use crate::{DeliveryOutcome, Inbound};
 use crate::PhoneNumber;
+use crate::{DeliveryOutcome, Inbound};
 
 /// What the cache of event ids holds.
 #[derive(Clone, Copy)]
