@@ -357,9 +357,12 @@ impl ProfileState {
     ) -> Result<Selection, Refusal> {
         if self.opt_outs.len() > 0 {
             // The opt-out check and the sticky lookup after it each read a
-            // line of a large table: start both reads now, so they overlap.
+            // line of a large table: start the reads now (the filter's, and
+            // the sticky index word's and the entry it names), so they
+            // overlap instead of following one another.
             self.opt_outs.prefetch(recipient);
             self.prefetch(recipient, 1);
+            self.prefetch(recipient, 2);
         }
         self.admit(recipient)?;
         self.roll_day(now_ms);
@@ -468,6 +471,9 @@ impl ProfileState {
     /// [`StickyMap::prefetch`]); batches call it a few recipients ahead.
     #[inline]
     pub fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
+        if stage == 1 {
+            self.opt_outs.prefetch(recipient);
+        }
         if self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
             self.sticky.prefetch(recipient, stage);
         }
