@@ -177,6 +177,20 @@ impl Engine {
     }
 
     /// The opt-out of `to` from `profile`, if it opted out.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let profile = engine.create_profile(NewProfile::default()).await?.id;
+    /// let to = PhoneNumber::parse_e164("+14155550123")?;
+    /// assert_eq!(engine.opt_out_of(profile, to).await?, None);
+    /// engine.opt_out(profile, to).await?;
+    /// assert_eq!(engine.opt_out_of(profile, to).await?.map(|r| r.to), Some(to));
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn opt_out_of(
         &self,
         profile: ProfileId,
@@ -230,6 +244,18 @@ impl Engine {
     }
 
     /// How many recipients opted out of `profile`.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let profile = engine.create_profile(NewProfile::default()).await?.id;
+    /// engine.opt_out(profile, PhoneNumber::parse_e164("+14155550123")?).await?;
+    /// assert_eq!(engine.opt_out_count(profile).await?, 1);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn opt_out_count(&self, profile: ProfileId) -> Result<usize, Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;

@@ -1,5 +1,9 @@
 //! Journal records and their framing.
 //!
+//! (One file, longer than most: the layout table below, the encoder and the
+//! decoder of every record kind are kept side by side, so that a change to
+//! one is seen next to the others; a third of it is tests.)
+//!
 //! Every record is framed as
 //!
 //! | bytes | field |

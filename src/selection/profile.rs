@@ -1,6 +1,14 @@
 //! [`ProfileState`]: one messaging profile's settings, pool, sticky map and
 //! counters, and every operation on them. The engine's actor for the
 //! profile owns one; recovery builds them before any actor exists.
+//! Reading and changing its mappings is in `profile/mappings.rs`; what the
+//! journal and snapshots read out of a profile and put back, in
+//! `profile/journaled.rs`.
+
+mod journaled;
+mod mappings;
+
+pub(crate) use journaled::DailyCounts;
 
 use std::time::Duration;
 
@@ -8,13 +16,13 @@ use super::capacity::{
     busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
 };
 use super::compliance::{Destinations, OptOut, OptOuts};
-use super::health::{DeliveryOutcome, Health, HealthConfig, HealthCounts, HealthSlice};
-use super::pool::{kind_index, Carried, Pool, SenderRef};
+use super::health::{DeliveryOutcome, HealthConfig, HealthCounts};
+use super::pool::{Carried, Pool};
 use super::rules::{
     choose, eligibility, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason, Refusal,
     SelectState, Selection,
 };
-use super::sticky::{ExpireReport, MapPosition, Mapping, StickyMap};
+use super::sticky::{ExpireReport, StickyMap};
 use super::weighted::SmoothWeighted;
 use crate::clock::Timestamp;
 use crate::number::{PhoneNumber, SenderKind};
@@ -116,15 +124,6 @@ pub(crate) struct Shape {
     pub shards: usize,
     /// Queues, caps and rates.
     pub capacity: CapacityConfig,
-}
-
-/// A sender's counters of one day, as snapshots keep them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DailyCounts {
-    pub sender: PhoneNumber,
-    pub day: i32,
-    pub messages: u32,
-    pub new_recipients: u32,
 }
 
 /// One messaging profile's selection state.
@@ -553,179 +552,6 @@ impl ProfileState {
         })
     }
 
-    /// Today's counters of every sender that has any, and the profile's
-    /// (snapshots and the journal keep them).
-    pub fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
-        let day = self.today.index;
-        let senders = self
-            .pool
-            .occupied()
-            .filter_map(|(slot, s)| {
-                let load = self.pool.load(slot);
-                (load.day == day && load.messages > 0).then_some(DailyCounts {
-                    sender: s.number,
-                    day,
-                    messages: load.messages,
-                    new_recipients: load.new_recipients,
-                })
-            })
-            .collect();
-        (day, self.messages_today, senders)
-    }
-
-    /// The counters of one sender, for the journal after a counted send.
-    pub fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
-        let load = self.pool.load(self.pool.lookup(sender)?.slot);
-        Some(DailyCounts {
-            sender,
-            day: load.day,
-            messages: load.messages,
-            new_recipients: load.new_recipients,
-        })
-    }
-
-    /// The counters a journal keeps for a counted send from `sender`:
-    /// today's count of the profile and of the sender, each rounded up to
-    /// the end of its block (see `profile_block`). The journal writes them
-    /// when a send starts a new block ([`Selection::starts_block`]), so a
-    /// crash can lose no count: recovery reads the reservation back, which
-    /// errs on the side of the caps.
-    pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
-        let mut counts = self.daily_count(sender);
-        if let Some(c) = &mut counts {
-            c.messages = reserved(c.messages, DAILY_BLOCK);
-        }
-        (self.today.index, self.reserved_today, counts)
-    }
-
-    /// Puts back daily counters (recovery): the profile's count of `day`,
-    /// and a sender's. Records are replayed in the order they were
-    /// written, so the last one holds: an exact count (a snapshot, a clean
-    /// shutdown) or a block's reservation, which bounds the count from
-    /// above. Counters of another day than the one holding `now_ms` are
-    /// dropped (they would read as zero anyway).
-    pub fn restore_daily(
-        &mut self,
-        now_ms: u64,
-        day: i32,
-        profile_messages: u32,
-        sender: Option<DailyCounts>,
-    ) {
-        self.roll_day(now_ms);
-        if day != self.today.index {
-            return;
-        }
-        self.messages_today = profile_messages;
-        self.reserved_today = profile_messages;
-        if let Some(c) = sender {
-            if let Some(r) = self.pool.lookup(c.sender) {
-                let load = self.pool.load_mut(r.slot);
-                load.start_day(day);
-                load.messages = c.messages;
-                load.new_recipients = c.new_recipients;
-            }
-        }
-    }
-
-    /// Counts a new recipient of `sender` made at `at` seconds (recovery
-    /// replays the mappings selections made; each was a new recipient).
-    pub fn restore_new_recipient(&mut self, sender: PhoneNumber, at: u32, now_ms: u64) {
-        self.roll_day(now_ms);
-        if !self.today.holds(u64::from(at) * 1000) {
-            return;
-        }
-        let day = self.today.index;
-        if let Some(r) = self.pool.lookup(sender) {
-            let load = self.pool.load_mut(r.slot);
-            if load.day != day {
-                load.start_day(day);
-            }
-            load.new_recipients = load.new_recipients.saturating_add(1);
-        }
-    }
-
-    fn in_pool(&self) -> impl Fn(SenderRef) -> bool + '_ {
-        |r| self.pool.resolve(r).is_some()
-    }
-
-    fn record(&self, m: Mapping) -> Option<StickyMapping> {
-        Some(StickyMapping {
-            to: m.recipient,
-            from: self.pool.resolve(m.sender)?.number,
-            created_at: m.created_at,
-            last_used_at: m.last_used,
-            expires_at: m.expires_at,
-            pinned: m.pinned,
-        })
-    }
-
-    /// The live mapping of `recipient`, if any.
-    pub fn mapping(&self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
-        self.record(self.sticky.get(recipient, now, self.in_pool())?)
-    }
-
-    /// One page of the live mappings (of `sender` only, if given), in
-    /// storage order from `from`; see [`StickyMap::page`].
-    pub fn mappings_page(
-        &self,
-        from: MapPosition,
-        limit: usize,
-        budget: usize,
-        sender: Option<PhoneNumber>,
-        now: u32,
-    ) -> (Vec<StickyMapping>, Option<MapPosition>) {
-        let only = sender.map(|n| self.pool.lookup(n));
-        let (page, next) = self.sticky.page(from, limit, budget, now, |r| {
-            self.pool.resolve(r).is_some() && only.is_none_or(|o| o == Some(r))
-        });
-        (
-            page.into_iter().filter_map(|m| self.record(m)).collect(),
-            next,
-        )
-    }
-
-    /// Number of parts [`ProfileState::mappings_part`] divides the mappings into.
-    pub fn mapping_parts(&self) -> usize {
-        self.sticky.shard_count()
-    }
-
-    /// The live mappings of one part (a shard of the sticky map), unordered.
-    pub fn mappings_part(&self, part: usize, now: u32) -> Vec<StickyMapping> {
-        self.sticky
-            .live_in_shard(part, now, self.in_pool())
-            .into_iter()
-            .filter_map(|m| self.record(m))
-            .collect()
-    }
-
-    /// Pins `recipient` to `sender`, which must be a pickable sender of this pool.
-    pub fn pin(
-        &mut self,
-        recipient: PhoneNumber,
-        sender: PhoneNumber,
-        now: u32,
-    ) -> Result<StickyMapping, PinError> {
-        if !self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
-            return Err(PinError::StickyOff);
-        }
-        let r = self.pool.lookup(sender).ok_or(PinError::SenderNotInPool)?;
-        if kind_index(sender.kind()).is_none() {
-            return Err(PinError::ShortCode);
-        }
-        if !self.sticky.pin(recipient, r, now) {
-            return Err(PinError::Full);
-        }
-        self.mapping(recipient, now).ok_or(PinError::Full)
-    }
-
-    /// Breaks the mapping of `recipient`; returns it if it was live.
-    pub fn unmap(&mut self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
-        let removed = self
-            .sticky
-            .remove(recipient, now, |r| self.pool.resolve(r).is_some())?;
-        self.record(removed)
-    }
-
     /// Lets the timing wheels reach `now`, visiting at most `budget` entries.
     pub fn expire(&mut self, now: u32, budget: usize) -> ExpireReport {
         let pool = &self.pool;
@@ -746,47 +572,6 @@ impl ProfileState {
             opt_out_heap_bytes: self.opt_outs.heap_bytes(),
             ..self.stats
         }
-    }
-
-    /// Puts back a mapping to `from` as it was (recovery); ignored if `from`
-    /// is not in the pool.
-    pub fn restore_mapping(
-        &mut self,
-        to: PhoneNumber,
-        from: PhoneNumber,
-        created_at: u32,
-        last_used: u32,
-        pinned: bool,
-    ) {
-        if let Some(r) = self.pool.lookup(from) {
-            self.sticky.restore(to, r, created_at, last_used, pinned);
-        }
-    }
-
-    /// Moves a mapping's last use forward (recovery).
-    pub fn restore_touch(&mut self, to: PhoneNumber, last_used: u32) {
-        self.sticky.restore_touch(to, last_used);
-    }
-
-    /// Sets a sender's health to `slices` (recovery).
-    pub fn restore_health(
-        &mut self,
-        sender: PhoneNumber,
-        slices: &[HealthSlice],
-        config: &HealthConfig,
-    ) {
-        if let Some(s) = self.pool.sender_mut(sender) {
-            s.health = Health::from_slices(slices, config);
-        }
-    }
-
-    /// The senders with their health slices, in joining order (snapshots).
-    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
-        self.pool
-            .senders()
-            .into_iter()
-            .map(|s| (s.number, s.health.slices()))
-            .collect()
     }
 
     /// Removes every sender (the profile is being deleted), returning their numbers.

@@ -1,0 +1,150 @@
+//! What the journal and snapshots read out of a [`ProfileState`] and put
+//! back at recovery: daily counts, mappings as they were, health.
+
+use super::ProfileState;
+use crate::number::PhoneNumber;
+use crate::selection::capacity::{reserved, DAILY_BLOCK};
+use crate::selection::health::{Health, HealthConfig, HealthSlice};
+
+/// A sender's counters of one day, as snapshots keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DailyCounts {
+    pub sender: PhoneNumber,
+    pub day: i32,
+    pub messages: u32,
+    pub new_recipients: u32,
+}
+
+impl ProfileState {
+    /// Today's counters of every sender that has any, and the profile's
+    /// (snapshots and the journal keep them).
+    pub fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
+        let day = self.today.index;
+        let senders = self
+            .pool
+            .occupied()
+            .filter_map(|(slot, s)| {
+                let load = self.pool.load(slot);
+                (load.day == day && load.messages > 0).then_some(DailyCounts {
+                    sender: s.number,
+                    day,
+                    messages: load.messages,
+                    new_recipients: load.new_recipients,
+                })
+            })
+            .collect();
+        (day, self.messages_today, senders)
+    }
+
+    /// The counters of one sender, for the journal after a counted send.
+    pub fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
+        let load = self.pool.load(self.pool.lookup(sender)?.slot);
+        Some(DailyCounts {
+            sender,
+            day: load.day,
+            messages: load.messages,
+            new_recipients: load.new_recipients,
+        })
+    }
+
+    /// The counters a journal keeps for a counted send from `sender`:
+    /// today's count of the profile and of the sender, each rounded up to
+    /// the end of its block (see `profile_block`). The journal writes them
+    /// when a send starts a new block ([`Selection::starts_block`]), so a
+    /// crash can lose no count: recovery reads the reservation back, which
+    /// errs on the side of the caps.
+    pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
+        let mut counts = self.daily_count(sender);
+        if let Some(c) = &mut counts {
+            c.messages = reserved(c.messages, DAILY_BLOCK);
+        }
+        (self.today.index, self.reserved_today, counts)
+    }
+
+    /// Puts back daily counters (recovery): the profile's count of `day`,
+    /// and a sender's. Records are replayed in the order they were
+    /// written, so the last one holds: an exact count (a snapshot, a clean
+    /// shutdown) or a block's reservation, which bounds the count from
+    /// above. Counters of another day than the one holding `now_ms` are
+    /// dropped (they would read as zero anyway).
+    pub fn restore_daily(
+        &mut self,
+        now_ms: u64,
+        day: i32,
+        profile_messages: u32,
+        sender: Option<DailyCounts>,
+    ) {
+        self.roll_day(now_ms);
+        if day != self.today.index {
+            return;
+        }
+        self.messages_today = profile_messages;
+        self.reserved_today = profile_messages;
+        if let Some(c) = sender {
+            if let Some(r) = self.pool.lookup(c.sender) {
+                let load = self.pool.load_mut(r.slot);
+                load.start_day(day);
+                load.messages = c.messages;
+                load.new_recipients = c.new_recipients;
+            }
+        }
+    }
+
+    /// Counts a new recipient of `sender` made at `at` seconds (recovery
+    /// replays the mappings selections made; each was a new recipient).
+    pub fn restore_new_recipient(&mut self, sender: PhoneNumber, at: u32, now_ms: u64) {
+        self.roll_day(now_ms);
+        if !self.today.holds(u64::from(at) * 1000) {
+            return;
+        }
+        let day = self.today.index;
+        if let Some(r) = self.pool.lookup(sender) {
+            let load = self.pool.load_mut(r.slot);
+            if load.day != day {
+                load.start_day(day);
+            }
+            load.new_recipients = load.new_recipients.saturating_add(1);
+        }
+    }
+
+    /// Puts back a mapping to `from` as it was (recovery); ignored if `from`
+    /// is not in the pool.
+    pub fn restore_mapping(
+        &mut self,
+        to: PhoneNumber,
+        from: PhoneNumber,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+    ) {
+        if let Some(r) = self.pool.lookup(from) {
+            self.sticky.restore(to, r, created_at, last_used, pinned);
+        }
+    }
+
+    /// Moves a mapping's last use forward (recovery).
+    pub fn restore_touch(&mut self, to: PhoneNumber, last_used: u32) {
+        self.sticky.restore_touch(to, last_used);
+    }
+
+    /// Sets a sender's health to `slices` (recovery).
+    pub fn restore_health(
+        &mut self,
+        sender: PhoneNumber,
+        slices: &[HealthSlice],
+        config: &HealthConfig,
+    ) {
+        if let Some(s) = self.pool.sender_mut(sender) {
+            s.health = Health::from_slices(slices, config);
+        }
+    }
+
+    /// The senders with their health slices, in joining order (snapshots).
+    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
+        self.pool
+            .senders()
+            .into_iter()
+            .map(|s| (s.number, s.health.slices()))
+            .collect()
+    }
+}
