@@ -11,7 +11,7 @@ use std::time::Duration;
 use loadgen::args::{Args, Arrival, EngineKind};
 use loadgen::driver::{self, DriverConfig};
 use loadgen::durability;
-use loadgen::report::{self, RunReport};
+use loadgen::report::{self, RunContext, RunReport};
 use loadgen::target::{
     FloorTarget, HttpTarget, NaiveTarget, NumpoolTarget, RedisTarget, Target, TargetError,
 };
@@ -126,6 +126,7 @@ fn main() -> ExitCode {
             EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
                 &workload,
                 args.sticky,
+                args.geomatch,
                 flags.ttl_secs,
             ))),
             EngineKind::Redis => RedisTarget::connect(
@@ -177,13 +178,42 @@ fn main() -> ExitCode {
             }
         }
     }
-    print!("{}", report::summary(&description, &reports));
+    let mut naive_lacks = Vec::new();
+    let mut redis_lacks = Vec::new();
+    if args.geomatch {
+        redis_lacks.push("geomatch");
+    }
+    if args.skip_unhealthy || args.unhealthy_fraction > 0.0 {
+        naive_lacks.push("health");
+        redis_lacks.push("health");
+    }
+    let ctx = RunContext {
+        batch: args.batch,
+        offered: args.rate,
+        naive_lacks,
+        redis_lacks,
+    };
+    print!("{}", report::summary(&description, &reports, &ctx));
     for line in &durability {
         println!("{line}");
     }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
+            "commit": git_commit(),
+            "date": SystemClock.now().to_rfc3339(),
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "latency_sample": ctx.sample(),
             "workload": description,
+            "args": format!("{args:?}"),
+            "spec": {
+                "messages": args.messages, "profiles": args.profiles, "numbers": args.numbers,
+                "recipients": args.recipients, "dist": format!("{:?}", args.dist),
+                "sticky": args.sticky, "geomatch": args.geomatch,
+                "skip_unhealthy": args.skip_unhealthy, "unhealthy_fraction": args.unhealthy_fraction,
+                "ttl_secs": args.ttl.as_secs(), "sim_rate_ns": cfg.sim_rate.as_nanos() as u64,
+                "batch": args.batch, "concurrency": args.concurrency, "rate": args.rate,
+                "seed": args.seed, "capacity": !args.no_capacity, "round_robin": args.round_robin,
+            },
             "runs": reports.iter().map(RunReport::to_json).collect::<Vec<_>>(),
         });
         if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
@@ -193,7 +223,7 @@ fn main() -> ExitCode {
         }
     }
     if let Some(path) = &args.plot {
-        if let Err(e) = report::plot(&reports, path) {
+        if let Err(e) = report::plot(&reports, path, &description, &ctx) {
             eprintln!("loadgen: cannot draw {}: {e}", path.display());
             return ExitCode::from(1);
         }
@@ -255,4 +285,15 @@ fn run_journal(
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok((report, line))
+}
+
+/// The commit of the checkout loadgen runs in, if it is one.
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }

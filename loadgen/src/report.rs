@@ -42,6 +42,8 @@ pub struct RunReport {
     pub latency: Percentiles,
     /// `(percentile, latency ns)` from 0 to 100, for the plot.
     pub spectrum: Vec<(f64, u64)>,
+    /// Latency samples recorded (one per call).
+    pub samples: u64,
     pub outcome: BatchOutcome,
     pub live_mappings: u64,
     pub bytes_per_mapping: Option<f64>,
@@ -50,8 +52,9 @@ pub struct RunReport {
 }
 
 /// The percentiles the spectrum plot is drawn through.
-const SPECTRUM: [f64; 12] = [
-    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+const SPECTRUM: [f64; 16] = [
+    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9995,
+    99.9999, 100.0,
 ];
 
 impl RunReport {
@@ -72,6 +75,7 @@ impl RunReport {
             throughput_per_sec: messages as f64 / wall.as_secs_f64().max(1e-9),
             latency: Percentiles::of(hist),
             spectrum: SPECTRUM.iter().map(|p| (*p, q(p / 100.0))).collect(),
+            samples: hist.len(),
             outcome,
             live_mappings,
             bytes_per_mapping,
@@ -107,6 +111,7 @@ impl RunReport {
                 "p50": self.latency.p50, "p90": self.latency.p90, "p99": self.latency.p99,
                 "p999": self.latency.p999, "max": self.latency.max,
             },
+            "latency_samples": self.samples,
             "sticky_hit_ratio": self.sticky_hit_ratio(),
             "selections": {
                 "sticky": self.outcome.sticky, "geomatch": self.outcome.geomatch,
@@ -129,9 +134,40 @@ fn human_ns(ns: u64) -> String {
     }
 }
 
+/// What the summary needs to know about the run besides its reports.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// Messages per call (one latency sample is one call).
+    pub batch: u32,
+    /// Open loop: the offered rate, messages per second.
+    pub offered: Option<f64>,
+    /// Rules in use that the baselines do not implement, by baseline:
+    /// a throughput ratio against a baseline is printed only when this is
+    /// empty for it (comparisons must be like for like).
+    pub naive_lacks: Vec<&'static str>,
+    pub redis_lacks: Vec<&'static str>,
+}
+
+impl RunContext {
+    /// What one latency sample is.
+    pub fn sample(&self) -> String {
+        match self.batch {
+            1 => "one message (one call)".to_string(),
+            n => format!("one call of {n} messages"),
+        }
+    }
+}
+
 /// The summary printed on stdout: one block per engine, then the ratios.
-pub fn summary(workload: &str, reports: &[RunReport]) -> String {
-    let mut out = format!("workload: {workload}\n\n");
+pub fn summary(workload: &str, reports: &[RunReport], ctx: &RunContext) -> String {
+    let mut out = format!(
+        "workload: {workload}
+"
+    );
+    out.push_str(&format!(
+        "latency: one sample is {}; mappings: live ones only\n\n",
+        ctx.sample()
+    ));
     out.push_str(&format!(
         "{:<8} {:>11} {:>9} {:>13} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11} {:>8}\n",
         "engine",
@@ -188,11 +224,57 @@ pub fn summary(workload: &str, reports: &[RunReport]) -> String {
             ));
         }
     }
-    if let Some(base) = reports
+    if let Some(offered) = ctx.offered {
+        for r in reports {
+            out.push_str(&format!(
+                "{}: achieved {} msg/s of {} offered ({:.0}%)\n",
+                r.engine,
+                human_rate(r.throughput_per_sec),
+                human_rate(offered),
+                100.0 * r.throughput_per_sec / offered
+            ));
+        }
+    }
+    out.push_str(&ratios(reports, ctx));
+    out
+}
+
+/// Throughput ratios of numpool (or http) against each other engine, when
+/// they compare like for like.
+fn ratios(reports: &[RunReport], ctx: &RunContext) -> String {
+    let mut out = String::new();
+    let Some(base) = reports
         .iter()
         .find(|r| r.engine == "numpool" || r.engine == "http")
-    {
-        for r in reports.iter().filter(|r| r.engine != base.engine) {
+    else {
+        return out;
+    };
+    // Open loop: an engine that met the offered rate is not slower than
+    // another that met it too; only a shortfall tells them apart.
+    let met = |r: &RunReport| {
+        ctx.offered
+            .is_some_and(|o| r.throughput_per_sec >= 0.97 * o)
+    };
+    for r in reports.iter().filter(|r| r.engine != base.engine) {
+        let lacks = match r.engine.as_str() {
+            "naive" => &ctx.naive_lacks,
+            "redis" => &ctx.redis_lacks,
+            _ => &Vec::new(),
+        };
+        if !lacks.is_empty() {
+            out.push_str(&format!(
+                "{} / {}: no ratio, {} does not implement {} (not like for like)\n",
+                base.engine,
+                r.engine,
+                r.engine,
+                lacks.join(", ")
+            ));
+        } else if met(base) && met(r) {
+            out.push_str(&format!(
+                "{} / {}: no ratio, both met the offered rate\n",
+                base.engine, r.engine
+            ));
+        } else {
             out.push_str(&format!(
                 "{} throughput / {}: {:.1}x\n",
                 base.engine,
@@ -204,72 +286,128 @@ pub fn summary(workload: &str, reports: &[RunReport]) -> String {
     out
 }
 
-/// Draws every report's latency percentile spectrum on one SVG chart.
-pub fn plot(reports: &[RunReport], path: &Path) -> Result<(), String> {
+/// `11.3 M`, `850 k`, `12`.
+pub fn human_rate(per_sec: f64) -> String {
+    if per_sec >= 1e6 {
+        format!("{:.1} M", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.0} k", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.0}")
+    }
+}
+
+/// The colour-blind-safe palette of Okabe and Ito.
+const PALETTE: [(u8, u8, u8); 6] = [
+    (0, 114, 178),   // blue
+    (230, 159, 0),   // orange
+    (0, 158, 115),   // bluish green
+    (204, 121, 167), // reddish purple
+    (86, 180, 233),  // sky blue
+    (213, 94, 0),    // vermillion
+];
+
+/// A latency in microseconds, in human units.
+fn human_us(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{} ms", trim(us / 1000.0))
+    } else if us >= 1.0 {
+        format!("{} µs", trim(us))
+    } else {
+        format!("{} ns", trim(us * 1000.0))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Draws every report's latency percentile spectrum on one SVG chart. A
+/// percentile is drawn only when at least 10 samples lie above it, so the
+/// tail stops where the samples run out instead of flattening into a line.
+pub fn plot(
+    reports: &[RunReport],
+    path: &Path,
+    workload: &str,
+    ctx: &RunContext,
+) -> Result<(), String> {
     use plotters::prelude::*;
-    // x: "nines" of the percentile, -log10(1 - p); 100% is drawn at the end.
-    let nines = |p: f64| {
-        if p >= 100.0 {
-            5.0
-        } else {
-            -(1.0 - p / 100.0).log10()
-        }
-    };
-    let values = || {
-        reports
+    // x: "nines" of the percentile, -log10(1 - p).
+    let nines = |p: f64| -(1.0 - p / 100.0).log10();
+    let supported = |r: &RunReport| {
+        r.spectrum
             .iter()
-            .flat_map(|r| r.spectrum.iter().map(|(_, v)| (*v as f64 / 1e3).max(0.001)))
+            .filter(|(p, _)| *p < 100.0 && r.samples as f64 * (1.0 - p / 100.0) >= 10.0)
+            .map(|(p, v)| (nines(*p), (*v as f64 / 1e3).max(0.001)))
+            .collect::<Vec<(f64, f64)>>()
     };
+    let curves: Vec<Vec<(f64, f64)>> = reports.iter().map(supported).collect();
+    let values = || curves.iter().flatten().map(|(_, v)| *v);
     let max_us = values().fold(0.001f64, f64::max);
     let min_us = values().fold(f64::MAX, f64::min).min(max_us);
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let max_x = curves
+        .iter()
+        .flatten()
+        .map(|(x, _)| *x)
+        .fold(1.0f64, f64::max)
+        .ceil();
+    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Request latency by percentile (a request carries --batch messages)",
-            ("sans-serif", 20),
-        )
+    let (top, chart_area) = root.split_vertically(56);
+    top.draw(&Text::new(
+        format!("Latency by percentile; one sample is {}", ctx.sample()),
+        (16, 8),
+        ("sans-serif", 20),
+    ))
+    .map_err(|e| e.to_string())?;
+    let short: String = workload.chars().take(150).collect();
+    top.draw(&Text::new(short, (16, 34), ("sans-serif", 11)))
+        .map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&chart_area)
         .margin(16)
         .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0f64..5.0f64, (min_us / 2.0..max_us * 2.0).log_scale())
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0f64..max_x, (min_us / 2.0..max_us * 2.0).log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .y_desc("latency (us, log scale)")
+        .y_desc("latency (log scale)")
         .x_label_formatter(&|x| match x.round() as i64 {
             0 => "0%".into(),
             1 => "90%".into(),
             2 => "99%".into(),
             3 => "99.9%".into(),
             4 => "99.99%".into(),
-            _ => "max".into(),
+            5 => "99.999%".into(),
+            _ => String::new(),
         })
-        .x_labels(6)
+        .x_labels(max_x as usize + 1)
+        .y_label_formatter(&|us| human_us(*us))
         .draw()
         .map_err(|e| e.to_string())?;
-    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    for (i, r) in reports.iter().enumerate() {
-        let color = colors[i % colors.len()];
-        let points: Vec<(f64, f64)> = r
-            .spectrum
-            .iter()
-            .map(|(p, v)| (nines(*p), (*v as f64 / 1e3).max(0.001)))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+    for (i, (r, points)) in reports.iter().zip(curves).enumerate() {
+        let (red, green, blue) = PALETTE[i % PALETTE.len()];
+        let color = RGBColor(red, green, blue);
+        let label = format!("{} ({} msg/s)", r.engine, human_rate(r.throughput_per_sec));
+        let series = if i % 2 == 0 {
+            chart.draw_series(LineSeries::new(points, color.stroke_width(3)))
+        } else {
+            chart.draw_series(DashedLineSeries::new(points, 10, 6, color.stroke_width(3)))
+        };
+        series
             .map_err(|e| e.to_string())?
-            .label(format!("{} ({:.0} msg/s)", r.engine, r.throughput_per_sec))
+            .label(label)
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())

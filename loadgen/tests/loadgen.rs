@@ -114,7 +114,8 @@ fn the_summary_is_right_on_a_known_histogram() {
     assert!(close(r.latency.max, 1_000_000), "{}", r.latency.max);
     assert_eq!(r.throughput_per_sec, 2000.0);
     assert_eq!(r.sticky_hit_ratio(), 0.75);
-    let text = report::summary("test", &[r]);
+    let text = report::summary("test", &[r], &report::RunContext::default());
+    assert!(text.contains("mappings: live ones only"));
     // HDR keeps 3 significant digits: the median of 1..=1000 us reads 500.2 us.
     assert!(
         text.contains("500.2 us") && text.contains("75.0%"),
@@ -161,7 +162,7 @@ fn short_numpool_and_naive_runs_agree() {
     let numpool = NumpoolTarget::start(&workload, flags(3600), clock.clone(), 2).unwrap();
     let a = drive(&numpool, &workload, &clock, Duration::ZERO);
     numpool.shutdown();
-    let naive = NaiveTarget::new(&workload, true, 3600);
+    let naive = NaiveTarget::new(&workload, true, false, 3600);
     let b = drive(&naive, &workload, &clock, Duration::ZERO);
     for r in [&a, &b] {
         assert_eq!(r.messages, 20_000);
@@ -204,7 +205,7 @@ fn simulated_time_expires_and_remaps() {
 fn open_loop_runs_on_schedule() {
     let workload = Workload::generate(&spec(9, 2_000)).unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let naive = NaiveTarget::new(&workload, true, 3600);
+    let naive = NaiveTarget::new(&workload, true, false, 3600);
     let cfg = DriverConfig {
         batch: 100,
         concurrency: 1,
@@ -283,9 +284,17 @@ fn the_plot_is_an_svg_with_every_engine() {
         None,
     );
     let path = std::env::temp_dir().join(format!("loadgen-plot-{}.svg", std::process::id()));
-    report::plot(&[a, b], &path).unwrap();
+    let ctx = report::RunContext {
+        batch: 4096,
+        ..Default::default()
+    };
+    report::plot(&[a, b], &path, "test workload", &ctx).unwrap();
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("numpool") && svg.contains("naive"));
+    assert!(
+        svg.contains("one call of 4096 messages"),
+        "the title says what a sample is"
+    );
 }
 
 #[test]

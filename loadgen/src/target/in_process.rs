@@ -279,11 +279,15 @@ impl Target for NumpoolTarget {
         Some(all)
     }
 
+    /// Live mappings only: expired ones the wheels had not reached yet
+    /// are reclaimed first.
     fn live_mappings(&self) -> u64 {
+        block_on(self.engine.expire_now());
         block_on(self.engine.stats()).stored_mappings as u64
     }
 
     fn bytes_per_mapping(&self) -> Option<f64> {
+        block_on(self.engine.expire_now());
         let stats = block_on(self.engine.stats());
         (stats.stored_mappings > 0)
             .then(|| stats.sticky_heap_bytes as f64 / stats.stored_mappings as f64)

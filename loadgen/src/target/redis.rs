@@ -163,4 +163,34 @@ impl Target for RedisTarget {
         let live = self.live_mappings();
         (live > 0).then(|| used.saturating_sub(self.memory_before) as f64 / live as f64)
     }
+
+    /// Removes every key of this run (their names carry the seed and the
+    /// process id, so another run's or another program's keys are never
+    /// touched): a shared Redis is left as it was found.
+    fn shutdown(&self) {
+        let Ok(mut conn) = self.client.get_connection() else {
+            return;
+        };
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let Ok((next, keys)) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query::<(u64, Vec<String>)>(&mut conn)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _ = redis::cmd("UNLINK").arg(keys).query::<()>(&mut conn);
+            }
+            if next == 0 {
+                return;
+            }
+            cursor = next;
+        }
+    }
 }
