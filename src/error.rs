@@ -80,7 +80,8 @@ pub enum Error {
     Pin(#[from] PinError),
 }
 
-/// Why an engine could not start. Nothing on disk was changed.
+/// Why an engine could not start. No record was changed or dropped (damage
+/// found is kept in side files, see the variants).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Reading or creating the data directory failed.

@@ -72,8 +72,12 @@
 //! - `journal`: durability: the log, snapshots, recovery, repair, the
 //!   data-directory lock.
 //! - `selection`: the core: `health`, `rotation`, `weighted`, `region`,
-//!   `pool`, `sticky` (map, index, slab, timing wheel), `rules` (the
-//!   selection order), `profile` (one profile's state).
+//!   `pool`, `sticky` (map, index, slab, timing wheel), `capacity` (sender
+//!   rates, queues, daily caps), `compliance` (disabled profiles,
+//!   destinations, opt-outs), `rules` (the selection order), `profile` (one
+//!   profile's state).
+//! - `destinations`: the region of a phone number (tables generated from
+//!   libphonenumber's metadata).
 //! - `settings` ([`PoolSettings`], declared once), `records` (profile and
 //!   number records), `number` ([`PhoneNumber`]), `ids` ([`ProfileId`]),
 //!   `clock` ([`Clock`], [`Timestamp`]), `duration`, `error` ([`Error`],
@@ -86,6 +90,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod cluster;
 mod destinations;
 mod destinations_table;
 mod duration;

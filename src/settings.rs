@@ -40,7 +40,7 @@ pub enum SettingsError {
         /// The field.
         field: &'static str,
     },
-    /// A sticky ttl of zero or above [`MAX_STICKY_TTL_SECS`].
+    /// A sticky ttl of zero or above 315,360,000 seconds (10 years).
     #[error("sticky_ttl_secs must be between 1 and {MAX_STICKY_TTL_SECS}")]
     InvalidTtl,
     /// A key that is not a setting (a typo here would silently change selection).

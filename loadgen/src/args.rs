@@ -8,7 +8,7 @@ use clap::Parser;
 /// Measure numpool's sender selection at millions of messages, next to a
 /// naive map and Redis.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, about)]
+#[command(name = "loadgen", version, about, args_override_self = true)]
 pub struct Args {
     /// Messages to send, e.g. `5M`, `500k`, `20000`.
     #[arg(long, default_value = "4M", value_parser = parse_count)]

@@ -5,12 +5,17 @@
 //! records of profiles and numbers, the clock, the journal and the
 //! housekeeping. The methods are grouped by concept, one file each:
 //!
-//! - [`startup`]: start, recover the journal, shut down;
-//! - [`catalog`]: profiles and numbers (create, update, delete, assign, move);
+//! - [`startup`]: start, recover the journal, shut down; [`config`]: its settings;
+//! - [`profiles`]: create, update, delete, list messaging profiles;
+//! - [`numbers`]: assign, move, unassign numbers, their rates and status;
 //! - [`send`]: sending, one message or a batch, async or not;
 //! - [`mappings`]: reading, pinning and breaking sticky mappings;
 //! - [`outcomes`]: delivery outcomes that feed sender health;
-//! - [`stats`]: counters, expiry on demand, snapshots on demand.
+//! - [`opt_outs`]: inbound keywords, opt-outs and opt-ins;
+//! - [`stats`]: counters, expiry on demand, snapshots on demand;
+//! - [`catalog`]: the records of profiles and numbers, in listing order;
+//! - [`healing`]: refusing changes while the journal cannot write, and
+//!   resuming once it can.
 //!
 //! Internals: [`actor`] (a profile's owner: caller-runs, else its mailbox),
 //! [`mailbox`] (the actix system: mailbox actors and the housekeeper),

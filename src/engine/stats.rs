@@ -28,6 +28,8 @@ pub struct EngineStats {
     pub geomatch: u64,
     /// Selections by the weighted round-robin.
     pub weighted: u64,
+    /// Messages sent from a sender the caller named.
+    pub explicit: u64,
     /// Selections refused.
     pub rejected: u64,
     /// Sticky mappings made.
@@ -59,6 +61,7 @@ impl EngineStats {
         self.sticky += s.sticky;
         self.geomatch += s.geomatch;
         self.weighted += s.weighted;
+        self.explicit += s.explicit;
         self.rejected += s.rejected;
         self.mappings_created += s.mappings_created;
         self.expired += s.expired;

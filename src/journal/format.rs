@@ -14,7 +14,12 @@ use std::io::Write;
 /// The first 8 bytes of every journal file.
 pub const MAGIC: [u8; 8] = *b"NUMPOOL\0";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The oldest version this build reads. Version 3 added record kinds 12 to
+/// 14 and a field at the end of `NumberSaved`; a version 2 file holds none
+/// of them and reads as it is. New records never go into an older file: a
+/// build that does not know them would take them for damage.
+pub const OLDEST_READABLE: u32 = 2;
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = 16;
 
@@ -52,7 +57,7 @@ pub enum HeaderError {
     #[error("not a numpool journal file (no NUMPOOL header)")]
     NotNumpool,
     /// A version this build does not know.
-    #[error("format version {0} (this build reads version {VERSION})")]
+    #[error("format version {0} (this build reads versions {OLDEST_READABLE} to {VERSION})")]
     UnknownVersion(u32),
     /// A snapshot where a log was expected, or the reverse.
     #[error("a file of kind {found}, expected {expected}")]
@@ -62,6 +67,12 @@ pub enum HeaderError {
         /// The kind expected.
         expected: u32,
     },
+}
+
+/// The format version in the header of `bytes`, if it has a header.
+pub fn version_of(bytes: &[u8]) -> Option<u32> {
+    let v = bytes.get(8..12)?;
+    Some(u32::from_le_bytes(v.try_into().ok()?))
 }
 
 /// Checks the header of `bytes` for a file of `kind`; returns the records
@@ -76,8 +87,8 @@ pub fn check(bytes: &[u8], kind: FileKind) -> Result<&[u8], HeaderError> {
     if bytes[..8] != MAGIC {
         return Err(HeaderError::NotNumpool);
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    let version = version_of(bytes).unwrap_or(0);
+    if !(OLDEST_READABLE..=VERSION).contains(&version) {
         return Err(HeaderError::UnknownVersion(version));
     }
     let found = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));

@@ -286,10 +286,12 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         .collect();
     let mut replayed = 0u64;
     let mut last = from;
+    let mut last_version = format::VERSION;
     for (i, &s) in segments.iter().enumerate() {
         let path = segment_path(dir, s);
         let bytes = read(&path)?;
         last = s;
+        last_version = format::version_of(&bytes).unwrap_or(format::VERSION);
         let body = match format::check(&bytes, FileKind::Log) {
             Ok(body) => body,
             // A segment torn while its header was written holds nothing.
@@ -331,6 +333,11 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
             side.display()
         ));
         truncate(&path, offset)?;
+    }
+    // New records go to a file of this build's version: a segment of an
+    // older one is closed as it is.
+    if last_version < format::VERSION {
+        last += 1;
     }
     Ok(Recovered {
         profiles: rebuild.profiles.into_values().collect(),
@@ -523,6 +530,30 @@ mod tests {
             .unwrap();
         assert_eq!(info.health.finalized, 21);
         assert_eq!(recovered.snapshot, Some(3));
+    }
+
+    #[test]
+    fn a_log_of_the_previous_version_is_read_and_closed() {
+        let dir = temp_dir("v2");
+        let mut log = format::header(FileKind::Log).to_vec();
+        log[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let p = ProfileId::new_v4();
+        encode(&Record::ProfileDeleted { profile: p }, &mut log);
+        std::fs::write(segment_path(&dir, 0), &log).unwrap();
+        let health = HealthConfig::default();
+        let config = ReplayConfig {
+            shape: test_shape(),
+            health: &health,
+            now_ms: 1_800_000_000_000,
+        };
+        let recovered = recover(&dir, config).unwrap();
+        assert_eq!(recovered.replayed, 1);
+        assert_eq!(recovered.segment, 1, "new records go to a new segment");
+        assert_eq!(
+            std::fs::read(segment_path(&dir, 0)).unwrap(),
+            log,
+            "untouched"
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ pub struct ProfileStats {
     pub geomatch: u64,
     /// Selections by the weighted round-robin.
     pub weighted: u64,
-    /// Selections refused (no eligible or healthy sender, pool off).
+    /// Messages sent from a sender the caller named.
+    pub explicit: u64,
+    /// Sends refused (compliance, caps, no eligible or healthy sender,
+    /// pool off), explicit ones included.
     pub rejected: u64,
     /// Sticky mappings made.
     pub mappings_created: u64,
@@ -334,7 +337,8 @@ impl ProfileState {
                 match s.reason {
                     Reason::Sticky => self.stats.sticky += 1,
                     Reason::Geomatch => self.stats.geomatch += 1,
-                    Reason::Weighted | Reason::Explicit => self.stats.weighted += 1,
+                    Reason::Weighted => self.stats.weighted += 1,
+                    Reason::Explicit => self.stats.explicit += 1,
                 }
                 if s.mapping == MappingOutcome::Created {
                     self.stats.mappings_created += 1;
@@ -392,6 +396,22 @@ impl ProfileState {
         now_ms: u64,
         health: &HealthConfig,
     ) -> Result<Selection, Refusal> {
+        let result = self.send_from_inner(sender, to, parts, now_ms, health);
+        match &result {
+            Ok(_) => self.stats.explicit += 1,
+            Err(_) => self.stats.rejected += 1,
+        }
+        result
+    }
+
+    fn send_from_inner(
+        &mut self,
+        sender: PhoneNumber,
+        to: PhoneNumber,
+        parts: u32,
+        now_ms: u64,
+        health: &HealthConfig,
+    ) -> Result<Selection, Refusal> {
         self.admit(to)?;
         self.roll_day(now_ms);
         self.check_daily_limit()?;
@@ -399,7 +419,6 @@ impl ProfileState {
         let ctx = self.context(now_ms, health);
         let wait_ns = ctx.wait_ns(&self.pool, r.slot);
         if ctx.over_cap(wait_ns) {
-            self.stats.rejected += 1;
             return Err(Refusal::QueueFull { sender, wait_ns });
         }
         let (now_ns, day) = (ctx.now_ns, ctx.day);
@@ -409,7 +428,6 @@ impl ProfileState {
             mapping: MappingOutcome::None,
             previous_use: None,
         };
-        self.stats.weighted += 1;
         Ok(self.charge(chosen, parts, now_ns, day))
     }
 

@@ -32,7 +32,7 @@ pub struct MapPosition {
     pub entry: u32,
 }
 
-/// What one call to [`StickyMap::expire`] did.
+/// What one expiry pass did (see `Engine::expire_now`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpireReport {
     /// Mappings removed because their ttl ran out.

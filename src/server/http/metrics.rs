@@ -153,6 +153,7 @@ impl Metrics {
             ("sticky", stats.sticky),
             ("geomatch", stats.geomatch),
             ("weighted", stats.weighted),
+            ("explicit", stats.explicit),
         ] {
             let _ = writeln!(out, "numpool_selections_total{{reason=\"{reason}\"}} {n}");
         }
