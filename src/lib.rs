@@ -105,6 +105,11 @@ mod settings;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 

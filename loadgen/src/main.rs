@@ -66,14 +66,13 @@ fn main() -> ExitCode {
     let sim_rate = arrival.map_or(args.sim_rate, |r| Duration::from_secs_f64(1.0 / r));
     let capacity_line = if capacity.enabled {
         format!(
-            "capacity on ({} picks; rates long code {}/s, toll-free {}/s; queue cap {:?}; the busiest pool is full at {:.0} msg/s in all, under its 4:1 weights){}",
+            "capacity on ({} picks; rates long code {}/s, toll-free {}/s; queue cap {:?}{})",
             if capacity.load_aware { "load-aware" } else { "round-robin" },
             capacity.rates.long_code,
             capacity.rates.toll_free,
             args.max_queue,
-            pools_rate,
             arrival.map_or(String::new(), |r| format!(
-                "; arrivals {r:.1} msg/s of simulated time ({:.0}% of that)",
+                "; arrivals {r:.1} msg/s of simulated time, {:.0}% of the {pools_rate:.0} msg/s at which the busiest pool is full under its 4:1 weights",
                 100.0 * r / pools_rate
             ))
         )
