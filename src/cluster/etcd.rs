@@ -252,6 +252,7 @@ pub enum CompareResult {
 }
 
 impl CompareResult {
+    /// The name the gateway knows it by.
     fn name(self) -> &'static str {
         match self {
             CompareResult::Equal => "EQUAL",
@@ -328,6 +329,7 @@ impl Compare {
         self
     }
 
+    /// A compare on `key` alone.
     fn new(key: impl Into<Vec<u8>>, result: CompareResult, target: CompareTarget) -> Self {
         Compare {
             key: key.into(),
@@ -337,6 +339,7 @@ impl Compare {
         }
     }
 
+    /// The gateway's JSON for it.
     fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("key".into(), b64::encode(&self.key).into());
@@ -414,6 +417,7 @@ impl Op {
         }
     }
 
+    /// The gateway's JSON for it (a `RequestOp`).
     fn to_json(&self) -> Value {
         match self {
             Op::Put { key, value, lease } => {
@@ -573,6 +577,7 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle(Arc<ShutdownInner>);
 
+/// The socket shared with the stream, and whether it was shut down.
 #[derive(Debug)]
 struct ShutdownInner {
     stream: TcpStream,
@@ -580,6 +585,7 @@ struct ShutdownInner {
 }
 
 impl ShutdownHandle {
+    /// A handle on `stream`, a clone of the stream's socket.
     fn new(stream: TcpStream) -> Self {
         ShutdownHandle(Arc::new(ShutdownInner {
             stream,
@@ -632,6 +638,7 @@ impl WatchStream {
         self.handle.clone()
     }
 
+    /// Ends the stream: nothing more is read, the connection is shut.
     fn finish(&mut self) {
         self.done = true;
         self.handle.shutdown();
@@ -717,6 +724,7 @@ impl Campaign {
         result
     }
 
+    /// Reads the campaign's answer, however long it takes.
     fn read_answer(&mut self) -> Result<LeaderKey, EtcdError> {
         let head = read_head(&mut self.reader)?;
         let mut body = Vec::new();
@@ -1124,6 +1132,8 @@ impl EtcdClient {
         e
     }
 
+    /// Makes the endpoint after `endpoint` the first one tried, unless
+    /// another call already moved on.
     fn rotate_from(&self, endpoint: usize) {
         let next = (endpoint + 1) % self.endpoints.len();
         let _ = self
@@ -1253,6 +1263,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
+    /// Parses `http://host[:port][/]` (or `host[:port]`).
     fn parse(url: &str) -> Result<Endpoint, EtcdError> {
         let invalid = |reason| EtcdError::InvalidEndpoint {
             endpoint: url.to_string(),
@@ -1346,6 +1357,8 @@ impl Write for Timed {
     }
 }
 
+/// Connects to `endpoint`, trying each of its addresses, within
+/// `timeout` each and `deadline` in all.
 fn connect_to(endpoint: &Endpoint, timeout: Duration, deadline: Instant) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for the host");
     for addr in endpoint.authority.to_socket_addrs()? {
@@ -1376,6 +1389,7 @@ fn is_disconnect(e: &io::Error) -> bool {
     )
 }
 
+/// Sends one request, headers and body in one write.
 fn write_request(
     w: &mut impl Write,
     endpoint: &Endpoint,
@@ -1512,6 +1526,7 @@ fn read_line<R: BufRead>(r: &mut R, line: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `line` without its `\n` or `\r\n`.
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -1528,6 +1543,7 @@ enum Body<R> {
 }
 
 impl<R: BufRead> Body<R> {
+    /// The body that follows headers saying `framing` in `inner`.
     fn new(inner: R, framing: Framing) -> Self {
         match framing {
             Framing::Length(left) => Body::Length { inner, left },
@@ -1536,6 +1552,7 @@ impl<R: BufRead> Body<R> {
         }
     }
 
+    /// The connection under the body.
     fn get_mut(&mut self) -> &mut R {
         match self {
             Body::Length { inner, .. } | Body::UntilClose(inner) => inner,
@@ -1592,6 +1609,7 @@ struct ChunkedReader<R> {
 }
 
 impl<R: BufRead> ChunkedReader<R> {
+    /// Decodes the chunked body that starts in `inner`.
     fn new(inner: R) -> Self {
         ChunkedReader {
             inner,
@@ -1696,10 +1714,12 @@ fn next_line<'a, R: BufRead>(r: &mut R, buf: &'a mut Vec<u8>) -> io::Result<Opti
 
 // ---- JSON ----
 
+/// A JSON request body.
 fn body_bytes(body: &Value) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
+/// Parses an answer; [`EtcdError::Malformed`] with its start if it is not `T`.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, EtcdError> {
     serde_json::from_slice(bytes).map_err(|e| {
         EtcdError::Malformed(format!(
@@ -1762,6 +1782,7 @@ fn parse_stream_line<T: DeserializeOwned>(line: &[u8]) -> Result<T, EtcdError> {
         .ok_or_else(|| EtcdError::Malformed("stream line with neither result nor error".into()))
 }
 
+/// A `RangeRequest` (also the shape of a delete and a watch's key).
 fn range_json(key: &[u8], range_end: Option<&[u8]>, limit: i64) -> Value {
     let mut m = Map::new();
     m.insert("key".into(), b64::encode(key).into());
@@ -1784,20 +1805,23 @@ fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A `ResponseHeader`: only the revision matters here.
+#[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct HeaderJson {
     #[serde(deserialize_with = "de_i64")]
     revision: i64,
 }
 
-#[derive(Deserialize, Default)]
+/// An answer with nothing but its header (put, compaction, resign).
+#[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct HeaderOnlyJson {
     header: HeaderJson,
 }
 
-#[derive(Deserialize, Default)]
+/// A `RangeResponse`.
+#[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct RangeJson {
     header: HeaderJson,
@@ -1808,6 +1832,7 @@ struct RangeJson {
 }
 
 impl RangeJson {
+    /// As handed to the caller.
     fn into_result(self) -> RangeResult {
         RangeResult {
             kvs: self.kvs,
@@ -1818,7 +1843,8 @@ impl RangeJson {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A `DeleteRangeResponse`.
+#[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct DeleteJson {
     header: HeaderJson,
@@ -1827,6 +1853,7 @@ struct DeleteJson {
 }
 
 impl DeleteJson {
+    /// As handed to the caller.
     fn into_result(self) -> DeleteResult {
         DeleteResult {
             deleted: self.deleted,
@@ -1835,6 +1862,7 @@ impl DeleteJson {
     }
 }
 
+/// A `ResponseOp`: one of these is set.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ResponseOpJson {
@@ -1846,6 +1874,7 @@ struct ResponseOpJson {
     response_delete_range: Option<DeleteJson>,
 }
 
+/// A `TxnResponse`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct TxnJson {
@@ -1855,6 +1884,7 @@ struct TxnJson {
 }
 
 impl TxnJson {
+    /// As handed to the caller.
     fn into_result(self) -> Result<TxnResult, EtcdError> {
         let responses = self
             .responses
@@ -1883,6 +1913,7 @@ impl TxnJson {
     }
 }
 
+/// A `LeaseGrantResponse`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct LeaseGrantJson {
@@ -1893,13 +1924,15 @@ struct LeaseGrantJson {
     error: String,
 }
 
+/// A `CampaignResponse`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct CampaignJson {
     leader: Option<LeaderKey>,
 }
 
-#[derive(Deserialize, Default)]
+/// A `WatchResponse`.
+#[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct WatchResponseJson {
     header: HeaderJson,
@@ -1913,6 +1946,7 @@ struct WatchResponseJson {
 }
 
 impl WatchResponseJson {
+    /// As handed to the caller.
     fn into_event(self) -> WatchEvent {
         WatchEvent {
             header_revision: self.header.revision,
@@ -2006,6 +2040,7 @@ fn de_event_kind<'de, D: Deserializer<'de>>(d: D) -> Result<EventKind, D::Error>
 /// it. Hand-written: the `base64` crate is only a dependency of the
 /// `server` feature, and this module builds without it.
 mod b64 {
+    /// The standard alphabet.
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     /// Encodes with padding.
@@ -2033,7 +2068,7 @@ mod b64 {
             .or_else(|| bytes.strip_suffix(b"="))
         {
             // Padding only ever completes a group of 4.
-            Some(_) if bytes.len() % 4 != 0 => return None,
+            Some(_) if !bytes.len().is_multiple_of(4) => return None,
             Some(data) => data,
             None => bytes,
         };
@@ -2055,6 +2090,7 @@ mod b64 {
         Some(out)
     }
 
+    /// The 6 bits `c` stands for.
     fn value(c: u8) -> Option<u32> {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
@@ -2065,5 +2101,858 @@ mod b64 {
             _ => return None,
         };
         Some(u32::from(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::{self, File};
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::thread;
+
+    // ---- a throwaway etcd ----
+
+    /// A single-node etcd on free loopback ports with a temporary data
+    /// directory; killed and removed on drop.
+    struct TestEtcd {
+        child: Child,
+        dir: PathBuf,
+        endpoint: String,
+    }
+
+    /// The `etcd` binary: `$ETCD_BIN`, else the first `etcd` on `PATH`.
+    fn etcd_binary() -> PathBuf {
+        if let Some(bin) = std::env::var_os("ETCD_BIN") {
+            return bin.into();
+        }
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("etcd"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the `etcd` binary is not on PATH: the etcd client tests need a real etcd; \
+                     run scripts/etcd-install (Debian's etcd-server) or set ETCD_BIN"
+                )
+            })
+    }
+
+    /// Two distinct free loopback ports.
+    fn free_ports() -> (u16, u16) {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        )
+    }
+
+    impl TestEtcd {
+        fn start() -> TestEtcd {
+            let bin = etcd_binary();
+            let mut last = String::new();
+            // A port taken between free_ports and etcd's bind: try again.
+            for _ in 0..3 {
+                match TestEtcd::try_start(&bin) {
+                    Ok(etcd) => return etcd,
+                    Err(e) => last = e,
+                }
+            }
+            panic!("could not start etcd: {last}");
+        }
+
+        fn try_start(bin: &PathBuf) -> Result<TestEtcd, String> {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let (client_port, peer_port) = free_ports();
+            let dir = std::env::temp_dir().join(format!(
+                "numpool-etcd-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let log = File::create(dir.join("etcd.log")).map_err(|e| e.to_string())?;
+            let client = format!("http://127.0.0.1:{client_port}");
+            let peer = format!("http://127.0.0.1:{peer_port}");
+            let child = Command::new(bin)
+                .arg("--name=t")
+                .arg(format!("--data-dir={}", dir.join("data").display()))
+                .arg(format!("--listen-client-urls={client}"))
+                .arg(format!("--advertise-client-urls={client}"))
+                .arg(format!("--listen-peer-urls={peer}"))
+                .arg(format!("--initial-advertise-peer-urls={peer}"))
+                .arg(format!("--initial-cluster=t={peer}"))
+                .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
+                .args(["--logger", "zap", "--log-outputs", "stderr"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+            let mut etcd = TestEtcd {
+                child,
+                dir,
+                endpoint: client,
+            };
+            let probe = EtcdClient::new(vec![etcd.endpoint.clone()])
+                .unwrap()
+                .with_connect_timeout(Duration::from_millis(100))
+                .with_request_timeout(Duration::from_millis(500));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(true) = probe.health() {
+                    return Ok(etcd);
+                }
+                if let Ok(Some(status)) = etcd.child.try_wait() {
+                    return Err(format!("etcd exited ({status}):\n{}", etcd.log_tail()));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("etcd not healthy after 10 s:\n{}", etcd.log_tail()));
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn client(&self) -> EtcdClient {
+            EtcdClient::new(vec![self.endpoint.clone()]).unwrap()
+        }
+
+        fn log_tail(&self) -> String {
+            let log = fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        }
+    }
+
+    impl Drop for TestEtcd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if thread::panicking() {
+                eprintln!("etcd log ({}):\n{}", self.endpoint, self.log_tail());
+            }
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Runs `f` on a thread and fails if it takes longer than `limit`.
+    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+    }
+
+    fn log_key(i: u64) -> Vec<u8> {
+        format!("/np/log/{i:020}").into_bytes()
+    }
+
+    // ---- without etcd ----
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("/ha/log/", "L2hhL2xvZy8="),
+        ] {
+            assert_eq!(b64::encode(plain.as_bytes()), encoded);
+            assert_eq!(b64::decode(encoded).unwrap(), plain.as_bytes());
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        for len in 0..all.len() {
+            let bytes = &all[all.len() - len..];
+            assert_eq!(b64::decode(&b64::encode(bytes)).unwrap(), bytes);
+        }
+        assert_eq!(b64::decode("Zg").unwrap(), b"f"); // unpadded is accepted
+        for bad in ["Z", "Zg=", "Zg=a", "Z===", "Zm9v-_", "Zm 9v", "===="] {
+            assert!(b64::decode(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn base64_agrees_with_the_base64_crate() {
+        use base64::Engine as _;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let theirs = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            assert_eq!(b64::encode(&bytes), theirs);
+            assert_eq!(b64::decode(&theirs).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_below_0xff() {
+        assert_eq!(prefix_end(b"/np/log/"), b"/np/log0");
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[test]
+    fn endpoints_parse() {
+        let c = EtcdClient::new(vec![
+            "http://127.0.0.1:2379".into(),
+            "http://localhost/".into(),
+            "[::1]:23790".into(),
+        ])
+        .unwrap();
+        let authorities: Vec<&str> = c.endpoints.iter().map(|e| e.authority.as_str()).collect();
+        assert_eq!(
+            authorities,
+            ["127.0.0.1:2379", "localhost:2379", "[::1]:23790"]
+        );
+        for bad in ["https://h:1", "http://", "http://h:1/v3", "http://u@h"] {
+            assert!(
+                matches!(
+                    EtcdClient::new(vec![bad.into()]),
+                    Err(EtcdError::InvalidEndpoint { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(EtcdClient::new(vec![]).is_err());
+    }
+
+    /// A reader handing out its input a few bytes at a time, like a socket.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn chunked_lines(input: &[u8], step: usize) -> (Vec<String>, Option<io::ErrorKind>) {
+        let mut lines = BufReader::new(ChunkedReader::new(BufReader::with_capacity(
+            4,
+            Trickle(input, step),
+        )));
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match next_line(&mut lines, &mut buf) {
+                Ok(Some(line)) => out.push(String::from_utf8(line.to_vec()).unwrap()),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e.kind())),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_lines_may_span_chunks() {
+        // Lines split over chunks, two lines in a chunk, an extension, trailers.
+        let input = b"5\r\n{\"a\":\r\n6;ext=1\r\n1}\n{\"b\r\nB\r\n\":2}\n\n{\"c\":\r\n4\r\n3}\n\n\r\n0\r\nGrpc-Trailer: x\r\n\r\n";
+        for step in [1, 3, 7, 1000] {
+            let (lines, err) = chunked_lines(input, step);
+            assert_eq!(
+                lines,
+                [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#],
+                "step {step}"
+            );
+            assert_eq!(err, None);
+        }
+    }
+
+    #[test]
+    fn chunked_stream_cut_before_the_last_chunk_is_an_error() {
+        for input in [
+            &b"8\r\n{\"a\":1}\n\r\n"[..],          // no last chunk
+            &b"8\r\n{\"a\":1}\n\r\n6\r\n{\"b"[..], // cut within a chunk
+            &b"8\r\n{\"a\":1}\n\r\n0\r\n"[..],     // cut in the trailers
+        ] {
+            let (lines, err) = chunked_lines(input, 5);
+            assert_eq!(lines, [r#"{"a":1}"#]);
+            assert_eq!(err, Some(io::ErrorKind::UnexpectedEof));
+        }
+        let (_, err) = chunked_lines(b"zz\r\n", 5);
+        assert_eq!(err, Some(io::ErrorKind::InvalidData));
+        let (_, err) = chunked_lines(b"2\r\nabc\r\n", 5);
+        assert_eq!(err, Some(io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn stream_lines_parse_results_and_errors() {
+        let line = br#"{"result":{"header":{"revision":"31"},"events":[{"type":"DELETE","kv":{"key":"YQ==","mod_revision":"31"}},{"kv":{"key":"Yg==","value":"AP8=","create_revision":"7","mod_revision":"31","version":"2","lease":"12"}}]}}"#;
+        let r = parse_stream_line::<WatchResponseJson>(line)
+            .unwrap()
+            .into_event();
+        assert_eq!(r.header_revision, 31);
+        assert_eq!(r.events.len(), 2);
+        assert_eq!(r.events[0].kind, EventKind::Delete);
+        assert_eq!(r.events[0].kv.key, b"a");
+        assert_eq!(r.events[1].kind, EventKind::Put);
+        assert_eq!(
+            r.events[1].kv,
+            KeyValue {
+                key: b"b".to_vec(),
+                value: vec![0, 0xff],
+                create_revision: 7,
+                mod_revision: 31,
+                version: 2,
+                lease: 12
+            }
+        );
+        let line = br#"{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}"#;
+        match parse_stream_line::<WatchResponseJson>(line) {
+            Err(EtcdError::Http {
+                status: 503,
+                code: Some(14),
+                message,
+            }) => assert_eq!(message, "transport is closing"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_stream_line::<WatchResponseJson>(b"{}"),
+            Err(EtcdError::Malformed(_))
+        ));
+    }
+
+    /// A server that answers each request with `answer`, then closes the
+    /// connection without saying so (as a server dropping an idle
+    /// keep-alive connection does); reports how many connections it saw.
+    fn one_shot_server(answer: &'static [u8], requests: usize) -> (String, mpsc::Receiver<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for n in 1..=requests {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                let mut length = 0;
+                loop {
+                    read_line(&mut reader, &mut line).unwrap();
+                    let header = String::from_utf8_lossy(trim_eol(&line)).to_ascii_lowercase();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = header.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                reader.get_mut().write_all(answer).unwrap();
+                let _ = tx.send(n);
+                // Dropped: closed once the client has read the answer.
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        (endpoint, rx)
+    }
+
+    #[test]
+    fn a_pooled_connection_closed_by_the_server_is_retried_on_a_new_one() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"header\":{\"revi\r\nf\r\nsion\":\"7\"},\"cou\r\n7\r\nnt\":\"0\"\r\n1\r\n}\r\n0\r\n\r\n";
+        let (endpoint, served) = one_shot_server(answer, 2);
+        let client = EtcdClient::new(vec![endpoint]).unwrap();
+        let r = client.range(b"k", None, 0).unwrap();
+        assert_eq!((r.header_revision, r.count, r.kvs.len()), (7, 0, 0));
+        assert_eq!(served.recv_timeout(Duration::from_secs(1)), Ok(1));
+        thread::sleep(Duration::from_millis(150)); // the server has closed it
+        let r = client.range(b"k", None, 0).unwrap();
+        assert_eq!(r.header_revision, 7);
+        assert_eq!(served.recv_timeout(Duration::from_secs(1)), Ok(2));
+    }
+
+    #[test]
+    fn an_unanswered_call_times_out() {
+        // Accepts (the kernel does) but never answers: a frozen etcd.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let client = EtcdClient::new(vec![endpoint])
+            .unwrap()
+            .with_request_timeout(Duration::from_millis(200));
+        let start = Instant::now();
+        assert!(matches!(
+            client.put(b"k", b"v", None),
+            Err(EtcdError::Timeout)
+        ));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        drop(listener);
+    }
+
+    // ---- against a real etcd ----
+
+    #[test]
+    fn kv_round_trip_with_binary_keys_and_values() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        assert!(c.health().unwrap());
+        let key = b"/np/kv/\x00\xff\n=".to_vec();
+        let value: Vec<u8> = (0..=255).rev().collect();
+        let rev = c.put(&key, &value, None).unwrap();
+        let kv = c.get(&key).unwrap().unwrap();
+        assert_eq!(
+            kv,
+            KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: rev,
+                mod_revision: rev,
+                version: 1,
+                lease: 0
+            }
+        );
+        let rev2 = c.put(&key, b"", None).unwrap(); // an empty value is omitted in JSON
+        let kv = c.get(&key).unwrap().unwrap();
+        assert_eq!(
+            (
+                kv.value.len(),
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version
+            ),
+            (0, rev, rev2, 2)
+        );
+
+        for k in [b"/np/kv/a", b"/np/kv/b"] {
+            c.put(k, k, None).unwrap();
+        }
+        c.put(b"/np/kw", b"outside", None).unwrap();
+        let all = c.range_prefix(b"/np/kv/").unwrap();
+        let keys: Vec<&[u8]> = all.kvs.iter().map(|kv| kv.key.as_slice()).collect();
+        assert_eq!(keys, [&key[..], b"/np/kv/a", b"/np/kv/b"]);
+        assert_eq!((all.count, all.more), (3, false));
+        let end = prefix_end(b"/np/kv/");
+        let some = c.range(b"/np/kv/", Some(&end), 2).unwrap();
+        assert_eq!((some.kvs.len(), some.count, some.more), (2, 3, true));
+        assert!(c.get(b"/np/missing").unwrap().is_none());
+
+        let d = c.delete_range(&key, None).unwrap();
+        assert_eq!(d.deleted, 1);
+        assert!(d.header_revision > rev2);
+        assert!(c.get(&key).unwrap().is_none());
+        assert_eq!(c.delete_range(b"/np/kv/", Some(&end)).unwrap().deleted, 2);
+        assert_eq!(c.delete_range(b"/np/kv/", Some(&end)).unwrap().deleted, 0);
+        assert_eq!(c.range_prefix(b"").unwrap().count, 1); // /np/kw
+
+        // Leases: keys go with a revoked lease; errors carry etcd's code.
+        let lease = c.lease_grant(1).unwrap();
+        assert_eq!(lease.ttl, 1);
+        c.put(b"/np/leased", b"v", Some(lease.id)).unwrap();
+        assert_eq!(c.get(b"/np/leased").unwrap().unwrap().lease, lease.id);
+        assert!(c.lease_revoke(lease.id).unwrap());
+        assert!(c.get(b"/np/leased").unwrap().is_none());
+        assert!(!c.lease_revoke(lease.id).unwrap());
+        match c.put(b"/np/leased", b"v", Some(lease.id)) {
+            Err(EtcdError::Http {
+                status: 404,
+                code: Some(5),
+                message,
+            }) => assert!(message.contains("lease not found"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.lease_keepalive(lease.id),
+            Err(EtcdError::LeaseLost(id)) if id == lease.id
+        ));
+    }
+
+    #[test]
+    fn unreachable_endpoints_are_skipped() {
+        let etcd = TestEtcd::start();
+        let dead = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let c = EtcdClient::new(vec![dead.clone(), etcd.endpoint.clone()]).unwrap();
+        c.put(b"k", b"v", None).unwrap();
+        assert_eq!(c.get(b"k").unwrap().unwrap().value, b"v");
+        let none = EtcdClient::new(vec![dead]).unwrap();
+        assert!(matches!(none.get(b"k"), Err(EtcdError::Connect { .. })));
+    }
+
+    #[test]
+    fn a_txn_whose_compare_fails_changes_nothing() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        let rev = c.put(b"/np/t/a", b"one", None).unwrap();
+        let r = c
+            .txn(
+                &[Compare::value(b"/np/t/a", CompareResult::Equal, b"two")],
+                &[Op::put(b"/np/t/a", b"changed"), Op::put(b"/np/t/b", b"x")],
+                &[Op::get(b"/np/t/a")],
+            )
+            .unwrap();
+        assert!(!r.succeeded);
+        assert_eq!(r.header_revision, rev);
+        match &r.responses[..] {
+            [OpResponse::Range(range)] => assert_eq!(range.kvs[0].value, b"one"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            r.require_success(),
+            Err(EtcdError::CompareFailed { revision }) if revision == rev
+        ));
+        assert_eq!(c.get(b"/np/t/a").unwrap().unwrap().value, b"one");
+        assert!(c.get(b"/np/t/b").unwrap().is_none());
+
+        // Every compare target; all writes of a txn share one revision.
+        let compares = [
+            Compare::value(b"/np/t/a", CompareResult::Equal, b"one"),
+            Compare::version(b"/np/t/a", CompareResult::Greater, 0),
+            Compare::mod_revision(b"/np/t/a", CompareResult::Less, rev + 1),
+            Compare::create_revision(b"/np/t/a", CompareResult::NotEqual, 0),
+            Compare::lease(b"/np/t/a", CompareResult::Equal, 0),
+            Compare::create_revision(b"/np/t/b", CompareResult::Equal, 0), // absent
+            Compare::version(b"/np/t/", CompareResult::Greater, 0)
+                .with_range_end(prefix_end(b"/np/t/")),
+        ];
+        let r = c
+            .txn(
+                &compares,
+                &[
+                    Op::put(b"/np/t/b", b"x"),
+                    Op::put(b"/np/t/c", b"y"),
+                    Op::delete(b"/np/t/a"),
+                ],
+                &[],
+            )
+            .unwrap()
+            .require_success()
+            .unwrap();
+        assert_eq!(
+            r.responses,
+            [
+                OpResponse::Put {
+                    header_revision: rev + 1
+                },
+                OpResponse::Put {
+                    header_revision: rev + 1
+                },
+                OpResponse::DeleteRange(DeleteResult {
+                    deleted: 1,
+                    header_revision: rev + 1
+                }),
+            ]
+        );
+        // Create-if-absent holds once.
+        let r = c
+            .txn(
+                &[Compare::create_revision(
+                    b"/np/t/b",
+                    CompareResult::Equal,
+                    0,
+                )],
+                &[Op::put(b"/np/t/b", b"again")],
+                &[],
+            )
+            .unwrap();
+        assert!(!r.succeeded && r.responses.is_empty());
+
+        // etcd's limits come back as errors with its code.
+        let ops: Vec<Op> = (0..=MAX_TXN_OPS as u64)
+            .map(|i| Op::put(log_key(i), b"v"))
+            .collect();
+        match c.txn(&[], &ops, &[]) {
+            Err(EtcdError::Http {
+                status: 400,
+                code: Some(3),
+                message,
+            }) => assert!(message.contains("too many operations"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(c.txn(&[], &ops[..MAX_TXN_OPS], &[]).unwrap().succeeded);
+    }
+
+    #[test]
+    fn a_deposed_leaders_fenced_append_fails() {
+        let etcd = TestEtcd::start();
+        let a = etcd.client();
+        let b = Arc::new(etcd.client());
+        let election: &[u8] = b"/np/election";
+        assert!(a.leader(election).unwrap().is_none());
+        let lease_a = a.lease_grant(1).unwrap();
+        let lease_b = b.lease_grant(1).unwrap();
+        assert_eq!((lease_a.ttl, lease_b.ttl), (1, 1));
+
+        let key_a = a.campaign(election, lease_a.id, b"node-a").unwrap();
+        assert_eq!(
+            key_a.key,
+            format!("/np/election/{:x}", lease_a.id).into_bytes()
+        );
+        assert_eq!((key_a.name.as_slice(), key_a.lease), (election, lease_a.id));
+
+        // B waits behind A, keeping its own lease alive.
+        let stop = Arc::new(AtomicBool::new(false));
+        let keepalive_b = {
+            let (b, stop) = (b.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    b.lease_keepalive(lease_b.id).unwrap();
+                    thread::sleep(Duration::from_millis(250));
+                }
+            })
+        };
+        let (elected_tx, elected) = mpsc::channel();
+        {
+            let b = b.clone();
+            thread::spawn(move || {
+                let key = b.campaign(b"/np/election", lease_b.id, b"node-b");
+                let _ = elected_tx.send((key, Instant::now()));
+            });
+        }
+
+        // A appends under its fence, past its TTL thanks to keepalives.
+        let append = |c: &EtcdClient, leader: &LeaderKey, i: u64| {
+            c.txn(
+                &[
+                    leader.fence(),
+                    Compare::create_revision(log_key(i), CompareResult::Equal, 0),
+                ],
+                &[Op::put(log_key(i), format!("batch {i}"))],
+                &[Op::get(leader.key.clone())],
+            )
+            .unwrap()
+        };
+        for i in 0..5 {
+            a.lease_keepalive(lease_a.id).unwrap();
+            assert!(append(&a, &key_a, i).succeeded);
+            thread::sleep(Duration::from_millis(300));
+            assert!(
+                elected.try_recv().is_err(),
+                "B elected while A keeps its lease"
+            );
+        }
+        assert_eq!(a.leader(election).unwrap().unwrap().value, b"node-a");
+
+        // A stops keeping its lease alive: B takes over within TTL + 1 s.
+        let last_keepalive = Instant::now();
+        assert_eq!(a.lease_keepalive(lease_a.id).unwrap(), 1);
+        let (key_b, elected_at) = elected
+            .recv_timeout(Duration::from_secs(3))
+            .expect("B not elected within 3 s");
+        let key_b = key_b.unwrap();
+        let takeover = elected_at - last_keepalive;
+        assert!(
+            takeover <= Duration::from_secs(2),
+            "takeover took {takeover:?}"
+        );
+        eprintln!("takeover {takeover:?} after the last keepalive (TTL 1 s)");
+        assert!(key_b.rev > key_a.rev, "epochs increase");
+
+        // A's fenced append now fails, writes nothing, and shows why.
+        let r = append(&a, &key_a, 5);
+        assert!(!r.succeeded);
+        match &r.responses[..] {
+            [OpResponse::Range(range)] => assert!(range.kvs.is_empty(), "A's key is gone"),
+            other => panic!("{other:?}"),
+        }
+        assert!(a.get(&log_key(5)).unwrap().is_none());
+        assert!(matches!(
+            a.lease_keepalive(lease_a.id),
+            Err(EtcdError::LeaseLost(_))
+        ));
+        // B's succeeds; the leader is B.
+        assert!(append(&b, &key_b, 5).succeeded);
+        let leader = a.leader(election).unwrap().unwrap();
+        assert_eq!(
+            (leader.key, leader.create_revision, leader.value),
+            (key_b.key.clone(), key_b.rev, b"node-b".to_vec())
+        );
+        assert_eq!(a.range_prefix(b"/np/log/").unwrap().count, 6);
+
+        // Resigning hands leadership over at once (here: to nobody).
+        b.resign(&key_b).unwrap();
+        assert!(a.leader(election).unwrap().is_none());
+        assert!(!append(&b, &key_b, 6).succeeded);
+        stop.store(true, Ordering::Relaxed);
+        keepalive_b.join().unwrap();
+    }
+
+    #[test]
+    fn a_waiting_campaign_can_be_withdrawn() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        let lease_a = c.lease_grant(5).unwrap();
+        let lease_b = c.lease_grant(5).unwrap();
+        let leader = c.campaign(b"/np/e", lease_a.id, b"a").unwrap();
+        let waiting = c.start_campaign(b"/np/e", lease_b.id, b"b").unwrap();
+        let handle = waiting.shutdown_handle();
+        let outcome = thread::spawn(move || waiting.wait());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while c.range_prefix(b"/np/e/").unwrap().count < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "B's candidate key never appeared"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        handle.shutdown();
+        let r = within(Duration::from_secs(1), move || outcome.join().unwrap());
+        assert!(matches!(r, Err(EtcdError::Cancelled)), "{r:?}");
+        // etcd withdraws the candidate: only A's key is left.
+        while c.range_prefix(b"/np/e/").unwrap().count > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "B's candidate key was not deleted"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(c.leader(b"/np/e").unwrap().unwrap().key, leader.key);
+        // A campaign on a lease that does not exist fails.
+        assert!(matches!(
+            c.campaign(b"/np/e", 12345, b"x"),
+            Err(EtcdError::Http { status: 500, .. })
+        ));
+    }
+
+    #[test]
+    fn a_watch_delivers_later_changes_in_order() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        c.put(b"/np/log/before", b"not delivered", None).unwrap();
+        let options = WatchOptions {
+            range_end: Some(prefix_end(b"/np/log/")),
+            prev_kv: true,
+            idle_timeout: Some(Duration::from_secs(5)),
+            ..WatchOptions::default()
+        };
+        let mut watch = c.watch_with(b"/np/log/", &options).unwrap();
+        let created = watch.created_revision();
+
+        let mut expected = Vec::new();
+        for i in 0..5u64 {
+            let value = vec![i as u8, 0, 0xff, b'\n', b'"'];
+            let rev = c.put(&log_key(i), &value, None).unwrap();
+            expected.push((EventKind::Put, log_key(i), value, rev));
+        }
+        c.put(b"/np/other", b"outside the prefix", None).unwrap();
+        let r = c
+            .txn(
+                &[],
+                &[Op::put(log_key(5), b"5"), Op::put(log_key(6), b"6")],
+                &[],
+            )
+            .unwrap();
+        expected.push((EventKind::Put, log_key(5), b"5".to_vec(), r.header_revision));
+        expected.push((EventKind::Put, log_key(6), b"6".to_vec(), r.header_revision));
+        let d = c.delete_range(&log_key(0), None).unwrap();
+        expected.push((EventKind::Delete, log_key(0), Vec::new(), d.header_revision));
+
+        let mut seen = Vec::new();
+        let mut batches = Vec::new();
+        while seen.len() < expected.len() {
+            let batch = watch.next().expect("the watch ended").unwrap();
+            assert!(!batch.canceled);
+            batches.push(batch.events.len());
+            for e in batch.events {
+                assert!(e.kv.mod_revision <= batch.header_revision);
+                seen.push((e.kind, e.kv.key, e.kv.value, e.kv.mod_revision, e.prev_kv));
+            }
+        }
+        assert!(expected[0].3 > created);
+        let got: Vec<_> = seen
+            .iter()
+            .map(|(k, key, v, rev, _)| (*k, key.clone(), v.clone(), *rev))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(batches, [1, 1, 1, 1, 1, 2, 1], "one message per revision");
+        // The delete's previous value came along (prev_kv).
+        assert_eq!(seen[7].4.as_ref().unwrap().value, expected[0].2);
+    }
+
+    #[test]
+    fn a_watch_below_the_compaction_is_canceled_with_the_compact_revision() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        let first = c.put(b"/np/w", b"0", None).unwrap();
+        for i in 1..5 {
+            c.put(b"/np/w", format!("{i}").as_bytes(), None).unwrap();
+        }
+        c.compact(first + 2).unwrap();
+        assert!(matches!(
+            c.compact(first + 1),
+            Err(EtcdError::Http { code: Some(11), .. })
+        ));
+
+        let mut watch = c.watch(b"/np/w", None, Some(first)).unwrap();
+        let canceled = within(Duration::from_secs(5), move || {
+            let first = watch.next();
+            (first, watch.next().is_none())
+        });
+        let (event, ended) = canceled;
+        let event = event.expect("a cancellation").unwrap();
+        assert!(event.canceled);
+        assert_eq!(event.compact_revision, first + 2);
+        assert!(event.events.is_empty());
+        assert!(ended, "the stream ends after the cancellation");
+
+        // From the compact revision itself, the history is there.
+        let options = WatchOptions {
+            start_revision: Some(first + 2),
+            idle_timeout: Some(Duration::from_secs(5)),
+            ..WatchOptions::default()
+        };
+        let mut watch = c.watch_with(b"/np/w", &options).unwrap();
+        let mut values = Vec::new();
+        while values.len() < 3 {
+            let batch = watch.next().unwrap().unwrap();
+            values.extend(batch.events.into_iter().map(|e| e.kv.value));
+        }
+        assert_eq!(values, [b"2", b"3", b"4"]);
+    }
+
+    #[test]
+    fn a_watch_stops_promptly_when_shut_down_from_another_thread() {
+        let etcd = TestEtcd::start();
+        let c = etcd.client();
+        let mut watch = c.watch(b"/np/quiet", None, None).unwrap();
+        let handle = watch.shutdown_handle();
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            let mut n = 0;
+            for item in watch.by_ref() {
+                item.unwrap();
+                n += 1;
+            }
+            let _ = tx.send((n, Instant::now()));
+        });
+        c.put(b"/np/quiet", b"one", None).unwrap();
+        thread::sleep(Duration::from_millis(200));
+        let stopped = Instant::now();
+        handle.shutdown();
+        let (n, at) = rx
+            .recv_timeout(Duration::from_secs(2))
+            .expect("the watch did not stop");
+        assert_eq!(n, 1);
+        assert!(
+            at - stopped < Duration::from_millis(500),
+            "{:?}",
+            at - stopped
+        );
+        reader.join().unwrap();
+        assert!(handle.is_shutdown());
     }
 }
