@@ -304,9 +304,10 @@ fn rate_of(model_rate: Option<f64>, n: PhoneNumber) -> f64 {
     })
 }
 
-/// Nanoseconds `parts` take at `rate` per second, rounded up.
+/// Nanoseconds `parts` take at `rate` per second: each part's time,
+/// rounded up to the nanosecond.
 fn busy(parts: u32, rate: f64) -> u64 {
-    (f64::from(parts) * 1e9 / rate).ceil() as u64
+    u64::from(parts) * (1e9 / rate).ceil() as u64
 }
 
 fn kind_of(n: PhoneNumber) -> Option<usize> {

@@ -204,6 +204,7 @@ impl Pool {
         self.queue_ends[slot as usize] = carried.free_at_ns;
         let load = SenderLoad {
             rate: carried.rate.unwrap_or(f64::NAN),
+            part_ns: 0,
             ..carried.load
         };
         if !load.is_idle() || !self.loads.is_empty() {
@@ -294,7 +295,9 @@ impl Pool {
     /// Sets the own rate of the sender in `slot` (`None`: its kind's).
     pub fn set_rate(&mut self, slot: u32, rate: Option<f64>) {
         if rate.is_some() || !self.loads.is_empty() {
-            self.load_mut(slot).rate = rate.unwrap_or(f64::NAN);
+            let load = self.load_mut(slot);
+            load.rate = rate.unwrap_or(f64::NAN);
+            load.part_ns = 0;
         }
     }
 

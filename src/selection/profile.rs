@@ -424,6 +424,7 @@ impl ProfileState {
         let (now_ns, day) = (ctx.now_ns, ctx.day);
         let chosen = Chosen {
             slot: r.slot,
+            sender,
             reason: Reason::Explicit,
             mapping: MappingOutcome::None,
             previous_use: None,
@@ -449,23 +450,16 @@ impl ProfileState {
     #[inline]
     fn charge(&mut self, chosen: Chosen, parts: u32, now_ns: u64, day: i32) -> Selection {
         let slot = chosen.slot;
-        let sender = self
-            .pool
-            .sender_in(slot)
-            .expect("chosen slots hold a sender");
-        let (number, kind) = (sender.number, sender.kind);
         let (mut wait_ns, mut new_block) = (0, false);
         if self.shape.capacity.enabled {
+            let part_ns = self.part_ns(slot);
             let load = self.pool.load_mut(slot);
-            let rate = load
-                .own_rate()
-                .unwrap_or_else(|| self.shape.capacity.rates.of(kind));
             load.count(day, chosen.mapping == MappingOutcome::Created);
             new_block = starts_block(load.messages, DAILY_BLOCK);
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
-            self.pool
-                .set_queue_end(slot, send_at.saturating_add(busy_ns(parts, rate)));
+            let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));
+            self.pool.set_queue_end(slot, end);
             self.messages_today = self.messages_today.saturating_add(1);
             if self.messages_today > self.reserved_today {
                 let block = profile_block(self.limits.daily_message_limit);
@@ -474,7 +468,7 @@ impl ProfileState {
             }
         }
         Selection {
-            sender: number,
+            sender: chosen.sender,
             reason: chosen.reason,
             mapping: chosen.mapping,
             wait: Duration::from_nanos(wait_ns),
@@ -482,6 +476,26 @@ impl ProfileState {
             previous_use: chosen.previous_use,
             starts_block: new_block,
         }
+    }
+
+    /// Nanoseconds one part takes the sender in `slot` (its own rate, else
+    /// its kind's), worked out once and kept with its counts.
+    #[inline]
+    fn part_ns(&mut self, slot: u32) -> u64 {
+        let known = self.pool.load(slot).part_ns;
+        if known != 0 {
+            return known;
+        }
+        let rate = self.pool.load(slot).own_rate().unwrap_or_else(|| {
+            let kind = self
+                .pool
+                .sender_in(slot)
+                .map_or(SenderKind::LongCode, |s| s.kind);
+            self.shape.capacity.rates.of(kind)
+        });
+        let part_ns = busy_ns(1, rate).max(1);
+        self.pool.load_mut(slot).part_ns = part_ns;
+        part_ns
     }
 
     /// Prefetches what selecting for `recipient` will read (see

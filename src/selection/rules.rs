@@ -262,6 +262,8 @@ pub(crate) fn eligibility(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Chosen {
     pub slot: u32,
+    /// The sender in `slot`.
+    pub sender: PhoneNumber,
     pub reason: Reason,
     pub mapping: MappingOutcome,
     pub previous_use: Option<u32>,
@@ -350,11 +352,12 @@ pub(crate) fn choose(
                 full = Some((s.number, wait));
                 return None;
             }
-            Some(r.slot)
+            Some((r.slot, s.number))
         });
-        if let Some((slot, previous)) = hit {
+        if let Some(((slot, sender), previous)) = hit {
             return Ok(Chosen {
                 slot,
+                sender,
                 reason: Reason::Sticky,
                 mapping: MappingOutcome::Reused,
                 previous_use: track.then_some(previous),
@@ -443,6 +446,10 @@ fn pick_new(
     };
     Ok(Chosen {
         slot: member.slot,
+        sender: pool
+            .sender_in(member.slot)
+            .expect("picked slots hold a sender")
+            .number,
         reason,
         mapping,
         previous_use: None,
