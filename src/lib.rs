@@ -90,7 +90,7 @@
 #![deny(missing_docs)]
 
 mod clock;
-mod cluster;
+pub mod cluster;
 mod destinations;
 mod destinations_table;
 mod duration;

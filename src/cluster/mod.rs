@@ -3,7 +3,16 @@
 //! watch the log prefix. numpool runs no consensus of its own: everything
 //! goes through etcd's v3 JSON gateway with the small blocking HTTP/1.1
 //! client of [`etcd`] (no gRPC, no protoc).
+//!
+//! - [`etcd`]: the client.
+//! - `log`: the log's keys in etcd, and the leader's fenced appends.
+//! - `node`: one node's loop: follow, campaign, lead, step down.
 
-#![allow(dead_code)] // nothing uses the etcd client yet
-
+// The client covers the gateway's calls; the node uses part of them (the
+// rest is exercised by its tests).
+#[allow(dead_code)]
 pub(crate) mod etcd;
+mod log;
+mod node;
+
+pub use node::{ClusterConfig, Node, NodeStatus, Role};

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use super::mailbox::{Job, MailboxAddr, Runtime};
 use crate::clock::Clock;
 use crate::ids::ProfileId;
-use crate::journal::{Receipt, Record, Writer};
+use crate::journal::{Receipt, Record, Scope, Writer};
 use crate::selection::health::HealthConfig;
 use crate::selection::ProfileState;
 
@@ -63,6 +63,29 @@ impl Env {
     /// resolves once they are written. `None` when there is nothing to
     /// write or no journal.
     pub fn journal(&self, records: &[Record]) -> Option<Receipt> {
+        self.journal_scoped(records, Scope::Change)
+    }
+
+    /// Journals the records a request on `state` produced and notes them on
+    /// it; with none, a reply that read `state` still waits for that
+    /// profile's records still on their way to the journal (a barrier).
+    pub fn journal_for(&self, state: &mut ProfileState, records: &[Record]) -> Option<Receipt> {
+        let writer = self.journal.as_ref()?;
+        if records.is_empty() {
+            return (state.unsettled() > writer.written()).then(|| writer.barrier());
+        }
+        let receipt = self.journal(records);
+        state.set_unsettled(writer.appended());
+        receipt
+    }
+
+    /// [`Env::journal`] for records that stay in the local log (snapshot
+    /// markers; in a cluster, what a standby applies from its leader).
+    pub fn journal_local(&self, records: &[Record]) -> Option<Receipt> {
+        self.journal_scoped(records, Scope::Local)
+    }
+
+    fn journal_scoped(&self, records: &[Record], scope: Scope) -> Option<Receipt> {
         let writer = self.journal.as_ref()?;
         if records.is_empty() {
             return None;
@@ -71,7 +94,7 @@ impl Env {
         for r in records {
             crate::journal::record::encode(r, &mut bytes);
         }
-        Some(writer.append(bytes))
+        Some(writer.append_scoped(bytes, scope))
     }
 }
 

@@ -59,6 +59,21 @@ impl Engine {
         self.check_journal().is_ok()
     }
 
+    /// In a cluster: the position of the cluster's log this engine's state
+    /// holds (0 outside a cluster).
+    pub fn replicated_position(&self) -> u64 {
+        self.inner
+            .env
+            .journal
+            .as_ref()
+            .map_or(0, |w| w.replicated())
+    }
+
+    /// The journal's writer, when the engine journals.
+    pub(crate) fn journal_writer(&self) -> Option<Arc<crate::journal::Writer>> {
+        self.inner.env.journal.clone()
+    }
+
     /// Why the journal last failed, while it is failed.
     ///
     /// ```
@@ -100,7 +115,7 @@ impl Engine {
     /// Replaces every profile's state and the records with what the
     /// journal holds (no profile is touched mid-request: each is swapped
     /// under its lock, all under the admin lock).
-    async fn reload(&self) -> Result<(), crate::StartError> {
+    pub(crate) async fn reload(&self) -> Result<(), crate::StartError> {
         let inner = &self.inner;
         let Some(journal) = &inner.config.journal else {
             return Ok(());

@@ -181,14 +181,15 @@ impl Engine {
                     if let Some(due) = p.wakeup_after_mapping(now) {
                         env.expiry.schedule(profile, due);
                     }
-                    env.journal(&[Record::MappingSet {
+                    let record = Record::MappingSet {
                         profile,
                         to,
                         from,
                         created_at: m.created_at,
                         last_used: m.last_used_at,
                         pinned: true,
-                    }])
+                    };
+                    env.journal_for(p, &[record])
                 });
                 (pinned, receipt)
             })
@@ -228,10 +229,9 @@ impl Engine {
         let actor = self.actor_of(profile)?;
         let (removed, receipt) = actor
             .call(self.inner.config.mailbox_bound, move |p, env| {
-                (
-                    p.unmap(to, now),
-                    env.journal(&[Record::MappingRemoved { profile, to }]),
-                )
+                let removed = p.unmap(to, now);
+                let receipt = env.journal_for(p, &[Record::MappingRemoved { profile, to }]);
+                (removed, receipt)
             })
             .await?;
         settle(receipt).await?;

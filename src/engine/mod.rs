@@ -34,6 +34,7 @@ mod numbers;
 mod opt_outs;
 mod outcomes;
 mod profiles;
+mod replica;
 mod send;
 mod startup;
 mod stats;

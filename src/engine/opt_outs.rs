@@ -128,11 +128,14 @@ impl Engine {
         let receipt = actor
             .call(self.inner.config.mailbox_bound, move |p, env| {
                 p.opt_out(to, opt_out);
-                env.journal(&[Record::OptOut {
-                    profile,
-                    to,
-                    opt_out,
-                }])
+                env.journal_for(
+                    p,
+                    &[Record::OptOut {
+                        profile,
+                        to,
+                        opt_out,
+                    }],
+                )
             })
             .await?;
         settle(receipt).await
@@ -167,7 +170,7 @@ impl Engine {
                 let removed = p.opt_in(to);
                 let receipt = removed
                     .is_some()
-                    .then(|| env.journal(&[Record::OptIn { profile, to }]))
+                    .then(|| env.journal_for(p, &[Record::OptIn { profile, to }]))
                     .flatten();
                 (removed, receipt)
             })

@@ -168,7 +168,7 @@ fn select_one(
     move |state, env| {
         let mut records = Vec::new();
         let result = select_into(state, env, profile, message, now_ms, &mut records);
-        let receipt = env.journal(&records);
+        let receipt = env.journal_for(state, &records);
         (result, receipt)
     }
 }
@@ -187,7 +187,7 @@ fn select_many(
             .iter()
             .map(|&to| select_into(state, env, profile, to.into(), now_ms, &mut records))
             .collect();
-        (results, env.journal(&records))
+        (results, env.journal_for(state, &records))
     }
 }
 
@@ -473,7 +473,7 @@ impl<'a> Batch<'a> {
                 select_into(state, env, profile, to.into(), self.now_ms, &mut records)
                     .map_err(Error::from);
         }
-        env.journal(&records)
+        env.journal_for(state, &records)
     }
 
     /// Records a group served inline: its receipt, or its failure.

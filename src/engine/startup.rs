@@ -101,6 +101,7 @@ impl Engine {
                 let fault_file = None;
                 let writer = Writer::start(&path, j.fsync, fault_file)
                     .map_err(|e| StartError::io(&path, e))?;
+                writer.set_replicated(r.replicated);
                 (Some(r), Some(Arc::new(writer)), Some(lock))
             }
             None => (None, None, None),
@@ -210,6 +211,9 @@ impl Engine {
         let admin = inner.admin.lock().await;
         let n = inner.snapshots.next.fetch_add(1, Ordering::AcqRel);
         writer.rotate(journal::segment_path(&j.dir, n)).await?;
+        // In a cluster: what of the cluster's log the files before the new
+        // segment hold (a standby applies under the admin lock, held here).
+        let replicated = writer.replicated();
         let mut heads = Vec::new();
         let mut marks = Vec::new();
         for actor in inner.dispatcher.actors() {
@@ -217,7 +221,7 @@ impl Engine {
             if actor.is_retired() {
                 continue;
             }
-            marks.push(inner.env.journal(&[Record::SnapshotMark {
+            marks.push(inner.env.journal_local(&[Record::SnapshotMark {
                 profile: actor.id,
                 snapshot: n,
             }]));
@@ -266,8 +270,8 @@ impl Engine {
         let dir = j.dir.clone();
         let (done, written) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
-            let result = snapshot::write(&dir, n, snapshot::records(images, numbers, now))
-                .and_then(|_| snapshot::retain(&dir));
+            let records = snapshot::records(images, numbers, now, replicated);
+            let result = snapshot::write(&dir, n, records).and_then(|_| snapshot::retain(&dir));
             let _ = done.send(result);
         });
         written

@@ -33,6 +33,7 @@
 //! | 11 | `Probe` | nothing: written to test that a failed journal can write again; ignored |
 //! | 13 | `OptOut` | id, to number, keyword u8 (0: set through the API), u8 0/1 + via number, at secs |
 //! | 14 | `OptIn` | id, to number |
+//! | 15 | `Replicated` | position u64: the local log holds the cluster's log up to here |
 //! | 12 | `DailyCount` | id, day i32, profile messages u32, u8 0/1 + (sender number, messages u32, new recipients u32) |
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
@@ -68,6 +69,7 @@ mod tag {
     pub const DAILY_COUNT: u8 = 12;
     pub const OPT_OUT: u8 = 13;
     pub const OPT_IN: u8 = 14;
+    pub const REPLICATED: u8 = 15;
 }
 
 /// One change of state.
@@ -171,6 +173,12 @@ pub enum Record {
         /// The recipient.
         to: PhoneNumber,
     },
+    /// In a cluster: everything before this record, and nothing after it,
+    /// is the cluster's log up to `position`.
+    Replicated {
+        /// The position of the last batch of the cluster's log.
+        position: u64,
+    },
     /// Daily counts of a profile (and of one of its senders) on `day`:
     /// exact in snapshots, reserved ahead in blocks in the log.
     DailyCount {
@@ -203,7 +211,10 @@ impl Record {
             | Record::DailyCount { profile, .. }
             | Record::OptOut { profile, .. }
             | Record::OptIn { profile, .. } => Some(*profile),
-            Record::NumberSaved(_) | Record::SnapshotEnd { .. } | Record::Probe => None,
+            Record::NumberSaved(_)
+            | Record::SnapshotEnd { .. }
+            | Record::Probe
+            | Record::Replicated { .. } => None,
         }
     }
 }
@@ -409,6 +420,10 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.id(*profile);
             o.number(*to);
         }
+        Record::Replicated { position } => {
+            o.u8(tag::REPLICATED);
+            o.u64(*position);
+        }
         Record::DailyCount {
             profile,
             day,
@@ -531,6 +546,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             profile: i.id()?,
             to: i.number()?,
         },
+        tag::REPLICATED => Record::Replicated { position: i.u64()? },
         tag::DAILY_COUNT => {
             let profile = i.id()?;
             let day = i.u32()? as i32;
@@ -697,6 +713,7 @@ mod tests {
                 },
             },
             Record::OptIn { profile: p, to },
+            Record::Replicated { position: 77 },
             Record::DailyCount {
                 profile: p,
                 day: -1,

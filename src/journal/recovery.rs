@@ -50,6 +50,8 @@ pub(crate) struct Recovered {
     pub replayed: u64,
     /// What recovery repaired or skipped (torn tails, damaged snapshots).
     pub warnings: Vec<String>,
+    /// In a cluster: the position of the cluster's log the files hold.
+    pub replicated: u64,
 }
 
 /// Maps keyed by profile id, with the crate's fast hasher (one lookup per record).
@@ -65,6 +67,8 @@ struct Rebuild<'a> {
     /// Replaying the log (not a snapshot): a mapping record there is a new
     /// recipient of its sender.
     in_log: bool,
+    /// In a cluster: the position of the cluster's log the files hold.
+    replicated: u64,
 }
 
 impl Rebuild<'_> {
@@ -123,82 +127,72 @@ impl Rebuild<'_> {
                 record.profile = record.profile.filter(|o| self.profiles.contains_key(o));
                 self.numbers.insert(record.number, record);
             }
-            Record::MappingSet {
-                profile,
-                to,
-                from,
-                created_at,
-                last_used,
-                pinned,
-            } => {
-                let (in_log, now_ms) = (self.in_log, self.config.now_ms);
-                if let Some(p) = self.state(profile) {
-                    p.restore_mapping(to, from, created_at, last_used, pinned);
-                    if in_log && !pinned {
-                        p.restore_new_recipient(from, created_at, now_ms);
-                    }
-                }
-            }
-            Record::MappingTouched {
-                profile,
-                to,
-                last_used,
-            } => {
-                if let Some(p) = self.state(profile) {
-                    p.restore_touch(to, last_used);
-                }
-            }
-            Record::MappingRemoved { profile, to } => {
-                if let Some(p) = self.state(profile) {
-                    p.unmap(to, 0);
-                }
-            }
-            Record::Outcome {
-                profile,
-                sender,
-                outcome,
-                at,
-            } => {
-                if let Some(p) = self.state(profile) {
-                    p.record_outcome(sender, outcome, at, health);
-                }
-            }
-            Record::HealthState {
-                profile,
-                sender,
-                buckets,
-            } => {
-                if let Some(p) = self.state(profile) {
-                    p.restore_health(sender, &buckets, health);
-                }
-            }
-            Record::OptOut {
-                profile,
-                to,
-                opt_out,
-            } => {
-                if let Some(p) = self.state(profile) {
-                    p.opt_out(to, opt_out);
-                }
-            }
-            Record::OptIn { profile, to } => {
-                if let Some(p) = self.state(profile) {
-                    p.opt_in(to);
-                }
-            }
-            Record::DailyCount {
-                profile,
-                day,
-                profile_messages,
-                sender,
-            } => {
-                let now_ms = self.config.now_ms;
-                if let Some(p) = self.state(profile) {
-                    p.restore_daily(now_ms, day, profile_messages, sender);
-                }
-            }
+            Record::Replicated { position } => self.replicated = position,
             Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {}
+            other => {
+                let (in_log, now_ms) = (self.in_log, self.config.now_ms);
+                if let Some(p) = other.profile().and_then(|id| self.state(id)) {
+                    apply_to_profile(p, other, health, now_ms, in_log);
+                }
+            }
         }
+    }
+}
+
+/// Applies a record about one profile's state (its mappings, outcomes,
+/// health, daily counts, opt-outs) to that state: the one place both
+/// recovery and a cluster standby following its leader's log put such a
+/// record back. `counts_new_recipients`: a mapping record is a new recipient
+/// of its sender (in a log; not in a snapshot, whose counts are kept apart).
+pub(crate) fn apply_to_profile(
+    p: &mut ProfileState,
+    r: Record,
+    health: &HealthConfig,
+    now_ms: u64,
+    counts_new_recipients: bool,
+) {
+    match r {
+        Record::MappingSet {
+            to,
+            from,
+            created_at,
+            last_used,
+            pinned,
+            ..
+        } => {
+            p.restore_mapping(to, from, created_at, last_used, pinned);
+            if counts_new_recipients && !pinned {
+                p.restore_new_recipient(from, created_at, now_ms);
+            }
+        }
+        Record::MappingTouched { to, last_used, .. } => p.restore_touch(to, last_used),
+        Record::MappingRemoved { to, .. } => {
+            p.unmap(to, 0);
+        }
+        Record::Outcome {
+            sender,
+            outcome,
+            at,
+            ..
+        } => {
+            p.record_outcome(sender, outcome, at, health);
+        }
+        Record::HealthState {
+            sender, buckets, ..
+        } => p.restore_health(sender, &buckets, health),
+        Record::OptOut { to, opt_out, .. } => {
+            p.opt_out(to, opt_out);
+        }
+        Record::OptIn { to, .. } => {
+            p.opt_in(to);
+        }
+        Record::DailyCount {
+            day,
+            profile_messages,
+            sender,
+            ..
+        } => p.restore_daily(now_ms, day, profile_messages, sender),
+        _ => {}
     }
 }
 
@@ -245,6 +239,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         numbers: BTreeMap::new(),
         awaiting_mark: Default::default(),
         in_log: false,
+        replicated: 0,
     };
     // The newest snapshot that reads back whole; older ones are the fallback.
     let snapshots = numbered(dir, "snapshot-", ".bin").map_err(|e| StartError::io(dir, e))?;
@@ -346,6 +341,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         snapshot: base,
         replayed,
         warnings,
+        replicated: rebuild.replicated,
     })
 }
 

@@ -47,11 +47,13 @@ pub(crate) struct ProfileImage {
 }
 
 /// The records of a snapshot: each profile (record, then its numbers with
-/// their health, then its mappings), then the numbers no profile has.
+/// their health, then its mappings), then the numbers no profile has, then
+/// (in a cluster) the position of the cluster's log it holds.
 pub(crate) fn records(
     profiles: Vec<ProfileImage>,
     numbers: std::collections::BTreeMap<PhoneNumber, NumberRecord>,
     at: u32,
+    replicated: u64,
 ) -> impl Iterator<Item = Record> {
     let unassigned: Vec<NumberRecord> = numbers
         .values()
@@ -103,6 +105,9 @@ pub(crate) fn records(
             out
         })
         .chain(unassigned.into_iter().map(Record::NumberSaved))
+        .chain((replicated > 0).then_some(Record::Replicated {
+            position: replicated,
+        }))
 }
 
 /// The records of a profile's daily counts (none when it sent nothing

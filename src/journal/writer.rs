@@ -29,8 +29,32 @@ use super::FsyncPolicy;
 /// journal failed: the change must not be acknowledged).
 pub type Receipt = oneshot::Receiver<()>;
 
+/// Where a cluster leader's batches are committed before they are written
+/// to the local log (see `crate::cluster`). A batch is acknowledged only
+/// once it is committed there.
+pub trait Replicator: Send + Sync {
+    /// Commits `batch` (framed records) to the replicated log; returns its
+    /// position there. An error refuses the batch: nothing of it may be
+    /// acknowledged, and the writer turns failed.
+    fn commit(&self, batch: &[u8]) -> Result<u64, String>;
+    /// Whether commits can succeed again (the healing probe asks).
+    fn probe(&self) -> bool;
+}
+
+/// What a batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A change: replicated first when the node leads a cluster.
+    Change,
+    /// Local only: a snapshot marker, or records already committed in the
+    /// replicated log that a standby applies.
+    Local,
+}
+
 enum Msg {
-    Append(Vec<u8>, oneshot::Sender<()>),
+    Append(Vec<u8>, Scope, oneshot::Sender<()>, u64),
+    /// Resolves once every batch appended before it is written.
+    Barrier(oneshot::Sender<()>),
     Rotate(PathBuf, oneshot::Sender<std::io::Result<()>>),
     Probe(oneshot::Sender<bool>),
     Stop,
@@ -45,6 +69,14 @@ struct Shared {
     fault_file: Option<PathBuf>,
     /// Test support: while set, every write fails.
     fault: AtomicBool,
+    /// A cluster leader's replicated log, if the node leads one.
+    replicator: Mutex<Option<Arc<dyn Replicator>>>,
+    /// The position in the replicated log of the last batch written here.
+    replicated: std::sync::atomic::AtomicU64,
+    /// The number of the last append handed to the writer.
+    appended: std::sync::atomic::AtomicU64,
+    /// The number of the last append written (acknowledgeable).
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -105,6 +137,10 @@ impl Writer {
             error: Mutex::new(None),
             fault_file,
             fault: AtomicBool::new(false),
+            replicator: Mutex::new(None),
+            replicated: std::sync::atomic::AtomicU64::new(0),
+            appended: std::sync::atomic::AtomicU64::new(0),
+            written: std::sync::atomic::AtomicU64::new(0),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -117,14 +153,61 @@ impl Writer {
         })
     }
 
-    /// Appends framed `bytes`; the receipt resolves once they are written.
-    /// While the journal is failed the receipt fails at once.
-    pub fn append(&self, bytes: Vec<u8>) -> Receipt {
+    /// Appends framed `bytes` (a batch of `scope`); the receipt resolves
+    /// once they are written. While the journal is failed the receipt fails
+    /// at once.
+    pub fn append_scoped(&self, bytes: Vec<u8>, scope: Scope) -> Receipt {
         let (done, receipt) = oneshot::channel();
         if !self.is_failed() {
-            let _ = self.tx.send(Msg::Append(bytes, done));
+            let number = self.shared.appended.fetch_add(1, Ordering::AcqRel) + 1;
+            let _ = self.tx.send(Msg::Append(bytes, scope, done, number));
         }
         receipt
+    }
+
+    /// The number of the last append handed to the writer (appends are
+    /// numbered from 1 in order).
+    pub fn appended(&self) -> u64 {
+        self.shared.appended.load(Ordering::Acquire)
+    }
+
+    /// The number of the last append written: everything up to it is
+    /// acknowledgeable.
+    pub fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::Acquire)
+    }
+
+    /// Resolves once every append handed over before it is written (fails
+    /// if the journal fails first): what a reply that depends on earlier,
+    /// not yet written changes waits for.
+    pub fn barrier(&self) -> Receipt {
+        let (done, receipt) = oneshot::channel();
+        if !self.is_failed() {
+            let _ = self.tx.send(Msg::Barrier(done));
+        }
+        receipt
+    }
+
+    /// Commits every change to `replicator` before writing it here (a
+    /// cluster leader), or stops doing so (`None`).
+    pub fn set_replicator(&self, replicator: Option<Arc<dyn Replicator>>) {
+        *self.shared.replicator.lock() = replicator;
+    }
+
+    /// The position in the replicated log of the last batch written here.
+    pub fn replicated(&self) -> u64 {
+        self.shared.replicated.load(Ordering::Acquire)
+    }
+
+    /// Records that the log holds the replicated log up to `position` (a
+    /// standby, after writing batches it applied; or after recovery).
+    pub fn set_replicated(&self, position: u64) {
+        self.shared.replicated.store(position, Ordering::Release);
+    }
+
+    /// Turns the writer failed (changes refused) with `why`.
+    pub fn fail(&self, why: &str) {
+        self.shared.fail(&std::io::Error::other(why.to_string()));
     }
 
     /// Whether the journal cannot write now.
@@ -308,7 +391,10 @@ impl Segment {
 
 fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc<Shared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    // The changes of the batch, in order, for the replicated log.
+    let mut changes: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut receipts: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut last_number = 0u64;
     let syncer = match policy {
         FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&shared)).ok(),
         _ => None,
@@ -327,9 +413,13 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
         // Group commit: everything already queued goes out in one write.
         for msg in std::iter::once(first).chain(rx.try_iter().take(16_384)) {
             match msg {
-                Msg::Append(bytes, done) => {
+                Msg::Append(bytes, scope, done, number) => {
+                    if scope == Scope::Change {
+                        changes.extend_from_slice(&bytes);
+                    }
                     buf.extend_from_slice(&bytes);
                     receipts.push(done);
+                    last_number = last_number.max(number);
                 }
                 Msg::Stop => {
                     stop = true;
@@ -345,26 +435,64 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
             // Nothing is written while failed: a later batch must not land
             // after a hole where a refused one was.
             let failed = segment.shared.failed.load(Ordering::Acquire);
-            if !failed && segment.write(&buf) {
-                for done in receipts.drain(..) {
-                    let _ = done.send(());
+            let replicated = if failed {
+                None
+            } else {
+                replicate(&segment.shared, &changes, &mut buf)
+            };
+            if let Some(position) = replicated {
+                if segment.write(&buf) {
+                    if let Some(p) = position {
+                        segment.shared.replicated.store(p, Ordering::Release);
+                    }
+                    segment.shared.written.store(last_number, Ordering::Release);
+                    for done in receipts.drain(..) {
+                        let _ = done.send(());
+                    }
                 }
             }
             receipts.clear();
             buf.clear();
+            changes.clear();
         }
         match control {
             Some(Msg::Rotate(path, done)) => {
                 let _ = done.send(segment.rotate(&path));
             }
+            Some(Msg::Barrier(done)) if !segment.shared.failed.load(Ordering::Acquire) => {
+                let _ = done.send(());
+            }
             Some(Msg::Probe(done)) => {
-                let _ = done.send(segment.probe());
+                let replicator = segment.shared.replicator.lock().clone();
+                let ok = replicator.is_none_or(|r| r.probe()) && segment.probe();
+                let _ = done.send(ok);
             }
             _ => {}
         }
         if stop {
             let _ = segment.file.sync_data();
             return;
+        }
+    }
+}
+
+/// Commits the batch's changes to the replicated log, if the node leads a
+/// cluster, and adds the position they reached to the local batch.
+/// `None`: refused (the writer is failed now); `Some(None)`: nothing to
+/// replicate.
+fn replicate(shared: &Shared, changes: &[u8], local: &mut Vec<u8>) -> Option<Option<u64>> {
+    let replicator = shared.replicator.lock().clone();
+    let Some(replicator) = replicator.filter(|_| !changes.is_empty()) else {
+        return Some(None);
+    };
+    match replicator.commit(changes) {
+        Ok(position) => {
+            record::encode(&Record::Replicated { position }, local);
+            Some(Some(position))
+        }
+        Err(e) => {
+            shared.fail(&std::io::Error::other(e));
+            None
         }
     }
 }

@@ -154,6 +154,11 @@ pub(crate) struct ProfileState {
     destinations: Destinations,
     /// Recipients who opted out.
     opt_outs: OptOuts,
+    /// The number of the journal's last append of this profile's records:
+    /// a reply that read this state waits until it is written (a sticky
+    /// hit on a mapping whose record is still on its way must not be
+    /// acknowledged before it).
+    unsettled: u64,
 }
 
 /// What a selection at `now_ms` knows besides the profile's pool.
@@ -206,6 +211,7 @@ impl ProfileState {
             enabled: true,
             destinations: Destinations::Anywhere,
             opt_outs: OptOuts::default(),
+            unsettled: 0,
         }
     }
 
@@ -227,6 +233,18 @@ impl ProfileState {
             return Err(Refusal::OptedOut);
         }
         Ok(())
+    }
+
+    /// Notes the journal's number of the last append of this profile's records.
+    #[inline]
+    pub fn set_unsettled(&mut self, append: u64) {
+        self.unsettled = append;
+    }
+
+    /// The journal's number of the last append of this profile's records.
+    #[inline]
+    pub fn unsettled(&self) -> u64 {
+        self.unsettled
     }
 
     /// Records that `to` opted out; returns the opt-out it replaced.

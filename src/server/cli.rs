@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::cluster::{ClusterConfig, Node};
 use crate::selection::capacity::{valid_rate, MAX_RATE};
 use crate::server::http::{
     auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT, DEFAULT_IDEMPOTENCY_CACHE_BYTES,
@@ -120,6 +121,19 @@ pub struct ServeArgs {
     /// Messages per second of a short code without a rate of its own [default: 100].
     #[arg(long, env = "NUMPOOL_SHORT_CODE_MPS")]
     pub short_code_mps: Option<f64>,
+    /// Join the cluster of this name (high availability; needs --etcd).
+    #[arg(long, env = "NUMPOOL_CLUSTER")]
+    pub cluster: Option<String>,
+    /// etcd's client URLs, comma separated (with --cluster).
+    #[arg(long, env = "NUMPOOL_ETCD", value_delimiter = ',')]
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// The URL other nodes reach this one's API at [default: http://LISTEN].
+    #[arg(long, env = "NUMPOOL_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// The leader's lease: a leader that stops renewing it is replaced after about this long [default: 2s].
+    #[arg(long, env = "NUMPOOL_LEASE_TTL")]
+    pub lease_ttl: Option<String>,
 }
 
 /// Why a configuration cannot be used.
@@ -154,6 +168,8 @@ pub enum Storage {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// `Some`: this node joins a cluster.
+    pub cluster: Option<ClusterConfig>,
     pub engine: EngineConfig,
     pub http: HttpOptions,
     pub storage: Storage,
@@ -195,8 +211,14 @@ impl ServeArgs {
             webhook_cache_bytes,
             long_code_mps,
             toll_free_mps,
-            short_code_mps
+            short_code_mps,
+            cluster,
+            advertise,
+            lease_ttl
         );
+        if self.etcd.is_empty() {
+            self.etcd = file.etcd;
+        }
         if self.api_keys.is_empty() {
             self.api_keys = file.api_keys;
         }
@@ -316,6 +338,53 @@ impl ServeArgs {
                 default_rates.short_code,
             )?,
         };
+        let cluster = match &args.cluster {
+            None => None,
+            Some(name) => {
+                if args.etcd.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        setting: "etcd",
+                        message: "--cluster needs --etcd URL[,URL...]".into(),
+                    });
+                }
+                if storage == Storage::Ephemeral {
+                    return Err(ConfigError::Invalid {
+                        setting: "cluster",
+                        message:
+                            "a cluster node keeps its state in --data-dir; it cannot be --ephemeral"
+                                .into(),
+                    });
+                }
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(ConfigError::Invalid {
+                        setting: "cluster",
+                        message: format!(
+                            "{name:?}: a cluster name is letters, digits, '-' and '_'"
+                        ),
+                    });
+                }
+                let advertise = match &args.advertise {
+                    Some(a) => a.trim_end_matches('/').to_string(),
+                    None if listen.ip().is_unspecified() => {
+                        return Err(ConfigError::Invalid {
+                            setting: "advertise",
+                            message: format!("listening on {listen}: say where other nodes reach this one with --advertise http://HOST:PORT"),
+                        })
+                    }
+                    None => format!("http://{listen}"),
+                };
+                Some(ClusterConfig {
+                    name: name.clone(),
+                    etcd: args.etcd.clone(),
+                    advertise,
+                    lease_ttl: duration("lease-ttl", &args.lease_ttl, Duration::from_secs(2))?,
+                })
+            }
+        };
         let mailbox_bound = args.mailbox_bound.unwrap_or(1024);
         if mailbox_bound == 0 {
             return Err(ConfigError::Invalid {
@@ -325,6 +394,7 @@ impl ServeArgs {
         }
         Ok(ServeConfig {
             listen,
+            cluster,
             engine: EngineConfig {
                 sticky_ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
                 health,
@@ -348,6 +418,7 @@ impl ServeArgs {
                 webhook_cache_bytes: args
                     .webhook_cache_bytes
                     .unwrap_or(DEFAULT_WEBHOOK_CACHE_BYTES),
+                cluster: None,
             },
             storage,
         })
@@ -404,6 +475,15 @@ impl ServeConfig {
                 }
             ),
         ];
+        if let Some(c) = &self.cluster {
+            lines.push(format!(
+                "cluster: {} on etcd {} as {} (lease {}s)",
+                c.name,
+                c.etcd.join(","),
+                c.advertise,
+                c.lease_ttl.as_secs_f64()
+            ));
+        }
         lines.push(match (&self.storage, &self.engine.journal) {
             (Storage::DataDir(dir), Some(j)) => format!(
                 "storage: journal in {} (fsync {}, snapshot every {})",
@@ -491,14 +571,34 @@ fn serve(args: ServeArgs) -> ExitCode {
             recovered.replayed_records
         );
     }
+    let mut http = config.http;
+    let mut node = None;
+    if let Some(mut cluster) = config.cluster {
+        if cluster.advertise.ends_with(":0") {
+            cluster.advertise = format!("http://{address}");
+        }
+        match Node::start(engine.clone(), cluster) {
+            Ok(n) => {
+                http.cluster = Some(n.status());
+                node = Some(n);
+            }
+            Err(e) => {
+                eprintln!("numpool: cannot join the cluster: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     // Connections are only answered (and /readyz says ready) once recovery is done.
     println!(
         "numpool {} listening on http://{address}/v2",
         env!("CARGO_PKG_VERSION")
     );
     let result = actix_web::rt::System::new().block_on(async {
-        let server = super::http::server(listener, engine.clone(), config.http)?;
+        let server = super::http::server(listener, engine.clone(), http)?;
         let outcome = server.await;
+        if let Some(mut node) = node.take() {
+            node.stop();
+        }
         engine.shutdown().await;
         outcome
     });

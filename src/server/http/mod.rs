@@ -13,6 +13,7 @@ pub(crate) mod auth;
 mod body;
 mod encoding;
 mod error;
+mod forward;
 mod metrics;
 mod openapi;
 mod recent;
@@ -21,6 +22,7 @@ mod views;
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
@@ -55,6 +57,9 @@ pub struct HttpOptions {
     pub idempotency_cache_bytes: usize,
     /// Bytes the cache of webhook event ids may hold (oldest out first).
     pub webhook_cache_bytes: usize,
+    /// In a cluster: this node's status (a standby forwards the API's
+    /// requests to the leader).
+    pub cluster: Option<Arc<crate::cluster::NodeStatus>>,
 }
 
 impl Default for HttpOptions {
@@ -66,6 +71,7 @@ impl Default for HttpOptions {
             workers: 0,
             idempotency_cache_bytes: DEFAULT_IDEMPOTENCY_CACHE_BYTES,
             webhook_cache_bytes: DEFAULT_WEBHOOK_CACHE_BYTES,
+            cluster: None,
         }
     }
 }
@@ -93,6 +99,7 @@ pub fn server(
         ),
         metrics: metrics::Metrics::default(),
         ready: AtomicBool::new(true),
+        cluster: options.cluster,
     });
     let shared = state.clone();
     let mut http = HttpServer::new(move || {

@@ -10,6 +10,10 @@ mod webhooks;
 
 use std::future::{ready, Ready};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix_web::dev::Service;
+use futures::FutureExt;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -58,6 +62,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Recovered and serving.
     pub ready: AtomicBool,
+    /// In a cluster: this node's status.
+    pub cluster: Option<Arc<crate::cluster::NodeStatus>>,
 }
 
 /// Proof that the request carried an accepted API key.
@@ -169,11 +175,69 @@ route_table! {
     }
 }
 
+/// Forwards a request a standby received to the leader, and answers what
+/// the leader answered.
+async fn forward_request(
+    mut req: actix_web::dev::ServiceRequest,
+    status: Arc<crate::cluster::NodeStatus>,
+) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {
+    use actix_web::HttpMessage;
+    use futures::StreamExt;
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(1 << 20, |s| s.body_limit);
+    let mut payload = req.take_payload();
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            let response = ApiError::bad_request("/", "the body is larger than the limit");
+            return Ok(req.error_response(response));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // A request forwarded once is not forwarded again (two nodes that each
+    // take the other for the leader, for a moment).
+    let leader = if req.headers().contains_key("x-numpool-forwarded") {
+        None
+    } else {
+        status.leader()
+    };
+    let request = super::forward::Forwarded {
+        method: req.method().to_string(),
+        path_and_query: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.path().to_string(), |p| p.to_string()),
+        headers: req
+            .headers()
+            .iter()
+            .filter(|(name, _)| super::forward::Forwarded::keep(name.as_str()))
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body,
+    };
+    let answer = web::block(move || super::forward::to_leader(leader, request))
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?;
+    Ok(req.into_response(super::forward::respond(answer)))
+}
+
 /// Registers every route under `/v2` plus the operational ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
-        .service(register(web::scope("/v2")))
+        .service(register(web::scope("/v2")).wrap_fn(|req, srv| {
+            // A standby forwards the API's requests to its leader.
+            let standby = req
+                .app_data::<web::Data<AppState>>()
+                .and_then(|s| s.cluster.clone())
+                .filter(|c| c.role() != crate::cluster::Role::Leader);
+            match standby {
+                None => srv.call(req).boxed_local(),
+                Some(status) => forward_request(req, status).boxed_local(),
+            }
+        }))
         .default_service(web::to(ops::not_found));
 }

@@ -19,6 +19,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header(("Retry-After", "1"))
             .json(json!({ "status": "starting" }));
     }
+    if let Some(cluster) = &state.cluster {
+        let body = json!({
+            "status": "ready",
+            "role": cluster.role().name(),
+            "epoch": cluster.epoch(),
+            "leader": cluster.leader(),
+            "applied": state.engine.replicated_position(),
+            "head": cluster.head(),
+        });
+        return match cluster.role() {
+            crate::cluster::Role::Starting => HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .json(body),
+            crate::cluster::Role::Leader if state.engine.journal_error().is_some() => {
+                HttpResponse::ServiceUnavailable()
+                    .insert_header(("Retry-After", "1"))
+                    .json(body)
+            }
+            _ => HttpResponse::Ok().json(body),
+        };
+    }
     match state.engine.journal_error() {
         None => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Some(error) => HttpResponse::ServiceUnavailable()
@@ -29,9 +50,23 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.engine.stats().await;
+    let mut text = state.metrics.render(&stats);
+    if let Some(cluster) = &state.cluster {
+        use std::fmt::Write;
+        let applied = state.engine.replicated_position();
+        let _ = writeln!(text, "# HELP numpool_cluster_role This node's role (1 for the one it has).\n# TYPE numpool_cluster_role gauge");
+        for role in ["starting", "standby", "leader"] {
+            let on = u8::from(cluster.role().name() == role);
+            let _ = writeln!(text, "numpool_cluster_role{{role=\"{role}\"}} {on}");
+        }
+        let _ = writeln!(text, "# HELP numpool_cluster_epoch The epoch of this node's leadership (0 when it does not lead).\n# TYPE numpool_cluster_epoch gauge\nnumpool_cluster_epoch {}", cluster.epoch());
+        let _ = writeln!(text, "# HELP numpool_cluster_applied_position The position of the cluster's log applied here.\n# TYPE numpool_cluster_applied_position gauge\nnumpool_cluster_applied_position {applied}");
+        let lag = cluster.head().saturating_sub(applied);
+        let _ = writeln!(text, "# HELP numpool_cluster_lag Batches of the log seen in etcd and not applied here yet.\n# TYPE numpool_cluster_lag gauge\nnumpool_cluster_lag {lag}");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&stats))
+        .body(text)
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -1,0 +1,536 @@
+//! One node of a cluster: it follows the leader's log as a standby,
+//! campaigns for leadership, and leads once elected, until it loses its
+//! lease or is deposed; then it follows again.
+//!
+//! The node's thread runs this loop:
+//!
+//! 1. **Follow.** A follower thread applies the log from the position the
+//!    local files hold: first what is already in etcd (a range read), then
+//!    every new batch as a watch delivers it. Applied batches go to the
+//!    local journal too, with their position.
+//! 2. **Campaign** on a lease kept alive every third of its TTL.
+//! 3. **Lead.** Once elected: stop following, apply whatever of the log is
+//!    still unapplied, then give the journal writer a [`LogAppender`]: from
+//!    now on every change is committed to etcd (fenced on this node's
+//!    leader key) before it is written locally and acknowledged.
+//! 4. **Step down** when the lease is lost or a commit fails (deposed, or
+//!    etcd did not answer): refuse changes, reload the state from the
+//!    local files (which hold only what was committed and acknowledged),
+//!    take changes again as a standby, and follow again (1).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+use parking_lot::RwLock;
+
+use super::etcd::{EtcdClient, EtcdError, EventKind, ShutdownHandle, WatchOptions};
+use super::log::{Keys, LogAppender};
+use crate::engine::Engine;
+use crate::journal::record::Records;
+
+/// How a node joins a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// The cluster's name (its etcd prefix is `/numpool/NAME/`).
+    pub name: String,
+    /// etcd's client URLs.
+    pub etcd: Vec<String>,
+    /// Where other nodes reach this one's HTTP API (standbys forward there).
+    pub advertise: String,
+    /// The lease of leadership: a leader that stops renewing it is replaced
+    /// after about this long.
+    pub lease_ttl: Duration,
+}
+
+/// A node's part in its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// Catching up, or without etcd.
+    Starting = 0,
+    /// Following the leader's log; requests are forwarded to the leader.
+    Standby = 1,
+    /// Serving every request; changes are committed to etcd first.
+    Leader = 2,
+}
+
+impl Role {
+    /// The role as `/readyz` and `/metrics` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Starting => "starting",
+            Role::Standby => "standby",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+/// What a node shows of itself (to `/readyz`, `/metrics` and forwarding).
+#[derive(Debug, Default)]
+pub struct NodeStatus {
+    role: AtomicU8,
+    epoch: AtomicU64,
+    /// The leader's advertised URL, when one is known.
+    leader: RwLock<Option<String>>,
+    /// The last position of the log in etcd this node has seen.
+    head: AtomicU64,
+}
+
+impl NodeStatus {
+    /// This node's role now.
+    pub fn role(&self) -> Role {
+        match self.role.load(Ordering::Acquire) {
+            1 => Role::Standby,
+            2 => Role::Leader,
+            _ => Role::Starting,
+        }
+    }
+
+    fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Ordering::Release);
+    }
+
+    /// The current leader's epoch (its leader key's create revision) when
+    /// this node leads; 0 otherwise.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Where the leader listens, when known (this node's own URL when it leads).
+    pub fn leader(&self) -> Option<String> {
+        self.leader.read().clone()
+    }
+
+    /// The last position of the log this node has seen in etcd.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+}
+
+/// A running node.
+pub struct Node {
+    status: Arc<NodeStatus>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Joins `engine` (started on its data directory) to the cluster.
+    pub fn start(engine: Engine, config: ClusterConfig) -> Result<Node, EtcdError> {
+        let status = Arc::new(NodeStatus::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Fail early on a wrong endpoint list.
+        EtcdClient::new(config.etcd.clone())?;
+        let keys = Keys::new(&config.name);
+        let mut threads = Vec::new();
+        let (s, st, k, c) = (
+            Arc::clone(&status),
+            Arc::clone(&stop),
+            keys.clone(),
+            config.clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("numpool-leader-watch".into())
+                .spawn(move || watch_leader(c, k, s, st))
+                .map_err(EtcdError::Io)?,
+        );
+        let (s, st) = (Arc::clone(&status), Arc::clone(&stop));
+        threads.push(
+            std::thread::Builder::new()
+                .name("numpool-cluster".into())
+                .spawn(move || run(engine, config, keys, s, st))
+                .map_err(EtcdError::Io)?,
+        );
+        Ok(Node {
+            status,
+            stop,
+            threads,
+        })
+    }
+
+    /// What the node shows of itself.
+    pub fn status(&self) -> Arc<NodeStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Leaves the cluster (resigning if it leads).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Keeps `status.leader` current: who leads now, from etcd.
+fn watch_leader(config: ClusterConfig, keys: Keys, status: Arc<NodeStatus>, stop: Arc<AtomicBool>) {
+    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+        return;
+    };
+    let election = keys.election();
+    while !stop.load(Ordering::Acquire) {
+        if status.role() != Role::Leader {
+            let leader = client
+                .leader(&election)
+                .ok()
+                .flatten()
+                .and_then(|kv| String::from_utf8(kv.value).ok());
+            *status.leader.write() = leader;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sleeps `d` unless asked to stop; returns whether to stop.
+fn pause(d: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::Acquire) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.load(Ordering::Acquire)
+}
+
+fn run(
+    engine: Engine,
+    config: ClusterConfig,
+    keys: Keys,
+    status: Arc<NodeStatus>,
+    stop: Arc<AtomicBool>,
+) {
+    let Some(writer) = engine.journal_writer() else {
+        eprintln!("numpool: a cluster node needs its data directory (not --ephemeral)");
+        return;
+    };
+    while !stop.load(Ordering::Acquire) {
+        status.set_role(Role::Standby);
+        status.epoch.store(0, Ordering::Release);
+        let follower = Follower::start(engine.clone(), &config, keys.clone(), Arc::clone(&status));
+        let Some(elected) = campaign(&config, &keys, &stop) else {
+            follower.stop();
+            continue;
+        };
+        let (leader, lease, alive, keepalive) = elected;
+        // Elected: stop following, then apply what is left of the log.
+        follower.stop();
+        let client = match EtcdClient::new(config.etcd.clone()) {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let caught_up = catch_up(&engine, &client, &keys, &status, &stop);
+        let lost = Arc::new(AtomicBool::new(false));
+        if caught_up.is_ok() {
+            let next = writer.replicated() + 1;
+            let appender = LogAppender::new(
+                client,
+                keys.clone(),
+                leader.clone(),
+                next,
+                Arc::clone(&lost),
+            );
+            writer.set_replicator(Some(Arc::new(appender)));
+            status.epoch.store(leader.rev as u64, Ordering::Release);
+            *status.leader.write() = Some(config.advertise.clone());
+            status.set_role(Role::Leader);
+            eprintln!(
+                "numpool: leading cluster {} (epoch {})",
+                config.name, leader.rev
+            );
+            while !stop.load(Ordering::Acquire)
+                && !lost.load(Ordering::Acquire)
+                && alive.load(Ordering::Acquire)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Step down: refuse changes, put back what the local files hold
+        // (only what was committed), take changes again as a standby.
+        status.set_role(Role::Standby);
+        writer.fail("this node is stepping down from leading its cluster");
+        writer.set_replicator(None);
+        alive.store(false, Ordering::Release);
+        let _ = keepalive.join();
+        if let Ok(c) = EtcdClient::new(config.etcd.clone()) {
+            let _ = c.lease_revoke(lease);
+        }
+        status.epoch.store(0, Ordering::Release);
+        *status.leader.write() = None;
+        if let Err(e) = block_on(engine.reload()) {
+            eprintln!("numpool: reloading after stepping down failed: {e}");
+        }
+        block_on(writer.probe());
+        if !stop.load(Ordering::Acquire) {
+            eprintln!(
+                "numpool: no longer leading cluster {}; following again",
+                config.name
+            );
+        }
+    }
+}
+
+/// Campaigns until elected (or asked to stop). Returns the leader key, its
+/// lease, the flag its keepalive thread clears when the lease is lost, and
+/// that thread.
+#[allow(clippy::type_complexity)]
+fn campaign(
+    config: &ClusterConfig,
+    keys: &Keys,
+    stop: &Arc<AtomicBool>,
+) -> Option<(super::etcd::LeaderKey, i64, Arc<AtomicBool>, JoinHandle<()>)> {
+    while !stop.load(Ordering::Acquire) {
+        let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+            return None;
+        };
+        let ttl = config.lease_ttl.as_secs().max(1) as i64;
+        let lease = match client.lease_grant(ttl) {
+            Ok(l) => l.id,
+            Err(_) => {
+                if pause(Duration::from_millis(500), stop) {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let alive = Arc::new(AtomicBool::new(true));
+        let keepalive = {
+            let (alive, stop, etcd) = (Arc::clone(&alive), Arc::clone(stop), config.etcd.clone());
+            let every = config.lease_ttl / 3;
+            let ttl = config.lease_ttl;
+            std::thread::spawn(move || keep_alive(etcd, lease, every, ttl, alive, stop))
+        };
+        let Ok(candidate) =
+            client.start_campaign(&keys.election(), lease, config.advertise.as_bytes())
+        else {
+            alive.store(false, Ordering::Release);
+            let _ = keepalive.join();
+            if pause(Duration::from_millis(500), stop) {
+                return None;
+            }
+            continue;
+        };
+        // Withdraw when asked to stop or when the lease is lost meanwhile.
+        let handle = candidate.shutdown_handle();
+        let watcher = {
+            let (alive, stop) = (Arc::clone(&alive), Arc::clone(stop));
+            std::thread::spawn(move || {
+                while alive.load(Ordering::Acquire)
+                    && !stop.load(Ordering::Acquire)
+                    && !handle.is_shutdown()
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                handle.shutdown();
+            })
+        };
+        let result = candidate.wait();
+        match result {
+            Ok(leader) if alive.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) => {
+                // The watcher must not withdraw a won election: it stops on
+                // its own once told the lease is kept by the leader loop.
+                let kept = Arc::clone(&alive);
+                let _ = watcher;
+                return Some((leader, lease, kept, keepalive));
+            }
+            _ => {
+                alive.store(false, Ordering::Release);
+                let _ = keepalive.join();
+                let _ = watcher.join();
+                let _ = client.lease_revoke(lease);
+                if pause(Duration::from_millis(200), stop) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Renews `lease` every `every`; clears `alive` once renewals have failed
+/// for a whole `ttl` (the lease may be gone: leadership must end).
+fn keep_alive(
+    etcd: Vec<String>,
+    lease: i64,
+    every: Duration,
+    ttl: Duration,
+    alive: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(client) = EtcdClient::new(etcd)
+        .map(|c| c.with_request_timeout(every.max(Duration::from_millis(200))))
+    else {
+        alive.store(false, Ordering::Release);
+        return;
+    };
+    let mut last_ok = Instant::now();
+    while alive.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
+        match client.lease_keepalive(lease) {
+            Ok(_) => last_ok = Instant::now(),
+            Err(EtcdError::LeaseLost(_)) => break,
+            Err(_) if last_ok.elapsed() >= ttl => break,
+            Err(_) => {}
+        }
+        let next = last_ok + every;
+        while Instant::now() < next
+            && alive.load(Ordering::Acquire)
+            && !stop.load(Ordering::Acquire)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    alive.store(false, Ordering::Release);
+}
+
+/// Applies every batch of the log after the local position, reading it from
+/// etcd in pages; returns the revision the last read was at.
+fn catch_up(
+    engine: &Engine,
+    client: &EtcdClient,
+    keys: &Keys,
+    status: &NodeStatus,
+    stop: &AtomicBool,
+) -> Result<i64, EtcdError> {
+    let (_, end) = keys.log_range();
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    loop {
+        let from = keys.batch(writer.replicated() + 1);
+        let page = client.range(&from, Some(&end), 256)?;
+        for kv in &page.kvs {
+            if stop.load(Ordering::Acquire) {
+                return Err(EtcdError::Cancelled);
+            }
+            apply(engine, keys, &kv.key, &kv.value, status)?;
+        }
+        if !page.more {
+            return Ok(page.header_revision);
+        }
+    }
+}
+
+/// Applies one batch read from the log (skipping one the local files hold).
+fn apply(
+    engine: &Engine,
+    keys: &Keys,
+    key: &[u8],
+    value: &[u8],
+    status: &NodeStatus,
+) -> Result<(), EtcdError> {
+    let Some(position) = keys.position(key) else {
+        return Ok(());
+    };
+    status.head.fetch_max(position, Ordering::AcqRel);
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    let applied = writer.replicated();
+    if position <= applied {
+        return Ok(());
+    }
+    if position != applied + 1 {
+        return Err(EtcdError::Malformed(format!(
+            "the cluster's log jumps from position {applied} to {position}"
+        )));
+    }
+    let records: Vec<_> = Records::new(value).collect();
+    block_on(engine.apply_replicated(records, position))
+        .map_err(|e| EtcdError::Malformed(format!("applying position {position}: {e}")))
+}
+
+/// A standby following the log on a thread of its own.
+struct Follower {
+    stop: Arc<AtomicBool>,
+    watch: Arc<RwLock<Option<ShutdownHandle>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(
+        engine: Engine,
+        config: &ClusterConfig,
+        keys: Keys,
+        status: Arc<NodeStatus>,
+    ) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let watch: Arc<RwLock<Option<ShutdownHandle>>> = Arc::default();
+        let (s, w, etcd) = (Arc::clone(&stop), Arc::clone(&watch), config.etcd.clone());
+        let thread = std::thread::spawn(move || follow(engine, etcd, keys, status, s, w));
+        Follower {
+            stop,
+            watch,
+            thread,
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.watch.read().as_ref() {
+            h.shutdown();
+        }
+        let _ = self.thread.join();
+    }
+}
+
+fn follow(
+    engine: Engine,
+    etcd: Vec<String>,
+    keys: Keys,
+    status: Arc<NodeStatus>,
+    stop: Arc<AtomicBool>,
+    watch_handle: Arc<RwLock<Option<ShutdownHandle>>>,
+) {
+    let (prefix, end) = keys.log_range();
+    while !stop.load(Ordering::Acquire) {
+        let Ok(client) = EtcdClient::new(etcd.clone()) else {
+            return;
+        };
+        let revision = match catch_up(&engine, &client, &keys, &status, &stop) {
+            Ok(r) => r,
+            Err(_) => {
+                if pause(Duration::from_millis(200), &stop) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let options = WatchOptions {
+            range_end: Some(end.clone()),
+            start_revision: Some(revision + 1),
+            ..Default::default()
+        };
+        let Ok(stream) = client.watch_with(&prefix, &options) else {
+            if pause(Duration::from_millis(200), &stop) {
+                return;
+            }
+            continue;
+        };
+        *watch_handle.write() = Some(stream.shutdown_handle());
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        for message in stream {
+            let Ok(message) = message else { break };
+            if message.canceled {
+                break;
+            }
+            let mut failed = false;
+            for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
+                if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed || stop.load(Ordering::Acquire) {
+                break;
+            }
+        }
+    }
+}
