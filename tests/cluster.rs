@@ -1,0 +1,446 @@
+//! High availability on etcd, on one machine: a real single-node `etcd`
+//! (Debian's `etcd-server`; `scripts/etcd-install` installs it) and three
+//! `numpool serve --cluster` processes on loopback. Every wait is bounded.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{request, try_request, Numpool};
+
+const KEY: &str = "cluster-test";
+/// The leader's lease: a stopped leader is replaced after about this long.
+const TTL: Duration = Duration::from_secs(1);
+
+/// A throwaway single-node etcd on free loopback ports.
+struct Etcd {
+    child: Option<Child>,
+    dir: PathBuf,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start(name: &str) -> Etcd {
+        let dir = std::env::temp_dir().join(format!("numpool-etcd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("t={peer_url}")])
+            .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the etcd binary is on PATH (scripts/etcd-install installs it)");
+        let etcd = Etcd {
+            child: Some(child),
+            dir,
+            url,
+        };
+        etcd.wait_healthy();
+        etcd
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.url.trim_start_matches("http://").parse().unwrap()
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = try_request(self.addr(), "GET", "/health", "", None, &[]) {
+                if r.body["health"] == "true" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        Command::new("kill").args([signal, &pid]).status().unwrap();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One node: its process and data directory.
+struct NodeProcess {
+    server: Option<Numpool>,
+    dir: PathBuf,
+}
+
+fn start_node(etcd: &Etcd, cluster: &str, dir: &PathBuf) -> Numpool {
+    let args = [
+        "--api-key",
+        KEY,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--cluster",
+        cluster,
+        "--etcd",
+        &etcd.url,
+        "--lease-ttl",
+        "1s",
+    ];
+    support::serve(&args, &[]).unwrap()
+}
+
+fn cluster(etcd: &Etcd, name: &str, n: usize) -> Vec<NodeProcess> {
+    (0..n)
+        .map(|i| {
+            let dir = std::env::temp_dir()
+                .join(format!("numpool-node-{name}-{i}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            NodeProcess {
+                server: Some(start_node(etcd, name, &dir)),
+                dir,
+            }
+        })
+        .collect()
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ready(addr: SocketAddr) -> Option<Value> {
+    try_request(addr, "GET", "/readyz", "", None, &[])
+        .ok()
+        .map(|r| r.body)
+}
+
+/// Waits (bounded) until one of `nodes` leads; returns its index and when.
+fn leader(nodes: &[NodeProcess], within: Duration) -> (usize, Instant) {
+    let deadline = Instant::now() + within;
+    loop {
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(s) = &n.server {
+                if ready(s.addr).is_some_and(|b| b["role"] == "leader") {
+                    return (i, Instant::now());
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> support::Response {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    request(addr, method, path, &text, Some(KEY), &[])
+}
+
+/// A profile with sticky sender and four numbers, made through `addr`.
+fn profile(addr: SocketAddr) -> String {
+    let created = call(
+        addr,
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "ha", "whitelisted_destinations": ["*"], "number_pool_settings": {"sticky_sender": true},
+               "max_queue_seconds": 2_592_000}),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.body["data"]["id"].as_str().unwrap().to_string();
+    for n in [
+        "+13125550001",
+        "+13125550002",
+        "+13125550003",
+        "+13125550004",
+    ] {
+        let r = call(
+            addr,
+            "PATCH",
+            &format!("/v2/phone_numbers/{n}/messaging"),
+            json!({ "messaging_profile_id": id }),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    id
+}
+
+fn send(addr: SocketAddr, profile: &str, to: &str) -> Option<String> {
+    let body = json!({"messaging_profile_id": profile, "to": to, "text": "x"}).to_string();
+    let r = try_request(
+        addr,
+        "POST",
+        "/v2/messages/number_pool",
+        &body,
+        Some(KEY),
+        &[],
+    )
+    .ok()?;
+    (r.status == 200).then(|| {
+        r.body["data"]["from"]["phone_number"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+}
+
+fn mapped(addr: SocketAddr, profile: &str, to: &str) -> Option<String> {
+    let r = call(
+        addr,
+        "GET",
+        &format!("/v2/messaging_profiles/{profile}/sticky_mappings/{to}"),
+        Value::Null,
+    );
+    (r.status == 200).then(|| r.body["data"]["from"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn killing_the_leader_under_load_loses_nothing_acknowledged() {
+    let etcd = Etcd::start("kill");
+    let mut nodes = cluster(&etcd, "kill", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let standby_addr = nodes[(first + 1) % 3].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    // Clients send to new recipients through the leader and through a
+    // standby (which forwards), recording every acknowledged pair.
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = [leader_addr, standby_addr, leader_addr]
+        .into_iter()
+        .enumerate()
+        .map(|(t, addr)| {
+            let (acked, stop, p) = (acked.clone(), stop.clone(), p.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let to = format!("+1415{:07}", t * 1_000_000 + i);
+                    if let Some(from) = send(addr, &p, &to) {
+                        acked.lock().unwrap().push((to, from));
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 300 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nodes[first].server.as_mut().unwrap().kill();
+    let killed = Instant::now();
+    nodes[first].server = None;
+    let (second, elected) = leader(&nodes, Duration::from_secs(10));
+    let failover = elected - killed;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    println!("failover (kill to a new leader): {failover:?}");
+    assert!(
+        failover <= TTL + Duration::from_secs(1),
+        "failover took {failover:?}"
+    );
+    let new_leader = nodes[second].server.as_ref().unwrap().addr;
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+    for (to, from) in &acked {
+        assert_eq!(
+            mapped(new_leader, &p, to).as_deref(),
+            Some(from.as_str()),
+            "{to}"
+        );
+    }
+    // ...and the same recipients keep their senders.
+    for (to, from) in acked.iter().step_by(41) {
+        assert_eq!(send(new_leader, &p, to).as_deref(), Some(from.as_str()));
+    }
+}
+
+#[test]
+fn a_paused_leader_is_fenced_and_steps_down() {
+    let etcd = Etcd::start("pause");
+    let nodes = cluster(&etcd, "pause", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let old = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(old);
+    let pid = nodes[first].server.as_ref().unwrap().pid().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    // The others elect a new leader once the paused one's lease is gone.
+    let rest: Vec<usize> = (0..3).filter(|i| *i != first).collect();
+    let deadline = Instant::now() + TTL * 3 + Duration::from_secs(5);
+    let second = loop {
+        if let Some(&i) = rest.iter().find(|&&i| {
+            ready(nodes[i].server.as_ref().unwrap().addr).is_some_and(|b| b["role"] == "leader")
+        }) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader while the old one is paused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let new = nodes[second].server.as_ref().unwrap().addr;
+    let from_new = send(new, &p, "+14155550100").expect("the new leader takes changes");
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    // The old leader, resumed, must acknowledge nothing of its own: a send
+    // to a new recipient is refused or forwarded, never decided by it.
+    let mut answers = Vec::new();
+    for i in 0..20 {
+        let to = format!("+1415666{i:04}");
+        if let Some(from) = send(old, &p, &to) {
+            answers.push((to, from));
+        }
+        if let Some(from) = send(old, &p, "+14155550100") {
+            assert_eq!(from, from_new, "one recipient, two senders");
+        }
+    }
+    // Whatever it acknowledged is on the new leader (it was forwarded there).
+    for (to, from) in &answers {
+        assert_eq!(mapped(new, &p, to).as_deref(), Some(from.as_str()), "{to}");
+    }
+    support::eventually("the old leader steps down", || {
+        ready(old).is_some_and(|b| b["role"] == "standby")
+    });
+    drop(nodes);
+}
+
+#[test]
+fn a_restarted_standby_catches_up_with_or_without_its_files() {
+    let etcd = Etcd::start("restart");
+    let mut nodes = cluster(&etcd, "restart", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    let standby = (first + 1) % 3;
+    for keep_files in [true, false] {
+        nodes[standby].server.as_mut().unwrap().kill();
+        nodes[standby].server = None;
+        if !keep_files {
+            let _ = std::fs::remove_dir_all(&nodes[standby].dir);
+        }
+        for i in 0..50 {
+            assert!(send(
+                leader_addr,
+                &p,
+                &format!("+1206555{:04}", i + usize::from(keep_files) * 100)
+            )
+            .is_some());
+        }
+        let dir = nodes[standby].dir.clone();
+        nodes[standby].server = Some(start_node(&etcd, "restart", &dir));
+        let addr = nodes[standby].server.as_ref().unwrap().addr;
+        let head = ready(leader_addr).unwrap()["applied"].as_u64().unwrap();
+        support::eventually("the restarted standby catches up", || {
+            ready(addr).is_some_and(|b| b["applied"].as_u64() == Some(head))
+        });
+    }
+    // It serves the same state once it leads: stop the leader.
+    nodes[first].server.as_mut().unwrap().kill();
+    nodes[first].server = None;
+    let (second, _) = leader(&nodes, Duration::from_secs(10));
+    let addr = nodes[second].server.as_ref().unwrap().addr;
+    for i in 0..50 {
+        assert!(
+            mapped(addr, &p, &format!("+1206555{i:04}")).is_some(),
+            "{i}"
+        );
+        assert!(
+            mapped(addr, &p, &format!("+1206555{:04}", i + 100)).is_some(),
+            "{i}"
+        );
+    }
+}
+
+#[test]
+fn without_etcd_writes_are_refused_and_resume_by_themselves() {
+    let etcd = Etcd::start("outage");
+    let nodes = cluster(&etcd, "outage", 2);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let addr = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(addr);
+    assert!(send(addr, &p, "+14155550001").is_some());
+    etcd.signal("-STOP");
+    // Nothing is acknowledged while etcd does not answer.
+    let body = json!({"messaging_profile_id": p, "to": "+14155550002", "text": "x"}).to_string();
+    let r = request(
+        addr,
+        "POST",
+        "/v2/messages/number_pool",
+        &body,
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains("retry-after"));
+    etcd.signal("-CONT");
+    // Service resumes on its own: some node leads again and takes writes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let taken = nodes
+            .iter()
+            .filter_map(|n| n.server.as_ref())
+            .any(|s| send(s.addr, &p, "+14155550003").is_some());
+        if taken {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (second, _) = leader(&nodes, Duration::from_secs(5));
+    let leader_addr = nodes[second].server.as_ref().unwrap().addr;
+    assert!(mapped(leader_addr, &p, "+14155550001").is_some());
+    assert_eq!(
+        mapped(leader_addr, &p, "+14155550002"),
+        None,
+        "the refused send left no trace"
+    );
+}
