@@ -5,7 +5,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,8 +112,12 @@ struct NodeProcess {
     dir: PathBuf,
 }
 
-fn start_node(etcd: &Etcd, cluster: &str, dir: &PathBuf) -> Numpool {
-    let args = [
+fn start_node(etcd: &Etcd, cluster: &str, dir: &Path) -> Numpool {
+    start_node_with(etcd, cluster, dir, &[])
+}
+
+fn start_node_with(etcd: &Etcd, cluster: &str, dir: &Path, extra: &[&str]) -> Numpool {
+    let mut args = vec![
         "--api-key",
         KEY,
         "--data-dir",
@@ -125,17 +129,22 @@ fn start_node(etcd: &Etcd, cluster: &str, dir: &PathBuf) -> Numpool {
         "--lease-ttl",
         "1s",
     ];
+    args.extend_from_slice(extra);
     support::serve(&args, &[]).unwrap()
 }
 
 fn cluster(etcd: &Etcd, name: &str, n: usize) -> Vec<NodeProcess> {
+    cluster_with(etcd, name, n, &[])
+}
+
+fn cluster_with(etcd: &Etcd, name: &str, n: usize, extra: &[&str]) -> Vec<NodeProcess> {
     (0..n)
         .map(|i| {
             let dir = std::env::temp_dir()
                 .join(format!("numpool-node-{name}-{i}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             NodeProcess {
-                server: Some(start_node(etcd, name, &dir)),
+                server: Some(start_node_with(etcd, name, &dir, extra)),
                 dir,
             }
         })
@@ -398,6 +407,121 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
             "{i}"
         );
     }
+}
+
+#[test]
+fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snapshot() {
+    let etcd = Etcd::start("short");
+    let every = ["--snapshot-every", "1s"];
+    let mut nodes = cluster_with(&etcd, "short", 3, &every);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    let standby = (first + 1) % 3;
+    nodes[standby].server.as_mut().unwrap().kill();
+    nodes[standby].server = None;
+    let _ = std::fs::remove_dir_all(&nodes[standby].dir);
+    let mut acked = Vec::new();
+    for i in 0..100 {
+        let to = format!("+1503555{i:04}");
+        acked.push((to.clone(), send(leader_addr, &p, &to).unwrap()));
+    }
+    // Once the gone node's lease has expired and the others have taken a
+    // snapshot, the leader deletes what both snapshots hold.
+    let written = ready(leader_addr).unwrap()["applied"].as_u64().unwrap();
+    support::eventually("the log in etcd is shortened", || {
+        ready(leader_addr).is_some_and(|b| b["log_start"].as_u64() > Some(written / 2))
+    });
+    let dir = nodes[standby].dir.clone();
+    nodes[standby].server = Some(start_node_with(&etcd, "short", &dir, &every));
+    let node = nodes[standby].server.as_ref().unwrap();
+    let addr = node.addr;
+    support::eventually("the node without files catches up", || {
+        let head = ready(leader_addr).unwrap()["applied"].as_u64();
+        ready(addr).is_some_and(|b| b["role"] == "standby" && b["applied"].as_u64() == head)
+    });
+    assert!(
+        node.output
+            .lock()
+            .unwrap()
+            .contains("took the leader's snapshot"),
+        "{}",
+        node.output.lock().unwrap()
+    );
+    // A stale read is answered by the standby itself, from what it applied.
+    for (to, from) in &acked {
+        let r = call(
+            addr,
+            "GET",
+            &format!("/v2/messaging_profiles/{p}/sticky_mappings/{to}?consistency=stale"),
+            Value::Null,
+        );
+        assert_eq!(r.body["data"]["from"].as_str(), Some(from.as_str()), "{to}");
+    }
+    // What it applies after the snapshot survives a restart from its files.
+    for i in 100..120 {
+        let to = format!("+1503555{i:04}");
+        acked.push((to.clone(), send(leader_addr, &p, &to).unwrap()));
+    }
+    nodes[standby].server.as_mut().unwrap().kill();
+    nodes[standby].server = Some(start_node_with(&etcd, "short", &dir, &every));
+    let addr = nodes[standby].server.as_ref().unwrap().addr;
+    support::eventually("the restarted node catches up", || {
+        let head = ready(leader_addr).unwrap()["applied"].as_u64();
+        ready(addr).is_some_and(|b| b["role"] == "standby" && b["applied"].as_u64() == head)
+    });
+    // And it serves the same state once it leads: stop the others.
+    for i in (0..3).filter(|&i| i != standby) {
+        nodes[i].server.as_mut().unwrap().kill();
+        nodes[i].server = None;
+    }
+    let (second, _) = leader(&nodes, Duration::from_secs(10));
+    assert_eq!(second, standby);
+    for (to, from) in &acked {
+        assert_eq!(mapped(addr, &p, to).as_deref(), Some(from.as_str()), "{to}");
+    }
+}
+
+#[test]
+fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
+    let etcd = Etcd::start("stale");
+    let mut nodes = cluster(&etcd, "stale", 2);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let standby_addr = nodes[1 - first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    let from = send(leader_addr, &p, "+12065550100").unwrap();
+    support::eventually("the standby applies the send", || {
+        let head = ready(leader_addr).unwrap()["applied"].as_u64();
+        ready(standby_addr).is_some_and(|b| b["applied"].as_u64() == head)
+    });
+    // With the leader gone (and before another is elected: a lone standby
+    // of a two-node cluster takes over after the lease), a plain read gets
+    // 503 and a stale one is answered.
+    nodes[first].server.as_mut().unwrap().kill();
+    nodes[first].server = None;
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/+12065550100");
+    let stale = call(
+        standby_addr,
+        "GET",
+        &format!("{path}?consistency=stale"),
+        Value::Null,
+    );
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert_eq!(stale.body["data"]["from"].as_str(), Some(from.as_str()));
+    let forwarded = call(standby_addr, "GET", &path, Value::Null);
+    assert_eq!(forwarded.status, 503, "{}", forwarded.body);
+    // A change is never served stale.
+    let send_stale = try_request(
+        standby_addr,
+        "POST",
+        "/v2/messages/number_pool?consistency=stale",
+        &json!({"messaging_profile_id": p, "to": "+12065550101", "text": "x"}).to_string(),
+        Some(KEY),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(send_stale.status, 503, "{}", send_stale.body);
 }
 
 #[test]

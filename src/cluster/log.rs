@@ -6,11 +6,20 @@
 //! counting up from 1 with no gap. A batch is the framed records the local
 //! journal writes too (`journal::record`), cut at record boundaries into
 //! pieces that fit etcd's request limit, one position each.
+//!
+//! The log is kept short: each node publishes under `covered/` (on its
+//! lease, so a node that is gone stops counting) the position its newest
+//! snapshot holds, and the leader deletes the batches every published
+//! snapshot holds, records in `log-start` the first position still in
+//! etcd, and compacts etcd's history. A node whose files end before
+//! `log-start` takes a snapshot from the leader instead (`Engine`'s
+//! `install_snapshot`). Snapshots, not log files, count: they are synced,
+//! so the log in etcd is never shortened past what a node could lose.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::etcd::{prefix_end, Compare, CompareResult, EtcdClient, LeaderKey, Op};
+use super::etcd::{prefix_end, Compare, CompareResult, EtcdClient, EtcdError, LeaderKey, Op};
 use crate::journal::record::FRAME_LEN;
 use crate::journal::Replicator;
 
@@ -48,6 +57,23 @@ impl Keys {
         (prefix, end)
     }
 
+    /// The first position of the log still in etcd (absent: 1).
+    pub fn log_start(&self) -> Vec<u8> {
+        format!("{}log-start", self.prefix).into_bytes()
+    }
+
+    /// Where the node advertised as `node` publishes what its snapshot holds.
+    pub fn covered(&self, node: &str) -> Vec<u8> {
+        format!("{}covered/{node}", self.prefix).into_bytes()
+    }
+
+    /// The prefix of every node's `covered` key, and its range end.
+    pub fn covered_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let prefix = format!("{}covered/", self.prefix).into_bytes();
+        let end = prefix_end(&prefix);
+        (prefix, end)
+    }
+
     /// The position a batch key names.
     pub fn position(&self, key: &[u8]) -> Option<u64> {
         let text = std::str::from_utf8(key).ok()?;
@@ -55,6 +81,59 @@ impl Keys {
             .parse()
             .ok()
     }
+}
+
+/// The first position of the log still in etcd.
+pub(crate) fn log_start(client: &EtcdClient, keys: &Keys) -> Result<u64, EtcdError> {
+    Ok(client
+        .get(&keys.log_start())?
+        .and_then(|kv| std::str::from_utf8(&kv.value).ok()?.parse().ok())
+        .unwrap_or(1))
+}
+
+/// The leader's upkeep of the log: deletes the batches that the snapshot of
+/// every node publishing one holds (this node's own among them), fenced on
+/// the leader key, then compacts etcd's history. Returns the new start, if
+/// it moved.
+pub(crate) fn shorten(
+    client: &EtcdClient,
+    keys: &Keys,
+    leader: &LeaderKey,
+    own: &str,
+) -> Result<Option<u64>, EtcdError> {
+    let (from, to) = keys.covered_range();
+    let covered = client.range(&from, Some(&to), 0)?;
+    let own = keys.covered(own);
+    if !covered.kvs.iter().any(|kv| kv.key == own) {
+        return Ok(None);
+    }
+    let held = covered
+        .kvs
+        .iter()
+        .map(|kv| {
+            std::str::from_utf8(&kv.value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .min()
+        .unwrap_or(0);
+    let start = log_start(client, keys)?;
+    if held < start {
+        return Ok(None);
+    }
+    let new_start = held + 1;
+    let deletion = Op::DeleteRange {
+        key: keys.batch(start),
+        range_end: Some(keys.batch(new_start)),
+    };
+    let moved = Op::put(keys.log_start(), new_start.to_string());
+    let txn = client.txn(&[leader.fence()], &[deletion, moved], &[])?;
+    if !txn.succeeded {
+        return Ok(None);
+    }
+    client.compact(txn.header_revision)?;
+    Ok(Some(new_start))
 }
 
 /// `bytes` (whole framed records) cut at record boundaries into pieces of

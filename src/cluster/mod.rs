@@ -6,7 +6,9 @@
 //!
 //! - [`etcd`]: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.
-//! - `node`: one node's loop: follow, campaign, lead, step down.
+//! - `node`: one node's loop: follow, campaign, lead, step down, and keep
+//!   the log in etcd short.
+//! - `peer`: requests from node to node (forwarding, snapshot fetches).
 
 // The client covers the gateway's calls; the node uses part of them (the
 // rest is exercised by its tests).
@@ -14,5 +16,6 @@
 pub(crate) mod etcd;
 mod log;
 mod node;
+pub(crate) mod peer;
 
 pub use node::{ClusterConfig, Node, NodeStatus, Role};

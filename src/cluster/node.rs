@@ -17,8 +17,14 @@
 //!    etcd did not answer): refuse changes, reload the state from the
 //!    local files (which hold only what was committed and acknowledged),
 //!    take changes again as a standby, and follow again (1).
+//!
+//! Beside it, every node publishes what its newest snapshot holds (on its
+//! lease), and the leader deletes the part of the log every snapshot holds
+//! (`log::shorten`). A node whose files end before the log in etcd starts
+//! fetches the leader's snapshot (`GET /cluster/snapshot`) and follows on
+//! from it; such a node never leads before it has.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +33,8 @@ use futures::executor::block_on;
 use parking_lot::RwLock;
 
 use super::etcd::{EtcdClient, EtcdError, EventKind, ShutdownHandle, WatchOptions};
-use super::log::{Keys, LogAppender};
+use super::log::{self, Keys, LogAppender};
+use super::peer;
 use crate::engine::Engine;
 use crate::journal::record::Records;
 
@@ -43,6 +50,9 @@ pub struct ClusterConfig {
     /// The lease of leadership: a leader that stops renewing it is replaced
     /// after about this long.
     pub lease_ttl: Duration,
+    /// An API key the nodes accept, to fetch the leader's snapshot with
+    /// (`None` when the API takes none).
+    pub api_key: Option<String>,
 }
 
 /// A node's part in its cluster.
@@ -77,6 +87,10 @@ pub struct NodeStatus {
     leader: RwLock<Option<String>>,
     /// The last position of the log in etcd this node has seen.
     head: AtomicU64,
+    /// The first position of the log still in etcd, as last seen.
+    log_start: AtomicU64,
+    /// The lease this node campaigns (or leads) on; 0 while it has none.
+    lease: AtomicI64,
 }
 
 impl NodeStatus {
@@ -108,6 +122,12 @@ impl NodeStatus {
     pub fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
     }
+
+    /// The first position of the log still in etcd, as this node last saw
+    /// it (the leader deletes what every node's snapshot holds).
+    pub fn log_start(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire).max(1)
+    }
 }
 
 /// A running node.
@@ -136,6 +156,19 @@ impl Node {
             std::thread::Builder::new()
                 .name("numpool-leader-watch".into())
                 .spawn(move || watch_leader(c, k, s, st))
+                .map_err(EtcdError::Io)?,
+        );
+        let (e, s, st, k, c) = (
+            engine.clone(),
+            Arc::clone(&status),
+            Arc::clone(&stop),
+            keys.clone(),
+            config.clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("numpool-covered".into())
+                .spawn(move || publish_covered(e, c, k, s, st))
                 .map_err(EtcdError::Io)?,
         );
         let (s, st) = (Arc::clone(&status), Arc::clone(&stop));
@@ -191,6 +224,34 @@ fn watch_leader(config: ClusterConfig, keys: Keys, status: Arc<NodeStatus>, stop
     }
 }
 
+/// Publishes, on the node's lease, the position of the log its newest
+/// snapshot holds, whenever either changes.
+fn publish_covered(
+    engine: Engine,
+    config: ClusterConfig,
+    keys: Keys,
+    status: Arc<NodeStatus>,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+        return;
+    };
+    let key = keys.covered(&config.advertise);
+    let mut published = (0, 0);
+    while !pause(Duration::from_millis(250), &stop) {
+        let now = (
+            status.lease.load(Ordering::Acquire),
+            engine.snapshot_covers(),
+        );
+        if now.0 != 0 && now != published {
+            let value = now.1.to_string();
+            if client.put(&key, value.as_bytes(), Some(now.0)).is_ok() {
+                published = now;
+            }
+        }
+    }
+}
+
 /// Sleeps `d` unless asked to stop; returns whether to stop.
 fn pause(d: Duration, stop: &AtomicBool) -> bool {
     let until = Instant::now() + d;
@@ -218,7 +279,7 @@ fn run(
         status.set_role(Role::Standby);
         status.epoch.store(0, Ordering::Release);
         let follower = Follower::start(engine.clone(), &config, keys.clone(), Arc::clone(&status));
-        let Some(elected) = campaign(&config, &keys, &stop) else {
+        let Some(elected) = campaign(&config, &keys, &status, &stop) else {
             follower.stop();
             continue;
         };
@@ -230,6 +291,15 @@ fn run(
             Err(_) => continue,
         };
         let caught_up = catch_up(&engine, &client, &keys, &status, &stop);
+        match &caught_up {
+            Err(CatchUpError::Behind { start }) => eprintln!(
+                "numpool: elected, but this node's files end before the cluster's log in etcd starts ({start}); standing down"
+            ),
+            Err(CatchUpError::Etcd(e)) if !stop.load(Ordering::Acquire) => {
+                eprintln!("numpool: elected, but could not read the cluster's log ({e}); standing down")
+            }
+            _ => {}
+        }
         let lost = Arc::new(AtomicBool::new(false));
         if caught_up.is_ok() {
             let next = writer.replicated() + 1;
@@ -248,10 +318,19 @@ fn run(
                 "numpool: leading cluster {} (epoch {})",
                 config.name, leader.rev
             );
+            let upkeep = EtcdClient::new(config.etcd.clone()).ok();
+            let mut next_upkeep = Instant::now();
             while !stop.load(Ordering::Acquire)
                 && !lost.load(Ordering::Acquire)
                 && alive.load(Ordering::Acquire)
             {
+                if let Some(client) = upkeep.as_ref().filter(|_| Instant::now() >= next_upkeep) {
+                    next_upkeep = Instant::now() + Duration::from_secs(1);
+                    if let Ok(Some(start)) = log::shorten(client, &keys, &leader, &config.advertise)
+                    {
+                        status.log_start.store(start, Ordering::Release);
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -262,6 +341,7 @@ fn run(
         writer.set_replicator(None);
         alive.store(false, Ordering::Release);
         let _ = keepalive.join();
+        status.lease.store(0, Ordering::Release);
         if let Ok(c) = EtcdClient::new(config.etcd.clone()) {
             let _ = c.lease_revoke(lease);
         }
@@ -287,6 +367,7 @@ fn run(
 fn campaign(
     config: &ClusterConfig,
     keys: &Keys,
+    status: &NodeStatus,
     stop: &Arc<AtomicBool>,
 ) -> Option<(super::etcd::LeaderKey, i64, Arc<AtomicBool>, JoinHandle<()>)> {
     while !stop.load(Ordering::Acquire) {
@@ -303,6 +384,7 @@ fn campaign(
                 continue;
             }
         };
+        status.lease.store(lease, Ordering::Release);
         let alive = Arc::new(AtomicBool::new(true));
         let keepalive = {
             let (alive, stop, etcd) = (Arc::clone(&alive), Arc::clone(stop), config.etcd.clone());
@@ -313,6 +395,7 @@ fn campaign(
         let Ok(candidate) =
             client.start_campaign(&keys.election(), lease, config.advertise.as_bytes())
         else {
+            status.lease.store(0, Ordering::Release);
             alive.store(false, Ordering::Release);
             let _ = keepalive.join();
             if pause(Duration::from_millis(500), stop) {
@@ -347,6 +430,7 @@ fn campaign(
                 alive.store(false, Ordering::Release);
                 let _ = keepalive.join();
                 let _ = watcher.join();
+                status.lease.store(0, Ordering::Release);
                 let _ = client.lease_revoke(lease);
                 if pause(Duration::from_millis(200), stop) {
                     return None;
@@ -392,6 +476,22 @@ fn keep_alive(
     alive.store(false, Ordering::Release);
 }
 
+/// Why a node could not catch up with the log.
+#[derive(Debug)]
+enum CatchUpError {
+    Etcd(EtcdError),
+    /// The log in etcd starts at `start`, after the end of this node's files.
+    Behind {
+        start: u64,
+    },
+}
+
+impl From<EtcdError> for CatchUpError {
+    fn from(e: EtcdError) -> Self {
+        CatchUpError::Etcd(e)
+    }
+}
+
 /// Applies every batch of the log after the local position, reading it from
 /// etcd in pages; returns the revision the last read was at.
 fn catch_up(
@@ -400,15 +500,20 @@ fn catch_up(
     keys: &Keys,
     status: &NodeStatus,
     stop: &AtomicBool,
-) -> Result<i64, EtcdError> {
+) -> Result<i64, CatchUpError> {
     let (_, end) = keys.log_range();
     let writer = engine.journal_writer().expect("a cluster node journals");
+    let start = log::log_start(client, keys)?;
+    status.log_start.store(start, Ordering::Release);
+    if writer.replicated() + 1 < start {
+        return Err(CatchUpError::Behind { start });
+    }
     loop {
         let from = keys.batch(writer.replicated() + 1);
         let page = client.range(&from, Some(&end), 256)?;
         for kv in &page.kvs {
             if stop.load(Ordering::Acquire) {
-                return Err(EtcdError::Cancelled);
+                return Err(EtcdError::Cancelled.into());
             }
             apply(engine, keys, &kv.key, &kv.value, status)?;
         }
@@ -461,8 +566,8 @@ impl Follower {
     ) -> Follower {
         let stop = Arc::new(AtomicBool::new(false));
         let watch: Arc<RwLock<Option<ShutdownHandle>>> = Arc::default();
-        let (s, w, etcd) = (Arc::clone(&stop), Arc::clone(&watch), config.etcd.clone());
-        let thread = std::thread::spawn(move || follow(engine, etcd, keys, status, s, w));
+        let (s, w, c) = (Arc::clone(&stop), Arc::clone(&watch), config.clone());
+        let thread = std::thread::spawn(move || follow(engine, c, keys, status, s, w));
         Follower {
             stop,
             watch,
@@ -481,7 +586,7 @@ impl Follower {
 
 fn follow(
     engine: Engine,
-    etcd: Vec<String>,
+    config: ClusterConfig,
     keys: Keys,
     status: Arc<NodeStatus>,
     stop: Arc<AtomicBool>,
@@ -489,12 +594,26 @@ fn follow(
 ) {
     let (prefix, end) = keys.log_range();
     while !stop.load(Ordering::Acquire) {
-        let Ok(client) = EtcdClient::new(etcd.clone()) else {
+        let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
             return;
         };
         let revision = match catch_up(&engine, &client, &keys, &status, &stop) {
             Ok(r) => r,
-            Err(_) => {
+            Err(CatchUpError::Behind { start }) => {
+                match take_snapshot(&engine, &status, &config, start - 1) {
+                    Ok(position) => eprintln!(
+                        "numpool: took the leader's snapshot (log position {position}); following on from it"
+                    ),
+                    Err(e) => {
+                        eprintln!("numpool: this node's files end before the cluster's log in etcd starts ({start}), and {e}");
+                        if pause(Duration::from_secs(1), &stop) {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(CatchUpError::Etcd(_)) => {
                 if pause(Duration::from_millis(200), &stop) {
                     return;
                 }
@@ -533,4 +652,42 @@ fn follow(
             }
         }
     }
+}
+
+/// Fetches the leader's snapshot holding the log at least up to `at_least`
+/// and puts it in place of this node's state; returns the position it holds.
+fn take_snapshot(
+    engine: &Engine,
+    status: &NodeStatus,
+    config: &ClusterConfig,
+    at_least: u64,
+) -> Result<u64, String> {
+    let leader = status
+        .leader()
+        .filter(|l| *l != config.advertise)
+        .ok_or("no other node leads yet to take a snapshot from")?;
+    let request = peer::Request {
+        method: "GET".into(),
+        path_and_query: format!("/cluster/snapshot?at_least={at_least}"),
+        headers: config
+            .api_key
+            .iter()
+            .map(|k| ("Authorization".to_string(), format!("Bearer {k}")))
+            .collect(),
+        body: Vec::new(),
+    };
+    let (code, _, _, body) = peer::exchange(&leader, &request, Duration::from_secs(60))
+        .map_err(|e| format!("the leader {leader} did not give its snapshot: {e}"))?;
+    if code != 200 {
+        let detail = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        return Err(format!("the leader {leader} answered {code}: {detail}"));
+    }
+    let position = block_on(engine.install_snapshot(&body))
+        .map_err(|e| format!("the leader's snapshot could not be put in place: {e}"))?;
+    if position < at_least {
+        return Err(format!(
+            "the leader's snapshot holds the log up to {position} only, not {at_least}"
+        ));
+    }
+    Ok(position)
 }

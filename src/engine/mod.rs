@@ -15,7 +15,9 @@
 //! - [`stats`]: counters, expiry on demand, snapshots on demand;
 //! - [`catalog`]: the records of profiles and numbers, in listing order;
 //! - [`healing`]: refusing changes while the journal cannot write, and
-//!   resuming once it can.
+//!   resuming once it can;
+//! - [`replica`]: a cluster standby applying its leader's log;
+//!   [`transfer`]: a node taking its leader's snapshot when it is too far behind.
 //!
 //! Internals: [`actor`] (a profile's owner: caller-runs, else its mailbox),
 //! [`mailbox`] (the actix system: mailbox actors and the housekeeper),
@@ -38,6 +40,7 @@ mod replica;
 mod send;
 mod startup;
 mod stats;
+mod transfer;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

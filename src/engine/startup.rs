@@ -117,7 +117,9 @@ impl Engine {
         let dispatcher = Dispatcher::default();
         let mut catalog = Catalog::default();
         let mut next_snapshot = 1;
+        let mut covers = 0;
         if let Some(r) = recovered {
+            covers = r.snapshot_replicated;
             report.snapshot = r.snapshot;
             report.replayed_records = r.replayed;
             report.warnings = r.warnings;
@@ -161,6 +163,7 @@ impl Engine {
             dir_lock: parking_lot::Mutex::new(lock),
         });
         inner.snapshots.next.store(next_snapshot, Ordering::Release);
+        inner.snapshots.covers.store(covers, Ordering::Release);
         let housekeeper = Housekeeper {
             inner: Arc::downgrade(&inner),
             tick,
@@ -277,6 +280,10 @@ impl Engine {
         written
             .await
             .map_err(|_| std::io::Error::other("the snapshot writer stopped"))??;
+        inner
+            .snapshots
+            .covers
+            .fetch_max(replicated, Ordering::AcqRel);
         Ok(n)
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct Recovered {
     pub warnings: Vec<String>,
     /// In a cluster: the position of the cluster's log the files hold.
     pub replicated: u64,
+    /// In a cluster: the position of the cluster's log the snapshot holds.
+    pub snapshot_replicated: u64,
 }
 
 /// Maps keyed by profile id, with the crate's fast hasher (one lookup per record).
@@ -244,6 +246,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
     // The newest snapshot that reads back whole; older ones are the fallback.
     let snapshots = numbered(dir, "snapshot-", ".bin").map_err(|e| StartError::io(dir, e))?;
     let mut base = None;
+    let mut snapshot_replicated = 0;
     for &n in snapshots.iter().rev() {
         let path = snapshot_path(dir, n);
         let bytes = read(&path)?;
@@ -269,6 +272,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
             rebuild.apply(r);
         }
         rebuild.awaiting_mark = rebuild.profiles.keys().copied().collect();
+        snapshot_replicated = rebuild.replicated;
         base = Some(n);
         break;
     }
@@ -342,6 +346,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
         replayed,
         warnings,
         replicated: rebuild.replicated,
+        snapshot_replicated,
     })
 }
 

@@ -32,6 +32,9 @@ use crate::selection::profile::{DailyCounts, StickyMapping};
 #[derive(Default)]
 pub(crate) struct Snapshots {
     pub next: AtomicU64,
+    /// In a cluster: the position of the cluster's log the newest snapshot
+    /// holds (the log before it may go from etcd as far as this node cares).
+    pub covers: AtomicU64,
     pub one: tokio::sync::Mutex<()>,
 }
 
@@ -141,11 +144,8 @@ pub(crate) fn write(
     n: u64,
     records: impl Iterator<Item = Record>,
 ) -> std::io::Result<()> {
-    let path = snapshot_path(dir, n);
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        format::write_header(&mut out, FileKind::Snapshot)?;
+    put_in_place(dir, n, |out| {
+        format::write_header(out, FileKind::Snapshot)?;
         let mut buf = Vec::with_capacity(256);
         let mut count = 0u64;
         for r in records {
@@ -156,7 +156,28 @@ pub(crate) fn write(
         }
         buf.clear();
         record::encode(&Record::SnapshotEnd { records: count }, &mut buf);
-        out.write_all(&buf)?;
+        out.write_all(&buf)
+    })
+}
+
+/// Puts `bytes`, a whole snapshot file taken elsewhere (a cluster node's
+/// from its leader), in place as snapshot `n` of `dir`.
+pub(crate) fn install(dir: &Path, n: u64, bytes: &[u8]) -> std::io::Result<()> {
+    put_in_place(dir, n, |out| out.write_all(bytes))
+}
+
+/// Writes snapshot `n` through `fill` to a temporary file, syncs it and
+/// renames it into place: a snapshot is either whole or absent.
+fn put_in_place(
+    dir: &Path,
+    n: u64,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let path = snapshot_path(dir, n);
+    let tmp = path.with_extension("tmp");
+    let result = (|| {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
@@ -169,6 +190,24 @@ pub(crate) fn write(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// What a snapshot file taken elsewhere holds, checked whole: the profiles
+/// in it and the position of the cluster's log it covers.
+pub(crate) fn examine(bytes: &[u8]) -> Option<(Vec<ProfileId>, u64)> {
+    let body = format::check(bytes, FileKind::Snapshot).ok()?;
+    if !is_complete(body) {
+        return None;
+    }
+    let (mut profiles, mut position) = (Vec::new(), 0);
+    for r in record::Records::new(body) {
+        match r {
+            Record::ProfileSaved { profile, .. } => profiles.push(profile.id),
+            Record::Replicated { position: p } => position = p,
+            _ => {}
+        }
+    }
+    Some((profiles, position))
 }
 
 /// Whether `body` (a snapshot without its header) is whole: every record

@@ -382,6 +382,8 @@ impl ServeArgs {
                     etcd: args.etcd.clone(),
                     advertise,
                     lease_ttl: duration("lease-ttl", &args.lease_ttl, Duration::from_secs(2))?,
+                    // Nodes of one cluster take the same keys.
+                    api_key: keys.first().map(str::to_string),
                 })
             }
         };

@@ -32,6 +32,11 @@ impl ApiKeys {
         self.0.is_empty()
     }
 
+    /// The first key (a cluster node uses it to call another node).
+    pub fn first(&self) -> Option<&str> {
+        self.0.first().map(String::as_str)
+    }
+
     /// The keys for display: how many, and their lengths (never a character of one).
     pub fn describe(&self) -> String {
         let lengths: Vec<String> = self

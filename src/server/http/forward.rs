@@ -3,14 +3,13 @@
 //! answers what the leader answered, or 503 with `Retry-After` while no
 //! leader is known or the leader does not answer.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use super::error::ApiError;
+use crate::cluster::peer::{exchange, Answer, Request};
 
 /// The request headers a forwarded request keeps.
 const KEPT: [&str; 5] = [
@@ -22,18 +21,11 @@ const KEPT: [&str; 5] = [
 ];
 
 /// A request as forwarded: method, path with query, kept headers, body.
-pub struct Forwarded {
-    pub method: String,
-    pub path_and_query: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub type Forwarded = Request;
 
-impl Forwarded {
-    /// Keeps what the leader needs of a request's headers.
-    pub fn keep(name: &str) -> bool {
-        KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
-    }
+/// Keeps what the leader needs of a request's headers.
+pub fn keep(name: &str) -> bool {
+    KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
 }
 
 fn unavailable(why: &str) -> HttpResponse {
@@ -53,7 +45,7 @@ pub fn to_leader(leader: Option<String>, request: Forwarded) -> Result<Answer, S
     let Some(leader) = leader else {
         return Err("this node is a standby and no leader is known yet; retry".into());
     };
-    exchange(&leader, &request)
+    exchange(&leader, &request, Duration::from_secs(30))
         .map_err(|e| format!("the leader {leader} did not answer ({e}); retry"))
 }
 
@@ -72,119 +64,5 @@ pub fn respond(answer: Result<Answer, String>) -> HttpResponse {
             response.body(body)
         }
         Err(why) => unavailable(&why),
-    }
-}
-
-/// A leader's answer: status, content type, `Retry-After`, body.
-pub type Answer = (u16, Option<String>, Option<String>, Vec<u8>);
-
-fn exchange(leader: &str, r: &Forwarded) -> std::io::Result<Answer> {
-    let host = leader
-        .strip_prefix("http://")
-        .unwrap_or(leader)
-        .trim_end_matches('/');
-    let addr = host
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_nodelay(true)?;
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\nX-Numpool-Forwarded: 1\r\n",
-        r.method,
-        r.path_and_query,
-        r.body.len()
-    );
-    for (name, value) in &r.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(&r.body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse(&raw)
-}
-
-/// Reads an HTTP/1.1 response (Content-Length, chunked, or to the end).
-fn parse(raw: &[u8]) -> std::io::Result<Answer> {
-    let bad = || std::io::Error::other("malformed answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(bad)?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad())?;
-    let mut body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let (mut content_type, mut retry_after, mut chunked, mut length) = (None, None, false, None);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_string();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(value),
-            "retry-after" => retry_after = Some(value),
-            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-            "content-length" => length = value.parse::<usize>().ok(),
-            _ => {}
-        }
-    }
-    let body = if chunked {
-        let mut out = Vec::new();
-        loop {
-            let end = body.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&body[..end])
-                    .map_err(|_| bad())?
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim(),
-                16,
-            )
-            .map_err(|_| bad())?;
-            body = &body[end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(body.get(..size).ok_or_else(bad)?);
-            body = body.get(size + 2..).ok_or_else(bad)?;
-        }
-        out
-    } else {
-        match length {
-            Some(n) => body.get(..n).ok_or_else(bad)?.to_vec(),
-            None => body.to_vec(),
-        }
-    };
-    Ok((status, content_type, retry_after, body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_are_read_whole() {
-        let plain = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        let (status, kind, _, body) = parse(plain).unwrap();
-        assert_eq!(
-            (status, kind.as_deref(), body.as_slice()),
-            (201, Some("application/json"), &b"{}"[..])
-        );
-        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let (status, _, retry, body) = parse(chunked).unwrap();
-        assert_eq!(
-            (status, retry.as_deref(), body.as_slice()),
-            (503, Some("1"), &b"abcde"[..])
-        );
-        assert!(parse(b"garbage").is_err());
     }
 }

@@ -212,7 +212,7 @@ async fn forward_request(
         headers: req
             .headers()
             .iter()
-            .filter(|(name, _)| super::forward::Forwarded::keep(name.as_str()))
+            .filter(|(name, _)| super::forward::keep(name.as_str()))
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         body,
@@ -223,17 +223,28 @@ async fn forward_request(
     Ok(req.into_response(super::forward::respond(answer)))
 }
 
+/// Whether a query string has `consistency=stale`.
+fn asks_stale(query: &str) -> bool {
+    query.split('&').any(|pair| pair == "consistency=stale")
+}
+
 /// Registers every route under `/v2` plus the operational ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        .route("/cluster/snapshot", web::get().to(ops::cluster_snapshot))
         .service(register(web::scope("/v2")).wrap_fn(|req, srv| {
-            // A standby forwards the API's requests to its leader.
+            // A standby forwards the API's requests to its leader, except
+            // reads that ask for its own applied state (`consistency=stale`).
             let standby = req
                 .app_data::<web::Data<AppState>>()
                 .and_then(|s| s.cluster.clone())
-                .filter(|c| c.role() != crate::cluster::Role::Leader);
+                .filter(|c| c.role() != crate::cluster::Role::Leader)
+                .filter(|_| {
+                    !(req.method() == actix_web::http::Method::GET
+                        && asks_stale(req.query_string()))
+                });
             match standby {
                 None => srv.call(req).boxed_local(),
                 Some(status) => forward_request(req, status).boxed_local(),

@@ -1,12 +1,12 @@
-//! Operations: `/healthz`, `/readyz`, `/metrics`, `/v2/openapi.json`, and
-//! the 404 for everything else.
+//! Operations: `/healthz`, `/readyz`, `/metrics`, `/cluster/snapshot`,
+//! `/v2/openapi.json`, and the 404 for everything else.
 
 use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, Authed};
 use crate::server::http::error::ApiError;
 
 pub async fn healthz() -> HttpResponse {
@@ -27,6 +27,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "leader": cluster.leader(),
             "applied": state.engine.replicated_position(),
             "head": cluster.head(),
+            "log_start": cluster.log_start(),
         });
         return match cluster.role() {
             crate::cluster::Role::Starting => HttpResponse::ServiceUnavailable()
@@ -46,6 +47,38 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header(("Retry-After", "1"))
             .json(json!({ "status": "journal_unavailable", "detail": error })),
     }
+}
+
+/// The query of `/cluster/snapshot`.
+#[derive(serde::Deserialize)]
+pub struct SnapshotQuery {
+    /// The snapshot must hold the cluster's log at least up to here.
+    #[serde(default)]
+    at_least: u64,
+}
+
+/// In a cluster: this node's newest snapshot file, holding the cluster's
+/// log at least up to `?at_least=` (a snapshot is taken first if needed).
+/// Another node fetches it when the log it would follow is no longer all in
+/// etcd. Needs an API key like the API.
+pub async fn cluster_snapshot(
+    _: Authed,
+    state: web::Data<AppState>,
+    query: web::Query<SnapshotQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if state.cluster.is_none() {
+        return Err(ApiError::NotFound(
+            "this node is not in a cluster: it has no snapshot to give".into(),
+        ));
+    }
+    let bytes = state
+        .engine
+        .snapshot_file(query.at_least)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("no snapshot to give: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(bytes))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -1,0 +1,73 @@
+//! Snapshots from node to node: a cluster node whose files are behind what
+//! the cluster's log in etcd still holds takes the leader's newest snapshot
+//! in place of its own state, then follows the log from the position that
+//! snapshot covers.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use super::Engine;
+use crate::journal::{self, settle, snapshot, Record};
+
+impl Engine {
+    /// The position of the cluster's log that this engine's newest snapshot
+    /// holds (0 with none, or outside a cluster).
+    pub(crate) fn snapshot_covers(&self) -> u64 {
+        self.inner.snapshots.covers.load(Ordering::Acquire)
+    }
+
+    /// The bytes of this engine's newest snapshot, taking one first if the
+    /// newest does not hold the cluster's log up to `at_least`.
+    pub(crate) async fn snapshot_file(&self, at_least: u64) -> io::Result<Vec<u8>> {
+        let inner = &self.inner;
+        let Some(j) = &inner.config.journal else {
+            return Err(io::Error::other("this node keeps no files"));
+        };
+        let newest = || journal::numbered(&j.dir, "snapshot-", ".bin").map(|s| s.last().copied());
+        if self.snapshot_covers() < at_least || newest()?.is_none() {
+            self.snapshot_now().await?;
+        }
+        // No snapshot is taken (and no older one removed) while reading.
+        let _one = inner.snapshots.one.lock().await;
+        let n = newest()?.ok_or_else(|| io::Error::other("no snapshot was written"))?;
+        std::fs::read(journal::snapshot_path(&j.dir, n))
+    }
+
+    /// Replaces this engine's state with `bytes`, a whole snapshot file from
+    /// the cluster's leader; returns the position of the log it holds. The
+    /// snapshot becomes this node's newest, so a restart starts from it.
+    pub(crate) async fn install_snapshot(&self, bytes: &[u8]) -> io::Result<u64> {
+        let inner = &self.inner;
+        let (Some(j), Some(writer)) = (&inner.config.journal, &inner.env.journal) else {
+            return Err(io::Error::other("this node keeps no files"));
+        };
+        let (profiles, position) = snapshot::examine(bytes)
+            .ok_or_else(|| io::Error::other("the leader's snapshot is not whole"))?;
+        {
+            let _one = inner.snapshots.one.lock().await;
+            let _admin = inner.admin.lock().await;
+            // As for a snapshot taken here: a new segment, opened with the
+            // marks that say its profiles' records come after the snapshot.
+            let n = inner.snapshots.next.fetch_add(1, Ordering::AcqRel);
+            writer.rotate(journal::segment_path(&j.dir, n)).await?;
+            let marks: Vec<Record> = profiles
+                .iter()
+                .map(|&profile| Record::SnapshotMark {
+                    profile,
+                    snapshot: n,
+                })
+                .collect();
+            settle(inner.env.journal_local(&marks))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            snapshot::install(&j.dir, n, bytes)?;
+            snapshot::retain(&j.dir)?;
+        }
+        self.reload()
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        writer.set_replicated(position);
+        inner.snapshots.covers.store(position, Ordering::Release);
+        Ok(position)
+    }
+}
