@@ -36,7 +36,9 @@ use super::mailbox::{Job, MailboxAddr, Runtime};
 use crate::clock::Clock;
 use crate::ids::ProfileId;
 use crate::journal::{Receipt, Record, Scope, Writer};
+use crate::number::PhoneNumber;
 use crate::selection::health::HealthConfig;
+use crate::selection::unsettled::Reads;
 use crate::selection::ProfileState;
 
 /// How long a caller spins for a busy profile before queueing instead:
@@ -67,16 +69,49 @@ impl Env {
     }
 
     /// Journals the records a request on `state` produced and notes them on
-    /// it; with none, a reply that read `state` still waits for that
-    /// profile's records still on their way to the journal (a barrier).
-    pub fn journal_for(&self, state: &mut ProfileState, records: &[Record]) -> Option<Receipt> {
+    /// it; with none, a reply that read (`reads`) state still on its way to
+    /// the journal waits for it (a barrier).
+    pub fn journal_for(
+        &self,
+        state: &mut ProfileState,
+        records: &[Record],
+        reads: Reads<impl IntoIterator<Item = PhoneNumber>>,
+    ) -> Option<Receipt> {
         let writer = self.journal.as_ref()?;
         if records.is_empty() {
-            return (state.unsettled() > writer.written()).then(|| writer.barrier());
+            let wait = state.unsettled().must_wait(reads, writer.written());
+            return wait.then(|| writer.barrier());
         }
+        // The receipt of these records comes after every earlier append.
         let receipt = self.journal(records);
-        state.set_unsettled(writer.appended());
-        receipt
+        let append = writer.appended();
+        // Under a cap of new recipients, a new mapping counts against it.
+        let capped = state.has_daily_caps();
+        let unsettled = state.unsettled();
+        unsettled.forget_written(writer.written());
+        for r in records {
+            match r {
+                Record::MappingSet { to, .. } => {
+                    unsettled.recipient(*to, append);
+                    if capped {
+                        unsettled.daily(append);
+                    }
+                }
+                Record::MappingTouched { to, .. }
+                | Record::MappingRemoved { to, .. }
+                | Record::OptOut { to, .. }
+                | Record::OptIn { to, .. } => unsettled.recipient(*to, append),
+                Record::DailyCount { .. } => unsettled.daily(append),
+                _ => unsettled.whole(append),
+            }
+        }
+        // Without a cap, a reservation of daily counts only informs: its
+        // write goes on without holding the reply (in a cluster, a commit).
+        let informs = !capped
+            && records
+                .iter()
+                .all(|r| matches!(r, Record::DailyCount { .. }));
+        receipt.filter(|_| !informs)
     }
 
     /// [`Env::journal`] for records that stay in the local log (snapshot

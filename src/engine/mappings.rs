@@ -8,6 +8,7 @@ use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
 use crate::selection::profile::StickyMapping;
 use crate::selection::sticky::MapPosition;
+use crate::selection::unsettled::Reads;
 
 impl Engine {
     /// The live mapping of `to` in `profile`, if any.
@@ -189,7 +190,7 @@ impl Engine {
                         last_used: m.last_used_at,
                         pinned: true,
                     };
-                    env.journal_for(p, &[record])
+                    env.journal_for(p, &[record], Reads::recipient(to))
                 });
                 (pinned, receipt)
             })
@@ -230,7 +231,11 @@ impl Engine {
         let (removed, receipt) = actor
             .call(self.inner.config.mailbox_bound, move |p, env| {
                 let removed = p.unmap(to, now);
-                let receipt = env.journal_for(p, &[Record::MappingRemoved { profile, to }]);
+                let receipt = env.journal_for(
+                    p,
+                    &[Record::MappingRemoved { profile, to }],
+                    Reads::recipient(to),
+                );
                 (removed, receipt)
             })
             .await?;

@@ -9,6 +9,7 @@ use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
 use crate::records::OptOutRecord;
 use crate::selection::compliance::{InboundKeyword, OptOut};
+use crate::selection::unsettled::Reads;
 use crate::Timestamp;
 
 /// What an inbound message did.
@@ -135,6 +136,7 @@ impl Engine {
                         to,
                         opt_out,
                     }],
+                    Reads::recipient(to),
                 )
             })
             .await?;
@@ -170,7 +172,9 @@ impl Engine {
                 let removed = p.opt_in(to);
                 let receipt = removed
                     .is_some()
-                    .then(|| env.journal_for(p, &[Record::OptIn { profile, to }]))
+                    .then(|| {
+                        env.journal_for(p, &[Record::OptIn { profile, to }], Reads::recipient(to))
+                    })
                     .flatten();
                 (removed, receipt)
             })

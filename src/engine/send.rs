@@ -22,6 +22,7 @@ use crate::ids::ProfileId;
 use crate::journal::{settle, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
 use crate::selection::rules::{MappingOutcome, Refusal, Selection};
+use crate::selection::unsettled::Reads;
 use crate::selection::ProfileState;
 
 /// One outbound message as the engine routes it: its recipient, how many
@@ -168,7 +169,11 @@ fn select_one(
     move |state, env| {
         let mut records = Vec::new();
         let result = select_into(state, env, profile, message, now_ms, &mut records);
-        let receipt = env.journal_for(state, &records);
+        let reads = Reads {
+            recipients: [message.to],
+            daily: state.has_daily_caps(),
+        };
+        let receipt = env.journal_for(state, &records, reads);
         (result, receipt)
     }
 }
@@ -187,7 +192,11 @@ fn select_many(
             .iter()
             .map(|&to| select_into(state, env, profile, to.into(), now_ms, &mut records))
             .collect();
-        (results, env.journal_for(state, &records))
+        let reads = Reads {
+            recipients: recipients.iter().copied(),
+            daily: state.has_daily_caps(),
+        };
+        (results, env.journal_for(state, &records, reads))
     }
 }
 
@@ -473,7 +482,11 @@ impl<'a> Batch<'a> {
                 select_into(state, env, profile, to.into(), self.now_ms, &mut records)
                     .map_err(Error::from);
         }
-        env.journal_for(state, &records)
+        let reads = Reads {
+            recipients: positions.iter().map(|&i| items[i].1),
+            daily: state.has_daily_caps(),
+        };
+        env.journal_for(state, &records, reads)
     }
 
     /// Records a group served inline: its receipt, or its failure.
@@ -508,3 +521,111 @@ impl<'a> Batch<'a> {
 }
 
 type GroupAnswer = Result<(Vec<Result<Selection, Refusal>>, Option<Receipt>), ActorError>;
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use futures::executor::block_on;
+    use parking_lot::{Condvar, Mutex};
+
+    use crate::clock::ManualClock;
+    use crate::journal::Replicator;
+    use crate::{
+        Engine, EngineConfig, JournalConfig, NewProfile, PhoneNumber, SettingsPatch,
+        SettingsUpdate, Timestamp,
+    };
+
+    /// A replicated log that holds every commit until opened.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+        position: AtomicU64,
+    }
+
+    impl Gate {
+        fn set(&self, open: bool) {
+            *self.open.lock() = open;
+            self.opened.notify_all();
+        }
+    }
+
+    impl Replicator for Gate {
+        fn commit(&self, _: &[u8]) -> Result<u64, String> {
+            let mut open = self.open.lock();
+            while !*open {
+                self.opened.wait(&mut open);
+            }
+            Ok(self.position.fetch_add(1, Ordering::AcqRel) + 1)
+        }
+
+        fn probe(&self) -> bool {
+            true
+        }
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        let waker = futures::task::noop_waker();
+        std::pin::Pin::new(f).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_reply_waits_for_its_recipients_unwritten_mapping_and_for_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("numpool-unsettled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let config = EngineConfig {
+            journal: Some(JournalConfig::new(&dir)),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start_with_clock(config, clock).unwrap();
+        let number = |s: &str| PhoneNumber::parse_e164(s).unwrap();
+        let (a, b) = (number("+14155550001"), number("+14155550002"));
+        let profile = block_on(async {
+            let p = engine
+                .create_profile(NewProfile {
+                    number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                        sticky_sender: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .id;
+            for s in ["+13125550001", "+13125550002"] {
+                engine.assign_number(number(s), Some(p)).await.unwrap();
+            }
+            engine.send(p, b).await.unwrap();
+            p
+        });
+        // From now on every change waits in the gate before it is written.
+        let gate = Arc::new(Gate::default());
+        let writer = engine.journal_writer().unwrap();
+        writer.set_replicator(Some(gate.clone()));
+        let first = {
+            let engine = engine.clone();
+            std::thread::spawn(move || block_on(engine.send(profile, a)))
+        };
+        let appended = writer.appended();
+        while writer.appended() == appended {
+            std::thread::yield_now();
+        }
+        // A sticky hit on a's mapping, still in the gate, is not answered...
+        let mut again = Box::pin(engine.send(profile, a));
+        assert!(poll_once(&mut again).is_pending());
+        // ...while one on b's written mapping is, at once.
+        let mut other = Box::pin(engine.send(profile, b));
+        assert!(matches!(poll_once(&mut other), Poll::Ready(Ok(_))));
+        gate.set(true);
+        let first = first.join().unwrap().unwrap();
+        let again = block_on(again).unwrap();
+        assert_eq!(again.sender, first.sender);
+        block_on(engine.shutdown());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -16,6 +16,8 @@
 //!   unhealthy) and the one eligibility rule.
 //! - [`capacity`]: sender rates, queues and daily caps.
 //! - [`compliance`]: disabled profiles, allowed destinations, opt-outs.
+//! - [`unsettled`]: what of a profile's state is still on its way to the
+//!   journal (the replies that must wait for it).
 //! - [`profile`]: [`ProfileState`], one profile's whole selection state.
 
 pub(crate) mod capacity;
@@ -30,6 +32,7 @@ mod region_table;
 pub(crate) mod rotation;
 pub(crate) mod rules;
 pub(crate) mod sticky;
+pub(crate) mod unsettled;
 pub(crate) mod weighted;
 
 pub(crate) use profile::{move_sender, ProfileState};

@@ -23,6 +23,7 @@ use super::rules::{
     SelectState, Selection,
 };
 use super::sticky::{ExpireReport, StickyMap};
+use super::unsettled::Unsettled;
 use super::weighted::SmoothWeighted;
 use crate::clock::Timestamp;
 use crate::number::{PhoneNumber, SenderKind};
@@ -154,11 +155,9 @@ pub(crate) struct ProfileState {
     destinations: Destinations,
     /// Recipients who opted out.
     opt_outs: OptOuts,
-    /// The number of the journal's last append of this profile's records:
-    /// a reply that read this state waits until it is written (a sticky
-    /// hit on a mapping whose record is still on its way must not be
-    /// acknowledged before it).
-    unsettled: u64,
+    /// What of this state is still on its way to the journal: a reply that
+    /// read it waits until it is written.
+    unsettled: Unsettled,
 }
 
 /// What a selection at `now_ms` knows besides the profile's pool.
@@ -211,7 +210,7 @@ impl ProfileState {
             enabled: true,
             destinations: Destinations::Anywhere,
             opt_outs: OptOuts::default(),
-            unsettled: 0,
+            unsettled: Unsettled::default(),
         }
     }
 
@@ -235,16 +234,17 @@ impl ProfileState {
         Ok(())
     }
 
-    /// Notes the journal's number of the last append of this profile's records.
+    /// Whether a daily cap applies: then a send's reply waits for the
+    /// counts it consumed to be journaled (else, counts only inform).
     #[inline]
-    pub fn set_unsettled(&mut self, append: u64) {
-        self.unsettled = append;
+    pub fn has_daily_caps(&self) -> bool {
+        self.limits.daily_message_limit.is_some() || self.limits.new_recipients_per_sender.is_some()
     }
 
-    /// The journal's number of the last append of this profile's records.
+    /// What of this state is still on its way to the journal.
     #[inline]
-    pub fn unsettled(&self) -> u64 {
-        self.unsettled
+    pub fn unsettled(&mut self) -> &mut Unsettled {
+        &mut self.unsettled
     }
 
     /// Records that `to` opted out; returns the opt-out it replaced.

@@ -1,0 +1,135 @@
+//! What of a profile's state is still on its way to the journal (in a
+//! cluster: to etcd, then the local log), by the journal's append number.
+//!
+//! A reply that read such state must not be acknowledged before it is
+//! written: a sticky hit on a mapping whose record could still be lost
+//! would hand out a sender that a restart (or a new leader) does not know.
+//! Kept per recipient, so that a write for one recipient does not hold up
+//! the replies for every other recipient of the profile. The daily counts
+//! are kept apart: under a daily cap every send consumes them, so its reply
+//! waits for a count still on its way (without a cap, counts only inform,
+//! and a failover may lose at most one reserved block of them). Anything
+//! else counts for the profile as a whole.
+
+use crate::number::PhoneNumber;
+
+/// How many recipients are noted before the written ones are forgotten.
+const FORGET_FROM: usize = 64;
+
+/// The append numbers of a profile's records not yet known to be written.
+#[derive(Debug, Default)]
+pub(crate) struct Unsettled {
+    recipients: hashbrown::HashMap<PhoneNumber, u64, foldhash::fast::RandomState>,
+    daily: u64,
+    whole: u64,
+}
+
+/// What a reply read of its profile's state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reads<I> {
+    /// The recipients whose mapping or opt-out it read.
+    pub recipients: I,
+    /// Whether it consumed daily counts that a cap depends on.
+    pub daily: bool,
+}
+
+impl Reads<[PhoneNumber; 1]> {
+    /// A reply that read `to`'s state alone.
+    pub fn recipient(to: PhoneNumber) -> Self {
+        Reads {
+            recipients: [to],
+            daily: false,
+        }
+    }
+}
+
+impl Unsettled {
+    /// Notes that `to`'s state was journaled as append `append`.
+    pub fn recipient(&mut self, to: PhoneNumber, append: u64) {
+        self.recipients.insert(to, append);
+    }
+
+    /// Notes that the daily counts were journaled as append `append`.
+    pub fn daily(&mut self, append: u64) {
+        self.daily = append;
+    }
+
+    /// Notes a record about the profile as a whole, as append `append`.
+    pub fn whole(&mut self, append: u64) {
+        self.whole = append;
+    }
+
+    /// Forgets what is written (up to append `written`) once enough
+    /// recipients are noted: the map stays as small as the writes in flight.
+    pub fn forget_written(&mut self, written: u64) {
+        if self.recipients.len() >= FORGET_FROM {
+            self.recipients.retain(|_, append| *append > written);
+        }
+    }
+
+    /// Whether a reply that read `reads` must wait for the journal, which
+    /// has written every append up to `written`.
+    pub fn must_wait(
+        &self,
+        reads: Reads<impl IntoIterator<Item = PhoneNumber>>,
+        written: u64,
+    ) -> bool {
+        if self.whole > written || (reads.daily && self.daily > written) {
+            return true;
+        }
+        !self.recipients.is_empty()
+            && reads
+                .recipients
+                .into_iter()
+                .any(|to| self.recipients.get(&to).is_some_and(|&a| a > written))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> PhoneNumber {
+        PhoneNumber::parse_e164(s).unwrap()
+    }
+
+    fn reads(to: &[PhoneNumber], daily: bool) -> Reads<Vec<PhoneNumber>> {
+        Reads {
+            recipients: to.to_vec(),
+            daily,
+        }
+    }
+
+    #[test]
+    fn only_a_reply_that_read_unwritten_state_waits() {
+        let (a, b) = (n("+14155550001"), n("+14155550002"));
+        let mut u = Unsettled::default();
+        u.recipient(a, 5);
+        // a's record is append 5: a reply about a waits until it is written.
+        assert!(u.must_wait(reads(&[a], false), 4));
+        assert!(!u.must_wait(reads(&[a], false), 5));
+        // Another recipient's reply does not wait for it.
+        assert!(!u.must_wait(reads(&[b], false), 4));
+        u.daily(7);
+        assert!(u.must_wait(reads(&[b], true), 6));
+        assert!(!u.must_wait(reads(&[b], false), 6));
+        u.whole(9);
+        assert!(u.must_wait(reads(&[], false), 8));
+        assert!(!u.must_wait(reads(&[a, b], true), 9));
+    }
+
+    #[test]
+    fn written_recipients_are_forgotten_but_unwritten_ones_kept() {
+        let mut u = Unsettled::default();
+        for i in 0..FORGET_FROM as u64 {
+            u.recipient(
+                PhoneNumber::parse_e164(&format!("+1415555{i:04}")).unwrap(),
+                i + 1,
+            );
+        }
+        u.forget_written(10);
+        assert_eq!(u.recipients.len(), FORGET_FROM - 10);
+        let kept = n("+14155550010"); // append 11
+        assert!(u.must_wait(reads(&[kept], false), 10));
+    }
+}
