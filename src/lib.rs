@@ -55,6 +55,7 @@
 //!                                                        actix mailbox (bounded) on an arbiter
 //!  Journal: records appended under the profile's lock, written by one thread; replies wait for them.
 //!  Housekeeper (actix): expiry when a profile's wheels are due; periodic snapshots.
+//!  Cluster (optional): the leader commits each journal batch to etcd first; standbys follow it.
 //! ```
 //!
 //! A request for a profile runs on the calling thread when the profile is
@@ -76,6 +77,10 @@
 //!   rates, queues, daily caps), `compliance` (disabled profiles,
 //!   destinations, opt-outs), `rules` (the selection order), `profile` (one
 //!   profile's state).
+//! - [`cluster`]: high availability on etcd: a node follows the leader's log,
+//!   campaigns, leads by committing each journal batch to etcd (fenced), keeps
+//!   the log short, and takes the leader's snapshot when too far behind
+//!   (`docs/CLUSTER.md`).
 //! - `destinations`: the region of a phone number (tables generated from
 //!   libphonenumber's metadata).
 //! - `settings` ([`PoolSettings`], declared once), `records` (profile and

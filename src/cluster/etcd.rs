@@ -1,5 +1,9 @@
 //! A blocking client for etcd's v3 JSON gateway (`POST /v3/...`, HTTP/1.1).
 //!
+//! (About 2,100 lines of client and 850 of tests against a real etcd: one
+//! protocol, whose JSON shapes, calls, streams and connection handling
+//! change together; the tests at the end exercise each call.)
+//!
 //! It covers what leader election plus a fenced, replicated log need: KV
 //! ([`EtcdClient::range`], [`EtcdClient::put`], [`EtcdClient::delete_range`],
 //! [`EtcdClient::txn`], [`EtcdClient::compact`]), leases

@@ -8,12 +8,15 @@
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.
 //! - `node`: one node's loop: follow, campaign, lead, step down, and keep
 //!   the log in etcd short.
+//! - `follower`: a standby applying the log, and taking the leader's
+//!   snapshot when too far behind.
 //! - `peer`: requests from node to node (forwarding, snapshot fetches).
 
 // The client covers the gateway's calls; the node uses part of them (the
 // rest is exercised by its tests).
 #[allow(dead_code)]
 pub(crate) mod etcd;
+mod follower;
 mod log;
 mod node;
 pub(crate) mod peer;

@@ -4,6 +4,10 @@
 //! Reading and changing its mappings is in `profile/mappings.rs`; what the
 //! journal and snapshots read out of a profile and put back, in
 //! `profile/journaled.rs`.
+//!
+//! (Over 600 lines: the selection path, sender capacity and compliance all
+//! read and change the same fields under one borrow; the hot path keeps
+//! them in one `impl` so each send is one pass over one struct.)
 
 mod journaled;
 mod mappings;

@@ -2,6 +2,10 @@
 //! damaged journal's bytes aside). `serve`'s configuration comes from flags,
 //! `NUMPOOL_*` environment variables and a TOML file, in that order of
 //! precedence, over defaults.
+//!
+//! (Over 600 lines: every setting's flag, variable, TOML key, default and
+//! check is in this one file, so that the three sources cannot disagree;
+//! its tests are at the end.)
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

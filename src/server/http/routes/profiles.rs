@@ -152,6 +152,7 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let record = state.engine.delete_profile(path_profile(&id)?).await?;
+    // Its opt-outs went with it.
     Ok(data(views::profile(&record, 0)))
 }
 

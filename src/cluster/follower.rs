@@ -1,0 +1,235 @@
+//! Following the leader's log: a standby applies every batch in order,
+//! first what etcd already holds (a range read, [`catch_up`]), then each
+//! batch as a watch delivers it; a node whose files end before the log in
+//! etcd starts takes the leader's snapshot first ([`take_snapshot`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use parking_lot::RwLock;
+
+use super::etcd::{EtcdClient, EtcdError, EventKind, ShutdownHandle, WatchOptions};
+use super::log::{self, Keys};
+use super::node::{pause, ClusterConfig, NodeStatus};
+use super::peer;
+use crate::engine::Engine;
+use crate::journal::record::Records;
+
+/// Why a node could not catch up with the log.
+#[derive(Debug)]
+pub(super) enum CatchUpError {
+    Etcd(EtcdError),
+    /// The log in etcd starts at `start`, after the end of this node's files.
+    Behind {
+        start: u64,
+    },
+}
+
+impl From<EtcdError> for CatchUpError {
+    fn from(e: EtcdError) -> Self {
+        CatchUpError::Etcd(e)
+    }
+}
+
+/// Applies every batch of the log after the local position, reading it from
+/// etcd in pages; returns the revision the last read was at.
+pub(super) fn catch_up(
+    engine: &Engine,
+    client: &EtcdClient,
+    keys: &Keys,
+    status: &NodeStatus,
+    stop: &AtomicBool,
+) -> Result<i64, CatchUpError> {
+    let (_, end) = keys.log_range();
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    let start = log::log_start(client, keys)?;
+    status.log_start.store(start, Ordering::Release);
+    if writer.replicated() + 1 < start {
+        return Err(CatchUpError::Behind { start });
+    }
+    loop {
+        let from = keys.batch(writer.replicated() + 1);
+        let page = client.range(&from, Some(&end), 256)?;
+        for kv in &page.kvs {
+            if stop.load(Ordering::Acquire) {
+                return Err(EtcdError::Cancelled.into());
+            }
+            apply(engine, keys, &kv.key, &kv.value, status)?;
+        }
+        if !page.more {
+            return Ok(page.header_revision);
+        }
+    }
+}
+
+/// Applies one batch read from the log (skipping one the local files hold).
+fn apply(
+    engine: &Engine,
+    keys: &Keys,
+    key: &[u8],
+    value: &[u8],
+    status: &NodeStatus,
+) -> Result<(), EtcdError> {
+    let Some(position) = keys.position(key) else {
+        return Ok(());
+    };
+    status.head.fetch_max(position, Ordering::AcqRel);
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    let applied = writer.replicated();
+    if position <= applied {
+        return Ok(());
+    }
+    if position != applied + 1 {
+        return Err(EtcdError::Malformed(format!(
+            "the cluster's log jumps from position {applied} to {position}"
+        )));
+    }
+    let records: Vec<_> = Records::new(value).collect();
+    block_on(engine.apply_replicated(records, position))
+        .map_err(|e| EtcdError::Malformed(format!("applying position {position}: {e}")))
+}
+
+/// A standby following the log on a thread of its own.
+pub(super) struct Follower {
+    stop: Arc<AtomicBool>,
+    watch: Arc<RwLock<Option<ShutdownHandle>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Follower {
+    pub(super) fn start(
+        engine: Engine,
+        config: &ClusterConfig,
+        keys: Keys,
+        status: Arc<NodeStatus>,
+    ) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let watch: Arc<RwLock<Option<ShutdownHandle>>> = Arc::default();
+        let (s, w, c) = (Arc::clone(&stop), Arc::clone(&watch), config.clone());
+        let thread = std::thread::spawn(move || follow(engine, c, keys, status, s, w));
+        Follower {
+            stop,
+            watch,
+            thread,
+        }
+    }
+
+    pub(super) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.watch.read().as_ref() {
+            h.shutdown();
+        }
+        let _ = self.thread.join();
+    }
+}
+
+fn follow(
+    engine: Engine,
+    config: ClusterConfig,
+    keys: Keys,
+    status: Arc<NodeStatus>,
+    stop: Arc<AtomicBool>,
+    watch_handle: Arc<RwLock<Option<ShutdownHandle>>>,
+) {
+    let (prefix, end) = keys.log_range();
+    while !stop.load(Ordering::Acquire) {
+        let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+            return;
+        };
+        let revision = match catch_up(&engine, &client, &keys, &status, &stop) {
+            Ok(r) => r,
+            Err(CatchUpError::Behind { start }) => {
+                match take_snapshot(&engine, &status, &config, start - 1) {
+                    Ok(position) => eprintln!(
+                        "numpool: took the leader's snapshot (log position {position}); following on from it"
+                    ),
+                    Err(e) => {
+                        eprintln!("numpool: this node's files end before the cluster's log in etcd starts ({start}), and {e}");
+                        if pause(Duration::from_secs(1), &stop) {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(CatchUpError::Etcd(_)) => {
+                if pause(Duration::from_millis(200), &stop) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let options = WatchOptions {
+            range_end: Some(end.clone()),
+            start_revision: Some(revision + 1),
+            ..Default::default()
+        };
+        let Ok(stream) = client.watch_with(&prefix, &options) else {
+            if pause(Duration::from_millis(200), &stop) {
+                return;
+            }
+            continue;
+        };
+        *watch_handle.write() = Some(stream.shutdown_handle());
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        for message in stream {
+            let Ok(message) = message else { break };
+            if message.canceled {
+                break;
+            }
+            let mut failed = false;
+            for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
+                if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed || stop.load(Ordering::Acquire) {
+                break;
+            }
+        }
+    }
+}
+
+/// Fetches the leader's snapshot holding the log at least up to `at_least`
+/// and puts it in place of this node's state; returns the position it holds.
+fn take_snapshot(
+    engine: &Engine,
+    status: &NodeStatus,
+    config: &ClusterConfig,
+    at_least: u64,
+) -> Result<u64, String> {
+    let leader = status
+        .leader()
+        .filter(|l| *l != config.advertise)
+        .ok_or("no other node leads yet to take a snapshot from")?;
+    let request = peer::Request {
+        method: "GET".into(),
+        path_and_query: format!("/cluster/snapshot?at_least={at_least}"),
+        headers: config
+            .api_key
+            .iter()
+            .map(|k| ("Authorization".to_string(), format!("Bearer {k}")))
+            .collect(),
+        body: Vec::new(),
+    };
+    let (code, _, _, body) = peer::exchange(&leader, &request, Duration::from_secs(60))
+        .map_err(|e| format!("the leader {leader} did not give its snapshot: {e}"))?;
+    if code != 200 {
+        let detail = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        return Err(format!("the leader {leader} answered {code}: {detail}"));
+    }
+    let position = block_on(engine.install_snapshot(&body))
+        .map_err(|e| format!("the leader's snapshot could not be put in place: {e}"))?;
+    if position < at_least {
+        return Err(format!(
+            "the leader's snapshot holds the log up to {position} only, not {at_least}"
+        ));
+    }
+    Ok(position)
+}
