@@ -17,7 +17,9 @@ impl Engine {
     }
 
     /// The bytes of this engine's newest snapshot, taking one first if the
-    /// newest does not hold the cluster's log up to `at_least`.
+    /// newest does not hold the cluster's log up to `at_least` (for the
+    /// server's `/cluster/snapshot`).
+    #[cfg(feature = "server")]
     pub(crate) async fn snapshot_file(&self, at_least: u64) -> io::Result<Vec<u8>> {
         let inner = &self.inner;
         let Some(j) = &inner.config.journal else {
