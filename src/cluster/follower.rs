@@ -52,7 +52,8 @@ pub(super) fn catch_up(
     }
     loop {
         let from = keys.batch(writer.replicated() + 1);
-        let page = client.range(&from, Some(&end), 256)?;
+        // Pages of a few batches: a batch holds up to 1 MiB.
+        let page = client.range(&from, Some(&end), 16)?;
         for kv in &page.kvs {
             if stop.load(Ordering::Acquire) {
                 return Err(EtcdError::Cancelled.into());
@@ -87,7 +88,13 @@ fn apply(
             "the cluster's log jumps from position {applied} to {position}"
         )));
     }
-    let records: Vec<_> = Records::new(value).collect();
+    let mut decoded = Records::new(value);
+    let records: Vec<_> = decoded.by_ref().collect();
+    if decoded.valid() != value.len() {
+        return Err(EtcdError::Malformed(format!(
+            "the batch at position {position} of the cluster's log does not decode whole"
+        )));
+    }
     block_on(engine.apply_replicated(records, position))
         .map_err(|e| EtcdError::Malformed(format!("applying position {position}: {e}")))
 }
@@ -224,12 +231,16 @@ fn take_snapshot(
         let detail = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
         return Err(format!("the leader {leader} answered {code}: {detail}"));
     }
+    match crate::journal::snapshot::examine(&body) {
+        Some((_, position)) if position >= at_least => {}
+        Some((_, position)) => {
+            return Err(format!(
+                "the leader's snapshot holds the log up to {position} only, not {at_least}"
+            ))
+        }
+        None => return Err(format!("the snapshot {leader} gave is not whole")),
+    }
     let position = block_on(engine.install_snapshot(&body))
         .map_err(|e| format!("the leader's snapshot could not be put in place: {e}"))?;
-    if position < at_least {
-        return Err(format!(
-            "the leader's snapshot holds the log up to {position} only, not {at_least}"
-        ));
-    }
     Ok(position)
 }

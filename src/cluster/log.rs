@@ -222,6 +222,10 @@ impl Replicator for LogAppender {
         Ok(position)
     }
 
+    fn abandon(&self) {
+        self.lost.store(true, Ordering::Release);
+    }
+
     fn probe(&self) -> bool {
         !self.lost.load(Ordering::Acquire)
             && matches!(self.client.get(&self.leader.key), Ok(Some(kv)) if kv.create_revision == self.leader.rev)

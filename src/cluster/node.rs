@@ -36,6 +36,7 @@ use super::etcd::{EtcdClient, EtcdError};
 use super::follower::{catch_up, CatchUpError, Follower};
 use super::log::{self, Keys, LogAppender};
 use crate::engine::Engine;
+use crate::journal::Replication;
 
 /// How a node joins a cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +91,15 @@ pub struct NodeStatus {
     pub(super) log_start: AtomicU64,
     /// The lease this node campaigns (or leads) on; 0 while it has none.
     lease: AtomicI64,
+    /// Until when (in [`monotonic_ns`]) the lease is surely still alive:
+    /// the last renewal's sending time plus most of its TTL.
+    lease_until: AtomicU64,
+}
+
+/// Nanoseconds since the process first asked.
+fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 impl NodeStatus {
@@ -115,6 +125,20 @@ impl NodeStatus {
     /// Where the leader listens, when known (this node's own URL when it leads).
     pub fn leader(&self) -> Option<String> {
         self.leader.read().clone()
+    }
+
+    /// Whether this node leads and its lease is surely alive: a leader that
+    /// could have been replaced answers nothing, not even a read.
+    pub fn leads(&self) -> bool {
+        self.role() == Role::Leader && monotonic_ns() < self.lease_until.load(Ordering::Acquire)
+    }
+
+    /// Notes a renewal of the lease sent at `sent` for `ttl`: it lives at
+    /// least until then (a tenth is kept back for clock drift).
+    fn renewed(&self, sent: Instant, ttl: Duration) {
+        let start = monotonic_ns().saturating_sub(sent.elapsed().as_nanos() as u64);
+        let until = start + (ttl.as_nanos() as u64) / 10 * 9;
+        self.lease_until.fetch_max(until, Ordering::AcqRel);
     }
 
     /// The last position of the log this node has seen in etcd.
@@ -143,6 +167,10 @@ impl Node {
         let stop = Arc::new(AtomicBool::new(false));
         // Fail early on a wrong endpoint list.
         EtcdClient::new(config.etcd.clone())?;
+        // Until it leads, a node makes no change of its own.
+        if let Some(writer) = engine.journal_writer() {
+            writer.set_replication(Replication::Follower);
+        }
         let keys = Keys::new(&config.name);
         let mut threads = Vec::new();
         let (s, st, k, c) = (
@@ -309,7 +337,7 @@ fn run(
                 next,
                 Arc::clone(&lost),
             );
-            writer.set_replicator(Some(Arc::new(appender)));
+            writer.set_replication(Replication::Leader(Arc::new(appender)));
             status.epoch.store(leader.rev as u64, Ordering::Release);
             *status.leader.write() = Some(config.advertise.clone());
             status.set_role(Role::Leader);
@@ -336,8 +364,9 @@ fn run(
         // Step down: refuse changes, put back what the local files hold
         // (only what was committed), take changes again as a standby.
         status.set_role(Role::Standby);
+        // From the next batch on, a change made here is refused.
+        writer.set_replication(Replication::Follower);
         writer.fail("this node is stepping down from leading its cluster");
-        writer.set_replicator(None);
         alive.store(false, Ordering::Release);
         let _ = keepalive.join();
         status.lease.store(0, Ordering::Release);
@@ -346,6 +375,9 @@ fn run(
         }
         status.epoch.store(0, Ordering::Release);
         *status.leader.write() = None;
+        // A batch whose commit was under way may still be written: the
+        // reload must see it.
+        block_on(writer.drain());
         if let Err(e) = block_on(engine.reload()) {
             eprintln!("numpool: reloading after stepping down failed: {e}");
         }
@@ -366,7 +398,7 @@ fn run(
 fn campaign(
     config: &ClusterConfig,
     keys: &Keys,
-    status: &NodeStatus,
+    status: &Arc<NodeStatus>,
     stop: &Arc<AtomicBool>,
 ) -> Option<(super::etcd::LeaderKey, i64, Arc<AtomicBool>, JoinHandle<()>)> {
     while !stop.load(Ordering::Acquire) {
@@ -374,8 +406,9 @@ fn campaign(
             return None;
         };
         let ttl = config.lease_ttl.as_secs().max(1) as i64;
-        let lease = match client.lease_grant(ttl) {
-            Ok(l) => l.id,
+        let sent = Instant::now();
+        let (lease, granted) = match client.lease_grant(ttl) {
+            Ok(l) => (l.id, Duration::from_secs(l.ttl.max(1) as u64)),
             Err(_) => {
                 if pause(Duration::from_millis(500), stop) {
                     return None;
@@ -384,12 +417,15 @@ fn campaign(
             }
         };
         status.lease.store(lease, Ordering::Release);
+        // The shorter of what was asked and what was granted.
+        let ttl = config.lease_ttl.min(granted);
+        status.lease_until.store(0, Ordering::Release);
+        status.renewed(sent, ttl);
         let alive = Arc::new(AtomicBool::new(true));
         let keepalive = {
             let (alive, stop, etcd) = (Arc::clone(&alive), Arc::clone(stop), config.etcd.clone());
-            let every = config.lease_ttl / 3;
-            let ttl = config.lease_ttl;
-            std::thread::spawn(move || keep_alive(etcd, lease, every, ttl, alive, stop))
+            let status = Arc::clone(status);
+            std::thread::spawn(move || keep_alive(etcd, lease, ttl, status, alive, stop))
         };
         let Ok(candidate) =
             client.start_campaign(&keys.election(), lease, config.advertise.as_bytes())
@@ -440,16 +476,18 @@ fn campaign(
     None
 }
 
-/// Renews `lease` every `every`; clears `alive` once renewals have failed
-/// for a whole `ttl` (the lease may be gone: leadership must end).
+/// Renews `lease` every third of `ttl`, noting each renewal on `status`;
+/// clears `alive` once renewals have failed for a whole `ttl` (the lease
+/// may be gone: leadership must end).
 fn keep_alive(
     etcd: Vec<String>,
     lease: i64,
-    every: Duration,
     ttl: Duration,
+    status: Arc<NodeStatus>,
     alive: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
+    let every = ttl / 3;
     let Ok(client) = EtcdClient::new(etcd)
         .map(|c| c.with_request_timeout(every.max(Duration::from_millis(200))))
     else {
@@ -458,8 +496,13 @@ fn keep_alive(
     };
     let mut last_ok = Instant::now();
     while alive.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
+        let sent = Instant::now();
         match client.lease_keepalive(lease) {
-            Ok(_) => last_ok = Instant::now(),
+            Ok(granted) => {
+                // Counted from the sending: etcd renewed it no earlier.
+                last_ok = sent;
+                status.renewed(sent, ttl.min(Duration::from_secs(granted.max(1) as u64)));
+            }
             Err(EtcdError::LeaseLost(_)) => break,
             Err(_) if last_ok.elapsed() >= ttl => break,
             Err(_) => {}

@@ -82,6 +82,8 @@ impl Env {
             let wait = state.unsettled().must_wait(reads, writer.written());
             return wait.then(|| writer.barrier());
         }
+        // What the request read may still be on its way, whatever it wrote.
+        let read_unsettled = state.unsettled().must_wait(reads, writer.written());
         // The receipt of these records comes after every earlier append.
         let receipt = self.journal(records);
         let append = writer.appended();
@@ -106,12 +108,14 @@ impl Env {
             }
         }
         // Without a cap, a reservation of daily counts only informs: its
-        // write goes on without holding the reply (in a cluster, a commit).
+        // write goes on without holding the reply (in a cluster, a commit),
+        // unless the reply read something still unwritten (its receipt
+        // comes after that).
         let informs = !capped
             && records
                 .iter()
                 .all(|r| matches!(r, Record::DailyCount { .. }));
-        receipt.filter(|_| !informs)
+        receipt.filter(|_| !informs || read_unsettled)
     }
 
     /// [`Env::journal`] for records that stay in the local log (snapshot

@@ -100,6 +100,8 @@ impl Engine {
             return;
         }
         if !healing.reloaded.load(Ordering::Acquire) {
+            // The files must hold every batch the writer will still write.
+            writer.drain().await;
             match self.reload().await {
                 Ok(()) => healing.reloaded.store(true, Ordering::Release),
                 Err(e) => eprintln!("numpool: reloading after a journal failure failed: {e}"),

@@ -270,6 +270,12 @@ impl Engine {
                 opt_outs,
             });
         }
+        // Everything copied was appended before this barrier: if it is not
+        // all written (a change refused meanwhile, its commit to a cluster
+        // failed), this copy could hold it, and is not kept.
+        settle(Some(writer.barrier())).await.map_err(|_| {
+            std::io::Error::other("the journal failed while the snapshot was taken")
+        })?;
         let dir = j.dir.clone();
         let (done, written) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {

@@ -45,8 +45,10 @@ impl Engine {
         };
         let (profiles, position) = snapshot::examine(bytes)
             .ok_or_else(|| io::Error::other("the leader's snapshot is not whole"))?;
+        // No snapshot is taken here until the installed state is in place
+        // and labelled with its position.
+        let _one = inner.snapshots.one.lock().await;
         {
-            let _one = inner.snapshots.one.lock().await;
             let _admin = inner.admin.lock().await;
             // As for a snapshot taken here: a new segment, opened with the
             // marks that say its profiles' records come after the snapshot.

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use record::Record;
-pub(crate) use writer::{Receipt, Replicator, Scope, Writer};
+pub(crate) use writer::{Receipt, Replication, Replicator, Scope, Writer};
 
 use crate::duration::{parse_duration, DurationError};
 use crate::error::Error;

@@ -39,6 +39,23 @@ pub trait Replicator: Send + Sync {
     fn commit(&self, batch: &[u8]) -> Result<u64, String>;
     /// Whether commits can succeed again (the healing probe asks).
     fn probe(&self) -> bool;
+    /// The batch committed last could not be written here: this node's
+    /// state now lacks a committed batch, so it must stop leading (and
+    /// follow the replicated log, which has it).
+    fn abandon(&self);
+}
+
+/// Where a batch of changes goes before it is written here.
+#[derive(Clone)]
+pub enum Replication {
+    /// Nowhere else: a server on its own.
+    Off,
+    /// A cluster standby: its state comes from the leader's log, so a change
+    /// made here (a request that raced with stepping down) is refused, and
+    /// the writer turns failed so that the engine reloads what is written.
+    Follower,
+    /// A cluster leader: each batch is committed there first.
+    Leader(Arc<dyn Replicator>),
 }
 
 /// What a batch is.
@@ -55,6 +72,9 @@ enum Msg {
     Append(Vec<u8>, Scope, oneshot::Sender<()>, u64),
     /// Resolves once every batch appended before it is written.
     Barrier(oneshot::Sender<()>),
+    /// Resolves once every batch appended before it is done with, written
+    /// or refused (even while failed).
+    Drain(oneshot::Sender<()>),
     Rotate(PathBuf, oneshot::Sender<std::io::Result<()>>),
     Probe(oneshot::Sender<bool>),
     Stop,
@@ -69,8 +89,8 @@ struct Shared {
     fault_file: Option<PathBuf>,
     /// Test support: while set, every write fails.
     fault: AtomicBool,
-    /// A cluster leader's replicated log, if the node leads one.
-    replicator: Mutex<Option<Arc<dyn Replicator>>>,
+    /// Where changes go first (a cluster's log), if anywhere.
+    replication: Mutex<Replication>,
     /// The position in the replicated log of the last batch written here.
     replicated: std::sync::atomic::AtomicU64,
     /// The number of the last append handed to the writer.
@@ -98,6 +118,8 @@ impl Shared {
 /// The handle to the writer thread.
 pub struct Writer {
     tx: Sender<Msg>,
+    /// Held while an append takes its number and is sent.
+    order: Mutex<()>,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
@@ -137,7 +159,7 @@ impl Writer {
             error: Mutex::new(None),
             fault_file,
             fault: AtomicBool::new(false),
-            replicator: Mutex::new(None),
+            replication: Mutex::new(Replication::Off),
             replicated: std::sync::atomic::AtomicU64::new(0),
             appended: std::sync::atomic::AtomicU64::new(0),
             written: std::sync::atomic::AtomicU64::new(0),
@@ -148,6 +170,7 @@ impl Writer {
             .spawn(move || run(file, len, rx, policy, thread_shared))?;
         Ok(Writer {
             tx,
+            order: Mutex::new(()),
             thread: Mutex::new(Some(thread)),
             shared,
         })
@@ -158,8 +181,12 @@ impl Writer {
     /// at once.
     pub fn append_scoped(&self, bytes: Vec<u8>, scope: Scope) -> Receipt {
         let (done, receipt) = oneshot::channel();
+        // Numbers reach the writer in order (a reply compares them with
+        // `written`), and are taken even while failed: a change applied
+        // meanwhile must not look written.
+        let _order = self.order.lock();
+        let number = self.shared.appended.fetch_add(1, Ordering::AcqRel) + 1;
         if !self.is_failed() {
-            let number = self.shared.appended.fetch_add(1, Ordering::AcqRel) + 1;
             let _ = self.tx.send(Msg::Append(bytes, scope, done, number));
         }
         receipt
@@ -188,10 +215,20 @@ impl Writer {
         receipt
     }
 
-    /// Commits every change to `replicator` before writing it here (a
-    /// cluster leader), or stops doing so (`None`).
-    pub fn set_replicator(&self, replicator: Option<Arc<dyn Replicator>>) {
-        *self.shared.replicator.lock() = replicator;
+    /// Resolves once the writer is done with every batch appended before
+    /// (written or refused), so that reading the files sees all of them: a
+    /// batch whose commit was under way when the journal failed may still
+    /// be written.
+    pub async fn drain(&self) {
+        let (done, answer) = oneshot::channel();
+        if self.tx.send(Msg::Drain(done)).is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// Where changes go before they are written here, from the next batch on.
+    pub fn set_replication(&self, replication: Replication) {
+        *self.shared.replication.lock() = replication;
     }
 
     /// The position in the replicated log of the last batch written here.
@@ -449,6 +486,11 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
                     for done in receipts.drain(..) {
                         let _ = done.send(());
                     }
+                } else if position.is_some() {
+                    // Committed to the cluster but not written here.
+                    if let Replication::Leader(r) = &*segment.shared.replication.lock() {
+                        r.abandon();
+                    }
                 }
             }
             receipts.clear();
@@ -462,9 +504,16 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
             Some(Msg::Barrier(done)) if !segment.shared.failed.load(Ordering::Acquire) => {
                 let _ = done.send(());
             }
+            Some(Msg::Drain(done)) => {
+                let _ = done.send(());
+            }
             Some(Msg::Probe(done)) => {
-                let replicator = segment.shared.replicator.lock().clone();
-                let ok = replicator.is_none_or(|r| r.probe()) && segment.probe();
+                let replication = segment.shared.replication.lock().clone();
+                let replicable = match replication {
+                    Replication::Leader(r) => r.probe(),
+                    Replication::Off | Replication::Follower => true,
+                };
+                let ok = replicable && segment.probe();
                 let _ = done.send(ok);
             }
             _ => {}
@@ -481,9 +530,17 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
 /// `None`: refused (the writer is failed now); `Some(None)`: nothing to
 /// replicate.
 fn replicate(shared: &Shared, changes: &[u8], local: &mut Vec<u8>) -> Option<Option<u64>> {
-    let replicator = shared.replicator.lock().clone();
-    let Some(replicator) = replicator.filter(|_| !changes.is_empty()) else {
-        return Some(None);
+    let replication = shared.replication.lock().clone();
+    let replicator = match replication {
+        _ if changes.is_empty() => return Some(None),
+        Replication::Off => return Some(None),
+        Replication::Follower => {
+            shared.fail(&std::io::Error::other(
+                "this node follows its cluster's leader: changes are made there",
+            ));
+            return None;
+        }
+        Replication::Leader(r) => r,
     };
     match replicator.commit(changes) {
         Ok(position) => {
@@ -494,5 +551,98 @@ fn replicate(shared: &Shared, changes: &[u8], local: &mut Vec<u8>) -> Option<Opt
             shared.fail(&std::io::Error::other(e));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use futures::executor::block_on;
+
+    use super::*;
+
+    fn temp_segment(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("numpool-writer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("log-00000000000000000001.seg")
+    }
+
+    fn framed() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        record::encode(&Record::Probe, &mut bytes);
+        bytes
+    }
+
+    /// A replicated log that takes every batch and notes being abandoned.
+    #[derive(Default)]
+    struct Log {
+        position: AtomicU64,
+        abandoned: AtomicBool,
+    }
+
+    impl Replicator for Log {
+        fn commit(&self, _: &[u8]) -> Result<u64, String> {
+            Ok(self.position.fetch_add(1, Ordering::AcqRel) + 1)
+        }
+        fn probe(&self) -> bool {
+            true
+        }
+        fn abandon(&self) {
+            self.abandoned.store(true, Ordering::Release);
+        }
+    }
+
+    #[test]
+    fn a_follower_refuses_changes_and_writes_what_it_applies() {
+        let path = temp_segment("follower");
+        let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+        writer.set_replication(Replication::Follower);
+        // What a standby applies from its leader is written...
+        assert!(block_on(writer.append_scoped(framed(), Scope::Local)).is_ok());
+        // ...a change of its own is refused, and the writer turns failed
+        // (the engine then reloads what is written).
+        assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+        assert!(writer.is_failed());
+        writer.stop();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
+        let path = temp_segment("abandon");
+        let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+        let log = Arc::new(Log::default());
+        writer.set_replication(Replication::Leader(log.clone()));
+        assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
+        assert_eq!(writer.replicated(), 1);
+        assert!(!log.abandoned.load(Ordering::Acquire));
+        writer.shared.fault.store(true, Ordering::Relaxed);
+        assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+        // Committed as position 2 but not written here: stop leading.
+        assert_eq!(
+            (log.position.load(Ordering::Acquire), writer.replicated()),
+            (2, 1)
+        );
+        assert!(log.abandoned.load(Ordering::Acquire));
+        writer.stop();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
+        let path = temp_segment("numbers");
+        let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+        assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
+        assert_eq!((writer.appended(), writer.written()), (1, 1));
+        writer.fail("test");
+        assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+        // The refused append has a number that is never written.
+        assert_eq!((writer.appended(), writer.written()), (2, 1));
+        writer.stop();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -236,17 +236,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/cluster/snapshot", web::get().to(ops::cluster_snapshot))
         .service(register(web::scope("/v2")).wrap_fn(|req, srv| {
             // A standby forwards the API's requests to its leader, except
-            // reads that ask for its own applied state (`consistency=stale`).
-            let standby = req
+            // reads that ask for its own applied state (`consistency=stale`);
+            // a leader whose lease may have run out answers nothing.
+            let cluster = req
                 .app_data::<web::Data<AppState>>()
-                .and_then(|s| s.cluster.clone())
-                .filter(|c| c.role() != crate::cluster::Role::Leader)
-                .filter(|_| {
-                    !(req.method() == actix_web::http::Method::GET
-                        && asks_stale(req.query_string()))
-                });
-            match standby {
+                .and_then(|s| s.cluster.clone());
+            let stale =
+                req.method() == actix_web::http::Method::GET && asks_stale(req.query_string());
+            match cluster {
                 None => srv.call(req).boxed_local(),
+                Some(c) if c.leads() || stale => srv.call(req).boxed_local(),
+                Some(c) if c.role() == crate::cluster::Role::Leader => {
+                    let why =
+                        "this node's leadership may have lapsed (its lease is not renewed); retry";
+                    let answer = super::forward::respond(Err(why.to_string()));
+                    ready(Ok(req.into_response(answer))).boxed_local()
+                }
                 Some(status) => forward_request(req, status).boxed_local(),
             }
         }))
