@@ -82,13 +82,19 @@ impl Env {
             let wait = state.unsettled().must_wait(reads, writer.written());
             return wait.then(|| writer.barrier());
         }
-        // What the request read may still be on its way, whatever it wrote.
-        let read_unsettled = state.unsettled().must_wait(reads, writer.written());
+        // Under a cap, a new mapping and a reservation of daily counts are
+        // what later replies wait for; without one, a reservation only
+        // informs, and its write goes on without holding the reply (in a
+        // cluster, a commit) unless the reply read something unwritten.
+        let capped = state.has_daily_caps();
+        let informs = !capped
+            && records
+                .iter()
+                .all(|r| matches!(r, Record::DailyCount { .. }));
+        let read_unsettled = informs && state.unsettled().must_wait(reads, writer.written());
         // The receipt of these records comes after every earlier append.
         let receipt = self.journal(records);
         let append = writer.appended();
-        // Under a cap of new recipients, a new mapping counts against it.
-        let capped = state.has_daily_caps();
         let unsettled = state.unsettled();
         unsettled.forget_written(writer.written());
         for r in records {
@@ -107,14 +113,6 @@ impl Env {
                 _ => unsettled.whole(append),
             }
         }
-        // Without a cap, a reservation of daily counts only informs: its
-        // write goes on without holding the reply (in a cluster, a commit),
-        // unless the reply read something still unwritten (its receipt
-        // comes after that).
-        let informs = !capped
-            && records
-                .iter()
-                .all(|r| matches!(r, Record::DailyCount { .. }));
         receipt.filter(|_| !informs || read_unsettled)
     }
 
