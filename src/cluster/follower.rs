@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 
 use super::etcd::{EtcdClient, EtcdError, EventKind, ShutdownHandle, WatchOptions};
 use super::log::{self, Keys};
-use super::node::{pause, ClusterConfig, NodeStatus};
+use super::node::{pause, ClusterConfig, NodeStatus, Role};
 use super::peer;
 use crate::engine::Engine;
 use crate::journal::record::Records;
@@ -147,7 +147,12 @@ fn follow(
             return;
         };
         let revision = match catch_up(&engine, &client, &keys, &status, &stop) {
-            Ok(r) => r,
+            Ok(r) => {
+                if status.role() == Role::Starting {
+                    status.set_role(Role::Standby);
+                }
+                r
+            }
             Err(CatchUpError::Behind { start }) => {
                 match take_snapshot(&engine, &status, &config, start - 1) {
                     Ok(position) => eprintln!(

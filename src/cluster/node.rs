@@ -59,7 +59,7 @@ pub struct ClusterConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Role {
-    /// Catching up, or without etcd.
+    /// Not caught up with the log yet (or no etcd to read it from).
     Starting = 0,
     /// Following the leader's log; requests are forwarded to the leader.
     Standby = 1,
@@ -112,7 +112,7 @@ impl NodeStatus {
         }
     }
 
-    fn set_role(&self, role: Role) {
+    pub(super) fn set_role(&self, role: Role) {
         self.role.store(role as u8, Ordering::Release);
     }
 
@@ -303,7 +303,7 @@ fn run(
         return;
     };
     while !stop.load(Ordering::Acquire) {
-        status.set_role(Role::Standby);
+        // `Starting` until the follower has caught up once (then `Standby`).
         status.epoch.store(0, Ordering::Release);
         let follower = Follower::start(engine.clone(), &config, keys.clone(), Arc::clone(&status));
         let Some(elected) = campaign(&config, &keys, &status, &stop) else {
