@@ -602,7 +602,8 @@ fn daily_counts_survive_a_crash_and_err_on_the_side_of_the_cap() {
     assert_eq!(new, [36, 36]);
     for s in &numbers {
         let messages = s.capacity.unwrap().messages_today;
-        assert!((36..36 + 64).contains(&messages), "{messages}");
+        // A sender's count only informs: reserved in blocks of 1024.
+        assert!((36..36 + 1024).contains(&messages), "{messages}");
     }
     let allowed = (0..40)
         .take_while(|i| e.send_now(p, to(1000 + i)).is_ok())

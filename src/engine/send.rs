@@ -602,8 +602,8 @@ mod tests {
             for s in ["+13125550001", "+13125550002"] {
                 engine.assign_number(number(s), Some(p)).await.unwrap();
             }
-            // b's sends: the profile's daily sends #1 to #63, all written.
-            for _ in 0..63 {
+            // b's sends: the profile's daily sends #1 to #1023, all written.
+            for _ in 0..1023 {
                 engine.send(p, b).await.unwrap();
             }
             p
@@ -621,8 +621,9 @@ mod tests {
             std::thread::yield_now();
         }
         // A sticky hit on a's mapping, still in the gate, is not answered,
-        // neither when it starts a block of daily counts (send #65: its own
-        // record needs no wait without a cap, what it read does)...
+        // neither when it starts a block of daily counts (the profile's
+        // send #1025: its own record needs no wait without a cap, what it
+        // read does)...
         let mut again = Box::pin(engine.send(profile, a));
         assert!(poll_once(&mut again).is_pending());
         // ...while one on b's written mapping is, at once...

@@ -84,16 +84,23 @@ pub fn busy_ns(parts: u32, rate: f64) -> u64 {
     (f64::from(parts.max(1)) * NANOS_PER_SEC as f64 / rate).ceil() as u64
 }
 
-/// Daily counts are journaled in blocks of at most this many sends: a
-/// send that starts a block writes the block's end, so the journal holds
-/// a bound on every count without a write per send.
+/// Daily counts are journaled in blocks: a send that starts a block writes
+/// the block's end, so the journal holds a bound on every count without a
+/// write per send. A count a cap depends on uses blocks of at most this
+/// many sends.
 pub const DAILY_BLOCK: u32 = 64;
+
+/// The block of a count no cap depends on (a sender's; a profile's without
+/// `daily_message_limit`): such counts only inform, so they are written
+/// rarely (in a cluster each write is a commit to etcd), and after a crash
+/// read at most this much high.
+pub const INFORMING_BLOCK: u32 = 1024;
 
 /// The block a profile's count is reserved in: at most a twentieth of its
 /// `daily_message_limit`, so a crash costs it at most 5% of the day.
 #[inline]
 pub fn profile_block(limit: Option<u32>) -> u32 {
-    limit.map_or(DAILY_BLOCK, |l| (l / 20).clamp(1, DAILY_BLOCK))
+    limit.map_or(INFORMING_BLOCK, |l| (l / 20).clamp(1, DAILY_BLOCK))
 }
 
 /// Whether the `n`-th send of a day starts a block of `block`.
@@ -389,7 +396,7 @@ mod tests {
 
     #[test]
     fn blocks_bound_counts_from_above() {
-        assert_eq!(profile_block(None), DAILY_BLOCK);
+        assert_eq!(profile_block(None), INFORMING_BLOCK);
         assert_eq!(profile_block(Some(100)), 5);
         assert_eq!(profile_block(Some(10)), 1);
         assert_eq!(profile_block(Some(1_000_000)), DAILY_BLOCK);

@@ -17,7 +17,7 @@ pub(crate) use journaled::DailyCounts;
 use std::time::Duration;
 
 use super::capacity::{
-    busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, DAILY_BLOCK,
+    busy_ns, profile_block, reserved, starts_block, CapacityConfig, Day, Limits, INFORMING_BLOCK,
 };
 use super::compliance::{Destinations, OptOut, OptOuts};
 use super::health::{DeliveryOutcome, HealthConfig, HealthCounts};
@@ -477,7 +477,7 @@ impl ProfileState {
             let part_ns = self.part_ns(slot);
             let load = self.pool.load_mut(slot);
             load.count(day, chosen.mapping == MappingOutcome::Created);
-            new_block = starts_block(load.messages, DAILY_BLOCK);
+            new_block = starts_block(load.messages, INFORMING_BLOCK);
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
             let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));

@@ -3,7 +3,7 @@
 
 use super::ProfileState;
 use crate::number::PhoneNumber;
-use crate::selection::capacity::{reserved, DAILY_BLOCK};
+use crate::selection::capacity::{reserved, INFORMING_BLOCK};
 use crate::selection::health::{Health, HealthConfig, HealthSlice};
 
 /// A sender's counters of one day, as snapshots keep them.
@@ -56,7 +56,7 @@ impl ProfileState {
     pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
         let mut counts = self.daily_count(sender);
         if let Some(c) = &mut counts {
-            c.messages = reserved(c.messages, DAILY_BLOCK);
+            c.messages = reserved(c.messages, INFORMING_BLOCK);
         }
         (self.today.index, self.reserved_today, counts)
     }
