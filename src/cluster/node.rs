@@ -375,13 +375,11 @@ fn run(
         }
         status.epoch.store(0, Ordering::Release);
         *status.leader.write() = None;
-        // A batch whose commit was under way may still be written: the
-        // reload must see it.
-        block_on(writer.drain());
-        if let Err(e) = block_on(engine.reload()) {
-            eprintln!("numpool: reloading after stepping down failed: {e}");
-        }
-        block_on(writer.probe());
+        // Put back what the files hold (only what was committed, a batch
+        // whose commit was under way included) and take changes again: the
+        // engine's healing, as after any journal failure (if its
+        // housekeeper is at it already, that one finishes).
+        block_on(engine.heal());
         if !stop.load(Ordering::Acquire) {
             eprintln!(
                 "numpool: no longer leading cluster {}; following again",

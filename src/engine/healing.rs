@@ -99,6 +99,11 @@ impl Engine {
         if !writer.is_failed() || healing.running.swap(true, Ordering::AcqRel) {
             return;
         }
+        // A change refused since the last reload (one that passed the
+        // check just before the failure) may be in memory: reload again.
+        if writer.take_refused() {
+            healing.reloaded.store(false, Ordering::Release);
+        }
         if !healing.reloaded.load(Ordering::Acquire) {
             // The files must hold every batch the writer will still write.
             writer.drain().await;
@@ -107,9 +112,19 @@ impl Engine {
                 Err(e) => eprintln!("numpool: reloading after a journal failure failed: {e}"),
             }
         }
-        if healing.reloaded.load(Ordering::Acquire) && writer.probe().await {
-            healing.reloaded.store(false, Ordering::Release);
-            eprintln!("numpool: the journal writes again; taking changes");
+        if healing.reloaded.load(Ordering::Acquire) {
+            if writer.take_refused() {
+                // Refused since the reload: reload again next time.
+                healing.reloaded.store(false, Ordering::Release);
+            } else if writer.probe().await {
+                healing.reloaded.store(false, Ordering::Release);
+                if writer.take_refused() {
+                    // Refused while the probe ran: once more.
+                    writer.fail("a change was refused while the journal recovered; reloading");
+                } else {
+                    eprintln!("numpool: the journal writes again; taking changes");
+                }
+            }
         }
         healing.running.store(false, Ordering::Release);
     }

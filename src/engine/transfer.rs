@@ -25,6 +25,13 @@ impl Engine {
         let Some(j) = &inner.config.journal else {
             return Err(io::Error::other("this node keeps no files"));
         };
+        // No snapshot here can hold more of the log than this node has.
+        if at_least > self.replicated_position() {
+            return Err(io::Error::other(format!(
+                "this node holds the cluster's log up to {} only",
+                self.replicated_position()
+            )));
+        }
         let newest = || journal::numbered(&j.dir, "snapshot-", ".bin").map(|s| s.last().copied());
         if self.snapshot_covers() < at_least || newest()?.is_none() {
             self.snapshot_now().await?;

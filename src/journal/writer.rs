@@ -97,6 +97,9 @@ struct Shared {
     appended: std::sync::atomic::AtomicU64,
     /// The number of the last append written (acknowledgeable).
     written: std::sync::atomic::AtomicU64,
+    /// An append was refused since last asked: the state in memory may
+    /// hold a change the files do not.
+    refused: AtomicBool,
 }
 
 impl Shared {
@@ -163,6 +166,7 @@ impl Writer {
             replicated: std::sync::atomic::AtomicU64::new(0),
             appended: std::sync::atomic::AtomicU64::new(0),
             written: std::sync::atomic::AtomicU64::new(0),
+            refused: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -186,10 +190,18 @@ impl Writer {
         // meanwhile must not look written.
         let _order = self.order.lock();
         let number = self.shared.appended.fetch_add(1, Ordering::AcqRel) + 1;
-        if !self.is_failed() {
+        if self.is_failed() {
+            self.shared.refused.store(true, Ordering::Release);
+        } else {
             let _ = self.tx.send(Msg::Append(bytes, scope, done, number));
         }
         receipt
+    }
+
+    /// Whether an append was refused since the last call (the state in
+    /// memory may then hold a change the files do not: reload it).
+    pub fn take_refused(&self) -> bool {
+        self.shared.refused.swap(false, Ordering::AcqRel)
     }
 
     /// The number of the last append handed to the writer (appends are
@@ -493,6 +505,10 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
                     }
                 }
             }
+            if !receipts.is_empty() {
+                // Not written: these receipts fail.
+                segment.shared.refused.store(true, Ordering::Release);
+            }
             receipts.clear();
             buf.clear();
             changes.clear();
@@ -621,7 +637,9 @@ mod tests {
         assert_eq!(writer.replicated(), 1);
         assert!(!log.abandoned.load(Ordering::Acquire));
         writer.shared.fault.store(true, Ordering::Relaxed);
+        assert!(!writer.take_refused());
         assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+        assert!(writer.take_refused());
         // Committed as position 2 but not written here: stop leading.
         assert_eq!(
             (log.position.load(Ordering::Acquire), writer.replicated()),
@@ -640,8 +658,11 @@ mod tests {
         assert_eq!((writer.appended(), writer.written()), (1, 1));
         writer.fail("test");
         assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
-        // The refused append has a number that is never written.
+        // The refused append has a number that is never written, and the
+        // refusal is told once (the engine then reloads its state).
         assert_eq!((writer.appended(), writer.written()), (2, 1));
+        assert!(writer.take_refused());
+        assert!(!writer.take_refused());
         writer.stop();
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
