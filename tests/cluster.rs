@@ -166,6 +166,15 @@ fn ready(addr: SocketAddr) -> Option<Value> {
         .map(|r| r.body)
 }
 
+/// Waits (bounded) until the standby at `node` has applied all the leader
+/// at `leader` has.
+fn wait_caught_up(what: &str, leader: SocketAddr, node: SocketAddr) {
+    support::eventually(what, || {
+        let head = ready(leader).unwrap()["applied"].as_u64();
+        ready(node).is_some_and(|b| b["role"] == "standby" && b["applied"].as_u64() == head)
+    });
+}
+
 /// Waits (bounded) until one of `nodes` leads; returns its index and when.
 fn leader(nodes: &[NodeProcess], within: Duration) -> (usize, Instant) {
     let deadline = Instant::now() + within;
@@ -387,10 +396,7 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
         let dir = nodes[standby].dir.clone();
         nodes[standby].server = Some(start_node(&etcd, "restart", &dir));
         let addr = nodes[standby].server.as_ref().unwrap().addr;
-        let head = ready(leader_addr).unwrap()["applied"].as_u64().unwrap();
-        support::eventually("the restarted standby catches up", || {
-            ready(addr).is_some_and(|b| b["applied"].as_u64() == Some(head))
-        });
+        wait_caught_up("the restarted standby catches up", leader_addr, addr);
     }
     // It serves the same state once it leads: stop the leader.
     nodes[first].server.as_mut().unwrap().kill();
@@ -436,10 +442,7 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
     nodes[standby].server = Some(start_node_with(&etcd, "short", &dir, &every));
     let node = nodes[standby].server.as_ref().unwrap();
     let addr = node.addr;
-    support::eventually("the node without files catches up", || {
-        let head = ready(leader_addr).unwrap()["applied"].as_u64();
-        ready(addr).is_some_and(|b| b["role"] == "standby" && b["applied"].as_u64() == head)
-    });
+    wait_caught_up("the node without files catches up", leader_addr, addr);
     assert!(
         node.output
             .lock()
@@ -466,10 +469,7 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
     nodes[standby].server.as_mut().unwrap().kill();
     nodes[standby].server = Some(start_node_with(&etcd, "short", &dir, &every));
     let addr = nodes[standby].server.as_ref().unwrap().addr;
-    support::eventually("the restarted node catches up", || {
-        let head = ready(leader_addr).unwrap()["applied"].as_u64();
-        ready(addr).is_some_and(|b| b["role"] == "standby" && b["applied"].as_u64() == head)
-    });
+    wait_caught_up("the restarted node catches up", leader_addr, addr);
     // And it serves the same state once it leads: stop the others.
     for i in (0..3).filter(|&i| i != standby) {
         nodes[i].server.as_mut().unwrap().kill();
@@ -491,10 +491,7 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
     let standby_addr = nodes[1 - first].server.as_ref().unwrap().addr;
     let p = profile(leader_addr);
     let from = send(leader_addr, &p, "+12065550100").unwrap();
-    support::eventually("the standby applies the send", || {
-        let head = ready(leader_addr).unwrap()["applied"].as_u64();
-        ready(standby_addr).is_some_and(|b| b["applied"].as_u64() == head)
-    });
+    wait_caught_up("the standby applies the send", leader_addr, standby_addr);
     // With the leader gone (and before another is elected: a lone standby
     // of a two-node cluster takes over after the lease), a plain read gets
     // 503 and a stale one is answered.
