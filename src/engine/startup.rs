@@ -317,9 +317,20 @@ impl Engine {
             }
             drained.await;
         }
-        // Exact daily counts replace the blocks reserved ahead in the log.
+        // Exact daily counts replace the blocks reserved ahead in the log
+        // (not on a cluster standby: its counts are the leader's).
+        let takes_changes = inner
+            .env
+            .journal
+            .as_ref()
+            .is_some_and(|w| w.takes_changes());
         let mut receipts = Vec::new();
-        for actor in inner.dispatcher.actors() {
+        for actor in inner
+            .dispatcher
+            .actors()
+            .into_iter()
+            .filter(|_| takes_changes)
+        {
             let state = actor.lock();
             let records = snapshot::daily_records(actor.id, state.daily_counts());
             if !records.is_empty() {

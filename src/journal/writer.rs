@@ -104,10 +104,18 @@ struct Shared {
 
 impl Shared {
     fn fail(&self, e: &std::io::Error) {
+        self.refuse(
+            e.to_string(),
+            "journal write failed, refusing changes until it can write",
+        );
+    }
+
+    /// Turns the writer failed for `why`, saying so once with `announce`.
+    fn refuse(&self, why: String, announce: &str) {
         if !self.failed.swap(true, Ordering::AcqRel) {
-            eprintln!("numpool: journal write failed, refusing changes until it can write: {e}");
+            eprintln!("numpool: {announce}: {why}");
         }
-        *self.error.lock() = Some(e.to_string());
+        *self.error.lock() = Some(why);
     }
 
     /// A write error injected for a test, if one is.
@@ -254,9 +262,16 @@ impl Writer {
         self.shared.replicated.store(position, Ordering::Release);
     }
 
-    /// Turns the writer failed (changes refused) with `why`.
+    /// Turns the writer failed (changes refused) with `why`, on purpose
+    /// (not a write error): the engine then reloads what is written.
     pub fn fail(&self, why: &str) {
-        self.shared.fail(&std::io::Error::other(why.to_string()));
+        self.shared
+            .refuse(why.to_string(), "refusing changes for now");
+    }
+
+    /// Whether changes made here are written (not a cluster standby's).
+    pub fn takes_changes(&self) -> bool {
+        !matches!(*self.shared.replication.lock(), Replication::Follower)
     }
 
     /// Whether the journal cannot write now.
@@ -551,9 +566,10 @@ fn replicate(shared: &Shared, changes: &[u8], local: &mut Vec<u8>) -> Option<Opt
         _ if changes.is_empty() => return Some(None),
         Replication::Off => return Some(None),
         Replication::Follower => {
-            shared.fail(&std::io::Error::other(
-                "this node follows its cluster's leader: changes are made there",
-            ));
+            shared.refuse(
+                "this node follows its cluster's leader: changes are made there".into(),
+                "refused a change",
+            );
             return None;
         }
         Replication::Leader(r) => r,
