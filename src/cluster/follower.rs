@@ -155,11 +155,12 @@ fn follow(
             }
             Err(CatchUpError::Behind { start }) => {
                 match take_snapshot(&engine, &status, &config, start - 1) {
-                    Ok(position) => eprintln!(
-                        "numpool: took the leader's snapshot (log position {position}); following on from it"
+                    Ok(position) => tracing::info!(
+                        position,
+                        "cluster: took the leader's snapshot; following on from it"
                     ),
                     Err(e) => {
-                        eprintln!("numpool: this node's files end before the cluster's log in etcd starts ({start}), and {e}");
+                        tracing::warn!(log_start = start, error = %e, "cluster: this node's files end before the cluster's log in etcd starts, and the leader's snapshot could not be taken");
                         if pause(Duration::from_secs(1), &stop) {
                             return;
                         }

@@ -62,16 +62,29 @@ impl Keys {
         format!("{}log-start", self.prefix).into_bytes()
     }
 
-    /// Where the node advertised as `node` publishes what its snapshot holds.
-    pub fn covered(&self, node: &str) -> Vec<u8> {
-        format!("{}covered/{node}", self.prefix).into_bytes()
-    }
-
-    /// The prefix of every node's `covered` key, and its range end.
-    pub fn covered_range(&self) -> (Vec<u8>, Vec<u8>) {
-        let prefix = format!("{}covered/", self.prefix).into_bytes();
+    /// The prefix of every candidate's key in the election, and its range end.
+    pub fn election_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut prefix = self.election();
+        prefix.push(b'/');
         let end = prefix_end(&prefix);
         (prefix, end)
+    }
+
+    /// Where the node advertised as `node` publishes its member record.
+    pub fn member(&self, node: &str) -> Vec<u8> {
+        format!("{}member/{node}", self.prefix).into_bytes()
+    }
+
+    /// The prefix of every member record, and its range end.
+    pub fn members_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let prefix = format!("{}member/", self.prefix).into_bytes();
+        let end = prefix_end(&prefix);
+        (prefix, end)
+    }
+
+    /// The member a switchover under way hands leadership to.
+    pub fn switchover(&self) -> Vec<u8> {
+        format!("{}switchover", self.prefix).into_bytes()
     }
 
     /// The position a batch key names.
@@ -92,29 +105,26 @@ pub(crate) fn log_start(client: &EtcdClient, keys: &Keys) -> Result<u64, EtcdErr
 }
 
 /// The leader's upkeep of the log: deletes the batches that the snapshot of
-/// every node publishing one holds (this node's own among them), fenced on
-/// the leader key, then compacts etcd's history. Returns the new start, if
-/// it moved.
+/// every member holds (by their member records, this node's own among
+/// them), fenced on the leader key, then compacts etcd's history. Returns
+/// the new start, if it moved.
 pub(crate) fn shorten(
     client: &EtcdClient,
     keys: &Keys,
     leader: &LeaderKey,
     own: &str,
 ) -> Result<Option<u64>, EtcdError> {
-    let (from, to) = keys.covered_range();
-    let covered = client.range(&from, Some(&to), 0)?;
-    let own = keys.covered(own);
-    if !covered.kvs.iter().any(|kv| kv.key == own) {
+    let (from, to) = keys.members_range();
+    let members = client.range(&from, Some(&to), 0)?;
+    let own = keys.member(own);
+    if !members.kvs.iter().any(|kv| kv.key == own) {
         return Ok(None);
     }
-    let held = covered
+    let held = members
         .kvs
         .iter()
         .map(|kv| {
-            std::str::from_utf8(&kv.value)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+            serde_json::from_slice::<super::view::MemberRecord>(&kv.value).map_or(0, |m| m.snapshot)
         })
         .min()
         .unwrap_or(0);

@@ -7,7 +7,11 @@
 //! - [`etcd`]: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.
 //! - `node`: one node's loop: follow, campaign, lead, step down, and keep
-//!   the log in etcd short.
+//!   the log in etcd short; [`NodeStatus`], what the HTTP layer reads.
+//! - `session`: the node's lease, kept alive.
+//! - `view`: the cluster as last read from etcd (members, leader,
+//!   switchover), and this node's member record.
+//! - `switchover`: handing leadership over on purpose.
 //! - `follower`: a standby applying the log, and taking the leader's
 //!   snapshot when too far behind.
 //! - `peer`: requests from node to node (forwarding, snapshot fetches).
@@ -20,5 +24,12 @@ mod follower;
 mod log;
 mod node;
 pub(crate) mod peer;
+mod session;
+mod switchover;
+mod view;
 
-pub use node::{ClusterConfig, Node, NodeStatus, Role};
+pub use node::{
+    ClusterConfig, ClusterStatus, EtcdStatus, JoinError, MemberStatus, Node, NodeStatus, Role,
+    DEFAULT_MAX_LAG,
+};
+pub use switchover::SwitchoverError;

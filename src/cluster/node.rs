@@ -1,40 +1,51 @@
 //! One node of a cluster: it follows the leader's log as a standby,
 //! campaigns for leadership, and leads once elected, until it loses its
-//! lease or is deposed; then it follows again.
+//! lease, is deposed, hands over (switchover) or shuts down; then it
+//! follows again.
 //!
-//! The node's thread runs this loop:
+//! The node's thread (`numpool-cluster`) runs this loop:
 //!
-//! 1. **Follow.** A follower thread applies the log from the position the
+//! 1. **Session.** Grant a lease and keep it alive (`session`): the node
+//!    campaigns on it and publishes its member record on it.
+//! 2. **Follow.** A follower thread applies the log from the position the
 //!    local files hold: first what is already in etcd (a range read), then
-//!    every new batch as a watch delivers it. Applied batches go to the
-//!    local journal too, with their position.
-//! 2. **Campaign** on a lease kept alive every third of its TTL.
-//! 3. **Lead.** Once elected: stop following, apply whatever of the log is
+//!    every new batch as a watch delivers it.
+//! 3. **Campaign** on the session's lease, unless a switchover names
+//!    another member (then it stands aside until that one leads).
+//! 4. **Lead.** Once elected: stop following, apply whatever of the log is
 //!    still unapplied, then give the journal writer a [`LogAppender`]: from
 //!    now on every change is committed to etcd (fenced on this node's
 //!    leader key) before it is written locally and acknowledged.
-//! 4. **Step down** when the lease is lost or a commit fails (deposed, or
-//!    etcd did not answer): refuse changes, reload the state from the
-//!    local files (which hold only what was committed and acknowledged),
-//!    take changes again as a standby, and follow again (1).
+//! 5. **Step down** when the lease is lost, a commit fails (deposed, or
+//!    etcd did not answer), leadership is handed over, or the node shuts
+//!    down: refuse changes, resign (so the next leader is elected at once),
+//!    and forget what etcd did not commit (reload from the local files,
+//!    which hold only committed batches) before serving any stale read.
+//!    Then follow again (2).
 //!
-//! Beside it, every node publishes what its newest snapshot holds (on its
-//! lease), and the leader deletes the part of the log every snapshot holds
-//! (`log::shorten`). A node whose files end before the log in etcd starts
-//! fetches the leader's snapshot (`GET /cluster/snapshot`) and follows on
-//! from it; such a node never leads before it has.
+//! Beside it, the view thread (`view`) reads the cluster every 100 ms and
+//! publishes this node's member record; the leader deletes the part of the
+//! log that every member's snapshot holds (`log::shorten`). A node whose
+//! files end before the log in etcd starts fetches the leader's snapshot
+//! (`GET /cluster/snapshot`) and follows on from it; such a node never
+//! leads before it has.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use futures::executor::block_on;
 use parking_lot::RwLock;
+use serde::Serialize;
 
-use super::etcd::{EtcdClient, EtcdError};
+use super::etcd::{EtcdClient, EtcdError, LeaderKey};
 use super::follower::{catch_up, CatchUpError, Follower};
 use super::log::{self, Keys, LogAppender};
+use super::session::Session;
+use super::switchover::{hand_over, Leading, SwitchoverError};
+use super::view::{self, ClusterView};
 use crate::engine::Engine;
 use crate::journal::Replication;
 
@@ -53,7 +64,13 @@ pub struct ClusterConfig {
     /// An API key the nodes accept, to fetch the leader's snapshot with
     /// (`None` when the API takes none).
     pub api_key: Option<String>,
+    /// The most positions of the log a standby may lag behind and still be
+    /// ready (`/cluster/standby`, `/readyz`) or take over in a switchover.
+    pub max_lag: u64,
 }
+
+/// The default of [`ClusterConfig::max_lag`].
+pub const DEFAULT_MAX_LAG: u64 = 100;
 
 /// A node's part in its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +95,21 @@ impl Role {
     }
 }
 
-/// What a node shows of itself (to `/readyz`, `/metrics` and forwarding).
-#[derive(Debug, Default)]
+/// A request to the node's thread.
+pub(super) struct SwitchoverRequest {
+    to: Option<String>,
+    reply: Sender<Result<String, SwitchoverError>>,
+    /// Not taken after this (the asker has given up).
+    until: Instant,
+}
+
+/// What a node shows of itself (to the HTTP layer: `/readyz`, the probes,
+/// `/cluster/status`, `/metrics`, forwarding).
+#[derive(Debug)]
 pub struct NodeStatus {
+    advertise: String,
+    name: String,
+    max_lag: u64,
     role: AtomicU8,
     epoch: AtomicU64,
     /// The leader's advertised URL, when one is known.
@@ -89,11 +118,20 @@ pub struct NodeStatus {
     pub(super) head: AtomicU64,
     /// The first position of the log still in etcd, as last seen.
     pub(super) log_start: AtomicU64,
-    /// The lease this node campaigns (or leads) on; 0 while it has none.
-    lease: AtomicI64,
+    /// The lease of this node's session; 0 while it has none.
+    session: AtomicI64,
     /// Until when (in [`monotonic_ns`]) the lease is surely still alive:
     /// the last renewal's sending time plus most of its TTL.
     lease_until: AtomicU64,
+    /// The engine's memory holds only what etcd committed: false from the
+    /// moment the node leads (a change is applied before it is committed)
+    /// until, after stepping down, it has reloaded its committed state.
+    committed_only: AtomicBool,
+    /// How many times this node has started leading (a read compares it
+    /// before and after, to know it led, or followed, all along).
+    terms: AtomicU64,
+    view: RwLock<ClusterView>,
+    switchover: Sender<SwitchoverRequest>,
 }
 
 /// Nanoseconds since the process first asked.
@@ -103,6 +141,25 @@ fn monotonic_ns() -> u64 {
 }
 
 impl NodeStatus {
+    fn new(config: &ClusterConfig, switchover: Sender<SwitchoverRequest>) -> NodeStatus {
+        NodeStatus {
+            advertise: config.advertise.clone(),
+            name: config.name.clone(),
+            max_lag: config.max_lag,
+            role: AtomicU8::new(Role::Starting as u8),
+            epoch: AtomicU64::new(0),
+            leader: RwLock::new(None),
+            head: AtomicU64::new(0),
+            log_start: AtomicU64::new(0),
+            session: AtomicI64::new(0),
+            lease_until: AtomicU64::new(0),
+            committed_only: AtomicBool::new(true),
+            terms: AtomicU64::new(0),
+            view: RwLock::new(ClusterView::default()),
+            switchover,
+        }
+    }
+
     /// This node's role now.
     pub fn role(&self) -> Role {
         match self.role.load(Ordering::Acquire) {
@@ -127,18 +184,49 @@ impl NodeStatus {
         self.leader.read().clone()
     }
 
+    pub(super) fn set_leader(&self, leader: Option<String>) {
+        *self.leader.write() = leader;
+    }
+
+    /// This node's advertised URL.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
     /// Whether this node leads and its lease is surely alive: a leader that
     /// could have been replaced answers nothing, not even a read.
     pub fn leads(&self) -> bool {
         self.role() == Role::Leader && monotonic_ns() < self.lease_until.load(Ordering::Acquire)
     }
 
+    /// Whether this node's memory holds only state etcd committed, so a
+    /// stale read may be answered from it (the engine must also hold no
+    /// change its journal refused).
+    pub fn committed_only(&self) -> bool {
+        self.committed_only.load(Ordering::Acquire)
+    }
+
+    /// How many times this node has started leading.
+    pub fn terms(&self) -> u64 {
+        self.terms.load(Ordering::Acquire)
+    }
+
     /// Notes a renewal of the lease sent at `sent` for `ttl`: it lives at
-    /// least until then (a tenth is kept back for clock drift).
-    fn renewed(&self, sent: Instant, ttl: Duration) {
+    /// least until then (a tenth is kept back for clock drift). `fresh`: a
+    /// new lease (the old one's time no longer counts).
+    pub(super) fn lease_renewed(&self, sent: Instant, ttl: Duration, fresh: bool) {
         let start = monotonic_ns().saturating_sub(sent.elapsed().as_nanos() as u64);
         let until = start + (ttl.as_nanos() as u64) / 10 * 9;
-        self.lease_until.fetch_max(until, Ordering::AcqRel);
+        if fresh {
+            self.lease_until.store(until, Ordering::Release);
+        } else {
+            self.lease_until.fetch_max(until, Ordering::AcqRel);
+        }
+    }
+
+    /// The lease of this node's session (0: none).
+    pub(super) fn session(&self) -> i64 {
+        self.session.load(Ordering::Acquire)
     }
 
     /// The last position of the log this node has seen in etcd.
@@ -151,6 +239,195 @@ impl NodeStatus {
     pub fn log_start(&self) -> u64 {
         self.log_start.load(Ordering::Acquire).max(1)
     }
+
+    pub(super) fn set_view(&self, view: ClusterView) {
+        *self.view.write() = view;
+    }
+
+    pub(super) fn view_failed(&self, error: String) {
+        self.view.write().error = Some(error);
+    }
+
+    /// The member a switchover under way hands over to, as last read.
+    pub(super) fn switchover_target(&self) -> Option<String> {
+        self.view.read().switchover.clone()
+    }
+
+    /// Whether a switchover under way names another member than this one.
+    pub(super) fn stands_aside(&self) -> bool {
+        self.switchover_target()
+            .is_some_and(|t| t.trim_end_matches('/') != self.advertise.trim_end_matches('/'))
+    }
+
+    /// Why this node is not a standby ready to serve stale reads and take
+    /// over (`/cluster/standby`): `None` when it is one. `applied`: the
+    /// position its engine holds; `max_lag`: the most positions it may lag.
+    pub fn standby_unready(&self, applied: u64, max_lag: Option<u64>) -> Option<String> {
+        let max_lag = max_lag.unwrap_or(self.max_lag);
+        match self.role() {
+            Role::Standby => {}
+            role => return Some(format!("this node is {}, not a standby", role.name())),
+        }
+        if !self.committed_only() {
+            return Some("this node is putting back its committed state after leading".into());
+        }
+        if self.leader().is_none() {
+            return Some("no leader is known".into());
+        }
+        let view = self.view.read();
+        match view.read_at {
+            Some(at) if at.elapsed() < Duration::from_secs(2) => {}
+            _ => {
+                let why = view.error.as_deref().unwrap_or("no answer yet");
+                return Some(format!("etcd does not answer ({why})"));
+            }
+        }
+        let lag = self.head().saturating_sub(applied);
+        (lag > max_lag).then(|| format!("{lag} positions behind the log (at most {max_lag})"))
+    }
+
+    /// Asks the node's thread to hand leadership over to `to` (or the best
+    /// standby), waiting at most `within`.
+    pub fn switchover(
+        &self,
+        to: Option<String>,
+        within: Duration,
+    ) -> Result<String, SwitchoverError> {
+        if !self.leads() {
+            return Err(SwitchoverError::NotLeader);
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let request = SwitchoverRequest {
+            to,
+            reply,
+            until: Instant::now() + within,
+        };
+        self.switchover
+            .send(request)
+            .map_err(|_| SwitchoverError::NotLeader)?;
+        answer
+            .recv_timeout(within)
+            .unwrap_or(Err(SwitchoverError::NotLeader))
+    }
+
+    /// The cluster as this node sees it (`/cluster/status`), from memory:
+    /// `applied` is what its engine holds.
+    pub fn cluster_status(&self, applied: u64) -> ClusterStatus {
+        let view = self.view.read();
+        let now = view::wall_ms();
+        let head = view
+            .members
+            .iter()
+            .map(|m| m.applied)
+            .chain([self.head(), applied])
+            .max()
+            .unwrap_or(0);
+        let mut members: Vec<MemberStatus> = view
+            .members
+            .iter()
+            .map(|m| {
+                let own = m.url == self.advertise;
+                let (role, applied, epoch) = if own {
+                    (self.role().name().to_string(), applied, self.epoch())
+                } else {
+                    (m.role.clone(), m.applied, m.epoch)
+                };
+                MemberStatus {
+                    url: m.url.clone(),
+                    role,
+                    epoch,
+                    applied,
+                    lag: head.saturating_sub(applied),
+                    snapshot: m.snapshot,
+                    heard_ms_ago: if own { 0 } else { now.saturating_sub(m.at_ms) },
+                    this_node: own,
+                }
+            })
+            .collect();
+        if !members.iter().any(|m| m.this_node) {
+            members.push(MemberStatus {
+                url: self.advertise.clone(),
+                role: self.role().name().to_string(),
+                epoch: self.epoch(),
+                applied,
+                lag: head.saturating_sub(applied),
+                snapshot: 0,
+                heard_ms_ago: 0,
+                this_node: true,
+            });
+        }
+        members.sort_by(|a, b| a.url.cmp(&b.url));
+        ClusterStatus {
+            cluster: self.name.clone(),
+            leader: view.leader.as_ref().map(|(url, _)| url.clone()),
+            epoch: view.leader.as_ref().map_or(0, |(_, e)| *e),
+            head,
+            log_start: self.log_start(),
+            switchover: view.switchover.clone(),
+            etcd: EtcdStatus {
+                reachable: view
+                    .read_at
+                    .is_some_and(|at| at.elapsed() < Duration::from_secs(2)),
+                last_answer_ms_ago: view.read_at.map(|at| at.elapsed().as_millis() as u64),
+                error: view.error.clone(),
+            },
+            members,
+        }
+    }
+}
+
+/// The cluster as one node sees it (`GET /cluster/status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The leader's URL, as etcd last said.
+    pub leader: Option<String>,
+    /// The leader's epoch.
+    pub epoch: u64,
+    /// The newest position of the log known here.
+    pub head: u64,
+    /// The first position of the log still in etcd.
+    pub log_start: u64,
+    /// The member a switchover under way hands over to.
+    pub switchover: Option<String>,
+    /// Whether etcd answers this node.
+    pub etcd: EtcdStatus,
+    /// Every member, by URL.
+    pub members: Vec<MemberStatus>,
+}
+
+/// Whether etcd answers a node.
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdStatus {
+    /// It answered within the last 2 s.
+    pub reachable: bool,
+    /// How long ago it last answered (`None`: never yet).
+    pub last_answer_ms_ago: Option<u64>,
+    /// Why the last read failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One member of a cluster, as its member record says (this node's own
+/// row from memory).
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// Its advertised URL.
+    pub url: String,
+    /// `starting`, `standby` or `leader`.
+    pub role: String,
+    /// Its epoch while it leads.
+    pub epoch: u64,
+    /// The position of the log it has applied.
+    pub applied: u64,
+    /// How far behind the newest known position it is.
+    pub lag: u64,
+    /// The position its newest snapshot holds.
+    pub snapshot: u64,
+    /// How long ago it published its record (by the clocks of both nodes).
+    pub heard_ms_ago: u64,
+    /// It is the node answering.
+    pub this_node: bool,
 }
 
 /// A running node.
@@ -160,51 +437,55 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The etcd endpoints cannot be used.
+    #[error("etcd endpoints: {0}")]
+    Endpoints(String),
+    /// The engine keeps no journal (a cluster node needs its data directory).
+    #[error("a cluster node needs its data directory (it cannot run in memory only)")]
+    NoJournal,
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
 impl Node {
     /// Joins `engine` (started on its data directory) to the cluster.
-    pub fn start(engine: Engine, config: ClusterConfig) -> Result<Node, EtcdError> {
-        let status = Arc::new(NodeStatus::default());
+    pub fn start(engine: Engine, config: ClusterConfig) -> Result<Node, JoinError> {
+        let (requests, control) = crossbeam_channel::unbounded();
+        let status = Arc::new(NodeStatus::new(&config, requests));
         let stop = Arc::new(AtomicBool::new(false));
         // Fail early on a wrong endpoint list.
-        EtcdClient::new(config.etcd.clone())?;
+        EtcdClient::new(config.etcd.clone()).map_err(|e| JoinError::Endpoints(e.to_string()))?;
         // Until it leads, a node makes no change of its own.
-        if let Some(writer) = engine.journal_writer() {
-            writer.set_replication(Replication::Follower);
-        }
+        let writer = engine.journal_writer().ok_or(JoinError::NoJournal)?;
+        writer.set_replication(Replication::Follower);
         let keys = Keys::new(&config.name);
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(JoinError::Thread)
+        };
         let mut threads = Vec::new();
-        let (s, st, k, c) = (
-            Arc::clone(&status),
-            Arc::clone(&stop),
-            keys.clone(),
-            config.clone(),
-        );
-        threads.push(
-            std::thread::Builder::new()
-                .name("numpool-leader-watch".into())
-                .spawn(move || watch_leader(c, k, s, st))
-                .map_err(EtcdError::Io)?,
-        );
-        let (e, s, st, k, c) = (
+        let (e, c, k, s, st) = (
             engine.clone(),
+            config.clone(),
+            keys.clone(),
             Arc::clone(&status),
             Arc::clone(&stop),
-            keys.clone(),
-            config.clone(),
         );
-        threads.push(
-            std::thread::Builder::new()
-                .name("numpool-covered".into())
-                .spawn(move || publish_covered(e, c, k, s, st))
-                .map_err(EtcdError::Io)?,
-        );
+        threads.push(spawn(
+            "numpool-cluster-view",
+            Box::new(move || view::watch_cluster(e, c, k, s, st)),
+        )?);
         let (s, st) = (Arc::clone(&status), Arc::clone(&stop));
-        threads.push(
-            std::thread::Builder::new()
-                .name("numpool-cluster".into())
-                .spawn(move || run(engine, config, keys, s, st))
-                .map_err(EtcdError::Io)?,
-        );
+        threads.push(spawn(
+            "numpool-cluster",
+            Box::new(move || run(engine, config, keys, s, st, control)),
+        )?);
         Ok(Node {
             status,
             stop,
@@ -217,7 +498,8 @@ impl Node {
         Arc::clone(&self.status)
     }
 
-    /// Leaves the cluster (resigning if it leads).
+    /// Leaves the cluster: a leader stops taking changes and resigns first,
+    /// so that a standby leads at once instead of after the lease.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
         for t in self.threads.drain(..) {
@@ -232,53 +514,6 @@ impl Drop for Node {
     }
 }
 
-/// Keeps `status.leader` current: who leads now, from etcd.
-fn watch_leader(config: ClusterConfig, keys: Keys, status: Arc<NodeStatus>, stop: Arc<AtomicBool>) {
-    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
-        return;
-    };
-    let election = keys.election();
-    while !stop.load(Ordering::Acquire) {
-        if status.role() != Role::Leader {
-            let leader = client
-                .leader(&election)
-                .ok()
-                .flatten()
-                .and_then(|kv| String::from_utf8(kv.value).ok());
-            *status.leader.write() = leader;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Publishes, on the node's lease, the position of the log its newest
-/// snapshot holds, whenever either changes.
-fn publish_covered(
-    engine: Engine,
-    config: ClusterConfig,
-    keys: Keys,
-    status: Arc<NodeStatus>,
-    stop: Arc<AtomicBool>,
-) {
-    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
-        return;
-    };
-    let key = keys.covered(&config.advertise);
-    let mut published = (0, 0);
-    while !pause(Duration::from_millis(250), &stop) {
-        let now = (
-            status.lease.load(Ordering::Acquire),
-            engine.snapshot_covers(),
-        );
-        if now.0 != 0 && now != published {
-            let value = now.1.to_string();
-            if client.put(&key, value.as_bytes(), Some(now.0)).is_ok() {
-                published = now;
-            }
-        }
-    }
-}
-
 /// Sleeps `d` unless asked to stop; returns whether to stop.
 pub(super) fn pause(d: Duration, stop: &AtomicBool) -> bool {
     let until = Instant::now() + d;
@@ -286,9 +521,19 @@ pub(super) fn pause(d: Duration, stop: &AtomicBool) -> bool {
         if stop.load(Ordering::Acquire) {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
     }
     stop.load(Ordering::Acquire)
+}
+
+/// Why leading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Stopping,
+    /// An append failed (deposed, or etcd did not answer).
+    Deposed,
+    LeaseLost,
+    HandedOver,
 }
 
 fn run(
@@ -297,221 +542,269 @@ fn run(
     keys: Keys,
     status: Arc<NodeStatus>,
     stop: Arc<AtomicBool>,
+    control: Receiver<SwitchoverRequest>,
 ) {
-    let Some(writer) = engine.journal_writer() else {
-        eprintln!("numpool: a cluster node needs its data directory (not --ephemeral)");
-        return;
-    };
     while !stop.load(Ordering::Acquire) {
-        // `Starting` until the follower has caught up once (then `Standby`).
-        status.epoch.store(0, Ordering::Release);
-        let follower = Follower::start(engine.clone(), &config, keys.clone(), Arc::clone(&status));
-        let Some(elected) = campaign(&config, &keys, &status, &stop) else {
+        let Some(session) = Session::open(&config, &status, &stop) else {
+            break;
+        };
+        status.session.store(session.id, Ordering::Release);
+        while session.alive() && !stop.load(Ordering::Acquire) {
+            // `Starting` until the follower has caught up once (then `Standby`).
+            let follower =
+                Follower::start(engine.clone(), &config, keys.clone(), Arc::clone(&status));
+            let elected = campaign(&config, &keys, &status, &session, &stop);
             follower.stop();
-            continue;
-        };
-        let (leader, lease, alive, keepalive) = elected;
-        // Elected: stop following, then apply what is left of the log.
-        follower.stop();
-        let client = match EtcdClient::new(config.etcd.clone()) {
-            Ok(c) => c,
-            Err(_) => continue,
-        };
-        let caught_up = catch_up(&engine, &client, &keys, &status, &stop);
-        match &caught_up {
-            Err(CatchUpError::Behind { start }) => eprintln!(
-                "numpool: elected, but this node's files end before the cluster's log in etcd starts ({start}); standing down"
-            ),
-            Err(CatchUpError::Etcd(e)) if !stop.load(Ordering::Acquire) => {
-                eprintln!("numpool: elected, but could not read the cluster's log ({e}); standing down")
-            }
-            _ => {}
-        }
-        let lost = Arc::new(AtomicBool::new(false));
-        if caught_up.is_ok() {
-            let next = writer.replicated() + 1;
-            let appender = LogAppender::new(
-                client,
-                keys.clone(),
-                leader.clone(),
-                next,
-                Arc::clone(&lost),
-            );
-            writer.set_replication(Replication::Leader(Arc::new(appender)));
-            status.epoch.store(leader.rev as u64, Ordering::Release);
-            *status.leader.write() = Some(config.advertise.clone());
-            status.set_role(Role::Leader);
-            eprintln!(
-                "numpool: leading cluster {} (epoch {})",
-                config.name, leader.rev
-            );
-            let upkeep = EtcdClient::new(config.etcd.clone()).ok();
-            let mut next_upkeep = Instant::now();
-            while !stop.load(Ordering::Acquire)
-                && !lost.load(Ordering::Acquire)
-                && alive.load(Ordering::Acquire)
-            {
-                if let Some(client) = upkeep.as_ref().filter(|_| Instant::now() >= next_upkeep) {
-                    next_upkeep = Instant::now() + Duration::from_secs(1);
-                    if let Ok(Some(start)) = log::shorten(client, &keys, &leader, &config.advertise)
-                    {
-                        status.log_start.store(start, Ordering::Release);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            refuse_pending(&control, SwitchoverError::NotLeader);
+            if let Some(leader) = elected {
+                let ended = lead(
+                    &engine, &config, &keys, &status, &session, &stop, &leader, &control,
+                );
+                step_down(&engine, &config, &status, &session, &leader, ended);
             }
         }
-        // Step down: refuse changes, put back what the local files hold
-        // (only what was committed), take changes again as a standby.
-        status.set_role(Role::Standby);
-        // From the next batch on, a change made here is refused.
-        writer.set_replication(Replication::Follower);
-        writer.fail("this node is stepping down from leading its cluster");
-        alive.store(false, Ordering::Release);
-        let _ = keepalive.join();
-        status.lease.store(0, Ordering::Release);
-        if let Ok(c) = EtcdClient::new(config.etcd.clone()) {
-            let _ = c.lease_revoke(lease);
-        }
-        status.epoch.store(0, Ordering::Release);
-        *status.leader.write() = None;
-        // Put back what the files hold (only what was committed, a batch
-        // whose commit was under way included) and take changes again: the
-        // engine's healing, as after any journal failure (if its
-        // housekeeper is at it already, that one finishes).
-        block_on(engine.heal());
-        if !stop.load(Ordering::Acquire) {
-            eprintln!(
-                "numpool: no longer leading cluster {}; following again",
-                config.name
-            );
-        }
+        status.session.store(0, Ordering::Release);
+        let client = EtcdClient::new(config.etcd.clone())
+            .ok()
+            .map(|c| c.with_request_timeout(Duration::from_millis(500)));
+        // Revoked when leaving (the member record and candidacy go at once).
+        session.close(client.as_ref().filter(|_| stop.load(Ordering::Acquire)));
     }
 }
 
-/// Campaigns until elected (or asked to stop). Returns the leader key, its
-/// lease, the flag its keepalive thread clears when the lease is lost, and
-/// that thread.
-#[allow(clippy::type_complexity)]
+/// Answers the switchover requests queued while this node does not lead.
+fn refuse_pending(control: &Receiver<SwitchoverRequest>, why: SwitchoverError) {
+    for r in control.try_iter() {
+        let _ = r.reply.send(Err(why.clone()));
+    }
+}
+
+/// Campaigns on the session's lease until elected. `None` when asked to
+/// stop or the session is lost. Stands aside (withdraws, and waits) while
+/// a switchover names another member.
 fn campaign(
     config: &ClusterConfig,
     keys: &Keys,
     status: &Arc<NodeStatus>,
+    session: &Session,
     stop: &Arc<AtomicBool>,
-) -> Option<(super::etcd::LeaderKey, i64, Arc<AtomicBool>, JoinHandle<()>)> {
-    while !stop.load(Ordering::Acquire) {
-        let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+) -> Option<LeaderKey> {
+    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+        return None;
+    };
+    let out = |stop: &AtomicBool| stop.load(Ordering::Acquire) || !session.alive();
+    loop {
+        if out(stop) {
             return None;
-        };
-        let ttl = config.lease_ttl.as_secs().max(1) as i64;
-        let sent = Instant::now();
-        let (lease, granted) = match client.lease_grant(ttl) {
-            Ok(l) => (l.id, Duration::from_secs(l.ttl.max(1) as u64)),
-            Err(_) => {
-                if pause(Duration::from_millis(500), stop) {
-                    return None;
-                }
-                continue;
-            }
-        };
-        status.lease.store(lease, Ordering::Release);
-        // The shorter of what was asked and what was granted.
-        let ttl = config.lease_ttl.min(granted);
-        status.lease_until.store(0, Ordering::Release);
-        status.renewed(sent, ttl);
-        let alive = Arc::new(AtomicBool::new(true));
-        let keepalive = {
-            let (alive, stop, etcd) = (Arc::clone(&alive), Arc::clone(stop), config.etcd.clone());
-            let status = Arc::clone(status);
-            std::thread::spawn(move || keep_alive(etcd, lease, ttl, status, alive, stop))
-        };
+        }
+        if status.stands_aside() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         let Ok(candidate) =
-            client.start_campaign(&keys.election(), lease, config.advertise.as_bytes())
+            client.start_campaign(&keys.election(), session.id, config.advertise.as_bytes())
         else {
-            status.lease.store(0, Ordering::Release);
-            alive.store(false, Ordering::Release);
-            let _ = keepalive.join();
-            if pause(Duration::from_millis(500), stop) {
+            if pause(Duration::from_millis(200), stop) {
                 return None;
             }
             continue;
         };
-        // Withdraw when asked to stop or when the lease is lost meanwhile.
+        // Withdraw when asked to stop, when the session is lost, or when a
+        // switchover names another member.
         let handle = candidate.shutdown_handle();
+        let done = Arc::new(AtomicBool::new(false));
         let watcher = {
-            let (alive, stop) = (Arc::clone(&alive), Arc::clone(stop));
+            let (done, stop, status) = (Arc::clone(&done), Arc::clone(stop), Arc::clone(status));
+            let alive = session.alive_flag();
             std::thread::spawn(move || {
-                while alive.load(Ordering::Acquire)
-                    && !stop.load(Ordering::Acquire)
-                    && !handle.is_shutdown()
-                {
-                    std::thread::sleep(Duration::from_millis(20));
+                while !done.load(Ordering::Acquire) && !handle.is_shutdown() {
+                    if stop.load(Ordering::Acquire)
+                        || !alive.load(Ordering::Acquire)
+                        || status.stands_aside()
+                    {
+                        handle.shutdown();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                handle.shutdown();
             })
         };
         let result = candidate.wait();
+        done.store(true, Ordering::Release);
+        let _ = watcher.join();
         match result {
-            Ok(leader) if alive.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) => {
-                // The watcher must not withdraw a won election: it stops on
-                // its own once told the lease is kept by the leader loop.
-                let kept = Arc::clone(&alive);
-                let _ = watcher;
-                return Some((leader, lease, kept, keepalive));
+            Ok(leader) if !out(stop) && !status.stands_aside() => return Some(leader),
+            Ok(leader) => {
+                // Elected, but it must not lead: give it back at once.
+                let _ = client.resign(&leader);
             }
-            _ => {
-                alive.store(false, Ordering::Release);
-                let _ = keepalive.join();
-                let _ = watcher.join();
-                status.lease.store(0, Ordering::Release);
-                let _ = client.lease_revoke(lease);
-                if pause(Duration::from_millis(200), stop) {
+            Err(_) => {
+                if pause(Duration::from_millis(50), stop) {
                     return None;
                 }
             }
         }
     }
-    None
 }
 
-/// Renews `lease` every third of `ttl`, noting each renewal on `status`;
-/// clears `alive` once renewals have failed for a whole `ttl` (the lease
-/// may be gone: leadership must end).
-fn keep_alive(
-    etcd: Vec<String>,
-    lease: i64,
-    ttl: Duration,
-    status: Arc<NodeStatus>,
-    alive: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) {
-    let every = ttl / 3;
-    let Ok(client) = EtcdClient::new(etcd)
-        .map(|c| c.with_request_timeout(every.max(Duration::from_millis(200))))
-    else {
-        alive.store(false, Ordering::Release);
-        return;
+/// Leads until asked to stop, deposed, the lease is lost, or leadership
+/// is handed over.
+#[allow(clippy::too_many_arguments)]
+fn lead(
+    engine: &Engine,
+    config: &ClusterConfig,
+    keys: &Keys,
+    status: &Arc<NodeStatus>,
+    session: &Session,
+    stop: &AtomicBool,
+    leader: &LeaderKey,
+    control: &Receiver<SwitchoverRequest>,
+) -> Ended {
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    let Ok(client) = EtcdClient::new(config.etcd.clone()) else {
+        return Ended::Deposed;
     };
-    let mut last_ok = Instant::now();
-    while alive.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
-        let sent = Instant::now();
-        match client.lease_keepalive(lease) {
-            Ok(granted) => {
-                // Counted from the sending: etcd renewed it no earlier.
-                last_ok = sent;
-                status.renewed(sent, ttl.min(Duration::from_secs(granted.max(1) as u64)));
+    // Elected: apply what is left of the log first.
+    if let Err(e) = catch_up(engine, &client, keys, status, stop) {
+        match e {
+            CatchUpError::Behind { start } => tracing::warn!(
+                log_start = start,
+                "cluster: elected, but this node's files end before the cluster's log in etcd starts; standing down"
+            ),
+            CatchUpError::Etcd(e) => {
+                tracing::warn!(error = %e, "cluster: elected, but could not read the cluster's log; standing down")
             }
-            Err(EtcdError::LeaseLost(_)) => break,
-            Err(_) if last_ok.elapsed() >= ttl => break,
-            Err(_) => {}
         }
-        let next = last_ok + every;
-        while Instant::now() < next
-            && alive.load(Ordering::Acquire)
-            && !stop.load(Ordering::Acquire)
-        {
-            std::thread::sleep(Duration::from_millis(10));
+        return Ended::Deposed;
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    let next = writer.replicated() + 1;
+    let appender = LogAppender::new(
+        client,
+        keys.clone(),
+        leader.clone(),
+        next,
+        Arc::clone(&lost),
+    );
+    // From the first change on, memory may hold what etcd has not committed.
+    status.terms.fetch_add(1, Ordering::AcqRel);
+    status.committed_only.store(false, Ordering::Release);
+    writer.set_replication(Replication::Leader(Arc::new(appender)));
+    status.epoch.store(leader.rev as u64, Ordering::Release);
+    status.set_leader(Some(config.advertise.clone()));
+    status.set_role(Role::Leader);
+    tracing::info!(cluster = %config.name, epoch = leader.rev, position = next - 1, "cluster: leading");
+    let Ok(upkeep) = EtcdClient::new(config.etcd.clone())
+        .map(|c| c.with_request_timeout(Duration::from_millis(500)))
+    else {
+        return Ended::Deposed;
+    };
+    if status
+        .switchover_target()
+        .is_some_and(|t| t == config.advertise)
+    {
+        let _ = upkeep.delete_range(&keys.switchover(), None);
+    }
+    let mut next_upkeep = Instant::now();
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Ended::Stopping;
+        }
+        if lost.load(Ordering::Acquire) {
+            return Ended::Deposed;
+        }
+        if !session.alive() {
+            return Ended::LeaseLost;
+        }
+        if Instant::now() >= next_upkeep {
+            next_upkeep = Instant::now() + Duration::from_secs(1);
+            status.head.fetch_max(writer.replicated(), Ordering::AcqRel);
+            if let Ok(Some(start)) = log::shorten(&upkeep, keys, leader, &config.advertise) {
+                status.log_start.store(start, Ordering::Release);
+            }
+        }
+        if let Ok(request) = control.recv_timeout(Duration::from_millis(20)) {
+            if Instant::now() > request.until {
+                continue;
+            }
+            let leading = Leading {
+                engine,
+                client: &upkeep,
+                keys,
+                config,
+                leader,
+                status,
+            };
+            let outcome = hand_over(&leading, request.to.as_deref());
+            let handed = outcome.is_ok();
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "cluster: switchover refused; leading on");
+            }
+            let _ = request.reply.send(outcome);
+            if handed {
+                return Ended::HandedOver;
+            }
         }
     }
-    alive.store(false, Ordering::Release);
+}
+
+/// Stops leading: refuses changes, resigns (unless the lease is gone
+/// already), and puts back the committed state before any stale read is
+/// answered from memory.
+fn step_down(
+    engine: &Engine,
+    config: &ClusterConfig,
+    status: &NodeStatus,
+    session: &Session,
+    leader: &LeaderKey,
+    ended: Ended,
+) {
+    let writer = engine.journal_writer().expect("a cluster node journals");
+    // Nothing is served as the leader from now on (requests are forwarded).
+    status.set_role(Role::Standby);
+    status.epoch.store(0, Ordering::Release);
+    status.set_leader(None);
+    // From the next batch on, a change made here is refused.
+    writer.set_replication(Replication::Follower);
+    let why = match ended {
+        Ended::Stopping => "this node is shutting down",
+        Ended::HandedOver => "this node handed leadership over",
+        Ended::Deposed | Ended::LeaseLost => "this node is stepping down from leading its cluster",
+    };
+    writer.fail(why);
+    if session.alive() && ended != Ended::HandedOver {
+        // Resigning lets the next candidate lead at once.
+        if let Ok(c) = EtcdClient::new(config.etcd.clone())
+            .map(|c| c.with_request_timeout(Duration::from_millis(500)))
+        {
+            if let Err(e) = c.resign(leader) {
+                tracing::warn!(error = %e, "cluster: could not resign; the lease will lapse");
+            }
+        }
+    }
+    tracing::info!(
+        cluster = %config.name,
+        epoch = leader.rev,
+        reason = ?ended,
+        "cluster: no longer leading"
+    );
+    if ended == Ended::Stopping {
+        // The process is going: no reload (stale reads are refused, the rest
+        // is forwarded to the next leader until the server stops).
+        return;
+    }
+    // Put back what the files hold (only what was committed, a batch whose
+    // commit was under way included) before answering any stale read.
+    match block_on(engine.forget_uncommitted()) {
+        Ok(()) => status.committed_only.store(true, Ordering::Release),
+        Err(e) => {
+            tracing::error!(error = %e, "cluster: could not reload the committed state after leading")
+        }
+    }
+}
+
+impl From<EtcdError> for JoinError {
+    fn from(e: EtcdError) -> Self {
+        JoinError::Endpoints(e.to_string())
+    }
 }

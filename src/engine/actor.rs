@@ -116,6 +116,43 @@ impl Env {
         receipt.filter(|_| !informs || read_unsettled)
     }
 
+    /// Journals administrative `records` (a profile's settings, its
+    /// senders), noting them on every profile they change (the caller holds
+    /// their locks), so that a reply that reads those profiles waits for
+    /// them as for its own.
+    pub fn journal_admin<'a>(
+        &self,
+        records: &[Record],
+        changed: impl IntoIterator<Item = &'a mut ProfileState>,
+    ) -> Option<Receipt> {
+        let receipt = self.journal(records)?;
+        let append = self.journal.as_ref()?.appended();
+        for state in changed {
+            state.unsettled().whole(append);
+        }
+        Some(receipt)
+    }
+
+    /// What a reply that read `reads` of `state` (and changed nothing) must
+    /// wait for: the write of whatever of it is still on its way to the
+    /// journal (in a cluster: to etcd). No reply, a read's included, shows
+    /// a change that could still be refused. `None`: nothing to wait for.
+    pub fn read_barrier(
+        &self,
+        state: &mut ProfileState,
+        reads: Reads<impl IntoIterator<Item = PhoneNumber>>,
+    ) -> Option<Receipt> {
+        self.journal_for(state, &[], reads)
+    }
+
+    /// [`Env::read_barrier`] for a reply that read the profile as a whole
+    /// (a page of a listing, its counters, its senders' state).
+    pub fn read_barrier_whole(&self, state: &mut ProfileState) -> Option<Receipt> {
+        let writer = self.journal.as_ref()?;
+        let wait = state.unsettled().any_unwritten(writer.written());
+        wait.then(|| writer.barrier())
+    }
+
     /// [`Env::journal`] for records that stay in the local log (snapshot
     /// markers; in a cluster, what a standby applies from its leader).
     pub fn journal_local(&self, records: &[Record]) -> Option<Receipt> {

@@ -31,8 +31,11 @@ use crate::journal::recovery::{self, ReplayConfig};
 pub(crate) struct Healing {
     /// The state in memory is the journal's (reloaded since the failure).
     reloaded: AtomicBool,
-    /// A heal is running.
-    running: AtomicBool,
+    /// Memory may hold a change the journal refused, until the reload under
+    /// way ends (set before the writer's own flag is taken).
+    dirty: AtomicBool,
+    /// Held by the one heal (or reload) running.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -89,6 +92,45 @@ impl Engine {
             .then(|| writer.last_error().unwrap_or_default())
     }
 
+    /// Whether memory may hold a change the journal refused (it is being
+    /// reloaded away): nothing may be answered from memory without waiting
+    /// for the journal now. Always `false` without a journal.
+    pub(crate) fn may_hold_refused(&self) -> bool {
+        let Some(writer) = &self.inner.env.journal else {
+            return false;
+        };
+        writer.refused_pending() || self.inner.healing.dirty.load(Ordering::Acquire)
+    }
+
+    /// Takes the writer's note of a refused change, marking memory dirty
+    /// first (so that [`Engine::may_hold_refused`] never misses it) until
+    /// the next reload ends.
+    fn take_refused(&self, writer: &crate::journal::Writer) -> bool {
+        if !writer.refused_pending() {
+            return false;
+        }
+        self.inner.healing.dirty.store(true, Ordering::Release);
+        writer.take_refused()
+    }
+
+    /// Drains the writer and reloads the state from the files; memory then
+    /// holds exactly what they hold. Call with the healing turn held.
+    async fn reload_written(
+        &self,
+        writer: &crate::journal::Writer,
+    ) -> Result<(), crate::StartError> {
+        let healing = &self.inner.healing;
+        self.take_refused(writer);
+        // The files must hold every batch the writer will still write.
+        writer.drain().await;
+        self.reload().await?;
+        healing.reloaded.store(true, Ordering::Release);
+        if !writer.refused_pending() {
+            healing.dirty.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// One step of healing, run by the housekeeper every tick while the
     /// journal is failed: reload once, then probe.
     pub(crate) async fn heal(&self) {
@@ -96,37 +138,53 @@ impl Engine {
             return;
         };
         let healing = &self.inner.healing;
-        if !writer.is_failed() || healing.running.swap(true, Ordering::AcqRel) {
+        if !writer.is_failed() {
             return;
         }
+        let Ok(_turn) = healing.turn.try_lock() else {
+            return;
+        };
         // A change refused since the last reload (one that passed the
         // check just before the failure) may be in memory: reload again.
-        if writer.take_refused() {
+        if writer.refused_pending() {
             healing.reloaded.store(false, Ordering::Release);
         }
         if !healing.reloaded.load(Ordering::Acquire) {
-            // The files must hold every batch the writer will still write.
-            writer.drain().await;
-            match self.reload().await {
-                Ok(()) => healing.reloaded.store(true, Ordering::Release),
-                Err(e) => eprintln!("numpool: reloading after a journal failure failed: {e}"),
+            if let Err(e) = self.reload_written(&writer).await {
+                tracing::error!(error = %e, "journal: reloading after a write failure failed");
             }
         }
         if healing.reloaded.load(Ordering::Acquire) {
-            if writer.take_refused() {
+            if writer.refused_pending() {
                 // Refused since the reload: reload again next time.
                 healing.reloaded.store(false, Ordering::Release);
             } else if writer.probe().await {
                 healing.reloaded.store(false, Ordering::Release);
-                if writer.take_refused() {
+                if writer.refused_pending() {
                     // Refused while the probe ran: once more.
                     writer.fail("a change was refused while the journal recovered; reloading");
                 } else {
-                    eprintln!("numpool: the journal writes again; taking changes");
+                    tracing::info!("journal: writing again; taking changes");
                 }
             }
         }
-        healing.running.store(false, Ordering::Release);
+    }
+
+    /// Forgets every change the files do not hold (a cluster node that
+    /// stops leading: memory may hold changes etcd never committed): drains
+    /// the writer, reloads, and takes changes again once the journal
+    /// writes. Returns once memory holds only what the files hold (a
+    /// change refused later is reported by [`Engine::may_hold_refused`]).
+    pub(crate) async fn forget_uncommitted(&self) -> Result<(), crate::StartError> {
+        let Some(writer) = self.inner.env.journal.clone() else {
+            return Ok(());
+        };
+        {
+            let _turn = self.inner.healing.turn.lock().await;
+            self.reload_written(&writer).await?;
+        }
+        self.heal().await;
+        Ok(())
     }
 
     /// Replaces every profile's state and the records with what the

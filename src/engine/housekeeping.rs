@@ -138,7 +138,7 @@ impl Actor for Housekeeper {
                 let engine = super::Engine { inner };
                 actix_rt::spawn(async move {
                     if let Err(e) = engine.snapshot_now().await {
-                        eprintln!("numpool: snapshot failed: {e}");
+                        tracing::error!(error = %e, "journal: snapshot failed");
                     }
                 });
             });

@@ -39,11 +39,16 @@ impl Engine {
         let _in = self.enter()?;
         let now = self.inner.now_secs();
         let actor = self.actor_of(profile)?;
-        Ok(actor
-            .call(self.inner.config.mailbox_bound, move |p, _| {
-                p.mapping(to, now)
+        let (found, receipt) = actor
+            .call(self.inner.config.mailbox_bound, move |p, env| {
+                (
+                    p.mapping(to, now),
+                    env.read_barrier(p, Reads::recipient(to)),
+                )
             })
-            .await?)
+            .await?;
+        settle(receipt).await?;
+        Ok(found)
     }
 
     /// Every live mapping of `profile`, ordered by recipient. Read one page
@@ -131,11 +136,13 @@ impl Engine {
         // Entries looked at per page, live or not: bounds the time the
         // profile is held even when most entries passed have expired.
         let budget = limit.max(1).saturating_mul(8).max(4096);
-        let (mappings, next) = actor
-            .call_long(self.inner.config.mailbox_bound, move |p, _| {
-                p.mappings_page(from, limit.max(1), budget, sender, now)
+        let ((mappings, next), receipt) = actor
+            .call_long(self.inner.config.mailbox_bound, move |p, env| {
+                let page = p.mappings_page(from, limit.max(1), budget, sender, now);
+                (page, env.read_barrier_whole(p))
             })
             .await?;
+        settle(receipt).await?;
         Ok(MappingPage {
             mappings,
             next: next.map(MappingCursor),

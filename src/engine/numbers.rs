@@ -72,10 +72,14 @@ impl Engine {
             let mut from = source.as_ref().map(|a| a.lock());
             let mut to = target.as_ref().map(|a| a.lock());
             move_sender(&record, from.as_deref_mut(), to.as_deref_mut());
-            self.inner.env.journal(&[Record::NumberSaved(record)])
+            let changed = from.iter_mut().chain(to.iter_mut()).map(|s| &mut **s);
+            self.inner
+                .env
+                .journal_admin(&[Record::NumberSaved(record)], changed)
         };
-        self.inner.catalog.write().put_number(record);
+        // The record is shown once it is durable (in a cluster: committed).
         settle(receipt).await?;
+        self.inner.catalog.write().put_number(record);
         Ok(record)
     }
 
@@ -121,10 +125,13 @@ impl Engine {
             if let Some(state) = state.as_deref_mut() {
                 state.set_rate(number, rate);
             }
-            self.inner.env.journal(&[Record::NumberSaved(record)])
+            let changed = state.iter_mut().map(|s| &mut **s);
+            self.inner
+                .env
+                .journal_admin(&[Record::NumberSaved(record)], changed)
         };
-        self.inner.catalog.write().put_number(record);
         settle(receipt).await?;
+        self.inner.catalog.write().put_number(record);
         Ok(record)
     }
 
@@ -282,14 +289,16 @@ impl Engine {
             let Some(actor) = self.inner.dispatcher.actor(p) else {
                 continue;
             };
-            let found = actor
+            let (found, receipt) = actor
                 .call(self.inner.config.mailbox_bound, move |state, env| {
-                    numbers
+                    let found = numbers
                         .iter()
                         .filter_map(|&n| state.sender(n, now, &env.health))
-                        .collect::<Vec<_>>()
+                        .collect::<Vec<_>>();
+                    (found, env.read_barrier_whole(state))
                 })
                 .await?;
+            settle(receipt).await?;
             infos.extend(found.into_iter().map(|i| (i.number, i)));
         }
         Ok(records

@@ -205,11 +205,15 @@ impl Engine {
     ) -> Result<Option<OptOutRecord>, Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;
-        let found = actor
-            .call(self.inner.config.mailbox_bound, move |p, _| {
-                p.opt_outs().get(to)
+        let (found, receipt) = actor
+            .call(self.inner.config.mailbox_bound, move |p, env| {
+                (
+                    p.opt_outs().get(to),
+                    env.read_barrier(p, Reads::recipient(to)),
+                )
             })
             .await?;
+        settle(receipt).await?;
         Ok(found.map(|o| record(to, o)))
     }
 
@@ -238,12 +242,14 @@ impl Engine {
     ) -> Result<(Vec<OptOutRecord>, usize), Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;
-        let (page, total) = actor
-            .call(self.inner.config.mailbox_bound, move |p, _| {
+        let (page, total, receipt) = actor
+            .call(self.inner.config.mailbox_bound, move |p, env| {
                 let all = p.opt_outs();
-                (all.page(offset, limit), all.len())
+                let (page, total) = (all.page(offset, limit), all.len());
+                (page, total, env.read_barrier_whole(p))
             })
             .await?;
+        settle(receipt).await?;
         Ok((
             page.into_iter().map(|(to, o)| record(to, o)).collect(),
             total,
@@ -266,8 +272,12 @@ impl Engine {
     pub async fn opt_out_count(&self, profile: ProfileId) -> Result<usize, Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;
-        Ok(actor
-            .call(self.inner.config.mailbox_bound, |p, _| p.opt_outs().len())
-            .await?)
+        let (count, receipt) = actor
+            .call(self.inner.config.mailbox_bound, |p, env| {
+                (p.opt_outs().len(), env.read_barrier_whole(p))
+            })
+            .await?;
+        settle(receipt).await?;
+        Ok(count)
     }
 }

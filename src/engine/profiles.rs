@@ -76,15 +76,17 @@ impl Engine {
             Arc::downgrade(&self.inner.runtime),
         ));
         let receipt = {
-            let _state = actor.lock();
-            self.inner.env.journal(&[Record::ProfileSaved {
+            let mut state = actor.lock();
+            let saved = Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),
-            }])
+            };
+            self.inner.env.journal_admin(&[saved], [&mut *state])
         };
         self.inner.dispatcher.insert(actor);
-        self.inner.catalog.write().put_profile(record.clone());
+        // The record is shown once it is durable (in a cluster: committed).
         settle(receipt).await?;
+        self.inner.catalog.write().put_profile(record.clone());
         Ok(record)
     }
 
@@ -225,13 +227,14 @@ impl Engine {
             state.set_settings(settings, now.as_secs_u32());
             state.set_limits(limits);
             state.set_compliance(record.enabled, destinations);
-            self.inner.env.journal(&[Record::ProfileSaved {
+            let saved = Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),
-            }])
+            };
+            self.inner.env.journal_admin(&[saved], [&mut *state])
         };
-        self.inner.catalog.write().put_profile(record.clone());
         settle(receipt).await?;
+        self.inner.catalog.write().put_profile(record.clone());
         Ok(record)
     }
 
@@ -274,15 +277,13 @@ impl Engine {
         };
         actor.stop_mailbox();
         self.inner.env.expiry.forget(id);
-        let now = self.now();
-        {
-            let mut catalog = self.inner.catalog.write();
-            catalog.remove_profile(id, now);
-            debug_assert!(numbers
-                .iter()
-                .all(|n| catalog.number(*n).is_some_and(|r| r.profile.is_none())));
-        }
         settle(receipt).await?;
+        let now = self.now();
+        let mut catalog = self.inner.catalog.write();
+        catalog.remove_profile(id, now);
+        debug_assert!(numbers
+            .iter()
+            .all(|n| catalog.number(*n).is_some_and(|r| r.profile.is_none())));
         Ok(record)
     }
 }

@@ -126,9 +126,13 @@ impl Engine {
     pub async fn profile_stats(&self, profile: ProfileId) -> Result<ProfileStats, Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;
-        Ok(actor
-            .call(self.inner.config.mailbox_bound, |p, _| p.stats())
-            .await?)
+        let (stats, receipt) = actor
+            .call(self.inner.config.mailbox_bound, |p, env| {
+                (p.stats(), env.read_barrier_whole(p))
+            })
+            .await?;
+        crate::journal::settle(receipt).await?;
+        Ok(stats)
     }
 
     /// Requests queued for `profile` now (0 for an unknown profile). Read

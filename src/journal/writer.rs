@@ -113,7 +113,7 @@ impl Shared {
     /// Turns the writer failed for `why`, saying so once with `announce`.
     fn refuse(&self, why: String, announce: &str) {
         if !self.failed.swap(true, Ordering::AcqRel) {
-            eprintln!("numpool: {announce}: {why}");
+            tracing::warn!(error = %why, "journal: {announce}");
         }
         *self.error.lock() = Some(why);
     }
@@ -210,6 +210,12 @@ impl Writer {
     /// memory may then hold a change the files do not: reload it).
     pub fn take_refused(&self) -> bool {
         self.shared.refused.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether an append was refused and not yet taken (see
+    /// [`Writer::take_refused`]), without taking it.
+    pub fn refused_pending(&self) -> bool {
+        self.shared.refused.load(Ordering::Acquire)
     }
 
     /// The number of the last append handed to the writer (appends are

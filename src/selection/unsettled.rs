@@ -67,6 +67,15 @@ impl Unsettled {
         }
     }
 
+    /// Whether anything of the profile is still unwritten (the journal has
+    /// written every append up to `written`): what a reply that read the
+    /// profile as a whole (a listing, its counters) waits for.
+    pub fn any_unwritten(&self, written: u64) -> bool {
+        self.whole > written
+            || self.daily > written
+            || self.recipients.values().any(|&append| append > written)
+    }
+
     /// Whether a reply that read `reads` must wait for the journal, which
     /// has written every append up to `written`.
     pub fn must_wait(
@@ -116,6 +125,18 @@ mod tests {
         u.whole(9);
         assert!(u.must_wait(reads(&[], false), 8));
         assert!(!u.must_wait(reads(&[a, b], true), 9));
+    }
+
+    #[test]
+    fn a_whole_read_waits_for_anything_unwritten() {
+        let mut u = Unsettled::default();
+        assert!(!u.any_unwritten(0));
+        u.recipient(n("+14155550001"), 3);
+        assert!(u.any_unwritten(2) && !u.any_unwritten(3));
+        u.daily(4);
+        assert!(u.any_unwritten(3) && !u.any_unwritten(4));
+        u.whole(5);
+        assert!(u.any_unwritten(4) && !u.any_unwritten(5));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::cluster::{ClusterConfig, Node};
+use crate::cluster::{ClusterConfig, Node, DEFAULT_MAX_LAG};
 use crate::selection::capacity::{valid_rate, MAX_RATE};
 use crate::server::http::{
     auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT, DEFAULT_IDEMPOTENCY_CACHE_BYTES,
@@ -41,6 +41,9 @@ pub enum Command {
     /// Move the damaged bytes of a data directory's logs to side files,
     /// keeping every valid record, so `serve` can start again.
     Repair(RepairArgs),
+    /// Look at a cluster and change its leader on purpose, through any node.
+    #[command(subcommand)]
+    Cluster(super::cluster_cli::ClusterCommand),
 }
 
 /// Flags of `numpool repair`.
@@ -138,6 +141,15 @@ pub struct ServeArgs {
     /// The leader's lease: a leader that stops renewing it is replaced after about this long [default: 2s].
     #[arg(long, env = "NUMPOOL_LEASE_TTL")]
     pub lease_ttl: Option<String>,
+    /// What to log: a level (error, warn, info, debug, trace) or RUST_LOG-style directives [default: RUST_LOG, else info].
+    #[arg(long, env = "NUMPOOL_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// How log lines look: text or json [default: text].
+    #[arg(long, env = "NUMPOOL_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Positions of the log a standby may lag and still be ready (/cluster/standby, /readyz) or take over in a switchover [default: 100].
+    #[arg(long, env = "NUMPOOL_MAX_LAG")]
+    pub max_lag: Option<u64>,
 }
 
 /// Why a configuration cannot be used.
@@ -168,10 +180,36 @@ pub enum Storage {
     DataDir(PathBuf),
 }
 
+/// How `numpool serve` logs: the library's `tracing` events (and
+/// actix-web's) to standard error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `EnvFilter` directives (`info`, `numpool=debug,actix_web=warn`, ...).
+    pub filter: String,
+    /// One JSON object a line instead of text.
+    pub json: bool,
+}
+
+impl LogConfig {
+    /// Installs the subscriber (once per process; later calls do nothing).
+    pub fn install(&self) {
+        let filter = tracing_subscriber::EnvFilter::new(&self.filter);
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = if self.json {
+            builder.json().with_current_span(false).try_init()
+        } else {
+            builder.with_ansi(false).try_init()
+        };
+    }
+}
+
 /// The effective configuration of a server.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    pub log: LogConfig,
     /// `Some`: this node joins a cluster.
     pub cluster: Option<ClusterConfig>,
     pub engine: EngineConfig,
@@ -218,7 +256,10 @@ impl ServeArgs {
             short_code_mps,
             cluster,
             advertise,
-            lease_ttl
+            lease_ttl,
+            max_lag,
+            log_level,
+            log_format
         );
         if self.etcd.is_empty() {
             self.etcd = file.etcd;
@@ -388,8 +429,37 @@ impl ServeArgs {
                     lease_ttl: duration("lease-ttl", &args.lease_ttl, Duration::from_secs(2))?,
                     // Nodes of one cluster take the same keys.
                     api_key: keys.first().map(str::to_string),
+                    max_lag: args.max_lag.unwrap_or(DEFAULT_MAX_LAG),
                 })
             }
+        };
+        let log = LogConfig {
+            filter: match args
+                .log_level
+                .clone()
+                .or_else(|| std::env::var("RUST_LOG").ok())
+            {
+                Some(f) if !f.trim().is_empty() => {
+                    tracing_subscriber::EnvFilter::try_new(&f).map_err(|e| {
+                        ConfigError::Invalid {
+                            setting: "log-level",
+                            message: format!("{f:?}: {e}"),
+                        }
+                    })?;
+                    f
+                }
+                _ => "info".to_string(),
+            },
+            json: match args.log_format.as_deref().map(str::trim) {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "log-format",
+                        message: format!("{other:?}: use text or json"),
+                    })
+                }
+            },
         };
         let mailbox_bound = args.mailbox_bound.unwrap_or(1024);
         if mailbox_bound == 0 {
@@ -400,6 +470,7 @@ impl ServeArgs {
         }
         Ok(ServeConfig {
             listen,
+            log,
             cluster,
             engine: EngineConfig {
                 sticky_ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
@@ -425,6 +496,7 @@ impl ServeArgs {
                     .webhook_cache_bytes
                     .unwrap_or(DEFAULT_WEBHOOK_CACHE_BYTES),
                 cluster: None,
+                handle_signals: true,
             },
             storage,
         })
@@ -510,7 +582,24 @@ pub fn main() -> ExitCode {
     match command {
         Command::Serve(args) => serve(*args),
         Command::Repair(args) => repair(&args.data_dir),
+        Command::Cluster(command) => super::cluster_cli::run(command),
     }
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name.
+async fn stop_signal() -> &'static str {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return futures::future::pending().await;
+    };
+    let name = match futures::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await {
+        futures::future::Either::Left(_) => "SIGTERM",
+        futures::future::Either::Right(_) => "SIGINT",
+    };
+    name
 }
 
 fn repair(dir: &Path) -> ExitCode {
@@ -546,6 +635,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    config.log.install();
     let listener = match TcpListener::bind(config.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -578,6 +668,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
     }
     let mut http = config.http;
+    // Signals are ours: a cluster leader resigns before the server stops.
+    http.handle_signals = false;
     let mut node = None;
     if let Some(mut cluster) = config.cluster {
         if cluster.advertise.ends_with(":0") {
@@ -601,10 +693,23 @@ fn serve(args: ServeArgs) -> ExitCode {
     );
     let result = actix_web::rt::System::new().block_on(async {
         let server = super::http::server(listener, engine.clone(), http)?;
-        let outcome = server.await;
-        if let Some(mut node) = node.take() {
-            node.stop();
-        }
+        let handle = server.handle();
+        let running = actix_web::rt::spawn(server);
+        let outcome = match futures::future::select(running, Box::pin(stop_signal())).await {
+            // The server ended by itself (it failed).
+            futures::future::Either::Left((ended, _)) => ended.unwrap_or(Ok(())),
+            futures::future::Either::Right((signal, running)) => {
+                println!("numpool: {signal}: stopping");
+                // A leader stops taking changes and resigns first, so that a
+                // standby leads at once; requests still arriving meanwhile
+                // are refused with 503 or forwarded.
+                if let Some(mut node) = node.take() {
+                    let _ = actix_web::rt::task::spawn_blocking(move || node.stop()).await;
+                }
+                handle.stop(true).await;
+                running.await.unwrap_or(Ok(()))
+            }
+        };
         engine.shutdown().await;
         outcome
     });

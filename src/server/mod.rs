@@ -3,7 +3,7 @@
 //! `NUMPOOL_*` environment variables and a TOML file.
 //!
 //! - `cli`: the command line (`serve`, `repair`) and the effective
-//!   configuration;
+//!   configuration; `cluster_cli`: `numpool cluster status|switchover`;
 //! - `http`: the routes (one table registers them and generates
 //!   `/v2/openapi.json`), request reading, the JSON records, errors, auth,
 //!   idempotency, metrics.
@@ -13,6 +13,7 @@
 //! bound listener (`127.0.0.1:0` in tests).
 
 mod cli;
+mod cluster_cli;
 mod http;
 
 pub use http::auth::{webhook_key, KeyError};

@@ -1,58 +1,96 @@
-//! In a cluster, a standby serves no request of the API itself: it forwards
-//! each one to the leader (one hop, over a plain HTTP/1.1 connection) and
-//! answers what the leader answered, or 503 with `Retry-After` while no
-//! leader is known or the leader does not answer.
+//! In a cluster, a standby serves no request of the API itself (but stale
+//! reads): it forwards each one to the leader (one hop, over a plain
+//! HTTP/1.1 connection) and answers what the leader answered, or 503 with
+//! `Retry-After` while no leader is known, the leader does not answer, or
+//! its answer is not one (an empty or foreign error body, such as the 408
+//! of a server that was paused).
 
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::ApiError;
 use crate::cluster::peer::{exchange, Answer, Request};
+use crate::cluster::NodeStatus;
 
 /// The request headers a forwarded request keeps.
-const KEPT: [&str; 5] = [
+const KEPT: [&str; 6] = [
     "authorization",
     "content-type",
     "idempotency-key",
     "telnyx-signature-ed25519",
     "telnyx-timestamp",
+    "x-request-id",
 ];
 
-/// A request as forwarded: method, path with query, kept headers, body.
-pub type Forwarded = Request;
+/// How long the leader has to answer a forwarded request.
+const LEADER_ANSWERS_WITHIN: Duration = Duration::from_secs(30);
 
 /// Keeps what the leader needs of a request's headers.
-pub fn keep(name: &str) -> bool {
+fn keep(name: &str) -> bool {
     KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
 }
 
 fn unavailable(why: &str) -> HttpResponse {
-    use actix_web::ResponseError;
-    let mut response = ApiError::Unavailable(why.to_string()).error_response();
-    response.headers_mut().insert(
-        actix_web::http::header::RETRY_AFTER,
-        actix_web::http::header::HeaderValue::from_static("1"),
-    );
-    response
+    ApiError::Unavailable(why.to_string()).error_response()
+}
+
+/// Forwards `req` (whose body is `body`) to the leader `node` knows, and
+/// returns the leader's answer (or a 503 saying why there is none).
+pub async fn to_leader_of(req: &HttpRequest, node: &NodeStatus, body: Vec<u8>) -> HttpResponse {
+    // A request forwarded once is not forwarded again (two nodes that each
+    // take the other for the leader, for a moment).
+    let leader = if req.headers().contains_key("x-numpool-forwarded") {
+        None
+    } else {
+        node.leader()
+    };
+    let request = Request {
+        method: req.method().to_string(),
+        path_and_query: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.path().to_string(), |p| p.to_string()),
+        headers: req
+            .headers()
+            .iter()
+            .filter(|(name, _)| keep(name.as_str()))
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body,
+    };
+    let answer = web::block(move || to_leader(leader, request))
+        .await
+        .unwrap_or_else(|_| Err("forwarding to the leader failed; retry".into()));
+    respond(answer)
 }
 
 /// Sends `request` to the leader at `leader` (`http://host:port`) and
 /// returns its answer, or why there is none (blocking: call it off the
 /// worker's thread).
-pub fn to_leader(leader: Option<String>, request: Forwarded) -> Result<Answer, String> {
+fn to_leader(leader: Option<String>, request: Request) -> Result<Answer, String> {
     let Some(leader) = leader else {
-        return Err("this node is a standby and no leader is known yet; retry".into());
+        return Err("this node is a standby and no leader is known now; retry".into());
     };
-    exchange(&leader, &request, Duration::from_secs(30))
+    exchange(&leader, &request, LEADER_ANSWERS_WITHIN)
         .map_err(|e| format!("the leader {leader} did not answer ({e}); retry"))
 }
 
 /// The response for what [`to_leader`] returned.
-pub fn respond(answer: Result<Answer, String>) -> HttpResponse {
+fn respond(answer: Result<Answer, String>) -> HttpResponse {
     match answer {
         Ok((status, content_type, retry_after, body)) => {
+            let json = content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("application/json"));
+            if status >= 400 && (body.is_empty() || !json) {
+                // Not an answer of the API (the 408 of a paused server, a
+                // proxy's page): the client gets the error envelope.
+                return unavailable(&format!(
+                    "the leader answered {status} without an error body; retry"
+                ));
+            }
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = HttpResponse::build(status);
             if let Some(t) = content_type {
@@ -64,5 +102,42 @@ pub fn respond(answer: Result<Answer, String>) -> HttpResponse {
             response.body(body)
         }
         Err(why) => unavailable(&why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_without_an_error_body_becomes_a_503_envelope() {
+        let empty = respond(Ok((408, None, None, Vec::new())));
+        assert_eq!(empty.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(empty.headers().get("retry-after").unwrap(), "1");
+        let html = respond(Ok((
+            502,
+            Some("text/html".into()),
+            None,
+            b"<h1>bad</h1>".to_vec(),
+        )));
+        assert_eq!(html.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let api = respond(Ok((
+            422,
+            Some("application/json".into()),
+            None,
+            br#"{"errors":[]}"#.to_vec(),
+        )));
+        assert_eq!(api.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let ok = respond(Ok((
+            200,
+            Some("application/json".into()),
+            None,
+            b"{}".to_vec(),
+        )));
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(
+            respond(Err("gone".into())).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -60,6 +60,9 @@ pub struct HttpOptions {
     /// In a cluster: this node's status (a standby forwards the API's
     /// requests to the leader).
     pub cluster: Option<Arc<crate::cluster::NodeStatus>>,
+    /// Stop gracefully on SIGINT and SIGTERM (off when the caller handles
+    /// signals itself, as `numpool serve` does to resign leadership first).
+    pub handle_signals: bool,
 }
 
 impl Default for HttpOptions {
@@ -72,13 +75,15 @@ impl Default for HttpOptions {
             idempotency_cache_bytes: DEFAULT_IDEMPOTENCY_CACHE_BYTES,
             webhook_cache_bytes: DEFAULT_WEBHOOK_CACHE_BYTES,
             cluster: None,
+            handle_signals: true,
         }
     }
 }
 
 /// Builds the server on a bound `listener` (bind `127.0.0.1:0` in tests).
 /// Run it by awaiting the returned [`Server`] inside an actix system; it
-/// stops gracefully on SIGINT/SIGTERM or through its handle.
+/// stops gracefully through its handle, and on SIGINT/SIGTERM unless
+/// [`HttpOptions::handle_signals`] is off.
 pub fn server(
     listener: TcpListener,
     engine: Engine,
@@ -123,7 +128,14 @@ pub fn server(
             let _ = tcp.set_nodelay(true);
         }
     })
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    // No 408 with an empty body for a request whose head arrived while
+    // the process was paused (SIGSTOP, a long GC-like stall of the host):
+    // it is read and answered when the process runs again.
+    .client_request_timeout(Duration::ZERO);
+    if !options.handle_signals {
+        http = http.disable_signals();
+    }
     if options.workers > 0 {
         http = http.workers(options.workers);
     }

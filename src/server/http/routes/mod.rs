@@ -1,5 +1,6 @@
 //! The route table and what every handler shares.
 
+pub(crate) mod cluster;
 mod mappings;
 mod messages;
 mod numbers;
@@ -11,9 +12,6 @@ mod webhooks;
 use std::future::{ready, Ready};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-
-use actix_web::dev::Service;
-use futures::FutureExt;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -175,85 +173,16 @@ route_table! {
     }
 }
 
-/// Forwards a request a standby received to the leader, and answers what
-/// the leader answered.
-async fn forward_request(
-    mut req: actix_web::dev::ServiceRequest,
-    status: Arc<crate::cluster::NodeStatus>,
-) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {
-    use actix_web::HttpMessage;
-    use futures::StreamExt;
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map_or(1 << 20, |s| s.body_limit);
-    let mut payload = req.take_payload();
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > limit {
-            let response = ApiError::bad_request("/", "the body is larger than the limit");
-            return Ok(req.error_response(response));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    // A request forwarded once is not forwarded again (two nodes that each
-    // take the other for the leader, for a moment).
-    let leader = if req.headers().contains_key("x-numpool-forwarded") {
-        None
-    } else {
-        status.leader()
-    };
-    let request = super::forward::Forwarded {
-        method: req.method().to_string(),
-        path_and_query: req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.path().to_string(), |p| p.to_string()),
-        headers: req
-            .headers()
-            .iter()
-            .filter(|(name, _)| super::forward::keep(name.as_str()))
-            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
-        body,
-    };
-    let answer = web::block(move || super::forward::to_leader(leader, request))
-        .await
-        .map_err(actix_web::error::ErrorInternalServerError)?;
-    Ok(req.into_response(super::forward::respond(answer)))
-}
-
-/// Whether a query string has `consistency=stale`.
-fn asks_stale(query: &str) -> bool {
-    query.split('&').any(|pair| pair == "consistency=stale")
-}
-
 /// Registers every route under `/v2` plus the operational ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route("/cluster/snapshot", web::get().to(ops::cluster_snapshot))
-        .service(register(web::scope("/v2")).wrap_fn(|req, srv| {
-            // A standby forwards the API's requests to its leader, except
-            // reads that ask for its own applied state (`consistency=stale`);
-            // a leader whose lease may have run out answers nothing.
-            let cluster = req
-                .app_data::<web::Data<AppState>>()
-                .and_then(|s| s.cluster.clone());
-            let stale =
-                req.method() == actix_web::http::Method::GET && asks_stale(req.query_string());
-            match cluster {
-                None => srv.call(req).boxed_local(),
-                Some(c) if c.leads() || stale => srv.call(req).boxed_local(),
-                Some(c) if c.role() == crate::cluster::Role::Leader => {
-                    let why =
-                        "this node's leadership may have lapsed (its lease is not renewed); retry";
-                    let answer = super::forward::respond(Err(why.to_string()));
-                    ready(Ok(req.into_response(answer))).boxed_local()
-                }
-                Some(status) => forward_request(req, status).boxed_local(),
-            }
-        }))
+        .route("/cluster/status", web::get().to(cluster::status))
+        .route("/cluster/leader", web::get().to(cluster::leader))
+        .route("/cluster/standby", web::get().to(cluster::standby))
+        .route("/cluster/switchover", web::post().to(cluster::switchover))
+        .route("/cluster/snapshot", web::get().to(cluster::snapshot))
+        .service(register(web::scope("/v2")).wrap_fn(cluster::gate))
         .default_service(web::to(ops::not_found));
 }

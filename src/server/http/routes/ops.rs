@@ -1,44 +1,48 @@
-//! Operations: `/healthz`, `/readyz`, `/metrics`, `/cluster/snapshot`,
-//! `/v2/openapi.json`, and the 404 for everything else.
+//! Operations: `/healthz`, `/readyz`, `/metrics`, `/v2/openapi.json`,
+//! and the 404 for everything else (the cluster's own routes are in
+//! `cluster`).
 
 use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::{AppState, Authed};
+use super::AppState;
 use crate::server::http::error::ApiError;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// `/readyz`: 200 once the node can serve what it is for. On its own: its
+/// journal writes. In a cluster: it leads with its lease surely held, or it
+/// is a standby following a known leader within `--max-lag`.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.ready.load(Ordering::Acquire) {
         return HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
             .json(json!({ "status": "starting" }));
     }
-    if let Some(cluster) = &state.cluster {
+    if let Some(node) = &state.cluster {
+        let unready = match node.role() {
+            crate::cluster::Role::Leader => super::cluster::leader_unready(node, &state),
+            _ => super::cluster::standby_unready(node, &state, None),
+        };
         let body = json!({
-            "status": "ready",
-            "role": cluster.role().name(),
-            "epoch": cluster.epoch(),
-            "leader": cluster.leader(),
+            "status": if unready.is_none() { "ready" } else { "unavailable" },
+            "reason": unready,
+            "role": node.role().name(),
+            "epoch": node.epoch(),
+            "leader": node.leader(),
             "applied": state.engine.replicated_position(),
-            "head": cluster.head(),
-            "log_start": cluster.log_start(),
+            "head": node.head(),
+            "log_start": node.log_start(),
         });
-        return match cluster.role() {
-            crate::cluster::Role::Starting => HttpResponse::ServiceUnavailable()
+        return match unready {
+            None => HttpResponse::Ok().json(body),
+            Some(_) => HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "1"))
                 .json(body),
-            crate::cluster::Role::Leader if state.engine.journal_error().is_some() => {
-                HttpResponse::ServiceUnavailable()
-                    .insert_header(("Retry-After", "1"))
-                    .json(body)
-            }
-            _ => HttpResponse::Ok().json(body),
         };
     }
     match state.engine.journal_error() {
@@ -47,38 +51,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header(("Retry-After", "1"))
             .json(json!({ "status": "journal_unavailable", "detail": error })),
     }
-}
-
-/// The query of `/cluster/snapshot`.
-#[derive(serde::Deserialize)]
-pub struct SnapshotQuery {
-    /// The snapshot must hold the cluster's log at least up to here.
-    #[serde(default)]
-    at_least: u64,
-}
-
-/// In a cluster: this node's newest snapshot file, holding the cluster's
-/// log at least up to `?at_least=` (a snapshot is taken first if needed).
-/// Another node fetches it when the log it would follow is no longer all in
-/// etcd. Needs an API key like the API.
-pub async fn cluster_snapshot(
-    _: Authed,
-    state: web::Data<AppState>,
-    query: web::Query<SnapshotQuery>,
-) -> Result<HttpResponse, ApiError> {
-    if state.cluster.is_none() {
-        return Err(ApiError::NotFound(
-            "this node is not in a cluster: it has no snapshot to give".into(),
-        ));
-    }
-    let bytes = state
-        .engine
-        .snapshot_file(query.at_least)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("no snapshot to give: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .body(bytes))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
