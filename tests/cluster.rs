@@ -126,9 +126,10 @@ fn start_node_with(etcd: &Etcd, cluster: &str, dir: &Path, extra: &[&str]) -> Nu
         cluster,
         "--etcd",
         &etcd.url,
-        "--lease-ttl",
-        "1s",
     ];
+    if !extra.contains(&"--lease-ttl") {
+        args.extend_from_slice(&["--lease-ttl", "1s"]);
+    }
     args.extend_from_slice(extra);
     support::serve(&args, &[]).unwrap()
 }
@@ -527,21 +528,47 @@ fn without_etcd_writes_are_refused_and_resume_by_themselves() {
     let nodes = cluster(&etcd, "outage", 2);
     let (first, _) = leader(&nodes, Duration::from_secs(15));
     let addr = nodes[first].server.as_ref().unwrap().addr;
+    let standby = nodes[1 - first].server.as_ref().unwrap().addr;
     let p = profile(addr);
     assert!(send(addr, &p, "+14155550001").is_some());
+    wait_caught_up("the standby catches up", addr, standby);
     etcd.signal("-STOP");
     // Nothing is acknowledged while etcd does not answer.
     let body = json!({"messaging_profile_id": p, "to": "+14155550002", "text": "x"}).to_string();
-    let r = request(
-        addr,
-        "POST",
-        "/v2/messages/number_pool",
-        &body,
-        Some(KEY),
-        &[],
-    );
+    let sending = std::thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/v2/messages/number_pool",
+            &body,
+            Some(KEY),
+            &[],
+        )
+    });
+    // Nor shown by any read while the send waits for etcd: a default read
+    // (through the standby, forwarded) or a stale one, on either node.
+    std::thread::sleep(Duration::from_millis(200));
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550002");
+    let stale = format!("{path}?consistency=stale");
+    let mut reads = Vec::new();
+    for (node, path) in [
+        (standby, &path),
+        (addr, &stale),
+        (standby, &stale),
+        (addr, &path),
+    ] {
+        reads.push(call(node, "GET", path, Value::Null));
+    }
+    let r = sending.join().unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.headers.contains("retry-after"));
+    for read in &reads {
+        assert_ne!(
+            read.status, 200,
+            "a read showed what etcd did not commit: {}",
+            read.body
+        );
+    }
     etcd.signal("-CONT");
     // Service resumes on its own: some node leads again and takes writes.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -564,4 +591,395 @@ fn without_etcd_writes_are_refused_and_resume_by_themselves() {
         None,
         "the refused send left no trace"
     );
+}
+
+/// `numpool cluster ARGS`: its exit code and what it printed.
+fn cluster_command(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .arg("cluster")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+#[test]
+fn probes_and_status_say_who_leads_and_who_can_take_over() {
+    let etcd = Etcd::start("probes");
+    let nodes = cluster(&etcd, "probes", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let addrs: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.server.as_ref().unwrap().addr)
+        .collect();
+    let p = profile(addrs[first]);
+    send(addrs[first], &p, "+14155550001").unwrap();
+    for (i, &addr) in addrs.iter().enumerate().filter(|(i, _)| *i != first) {
+        wait_caught_up(&format!("standby {i} catches up"), addrs[first], addr);
+    }
+    support::eventually("every member is listed", || {
+        let r = request(
+            addrs[(first + 1) % 3],
+            "GET",
+            "/cluster/status",
+            "",
+            None,
+            &[],
+        );
+        r.body["members"].as_array().is_some_and(|m| m.len() == 3)
+    });
+    for (i, &addr) in addrs.iter().enumerate() {
+        let is_leader = i == first;
+        let leader_probe = request(addr, "GET", "/cluster/leader", "", None, &[]);
+        let standby_probe = request(addr, "GET", "/cluster/standby", "", None, &[]);
+        assert_eq!(
+            leader_probe.status,
+            if is_leader { 200 } else { 503 },
+            "{}",
+            leader_probe.body
+        );
+        assert_eq!(
+            standby_probe.status,
+            if is_leader { 503 } else { 200 },
+            "{}",
+            standby_probe.body
+        );
+        assert_eq!(request(addr, "GET", "/readyz", "", None, &[]).status, 200);
+        // A standby lagging by more than the lag allowed is not ready for it.
+        if !is_leader {
+            assert!(standby_probe.body["reason"].is_null());
+            let strict = request(addr, "GET", "/cluster/standby?lag=0", "", None, &[]);
+            assert_eq!(strict.status, 200, "caught up: {}", strict.body);
+        }
+        let status = request(addr, "GET", "/cluster/status", "", None, &[]).body;
+        assert_eq!(
+            status["leader"].as_str(),
+            Some(url(addrs[first]).as_str()),
+            "{status}"
+        );
+        assert_eq!(status["etcd"]["reachable"], true, "{status}");
+        let roles: Vec<&str> = status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles.iter().filter(|r| **r == "leader").count(),
+            1,
+            "{status}"
+        );
+        assert_eq!(
+            roles.iter().filter(|r| **r == "standby").count(),
+            2,
+            "{status}"
+        );
+    }
+    let (code, table) = cluster_command(&["status", "--node", &url(addrs[(first + 2) % 3])]);
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains(&format!("leader {}", url(addrs[first]))),
+        "{table}"
+    );
+    for addr in &addrs {
+        assert!(table.contains(&url(*addr)), "{table}");
+    }
+    // The status answers from memory while etcd does not, saying so.
+    etcd.signal("-STOP");
+    support::eventually("the status says etcd does not answer", || {
+        let r = request(addrs[first], "GET", "/cluster/status", "", None, &[]);
+        r.status == 200 && r.body["etcd"]["reachable"] == false
+    });
+    etcd.signal("-CONT");
+}
+
+/// Clients sending to new recipients through every node, recording what
+/// was acknowledged and every failure's status and `Retry-After`.
+struct Load {
+    acked: Arc<Mutex<Vec<(String, String)>>>,
+    failures: Arc<Mutex<Vec<(u16, bool)>>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addrs: &[SocketAddr], profile: &str, tag: usize) -> Load {
+        let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let failures: Arc<Mutex<Vec<(u16, bool)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = addrs
+            .iter()
+            .enumerate()
+            .map(|(t, &addr)| {
+                let (acked, failures, stop, p) = (
+                    acked.clone(),
+                    failures.clone(),
+                    stop.clone(),
+                    profile.to_string(),
+                );
+                std::thread::spawn(move || {
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let to = format!("+1{}{t}{i:06}", 212 + tag);
+                        let body =
+                            json!({"messaging_profile_id": p, "to": to, "text": "x"}).to_string();
+                        match try_request(
+                            addr,
+                            "POST",
+                            "/v2/messages/number_pool",
+                            &body,
+                            Some(KEY),
+                            &[],
+                        ) {
+                            Ok(r) if r.status == 200 => {
+                                let from = r.body["data"]["from"]["phone_number"].as_str().unwrap();
+                                acked.lock().unwrap().push((to, from.to_string()));
+                            }
+                            Ok(r) => {
+                                failures
+                                    .lock()
+                                    .unwrap()
+                                    .push((r.status, r.headers.contains("retry-after")));
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            // A node that is gone: nothing was answered.
+                            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            acked,
+            failures,
+            stop,
+            clients,
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops the clients; what was acknowledged and the failures.
+    fn stop(self) -> (Vec<(String, String)>, Vec<(u16, bool)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.join().unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        let failures = self.failures.lock().unwrap().clone();
+        (acked, failures)
+    }
+}
+
+#[test]
+fn a_switchover_hands_over_to_the_named_standby_and_loses_nothing() {
+    let etcd = Etcd::start("switch");
+    let nodes = cluster(&etcd, "switch", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let addrs: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.server.as_ref().unwrap().addr)
+        .collect();
+    let p = profile(addrs[first]);
+    let target = (first + 2) % 3;
+    for i in (0..3).filter(|&i| i != first) {
+        support::eventually("the standbys are ready", || {
+            request(addrs[i], "GET", "/cluster/standby", "", None, &[]).status == 200
+        });
+    }
+    support::eventually("every member is listed", || {
+        let r = request(addrs[first], "GET", "/cluster/status", "", None, &[]);
+        r.body["members"].as_array().is_some_and(|m| m.len() == 3)
+    });
+    // Refused, naming why, and nothing changes: an unknown member, the
+    // leader itself, no key.
+    let via = url(addrs[(first + 1) % 3]);
+    let (code, out) = cluster_command(&[
+        "switchover",
+        "--node",
+        &via,
+        "--to",
+        "http://127.0.0.1:1",
+        "--api-key",
+        KEY,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no member http://127.0.0.1:1"), "{out}");
+    let (code, out) = cluster_command(&[
+        "switchover",
+        "--node",
+        &via,
+        "--to",
+        &url(addrs[first]),
+        "--api-key",
+        KEY,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("leads already"), "{out}");
+    let (code, out) = cluster_command(&["switchover", "--node", &via, "--to", &url(addrs[target])]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("401"), "{out}");
+    assert_eq!(
+        leader(&nodes, Duration::from_secs(1)).0,
+        first,
+        "nothing changed"
+    );
+    // Under load through every node: hand over, through a standby.
+    let load = Load::start(&addrs, &p, 0);
+    support::eventually("the load gets going", || load.acked() >= 200);
+    let key_file = nodes[first].dir.with_extension("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let (code, out) = cluster_command(&[
+        "switchover",
+        "--node",
+        &via,
+        "--to",
+        &url(addrs[target]),
+        "--api-key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("to {}", url(addrs[target]))), "{out}");
+    let (now, _) = leader(&nodes, Duration::from_secs(5));
+    assert_eq!(now, target);
+    let before = load.acked();
+    support::eventually("writes go on under the new leader", || {
+        load.acked() >= before + 100
+    });
+    let (acked, failures) = load.stop();
+    let _ = std::fs::remove_file(&key_file);
+    // Clients saw only 503 with Retry-After, and nothing acknowledged is lost.
+    assert!(
+        failures
+            .iter()
+            .all(|&(status, retry)| status == 503 && retry),
+        "{failures:?}"
+    );
+    for (to, from) in &acked {
+        assert_eq!(
+            mapped(addrs[target], &p, to).as_deref(),
+            Some(from.as_str()),
+            "{to}"
+        );
+    }
+    // The old leader follows the new one.
+    wait_caught_up("the old leader follows", addrs[target], addrs[first]);
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_resigns_and_exits_cleanly() {
+    // A long lease: without resigning, the others would wait 10 s for it.
+    let etcd = Etcd::start("term");
+    let long = ["--lease-ttl", "10s"];
+    let mut nodes = cluster_with(&etcd, "term", 3, &long);
+    let (first, _) = leader(&nodes, Duration::from_secs(30));
+    let addrs: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.server.as_ref().unwrap().addr)
+        .collect();
+    let p = profile(addrs[first]);
+    let others: Vec<SocketAddr> = (0..3).filter(|&i| i != first).map(|i| addrs[i]).collect();
+    let load = Load::start(&others, &p, 1);
+    support::eventually("the load gets going", || load.acked() >= 100);
+    nodes[first].server.as_ref().unwrap().signal("-TERM");
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(5);
+    let second = loop {
+        if let Some(i) = (0..3)
+            .filter(|&i| i != first)
+            .find(|&i| ready(addrs[i]).is_some_and(|b| b["role"] == "leader"))
+        {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader well before the 10 s lease: it did not resign"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let status = nodes[first]
+        .server
+        .as_mut()
+        .unwrap()
+        .wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    let before = load.acked();
+    support::eventually("writes go on under the new leader", || {
+        load.acked() >= before + 50
+    });
+    let (acked, failures) = load.stop();
+    assert!(
+        failures
+            .iter()
+            .all(|&(status, retry)| status == 503 && retry),
+        "{failures:?}"
+    );
+    for (to, from) in &acked {
+        assert_eq!(
+            mapped(addrs[second], &p, to).as_deref(),
+            Some(from.as_str()),
+            "{to}"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_waited_out_a_pause_gets_an_answer_with_a_body() {
+    let etcd = Etcd::start("paused-request");
+    let nodes = cluster(&etcd, "paused-request", 2);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    send(leader_addr, &p, "+14155550001").unwrap();
+    // The leader is paused longer than a request head may take (5 s by
+    // default in actix-web); a request sent meanwhile is answered after.
+    let server = nodes[first].server.as_ref().unwrap();
+    server.signal("-STOP");
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550001");
+    let asked = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(leader_addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    });
+    std::thread::sleep(Duration::from_secs(7));
+    server.signal("-CONT");
+    let answer = asked.join().unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(!head.contains(" 408 "), "{answer}");
+    // A leader whose lease lapsed while paused answers 503 with the error
+    // envelope; one that kept it answers the mapping.
+    let body: Value = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
+    assert!(
+        body["data"]["from"].is_string() || body["errors"][0]["code"] == "10007",
+        "{answer}"
+    );
+    if head.contains(" 503 ") {
+        assert!(
+            head.to_ascii_lowercase().contains("retry-after"),
+            "{answer}"
+        );
+    }
 }

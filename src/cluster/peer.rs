@@ -32,7 +32,7 @@ pub(crate) fn exchange(node: &str, r: &Request, timeout: Duration) -> std::io::R
     stream.set_read_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;
     let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\nX-Numpool-Forwarded: 1\r\n",
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         r.method,
         r.path_and_query,
         r.body.len()

@@ -95,16 +95,18 @@ impl SwitchoverError {
 }
 
 /// The member to hand over to: `to` if it can take over, else (with no
-/// `to`) the caught-up standby that has applied the most.
+/// `to`) the caught-up standby that has applied the most. `applied`: the
+/// position a member has applied now (asked of it), else its record's.
 pub(super) fn choose(
     view: &ClusterView,
     to: Option<&str>,
     own: &str,
     head: u64,
     max_lag: u64,
+    applied: impl Fn(&MemberRecord) -> u64,
 ) -> Result<String, SwitchoverError> {
     let campaigning = |m: &MemberRecord| view.candidates.iter().any(|(url, _)| *url == m.url);
-    let lag = |m: &MemberRecord| head.saturating_sub(m.applied);
+    let lag = |m: &MemberRecord| head.saturating_sub(applied(m));
     match to.map(|t| t.trim_end_matches('/')) {
         Some(t) if t == own => Err(SwitchoverError::AlreadyLeads(t.to_string())),
         Some(t) => {
@@ -122,7 +124,7 @@ pub(super) fn choose(
             if lag(m) > max_lag {
                 return Err(SwitchoverError::Lagging {
                     member: m.url.clone(),
-                    applied: m.applied,
+                    applied: applied(m),
                     lag: lag(m),
                     max: max_lag,
                 });
@@ -134,7 +136,7 @@ pub(super) fn choose(
             .iter()
             .filter(|m| m.url != own && m.role == Role::Standby.name())
             .filter(|m| lag(m) <= max_lag && campaigning(m))
-            .max_by(|a, b| a.applied.cmp(&b.applied).then_with(|| b.url.cmp(&a.url)))
+            .max_by(|a, b| applied(a).cmp(&applied(b)).then_with(|| b.url.cmp(&a.url)))
             .map(|m| m.url.clone())
             .ok_or(SwitchoverError::NoCandidate),
     }
@@ -160,7 +162,9 @@ pub(super) fn hand_over(l: &Leading<'_>, to: Option<&str>) -> Result<String, Swi
         .ok_or(SwitchoverError::NotLeader)?;
     let view = read(l.client, l.keys).map_err(SwitchoverError::Etcd)?;
     let head = writer.replicated();
-    let target = choose(&view, to, &l.config.advertise, head, l.config.max_lag)?;
+    // Member records are a second old at most: ask the members themselves.
+    let live = |m: &MemberRecord| applied_by(&m.url).unwrap_or(m.applied);
+    let target = choose(&view, to, &l.config.advertise, head, l.config.max_lag, live)?;
     tracing::info!(to = %target, position = head, "cluster: switchover: handing leadership over");
     // Announced, fenced on this node's leader key, on a short lease of its
     // own: if this node dies meanwhile, the others campaign again soon.
@@ -303,26 +307,30 @@ mod tests {
         }
     }
 
+    fn rec(m: &MemberRecord) -> u64 {
+        m.applied
+    }
+
     #[test]
     fn a_named_target_must_be_a_caught_up_standby() {
         let v = view();
         assert_eq!(
-            choose(&v, Some("http://c/"), "http://a", 100, 5),
+            choose(&v, Some("http://c/"), "http://a", 100, 5, rec),
             Ok("http://c".into())
         );
         assert_eq!(
-            choose(&v, Some("http://x"), "http://a", 100, 5),
+            choose(&v, Some("http://x"), "http://a", 100, 5, rec),
             Err(SwitchoverError::UnknownMember("http://x".into()))
         );
         assert_eq!(
-            choose(&v, Some("http://a"), "http://a", 100, 5),
+            choose(&v, Some("http://a"), "http://a", 100, 5, rec),
             Err(SwitchoverError::AlreadyLeads("http://a".into()))
         );
         assert!(matches!(
-            choose(&v, Some("http://d"), "http://a", 100, 5),
+            choose(&v, Some("http://d"), "http://a", 100, 5, rec),
             Err(SwitchoverError::NotStandby { .. })
         ));
-        let lagging = choose(&v, Some("http://b"), "http://a", 100, 5).unwrap_err();
+        let lagging = choose(&v, Some("http://b"), "http://a", 100, 5, rec).unwrap_err();
         assert!(matches!(lagging, SwitchoverError::Lagging { lag: 10, .. }));
         assert!(lagging.is_refusal());
     }
@@ -330,12 +338,18 @@ mod tests {
     #[test]
     fn without_a_target_the_most_caught_up_campaigning_standby_is_chosen() {
         let mut v = view();
-        assert_eq!(choose(&v, None, "http://a", 100, 50), Ok("http://c".into()));
+        assert_eq!(
+            choose(&v, None, "http://a", 100, 50, rec),
+            Ok("http://c".into())
+        );
         // One that does not campaign is passed over.
         v.candidates.retain(|(url, _)| url != "http://c");
-        assert_eq!(choose(&v, None, "http://a", 100, 50), Ok("http://b".into()));
         assert_eq!(
-            choose(&v, None, "http://a", 100, 5),
+            choose(&v, None, "http://a", 100, 50, rec),
+            Ok("http://b".into())
+        );
+        assert_eq!(
+            choose(&v, None, "http://a", 100, 5, rec),
             Err(SwitchoverError::NoCandidate)
         );
     }

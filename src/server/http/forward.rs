@@ -57,6 +57,7 @@ pub async fn to_leader_of(req: &HttpRequest, node: &NodeStatus, body: Vec<u8>) -
             .iter()
             .filter(|(name, _)| keep(name.as_str()))
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .chain([("X-Numpool-Forwarded".to_string(), "1".to_string())])
             .collect(),
         body,
     };
