@@ -10,12 +10,30 @@ loadgen over HTTP, one message per request:
   sticky-hit    a hundred recipients per profile, seen again and again (after
                 their first sends, nothing to write)
 
-Then it kills the cluster's leader (SIGKILL) five times while clients keep
-sending through every node, and reports the time from each kill to the
-first send acknowledged after it (the failover), with its median.
+Then, on the cluster:
+
+  reads         default reads of sticky mappings (wrk, 16 connections)
+                through the leader and through a standby (forwarded), and
+                stale reads through a standby; with --baseline BIN, the same
+                reads against a cluster of that build, side by side
+  failover      SIGKILL of the leader, --kills times, while clients send
+                through every node: the time from each kill to the first
+                send acknowledged after it
+  switchover    `numpool cluster switchover`, --switchovers times, and
+  sigterm       SIGTERM of the leader (restarted after), --sigterms times,
+                under load: the longest gap between acknowledged sends, the
+                failures clients saw (status, Retry-After), and whether
+                every acknowledged mapping is still there
 
     loadgen/cluster-bench.py [--messages 100k] [--concurrency 16] [--kills 5]
-                             [--lease-ttl 2s] [--json FILE]
+                             [--switchovers 0] [--sigterms 0] [--reads]
+                             [--baseline BIN] [--lease-ttl 2s]
+                             [--etcd-election-ms 1000] [--only-cluster]
+                             [--json FILE]
+
+etcd's smallest lease is 1.5 times its election timeout (1.5 s with etcd's
+default of 1000 ms): a --lease-ttl below that is raised by etcd, and the
+nodes say so in their logs. Measure a 1 s lease with --etcd-election-ms 500.
 
 Builds the release binaries first. Everything it starts runs under a
 temporary directory inside the target directory, and is stopped at the end.
@@ -71,7 +89,7 @@ def wait_for(what, cond, within=30.0):
 
 
 class Etcd:
-    def __init__(self, workdir):
+    def __init__(self, workdir, election_ms=1000):
         self.dir = os.path.join(workdir, "etcd")
         client, peer = free_port(), free_port()
         self.url = f"http://127.0.0.1:{client}"
@@ -81,7 +99,9 @@ class Etcd:
             ["etcd", "--name", "b", "--data-dir", self.dir,
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-             "--initial-cluster", f"b={peer_url}"],
+             "--initial-cluster", f"b={peer_url}",
+             "--heartbeat-interval", str(max(10, election_ms // 10)),
+             "--election-timeout", str(election_ms)],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_for("etcd is healthy",
                  lambda: (call(self.url + "/health")[1] or {}).get("health") == "true")
@@ -129,6 +149,9 @@ class Node:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def leads(self):
+        return call(self.url + "/cluster/leader", timeout=0.5)[0] == 200
 
 
 def loadgen(binary, url, recipients, args, out):
@@ -223,6 +246,205 @@ def failover(nodes, profile, kills):
     return times
 
 
+class Clients:
+    """Threads sending to new recipients through every node, recording
+    (completion time, recipient, sender) of each acknowledged send and
+    (status, had Retry-After) of each failure."""
+
+    def __init__(self, nodes, profile, threads_per_node=1):
+        self.acked, self.failures = [], []
+        self.stop_flag = threading.Event()
+        self.counter = [0]
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(n, profile), daemon=True)
+                        for n in nodes for _ in range(threads_per_node)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, node, profile):
+        while not self.stop_flag.is_set():
+            with self.lock:
+                self.counter[0] += 1
+                to = f"+1503{self.counter[0] % 10_000_000:07d}"
+            data = json.dumps({"messaging_profile_id": profile, "to": to, "text": "x"}).encode()
+            req = urllib.request.Request(node.url + "/v2/messages/number_pool", data=data,
+                                         method="POST")
+            req.add_header("Authorization", f"Bearer {KEY}")
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=2.0) as r:
+                    body = json.loads(r.read())
+                    with self.lock:
+                        self.acked.append((time.monotonic(), to,
+                                           body["data"]["from"]["phone_number"]))
+            except urllib.error.HTTPError as e:
+                with self.lock:
+                    self.failures.append((e.code, e.headers.get("Retry-After") is not None))
+                time.sleep(0.005)
+            except (OSError, ValueError):
+                # Not reached (a node that is gone): nothing was answered.
+                time.sleep(0.005)
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def longest_gap(times, start, end):
+    """The longest time between acknowledged sends completed in [start, end]."""
+    inside = sorted(t for t in times if start <= t <= end)
+    points = [start] + inside + [end]
+    return max(b - a for a, b in zip(points, points[1:]))
+
+
+def planned(nodes, profile, count, how, numpool_bin):
+    """`count` switchovers (how="switchover") or SIGTERMs of the leader
+    (how="sigterm") under load; each one's write gap, and the failures."""
+    gaps, failures = [], {}
+    lost = 0
+    for k in range(count):
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        old = leader_of(nodes)
+        wait_for("every standby ready", lambda: all(
+            call(n.url + "/cluster/standby", timeout=0.5)[0] == 200 for n in nodes if n is not old),
+            within=30)
+        clients = Clients([n for n in nodes], profile)
+        time.sleep(1.0)
+        event = time.monotonic()
+        if how == "switchover":
+            via = next(n for n in nodes if n is not old)
+            done = subprocess.run([numpool_bin, "cluster", "switchover", "--node", via.url,
+                                   "--api-key", KEY], capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"cluster-bench: switchover failed: {done.stdout}{done.stderr}")
+        else:
+            old.proc.send_signal(signal.SIGTERM)
+        time.sleep(3.0)
+        clients.stop()
+        gap = longest_gap([a[0] for a in clients.acked], event - 0.5, event + 3.0)
+        gaps.append(gap)
+        for status, retry in clients.failures:
+            key = f"{status}{' with Retry-After' if retry else ' WITHOUT Retry-After'}"
+            failures[key] = failures.get(key, 0) + 1
+        if how == "sigterm":
+            code = old.proc.wait(timeout=20)
+            if code != 0:
+                sys.exit(f"cluster-bench: the leader exited {code} after SIGTERM")
+            old.start()
+        leader = None
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        leader = leader_of(nodes)
+        for _, to, sender in clients.acked:
+            status, body = call(
+                leader.url + f"/v2/messaging_profiles/{profile}/sticky_mappings/{to}")
+            if status != 200 or body["data"]["from"] != sender:
+                lost += 1
+        print(f"  {how} {k + 1}: longest write gap {gap:.3f} s, {len(clients.acked)} acknowledged, "
+              f"{len(clients.failures)} failures", flush=True)
+    return {"gaps_s": gaps, "failures": failures, "lost": lost}
+
+
+def wrk_reads(url, profile, recipients, stale, seconds=5):
+    """wrk over sticky-mapping reads of `recipients`: requests/s and p50/p99 (ms)."""
+    paths = ",".join(f'"/v2/messaging_profiles/{profile}/sticky_mappings/{to}'
+                     f'{"?consistency=stale" if stale else ""}"' for to in recipients)
+    script = os.path.join(tempfile.gettempdir(), f"cluster-bench-{os.getpid()}.lua")
+    with open(script, "w") as f:
+        f.write(f"""math.randomseed(7)
+local paths = {{{paths}}}
+request = function()
+  return wrk.format("GET", paths[math.random(1, #paths)], {{["Authorization"]="Bearer {KEY}"}})
+end
+""")
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    os.remove(script)
+
+    def ms(label):
+        for line in out.splitlines():
+            parts = line.split()
+            if parts and parts[0] == label:
+                v = parts[1]
+                for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+                    if v.endswith(unit):
+                        return float(v[:-len(unit)]) * scale
+        return None
+    rps = next(float(l.split()[1]) for l in out.splitlines() if l.startswith("Requests/sec:"))
+    non2xx = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
+    return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%"), "non_2xx": non2xx}
+
+
+def reads(numpool_bin, workdir, args, label):
+    """Default and stale reads against a fresh 3-node cluster of `numpool_bin`."""
+    etcd = Etcd(os.path.join(workdir, label), args.etcd_election_ms)
+    nodes = [Node(numpool_bin, workdir, f"{label}-node{i}", "reads", etcd, args.lease_ttl)
+             for i in range(3)]
+    try:
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        leader = leader_of(nodes)
+        standby = next(n for n in nodes if n is not leader)
+        profile = setup_profile(leader.url)
+        recipients = [f"+1971555{i:04d}" for i in range(100)]
+        for to in recipients:
+            call(leader.url + "/v2/messages/number_pool", "POST",
+                 {"messaging_profile_id": profile, "to": to, "text": "x"})
+        time.sleep(1.0)
+        out = {}
+        for case, node, stale in (("leader", leader, False), ("standby", standby, False),
+                                  ("standby-stale", standby, True)):
+            out[case] = wrk_reads(node.url, profile, recipients, stale)
+            r = out[case]
+            print(f"  {label:<9} read via {case:<14} {r['rps']:>9,.0f} req/s   "
+                  f"p50 {r['p50_ms']:.2f} ms   p99 {r['p99_ms']:.2f} ms   non-2xx {r['non_2xx']}",
+                  flush=True)
+        return out
+    finally:
+        for n in nodes:
+            n.kill()
+        etcd.stop()
+
+
+def etcd_received_bytes(etcd):
+    """Bytes etcd has received from its clients so far (its gRPC counter;
+    the JSON gateway's requests reach it through gRPC)."""
+    req = urllib.request.Request(etcd.url + "/metrics")
+    with urllib.request.urlopen(req, timeout=2) as r:
+        text = r.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("etcd_network_client_grpc_received_bytes_total"))
+
+
+def queue_bytes(numpool_bin, loadgen_bin, workdir, args, label):
+    """etcd bytes received per second while one profile of 1,000 long codes
+    (1 message a second each) is sent to without sticky sender, every
+    sender's queue growing: what keeping queue ends replicated costs."""
+    etcd = Etcd(os.path.join(workdir, f"qb-{label}"), args.etcd_election_ms)
+    nodes = [Node(numpool_bin, workdir, f"qb-{label}-node{i}", "qbytes", etcd, args.lease_ttl)
+             for i in range(3)]
+    try:
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        leader = leader_of(nodes)
+        before, started = etcd_received_bytes(etcd), time.monotonic()
+        out = os.path.join(workdir, f"qb-{label}.json")
+        subprocess.run([loadgen_bin, "--target", leader.url + "/v2", "--api-key", KEY,
+                        "--batch", "1", "--concurrency", "16", "--messages", "100k",
+                        "--profiles", "1", "--numbers", "1000", "--sticky", "false",
+                        "--recipients", "100M", "--dist", "uniform", "--quiet", "--json", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        took = time.monotonic() - started
+        sent = etcd_received_bytes(etcd) - before
+        with open(out) as f:
+            rate = json.load(f)["runs"][0]["throughput_per_sec"]
+        print(f"  {label:<9} 1,000 backlogged senders: etcd received {sent / took / 1024:,.1f} KiB/s "
+              f"over {took:.1f} s ({rate:,.0f} sends/s)", flush=True)
+        return {"etcd_kib_per_s": sent / took / 1024, "sends_per_s": rate, "seconds": took}
+    finally:
+        for n in nodes:
+            n.kill()
+        etcd.stop()
+
+
 def setup_profile(url):
     status, body = call(url + "/v2/messaging_profiles", "POST",
                         {"name": "failover", "whitelisted_destinations": ["US"],
@@ -241,7 +463,16 @@ def main():
     p.add_argument("--messages", default="100k")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--kills", type=int, default=5)
+    p.add_argument("--switchovers", type=int, default=0)
+    p.add_argument("--sigterms", type=int, default=0)
+    p.add_argument("--reads", action="store_true")
+    p.add_argument("--queue-bytes", action="store_true",
+                   help="etcd bytes per second under a backlogged pool of 1,000 senders")
+    p.add_argument("--baseline", help="another numpool binary whose reads are measured too")
     p.add_argument("--lease-ttl", default="2s")
+    p.add_argument("--etcd-election-ms", type=int, default=1000)
+    p.add_argument("--only-cluster", action="store_true",
+                   help="skip the single node and the loadgen cases")
     p.add_argument("--json")
     args = p.parse_args()
     if shutil.which("etcd") is None:
@@ -258,32 +489,76 @@ def main():
     try:
         print(f"cluster-bench: {args.messages} messages per case, one per request, "
               f"{args.concurrency} clients; logs in {workdir}", flush=True)
-        single = Node(numpool, workdir, "single")
-        started.append(single)
-        results = {"single": measure(loadgen_bin, single.url, args, workdir, "single node",
-                                     {"numpool": single.proc.pid})}
-        single.stop()
-        etcd = Etcd(workdir)
+        results = {}
+        if args.reads:
+            results["reads"] = {"this": reads(numpool, workdir, args, "this")}
+            if args.baseline:
+                results["reads"]["baseline"] = reads(args.baseline, workdir, args, "baseline")
+                for case, r in results["reads"]["this"].items():
+                    b = results["reads"]["baseline"][case]
+                    print(f"  read via {case}: this / baseline = {r['rps'] / b['rps']:.2f}x "
+                          f"throughput, p50 {r['p50_ms']:.2f} vs {b['p50_ms']:.2f} ms", flush=True)
+        if args.queue_bytes:
+            results["queue_bytes"] = {"this": queue_bytes(numpool, loadgen_bin, workdir, args,
+                                                          "this")}
+            if args.baseline:
+                results["queue_bytes"]["baseline"] = queue_bytes(args.baseline, loadgen_bin,
+                                                                 workdir, args, "baseline")
+        if not args.only_cluster:
+            single = Node(numpool, workdir, "single")
+            started.append(single)
+            results["single"] = measure(loadgen_bin, single.url, args, workdir, "single node",
+                                        {"numpool": single.proc.pid})
+            single.stop()
+        etcd = Etcd(workdir, args.etcd_election_ms)
         nodes = [Node(numpool, workdir, f"node{i}", "bench", etcd, args.lease_ttl)
                  for i in range(3)]
         started += nodes
         wait_for("a leader", lambda: leader_of(nodes) is not None)
         leader = leader_of(nodes)
-        processes = {"leader": leader.proc.pid, "etcd": etcd.proc.pid}
-        processes.update({f"standby{i}": n.proc.pid
-                          for i, n in enumerate(n for n in nodes if n is not leader)})
-        results["cluster"] = measure(loadgen_bin, leader.url, args, workdir, "3-node", processes)
-        for case in ("new-mapping", "sticky-hit"):
-            ratio = results["cluster"][case]["throughput"] / results["single"][case]["throughput"]
-            results.setdefault("ratio", {})[case] = ratio
-            print(f"  {case}: 3-node / single node = {ratio:.2f}x", flush=True)
+        if not args.only_cluster:
+            processes = {"leader": leader.proc.pid, "etcd": etcd.proc.pid}
+            processes.update({f"standby{i}": n.proc.pid
+                              for i, n in enumerate(n for n in nodes if n is not leader)})
+            results["cluster"] = measure(loadgen_bin, leader.url, args, workdir, "3-node",
+                                         processes)
+            for case in ("new-mapping", "sticky-hit"):
+                ratio = (results["cluster"][case]["throughput"]
+                         / results["single"][case]["throughput"])
+                results.setdefault("ratio", {})[case] = ratio
+                print(f"  {case}: 3-node / single node = {ratio:.2f}x", flush=True)
+            if args.baseline:
+                b_etcd = Etcd(os.path.join(workdir, "baseline-load"), args.etcd_election_ms)
+                b_nodes = [Node(args.baseline, workdir, f"baseline-node{i}", "bload", b_etcd,
+                                args.lease_ttl) for i in range(3)]
+                try:
+                    wait_for("a leader", lambda: leader_of(b_nodes) is not None)
+                    b_leader = leader_of(b_nodes)
+                    results["baseline_cluster"] = measure(
+                        loadgen_bin, b_leader.url, args, workdir, "baseline",
+                        {"leader": b_leader.proc.pid, "etcd": b_etcd.proc.pid})
+                finally:
+                    for n in b_nodes:
+                        n.kill()
+                    b_etcd.stop()
+                for case in ("new-mapping", "sticky-hit"):
+                    ratio = (results["cluster"][case]["throughput"]
+                             / results["baseline_cluster"][case]["throughput"])
+                    print(f"  {case}: 3-node this / baseline = {ratio:.2f}x", flush=True)
+        profile = setup_profile(leader.url)
         if args.kills > 0:
-            profile = setup_profile(leader.url)
             times = failover(nodes, profile, args.kills)
             results["failover_s"] = times
             results["failover_median_s"] = statistics.median(times)
-            print(f"  failover median of {len(times)}: {statistics.median(times):.2f} s "
-                  f"(lease TTL {args.lease_ttl})", flush=True)
+            print(f"  failover over {len(times)} kills (lease TTL {args.lease_ttl}): "
+                  f"median {statistics.median(times):.2f} s, worst {max(times):.2f} s", flush=True)
+        for how, count in (("switchover", args.switchovers), ("sigterm", args.sigterms)):
+            if count > 0:
+                r = planned(nodes, profile, count, how, numpool)
+                results[how] = r
+                print(f"  {how} x{count}: write gap median {statistics.median(r['gaps_s']):.3f} s, "
+                      f"worst {max(r['gaps_s']):.3f} s; failures seen {r['failures']}; "
+                      f"acknowledged and lost: {r['lost']}", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)

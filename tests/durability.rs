@@ -501,9 +501,19 @@ fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() 
     );
     assert!(!e.is_ready());
     assert!(e.journal_error().is_some());
-    // Once reloaded, no read shows the refused mapping; the others stay.
+    // No read shows the refused mapping: until the state is reloaded a read
+    // of it is refused too; after, it is gone. The others stay.
     eventually("the refused mapping is gone", || {
-        mapped(&e, p, to(2)).is_none()
+        match block_on(e.mapping(p, to(2))) {
+            Err(err) => {
+                assert_eq!(err, numpool::Error::Unavailable);
+                false
+            }
+            Ok(m) => {
+                assert_eq!(m, None, "a read showed the refused mapping");
+                true
+            }
+        }
     });
     assert_eq!(mapped(&e, p, to(1)), Some(kept));
     assert_eq!(e.number_record(n("+13125550003")), None);
@@ -622,4 +632,69 @@ fn daily_counts_survive_a_crash_and_err_on_the_side_of_the_cap() {
     c.advance(Duration::from_secs(DAY));
     assert!(e.send_now(p, to(0)).is_ok());
     block_on(e.shutdown());
+}
+
+#[test]
+fn sender_queues_survive_a_restart_and_a_crash() {
+    let dir = temp_dir("queues");
+    let crashed = temp_dir("queues-crashed");
+    let c = clock();
+    let config = |dir: &Path| EngineConfig {
+        journal: Some(JournalConfig {
+            dir: dir.to_path_buf(),
+            fsync: FsyncPolicy::Never,
+            snapshot_every: None,
+        }),
+        // Where the queues end is written every tick.
+        expire_tick: Duration::from_millis(10),
+        ..EngineConfig::default()
+    };
+    let e = Engine::start_with_clock(config(&dir), c.clone()).unwrap();
+    let p = block_on(async {
+        let p = e
+            .create_profile(NewProfile {
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch::default()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .id;
+        for s in ["+13125550001", "+13125550002", "+13125550003"] {
+            e.assign_number(n(s), Some(p)).await.unwrap();
+        }
+        p
+    });
+    let waits = |e: &Engine| -> Vec<Duration> {
+        block_on(e.numbers(Some(p)))
+            .unwrap()
+            .iter()
+            .map(|s| s.capacity.unwrap().wait)
+            .collect()
+    };
+    // 30 messages over 3 long codes at 1 a second: 10 s of queue each.
+    for i in 0..30 {
+        e.send_now(p, to(i)).unwrap();
+    }
+    assert_eq!(waits(&e), vec![Duration::from_secs(10); 3]);
+    // A snapshot holds them; 6 more after it are in the log.
+    block_on(e.snapshot_now()).unwrap();
+    for i in 30..36 {
+        e.send_now(p, to(i)).unwrap();
+    }
+    let before = waits(&e);
+    assert_eq!(before, vec![Duration::from_secs(12); 3]);
+    // Written within a tick, without a write per send.
+    std::thread::sleep(Duration::from_millis(300));
+    copy_as_crashed(&dir, &crashed);
+    block_on(e.shutdown());
+    for dir in [&crashed, &dir] {
+        let e = Engine::start_with_clock(config(dir), c.clone()).unwrap();
+        assert_eq!(waits(&e), before, "{}", dir.display());
+        // The next message takes its place behind them.
+        assert_eq!(
+            e.send_now(p, to(100)).unwrap().wait,
+            Duration::from_secs(12)
+        );
+        block_on(e.shutdown());
+    }
 }

@@ -55,6 +55,9 @@ pub(crate) struct Env {
     pub journal: Option<Arc<Writer>>,
     /// Told when a profile's timing wheels get work, so expiry runs then.
     pub expiry: super::housekeeping::ExpirySchedule,
+    /// Told when a profile's sender queues move, so where they end is
+    /// written within a tick.
+    pub queues: super::housekeeping::QueueEnds,
     /// [`Dispatch::Mailbox`](super::Dispatch::Mailbox): never run inline.
     pub mailbox_only: bool,
 }

@@ -1,4 +1,5 @@
-//! Housekeeping: expiry when it is due, and periodic snapshots.
+//! Housekeeping: expiry when it is due, where sender queues end, and
+//! periodic snapshots.
 //!
 //! No profile has a timer of its own. A profile tells the
 //! [`ExpirySchedule`] when its timing wheels will next have work (only when
@@ -6,6 +7,14 @@
 //! ticks every `expire_tick`, running a budgeted expiry slice on each
 //! profile that is due. An idle profile, or one whose mappings are days
 //! from expiring, costs nothing between ticks.
+//!
+//! Sender queues: a send moves its sender's queue end without writing it
+//! (no journal write, no etcd commit per send). The first send after a
+//! write lists the profile in [`QueueEnds`]; each tick, the housekeeper
+//! writes one `QueueEnds` record per listed profile with the senders whose
+//! queue end moved (at most [`MAX_QUEUE_ENDS_PER_TICK`] in all, the rest on
+//! the next ticks), so that a new leader, or a restart, starts every queue
+//! within a tick of where it was.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +89,80 @@ impl ExpirySchedule {
     }
 }
 
+/// The most senders whose queue ends one tick writes (16 bytes each): the
+/// write per tick stays bounded however many senders moved.
+pub(crate) const MAX_QUEUE_ENDS_PER_TICK: usize = 65_536;
+
+/// The profiles whose sender queues moved since they were last written.
+/// Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub(crate) struct QueueEnds {
+    listed: Arc<Mutex<Vec<ProfileId>>>,
+}
+
+impl QueueEnds {
+    /// `profile`'s queues moved (the first time since they were written).
+    pub fn note(&self, profile: ProfileId) {
+        self.listed.lock().push(profile);
+    }
+
+    fn take(&self) -> Vec<ProfileId> {
+        std::mem::take(&mut *self.listed.lock())
+    }
+
+    /// Whether none is listed.
+    pub fn is_empty(&self) -> bool {
+        self.listed.lock().is_empty()
+    }
+}
+
+/// Writes where the queues that moved end now: one record per listed
+/// profile, journaled (in a cluster: committed to etcd) without anyone
+/// waiting for it. Not while the journal refuses changes (a failed
+/// journal, a cluster standby): they stay listed. Returns whether it wrote.
+pub(crate) fn write_queue_ends(inner: &Inner) -> bool {
+    let Some(writer) = &inner.env.journal else {
+        return false;
+    };
+    if writer.is_failed() || !writer.takes_changes() {
+        return false;
+    }
+    let queues = &inner.env.queues;
+    let mut budget = MAX_QUEUE_ENDS_PER_TICK;
+    let mut listed = queues.take().into_iter();
+    for id in listed.by_ref() {
+        let Some(actor) = inner.dispatcher.actor(id) else {
+            continue;
+        };
+        let Some(mut state) = actor.try_lock() else {
+            queues.note(id);
+            continue;
+        };
+        if actor.is_retired() {
+            continue;
+        }
+        let mut ends = Vec::new();
+        let max = budget.min(crate::journal::record::MAX_QUEUE_ENDS);
+        if state.queue_changes(max, &mut ends) {
+            queues.note(id);
+        }
+        budget -= ends.len();
+        if !ends.is_empty() {
+            // Under the profile's lock: the log keeps the order of changes.
+            let _ = inner
+                .env
+                .journal(&[crate::journal::Record::QueueEnds { profile: id, ends }]);
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    for id in listed {
+        queues.note(id);
+    }
+    budget < MAX_QUEUE_ENDS_PER_TICK
+}
+
 /// Runs one expiry slice on every profile that is due at `now`; a profile
 /// busy right now, or with work left after its slice, is due again at once.
 pub(crate) fn expire_due(inner: &Inner, now: u32) {
@@ -121,6 +204,7 @@ impl Actor for Housekeeper {
             if let Some(inner) = this.inner.upgrade() {
                 let now = inner.now_secs();
                 expire_due(&inner, now);
+                write_queue_ends(&inner);
                 if inner.env.journal.as_ref().is_some_and(|w| w.is_failed()) {
                     let engine = super::Engine { inner };
                     actix_rt::spawn(async move { engine.heal().await });

@@ -260,24 +260,24 @@ impl Engine {
         self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
         let record = self.profile(id)?;
-        let actor = self
-            .inner
-            .dispatcher
-            .remove(id)
-            .ok_or(Error::UnknownProfile)?;
-        let (numbers, receipt) = {
+        let actor = self.actor_of(id)?;
+        let numbers = {
             let mut state = actor.lock();
-            actor.retire(&mut state);
             let numbers: Vec<PhoneNumber> = state.drain_senders();
-            let receipt = self
-                .inner
-                .env
-                .journal(&[Record::ProfileDeleted { profile: id }]);
-            (numbers, receipt)
+            let deleted = Record::ProfileDeleted { profile: id };
+            let receipt = self.inner.env.journal_admin(&[deleted], [&mut *state]);
+            // The profile is held until its deletion is durable (in a
+            // cluster: committed), so that no request sees it deleted
+            // before that (they queue meanwhile, and then find it gone). A
+            // refused deletion leaves replies about it waiting for the
+            // journal, which fails them until the state is reloaded.
+            crate::journal::settle_holding(receipt)?;
+            actor.retire(&mut state);
+            numbers
         };
+        self.inner.dispatcher.remove(id);
         actor.stop_mailbox();
         self.inner.env.expiry.forget(id);
-        settle(receipt).await?;
         let now = self.now();
         let mut catalog = self.inner.catalog.write();
         catalog.remove_profile(id, now);

@@ -154,6 +154,10 @@ fn select_into(
         if tracking {
             records.extend(selection_record(profile, message.to, s, now));
             records.extend(daily_record(state, profile, s));
+            // The sender's queue moved: where it ends is written next tick.
+            if state.list_queues() {
+                env.queues.note(profile);
+            }
         }
     }
     result

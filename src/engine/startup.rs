@@ -112,6 +112,7 @@ impl Engine {
             clock,
             journal: writer,
             expiry: ExpirySchedule::default(),
+            queues: super::housekeeping::QueueEnds::default(),
             mailbox_only: config.dispatch == super::Dispatch::Mailbox,
         });
         let dispatcher = Dispatcher::default();
@@ -230,7 +231,7 @@ impl Engine {
             }]));
             let head = (
                 state.sender_states(),
-                state.daily_counts(),
+                (state.daily_counts(), state.queue_ends()),
                 state.mapping_parts(),
             );
             drop(state);
@@ -250,7 +251,7 @@ impl Engine {
         }
         // Phase 2: the mappings, one shard per lock.
         let mut images = Vec::new();
-        for (actor, (senders, daily, parts)) in heads {
+        for (actor, (senders, (daily, queues), parts)) in heads {
             let Some(record) = records.get(&actor.id).cloned() else {
                 continue;
             };
@@ -266,6 +267,7 @@ impl Engine {
                 record,
                 senders,
                 daily,
+                queues,
                 mappings,
                 opt_outs,
             });
@@ -317,6 +319,8 @@ impl Engine {
             }
             drained.await;
         }
+        // Where every queue ends now, as the ticks would write it.
+        while !inner.env.queues.is_empty() && super::housekeeping::write_queue_ends(inner) {}
         // Exact daily counts replace the blocks reserved ahead in the log
         // (not on a cluster standby: its counts are the leader's).
         let takes_changes = inner

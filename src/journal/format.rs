@@ -14,10 +14,10 @@ use std::io::Write;
 /// The first 8 bytes of every journal file.
 pub const MAGIC: [u8; 8] = *b"NUMPOOL\0";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The oldest version this build reads. Version 3 added record kinds 12 to
-/// 14 and a field at the end of `NumberSaved`; a version 2 file holds none
-/// of them and reads as it is. New records never go into an older file: a
+/// 14 and a field at the end of `NumberSaved`, version 4 record kind 16
+/// (`QueueEnds`); an older file holds none of them and reads as it is. New records never go into an older file: a
 /// build that does not know them would take them for damage.
 pub const OLDEST_READABLE: u32 = 2;
 /// Bytes before the first record.

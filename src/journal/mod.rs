@@ -132,6 +132,28 @@ pub(crate) fn settle_now(receipt: Option<Receipt>) -> Result<(), Error> {
     }
 }
 
+/// [`settle`] on the calling thread in any context, an executor's included
+/// (it neither parks on nor enters one): for the rare change that must
+/// hold a profile's lock until it is written (a deletion).
+pub(crate) fn settle_holding(receipt: Option<Receipt>) -> Result<(), Error> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let Some(mut receipt) = receipt else {
+        return Ok(());
+    };
+    let mut spins = 0u32;
+    loop {
+        match receipt.try_recv() {
+            Ok(()) => return Ok(()),
+            Err(TryRecvError::Closed) => return Err(Error::Unavailable),
+            Err(TryRecvError::Empty) if spins < 64 => {
+                spins += 1;
+                std::thread::yield_now();
+            }
+            Err(TryRecvError::Empty) => std::thread::sleep(std::time::Duration::from_micros(50)),
+        }
+    }
+}
+
 /// The log segment after snapshot `n`.
 pub(crate) fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("log-{n:020}.seg"))

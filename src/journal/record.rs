@@ -35,6 +35,7 @@
 //! | 14 | `OptIn` | id, to number |
 //! | 15 | `Replicated` | position u64: the local log holds the cluster's log up to here |
 //! | 12 | `DailyCount` | id, day i32, profile messages u32, u8 0/1 + (sender number, messages u32, new recipients u32) |
+//! | 16 | `QueueEnds` | id, count u32, then count x (sender number, queue end u64 ns since the epoch) |
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
 //! new layout here; everything on the hot path is fixed-size binary.
@@ -70,7 +71,12 @@ mod tag {
     pub const OPT_OUT: u8 = 13;
     pub const OPT_IN: u8 = 14;
     pub const REPLICATED: u8 = 15;
+    pub const QUEUE_ENDS: u8 = 16;
 }
+
+/// The most senders one `QueueEnds` record holds (16 bytes each), so that a
+/// record stays small whatever the pool's size.
+pub const MAX_QUEUE_ENDS: usize = 4096;
 
 /// One change of state.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +197,16 @@ pub enum Record {
         /// A sender's counts that day.
         sender: Option<DailyCounts>,
     },
+    /// Where some senders' queues end (nanoseconds since the Unix epoch):
+    /// written every 100 ms for the senders whose queue end moved, and in
+    /// snapshots, so that a new leader (or a restart) starts each sender's
+    /// queue where it was. At most [`MAX_QUEUE_ENDS`] senders.
+    QueueEnds {
+        /// The profile.
+        profile: ProfileId,
+        /// `(sender, queue end)`.
+        ends: Vec<(PhoneNumber, u64)>,
+    },
 }
 
 impl Record {
@@ -210,7 +226,8 @@ impl Record {
             | Record::SnapshotMark { profile, .. }
             | Record::DailyCount { profile, .. }
             | Record::OptOut { profile, .. }
-            | Record::OptIn { profile, .. } => Some(*profile),
+            | Record::OptIn { profile, .. }
+            | Record::QueueEnds { profile, .. } => Some(*profile),
             Record::NumberSaved(_)
             | Record::SnapshotEnd { .. }
             | Record::Probe
@@ -444,6 +461,15 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
                 None => o.u8(0),
             }
         }
+        Record::QueueEnds { profile, ends } => {
+            o.u8(tag::QUEUE_ENDS);
+            o.id(*profile);
+            o.u32(ends.len() as u32);
+            for &(sender, end) in ends {
+                o.number(sender);
+                o.u64(end);
+            }
+        }
     }
     let payload_len = (buf.len() - start - FRAME_LEN) as u32;
     let crc = crc32fast::hash(&buf[start + FRAME_LEN..]);
@@ -568,6 +594,18 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
                 sender,
             }
         }
+        tag::QUEUE_ENDS => {
+            let profile = i.id()?;
+            let count = i.u32()? as usize;
+            if count > MAX_QUEUE_ENDS {
+                return Err(Malformed);
+            }
+            let mut ends = Vec::with_capacity(count);
+            for _ in 0..count {
+                ends.push((i.number()?, i.u64()?));
+            }
+            Record::QueueEnds { profile, ends }
+        }
         _ => return Err(Malformed),
     };
     if !i.0.is_empty() {
@@ -683,6 +721,10 @@ mod tests {
                 updated_at: Timestamp::from_millis(2),
                 messages_per_second: None,
             }),
+            Record::QueueEnds {
+                profile: p,
+                ends: vec![(n, 1_800_000_000_123_456_789), (to, 1)],
+            },
             Record::DailyCount {
                 profile: p,
                 day: 20_000,

@@ -194,6 +194,7 @@ pub(crate) fn apply_to_profile(
             sender,
             ..
         } => p.restore_daily(now_ms, day, profile_messages, sender),
+        Record::QueueEnds { ends, .. } => p.restore_queue_ends(&ends),
         _ => {}
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct ProfileImage {
     pub senders: Vec<(PhoneNumber, Vec<HealthSlice>)>,
     /// Today's counts: the day, the profile's sends, its senders' counts.
     pub daily: (i32, u32, Vec<DailyCounts>),
+    /// Where its senders' queues end.
+    pub queues: Vec<(PhoneNumber, u64)>,
     pub mappings: Vec<StickyMapping>,
     pub opt_outs: Vec<(PhoneNumber, OptOut)>,
 }
@@ -87,6 +89,15 @@ pub(crate) fn records(
                 }
             }
             out.extend(daily_records(id, image.daily));
+            out.extend(
+                image
+                    .queues
+                    .chunks(record::MAX_QUEUE_ENDS)
+                    .map(|ends| Record::QueueEnds {
+                        profile: id,
+                        ends: ends.to_vec(),
+                    }),
+            );
             out.extend(
                 image
                     .opt_outs

@@ -65,6 +65,9 @@ pub struct Pool {
     /// from the senders: a load-aware pick reads it for every candidate,
     /// and a dense array keeps that to a few cache lines.
     queue_ends: Vec<u64>,
+    /// The queue ends last handed to the journal, by slot (empty until
+    /// the first [`Pool::queue_changes`]): what moved since is written next.
+    queue_written: Vec<u64>,
     /// Each slot's own rate and today's counters; empty until the pool's
     /// first send (or rate), so an idle profile pays nothing for them.
     loads: Vec<SenderLoad>,
@@ -94,6 +97,14 @@ struct GeoIndex {
 }
 
 impl GeoIndex {
+    fn forget_shortlists(&mut self) {
+        let lists = self.by_npa.iter_mut().map(|(_, r)| r);
+        let lists = lists.chain(self.by_region.iter_mut().map(|(_, r)| r));
+        for rotation in lists.chain(self.by_country.iter_mut().map(|(_, r)| r)) {
+            rotation.forget_shortlist();
+        }
+    }
+
     fn add(&mut self, number: PhoneNumber, member: Member) {
         if let Some(npa) = number.npa() {
             entry(&mut self.by_npa, npa).push(member);
@@ -319,6 +330,59 @@ impl Pool {
     #[inline]
     pub fn set_queue_end(&mut self, slot: u32, end_ns: u64) {
         self.queue_ends[slot as usize] = end_ns;
+    }
+
+    /// Adds to `out` the senders whose queue end moved since it was last
+    /// handed to the journal, with their queue ends, at most up to `max`
+    /// entries in `out`; notes them as handed over. Returns whether more
+    /// moved than fitted.
+    pub fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
+        if self.queue_written.len() < self.queue_ends.len() {
+            self.queue_written.resize(self.queue_ends.len(), 0);
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(sender) = &slot.sender else {
+                continue;
+            };
+            let end = self.queue_ends[i];
+            if end != self.queue_written[i] {
+                if out.len() >= max {
+                    return true;
+                }
+                out.push((sender.number, end));
+                self.queue_written[i] = end;
+            }
+        }
+        false
+    }
+
+    /// Every sender with a queue end, for a snapshot.
+    pub fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
+        self.occupied()
+            .map(|(slot, s)| (s.number, self.queue_ends[slot as usize]))
+            .filter(|&(_, end)| end > 0)
+            .collect()
+    }
+
+    /// Sets the queue end of `number` as the journal has it (a replay, or a
+    /// standby applying its leader's log), as already written.
+    pub fn restore_queue_end(&mut self, number: PhoneNumber, end_ns: u64) {
+        let Some(slot) = self.slot_of(number) else {
+            return;
+        };
+        self.queue_ends[slot as usize] = end_ns;
+        if self.queue_written.len() < self.queue_ends.len() {
+            self.queue_written.resize(self.queue_ends.len(), 0);
+        }
+        self.queue_written[slot as usize] = end_ns;
+        // A queue end may go back here, which load-aware picks do not
+        // expect of a member: their shortlists start over.
+        for rotation in self.kinds.iter_mut() {
+            rotation.forget_shortlist();
+        }
+        if let Some(geo) = &mut self.geo {
+            geo.forget_shortlists();
+        }
     }
 
     /// The slot of `number`, if it is in the pool.

@@ -162,6 +162,9 @@ pub(crate) struct ProfileState {
     /// What of this state is still on its way to the journal: a reply that
     /// read it waits until it is written.
     unsettled: Unsettled,
+    /// The engine was told that a sender's queue moved, and has not yet
+    /// written where the queues end now.
+    queues_listed: bool,
 }
 
 /// What a selection at `now_ms` knows besides the profile's pool.
@@ -215,6 +218,7 @@ impl ProfileState {
             destinations: Destinations::Anywhere,
             opt_outs: OptOuts::default(),
             unsettled: Unsettled::default(),
+            queues_listed: false,
         }
     }
 

@@ -111,6 +111,12 @@ impl Rotation {
         self.shortlist.get_mut().take();
     }
 
+    /// Drops the load-aware shortlist (rebuilt at the next pick that needs
+    /// it): for when a member's queue end went back.
+    pub fn forget_shortlist(&mut self) {
+        self.shortlist.get_mut().take();
+    }
+
     /// Removes the member in `slot`; returns whether it was there.
     pub fn remove(&mut self, slot: u32) -> bool {
         match self.members.iter().position(|m| m.slot == slot) {

@@ -139,6 +139,35 @@ impl ProfileState {
         }
     }
 
+    /// After a send that moved a sender's queue: `true` the first time
+    /// since the queue ends were last written, so the engine lists the
+    /// profile for the next write (see [`ProfileState::queue_changes`]).
+    #[inline]
+    pub fn list_queues(&mut self) -> bool {
+        !std::mem::replace(&mut self.queues_listed, true)
+    }
+
+    /// The senders whose queue end moved since the last call, at most
+    /// `max`, with where their queues end; `true` if more remain (the
+    /// profile stays listed).
+    pub fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
+        let more = self.pool.queue_changes(max, out);
+        self.queues_listed = more;
+        more
+    }
+
+    /// Every sender's queue end (snapshots).
+    pub fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
+        self.pool.queue_ends()
+    }
+
+    /// Sets the senders' queue ends as the journal has them.
+    pub fn restore_queue_ends(&mut self, ends: &[(PhoneNumber, u64)]) {
+        for &(sender, end) in ends {
+            self.pool.restore_queue_end(sender, end);
+        }
+    }
+
     /// The senders with their health slices, in joining order (snapshots).
     pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
         self.pool
