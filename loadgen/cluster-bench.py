@@ -90,6 +90,7 @@ def wait_for(what, cond, within=30.0):
 
 class Etcd:
     def __init__(self, workdir, election_ms=1000):
+        os.makedirs(workdir, exist_ok=True)
         self.dir = os.path.join(workdir, "etcd")
         client, peer = free_port(), free_port()
         self.url = f"http://127.0.0.1:{client}"

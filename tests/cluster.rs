@@ -692,19 +692,24 @@ fn probes_and_status_say_who_leads_and_who_can_take_over() {
     etcd.signal("-CONT");
 }
 
+/// Acknowledged sends: (recipient, sender).
+type Acked = Vec<(String, String)>;
+/// Failures clients saw: (status, had `Retry-After`).
+type Failures = Vec<(u16, bool)>;
+
 /// Clients sending to new recipients through every node, recording what
 /// was acknowledged and every failure's status and `Retry-After`.
 struct Load {
-    acked: Arc<Mutex<Vec<(String, String)>>>,
-    failures: Arc<Mutex<Vec<(u16, bool)>>>,
+    acked: Arc<Mutex<Acked>>,
+    failures: Arc<Mutex<Failures>>,
     stop: Arc<AtomicBool>,
     clients: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
     fn start(addrs: &[SocketAddr], profile: &str, tag: usize) -> Load {
-        let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-        let failures: Arc<Mutex<Vec<(u16, bool)>>> = Arc::default();
+        let acked: Arc<Mutex<Acked>> = Arc::default();
+        let failures: Arc<Mutex<Failures>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let clients = addrs
             .iter()
@@ -763,7 +768,7 @@ impl Load {
     }
 
     /// Stops the clients; what was acknowledged and the failures.
-    fn stop(self) -> (Vec<(String, String)>, Vec<(u16, bool)>) {
+    fn stop(self) -> (Acked, Failures) {
         self.stop.store(true, Ordering::Relaxed);
         for c in self.clients {
             c.join().unwrap();

@@ -210,12 +210,13 @@ fn opt_outs_survive_sigkill() {
         .collect();
     want.push("+12065550100".into());
     want.sort();
-    let got: Vec<String> = listed.body["data"]
+    let mut got: Vec<String> = listed.body["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["to"].as_str().unwrap().to_string())
         .collect();
+    got.sort();
     assert_eq!(got, want);
     let send = |to: &str| {
         call(

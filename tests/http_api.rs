@@ -1356,13 +1356,36 @@ fn compliance_through_http_opt_outs_destinations_and_disabled_profiles() {
     // Through the API: PUT (no keyword, no number), list, DELETE.
     let put = s.ok("PUT", &path("/opt_outs/%2B14155550199"), Value::Null);
     assert_eq!((&put["keyword"], &put["via"]), (&Value::Null, &Value::Null));
-    let list = s.call(
+    // Pages in storage order: page 2 of size 1, and the same page again
+    // through the cursor page 1 gave, hold the recipient page 1 did not.
+    let page_one = s.call("GET", &path("/opt_outs?page[size]=1"), Value::Null);
+    let page_two = s.call(
         "GET",
         &path("/opt_outs?page[size]=1&page[number]=2"),
         Value::Null,
     );
-    assert_eq!(list.body["data"][0]["to"], "+14155550199");
-    assert_eq!(list.body["meta"]["total_results"], 2);
+    let after = page_one.body["meta"]["next_page_after"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = s.call(
+        "GET",
+        &path(&format!("/opt_outs?page[size]=1&page[after]={after}")),
+        Value::Null,
+    );
+    assert_eq!(page_two.body["data"], again.body["data"]);
+    let mut listed = vec![
+        page_one.body["data"][0]["to"].as_str().unwrap(),
+        page_two.body["data"][0]["to"].as_str().unwrap(),
+    ];
+    listed.sort_unstable();
+    assert_eq!(listed, ["+14155550100", "+14155550199"]);
+    assert_eq!(page_two.body["meta"]["total_results"], 2);
+    expect_error(
+        s.call("GET", &path("/opt_outs?page[after]=x1"), Value::Null),
+        422,
+        "10015",
+    );
     s.ok("DELETE", &path("/opt_outs/+14155550199"), Value::Null);
     expect_error(
         s.call("DELETE", &path("/opt_outs/+14155550199"), Value::Null),
@@ -1399,4 +1422,141 @@ fn compliance_through_http_opt_outs_destinations_and_disabled_profiles() {
     ] {
         assert!(metrics.contains(line), "{line}");
     }
+}
+
+#[test]
+fn hostile_inputs_get_short_answers_and_leave_bounded_state() {
+    let s = start(64);
+    // A whitelist full of repeats is kept once each.
+    let repeats: Vec<&str> = std::iter::repeat_n("US", 500).chain(["CA", "US"]).collect();
+    let created = s.ok(
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "r", "whitelisted_destinations": repeats}),
+    );
+    assert_eq!(created["whitelisted_destinations"], json!(["US", "CA"]));
+    let p = created["id"].as_str().unwrap().to_string();
+    let path = |rest: &str| format!("/v2/messaging_profiles/{p}{rest}");
+    let patched = s.ok(
+        "PATCH",
+        &path(""),
+        json!({"whitelisted_destinations": ["*", "*", "*"]}),
+    );
+    assert_eq!(patched["whitelisted_destinations"], json!(["*"]));
+    // What a client sent comes back cut short in an error.
+    let long = "x".repeat(3000);
+    let bad = expect_error(
+        s.call("PATCH", &path(""), json!({ "daily_reset_time_zone": long })),
+        422,
+        "10015",
+    );
+    let detail = bad.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.chars().count() <= 301 && detail.ends_with('…'),
+        "{detail}"
+    );
+    let key = format!("k{}", "y".repeat(2000));
+    let unknown = s.call(
+        "PATCH",
+        &path(""),
+        json!({ "number_pool_settings": { key: true } }),
+    );
+    assert!(unknown.status >= 400, "{}", unknown.body);
+    let pointer = unknown.body["errors"][0]["source"]["pointer"]
+        .as_str()
+        .unwrap_or("");
+    assert!(pointer.chars().count() <= 121, "{pointer}");
+    // A page number too large to be one is out of range (422), as any other.
+    expect_error(
+        s.call(
+            "GET",
+            "/v2/messaging_profiles?page[number]=18446744073709551616",
+            Value::Null,
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        s.call(
+            "GET",
+            "/v2/messaging_profiles?page[number]=two",
+            Value::Null,
+        ),
+        400,
+        "10015",
+    );
+    // A webhook's text of the wrong JSON type is refused.
+    s.assign("+13125550001", &p);
+    let event = |id: &str, kind: &str, text: Value| {
+        json!({"data": {"event_type": kind, "id": id,
+            "payload": {"from": {"phone_number": "12345"},
+                        "to": [{"phone_number": "+13125550001", "status": "delivered"}], "text": text}}})
+    };
+    expect_error(
+        s.call(
+            "POST",
+            "/v2/webhooks/messaging",
+            event("w1", "message.received", json!(5)),
+        ),
+        400,
+        "10015",
+    );
+    // Event ids count once per event type: a STOP reusing the id of a
+    // delivery report is still a STOP.
+    let finalized = json!({"data": {"event_type": "message.finalized", "id": "same",
+        "payload": {"from": {"phone_number": "+13125550001"},
+                    "to": [{"phone_number": "+14155550100", "status": "delivered"}]}}});
+    assert_eq!(
+        s.ok("POST", "/v2/webhooks/messaging", finalized)["counted"],
+        true
+    );
+    let stop = s.ok(
+        "POST",
+        "/v2/webhooks/messaging",
+        event("same", "message.received", json!("STOP")),
+    );
+    assert_eq!(stop["effect"], "opted_out", "{stop}");
+    // The opt-out of a short code can be read and removed.
+    let record = s.ok("GET", &path("/opt_outs/12345"), Value::Null);
+    assert_eq!(record["to"], "12345");
+    s.ok("DELETE", &path("/opt_outs/12345"), Value::Null);
+    expect_error(
+        s.call("GET", &path("/opt_outs/12345"), Value::Null),
+        404,
+        "10005",
+    );
+}
+
+#[test]
+fn metrics_answer_while_a_profile_is_held_and_catch_up_within_a_census() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    s.send(&p, "+14155550100");
+    // The profile is held (a request that does not finish until told).
+    let (release, held) = mpsc::channel::<()>();
+    let id = numpool::ProfileId::parse(&p).unwrap();
+    s.engine
+        .queue_request(id, move || {
+            let _ = held.recv();
+        })
+        .unwrap();
+    // /metrics (no key) reads no profile: it answers meanwhile (a scrape
+    // that waited for the profile would wait for ever here).
+    let (tx, rx) = mpsc::channel();
+    let addr = s.addr;
+    std::thread::spawn(move || {
+        let _ = tx.send(request(addr, "GET", "/metrics", "", None, &[]));
+    });
+    let scraped = rx.recv_timeout(Duration::from_secs(30));
+    release.send(()).unwrap();
+    let scraped = scraped.expect("/metrics answered while the profile was held");
+    assert_eq!(scraped.status, 200);
+    // The engine's counters come from a census taken every 2 s.
+    support::eventually("the census counts the send", || {
+        let text = s.raw("GET", "/metrics", "", None, &[]).body;
+        text.as_str()
+            .unwrap_or("")
+            .contains("numpool_selections_total{reason=\"weighted\"} 1")
+    });
 }

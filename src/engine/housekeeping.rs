@@ -89,6 +89,9 @@ impl ExpirySchedule {
     }
 }
 
+/// How often the senders whose queue moved have their queue ends written.
+pub(crate) const QUEUE_ENDS_EVERY: Duration = Duration::from_millis(100);
+
 /// The most senders whose queue ends one tick writes (16 bytes each): the
 /// write per tick stays bounded however many senders moved.
 pub(crate) const MAX_QUEUE_ENDS_PER_TICK: usize = 65_536;
@@ -188,7 +191,8 @@ pub(crate) fn expire_due(inner: &Inner, now: u32) {
     }
 }
 
-/// The housekeeper actor: expiry every `tick`, a snapshot every
+/// The housekeeper actor: expiry (and healing) every `tick`, queue ends
+/// every 100 ms, a census of the counters every 2 s, a snapshot every
 /// `snapshot_every` (when the engine journals).
 pub(crate) struct Housekeeper {
     pub inner: Weak<Inner>,
@@ -200,11 +204,20 @@ impl Actor for Housekeeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(QUEUE_ENDS_EVERY, |this, _| {
+            if let Some(inner) = this.inner.upgrade() {
+                write_queue_ends(&inner);
+            }
+        });
+        ctx.run_interval(super::stats::CENSUS_EVERY, |this, _| {
+            if let Some(inner) = this.inner.upgrade() {
+                super::Engine { inner }.census_if_due();
+            }
+        });
         ctx.run_interval(self.tick, |this, _| {
             if let Some(inner) = this.inner.upgrade() {
                 let now = inner.now_secs();
                 expire_due(&inner, now);
-                write_queue_ends(&inner);
                 if inner.env.journal.as_ref().is_some_and(|w| w.is_failed()) {
                     let engine = super::Engine { inner };
                     actix_rt::spawn(async move { engine.heal().await });

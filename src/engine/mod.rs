@@ -51,7 +51,7 @@ pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
 #[cfg(feature = "server")]
 pub(crate) use mappings::yield_now;
 pub use mappings::{MappingCursor, MappingPage};
-pub use opt_outs::Inbound;
+pub use opt_outs::{Inbound, OptOutCursor, OptOutPage};
 pub use send::Outbound;
 pub use startup::RecoveryReport;
 pub use stats::{EngineStats, ProfileCounters};
@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub snapshots: crate::journal::snapshot::Snapshots,
     pub recovery: RecoveryReport,
     healing: healing::Healing,
+    /// The last census of the profiles' counters (`Engine::totals`).
+    census: parking_lot::Mutex<stats::Census>,
     closing: AtomicBool,
     inflight: InFlight,
     drained: tokio::sync::Notify,

@@ -122,8 +122,13 @@ impl Engine {
             .and_then(|p| self.inner.dispatcher.actor(p));
         let receipt = {
             let mut state = owner.as_ref().map(|a| a.lock());
-            if let Some(state) = state.as_deref_mut() {
-                state.set_rate(number, rate);
+            if let (Some(state), Some(actor)) = (state.as_deref_mut(), &owner) {
+                // What is queued goes at the new rate from now on.
+                let now_ns = self.now().as_millis().saturating_mul(1_000_000);
+                state.set_rate(number, rate, Some(now_ns));
+                if state.list_queues() {
+                    self.inner.env.queues.note(actor.id);
+                }
             }
             let changed = state.iter_mut().map(|s| &mut **s);
             self.inner

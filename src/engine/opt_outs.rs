@@ -217,19 +217,31 @@ impl Engine {
         Ok(found.map(|o| record(to, o)))
     }
 
-    /// `limit` opt-outs of `profile` from `offset`, by recipient, and how
-    /// many it has in all.
+    /// One page of `profile`'s opt-outs, in storage order (stable while the
+    /// opt-outs do not change), starting at `after` (`None`: the first
+    /// page). At most `limit`; a page may hold fewer when the slots it
+    /// passed were empty, and [`OptOutPage::next`] says where to go on.
+    /// Costs the page, not the profile: a listing never holds up sends for
+    /// long.
     ///
     /// ```
     /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber};
     /// # futures::executor::block_on(async {
     /// # let engine = Engine::start(EngineConfig::default())?;
     /// let profile = engine.create_profile(NewProfile::default()).await?.id;
-    /// for n in ["+14155550102", "+14155550101"] {
+    /// for n in ["+14155550102", "+14155550101", "+14155550103"] {
     ///     engine.opt_out(profile, PhoneNumber::parse_e164(n)?).await?;
     /// }
-    /// let (page, total) = engine.opt_outs_page(profile, 0, 10).await?;
-    /// assert_eq!((page[0].to.to_string(), total), ("+14155550101".to_string(), 2));
+    /// let (mut seen, mut after) = (0, None);
+    /// loop {
+    ///     let page = engine.opt_outs_page(profile, after, 2).await?;
+    ///     seen += page.opt_outs.len();
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(seen, 3);
     /// # engine.shutdown().await;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
@@ -237,23 +249,26 @@ impl Engine {
     pub async fn opt_outs_page(
         &self,
         profile: ProfileId,
-        offset: usize,
+        after: Option<OptOutCursor>,
         limit: usize,
-    ) -> Result<(Vec<OptOutRecord>, usize), Error> {
+    ) -> Result<OptOutPage, Error> {
         let _in = self.enter()?;
         let actor = self.actor_of(profile)?;
-        let (page, total, receipt) = actor
-            .call(self.inner.config.mailbox_bound, move |p, env| {
-                let all = p.opt_outs();
-                let (page, total) = (all.page(offset, limit), all.len());
-                (page, total, env.read_barrier_whole(p))
+        let from = after.map_or(0, |c| c.0);
+        // Slots looked at per page, full or not: bounds the time the
+        // profile is held.
+        let budget = limit.max(1).saturating_mul(8).max(4096);
+        let ((page, next), receipt) = actor
+            .call_long(self.inner.config.mailbox_bound, move |p, env| {
+                let page = p.opt_outs().page_from(from, limit.max(1), budget);
+                (page, env.read_barrier_whole(p))
             })
             .await?;
         settle(receipt).await?;
-        Ok((
-            page.into_iter().map(|(to, o)| record(to, o)).collect(),
-            total,
-        ))
+        Ok(OptOutPage {
+            opt_outs: page.into_iter().map(|(to, o)| record(to, o)).collect(),
+            next: next.map(OptOutCursor),
+        })
     }
 
     /// How many recipients opted out of `profile`.
@@ -280,4 +295,38 @@ impl Engine {
         settle(receipt).await?;
         Ok(count)
     }
+}
+
+/// Where a page of opt-outs starts: opaque, printable, and parsed back, so
+/// an API can hand it to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptOutCursor(usize);
+
+impl std::fmt::Display for OptOutCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for OptOutCursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.is_empty()
+            || (s.len() > 1 && s.starts_with('0'))
+            || !s.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(());
+        }
+        s.parse().map(OptOutCursor).map_err(|_| ())
+    }
+}
+
+/// One page of a profile's opt-outs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOutPage {
+    /// The opt-outs, in storage order.
+    pub opt_outs: Vec<OptOutRecord>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<OptOutCursor>,
 }

@@ -50,6 +50,7 @@ impl Engine {
         let settings = new.number_pool_settings.apply(None)?;
         let limits = Limits::new(&new.capacity)?;
         let destinations = Destinations::parse(&new.whitelisted_destinations)?;
+        let whitelisted_destinations = Destinations::canonical(&new.whitelisted_destinations);
         let id = new.id.unwrap_or_else(ProfileId::new_v4);
         if self.inner.dispatcher.actor(id).is_some() {
             return Err(Error::DuplicateProfile);
@@ -59,7 +60,7 @@ impl Engine {
             id,
             name: new.name,
             enabled: new.enabled,
-            whitelisted_destinations: new.whitelisted_destinations,
+            whitelisted_destinations,
             webhook_url: new.webhook_url,
             webhook_failover_url: new.webhook_failover_url,
             number_pool_settings: settings.clone(),
@@ -209,7 +210,7 @@ impl Engine {
             record.enabled = enabled;
         }
         if let Some(w) = whitelisted_destinations {
-            record.whitelisted_destinations = w;
+            record.whitelisted_destinations = Destinations::canonical(&w);
         }
         if let Some(url) = webhook_url {
             record.webhook_url = url;
@@ -225,13 +226,20 @@ impl Engine {
                 return Err(Error::UnknownProfile);
             }
             state.set_settings(settings, now.as_secs_u32());
-            state.set_limits(limits);
+            let rezoned = state.set_limits(limits, now.as_millis()).is_some();
             state.set_compliance(record.enabled, destinations);
-            let saved = Record::ProfileSaved {
+            let mut records = vec![Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),
-            };
-            self.inner.env.journal_admin(&[saved], [&mut *state])
+            }];
+            if rezoned {
+                // The day's counts, as the new zone's day now holds them.
+                records.extend(crate::journal::snapshot::daily_records(
+                    id,
+                    state.daily_counts(),
+                ));
+            }
+            self.inner.env.journal_admin(&records, [&mut *state])
         };
         settle(receipt).await?;
         self.inner.catalog.write().put_profile(record.clone());

@@ -76,15 +76,17 @@ impl Engine {
     }
 
     /// A profile created or changed on the leader.
-    fn replica_profile(&self, profile: ProfileRecord, at: u32) {
+    fn replica_profile(&self, mut profile: ProfileRecord, at: u32) {
         let inner = &self.inner;
+        profile.whitelisted_destinations =
+            Destinations::canonical(&profile.whitelisted_destinations);
         let limits = Limits::recovered(&profile.capacity);
         let destinations = Destinations::recovered(&profile.whitelisted_destinations);
         match inner.dispatcher.actor(profile.id) {
             Some(actor) => {
                 let mut state = actor.lock();
                 state.set_settings(profile.number_pool_settings.clone(), at);
-                state.set_limits(limits);
+                state.set_limits(limits, u64::from(at) * 1000);
                 state.set_compliance(profile.enabled, destinations);
             }
             None => {
@@ -118,7 +120,7 @@ impl Engine {
         } else if let Some(actor) = &target {
             actor
                 .lock()
-                .set_rate(record.number, record.messages_per_second);
+                .set_rate(record.number, record.messages_per_second, None);
         }
         inner.catalog.write().put_number(record);
     }

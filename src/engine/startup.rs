@@ -156,6 +156,7 @@ impl Engine {
             snapshots: Snapshots::default(),
             recovery: report,
             healing: Default::default(),
+            census: Default::default(),
             closing: AtomicBool::new(false),
             inflight: InFlight {
                 slots: Default::default(),

@@ -89,13 +89,16 @@ impl Rebuild<'_> {
         }
         let health = self.config.health;
         match r {
-            Record::ProfileSaved { profile, at } => {
+            Record::ProfileSaved { mut profile, at } => {
+                // Lists written before repeats were dropped lose them here.
+                profile.whitelisted_destinations =
+                    Destinations::canonical(&profile.whitelisted_destinations);
                 let limits = Limits::recovered(&profile.capacity);
                 let destinations = Destinations::recovered(&profile.whitelisted_destinations);
                 match self.profiles.get_mut(&profile.id) {
                     Some((record, state)) => {
                         state.set_settings(profile.number_pool_settings.clone(), at);
-                        state.set_limits(limits);
+                        state.set_limits(limits, u64::from(at) * 1000);
                         state.set_compliance(profile.enabled, destinations);
                         *record = profile;
                     }
@@ -124,7 +127,7 @@ impl Rebuild<'_> {
                     ]);
                     move_sender(&record, from.map(|(_, p)| p), to.map(|(_, p)| p));
                 } else if let Some(p) = record.profile.and_then(|p| self.state(p)) {
-                    p.set_rate(record.number, record.messages_per_second);
+                    p.set_rate(record.number, record.messages_per_second, None);
                 }
                 record.profile = record.profile.filter(|o| self.profiles.contains_key(o));
                 self.numbers.insert(record.number, record);

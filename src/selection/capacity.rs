@@ -29,6 +29,10 @@ pub const MAX_QUEUE_SECS_LIMIT: f64 = 30.0 * 86_400.0;
 /// The fastest rate accepted, messages per second.
 pub const MAX_RATE: f64 = 100_000.0;
 
+/// The slowest rate accepted: one message a day (a slower one would keep a
+/// sender's queue jammed for longer than any queue cap).
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+
 /// Messages per second of a sender kind, when the number has no rate of
 /// its own: long code 1, toll-free 3, short code 100 (carrier guidance).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +78,7 @@ impl KindRates {
 
 /// Whether `rate` is a usable messages-per-second value.
 pub fn valid_rate(rate: f64) -> bool {
-    rate.is_finite() && rate > 0.0 && rate <= MAX_RATE
+    rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate)
 }
 
 /// Nanoseconds a sender of `rate` messages per second is busy with `parts`
@@ -254,8 +258,10 @@ pub enum LimitsError {
     /// `daily_reset_time_zone` is not an IANA time zone name.
     #[error("daily_reset_time_zone {0:?} is not an IANA time zone name (such as \"America/Los_Angeles\")")]
     TimeZone(String),
-    /// `messages_per_second` is not a rate above 0 and at most 100000.
-    #[error("messages_per_second must be above 0 and at most {MAX_RATE}, not {0}")]
+    /// `messages_per_second` is not a rate of at least one a day and at most 100000.
+    #[error(
+        "messages_per_second must be at least one a day (1/86400) and at most {MAX_RATE}, not {0}"
+    )]
     Rate(f64),
 }
 
@@ -357,6 +363,16 @@ impl Day {
             })
         };
         day().unwrap_or(fallback)
+    }
+
+    /// When it starts (milliseconds since the epoch).
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+
+    /// When it ends: the next day's start.
+    pub fn end_ms(&self) -> i64 {
+        self.end_ms
     }
 
     /// Whether `ms` falls in this day.

@@ -60,6 +60,17 @@ impl Destinations {
         Ok(Destinations::Only(regions))
     }
 
+    /// `list` without repeated entries, in the order given: what a profile
+    /// keeps (valid entries are the ~250 region codes and `"*"`, so the
+    /// list stays that short whatever was sent).
+    pub fn canonical(list: &[String]) -> Vec<String> {
+        let mut seen = std::collections::HashSet::with_capacity(list.len().min(256));
+        list.iter()
+            .filter(|v| seen.insert(v.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// [`Destinations::parse`] for a list read back from disk: an entry
     /// this build does not know is left out rather than stop start-up.
     pub fn recovered(list: &[String]) -> Destinations {
@@ -201,6 +212,12 @@ pub struct OptOuts {
     used: usize,
     /// The pool numbers opt-outs came through (a profile has few).
     vias: Vec<PhoneNumber>,
+    /// Mixed into every key's hash, new at every rebuild: entries read out
+    /// of one table (in its slot order, as a snapshot holds them) arrive in
+    /// no particular order for another, so loading them stays linear
+    /// (with one hash for all, they would arrive sorted by home slot and
+    /// pile up into one long probe run: quadratic).
+    seed: u64,
 }
 
 const EMPTY: u64 = 0;
@@ -238,11 +255,20 @@ fn mix(key: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The slot a probe for `key` starts at, in a table of `slots` (the high
-/// half of a 128-bit product maps the hash onto any table size).
+/// The slot a probe for `key` starts at, in a table of `slots` hashed with
+/// `seed` (the high half of a 128-bit product maps the hash onto any table
+/// size).
 #[inline]
-fn home(key: u64, slots: usize) -> usize {
-    ((u128::from(mix(key)) * slots as u128) >> 64) as usize
+fn home(key: u64, seed: u64, slots: usize) -> usize {
+    ((u128::from(mix(key ^ seed)) * slots as u128) >> 64) as usize
+}
+
+/// A seed no other table has had.
+fn fresh_seed() -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    foldhash::fast::RandomState::default().hash_one(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 impl OptOuts {
@@ -286,7 +312,7 @@ impl OptOuts {
         if self.len == 0 || !self.may_hold(key) {
             return None;
         }
-        let mut i = home(key, slots);
+        let mut i = home(key, self.seed, slots);
         loop {
             match self.keys[i] {
                 k if k == key => return Some(i),
@@ -329,7 +355,7 @@ impl OptOuts {
             self.resize((self.len + 1) * 3 / 2 + 8);
         }
         let slots = self.keys.len();
-        let mut i = home(key, slots);
+        let mut i = home(key, self.seed, slots);
         while self.keys[i] != EMPTY && self.keys[i] != REMOVED {
             i = if i + 1 == slots { 0 } else { i + 1 };
         }
@@ -364,13 +390,14 @@ impl OptOuts {
         let metas = std::mem::take(&mut self.metas);
         self.keys = vec![EMPTY; slots];
         self.metas = vec![0; slots];
+        self.seed = fresh_seed();
         // A byte of filter a slot: about 10 bits a recipient, so about one
         // miss in a hundred gets through to the table.
         self.filter = vec![FilterBlock::default(); slots.div_ceil(64)];
         self.used = self.len;
         for (key, meta) in old.into_iter().zip(metas) {
             if key != EMPTY && key != REMOVED {
-                let mut i = home(key, slots);
+                let mut i = home(key, self.seed, slots);
                 while self.keys[i] != EMPTY {
                     i = if i + 1 == slots { 0 } else { i + 1 };
                 }
@@ -394,31 +421,31 @@ impl OptOuts {
             .map(|(k, m)| (*k, *m))
     }
 
-    /// `limit` opt-outs from `offset`, in recipient order. Costs a pass
-    /// over every opt-out of the profile (no index is kept in order).
-    pub fn page(&self, offset: usize, limit: usize) -> Vec<(PhoneNumber, OptOut)> {
-        let mut keys: Vec<u64> = self.entries().map(|(k, _)| k).collect();
-        if offset >= keys.len() || limit == 0 {
-            return Vec::new();
+    /// Up to `limit` opt-outs in storage order, starting at slot `from`,
+    /// looking at no more than `budget` slots: the opt-outs and the slot the
+    /// next page starts at (`None` after the last). Costs the slots looked
+    /// at, not the table; the order is stable while the opt-outs do not
+    /// change.
+    pub fn page_from(
+        &self,
+        from: usize,
+        limit: usize,
+        budget: usize,
+    ) -> (Vec<(PhoneNumber, OptOut)>, Option<usize>) {
+        let mut out = Vec::with_capacity(limit.min(256));
+        let end = self.keys.len();
+        let mut at = from.min(end);
+        let stop = at.saturating_add(budget.max(1)).min(end);
+        while at < stop && out.len() < limit {
+            let key = self.keys[at];
+            if key != EMPTY && key != REMOVED {
+                if let Some(to) = PhoneNumber::from_u64(key) {
+                    out.push((to, self.unpack(self.metas[at])));
+                }
+            }
+            at += 1;
         }
-        // keys[offset..] become the entries from rank `offset` on, and
-        // their first `limit` the page.
-        if offset > 0 {
-            keys.select_nth_unstable(offset);
-        }
-        let rest = &mut keys[offset..];
-        let end = limit.min(rest.len());
-        if end < rest.len() {
-            rest.select_nth_unstable(end);
-        }
-        let page = &mut rest[..end];
-        page.sort_unstable();
-        page.iter()
-            .filter_map(|&k| {
-                let to = PhoneNumber::from_u64(k)?;
-                Some((to, self.get(to)?))
-            })
-            .collect()
+        (out, (at < end).then_some(at))
     }
 
     /// Every opt-out, unordered (snapshots).
@@ -484,7 +511,13 @@ mod tests {
         assert_eq!(set.get(n("+14155550100")), Some(o));
         assert_eq!(set.get(n("+14155550101")), Some(api));
         assert!(set.contains(n("+14155550100")) && !set.contains(n("+14155550102")));
-        let page: Vec<_> = set.page(0, 10).into_iter().map(|(to, _)| to).collect();
+        let mut page: Vec<_> = set
+            .page_from(0, 10, 100)
+            .0
+            .into_iter()
+            .map(|(to, _)| to)
+            .collect();
+        page.sort_unstable();
         assert_eq!(page, [n("+14155550100"), n("+14155550101")]);
         assert_eq!(set.remove(n("+14155550100")), Some(o));
         assert_eq!(set.len(), 1);
@@ -521,27 +554,76 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_in_recipient_order() {
+    fn pages_walk_every_opt_out_once_each_costing_its_slots() {
         let mut set = OptOuts::default();
-        for i in (0..100u64).rev() {
-            let to = PhoneNumber::from_u64(14_155_550_000 + i * 7 % 100).unwrap();
+        for i in 0..100u64 {
+            let to = PhoneNumber::from_u64(14_155_550_000 + i).unwrap();
+            let at = i as u32;
             set.insert(
                 to,
                 OptOut {
                     keyword: None,
                     via: None,
-                    at: i as u32,
+                    at,
                 },
             );
         }
-        let all: Vec<u64> = (0..100)
-            .flat_map(|p| set.page(p * 7, 7))
-            .map(|(to, _)| to.as_u64())
-            .take(100)
-            .collect();
-        let want: Vec<u64> = (0..100).map(|i| 14_155_550_000 + i).collect();
-        assert_eq!(all, want);
-        assert!(set.page(100, 5).is_empty());
+        let (mut seen, mut from, mut pages) = (Vec::new(), Some(0), 0);
+        while let Some(start) = from {
+            let (page, next) = set.page_from(start, 7, 64);
+            assert!(page.len() <= 7);
+            if let Some(n) = next {
+                assert!(
+                    n > start && n - start <= 64,
+                    "a page looks at most its budget"
+                );
+            }
+            seen.extend(page.into_iter().map(|(to, o)| (to.as_u64(), o.at)));
+            from = next;
+            pages += 1;
+        }
+        seen.sort_unstable();
+        let want: Vec<(u64, u32)> = (0..100).map(|i| (14_155_550_000 + i, i as u32)).collect();
+        assert_eq!(seen, want);
+        assert!(pages >= 100 / 7);
+        assert_eq!(set.page_from(usize::MAX, 5, 10), (Vec::new(), None));
+    }
+
+    #[test]
+    fn loading_opt_outs_in_another_tables_order_stays_linear() {
+        // A snapshot holds a table's opt-outs in its slot order; a new table
+        // loading them must not see them sorted by its own home slots.
+        let mut first = OptOuts::default();
+        let n = 200_000u64;
+        for i in 0..n {
+            let to = PhoneNumber::from_u64(14_000_000_000 + i * 7919).unwrap();
+            first.insert(
+                to,
+                OptOut {
+                    keyword: None,
+                    via: None,
+                    at: 1,
+                },
+            );
+        }
+        let mut second = OptOuts::default();
+        let mut probes = 0usize;
+        for (to, o) in first.all() {
+            second.insert(to, o);
+            let key = to.as_u64();
+            let slots = second.keys.len();
+            let home = home(key, second.seed, slots);
+            let at = second.find(key).unwrap();
+            probes += (at + slots - home) % slots;
+        }
+        assert_eq!(second.len(), n as usize);
+        // Linear probing at these loads averages a few slots a key; loading
+        // in the first table's order with one hash for both averaged thousands.
+        assert!(
+            probes / (n as usize) < 20,
+            "{} probes a key",
+            probes / n as usize
+        );
     }
 
     #[test]

@@ -303,6 +303,14 @@ impl Pool {
         &mut self.loads[slot as usize]
     }
 
+    /// Counters of day `from` become day `to`'s (the profile's time zone
+    /// changed: the day's counts are kept).
+    pub fn relabel_day(&mut self, from: i32, to: i32) {
+        for load in self.loads.iter_mut().filter(|l| l.day == from) {
+            load.day = to;
+        }
+    }
+
     /// Sets the own rate of the sender in `slot` (`None`: its kind's).
     pub fn set_rate(&mut self, slot: u32, rate: Option<f64>) {
         if rate.is_some() || !self.loads.is_empty() {
@@ -354,6 +362,13 @@ impl Pool {
             }
         }
         false
+    }
+
+    /// Marks the queue end in `slot` as not yet handed to the journal.
+    pub fn unwrite_queue_end(&mut self, slot: u32) {
+        if let Some(w) = self.queue_written.get_mut(slot as usize) {
+            *w = u64::MAX;
+        }
     }
 
     /// Every sender with a queue end, for a snapshot.

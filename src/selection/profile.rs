@@ -134,6 +134,15 @@ pub(crate) struct Shape {
     pub capacity: CapacityConfig,
 }
 
+/// A day of a time zone no longer in force: until it ends, the sends of it
+/// still count against the daily limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeldDay {
+    start_ms: i64,
+    end_ms: i64,
+    messages: u32,
+}
+
 /// One messaging profile's selection state.
 #[derive(Debug)]
 pub(crate) struct ProfileState {
@@ -150,6 +159,13 @@ pub(crate) struct ProfileState {
     /// The count the journal holds for today (a block's end): a send past
     /// it reserves the next block.
     reserved_today: u32,
+    /// Messages the profile sent the day before `today` (0 when `today` did
+    /// not follow it): a change of time zone may start the new zone's day
+    /// before the old zone's today began.
+    messages_yesterday: u32,
+    /// After a change of time zone: the old zone's day, still counted (and
+    /// capped) until it ends.
+    held: Option<HeldDay>,
     stats: ProfileStats,
     /// The earliest expiry work the engine has been told about.
     reported_due: Option<u32>,
@@ -212,6 +228,8 @@ impl ProfileState {
             shape,
             messages_today: 0,
             reserved_today: 0,
+            messages_yesterday: 0,
+            held: None,
             stats: ProfileStats::default(),
             reported_due: None,
             enabled: true,
@@ -274,11 +292,52 @@ impl ProfileState {
 
     /// Makes `limits` the profile's capacity settings (a new time zone
     /// starts a new day count at the next send).
-    pub fn set_limits(&mut self, limits: Limits) {
-        if limits.zone != self.limits.zone {
-            self.today = Day::at(0, &limits.zone);
+    ///
+    /// A change of `daily_reset_time_zone` at `now_ms` keeps the day's
+    /// counts: the sends of the old zone's day count for the new zone's
+    /// day (and those of the old zone's yesterday too, when the new day
+    /// began before the old one), and the old zone's day stays counted and
+    /// capped until it ends. So no day of either zone lets more than the
+    /// limit through, however often or to whichever zone it changes (a
+    /// change of spelling included). Returns the new day and its count,
+    /// for the journal, when the zone changed.
+    pub fn set_limits(&mut self, limits: Limits, now_ms: u64) -> Option<(i32, u32)> {
+        if limits.zone == self.limits.zone {
+            self.limits = limits;
+            return None;
         }
+        self.roll_day(now_ms);
+        let old = self.today;
+        let new = Day::at(now_ms, &limits.zone);
+        let earlier = if new.start_ms() < old.start_ms() {
+            self.messages_yesterday
+        } else {
+            0
+        };
+        let carried = self.messages_today.saturating_add(earlier);
+        let held = HeldDay {
+            start_ms: old.start_ms(),
+            end_ms: old.end_ms(),
+            messages: self.messages_today,
+        };
+        // Two days held at once are held as one: from the earlier start to
+        // the later end, at the higher count (both only grow from here, by
+        // the same sends).
+        self.held = Some(match self.held {
+            Some(h) => HeldDay {
+                start_ms: h.start_ms.min(held.start_ms),
+                end_ms: h.end_ms.max(held.end_ms),
+                messages: h.messages.max(held.messages),
+            },
+            None => held,
+        });
+        self.pool.relabel_day(old.index, new.index);
+        self.today = new;
+        self.messages_today = carried;
+        self.reserved_today = carried;
+        self.messages_yesterday = 0;
         self.limits = limits;
+        Some((new.index, carried))
     }
 
     /// Moves `today` to the day holding `now_ms` (counters of an earlier
@@ -288,10 +347,22 @@ impl ProfileState {
         if !self.today.holds(now_ms) {
             let day = Day::at(now_ms, &self.limits.zone);
             if day.index != self.today.index {
+                self.messages_yesterday = if day.index == self.today.index + 1 {
+                    self.messages_today
+                } else {
+                    0
+                };
                 self.messages_today = 0;
                 self.reserved_today = 0;
             }
             self.today = day;
+        }
+        // Over once it ends (or if the clock was set back before it).
+        if self
+            .held
+            .is_some_and(|h| !(h.start_ms..h.end_ms).contains(&(now_ms as i64)))
+        {
+            self.held = None;
         }
     }
 
@@ -461,10 +532,9 @@ impl ProfileState {
     #[inline]
     fn check_daily_limit(&self) -> Result<(), Refusal> {
         let over = self.shape.capacity.enabled
-            && self
-                .limits
-                .daily_message_limit
-                .is_some_and(|limit| self.messages_today >= limit);
+            && self.limits.daily_message_limit.is_some_and(|limit| {
+                self.messages_today >= limit || self.held.is_some_and(|h| h.messages >= limit)
+            });
         if over {
             Err(Refusal::DailyLimit)
         } else {
@@ -479,14 +549,27 @@ impl ProfileState {
         let (mut wait_ns, mut new_block) = (0, false);
         if self.shape.capacity.enabled {
             let part_ns = self.part_ns(slot);
+            // A new recipient of its sender: a new pick (geomatch or weight),
+            // sticky sender on (it made a mapping) or off.
+            let new_recipient = matches!(chosen.reason, Reason::Geomatch | Reason::Weighted);
+            let sticky = self.settings.as_ref().is_some_and(|s| s.sticky_sender);
+            let cap = self.limits.new_recipients_per_sender;
             let load = self.pool.load_mut(slot);
-            load.count(day, chosen.mapping == MappingOutcome::Created);
+            load.count(day, new_recipient);
             new_block = starts_block(load.messages, INFORMING_BLOCK);
+            // Under a cap, without mappings to count them again from, new
+            // recipients are reserved in blocks (as a capped profile count).
+            if new_recipient && cap.is_some() && !sticky {
+                new_block |= starts_block(load.new_recipients, profile_block(cap));
+            }
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
             let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));
             self.pool.set_queue_end(slot, end);
             self.messages_today = self.messages_today.saturating_add(1);
+            if let Some(h) = &mut self.held {
+                h.messages = h.messages.saturating_add(1);
+            }
             if self.messages_today > self.reserved_today {
                 let block = profile_block(self.limits.daily_message_limit);
                 self.reserved_today = reserved(self.messages_today, block);
@@ -543,15 +626,33 @@ impl ProfileState {
     }
 
     /// Sets a sender's own rate (`None`: its kind's default); `false` if
-    /// it is not here.
-    pub fn set_rate(&mut self, number: PhoneNumber, rate: Option<f64>) -> bool {
-        match self.pool.lookup(number) {
-            Some(r) => {
-                self.pool.set_rate(r.slot, rate);
-                true
+    /// it is not here. With `now_ns`, the messages queued at the old rate
+    /// are queued at the new one from now on (a slower rate lengthens the
+    /// queue, a faster one shortens it); without (a replay), the queue is
+    /// left as it is (the journal says where it ends next).
+    pub fn set_rate(
+        &mut self,
+        number: PhoneNumber,
+        rate: Option<f64>,
+        now_ns: Option<u64>,
+    ) -> bool {
+        let Some(r) = self.pool.lookup(number) else {
+            return false;
+        };
+        let before = self.part_ns(r.slot);
+        self.pool.set_rate(r.slot, rate);
+        let after = self.part_ns(r.slot);
+        if let Some(now) = now_ns {
+            let end = self.pool.queue_end(r.slot);
+            if end > now && before != after {
+                let queued = (end - now) as f64 / before as f64;
+                let rescaled = now.saturating_add((queued * after as f64).ceil() as u64);
+                self.pool.restore_queue_end(number, rescaled);
+                // Written with the other queue ends that moved.
+                self.pool.unwrite_queue_end(r.slot);
             }
-            None => false,
         }
+        true
     }
 
     /// Removes a sender, returning what it carries to another pool; every

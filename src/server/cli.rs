@@ -366,13 +366,15 @@ impl ServeArgs {
             }),
         };
         let default_rates = KindRates::default();
-        let rate = |setting: &'static str, value: Option<f64>, default: f64| match value {
+        let rate = |setting: &'static str, value: Option<f64>, default: f64| {
+            match value {
             None => Ok(default),
             Some(r) if valid_rate(r) => Ok(r),
             Some(r) => Err(ConfigError::Invalid {
                 setting,
-                message: format!("{r} is not a rate above 0 and at most {MAX_RATE} per second"),
+                message: format!("{r} is not a rate of at least one a day (1/86400) and at most {MAX_RATE} per second"),
             }),
+        }
         };
         let rates = KindRates {
             long_code: rate("long-code-mps", args.long_code_mps, default_rates.long_code)?,

@@ -374,3 +374,147 @@ pub fn without_load_aware_picks_round_robin_ignores_queues<B: Backend>() {
     assert_eq!(picks, [A, B, C, A, B]);
     assert_eq!(w.b.capacity(n(A)).wait, Duration::from_secs(7));
 }
+
+/// 2026-03-10 11:00 UTC: the day of UTC, of Pacific/Kiritimati (UTC+14, its
+/// day from 10:00 UTC) and of Etc/GMT+12 (UTC-12, its day until 12:00 UTC)
+/// all hold the hour that follows.
+const MARCH_10_11H_UTC: u64 = 1_773_140_400;
+
+fn zone(name: &str) -> CapacityUpdate {
+    CapacityUpdate {
+        daily_reset_time_zone: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+pub fn changing_the_time_zone_never_lets_more_than_the_limit_through<B: Backend>() {
+    let mut w = World::<B>::new(no_sticky(), &[A, B]);
+    w.caps(CapacityUpdate {
+        daily_message_limit: Some(Some(3)),
+        max_queue_seconds: Some(86_400.0),
+        ..Default::default()
+    });
+    w.clock.set(Timestamp::from_secs(MARCH_10_11H_UTC));
+    // Every change of zone, spellings of UTC included, within one hour
+    // that is in the same day of each zone: 3 sends in all, not 3 a zone.
+    let mut sent = 0;
+    for name in [
+        "UTC",
+        "Etc/UTC",
+        "Pacific/Kiritimati",
+        "Etc/GMT+12",
+        "UTC",
+        "Etc/UTC",
+    ] {
+        w.caps(zone(name));
+        for _ in 0..5 {
+            if w.try_send(R).is_ok() {
+                sent += 1;
+            } else {
+                assert_eq!(w.try_send(R), Err(Failure::DailyLimit), "{name}");
+            }
+        }
+        w.advance(60);
+    }
+    assert_eq!(sent, 3);
+    // Once every day that held those sends has ended (Kiritimati's last, at
+    // 10:00 UTC the next day), sending resumes.
+    w.clock
+        .set(Timestamp::from_secs(MARCH_10_11H_UTC + 23 * 3600 - 1)); // 09:59:59 UTC
+    assert_eq!(
+        w.try_send(R),
+        Err(Failure::DailyLimit),
+        "Kiritimati's day still holds them"
+    );
+    w.advance(1); // 10:00 UTC: UTC's next day started at midnight, Kiritimati's just now
+    assert!(w.try_send(R).is_ok());
+}
+
+pub fn a_new_zone_whose_day_began_earlier_counts_the_old_zones_yesterday_too<B: Backend>() {
+    let mut w = World::<B>::new(no_sticky(), &[A, B]);
+    w.caps(CapacityUpdate {
+        daily_message_limit: Some(Some(3)),
+        daily_reset_time_zone: Some("Etc/GMT+12".into()),
+        max_queue_seconds: Some(86_400.0),
+        ..Default::default()
+    });
+    // 11:00 UTC: two sends on Etc/GMT+12's day that ends at 12:00 UTC...
+    w.clock.set(Timestamp::from_secs(MARCH_10_11H_UTC));
+    w.send(R);
+    w.send(R);
+    // ...one on its next day...
+    w.advance(90 * 60); // 12:30 UTC
+    w.send(R);
+    // ...and Pacific/Kiritimati's day, begun at 10:00 UTC, holds all three.
+    w.caps(zone("Pacific/Kiritimati"));
+    assert_eq!(w.try_send(R), Err(Failure::DailyLimit));
+}
+
+pub fn a_zone_change_on_a_daylight_saving_day_resets_at_the_new_zones_midnight<B: Backend>() {
+    let mut w = World::<B>::new(no_sticky(), &[A]);
+    w.caps(CapacityUpdate {
+        daily_message_limit: Some(Some(1)),
+        max_queue_seconds: Some(86_400.0),
+        ..Default::default()
+    });
+    // 2026-03-08 12:00 UTC (04:00 PST... 05:00 PDT: clocks sprang forward
+    // at 02:00 local): one send on UTC's day.
+    w.clock.set(Timestamp::from_secs(1_772_971_200));
+    w.send(R);
+    w.caps(zone("America/Los_Angeles"));
+    // Los Angeles' day (23 hours) holds it: nothing more until its
+    // midnight, 2026-03-09 07:00 UTC, not 08:00.
+    assert_eq!(w.try_send(R), Err(Failure::DailyLimit));
+    w.clock.set(Timestamp::from_secs(1_773_039_600 - 1));
+    assert_eq!(w.try_send(R), Err(Failure::DailyLimit));
+    w.advance(1);
+    assert!(w.try_send(R).is_ok());
+}
+
+pub fn new_recipients_per_sender_per_day_holds_with_sticky_off<B: Backend>() {
+    let mut w = World::<B>::new(no_sticky(), &[A, B]);
+    w.caps(CapacityUpdate {
+        new_recipients_per_sender_per_day: Some(Some(1)),
+        max_queue_seconds: Some(3600.0),
+        ..Default::default()
+    });
+    // An explicit send is not a new pick: it counts nothing.
+    w.send_from(A, "+12065559999", 1).unwrap();
+    assert_eq!(w.b.capacity(n(A)).new_recipients_today, 0);
+    // Every pick is a new recipient of its sender when nothing is mapped.
+    let first = w.send(&recipient(0).to_string()).sender;
+    let second = w.send(&recipient(1).to_string()).sender;
+    assert_ne!(first, second);
+    for s in [A, B] {
+        assert_eq!(w.b.capacity(n(s)).new_recipients_today, 1, "{s}");
+    }
+    assert_eq!(
+        w.try_send(&recipient(2).to_string()),
+        Err(Failure::Select(NoSender::NewRecipientLimit))
+    );
+}
+
+pub fn a_rate_change_moves_the_queue_and_a_rate_under_one_a_day_is_refused<B: Backend>() {
+    let mut w = World::<B>::new(no_sticky(), &[A]);
+    for _ in 0..10 {
+        w.send(R);
+    }
+    assert_eq!(w.wait_of(A), Duration::from_secs(10));
+    // What is queued goes at the new rate from now on.
+    w.b.set_rate(n(A), Some(2.0)).unwrap();
+    assert_eq!(w.wait_of(A), Duration::from_secs(5));
+    w.b.set_rate(n(A), None).unwrap();
+    assert_eq!(w.wait_of(A), Duration::from_secs(10));
+    // One a day is the slowest rate: anything slower would jam the queue.
+    for rate in [5e-324, 1e-6, 1.0 / 86_401.0] {
+        assert!(
+            matches!(
+                w.b.set_rate(n(A), Some(rate)),
+                Err(Failure::Limits(LimitsError::Rate(_)))
+            ),
+            "{rate}"
+        );
+    }
+    w.b.set_rate(n(A), Some(1.0 / 86_400.0)).unwrap();
+    assert_eq!(w.wait_of(A), Duration::from_secs(10 * 86_400));
+}

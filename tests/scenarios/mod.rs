@@ -930,5 +930,25 @@ macro_rules! scenario_tests {
         fn bad_capacity_settings_are_refused_and_change_nothing() {
             scenarios::capacity::bad_capacity_settings_are_refused_and_change_nothing::<$backend>();
         }
+        #[test]
+        fn changing_the_time_zone_never_lets_more_than_the_limit_through() {
+            scenarios::capacity::changing_the_time_zone_never_lets_more_than_the_limit_through::<$backend>();
+        }
+        #[test]
+        fn a_new_zone_whose_day_began_earlier_counts_the_old_zones_yesterday_too() {
+            scenarios::capacity::a_new_zone_whose_day_began_earlier_counts_the_old_zones_yesterday_too::<$backend>();
+        }
+        #[test]
+        fn a_zone_change_on_a_daylight_saving_day_resets_at_the_new_zones_midnight() {
+            scenarios::capacity::a_zone_change_on_a_daylight_saving_day_resets_at_the_new_zones_midnight::<$backend>();
+        }
+        #[test]
+        fn new_recipients_per_sender_per_day_holds_with_sticky_off() {
+            scenarios::capacity::new_recipients_per_sender_per_day_holds_with_sticky_off::<$backend>();
+        }
+        #[test]
+        fn a_rate_change_moves_the_queue_and_a_rate_under_one_a_day_is_refused() {
+            scenarios::capacity::a_rate_change_moves_the_queue_and_a_rate_under_one_a_day_is_refused::<$backend>();
+        }
     };
 }

@@ -3,7 +3,7 @@
 
 use super::ProfileState;
 use crate::number::PhoneNumber;
-use crate::selection::capacity::{reserved, INFORMING_BLOCK};
+use crate::selection::capacity::{profile_block, reserved, INFORMING_BLOCK};
 use crate::selection::health::{Health, HealthConfig, HealthSlice};
 
 /// A sender's counters of one day, as snapshots keep them.
@@ -55,8 +55,15 @@ impl ProfileState {
     /// errs on the side of the caps.
     pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
         let mut counts = self.daily_count(sender);
+        let sticky = self.settings.as_ref().is_some_and(|s| s.sticky_sender);
+        let cap = self.limits.new_recipients_per_sender;
         if let Some(c) = &mut counts {
             c.messages = reserved(c.messages, INFORMING_BLOCK);
+            // With sticky sender on, the journaled mappings count them
+            // again; without, the reservation bounds them.
+            if cap.is_some() && !sticky {
+                c.new_recipients = reserved(c.new_recipients, profile_block(cap));
+            }
         }
         (self.today.index, self.reserved_today, counts)
     }

@@ -309,9 +309,17 @@ impl Query {
     fn usize(&self, key: &str) -> Result<Option<usize>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
-                ApiError::bad_request(&format!("/{key}"), format!("{key} must be a whole number"))
-            }),
+            // A whole number too large to be one is out of range (422), as
+            // any other out-of-range value; anything else is malformed (400).
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                v.parse::<usize>().map(Some).map_err(|_| {
+                    ApiError::invalid(&format!("/{key}"), format!("{key} is out of range"))
+                })
+            }
+            Some(_) => Err(ApiError::bad_request(
+                &format!("/{key}"),
+                format!("{key} must be a whole number"),
+            )),
         }
     }
 }

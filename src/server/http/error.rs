@@ -190,6 +190,19 @@ impl ApiError {
     }
 }
 
+/// The longest `detail` of an error, in characters (longer ones are cut).
+const MAX_DETAIL: usize = 300;
+/// The longest `source.pointer`, in characters.
+const MAX_POINTER: usize = 120;
+
+/// `s` cut to its first `max` characters, with `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
 /// The title of a "no sender" error: the cause, in a few words.
 pub fn no_sender_title(cause: NoSender) -> &'static str {
     match cause {
@@ -211,13 +224,15 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, code, title) = self.parts();
+        // What a client sent comes back cut short: a 200 KB value in a
+        // request gets an error of a few hundred bytes, not another 200 KB.
         let mut error = json!({
             "code": code,
             "title": title,
-            "detail": self.to_string(),
+            "detail": cut(&self.to_string(), MAX_DETAIL),
         });
         if let Some(pointer) = self.pointer() {
-            error["source"] = json!({ "pointer": pointer });
+            error["source"] = json!({ "pointer": cut(pointer, MAX_POINTER) });
         }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {

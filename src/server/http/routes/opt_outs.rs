@@ -3,13 +3,26 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::mappings::mapping_path as recipient_path;
 use super::profiles::path_profile;
 use super::{data, list as page_of, AppState, Authed};
 use crate::server::http::body::{Page, Query};
 use crate::server::http::error::ApiError;
 use crate::server::http::views;
-use crate::PhoneNumber;
+use crate::{OptOutCursor, PhoneNumber};
+
+/// The profile and the recipient of an opt-out path: the recipient is an
+/// E.164 number, or a short code (an inbound STOP can come from one), as
+/// the webhook takes them, so that every opt-out made can be read and
+/// removed.
+fn recipient_path(
+    path: web::Path<(String, String)>,
+) -> Result<(crate::ProfileId, PhoneNumber), ApiError> {
+    let (id, to) = path.into_inner();
+    let profile = path_profile(&id)?;
+    let to = PhoneNumber::parse_sender(&crate::server::http::body::decode_plus(&to))
+        .map_err(|e| ApiError::number("/to", e))?;
+    Ok((profile, to))
+}
 
 fn not_opted_out(to: PhoneNumber) -> ApiError {
     ApiError::NotFound(format!("{to} has not opted out of this messaging profile"))
@@ -22,13 +35,40 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let profile = path_profile(&id)?;
-    let page = Page::from_query(&Query::parse(req.query_string()))?;
-    let (records, total) = state
+    let query = Query::parse(req.query_string());
+    let page = Page::from_query(&query)?;
+    // A page costs the page: `page[after]` (the `next_page_after` of the
+    // page before) goes straight there; `page[number]` N walks N-1 pages
+    // first, one lock hold each, letting this worker serve others between.
+    let mut after =
+        match query.get("page[after]") {
+            None => None,
+            Some(raw) => Some(raw.parse::<OptOutCursor>().map_err(|_| {
+                ApiError::invalid("/page[after]", "not a cursor this server gave out")
+            })?),
+        };
+    let skip = if after.is_some() { 0 } else { page.number - 1 };
+    let mut current = state
         .engine
-        .opt_outs_page(profile, page.offset(), page.size)
+        .opt_outs_page(profile, after, page.size)
         .await?;
-    let items = records.iter().map(views::opt_out).collect();
-    Ok(page_of(items, page.meta(total)))
+    for _ in 0..skip {
+        let Some(next) = current.next else {
+            current.opt_outs.clear();
+            break;
+        };
+        after = Some(next);
+        crate::engine::yield_now().await;
+        current = state
+            .engine
+            .opt_outs_page(profile, after, page.size)
+            .await?;
+    }
+    let total = state.engine.opt_out_count(profile).await?;
+    let mut meta = page.meta(total);
+    meta["next_page_after"] = serde_json::json!(current.next.map(|c| c.to_string()));
+    let items = current.opt_outs.iter().map(views::opt_out).collect();
+    Ok(page_of(items, meta))
 }
 
 pub async fn get(

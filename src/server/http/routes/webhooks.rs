@@ -110,11 +110,16 @@ pub async fn messaging(
             None => return Ok(data(json!({ "accepted": true, "counted": false }))),
         }
     } else {
-        let text = message
-            .get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let text = match message.get("text") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "/data/payload/text",
+                    "text must be a string",
+                ))
+            }
+        };
         Action::Inbound {
             from: number("/from/phone_number")?,
             to: number("/to/0/phone_number")?,
@@ -122,7 +127,10 @@ pub async fn messaging(
         }
     };
     let now = state.engine.now();
-    let claim = match state.seen_events.claim(id, SeenEvent::InProgress, now) {
+    // One id counts once per event type: a STOP whose id another kind of
+    // event used is still counted.
+    let key = format!("{event_type}/{id}");
+    let claim = match state.seen_events.claim(&key, SeenEvent::InProgress, now) {
         Claim::Fresh(claim) => claim,
         Claim::Taken(SeenEvent::InProgress) => return Err(ApiError::EventInProgress),
         Claim::Taken(SeenEvent::Counted) => {
