@@ -1,6 +1,8 @@
 //! HTTP throughput: `wrk` against the number-pool send endpoint of a real
 //! numpool server holding 1M live mappings, next to a trivial actix-web JSON
-//! handler measured the same way in the same run.
+//! handler measured the same way in the same run; then the same engine
+//! served over HTTPS (rustls, a certificate made for the run) and with the
+//! access log on (JSON lines to a file), side by side with plain HTTP.
 //!
 //! Needs `wrk` (Debian: `apt-get install wrk`). Run: `cargo bench --bench http`.
 //! Environment: `WRK_SECONDS` (default 10), `WRK_CONNECTIONS` (a list,
@@ -59,6 +61,10 @@ struct WrkResult {
 }
 
 fn run_wrk(port: u16, script: &str, connections: &str) -> WrkResult {
+    run_wrk_url(&format!("http://127.0.0.1:{port}"), script, connections)
+}
+
+fn run_wrk_url(url: &str, script: &str, connections: &str) -> WrkResult {
     let seconds = std::env::var("WRK_SECONDS").unwrap_or_else(|_| "10".into());
     let out = Command::new("wrk")
         .args([
@@ -69,7 +75,7 @@ fn run_wrk(port: u16, script: &str, connections: &str) -> WrkResult {
             "-s",
             script,
         ])
-        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(url)
         .output()
         .expect("wrk is installed (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -100,6 +106,24 @@ fn run_wrk(port: u16, script: &str, connections: &str) -> WrkResult {
         latency,
         non_2xx,
     }
+}
+
+/// A server configuration with a certificate for 127.0.0.1 made now
+/// (wrk does not check it).
+fn bench_tls() -> rustls::ServerConfig {
+    let dir = std::env::temp_dir().join(format!("numpool-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let config = numpool::server::tls::server_config(&cert_file, &key_file).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    config
 }
 
 fn main() {
@@ -159,17 +183,39 @@ fn main() {
 
     let numpool_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let trivial_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let logged_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let numpool_port = numpool_listener.local_addr().unwrap().port();
     let trivial_port = trivial_listener.local_addr().unwrap().port();
+    let tls_port = tls_listener.local_addr().unwrap().port();
+    let logged_port = logged_listener.local_addr().unwrap().port();
+    let tls = std::sync::Arc::new(bench_tls());
+    // The access log's events, formatted as `numpool serve --log-format
+    // json` does, to a file (what a log shipper would tail).
+    let log_file =
+        std::env::temp_dir().join(format!("numpool-bench-access-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log_file).unwrap();
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::sync::Mutex::new(std::io::BufWriter::new(file)))
+        .init();
     let served = engine.clone();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let options = HttpOptions {
+            let options = |tls, access_log| HttpOptions {
                 keys: ApiKeys::new(vec!["bench".into()]),
                 workers: WORKERS,
+                tls,
+                access_log,
                 ..HttpOptions::default()
             };
-            let numpool = http_server(numpool_listener, served, options).unwrap();
+            let numpool =
+                http_server(numpool_listener, served.clone(), options(None, false)).unwrap();
+            let https =
+                http_server(tls_listener, served.clone(), options(Some(tls), false)).unwrap();
+            let logged = http_server(logged_listener, served, options(None, true)).unwrap();
             let trivial = HttpServer::new(|| {
                 App::new().route("/v2/messages/number_pool", web::post().to(trivial))
             })
@@ -177,7 +223,7 @@ fn main() {
             .listen(trivial_listener)
             .unwrap()
             .run();
-            let _ = futures::future::join(numpool, trivial).await;
+            let _ = futures::future::join4(numpool, trivial, https, logged).await;
         })
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -214,6 +260,45 @@ fn main() {
             numpool.requests_per_sec / baseline
         );
     }
+    for c in connections.split(',').map(str::trim) {
+        let plain = run_wrk(numpool_port, &script, c);
+        let https = run_wrk_url(&format!("https://127.0.0.1:{tls_port}"), &script, c);
+        let logged = run_wrk(logged_port, &script, c);
+        let plain_again = run_wrk(numpool_port, &script, c);
+        let baseline = (plain.requests_per_sec + plain_again.requests_per_sec) / 2.0;
+        println!(
+            "\nnumpool serve over HTTPS and with the access log, wrk -t1 -c{c}, same requests"
+        );
+        println!(
+            "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
+        );
+        for (name, r) in [
+            ("plain HTTP", &plain),
+            ("HTTPS (rustls, TLS 1.3)", &https),
+            ("plain HTTP, access log on", &logged),
+            ("plain HTTP (again)", &plain_again),
+        ] {
+            let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
+            println!(
+                "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+                r.requests_per_sec,
+                p(0),
+                p(1),
+                p(2),
+                p(3),
+                r.non_2xx
+            );
+        }
+        println!(
+            "at {c} connections, of plain HTTP (mean of its two runs): HTTPS {:.2}x, access log {:.2}x",
+            https.requests_per_sec / baseline,
+            logged.requests_per_sec / baseline
+        );
+    }
+    let lines = std::fs::read_to_string(&log_file).map_or(0, |t| t.lines().count());
+    println!("access log: {lines} lines written");
+    let _ = std::fs::remove_file(&log_file);
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",

@@ -97,7 +97,8 @@ class Server:
     def __init__(self, binary, workdir, name, extra=()):
         self.binary, self.port = binary, free_port()
         self.dir = os.path.join(workdir, name)
-        self.args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
+        storage = [] if "--ephemeral" in extra else ["--data-dir", self.dir]
+        self.args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", *storage,
                      "--api-key", KEY, "--long-code-mps", "100000", "--toll-free-mps", "100000",
                      *extra]
         self.log = open(os.path.join(workdir, name + ".log"), "a")
@@ -113,7 +114,10 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                sys.exit(f"hostile-scale: {self.binary} did not start")
+                self.log.flush()
+                with open(self.log.name) as f:
+                    tail = f.read()[-2000:]
+                sys.exit(f"hostile-scale: {self.binary} did not start:\n{tail}")
             time.sleep(0.02)
         return time.monotonic() - started
 

@@ -77,10 +77,10 @@
 //!   rates, queues, daily caps), `compliance` (disabled profiles,
 //!   destinations, opt-outs), `rules` (the selection order), `profile` (one
 //!   profile's state).
-//! - [`cluster`]: high availability on etcd: a node follows the leader's log,
-//!   campaigns, leads by committing each journal batch to etcd (fenced), keeps
-//!   the log short, and takes the leader's snapshot when too far behind
-//!   (`docs/CLUSTER.md`).
+//! - `cluster` (feature `cluster`, on with `server`): high availability on
+//!   etcd: a node follows the leader's log, campaigns, leads by committing
+//!   each journal batch to etcd (fenced), keeps the log short, and takes the
+//!   leader's snapshot when too far behind (`docs/CLUSTER.md`).
 //! - `destinations`: the region of a phone number (tables generated from
 //!   libphonenumber's metadata).
 //! - `settings` ([`PoolSettings`], declared once), `records` (profile and
@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 mod destinations;
 mod destinations_table;

@@ -6,105 +6,18 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::etcd::Etcd;
 use support::{request, try_request, Numpool};
 
 const KEY: &str = "cluster-test";
 /// The leader's lease: a stopped leader is replaced after about this long.
 const TTL: Duration = Duration::from_secs(1);
-
-/// A throwaway single-node etcd on free loopback ports.
-struct Etcd {
-    child: Option<Child>,
-    dir: PathBuf,
-    url: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Etcd {
-    fn start(name: &str) -> Etcd {
-        let dir = std::env::temp_dir().join(format!("numpool-etcd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
-            .args(["--name", "t", "--data-dir"])
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
-            .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the etcd binary is on PATH (scripts/etcd-install installs it)");
-        let etcd = Etcd {
-            child: Some(child),
-            dir,
-            url,
-        };
-        etcd.wait_healthy();
-        etcd
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.url.trim_start_matches("http://").parse().unwrap()
-    }
-
-    fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = try_request(self.addr(), "GET", "/health", "", None, &[]) {
-                if r.body["health"] == "true" {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "etcd did not become healthy");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        Command::new("kill").args([signal, &pid]).status().unwrap();
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// One node: its process and data directory.
 struct NodeProcess {
@@ -130,8 +43,20 @@ fn start_node_with(etcd: &Etcd, cluster: &str, dir: &Path, extra: &[&str]) -> Nu
     if !extra.contains(&"--lease-ttl") {
         args.extend_from_slice(&["--lease-ttl", "1s"]);
     }
+    args.extend_from_slice(&["--log-format", "json"]);
     args.extend_from_slice(extra);
+    let secure = etcd.node_flags();
+    args.extend(secure.iter().map(String::as_str));
     support::serve(&args, &[]).unwrap()
+}
+
+/// The "role changed" events in a node's JSON log, in order.
+fn role_changes(node: &Numpool) -> Vec<Value> {
+    node.printed()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "cluster: role changed")
+        .collect()
 }
 
 fn cluster(etcd: &Etcd, name: &str, n: usize) -> Vec<NodeProcess> {
@@ -210,7 +135,13 @@ fn profile(addr: SocketAddr) -> String {
         json!({"name": "ha", "whitelisted_destinations": ["*"], "number_pool_settings": {"sticky_sender": true},
                "max_queue_seconds": 2_592_000}),
     );
-    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(
+        created.status,
+        200,
+        "{}; the node's status: {}",
+        created.body,
+        call(addr, "GET", "/cluster/status", Value::Null).body
+    );
     let id = created.body["data"]["id"].as_str().unwrap().to_string();
     for n in [
         "+13125550001",
@@ -303,6 +234,12 @@ fn killing_the_leader_under_load_loses_nothing_acknowledged() {
         c.join().unwrap();
     }
     println!("failover (kill to a new leader): {failover:?}");
+    // The new leader says so in its log, with the epoch it leads in.
+    let took_over = role_changes(nodes[second].server.as_ref().unwrap());
+    let last = took_over.last().expect("a role change event");
+    assert_eq!(last["fields"]["role"], "leader", "{last}");
+    assert_eq!(last["fields"]["was"], "standby", "{last}");
+    assert!(last["fields"]["epoch"].as_u64() > Some(0), "{last}");
     assert!(
         failover <= TTL + Duration::from_secs(1),
         "failover took {failover:?}"
@@ -1093,5 +1030,188 @@ fn sender_queues_survive_a_failover_a_switchover_and_sigterm() {
             nodes[old].server = Some(start_node(&etcd, "queues", &dir));
             addrs[old] = nodes[old].server.as_ref().unwrap().addr;
         }
+    }
+}
+
+/// Whether the secure-etcd tests can run here (they need `etcdctl`);
+/// says so when they cannot.
+fn secure_etcd_possible(test: &str) -> bool {
+    let possible = support::etcd::has_etcdctl();
+    if !possible {
+        println!("SKIPPED: {test}: no etcdctl on PATH (run scripts/etcd-install)");
+    }
+    possible
+}
+
+/// `flags` with the value of `--name=...` replaced by `value` (or the flag
+/// dropped when `value` is `None`).
+fn replace_flag(flags: &[String], name: &str, value: Option<&str>) -> Vec<String> {
+    let prefix = format!("{name}=");
+    flags
+        .iter()
+        .filter_map(|f| match f.strip_prefix(&prefix) {
+            Some(_) => value.map(|v| format!("{prefix}{v}")),
+            None => Some(f.clone()),
+        })
+        .collect()
+}
+
+/// A node started with `flags` for `etcd`: how it exits (it must not serve).
+fn refused_node(etcd: &Etcd, name: &str, flags: &[String]) -> support::Exited {
+    let dir = std::env::temp_dir().join(format!("numpool-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut args = vec![
+        "--api-key",
+        KEY,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--cluster",
+        name,
+        "--etcd",
+        &etcd.url,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let exited = match support::serve(&args, &[]) {
+        Err(exited) => exited,
+        Ok(node) => {
+            std::thread::sleep(Duration::from_millis(500));
+            panic!("the node serves: {}", node.printed())
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    exited
+}
+
+#[test]
+fn a_node_etcd_refuses_stops_at_start_up_naming_the_cause() {
+    if !secure_etcd_possible("a_node_etcd_refuses_stops_at_start_up_naming_the_cause") {
+        return;
+    }
+    let etcd = Etcd::start_secure("refused");
+    let flags = etcd.node_flags();
+    let other = support::etcd::Certs::make(&etcd.dir.join("other"));
+    let wrong_password = etcd.dir.join("wrong-password");
+    std::fs::write(&wrong_password, "not-the-password\n").unwrap();
+    let other_ca = other.ca.to_str().unwrap();
+    let certs = etcd.certs.as_ref().unwrap();
+    let cases: [(&str, Vec<String>, &[&str]); 4] = [
+        (
+            "a CA that did not sign etcd's certificate",
+            replace_flag(&flags, "--etcd-ca", Some(other_ca)),
+            &["etcd refused this node", "certificate"],
+        ),
+        (
+            "a client certificate etcd's CA did not sign",
+            replace_flag(
+                &replace_flag(
+                    &flags,
+                    "--etcd-cert",
+                    Some(other.client_cert.to_str().unwrap()),
+                ),
+                "--etcd-key",
+                Some(other.client_key.to_str().unwrap()),
+            ),
+            &["etcd refused this node", "certificate"],
+        ),
+        (
+            "a client certificate with a CommonName",
+            replace_flag(
+                &replace_flag(
+                    &flags,
+                    "--etcd-cert",
+                    Some(certs.named_client_cert.to_str().unwrap()),
+                ),
+                "--etcd-key",
+                Some(certs.named_client_key.to_str().unwrap()),
+            ),
+            &["etcd refused this node", "commonname", "without one"],
+        ),
+        (
+            "a wrong password",
+            replace_flag(
+                &flags,
+                "--etcd-password-file",
+                Some(wrong_password.to_str().unwrap()),
+            ),
+            &["etcd refused this node", "invalid user id or password"],
+        ),
+    ];
+    for (case, flags, expected) in cases {
+        println!("case: {case}");
+        let exited = refused_node(&etcd, "refused", &flags);
+        assert_eq!(exited.code, Some(1), "{case}: {}", exited.output);
+        let said = exited.output.to_lowercase();
+        for e in expected {
+            assert!(said.contains(e), "{case}: {e:?} not in {}", exited.output);
+        }
+        assert!(
+            !exited.output.contains(support::etcd::ROOT_PASSWORD),
+            "{case}: the password leaked: {}",
+            exited.output
+        );
+    }
+    // The right flags: it serves, and leads.
+    let nodes = cluster_with(&etcd, "refused-ok", 1, &[]);
+    leader(&nodes, Duration::from_secs(15));
+    // An etcd whose certificate has expired.
+    drop(nodes);
+    drop(etcd);
+    let expired = Etcd::start_tls("expired", |dir| {
+        support::etcd::Certs::make_valid(dir, -30, -1)
+    });
+    let exited = refused_node(&expired, "expired", &expired.node_flags());
+    let said = exited.output.to_lowercase();
+    assert!(
+        said.contains("etcd refused this node") && said.contains("expired"),
+        "{}",
+        exited.output
+    );
+}
+
+#[test]
+fn a_revoked_token_stops_writes_until_etcd_takes_the_node_again() {
+    if !secure_etcd_possible("a_revoked_token_stops_writes_until_etcd_takes_the_node_again") {
+        return;
+    }
+    let etcd = Etcd::start_secure("revoked");
+    let nodes = cluster(&etcd, "revoked", 1);
+    leader(&nodes, Duration::from_secs(15));
+    let addr = nodes[0].server.as_ref().unwrap().addr;
+    let p = profile(addr);
+    let kept = send(addr, &p, "+14155550001").expect("a send before");
+    // A new password: etcd takes none of the tokens it gave, and the
+    // node's own password no longer works.
+    etcd.set_root_password("a-new-password");
+    for i in 0..20 {
+        let to = format!("+1415666{i:04}");
+        assert_eq!(send(addr, &p, &to), None, "acknowledged without etcd: {to}");
+    }
+    support::eventually("the status names the cause", || {
+        let r = request(addr, "GET", "/cluster/status", "", Some(KEY), &[]);
+        r.body.to_string().contains("authentication failed")
+    });
+    assert_eq!(
+        request(addr, "GET", "/readyz", "", None, &[]).status,
+        503,
+        "not ready while etcd refuses it"
+    );
+    // The old password again: the node takes a new token and leads again,
+    // with what it had acknowledged and nothing it had refused.
+    etcd.set_root_password(support::etcd::ROOT_PASSWORD);
+    leader(&nodes, Duration::from_secs(15));
+    support::eventually("writes are taken again", || {
+        send(addr, &p, "+14155550002").is_some()
+    });
+    assert_eq!(
+        send(addr, &p, "+14155550001").as_deref(),
+        Some(kept.as_str())
+    );
+    for i in 0..20 {
+        let to = format!("+1415666{i:04}");
+        assert_eq!(
+            mapped(addr, &p, &to),
+            None,
+            "{to} was refused but is mapped"
+        );
     }
 }

@@ -9,9 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::executor::block_on;
-use parking_lot::RwLock;
 
-use super::etcd::{EtcdClient, EtcdError, EventKind, ShutdownHandle, WatchOptions};
+use super::etcd::{EtcdClient, EtcdError, EventKind, WatchEnd, WatchOptions};
 use super::log::{self, Keys};
 use super::node::{pause, ClusterConfig, NodeStatus, Role};
 use super::peer;
@@ -102,9 +101,12 @@ fn apply(
 /// A standby following the log on a thread of its own.
 pub(super) struct Follower {
     stop: Arc<AtomicBool>,
-    watch: Arc<RwLock<Option<ShutdownHandle>>>,
     thread: JoinHandle<()>,
 }
+
+/// How long a watch waits with nothing to deliver before its thread looks
+/// whether to stop (a node elected stops following within this).
+const WATCH_WINDOW: Duration = Duration::from_millis(200);
 
 impl Follower {
     pub(super) fn start(
@@ -114,21 +116,18 @@ impl Follower {
         status: Arc<NodeStatus>,
     ) -> Follower {
         let stop = Arc::new(AtomicBool::new(false));
-        let watch: Arc<RwLock<Option<ShutdownHandle>>> = Arc::default();
-        let (s, w, c) = (Arc::clone(&stop), Arc::clone(&watch), config.clone());
-        let thread = std::thread::spawn(move || follow(engine, c, keys, status, s, w));
-        Follower {
-            stop,
-            watch,
-            thread,
-        }
+        let (s, c) = (Arc::clone(&stop), config.clone());
+        let thread = std::thread::Builder::new()
+            .name("numpool-follower".into())
+            .spawn(move || follow(engine, c, keys, status, s))
+            .expect("a thread starts");
+        Follower { stop, thread }
     }
 
+    /// Stops following; returns once nothing more is applied (within a
+    /// watch window).
     pub(super) fn stop(self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.watch.read().as_ref() {
-            h.shutdown();
-        }
         let _ = self.thread.join();
     }
 }
@@ -139,7 +138,6 @@ fn follow(
     keys: Keys,
     status: Arc<NodeStatus>,
     stop: Arc<AtomicBool>,
-    watch_handle: Arc<RwLock<Option<ShutdownHandle>>>,
 ) {
     let (prefix, end) = keys.log_range();
     while !stop.load(Ordering::Acquire) {
@@ -175,42 +173,48 @@ fn follow(
                 continue;
             }
         };
-        let options = WatchOptions {
-            range_end: Some(end.clone()),
-            start_revision: Some(revision + 1),
-            ..Default::default()
-        };
-        let Ok(stream) = client.watch_with(&prefix, &options) else {
-            if pause(Duration::from_millis(200), &stop) {
-                return;
-            }
-            continue;
-        };
-        *watch_handle.write() = Some(stream.shutdown_handle());
-        if stop.load(Ordering::Acquire) {
-            return;
-        }
-        for message in stream {
-            let Ok(message) = message else { break };
-            if message.canceled {
-                break;
-            }
+        // Watch window after window from where the last one ended; any
+        // trouble (an error, a batch that does not apply, a compaction)
+        // starts over from catching up.
+        let mut next = revision + 1;
+        while !stop.load(Ordering::Acquire) {
+            let options = WatchOptions {
+                range_end: Some(end.clone()),
+                start_revision: Some(next),
+                window: WATCH_WINDOW,
+                ..Default::default()
+            };
             let mut failed = false;
-            for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
-                if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
-                    failed = true;
+            let ended = client.watch(&prefix, &options, |message| {
+                for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
+                    if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
+                        failed = true;
+                        return false;
+                    }
+                }
+                !stop.load(Ordering::Acquire)
+            });
+            match ended {
+                Ok(WatchEnd::Paused { next: n }) if !failed => next = n,
+                _ => {
+                    if pause(Duration::from_millis(50), &stop) {
+                        return;
+                    }
                     break;
                 }
-            }
-            if failed || stop.load(Ordering::Acquire) {
-                break;
             }
         }
     }
 }
 
+/// The largest snapshot a node takes from its leader (a guard against a
+/// peer sending without end; 10M mappings take about 400 MB).
+const MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
+
 /// Fetches the leader's snapshot holding the log at least up to `at_least`
-/// and puts it in place of this node's state; returns the position it holds.
+/// (streamed to a file in the data directory, its size bounded and its
+/// checksum checked) and puts it in place of this node's state; returns
+/// the position it holds.
 fn take_snapshot(
     engine: &Engine,
     status: &NodeStatus,
@@ -231,22 +235,45 @@ fn take_snapshot(
             .collect(),
         body: Vec::new(),
     };
-    let (code, _, _, body) = peer::exchange(&leader, &request, Duration::from_secs(60))
-        .map_err(|e| format!("the leader {leader} did not give its snapshot: {e}"))?;
-    if code != 200 {
-        let detail = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-        return Err(format!("the leader {leader} answered {code}: {detail}"));
-    }
-    match crate::journal::snapshot::examine(&body) {
-        Some((_, position)) if position >= at_least => {}
-        Some((_, position)) => {
-            return Err(format!(
-                "the leader's snapshot holds the log up to {position} only, not {at_least}"
-            ))
+    let incoming = engine
+        .data_dir()
+        .ok_or("this node keeps no files")?
+        .join("snapshot-incoming.tmp");
+    let fetched = status
+        .peers()
+        .fetch_to_file(
+            &leader,
+            &request,
+            Duration::from_secs(600),
+            &incoming,
+            MAX_SNAPSHOT_BYTES,
+        )
+        .map_err(|e| format!("the leader {leader} did not give its snapshot: {e}"));
+    let result = (|| {
+        let (code, size, crc, error) = fetched?;
+        if code != 200 {
+            let detail = String::from_utf8_lossy(&error[..error.len().min(300)]).into_owned();
+            return Err(format!("the leader {leader} answered {code}: {detail}"));
         }
-        None => return Err(format!("the snapshot {leader} gave is not whole")),
-    }
-    let position = block_on(engine.install_snapshot(&body))
-        .map_err(|e| format!("the leader's snapshot could not be put in place: {e}"))?;
-    Ok(position)
+        let bytes =
+            std::fs::read(&incoming).map_err(|e| format!("reading the snapshot fetched: {e}"))?;
+        if crc.is_some_and(|c| c != crc32fast::hash(&bytes)) || bytes.len() as u64 != size {
+            return Err(format!(
+                "the snapshot {leader} gave does not match its checksum"
+            ));
+        }
+        match crate::journal::snapshot::examine(&bytes) {
+            Some((_, position)) if position >= at_least => {}
+            Some((_, position)) => {
+                return Err(format!(
+                    "the leader's snapshot holds the log up to {position} only, not {at_least}"
+                ))
+            }
+            None => return Err(format!("the snapshot {leader} gave is not whole")),
+        }
+        block_on(engine.install_snapshot(&bytes))
+            .map_err(|e| format!("the leader's snapshot could not be put in place: {e}"))
+    })();
+    let _ = std::fs::remove_file(&incoming);
+    result
 }

@@ -221,6 +221,11 @@ impl Replicator for LogAppender {
                 }
                 Ok(_) => {
                     self.lost.store(true, Ordering::Release);
+                    tracing::warn!(
+                        position,
+                        epoch = self.leader.rev,
+                        "cluster: fenced: etcd refused this node's append; another node leads"
+                    );
                     return Err("deposed: another node leads the cluster now".into());
                 }
                 Err(e) => {

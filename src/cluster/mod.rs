@@ -1,10 +1,11 @@
-//! High availability on etcd: a leader elected through etcd's election API
+//! High availability on etcd: a leader elected on etcd's keys and leases
 //! appends journal batches to etcd in fenced transactions, and standbys
 //! watch the log prefix. numpool runs no consensus of its own: everything
-//! goes through etcd's v3 JSON gateway with the small blocking HTTP/1.1
-//! client of [`etcd`] (no gRPC, no protoc).
+//! goes through etcd's v3 JSON gateway with a small blocking client on
+//! ureq (`etcd`; no gRPC, no protoc), over TLS and with etcd's user
+//! authentication when configured.
 //!
-//! - [`etcd`]: the client.
+//! - `etcd`: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.
 //! - `node`: one node's loop: follow, campaign, lead, step down, and keep
 //!   the log in etcd short; [`NodeStatus`], what the HTTP layer reads.
@@ -15,15 +16,20 @@
 //! - `follower`: a standby applying the log, and taking the leader's
 //!   snapshot when too far behind.
 //! - `peer`: requests from node to node (forwarding, snapshot fetches).
+//! - `pem`: certificates from PEM files, for both clients' TLS.
 
 // The client covers the gateway's calls; the node uses part of them (the
 // rest is exercised by its tests).
 #[allow(dead_code)]
 pub(crate) mod etcd;
+
+pub use etcd::{EtcdAuth, EtcdConfig, EtcdTls};
+pub use peer::{PeerError, Peers};
 mod follower;
 mod log;
 mod node;
 pub(crate) mod peer;
+mod pem;
 mod session;
 mod switchover;
 mod view;

@@ -40,7 +40,7 @@ use futures::executor::block_on;
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use super::etcd::{EtcdClient, EtcdError, LeaderKey};
+use super::etcd::{EtcdClient, EtcdConfig, EtcdError, LeaderKey};
 use super::follower::{catch_up, CatchUpError, Follower};
 use super::log::{self, Keys, LogAppender};
 use super::session::Session;
@@ -54,8 +54,8 @@ use crate::journal::Replication;
 pub struct ClusterConfig {
     /// The cluster's name (its etcd prefix is `/numpool/NAME/`).
     pub name: String,
-    /// etcd's client URLs.
-    pub etcd: Vec<String>,
+    /// How to reach etcd: its client URLs, TLS, authentication.
+    pub etcd: EtcdConfig,
     /// Where other nodes reach this one's HTTP API (standbys forward there).
     pub advertise: String,
     /// The lease of leadership: a leader that stops renewing it is replaced
@@ -67,10 +67,16 @@ pub struct ClusterConfig {
     /// The most positions of the log a standby may lag behind and still be
     /// ready (`/cluster/standby`, `/readyz`) or take over in a switchover.
     pub max_lag: u64,
+    /// The CA other nodes' certificates are checked against when they
+    /// advertise `https://` (`None`: the usual web roots).
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// The default of [`ClusterConfig::max_lag`].
 pub const DEFAULT_MAX_LAG: u64 = 100;
+
+/// How often a node in line asks whether it leads now.
+const CAMPAIGN_POLL: Duration = Duration::from_millis(20);
 
 /// A node's part in its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +97,14 @@ impl Role {
             Role::Starting => "starting",
             Role::Standby => "standby",
             Role::Leader => "leader",
+        }
+    }
+
+    fn from_u8(n: u8) -> Role {
+        match n {
+            1 => Role::Standby,
+            2 => Role::Leader,
+            _ => Role::Starting,
         }
     }
 }
@@ -132,6 +146,7 @@ pub struct NodeStatus {
     terms: AtomicU64,
     view: RwLock<ClusterView>,
     switchover: Sender<SwitchoverRequest>,
+    peers: super::peer::Peers,
 }
 
 /// Nanoseconds since the process first asked.
@@ -141,8 +156,13 @@ fn monotonic_ns() -> u64 {
 }
 
 impl NodeStatus {
-    fn new(config: &ClusterConfig, switchover: Sender<SwitchoverRequest>) -> NodeStatus {
+    fn new(
+        config: &ClusterConfig,
+        switchover: Sender<SwitchoverRequest>,
+        peers: super::peer::Peers,
+    ) -> NodeStatus {
         NodeStatus {
+            peers,
             advertise: config.advertise.clone(),
             name: config.name.clone(),
             max_lag: config.max_lag,
@@ -162,15 +182,22 @@ impl NodeStatus {
 
     /// This node's role now.
     pub fn role(&self) -> Role {
-        match self.role.load(Ordering::Acquire) {
-            1 => Role::Standby,
-            2 => Role::Leader,
-            _ => Role::Starting,
-        }
+        Role::from_u8(self.role.load(Ordering::Acquire))
     }
 
+    /// Sets the role; a change is an event (operators follow failovers by
+    /// these).
     pub(super) fn set_role(&self, role: Role) {
-        self.role.store(role as u8, Ordering::Release);
+        let was = Role::from_u8(self.role.swap(role as u8, Ordering::AcqRel));
+        if was != role {
+            tracing::info!(
+                role = role.name(),
+                was = was.name(),
+                leader = self.leader().as_deref().unwrap_or(""),
+                epoch = self.epoch(),
+                "cluster: role changed"
+            );
+        }
     }
 
     /// The current leader's epoch (its leader key's create revision) when
@@ -191,6 +218,11 @@ impl NodeStatus {
     /// This node's advertised URL.
     pub fn advertise(&self) -> &str {
         &self.advertise
+    }
+
+    /// The client of the other nodes.
+    pub fn peers(&self) -> &super::peer::Peers {
+        &self.peers
     }
 
     /// Whether this node leads and its lease is surely alive: a leader that
@@ -440,29 +472,48 @@ pub struct Node {
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
-    /// The etcd endpoints cannot be used.
-    #[error("etcd endpoints: {0}")]
-    Endpoints(String),
+    /// The etcd endpoints, or the TLS files for them, cannot be used.
+    #[error("etcd: {0}")]
+    Etcd(EtcdError),
+    /// etcd refused this node: its certificate is not trusted (or expired,
+    /// or this node does not trust etcd's), or its user and password are
+    /// wrong. Waiting does not mend that.
+    #[error("etcd refused this node: {0}")]
+    Refused(EtcdError),
     /// The engine keeps no journal (a cluster node needs its data directory).
     #[error("a cluster node needs its data directory (it cannot run in memory only)")]
     NoJournal,
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// The client of the other nodes cannot be set up (its CA file).
+    #[error("node-to-node TLS: {0}")]
+    Peers(String),
 }
 
 impl Node {
     /// Joins `engine` (started on its data directory) to the cluster.
     pub fn start(engine: Engine, config: ClusterConfig) -> Result<Node, JoinError> {
         let (requests, control) = crossbeam_channel::unbounded();
-        let status = Arc::new(NodeStatus::new(&config, requests));
+        let peers = super::peer::Peers::new(config.tls_ca.as_deref())
+            .map_err(|e| JoinError::Peers(e.to_string()))?;
+        let status = Arc::new(NodeStatus::new(&config, requests, peers));
         let stop = Arc::new(AtomicBool::new(false));
-        // Fail early on a wrong endpoint list.
-        EtcdClient::new(config.etcd.clone()).map_err(|e| JoinError::Endpoints(e.to_string()))?;
+        // Fail early on a wrong endpoint list, TLS that does not hold, or
+        // credentials etcd refuses; an etcd that does not answer yet is
+        // waited for.
+        let client = EtcdClient::new(config.etcd.clone()).map_err(JoinError::Etcd)?;
+        let keys = Keys::new(&config.name);
+        match client.get(&keys.election()) {
+            Err(e) if e.is_refusal() => return Err(JoinError::Refused(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: etcd does not answer yet; waiting for it")
+            }
+            Ok(_) => {}
+        }
         // Until it leads, a node makes no change of its own.
         let writer = engine.journal_writer().ok_or(JoinError::NoJournal)?;
         writer.set_replication(Replication::Follower);
-        let keys = Keys::new(&config.name);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -601,43 +652,23 @@ fn campaign(
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        let Ok(candidate) =
-            client.start_campaign(&keys.election(), session.id, config.advertise.as_bytes())
-        else {
-            if pause(Duration::from_millis(200), stop) {
-                return None;
-            }
-            continue;
-        };
-        // Withdraw when asked to stop, when the session is lost, or when a
-        // switchover names another member.
-        let handle = candidate.shutdown_handle();
-        let done = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let (done, stop, status) = (Arc::clone(&done), Arc::clone(stop), Arc::clone(status));
-            let alive = session.alive_flag();
-            std::thread::spawn(move || {
-                while !done.load(Ordering::Acquire) && !handle.is_shutdown() {
-                    if stop.load(Ordering::Acquire)
-                        || !alive.load(Ordering::Acquire)
-                        || status.stands_aside()
-                    {
-                        handle.shutdown();
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            })
-        };
-        let result = candidate.wait();
-        done.store(true, Ordering::Release);
-        let _ = watcher.join();
+        // In line until elected; withdraws when asked to stop, when the
+        // session is lost, or when a switchover names another member.
+        let withdraw = || out(stop) || status.stands_aside();
+        let result = client.campaign(
+            &keys.election(),
+            session.id,
+            config.advertise.as_bytes(),
+            CAMPAIGN_POLL,
+            &withdraw,
+        );
         match result {
-            Ok(leader) if !out(stop) && !status.stands_aside() => return Some(leader),
-            Ok(leader) => {
+            Ok(Some(leader)) if !withdraw() => return Some(leader),
+            Ok(Some(leader)) => {
                 // Elected, but it must not lead: give it back at once.
                 let _ = client.resign(&leader);
             }
+            Ok(None) => {}
             Err(_) => {
                 if pause(Duration::from_millis(50), stop) {
                     return None;
@@ -800,11 +831,5 @@ fn step_down(
         Err(e) => {
             tracing::error!(error = %e, "cluster: could not reload the committed state after leading")
         }
-    }
-}
-
-impl From<EtcdError> for JoinError {
-    fn from(e: EtcdError) -> Self {
-        JoinError::Endpoints(e.to_string())
     }
 }

@@ -1,10 +1,21 @@
-//! Requests from one node to another over plain HTTP/1.1: a standby
-//! forwarding the API to its leader, a node fetching its leader's snapshot.
-//! One request per connection; the answer is read whole.
+//! Requests from node to node: a standby forwarding the API to its leader,
+//! a node fetching its leader's snapshot, a leader asking a switchover's
+//! target how far it has applied; and `numpool cluster`'s requests to a
+//! node. HTTP/1.1 on [`ureq`]: connections kept and reused, a timeout for
+//! connecting and one for the whole exchange, answers read up to a bound,
+//! and TLS verified against the configured CA when the node's URL is
+//! `https://` (the usual web roots without one).
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The largest answer read into memory (a forwarded answer: a page of
+/// profiles, a snapshot's error).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// How long a connection to another node may take to open.
+const CONNECT_WITHIN: Duration = Duration::from_secs(2);
 
 /// A request to another node: method, path with query, headers, body.
 pub(crate) struct Request {
@@ -17,115 +28,187 @@ pub(crate) struct Request {
 /// A node's answer: status, content type, `Retry-After`, body.
 pub(crate) type Answer = (u16, Option<String>, Option<String>, Vec<u8>);
 
-/// Sends `r` to the node at `node` (`http://host:port`) and reads its
-/// answer, waiting at most `timeout` between reads.
-pub(crate) fn exchange(node: &str, r: &Request, timeout: Duration) -> std::io::Result<Answer> {
-    let host = node
-        .strip_prefix("http://")
-        .unwrap_or(node)
-        .trim_end_matches('/');
-    let addr = host
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_nodelay(true)?;
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        r.method,
-        r.path_and_query,
-        r.body.len()
-    );
-    for (name, value) in &r.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(&r.body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse(&raw)
+/// Why a request to another node got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The CA file cannot be read or holds no certificate.
+    #[error("CA file: {reason}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The node's URL is not `http[s]://host:port`.
+    #[error("{0:?} is not a node's URL (http[s]://host:port)")]
+    BadUrl(String),
+    /// Connecting, TLS, or the exchange failed (or timed out).
+    #[error("{0}")]
+    Exchange(String),
+    /// The answer was larger than the bound.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(u64),
+    /// Writing the answer to a file failed.
+    #[error("writing {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-/// Reads an HTTP/1.1 response (Content-Length, chunked, or to the end).
-fn parse(raw: &[u8]) -> std::io::Result<Answer> {
-    let bad = || std::io::Error::other("malformed answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(bad)?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad())?;
-    let mut body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let (mut content_type, mut retry_after, mut chunked, mut length) = (None, None, false, None);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_string();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(value),
-            "retry-after" => retry_after = Some(value),
-            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-            "content-length" => length = value.parse::<usize>().ok(),
-            _ => {}
+/// The client of other nodes: one connection pool, one TLS configuration.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    agent: ureq::Agent,
+}
+
+impl Peers {
+    /// A client that checks `https://` nodes against `ca` (PEM), or
+    /// against the usual web roots without one.
+    pub fn new(ca: Option<&Path>) -> Result<Peers, PeerError> {
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_WITHIN))
+            .max_redirects(0)
+            .user_agent("numpool");
+        if let Some(path) = ca {
+            let roots = super::pem::certificates(path).map_err(|reason| PeerError::Ca {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build();
+            builder = builder.tls_config(tls);
         }
+        Ok(Peers {
+            agent: builder.build().into(),
+        })
     }
-    let body = if chunked {
-        let mut out = Vec::new();
+
+    fn send(
+        &self,
+        node: &str,
+        r: &Request,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, PeerError> {
+        let node = node.trim_end_matches('/');
+        if !(node.starts_with("http://") || node.starts_with("https://")) {
+            return Err(PeerError::BadUrl(node.to_string()));
+        }
+        let url = format!("{node}{}", r.path_and_query);
+        let mut builder = ureq::http::Request::builder()
+            .method(r.method.as_str())
+            .uri(&url);
+        for (name, value) in &r.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder
+            .body(r.body.clone())
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .allow_non_standard_methods(true)
+            .build();
+        self.agent
+            .run(request)
+            .map_err(|e| PeerError::Exchange(e.to_string()))
+    }
+
+    /// Sends `r` to the node at `node` (`http[s]://host:port`) and reads
+    /// its answer, all within `timeout`.
+    pub(crate) fn exchange(
+        &self,
+        node: &str,
+        r: &Request,
+        timeout: Duration,
+    ) -> Result<Answer, PeerError> {
+        let response = self.send(node, r, timeout)?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (status, content_type, retry_after) = (
+            response.status().as_u16(),
+            header("content-type"),
+            header("retry-after"),
+        );
+        let mut body = Vec::new();
+        let read = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_ANSWER_BYTES + 1)
+            .reader()
+            .read_to_end(&mut body);
+        read.map_err(|e| PeerError::Exchange(e.to_string()))?;
+        if body.len() as u64 > MAX_ANSWER_BYTES {
+            return Err(PeerError::TooLarge(MAX_ANSWER_BYTES));
+        }
+        Ok((status, content_type, retry_after, body))
+    }
+
+    /// Sends `r` and streams a 200 answer to the file `path` (at most
+    /// `max_bytes`); returns the status, the bytes written and the value of
+    /// the answer's `X-Numpool-Crc32` header. Another status's body comes
+    /// back instead of being written (its first bytes).
+    pub(crate) fn fetch_to_file(
+        &self,
+        node: &str,
+        r: &Request,
+        timeout: Duration,
+        path: &Path,
+        max_bytes: u64,
+    ) -> Result<(u16, u64, Option<u32>, Vec<u8>), PeerError> {
+        let response = self.send(node, r, timeout)?;
+        let status = response.status().as_u16();
+        let crc = response
+            .headers()
+            .get(SNAPSHOT_CRC_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let mut reader = response
+            .into_body()
+            .into_with_config()
+            .limit(max_bytes + 1)
+            .reader();
+        if status != 200 {
+            let mut body = Vec::new();
+            let _ = reader.by_ref().take(4096).read_to_end(&mut body);
+            return Ok((status, 0, crc, body));
+        }
+        let file_error = |source| PeerError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::create(path).map_err(file_error)?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut written = 0u64;
         loop {
-            let end = body.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&body[..end])
-                    .map_err(|_| bad())?
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim(),
-                16,
-            )
-            .map_err(|_| bad())?;
-            body = &body[end + 2..];
-            if size == 0 {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| PeerError::Exchange(e.to_string()))?;
+            if n == 0 {
                 break;
             }
-            out.extend_from_slice(body.get(..size).ok_or_else(bad)?);
-            body = body.get(size + 2..).ok_or_else(bad)?;
+            written += n as u64;
+            if written > max_bytes {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                return Err(PeerError::TooLarge(max_bytes));
+            }
+            file.write_all(&buf[..n]).map_err(file_error)?;
         }
-        out
-    } else {
-        match length {
-            Some(n) => body.get(..n).ok_or_else(bad)?.to_vec(),
-            None => body.to_vec(),
-        }
-    };
-    Ok((status, content_type, retry_after, body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_are_read_whole() {
-        let plain = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        let (status, kind, _, body) = parse(plain).unwrap();
-        assert_eq!(
-            (status, kind.as_deref(), body.as_slice()),
-            (201, Some("application/json"), &b"{}"[..])
-        );
-        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let (status, _, retry, body) = parse(chunked).unwrap();
-        assert_eq!(
-            (status, retry.as_deref(), body.as_slice()),
-            (503, Some("1"), &b"abcde"[..])
-        );
-        assert!(parse(b"garbage").is_err());
+        file.sync_all().map_err(file_error)?;
+        Ok((status, written, crc, Vec::new()))
     }
 }
+
+/// The header the leader's snapshot carries: the CRC-32 of the whole file.
+pub(crate) const SNAPSHOT_CRC_HEADER: &str = "x-numpool-crc32";

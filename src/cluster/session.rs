@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::etcd::{EtcdClient, EtcdError};
+use super::etcd::{EtcdClient, EtcdConfig, EtcdError};
 use super::node::{pause, ClusterConfig, NodeStatus};
 
 /// A live lease and the thread that keeps it alive.
@@ -86,11 +86,6 @@ impl Session {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// The flag [`Session::alive`] reads, for another thread to watch.
-    pub fn alive_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.alive)
-    }
-
     /// Stops renewing; with `revoke`, also revokes the lease (deleting the
     /// keys on it: this node's candidacy, leader key and member record) so
     /// that nobody waits for it to expire.
@@ -118,7 +113,7 @@ impl Drop for Session {
 /// clears `alive` once renewals have failed for a whole `ttl` (the lease
 /// may be gone) or etcd says it is gone.
 fn keep_alive(
-    etcd: Vec<String>,
+    etcd: EtcdConfig,
     lease: i64,
     ttl: Duration,
     status: Arc<NodeStatus>,

@@ -163,7 +163,7 @@ pub(super) fn hand_over(l: &Leading<'_>, to: Option<&str>) -> Result<String, Swi
     let view = read(l.client, l.keys).map_err(SwitchoverError::Etcd)?;
     let head = writer.replicated();
     // Member records are a second old at most: ask the members themselves.
-    let live = |m: &MemberRecord| applied_by(&m.url).unwrap_or(m.applied);
+    let live = |m: &MemberRecord| applied_by(l.status.peers(), &m.url).unwrap_or(m.applied);
     let target = choose(&view, to, &l.config.advertise, head, l.config.max_lag, live)?;
     tracing::info!(to = %target, position = head, "cluster: switchover: handing leadership over");
     // Announced, fenced on this node's leader key, on a short lease of its
@@ -202,10 +202,12 @@ pub(super) fn hand_over(l: &Leading<'_>, to: Option<&str>) -> Result<String, Swi
     writer.fail(&format!("handing leadership over to {target}"));
     block_on(writer.drain());
     let position = writer.replicated();
-    let caught_up = wait_for(CATCH_UP_WITHIN, || match applied_by(&target) {
-        Some(applied) if applied >= position => Ok(()),
-        Some(applied) => Err(format!("at {applied}")),
-        None => Err("not answering".into()),
+    let caught_up = wait_for(CATCH_UP_WITHIN, || {
+        match applied_by(l.status.peers(), &target) {
+            Some(applied) if applied >= position => Ok(()),
+            Some(applied) => Err(format!("at {applied}")),
+            None => Err("not answering".into()),
+        }
     });
     if caught_up.is_err() {
         withdraw();
@@ -247,14 +249,16 @@ fn first_in_line(view: &ClusterView, own: &str, target: &str) -> Result<(), Stri
 }
 
 /// The position `node` says it has applied (its `/readyz`).
-fn applied_by(node: &str) -> Option<u64> {
+fn applied_by(peers: &peer::Peers, node: &str) -> Option<u64> {
     let request = peer::Request {
         method: "GET".into(),
         path_and_query: "/readyz".into(),
         headers: Vec::new(),
         body: Vec::new(),
     };
-    let (_, _, _, body) = peer::exchange(node, &request, Duration::from_millis(500)).ok()?;
+    let (_, _, _, body) = peers
+        .exchange(node, &request, Duration::from_millis(500))
+        .ok()?;
     serde_json::from_slice::<serde_json::Value>(&body)
         .ok()?
         .get("applied")?

@@ -95,6 +95,7 @@ impl Engine {
     /// Whether memory may hold a change the journal refused (it is being
     /// reloaded away): nothing may be answered from memory without waiting
     /// for the journal now. Always `false` without a journal.
+    #[cfg(feature = "server")]
     pub(crate) fn may_hold_refused(&self) -> bool {
         let Some(writer) = &self.inner.env.journal else {
             return false;

@@ -83,7 +83,9 @@ impl Engine {
         let (recovered, writer, lock) = match &config.journal {
             Some(j) => {
                 std::fs::create_dir_all(&j.dir).map_err(|e| StartError::io(&j.dir, e))?;
-                let lock = DirLock::acquire(&j.dir)?;
+                let lock = DirLock::acquire(&j.dir).inspect_err(|e| {
+                    tracing::error!(dir = %j.dir.display(), error = %e, "journal: data directory refused");
+                })?;
                 let r = recovery::recover(
                     &j.dir,
                     ReplayConfig {
@@ -144,6 +146,21 @@ impl Engine {
             report.numbers = catalog.numbers().len();
         }
         report.took = started.elapsed();
+        if let Some(j) = &config.journal {
+            for warning in &report.warnings {
+                tracing::warn!(warning = %warning, "journal: recovery");
+            }
+            tracing::info!(
+                dir = %j.dir.display(),
+                profiles = report.profiles,
+                numbers = report.numbers,
+                mappings = report.mappings,
+                snapshot = report.snapshot,
+                log_records = report.replayed_records,
+                took_ms = report.took.as_millis() as u64,
+                "journal: recovered"
+            );
+        }
         let snapshot_every = config.journal.as_ref().and_then(|j| j.snapshot_every);
         let tick = config.expire_tick;
         let inner = Arc::new(Inner {
@@ -211,6 +228,7 @@ impl Engine {
             ));
         }
         let _one = inner.snapshots.one.lock().await;
+        let started = Instant::now();
         let now = inner.now_secs();
         // Phase 1, under the admin lock: the marks and the profiles' heads.
         let admin = inner.admin.lock().await;
@@ -293,6 +311,13 @@ impl Engine {
             .snapshots
             .covers
             .fetch_max(replicated, Ordering::AcqRel);
+        tracing::info!(
+            snapshot = n,
+            position = replicated,
+            bytes = std::fs::metadata(journal::snapshot_path(&j.dir, n)).map_or(0, |m| m.len()),
+            took_ms = started.elapsed().as_millis() as u64,
+            "journal: snapshot taken"
+        );
         Ok(n)
     }
 

@@ -10,6 +10,11 @@ use super::Engine;
 use crate::journal::{self, settle, snapshot, Record};
 
 impl Engine {
+    /// The engine's data directory, if it keeps one.
+    pub(crate) fn data_dir(&self) -> Option<&std::path::Path> {
+        self.inner.config.journal.as_ref().map(|j| j.dir.as_path())
+    }
+
     /// The position of the cluster's log that this engine's newest snapshot
     /// holds (0 with none, or outside a cluster).
     pub(crate) fn snapshot_covers(&self) -> u64 {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::cluster::peer::{exchange, Request};
+use crate::cluster::peer::Request;
+use crate::cluster::Peers;
 
 /// `numpool cluster ...`.
 #[derive(Debug, Subcommand)]
@@ -27,6 +28,9 @@ pub struct NodeArgs {
     /// Any node of the cluster.
     #[arg(long, env = "NUMPOOL_NODE", default_value = "http://127.0.0.1:8080")]
     pub node: String,
+    /// The CA the node's certificate is checked against (an https:// node).
+    #[arg(long, env = "NUMPOOL_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Flags of `numpool cluster status`.
@@ -72,12 +76,14 @@ pub fn run(command: ClusterCommand) -> ExitCode {
 
 /// Sends one request to `node`; returns the status and the JSON answer.
 fn call(
-    node: &str,
+    args: &NodeArgs,
     method: &str,
     path: &str,
     key: Option<&str>,
     body: &[u8],
 ) -> Result<(u16, Value), String> {
+    let node = args.node.as_str();
+    let peers = Peers::new(args.tls_ca.as_deref()).map_err(|e| e.to_string())?;
     let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     if let Some(k) = key {
         headers.push(("Authorization".to_string(), format!("Bearer {k}")));
@@ -88,12 +94,13 @@ fn call(
         headers,
         body: body.to_vec(),
     };
-    let (code, _, _, answer) = exchange(
-        node.trim_end_matches('/'),
-        &request,
-        Duration::from_secs(15),
-    )
-    .map_err(|e| format!("{node} did not answer: {e}"))?;
+    let (code, _, _, answer) = peers
+        .exchange(
+            node.trim_end_matches('/'),
+            &request,
+            Duration::from_secs(15),
+        )
+        .map_err(|e| format!("{node} did not answer: {e}"))?;
     let value = serde_json::from_slice(&answer).map_err(|_| {
         format!(
             "{node} answered {code} with no JSON: {}",
@@ -111,7 +118,7 @@ fn detail(v: &Value) -> String {
 }
 
 fn status(args: &StatusArgs) -> Result<(), String> {
-    let (code, v) = call(&args.node.node, "GET", "/cluster/status", None, b"")?;
+    let (code, v) = call(&args.node, "GET", "/cluster/status", None, b"")?;
     if code != 200 {
         return Err(format!(
             "{} answered {code}: {}",
@@ -208,7 +215,7 @@ fn switchover(args: &SwitchoverArgs) -> Result<(), String> {
     };
     let body = serde_json::json!({ "to": args.to }).to_string();
     let (code, v) = call(
-        &args.node.node,
+        &args.node,
         "POST",
         "/cluster/switchover",
         key.as_deref(),

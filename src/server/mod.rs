@@ -2,8 +2,9 @@
 //! an [`Engine`](crate::Engine), and its configuration from flags,
 //! `NUMPOOL_*` environment variables and a TOML file.
 //!
-//! - `cli`: the command line (`serve`, `repair`) and the effective
-//!   configuration; `cluster_cli`: `numpool cluster status|switchover`;
+//! - `cli`: the command line (`serve`, `repair`, `cluster`);
+//!   `config`: `serve`'s settings (flags, environment, file, defaults) and
+//!   their checks; `cluster_cli`: `numpool cluster status|switchover`;
 //! - `http`: the routes (one table registers them and generates
 //!   `/v2/openapi.json`), request reading, the JSON records, errors, auth,
 //!   idempotency, metrics.
@@ -14,10 +15,11 @@
 
 mod cli;
 mod cluster_cli;
+mod config;
 mod http;
 
 pub use http::auth::{webhook_key, KeyError};
-pub use http::{server as http_server, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};
+pub use http::{server as http_server, tls, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};
 
 /// The `numpool` command: parses the command line and runs it.
 pub fn main() -> std::process::ExitCode {

@@ -3,10 +3,13 @@
 Usage: NUMPOOL_BASE_URL=http://127.0.0.1:PORT/v2 python telnyx_sdk_compat.py
 Runs the scenario twice: with the SDK's default response handling and with
 _strict_response_validation=True. Exits non-zero on the first failure.
+For a server on https://, NUMPOOL_CA_FILE names the CA (PEM) its
+certificate is checked against (and nothing else is trusted).
 """
 
 import json
 import os
+import ssl
 import sys
 import urllib.request
 import uuid
@@ -15,6 +18,9 @@ import telnyx
 
 BASE_URL = os.environ["NUMPOOL_BASE_URL"]
 API_KEY = os.environ.get("NUMPOOL_API_KEY", "sdk-test-key")
+CA_FILE = os.environ.get("NUMPOOL_CA_FILE")
+# The TLS context for both the SDK and the raw requests: the given CA only.
+TLS = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
 
 
 def scenario(strict: bool) -> None:
@@ -23,6 +29,7 @@ def scenario(strict: bool) -> None:
         base_url=BASE_URL,
         max_retries=0,
         _strict_response_validation=strict,
+        http_client=telnyx.DefaultHttpxClient(verify=TLS) if TLS else None,
     )
     suffix = "1" if strict else "0"
     profile = client.messaging_profiles.create(
@@ -68,7 +75,7 @@ def scenario(strict: bool) -> None:
         method="PUT",
         headers={"Authorization": f"Bearer {API_KEY}"},
     )
-    with urllib.request.urlopen(request) as reply:
+    with urllib.request.urlopen(request, context=TLS) as reply:
         assert json.load(reply)["data"]["to"] == stopped
     try:
         client.messages.send_number_pool(

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod etcd;
+
 /// A response: status, lower-cased head, and the body as JSON (or a string).
 pub struct Response {
     pub status: u16,
@@ -181,7 +183,11 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Result<Numpool, Exited> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             printed.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(url) = line.split("listening on http://").nth(1) {
+            let url = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1));
+            if let Some(url) = url {
                 let _ = tx.send(url.trim_end_matches("/v2").parse::<SocketAddr>().unwrap());
             }
         }

@@ -32,6 +32,11 @@ impl ApiKeys {
         self.0.is_empty()
     }
 
+    /// How many keys are configured.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The first key (a cluster node uses it to call another node).
     pub fn first(&self) -> Option<&str> {
         self.0.first().map(String::as_str)

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::ApiError;
-use crate::cluster::peer::{exchange, Answer, Request};
+use crate::cluster::peer::{Answer, Peers, Request};
 use crate::cluster::NodeStatus;
 
 /// The request headers a forwarded request keeps.
@@ -61,7 +61,8 @@ pub async fn to_leader_of(req: &HttpRequest, node: &NodeStatus, body: Vec<u8>) -
             .collect(),
         body,
     };
-    let answer = web::block(move || to_leader(leader, request))
+    let peers = node.peers().clone();
+    let answer = web::block(move || to_leader(&peers, leader, request))
         .await
         .unwrap_or_else(|_| Err("forwarding to the leader failed; retry".into()));
     respond(answer)
@@ -70,11 +71,12 @@ pub async fn to_leader_of(req: &HttpRequest, node: &NodeStatus, body: Vec<u8>) -
 /// Sends `request` to the leader at `leader` (`http://host:port`) and
 /// returns its answer, or why there is none (blocking: call it off the
 /// worker's thread).
-fn to_leader(leader: Option<String>, request: Request) -> Result<Answer, String> {
+fn to_leader(peers: &Peers, leader: Option<String>, request: Request) -> Result<Answer, String> {
     let Some(leader) = leader else {
         return Err("this node is a standby and no leader is known now; retry".into());
     };
-    exchange(&leader, &request, LEADER_ANSWERS_WITHIN)
+    peers
+        .exchange(&leader, &request, LEADER_ANSWERS_WITHIN)
         .map_err(|e| format!("the leader {leader} did not answer ({e}); retry"))
 }
 

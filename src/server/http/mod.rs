@@ -9,6 +9,7 @@
 //! - `error`: the error envelope and codes; `auth`: keys and signatures.
 //! - `recent`: bounded caches (idempotency, webhook ids); `metrics`; `openapi`.
 
+mod access;
 pub(crate) mod auth;
 mod body;
 mod encoding;
@@ -18,6 +19,7 @@ mod metrics;
 mod openapi;
 mod recent;
 mod routes;
+pub mod tls;
 mod views;
 
 use std::net::TcpListener;
@@ -63,6 +65,10 @@ pub struct HttpOptions {
     /// Stop gracefully on SIGINT and SIGTERM (off when the caller handles
     /// signals itself, as `numpool serve` does to resign leadership first).
     pub handle_signals: bool,
+    /// Serve HTTPS with this configuration (`None`: plain HTTP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Log every request (one `tracing` event each, target `numpool::access`).
+    pub access_log: bool,
 }
 
 impl Default for HttpOptions {
@@ -76,6 +82,8 @@ impl Default for HttpOptions {
             webhook_cache_bytes: DEFAULT_WEBHOOK_CACHE_BYTES,
             cluster: None,
             handle_signals: true,
+            tls: None,
+            access_log: false,
         }
     }
 }
@@ -105,6 +113,7 @@ pub fn server(
         metrics: metrics::Metrics::default(),
         ready: AtomicBool::new(true),
         cluster: options.cluster,
+        access_log: options.access_log,
     });
     let shared = state.clone();
     let mut http = HttpServer::new(move || {
@@ -120,6 +129,7 @@ pub fn server(
                 })
             })
             .configure(routes::configure)
+            .wrap_fn(access::wrap)
     })
     // Answers go out at once: without this, pipelined replies wait on
     // Nagle's algorithm for the client's delayed ACK (tens of ms).
@@ -139,5 +149,8 @@ pub fn server(
     if options.workers > 0 {
         http = http.workers(options.workers);
     }
-    Ok(http.listen(listener)?.run())
+    Ok(match options.tls {
+        Some(tls) => http.listen_rustls_0_23(listener, (*tls).clone())?.run(),
+        None => http.listen(listener)?.run(),
+    })
 }

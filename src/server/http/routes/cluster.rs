@@ -289,7 +289,9 @@ pub async fn snapshot(
         .snapshot_file(query.at_least)
         .await
         .map_err(|e| ApiError::Unavailable(format!("no snapshot to give: {e}")))?;
+    let crc = crc32fast::hash(&bytes);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
+        .insert_header((crate::cluster::peer::SNAPSHOT_CRC_HEADER, crc.to_string()))
         .body(bytes))
 }

@@ -62,6 +62,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// In a cluster: this node's status.
     pub cluster: Option<Arc<crate::cluster::NodeStatus>>,
+    /// Log every request.
+    pub access_log: bool,
 }
 
 /// Proof that the request carried an accepted API key.

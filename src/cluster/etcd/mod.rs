@@ -1,0 +1,785 @@
+//! A blocking client of etcd's v3 JSON gateway (`POST /v3/...`), on
+//! [`ureq`] (HTTP/1.1, rustls): connection reuse, a timeout for the
+//! connection and one for the whole call, TLS with a CA of its own and a
+//! client certificate (mutual TLS), and etcd's user authentication with
+//! its token renewed when etcd no longer takes it.
+//!
+//! It covers what leader election plus a fenced, replicated log need: KV
+//! ([`EtcdClient::range`], [`EtcdClient::put`], [`EtcdClient::delete_range`],
+//! [`EtcdClient::txn`], [`EtcdClient::compact`]), leases
+//! ([`EtcdClient::lease_grant`], [`EtcdClient::lease_keepalive`],
+//! [`EtcdClient::lease_revoke`]), an election on KV and leases (`election`:
+//! the recipe of etcd's own `concurrency` package, over create revisions)
+//! and watches in windows (`watch`). Written against etcd 3.4 (Debian
+//! bookworm's `etcd-server`); the shapes are the same in 3.5 and 3.6
+//! (`types`).
+//!
+//! Endpoints are tried in order, starting from the last one that answered,
+//! when one cannot be reached; a call that times out makes the next call
+//! start from the following endpoint.
+//!
+//! Fencing: a leader's appends compare the create revision of its own
+//! leader key ([`LeaderKey::fence`]), true exactly while that key exists,
+//! i.e. while its lease lives and it has not resigned. A stale leader's
+//! transaction then runs its failure branch instead ([`TxnResult`]).
+
+mod election;
+mod types;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use types::*;
+pub use watch::{WatchEnd, WatchOptions};
+
+use types::{
+    b64, http_error, parse_json, prefix_range, range_json, DeleteJson, HeaderOnlyJson,
+    LeaseGrantJson, RangeJson, TxnJson,
+};
+
+/// The most operations one transaction may hold (etcd's `--max-txn-ops`
+/// default; the compares do not count).
+pub const MAX_TXN_OPS: usize = 128;
+
+/// The largest request etcd takes by default (`--max-request-bytes`,
+/// 1.5 MiB): a put's value must stay below it, base64 and all.
+pub const MAX_REQUEST_BYTES: usize = 1_572_864;
+
+/// How long a connection may take to open, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a whole call may take, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest answer read (a page of the log holds 16 batches of at most
+/// 1 MiB, in base64).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// What can go wrong talking to etcd.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// An endpoint that is not `http[s]://host[:port]`.
+    #[error("invalid etcd endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A CA, certificate or key file that cannot be read or used.
+    #[error("etcd TLS: {0}")]
+    Tls(String),
+    /// No endpoint accepted a connection (or its TLS handshake failed).
+    #[error("cannot connect to etcd (last tried {endpoint}): {message}")]
+    Connect {
+        /// The last endpoint tried.
+        endpoint: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// Reading or writing a connection failed, or a stream ended early.
+    #[error("etcd connection error: {0}")]
+    Io(String),
+    /// The call did not complete within its timeout.
+    #[error("etcd did not answer in time")]
+    Timeout,
+    /// etcd answered with an error: a non-2xx status, or an `{"error":...}`
+    /// line in a stream.
+    #[error("etcd error (HTTP {status}, code {code:?}): {message}")]
+    Http {
+        /// The HTTP status (in a stream: the one etcd's error line names).
+        status: u16,
+        /// The gRPC status code etcd gave, if any (3 InvalidArgument,
+        /// 5 NotFound, 9 FailedPrecondition, 11 OutOfRange, 14 Unavailable,
+        /// 16 Unauthenticated).
+        code: Option<i32>,
+        /// etcd's message, e.g. `etcdserver: requested lease not found`.
+        message: String,
+    },
+    /// etcd refused the user name and password (or authentication is not
+    /// enabled there).
+    #[error("etcd authentication failed: {0}")]
+    Auth(String),
+    /// A response that is not what the gateway sends.
+    #[error("malformed response from etcd: {0}")]
+    Malformed(String),
+    /// A transaction's compares failed (see [`TxnResult::require_success`]).
+    #[error("etcd transaction compare failed (at revision {revision})")]
+    CompareFailed {
+        /// The store's revision when the transaction ran.
+        revision: i64,
+    },
+    /// A keepalive found the lease gone: expired or revoked. Whatever was
+    /// attached to it (a leader key) is gone too.
+    #[error("etcd lease {0:x} expired or was revoked")]
+    LeaseLost(i64),
+    /// The caller asked to stop.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl EtcdError {
+    /// The gRPC status code etcd gave, if this is an error from etcd.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            EtcdError::Http { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    /// Whether this is etcd (or its TLS) refusing this node's credentials
+    /// or certificates: waiting does not mend it, unlike an etcd that does
+    /// not answer.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            EtcdError::Tls(_) | EtcdError::Auth(_) | EtcdError::InvalidEndpoint { .. } => true,
+            // 7: PermissionDenied; 16: Unauthenticated.
+            EtcdError::Http { code, .. } => matches!(code, Some(7) | Some(16)),
+            _ => false,
+        }
+    }
+
+    /// etcd no longer takes the token this client sent.
+    fn is_stale_token(&self) -> bool {
+        match self {
+            EtcdError::Http { code, message, .. } => {
+                *code == Some(16)
+                    || message.contains("invalid auth token")
+                    || message.contains("user name is empty")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// TLS to etcd: the CA its certificate is checked against, and this
+/// client's certificate and key for mutual TLS (`--client-cert-auth`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// PEM: the CA (or CAs) etcd's certificate must chain to.
+    pub ca: PathBuf,
+    /// PEM: this client's certificate chain, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// PEM: this client's private key, for mutual TLS.
+    pub key: Option<PathBuf>,
+}
+
+/// etcd's user authentication.
+#[derive(Clone)]
+pub struct EtcdAuth {
+    /// The user.
+    pub user: String,
+    /// The password (never shown by `Debug`).
+    pub password: String,
+    /// The token etcd gave for them, shared by every client made from this
+    /// value or its clones: taking one costs etcd a bcrypt comparison (tens
+    /// of milliseconds of its CPU), so a node takes one, not one a client.
+    token: Arc<Mutex<Option<String>>>,
+}
+
+impl EtcdAuth {
+    /// Logs in as `user` with `password`.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> EtcdAuth {
+        EtcdAuth {
+            user: user.into(),
+            password: password.into(),
+            token: Arc::default(),
+        }
+    }
+}
+
+impl PartialEq for EtcdAuth {
+    fn eq(&self, other: &Self) -> bool {
+        self.user == other.user && self.password == other.password
+    }
+}
+
+impl Eq for EtcdAuth {}
+
+impl std::fmt::Debug for EtcdAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdAuth")
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// How to reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdConfig {
+    /// Client URLs: `http://host[:port]` or `https://host[:port]`.
+    pub endpoints: Vec<String>,
+    /// TLS, for `https://` endpoints (without it they are checked against
+    /// the usual web roots).
+    pub tls: Option<EtcdTls>,
+    /// User authentication, when etcd has it enabled.
+    pub auth: Option<EtcdAuth>,
+}
+
+impl EtcdConfig {
+    /// Plain endpoints, no TLS, no authentication.
+    pub fn plain(endpoints: Vec<String>) -> EtcdConfig {
+        EtcdConfig {
+            endpoints,
+            ..EtcdConfig::default()
+        }
+    }
+}
+
+/// The TLS settings of `config` for ureq.
+fn tls_config(tls: &EtcdTls) -> Result<ureq::tls::TlsConfig, EtcdError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| EtcdError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let roots = super::pem::certificates(&tls.ca).map_err(EtcdError::Tls)?;
+    let mut builder =
+        ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = super::pem::certificates(cert).map_err(EtcdError::Tls)?;
+            let key = ureq::tls::PrivateKey::from_pem(&read(key)?)
+                .map_err(|e| EtcdError::Tls(format!("{}: {e}", key.display())))?;
+            builder = builder.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(EtcdError::Tls(
+                "a client certificate needs its key, and a key its certificate".into(),
+            ))
+        }
+    }
+    Ok(builder.build())
+}
+
+/// Checks an endpoint and returns it without a trailing slash.
+fn endpoint(raw: &str) -> Result<String, EtcdError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let invalid = |reason| EtcdError::InvalidEndpoint {
+        endpoint: raw.to_string(),
+        reason,
+    };
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| invalid("not http:// or https://"))?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(invalid("expected scheme://host[:port] and nothing after"));
+    }
+    if rest.contains('@') {
+        return Err(invalid(
+            "credentials in the URL: use the user and password settings",
+        ));
+    }
+    // A port given must be a number.
+    if let Some((_, port)) = rest
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(']') || rest.starts_with('['))
+    {
+        if !port.is_empty() && !port.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err(invalid("the port is not a number"));
+        }
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A blocking etcd client. `Send + Sync`: share it behind an `Arc`.
+pub struct EtcdClient {
+    agent: ureq::Agent,
+    endpoints: Vec<String>,
+    /// The endpoint to try first: the last one that answered.
+    current: AtomicUsize,
+    config: EtcdConfig,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    /// The token of etcd's authentication, once taken (shared with the
+    /// other clients of the same [`EtcdAuth`]).
+    token: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for EtcdClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdClient")
+            .field("endpoints", &self.endpoints)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl EtcdClient {
+    /// A client of the etcd `config` names. Fails on a bad endpoint or a
+    /// TLS file that cannot be used; connects only when first called.
+    pub fn new(config: EtcdConfig) -> Result<Self, EtcdError> {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|e| endpoint(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(EtcdError::InvalidEndpoint {
+                endpoint: String::new(),
+                reason: "no endpoint given",
+            });
+        }
+        let token = config
+            .auth
+            .as_ref()
+            .map(|a| Arc::clone(&a.token))
+            .unwrap_or_default();
+        let mut client = EtcdClient {
+            agent: ureq::Agent::new_with_defaults(),
+            endpoints,
+            current: AtomicUsize::new(0),
+            config,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            token,
+        };
+        client.agent = client.make_agent()?;
+        Ok(client)
+    }
+
+    fn make_agent(&self) -> Result<ureq::Agent, EtcdError> {
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.connect_timeout))
+            .max_idle_connections_per_host(4)
+            .user_agent("numpool");
+        if let Some(tls) = &self.config.tls {
+            builder = builder.tls_config(tls_config(tls)?);
+        }
+        Ok(builder.build().into())
+    }
+
+    /// Sets how long a connection may take to open.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        if let Ok(agent) = self.make_agent() {
+            self.agent = agent;
+        }
+        self
+    }
+
+    /// Sets how long a whole unary call may take (streams have their own).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Whether etcd says it is healthy (`GET /health`).
+    pub fn health(&self) -> Result<bool, EtcdError> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct HealthJson {
+            health: String,
+        }
+        let (status, bytes) = self.exchange("GET", "/health", None, Some(self.request_timeout))?;
+        if !(200..300).contains(&status) {
+            return Ok(false);
+        }
+        Ok(parse_json::<HealthJson>(&bytes)?.health == "true")
+    }
+
+    /// Reads `key`, or the keys in `[key, range_end)` in key order, at most
+    /// `limit` (0: all).
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: Option<&[u8]>,
+        limit: i64,
+    ) -> Result<RangeResult, EtcdError> {
+        let r: RangeJson = self.post("/v3/kv/range", &range_json(key, range_end, limit))?;
+        Ok(r.into_result())
+    }
+
+    /// Reads every key starting with `prefix` (every key when it is empty).
+    pub fn range_prefix(&self, prefix: &[u8]) -> Result<RangeResult, EtcdError> {
+        let (key, end) = prefix_range(prefix);
+        self.range(&key, Some(&end), 0)
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+        Ok(self.range(key, None, 1)?.kvs.into_iter().next())
+    }
+
+    /// Writes `key` (on `lease`, if given); returns the write's revision.
+    pub fn put(&self, key: &[u8], value: &[u8], lease: Option<i64>) -> Result<i64, EtcdError> {
+        let mut body = json!({ "key": b64::encode(key), "value": b64::encode(value) });
+        if let Some(lease) = lease {
+            body["lease"] = lease.to_string().into();
+        }
+        let r: HeaderOnlyJson = self.post("/v3/kv/put", &body)?;
+        Ok(r.header.revision)
+    }
+
+    /// Deletes `key`, or the keys in `[key, range_end)`.
+    pub fn delete_range(
+        &self,
+        key: &[u8],
+        range_end: Option<&[u8]>,
+    ) -> Result<DeleteResult, EtcdError> {
+        let r: DeleteJson = self.post("/v3/kv/deleterange", &range_json(key, range_end, 0))?;
+        Ok(r.into_result())
+    }
+
+    /// Runs a transaction: if every compare holds, the `success` operations,
+    /// else the `failure` ones (etcd takes at most [`MAX_TXN_OPS`] a
+    /// branch), atomically.
+    pub fn txn(
+        &self,
+        compare: &[Compare],
+        success: &[Op],
+        failure: &[Op],
+    ) -> Result<TxnResult, EtcdError> {
+        let body = json!({
+            "compare": compare.iter().map(Compare::to_json).collect::<Vec<_>>(),
+            "success": success.iter().map(Op::to_json).collect::<Vec<_>>(),
+            "failure": failure.iter().map(Op::to_json).collect::<Vec<_>>(),
+        });
+        let r: TxnJson = self.post("/v3/kv/txn", &body)?;
+        r.into_result()
+    }
+
+    /// Compacts the history up to `revision` (a watch from before it is
+    /// canceled with the compact revision).
+    pub fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        let body = json!({ "revision": revision.to_string() });
+        let _: HeaderOnlyJson = self.post("/v3/kv/compaction", &body)?;
+        Ok(())
+    }
+
+    /// Grants a lease of `ttl_secs` seconds.
+    pub fn lease_grant(&self, ttl_secs: i64) -> Result<LeaseGrant, EtcdError> {
+        let r: LeaseGrantJson = self.post("/v3/lease/grant", &json!({ "TTL": ttl_secs }))?;
+        if !r.error.is_empty() {
+            return Err(EtcdError::Http {
+                status: 200,
+                code: None,
+                message: r.error,
+            });
+        }
+        Ok(LeaseGrant {
+            id: r.id,
+            ttl: r.ttl,
+        })
+    }
+
+    /// Renews a lease; returns its TTL in seconds again.
+    /// [`EtcdError::LeaseLost`] if the lease has expired or was revoked.
+    pub fn lease_keepalive(&self, id: i64) -> Result<i64, EtcdError> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct KeepAliveJson {
+            #[serde(rename = "TTL", deserialize_with = "types::de_i64")]
+            ttl: i64,
+        }
+        // A stream that answers once per request sent; the gateway ends it
+        // when the request body ends, so the whole answer is one line and
+        // the connection is kept for the next renewal.
+        let body = serde_json::to_vec(&json!({ "ID": id.to_string() }))
+            .map_err(|e| EtcdError::Malformed(e.to_string()))?;
+        let (status, answer) = self.authed(
+            "POST",
+            "/v3/lease/keepalive",
+            Some(&body),
+            Some(self.request_timeout),
+        )?;
+        if !(200..300).contains(&status) {
+            return Err(http_error(status, &answer));
+        }
+        let line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
+        match types::parse_stream_line::<KeepAliveJson>(line)?.ttl {
+            ttl if ttl > 0 => Ok(ttl),
+            _ => Err(EtcdError::LeaseLost(id)),
+        }
+    }
+
+    /// Revokes a lease, deleting the keys attached to it; `false` if there
+    /// was no such lease (expired, or revoked already).
+    pub fn lease_revoke(&self, id: i64) -> Result<bool, EtcdError> {
+        let body = json!({ "ID": id.to_string() });
+        match self.post::<HeaderOnlyJson>("/v3/lease/revoke", &body) {
+            Ok(_) => Ok(true),
+            Err(EtcdError::Http { message, .. }) if message.contains("lease not found") => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A unary call: `body` to `path`, the 2xx answer as `T`.
+    fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, EtcdError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| EtcdError::Malformed(e.to_string()))?;
+        let (status, answer) =
+            self.authed("POST", path, Some(&bytes), Some(self.request_timeout))?;
+        if !(200..300).contains(&status) {
+            return Err(http_error(status, &answer));
+        }
+        parse_json(&answer)
+    }
+
+    /// [`EtcdClient::exchange`] with etcd's authentication: takes a token
+    /// first if none is held, and once more if etcd no longer takes it.
+    fn authed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Vec<u8>), EtcdError> {
+        if self.config.auth.is_none() {
+            return self.exchange(method, path, body, timeout);
+        }
+        for attempt in 0..2 {
+            let sent = self.token()?;
+            let (status, answer) = self.exchange(method, path, body, timeout)?;
+            if !(200..300).contains(&status) && http_error(status, &answer).is_stale_token() {
+                self.forget_token(&sent);
+                if attempt == 0 {
+                    continue;
+                }
+            }
+            return Ok((status, answer));
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// The token to send: the one held, else a new one.
+    fn token(&self) -> Result<String, EtcdError> {
+        if let Some(t) = self.token.lock().clone() {
+            return Ok(t);
+        }
+        self.authenticate()
+    }
+
+    /// Drops `stale` (unless another client has replaced it already).
+    fn forget_token(&self, stale: &str) {
+        let mut held = self.token.lock();
+        if held.as_deref() == Some(stale) {
+            *held = None;
+        }
+    }
+
+    /// Takes a token with the configured user and password.
+    fn authenticate(&self) -> Result<String, EtcdError> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct TokenJson {
+            token: String,
+        }
+        let Some(auth) = &self.config.auth else {
+            return Ok(String::new());
+        };
+        let body = json!({ "name": auth.user, "password": auth.password });
+        let bytes = serde_json::to_vec(&body).map_err(|e| EtcdError::Malformed(e.to_string()))?;
+        let (status, answer) = self.exchange(
+            "POST",
+            "/v3/auth/authenticate",
+            Some(&bytes),
+            Some(self.request_timeout),
+        )?;
+        if !(200..300).contains(&status) {
+            let message = match http_error(status, &answer) {
+                EtcdError::Http { message, .. } => message.trim().to_string(),
+                e => e.to_string(),
+            };
+            // etcd's JSON gateway refuses, with authentication on, a client
+            // certificate that has a CommonName (CVE-2018-16886).
+            let hint = if message.contains("CommonName") {
+                "; give numpool a client certificate without one"
+            } else {
+                ""
+            };
+            return Err(EtcdError::Auth(format!("{message}{hint}")));
+        }
+        let token = parse_json::<TokenJson>(&answer)?.token;
+        if token.is_empty() {
+            return Err(EtcdError::Auth(
+                "etcd gave no token (is authentication enabled there?)".into(),
+            ));
+        }
+        *self.token.lock() = Some(token.clone());
+        Ok(token)
+    }
+
+    /// One request to the first endpoint that can be reached, starting from
+    /// the last one that answered: its status and body. `timeout`: the
+    /// whole call's.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Vec<u8>), EtcdError> {
+        let n = self.endpoints.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for i in 0..n {
+            let at = (first + i) % n;
+            let url = format!("{}{path}", self.endpoints[at]);
+            match self.once(method, &url, body, timeout) {
+                Ok(answer) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(f @ (Failure::Unreached(_) | Failure::Handshake(_))) => {
+                    last = Some(f.into_error(&self.endpoints[at]))
+                }
+                Err(Failure::TimedOut) => {
+                    // The next call starts from the following endpoint.
+                    self.current.store((at + 1) % n, Ordering::Relaxed);
+                    return Err(EtcdError::Timeout);
+                }
+                Err(f @ (Failure::Other(_) | Failure::Closed(_))) => {
+                    return Err(f.into_error(&self.endpoints[at]))
+                }
+            }
+        }
+        Err(last.unwrap_or(EtcdError::Timeout))
+    }
+
+    fn once(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Vec<u8>), Failure> {
+        let token = self.token.lock().clone();
+        let response = match method {
+            "GET" => {
+                let mut req = self.agent.get(url).config().timeout_global(timeout).build();
+                if let Some(t) = &token {
+                    req = req.header("Authorization", t);
+                }
+                req.call()
+            }
+            _ => {
+                let mut req = self
+                    .agent
+                    .post(url)
+                    .config()
+                    .timeout_global(timeout)
+                    .build()
+                    .header("Content-Type", "application/json");
+                if let Some(t) = &token {
+                    req = req.header("Authorization", t);
+                }
+                req.send(body.unwrap_or_default())
+            }
+        }
+        .map_err(|e| Failure::from(e).at(url))?;
+        let status = response.status().as_u16();
+        let mut reader = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .reader();
+        let mut answer = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut answer).map_err(Failure::from_io)?;
+        Ok((status, answer))
+    }
+}
+
+/// How one request failed.
+pub(super) enum Failure {
+    /// The endpoint could not be reached (try the next).
+    Unreached(String),
+    /// The TLS handshake failed: a certificate not trusted, expired, or
+    /// refused (try the next; said as such if none answers).
+    Handshake(String),
+    /// The connection was closed as the request went out (see
+    /// [`Failure::at`]).
+    Closed(String),
+    /// The call timed out.
+    TimedOut,
+    /// Anything else.
+    Other(EtcdError),
+}
+
+impl From<ureq::Error> for Failure {
+    fn from(e: ureq::Error) -> Self {
+        match e {
+            ureq::Error::Timeout(_) => Failure::TimedOut,
+            ureq::Error::Io(io) => Failure::from_io(io),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                Failure::Unreached(e.to_string())
+            }
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
+                Failure::Handshake(e.to_string())
+            }
+            other => Failure::Other(EtcdError::Io(other.to_string())),
+        }
+    }
+}
+
+impl Failure {
+    /// `self` for a request to `url`. A connection closed as the request
+    /// went out is, over TLS, etcd refusing this node's client certificate:
+    /// with TLS 1.3 the server checks it after the client has finished its
+    /// side of the handshake, so the client sees a closed pipe, not an
+    /// alert. Over plain HTTP it is an endpoint that went away.
+    pub(super) fn at(self, url: &str) -> Failure {
+        match self {
+            Failure::Closed(m) if url.starts_with("https://") => Failure::Handshake(format!(
+                "etcd closed the connection at the TLS handshake: does it trust this node's client certificate? ({m})"
+            )),
+            Failure::Closed(m) => Failure::Unreached(m),
+            f => f,
+        }
+    }
+
+    /// The error a caller sees when `endpoint` failed this way.
+    pub(super) fn into_error(self, endpoint: &str) -> EtcdError {
+        match self {
+            Failure::Unreached(message) => EtcdError::Connect {
+                endpoint: endpoint.to_string(),
+                message,
+            },
+            Failure::Handshake(message) => EtcdError::Tls(format!("{endpoint}: {message}")),
+            Failure::Closed(message) => EtcdError::Io(message),
+            Failure::TimedOut => EtcdError::Timeout,
+            Failure::Other(e) => e,
+        }
+    }
+
+    fn from_io(e: std::io::Error) -> Failure {
+        use std::io::ErrorKind::*;
+        match e.kind() {
+            TimedOut | WouldBlock => Failure::TimedOut,
+            BrokenPipe => Failure::Closed(e.to_string()),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
+            | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
+                Failure::Unreached(e.to_string())
+            }
+            _ if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+                Failure::Handshake(e.to_string())
+            }
+            _ => match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            {
+                Some(ureq::Error::Timeout(_)) => Failure::TimedOut,
+                Some(inner @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_))) => {
+                    Failure::Handshake(inner.to_string())
+                }
+                _ => Failure::Other(EtcdError::Io(e.to_string())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
