@@ -10,6 +10,10 @@ loadgen over HTTP, one message per request:
   sticky-hit    a hundred recipients per profile, seen again and again (after
                 their first sends, nothing to write)
 
+With --secure, the two cases again on a 3-node cluster whose etcd
+serves TLS, asks for client certificates and has user authentication on
+(certificates made with openssl for the run).
+
 Then, on the cluster:
 
   reads         default reads of sticky mappings (wrk, 16 connections)
@@ -27,7 +31,7 @@ Then, on the cluster:
 
     loadgen/cluster-bench.py [--messages 100k] [--concurrency 16] [--kills 5]
                              [--switchovers 0] [--sigterms 0] [--reads]
-                             [--baseline BIN] [--lease-ttl 2s]
+                             [--baseline BIN] [--secure] [--lease-ttl 2s]
                              [--etcd-election-ms 1000] [--only-cluster]
                              [--json FILE]
 
@@ -88,24 +92,84 @@ def wait_for(what, cond, within=30.0):
         time.sleep(0.02)
 
 
+ETCD_PASSWORD = "cluster-bench-etcd-password"
+
+
+def make_certs(out):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate
+    without a CommonName (etcd's JSON gateway refuses one with a CN when
+    authentication is on), with the openssl command."""
+    os.makedirs(out, exist_ok=True)
+
+    def run(*cmd):
+        subprocess.run(cmd, cwd=out, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=cluster-bench CA")
+    with open(os.path.join(out, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, subject, ext in (("server", "/CN=localhost", ["-extfile", "server.ext"]),
+                               ("client", "/O=cluster-bench", [])):
+        run("openssl", "req", *ec, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
+            "-subj", subject)
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey",
+            "ca-key.pem", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext)
+    return {k: os.path.join(out, f"{k}.pem")
+            for k in ("ca", "server", "server-key", "client", "client-key")}
+
+
 class Etcd:
-    def __init__(self, workdir, election_ms=1000):
+    """A throwaway single-node etcd; with `secure`, over TLS asking for
+    client certificates, with user authentication on."""
+
+    def __init__(self, workdir, election_ms=1000, secure=False):
         os.makedirs(workdir, exist_ok=True)
         self.dir = os.path.join(workdir, "etcd")
         client, peer = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{client}"
+        self.certs = make_certs(os.path.join(workdir, "certs")) if secure else None
+        scheme = "https" if secure else "http"
+        self.url = f"{scheme}://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
         self.log = open(os.path.join(workdir, "etcd.log"), "w")
+        tls = []
+        if self.certs:
+            tls = ["--cert-file", self.certs["server"], "--key-file", self.certs["server-key"],
+                   "--trusted-ca-file", self.certs["ca"], "--client-cert-auth"]
         self.proc = subprocess.Popen(
             ["etcd", "--name", "b", "--data-dir", self.dir,
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
              "--initial-cluster", f"b={peer_url}",
              "--heartbeat-interval", str(max(10, election_ms // 10)),
-             "--election-timeout", str(election_ms)],
+             "--election-timeout", str(election_ms), *tls],
             stdout=subprocess.DEVNULL, stderr=self.log)
-        wait_for("etcd is healthy",
-                 lambda: (call(self.url + "/health")[1] or {}).get("health") == "true")
+        wait_for("etcd is healthy", lambda: self.etcdctl("endpoint", "health") == 0)
+        if self.certs:
+            for cmd in (("user", "add", f"root:{ETCD_PASSWORD}"),
+                        ("user", "grant-role", "root", "root"), ("auth", "enable")):
+                if self.etcdctl(*cmd) != 0:
+                    sys.exit(f"cluster-bench: etcdctl {' '.join(cmd)} failed")
+            self.password_file = os.path.join(workdir, "etcd-password")
+            with open(self.password_file, "w") as f:
+                f.write(ETCD_PASSWORD + "\n")
+
+    def etcdctl(self, *args):
+        tls = []
+        if self.certs:
+            tls = ["--cacert", self.certs["ca"], "--cert", self.certs["client"],
+                   "--key", self.certs["client-key"]]
+        return subprocess.run(["etcdctl", "--endpoints", self.url, *tls, *args],
+                              env={**os.environ, "ETCDCTL_API": "3"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+    def node_flags(self):
+        """What a node needs to reach this etcd."""
+        if not self.certs:
+            return []
+        return ["--etcd-ca", self.certs["ca"], "--etcd-cert", self.certs["client"],
+                "--etcd-key", self.certs["client-key"], "--etcd-user", "root",
+                "--etcd-password-file", self.password_file]
 
     def stop(self):
         self.proc.kill()
@@ -123,7 +187,8 @@ class Node:
         self.args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}",
                      "--data-dir", self.dir, "--api-key", KEY, "--fsync", "interval"]
         if cluster:
-            self.args += ["--cluster", cluster, "--etcd", etcd.url, "--lease-ttl", lease_ttl]
+            self.args += ["--cluster", cluster, "--etcd", etcd.url, "--lease-ttl", lease_ttl,
+                          *etcd.node_flags()]
         self.log = open(os.path.join(workdir, name + ".log"), "a")
         self.proc = None
         self.start()
@@ -472,11 +537,14 @@ def main():
     p.add_argument("--baseline", help="another numpool binary whose reads are measured too")
     p.add_argument("--lease-ttl", default="2s")
     p.add_argument("--etcd-election-ms", type=int, default=1000)
+    p.add_argument("--secure", action="store_true",
+                   help="the cluster cases again against etcd with TLS, client certificates "
+                        "and users (needs openssl and etcdctl)")
     p.add_argument("--only-cluster", action="store_true",
                    help="skip the single node and the loadgen cases")
     p.add_argument("--json")
     args = p.parse_args()
-    if shutil.which("etcd") is None:
+    if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
         subprocess.run([os.path.join(ROOT, "scripts", "etcd-install")], check=True)
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "numpool", "-p", "loadgen",
                     "--bins"], cwd=ROOT, check=True)
@@ -546,6 +614,25 @@ def main():
                     ratio = (results["cluster"][case]["throughput"]
                              / results["baseline_cluster"][case]["throughput"])
                     print(f"  {case}: 3-node this / baseline = {ratio:.2f}x", flush=True)
+        if args.secure and not args.only_cluster:
+            s_etcd = Etcd(os.path.join(workdir, "secure"), args.etcd_election_ms, secure=True)
+            s_nodes = [Node(numpool, workdir, f"secure-node{i}", "secure", s_etcd,
+                            args.lease_ttl) for i in range(3)]
+            try:
+                wait_for("a leader", lambda: leader_of(s_nodes) is not None)
+                s_leader = leader_of(s_nodes)
+                results["secure_cluster"] = measure(
+                    loadgen_bin, s_leader.url, args, workdir, "3-node TLS+auth",
+                    {"leader": s_leader.proc.pid, "etcd": s_etcd.proc.pid})
+            finally:
+                for n in s_nodes:
+                    n.kill()
+                s_etcd.stop()
+            for case in ("new-mapping", "sticky-hit"):
+                ratio = (results["secure_cluster"][case]["throughput"]
+                         / results["cluster"][case]["throughput"])
+                print(f"  {case}: 3-node on TLS+auth etcd / on plain etcd = {ratio:.2f}x",
+                      flush=True)
         profile = setup_profile(leader.url)
         if args.kills > 0:
             times = failover(nodes, profile, args.kills)

@@ -575,8 +575,9 @@ impl MProfile {
         } else {
             MappingOutcome::None
         };
-        let new = mapping == MappingOutcome::Created;
-        let wait = self.charge(seq, parts, rate(from), new, now);
+        // A pick by geomatch or weight is a new recipient for its sender,
+        // sticky sender on or off.
+        let wait = self.charge(seq, parts, rate(from), true, now);
         Ok((from, reason, mapping, wait))
     }
 
@@ -816,13 +817,27 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
             Op::Rate { number, rate } => {
                 let n = num(number);
                 let got = block_on(engine.set_rate(n, rate)).map(|_| ());
-                let valid = rate.is_none_or(|r| r > 0.0);
+                let valid = rate.is_none_or(|r| (1.0 / 86_400.0..=100_000.0).contains(&r));
                 match model.rates.get_mut(&n) {
                     _ if !valid => prop_assert!(got.is_err()),
                     None => prop_assert_eq!(got, Err(Error::UnknownNumber)),
                     Some(r) => {
                         prop_assert!(got.is_ok());
+                        // What is queued goes at the new rate: its time
+                        // left is rescaled by the new time per part.
+                        let (before, after) = (busy(1, rate_of(*r, n)), busy(1, rate_of(rate, n)));
                         *r = rate;
+                        let owner = model.owners.get(&n).copied();
+                        if let Some(q) = owner
+                            .and_then(|o| model.profiles.get_mut(&o))
+                            .and_then(|p| p.senders.values_mut().find(|q| q.number == n))
+                        {
+                            let now_ns = ns(now);
+                            if q.free_ns > now_ns && before != after {
+                                let queued = (q.free_ns - now_ns) as f64 / before as f64;
+                                q.free_ns = now_ns + (queued * after as f64).ceil() as u64;
+                            }
+                        }
                     }
                 }
             }
