@@ -80,7 +80,9 @@
 //! - `cluster` (feature `cluster`, on with `server`): high availability on
 //!   etcd: a node follows the leader's log, campaigns, leads by committing
 //!   each journal batch to etcd (fenced), keeps the log short, and takes the
-//!   leader's snapshot when too far behind (`docs/CLUSTER.md`).
+//!   leader's snapshot when too far behind (`docs/CLUSTER.md`). Its etcd
+//!   and node-to-node clients are on ureq with rustls (TLS, client
+//!   certificates, etcd's user authentication).
 //! - `destinations`: the region of a phone number (tables generated from
 //!   libphonenumber's metadata).
 //! - `settings` ([`PoolSettings`], declared once), `records` (profile and
@@ -88,8 +90,13 @@
 //!   `clock` ([`Clock`], [`Timestamp`]), `duration`, `error` ([`Error`],
 //!   [`StartError`]).
 //! - `server` (feature `server`, on by default): `numpool serve`'s
-//!   configuration and the HTTP API. Build with `default-features = false`
-//!   to embed the engine without actix-web, clap, toml or ed25519.
+//!   configuration, its log subscriber and the HTTP API (with TLS and the
+//!   access log). Build with `default-features = false` to embed the engine
+//!   without actix-web, clap, toml, ed25519, ureq or rustls.
+//!
+//! The library never prints: it emits [`tracing`](https://docs.rs/tracing)
+//! events (recovery, snapshots, journal failure and healing, role changes)
+//! for the embedding program's subscriber.
 //! - `test_util` (feature `test-util`): a manual clock and fault injection.
 
 #![deny(missing_docs)]
