@@ -107,14 +107,17 @@ def make_certs(out):
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     run("openssl", "req", "-x509", *ec, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2",
         "-subj", "/CN=cluster-bench CA")
+    # Version 3 certificates (rustls takes no other): with extensions.
     with open(os.path.join(out, "server.ext"), "w") as f:
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, subject, ext in (("server", "/CN=localhost", ["-extfile", "server.ext"]),
-                               ("client", "/O=cluster-bench", [])):
+    with open(os.path.join(out, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    for name, subject in (("server", "/CN=localhost"), ("client", "/O=cluster-bench")):
         run("openssl", "req", *ec, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
             "-subj", subject)
         run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey",
-            "ca-key.pem", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext)
+            "ca-key.pem", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
+            "-extfile", f"{name}.ext")
     return {k: os.path.join(out, f"{k}.pem")
             for k in ("ca", "server", "server-key", "client", "client-key")}
 

@@ -23,3 +23,26 @@ pub(crate) fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>, Str
     }
     Ok(certificates)
 }
+
+/// Checks that the certificate chain at `cert` and the key at `key` can
+/// identify this client in a TLS handshake (rustls refuses, for example, a
+/// version 1 certificate). ureq only finds out at its first request, where
+/// it panics; this finds out at start, with an error naming the file.
+pub(crate) fn check_client_identity(cert: &Path, key: &Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    // ring, as everywhere in numpool (see server::tls for why).
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain, private)
+        .map_err(|e| format!("{} cannot identify this node: {e}", cert.display()))?;
+    Ok(())
+}

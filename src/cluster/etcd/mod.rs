@@ -246,6 +246,7 @@ fn tls_config(tls: &EtcdTls) -> Result<ureq::tls::TlsConfig, EtcdError> {
         ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
+            super::pem::check_client_identity(cert, key).map_err(EtcdError::Tls)?;
             let chain = super::pem::certificates(cert).map_err(EtcdError::Tls)?;
             let key = ureq::tls::PrivateKey::from_pem(&read(key)?)
                 .map_err(|e| EtcdError::Tls(format!("{}: {e}", key.display())))?;

@@ -778,3 +778,37 @@ fn clients_of_one_configuration_share_their_token() {
     *a.token.lock() = Some("t3".into());
     assert!(other.token.lock().is_none());
 }
+
+#[test]
+fn a_client_certificate_that_cannot_identify_the_node_is_an_error_at_once() {
+    // ureq would only find out at the first request, and panic there.
+    let dir = std::env::temp_dir().join(format!("numpool-client-cert-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (ca, cert_file, key_file) = (dir.join("ca.pem"), dir.join("c.pem"), dir.join("k.pem"));
+    fs::write(&ca, cert.pem()).unwrap();
+    fs::write(&cert_file, cert.pem()).unwrap();
+    let config = |key_pem: String| {
+        fs::write(&key_file, key_pem).unwrap();
+        EtcdConfig {
+            endpoints: vec!["https://127.0.0.1:2379".into()],
+            tls: Some(EtcdTls {
+                ca: ca.clone(),
+                cert: Some(cert_file.clone()),
+                key: Some(key_file.clone()),
+            }),
+            auth: None,
+        }
+    };
+    assert!(EtcdClient::new(config(key.serialize_pem())).is_ok());
+    match EtcdClient::new(config(other_key.serialize_pem())) {
+        Err(EtcdError::Tls(why)) => assert!(why.contains("c.pem"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
