@@ -16,7 +16,8 @@
 //! - `follower`: a standby applying the log, and taking the leader's
 //!   snapshot when too far behind.
 //! - `peer`: requests from node to node (forwarding, snapshot fetches).
-//! - `pem`: certificates from PEM files, for both clients' TLS.
+//! - `transport`: what both clients share on ureq: requests with per-stage
+//!   timeouts, certificates from PEM files.
 
 // The client covers the gateway's calls; the node uses part of them (the
 // rest is exercised by its tests).
@@ -29,9 +30,9 @@ mod follower;
 mod log;
 mod node;
 pub(crate) mod peer;
-mod pem;
 mod session;
 mod switchover;
+mod transport;
 mod view;
 
 pub use node::{

@@ -74,7 +74,7 @@ impl Peers {
             .max_redirects(0)
             .user_agent("numpool");
         if let Some(path) = ca {
-            let roots = super::pem::certificates(path).map_err(|reason| PeerError::Ca {
+            let roots = super::transport::certificates(path).map_err(|reason| PeerError::Ca {
                 path: path.to_path_buf(),
                 reason,
             })?;
@@ -108,14 +108,7 @@ impl Peers {
         let request = builder
             .body(r.body.clone())
             .map_err(|e| PeerError::Exchange(e.to_string()))?;
-        let request = self
-            .agent
-            .configure_request(request)
-            .timeout_global(Some(timeout))
-            .allow_non_standard_methods(true)
-            .build();
-        self.agent
-            .run(request)
+        super::transport::run(&self.agent, request, Some(timeout))
             .map_err(|e| PeerError::Exchange(e.to_string()))
     }
 

@@ -241,13 +241,13 @@ fn tls_config(tls: &EtcdTls) -> Result<ureq::tls::TlsConfig, EtcdError> {
         std::fs::read(path)
             .map_err(|e| EtcdError::Tls(format!("cannot read {}: {e}", path.display())))
     };
-    let roots = super::pem::certificates(&tls.ca).map_err(EtcdError::Tls)?;
+    let roots = super::transport::certificates(&tls.ca).map_err(EtcdError::Tls)?;
     let mut builder =
         ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            super::pem::check_client_identity(cert, key).map_err(EtcdError::Tls)?;
-            let chain = super::pem::certificates(cert).map_err(EtcdError::Tls)?;
+            super::transport::check_client_identity(cert, key).map_err(EtcdError::Tls)?;
+            let chain = super::transport::certificates(cert).map_err(EtcdError::Tls)?;
             let key = ureq::tls::PrivateKey::from_pem(&read(key)?)
                 .map_err(|e| EtcdError::Tls(format!("{}: {e}", key.display())))?;
             builder = builder.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
@@ -658,30 +658,18 @@ impl EtcdClient {
         body: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<(u16, Vec<u8>), Failure> {
-        let token = self.token.lock().clone();
-        let response = match method {
-            "GET" => {
-                let mut req = self.agent.get(url).config().timeout_global(timeout).build();
-                if let Some(t) = &token {
-                    req = req.header("Authorization", t);
-                }
-                req.call()
-            }
-            _ => {
-                let mut req = self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(timeout)
-                    .build()
-                    .header("Content-Type", "application/json");
-                if let Some(t) = &token {
-                    req = req.header("Authorization", t);
-                }
-                req.send(body.unwrap_or_default())
-            }
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Content-Type", "application/json");
+        if let Some(t) = self.token.lock().as_deref() {
+            request = request.header("Authorization", t);
         }
-        .map_err(|e| Failure::from(e).at(url))?;
+        let request = request
+            .body(body.unwrap_or_default().to_vec())
+            .map_err(|e| Failure::Other(EtcdError::Io(e.to_string())))?;
+        let response = super::transport::run(&self.agent, request, timeout)
+            .map_err(|e| Failure::from(e).at(url))?;
         let status = response.status().as_u16();
         let mut reader = response
             .into_body()

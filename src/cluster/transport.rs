@@ -1,7 +1,9 @@
-//! Certificates from PEM files, for the TLS of the etcd client and of the
-//! node-to-node client (both on ureq).
+//! What the etcd client and the node-to-node client share on ureq:
+//! running a request with per-stage timeouts, and certificates from PEM
+//! files for their TLS.
 
 use std::path::Path;
+use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem};
 
@@ -34,7 +36,8 @@ pub(crate) fn check_client_identity(cert: &Path, key: &Path) -> Result<(), Strin
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
     // ring, as everywhere in numpool (see server::tls for why).
     #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -45,4 +48,26 @@ pub(crate) fn check_client_identity(cert: &Path, key: &Path) -> Result<(), Strin
         .with_client_auth_cert(chain, private)
         .map_err(|e| format!("{} cannot identify this node: {e}", cert.display()))?;
     Ok(())
+}
+
+/// Runs `request` on `agent`, each stage (sending, waiting for the answer,
+/// reading it) within `timeout`; connecting is the agent's own timeout.
+/// Per stage rather than one global timeout: with a global one, ureq looks
+/// the host up on a new thread for every request (a name lookup bounded by
+/// a timeout), even an IP address; with none on the lookup it resolves
+/// inline, and an IP address costs nothing.
+pub(crate) fn run(
+    agent: &ureq::Agent,
+    request: ureq::http::Request<Vec<u8>>,
+    timeout: Option<Duration>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let request = agent
+        .configure_request(request)
+        .timeout_send_request(timeout)
+        .timeout_send_body(timeout)
+        .timeout_recv_response(timeout)
+        .timeout_recv_body(timeout)
+        .allow_non_standard_methods(true)
+        .build();
+    agent.run(request)
 }
