@@ -119,6 +119,12 @@ pub enum StartError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// `repair` was given a data directory that does not exist.
+    #[error("{dir}: there is no such data directory")]
+    NoDataDir {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The actor runtime could not start.
     #[error("the actor runtime failed to start: {0}")]
     Runtime(String),

@@ -287,6 +287,18 @@ fn a_byte_flipped_mid_log_stops_start_up_and_repair_keeps_the_rest() {
         (48..50).contains(&kept),
         "all but the damaged record: {kept}"
     );
+    drop(s);
+    // Repair of a directory that is not there says so, and creates nothing.
+    let missing = dir.join("not-there");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args(["repair", "--data-dir", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no such data directory"), "{said}");
+    assert!(!said.contains("LOCK"), "{said}");
+    assert!(!missing.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -188,6 +188,11 @@ pub(crate) fn numbered(dir: &Path, prefix: &str, suffix: &str) -> std::io::Resul
 /// (`log-N.seg.damaged-OFFSET`), keeping every valid record before and after
 /// it. Nothing is deleted. The directory must not be in use.
 pub fn repair(dir: &Path) -> Result<recovery::RepairReport, crate::error::StartError> {
+    if !dir.is_dir() {
+        return Err(crate::error::StartError::NoDataDir {
+            dir: dir.to_path_buf(),
+        });
+    }
     let _lock = lock::DirLock::acquire(dir)?;
     recovery::repair(dir)
 }
