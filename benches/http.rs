@@ -108,6 +108,26 @@ fn run_wrk_url(url: &str, script: &str, connections: &str) -> WrkResult {
     }
 }
 
+/// One row per run: requests/s, latency percentiles, non-2xx answers.
+fn print_table(rows: &[(&str, &WrkResult)]) {
+    println!(
+        "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
+    );
+    for (name, r) in rows {
+        let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
+        println!(
+            "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            r.requests_per_sec,
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            r.non_2xx
+        );
+    }
+}
+
 /// A server configuration with a certificate for 127.0.0.1 made now
 /// (wrk does not check it).
 fn bench_tls() -> rustls::ServerConfig {
@@ -235,26 +255,11 @@ fn main() {
         let trivial_again = run_wrk(trivial_port, &script, c);
         let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
         println!("\nHTTP, wrk -t1 -c{c}, POST /v2/messages/number_pool, uniform over 1M live mappings, {WORKERS} workers");
-        println!(
-            "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
-        );
-        for (name, r) in [
+        print_table(&[
             ("trivial actix-web JSON handler", &trivial),
             ("numpool serve", &numpool),
             ("trivial (again)", &trivial_again),
-        ] {
-            let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
-            println!(
-                "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
-                r.requests_per_sec,
-                p(0),
-                p(1),
-                p(2),
-                p(3),
-                r.non_2xx
-            );
-        }
+        ]);
         println!(
             "numpool / trivial (mean of the two trivial runs) at {c} connections: {:.2}x",
             numpool.requests_per_sec / baseline
@@ -269,27 +274,12 @@ fn main() {
         println!(
             "\nnumpool serve over HTTPS and with the access log, wrk -t1 -c{c}, same requests"
         );
-        println!(
-            "{:<34} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            "server", "requests/s", "p50", "p75", "p90", "p99", "non-2xx"
-        );
-        for (name, r) in [
+        print_table(&[
             ("plain HTTP", &plain),
-            ("HTTPS (rustls, TLS 1.3)", &https),
+            ("HTTPS (rustls)", &https),
             ("plain HTTP, access log on", &logged),
             ("plain HTTP (again)", &plain_again),
-        ] {
-            let p = |i: usize| r.latency.get(i).map_or("?".to_string(), |(_, v)| v.clone());
-            println!(
-                "{name:<34} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>8}",
-                r.requests_per_sec,
-                p(0),
-                p(1),
-                p(2),
-                p(3),
-                r.non_2xx
-            );
-        }
+        ]);
         println!(
             "at {c} connections, of plain HTTP (mean of its two runs): HTTPS {:.2}x, access log {:.2}x",
             https.requests_per_sec / baseline,

@@ -514,6 +514,30 @@ def queue_bytes(numpool_bin, loadgen_bin, workdir, args, label):
         etcd.stop()
 
 
+def other_cluster(numpool_bin, loadgen_bin, workdir, args, label, secure):
+    """Both cases on a fresh 3-node cluster of `numpool_bin` (on a secure
+    etcd with `secure`), stopped after."""
+    name = label.replace(" ", "-").replace("+", "")
+    etcd = Etcd(os.path.join(workdir, name), args.etcd_election_ms, secure=secure)
+    nodes = [Node(numpool_bin, workdir, f"{name}-node{i}", name, etcd, args.lease_ttl)
+             for i in range(3)]
+    try:
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        leader = leader_of(nodes)
+        return measure(loadgen_bin, leader.url, args, workdir, label,
+                       {"leader": leader.proc.pid, "etcd": etcd.proc.pid})
+    finally:
+        for n in nodes:
+            n.kill()
+        etcd.stop()
+
+
+def print_ratios(this, other, what):
+    for case in ("new-mapping", "sticky-hit"):
+        ratio = this[case]["throughput"] / other[case]["throughput"]
+        print(f"  {case}: {what} = {ratio:.2f}x", flush=True)
+
+
 def setup_profile(url):
     status, body = call(url + "/v2/messaging_profiles", "POST",
                         {"name": "failover", "whitelisted_destinations": ["US"],
@@ -600,42 +624,15 @@ def main():
                 results.setdefault("ratio", {})[case] = ratio
                 print(f"  {case}: 3-node / single node = {ratio:.2f}x", flush=True)
             if args.baseline:
-                b_etcd = Etcd(os.path.join(workdir, "baseline-load"), args.etcd_election_ms)
-                b_nodes = [Node(args.baseline, workdir, f"baseline-node{i}", "bload", b_etcd,
-                                args.lease_ttl) for i in range(3)]
-                try:
-                    wait_for("a leader", lambda: leader_of(b_nodes) is not None)
-                    b_leader = leader_of(b_nodes)
-                    results["baseline_cluster"] = measure(
-                        loadgen_bin, b_leader.url, args, workdir, "baseline",
-                        {"leader": b_leader.proc.pid, "etcd": b_etcd.proc.pid})
-                finally:
-                    for n in b_nodes:
-                        n.kill()
-                    b_etcd.stop()
-                for case in ("new-mapping", "sticky-hit"):
-                    ratio = (results["cluster"][case]["throughput"]
-                             / results["baseline_cluster"][case]["throughput"])
-                    print(f"  {case}: 3-node this / baseline = {ratio:.2f}x", flush=True)
+                results["baseline_cluster"] = other_cluster(
+                    args.baseline, loadgen_bin, workdir, args, "baseline", secure=False)
+                print_ratios(results["cluster"], results["baseline_cluster"],
+                             "3-node this / baseline")
         if args.secure and not args.only_cluster:
-            s_etcd = Etcd(os.path.join(workdir, "secure"), args.etcd_election_ms, secure=True)
-            s_nodes = [Node(numpool, workdir, f"secure-node{i}", "secure", s_etcd,
-                            args.lease_ttl) for i in range(3)]
-            try:
-                wait_for("a leader", lambda: leader_of(s_nodes) is not None)
-                s_leader = leader_of(s_nodes)
-                results["secure_cluster"] = measure(
-                    loadgen_bin, s_leader.url, args, workdir, "3-node TLS+auth",
-                    {"leader": s_leader.proc.pid, "etcd": s_etcd.proc.pid})
-            finally:
-                for n in s_nodes:
-                    n.kill()
-                s_etcd.stop()
-            for case in ("new-mapping", "sticky-hit"):
-                ratio = (results["secure_cluster"][case]["throughput"]
-                         / results["cluster"][case]["throughput"])
-                print(f"  {case}: 3-node on TLS+auth etcd / on plain etcd = {ratio:.2f}x",
-                      flush=True)
+            results["secure_cluster"] = other_cluster(
+                numpool, loadgen_bin, workdir, args, "3-node TLS+auth", secure=True)
+            print_ratios(results["secure_cluster"], results["cluster"],
+                         "3-node on TLS+auth etcd / on plain etcd")
         profile = setup_profile(leader.url)
         if args.kills > 0:
             times = failover(nodes, profile, args.kills)
