@@ -24,6 +24,9 @@ const ANNOUNCED_FOR_SECS: i64 = 5;
 const STEP_ASIDE_WITHIN: Duration = Duration::from_secs(2);
 /// How long the target has to apply the last position.
 const CATCH_UP_WITHIN: Duration = Duration::from_secs(2);
+/// How many times the leader asks etcd to delete its key before it gives
+/// the switchover up.
+const RESIGN_TRIES: usize = 3;
 
 /// Why a switchover did not happen (nothing changed: the leader leads on).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,9 +221,22 @@ pub(super) fn hand_over(l: &Leading<'_>, to: Option<&str>) -> Result<String, Swi
         });
     }
     l.status.set_role(Role::Standby);
-    l.client
-        .resign(l.leader)
-        .map_err(|e| SwitchoverError::Etcd(e.to_string()))?;
+    // Resigning is fenced on this node's leader key, so asking again after
+    // an answer that timed out is safe (a second delete matches nothing).
+    let mut resigned = l.client.resign(l.leader);
+    for _ in 1..RESIGN_TRIES {
+        if resigned.is_ok() {
+            break;
+        }
+        resigned = l.client.resign(l.leader);
+    }
+    if let Err(e) = resigned {
+        // Still the leader as far as this node can tell: it leads on (if
+        // etcd did delete the key, the watch deposes it as usual).
+        l.status.set_role(Role::Leader);
+        withdraw();
+        return Err(SwitchoverError::Etcd(e.to_string()));
+    }
     tracing::info!(to = %target, position, "cluster: switchover: resigned");
     Ok(target)
 }
