@@ -170,15 +170,23 @@ pub struct ProfileUpdate {
     pub capacity: CapacityUpdate,
 }
 
-/// Which numbers a listing shows (every field set must match).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which numbers a listing shows (every field set must match), and in
+/// which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumberFilter {
     /// Only the numbers of this profile.
     pub profile: Option<ProfileId>,
     /// Only numbers of this kind.
     pub kind: Option<SenderKind>,
-    /// Only this number.
-    pub number: Option<PhoneNumber>,
+    /// Only these numbers (empty: any number).
+    pub numbers: Vec<PhoneNumber>,
+    /// Only numbers whose written form (`+13125550001`, or a short code's
+    /// digits) contains this text.
+    pub contains: Option<String>,
+    /// Largest number first; otherwise smallest first. Numbers compare by
+    /// their digits read as a whole number (short codes after every E.164
+    /// number).
+    pub descending: bool,
 }
 
 /// A number with its kind, health and eligibility now.

@@ -192,6 +192,7 @@ macro_rules! pool_settings {
     ($( $(#[doc = $doc:literal])* $(#[serde($($serde:tt)*)])? $field:ident : $ty:ty [$pty:ty] = $default:expr, $check:ident; )*) => {
         /// The number pool settings of one messaging profile.
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
         #[serde(default)]
         pub struct PoolSettings {
             $( $(#[doc = $doc])* $(#[serde($($serde)*)])? pub $field: $ty, )*
@@ -203,8 +204,12 @@ macro_rules! pool_settings {
             }
         }
 
-        /// The fields a PATCH sets; `None` keeps the current value.
+        /// The fields a PATCH sets; `None` keeps the current value. (Its
+        /// schema describes the JSON object [`SettingsPatch::from_json`]
+        /// reads: no other key.)
         #[derive(Debug, Clone, Default, PartialEq)]
+        #[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
+        #[cfg_attr(feature = "server", schemars(deny_unknown_fields))]
         pub struct SettingsPatch {
             $( $(#[doc = $doc])* pub $field: Option<$pty>, )*
         }

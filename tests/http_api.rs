@@ -396,6 +396,195 @@ fn bad_profile_input_gets_the_documented_errors_and_changes_nothing() {
     );
 }
 
+/// `source.parameter` of a reply's first error.
+fn parameter(r: &Response) -> Option<&str> {
+    r.body["errors"][0]["source"]["parameter"].as_str()
+}
+
+fn listed(r: &Response, field: &str) -> Vec<String> {
+    r.body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|v| v[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn published_query_parameters_are_honoured_and_others_refused() {
+    let s = start(64);
+    let a = s.ok(
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "alpha", "whitelisted_destinations": ["US"]}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(
+        "POST",
+        "/v2/messaging_profiles",
+        json!({"name": "alphabet", "whitelisted_destinations": ["US"]}),
+    );
+    for n in [
+        "+13125550001",
+        "+13125550002",
+        "+14155550003",
+        "+18005550004",
+    ] {
+        s.assign(n, &a);
+    }
+    // filter[name] (what the Node SDK sends for `filter: {name}`) is exact.
+    let r = s.call(
+        "GET",
+        "/v2/messaging_profiles?filter[name]=alpha",
+        Value::Null,
+    );
+    assert_eq!(listed(&r, "name"), ["alpha"]);
+    let r = s.call(
+        "GET",
+        "/v2/messaging_profiles?filter[name][contains]=alpha",
+        Value::Null,
+    );
+    assert_eq!(r.body["meta"]["total_results"], 2);
+    let r = s.call(
+        "GET",
+        "/v2/messaging_profiles?filter[name]=alpha&filter[name][eq]=alphabet",
+        Value::Null,
+    );
+    assert_eq!(r.body["meta"]["total_results"], 0, "both must match");
+    // filter[phone_number]: a comma-separated list, `+` escaped or not.
+    let numbers = "/v2/phone_numbers/messaging";
+    let r = s.call(
+        "GET",
+        &format!("{numbers}?filter[phone_number]=%2B13125550001,+14155550003"),
+        Value::Null,
+    );
+    assert_eq!(listed(&r, "phone_number"), ["+13125550001", "+14155550003"]);
+    let r = s.call(
+        "GET",
+        &format!("{numbers}?filter[phone_number]=nonsense"),
+        Value::Null,
+    );
+    assert_eq!(r.body["meta"]["total_results"], 0);
+    // [contains] matches the written number, and sort[phone_number] orders.
+    let r = s.call(
+        "GET",
+        &format!("{numbers}?filter[phone_number][contains]=312555&sort[phone_number]=desc"),
+        Value::Null,
+    );
+    assert_eq!(listed(&r, "phone_number"), ["+13125550002", "+13125550001"]);
+    let r = s.call(
+        "GET",
+        &format!("{numbers}?filter[phone_number][contains]=%2B1312&sort[phone_number]=asc"),
+        Value::Null,
+    );
+    assert_eq!(listed(&r, "phone_number"), ["+13125550001", "+13125550002"]);
+    let r = s.call(
+        "GET",
+        "/v2/messaging_phone_numbers?sort[phone_number]=desc&page[size]=1",
+        Value::Null,
+    );
+    assert_eq!(listed(&r, "phone_number"), ["+18005550004"]);
+    let r = expect_error(
+        s.call(
+            "GET",
+            &format!("{numbers}?sort[phone_number]=up"),
+            Value::Null,
+        ),
+        422,
+        "10015",
+    );
+    assert_eq!(parameter(&r), Some("sort[phone_number]"));
+    // Anything else is refused with 400 naming it, on every operation,
+    // and nothing changes.
+    let before = s.ok("GET", &format!("/v2/messaging_profiles/{a}"), Value::Null);
+    for (method, path, body) in [
+        (
+            "GET",
+            "/v2/messaging_profiles?filter[enabled]=true".to_string(),
+            Value::Null,
+        ),
+        (
+            "GET",
+            format!("{numbers}?sort[created_at]=asc"),
+            Value::Null,
+        ),
+        (
+            "GET",
+            format!("/v2/messaging_profiles/{a}?include=numbers"),
+            Value::Null,
+        ),
+        (
+            "GET",
+            format!("/v2/messaging_profiles/{a}/phone_numbers?filter[type]=longcode"),
+            Value::Null,
+        ),
+        (
+            "PATCH",
+            format!("/v2/messaging_profiles/{a}?name=x"),
+            json!({"name": "changed"}),
+        ),
+        (
+            "POST",
+            "/v2/messages/number_pool?dry_run=1".to_string(),
+            json!({"messaging_profile_id": a, "to": "+13125550100", "text": "x"}),
+        ),
+    ] {
+        let r = expect_error(s.call(method, &path, body), 400, "10015");
+        let name = parameter(&r)
+            .unwrap_or_else(|| panic!("{path}: {}", r.body))
+            .to_string();
+        assert!(path.contains(&format!("?{name}=")), "{path}: {name}");
+        assert!(
+            r.body["errors"][0]["source"]["pointer"].is_null(),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(
+        s.ok("GET", &format!("/v2/messaging_profiles/{a}"), Value::Null),
+        before,
+        "nothing changed"
+    );
+    let mapped = s.call(
+        "GET",
+        &format!("/v2/messaging_profiles/{a}/sticky_mappings"),
+        Value::Null,
+    );
+    assert_eq!(mapped.body["meta"]["total_results"], 0, "nothing was sent");
+    // Errors about a parameter's value name it in source.parameter too.
+    let r = expect_error(
+        s.call("GET", "/v2/messaging_profiles?page[size]=0", Value::Null),
+        422,
+        "10015",
+    );
+    assert_eq!(parameter(&r), Some("page[size]"));
+    let r = expect_error(
+        s.call("GET", &format!("{numbers}?filter[type]=fax"), Value::Null),
+        422,
+        "10015",
+    );
+    assert_eq!(parameter(&r), Some("filter[type]"));
+    // `consistency=stale` is taken by every GET (answered as usual outside
+    // a cluster); another value is refused.
+    s.ok(
+        "GET",
+        &format!("/v2/messaging_profiles/{a}?consistency=stale"),
+        Value::Null,
+    );
+    let r = expect_error(
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{a}?consistency=strong"),
+            Value::Null,
+        ),
+        422,
+        "10015",
+    );
+    assert_eq!(parameter(&r), Some("consistency"));
+}
+
 #[test]
 fn numbers_are_assigned_moved_listed_and_unassigned() {
     let s = start(64);
@@ -700,6 +889,30 @@ fn bad_sends_get_the_documented_errors() {
         send(json!({"messaging_profile_id": p, "to": 14155550100u64, "text": "x"})),
         400,
         "10015",
+    );
+    // As the hosted service: an SMS takes at most 10 parts (GSM-7: 153
+    // characters a part), and an MMS needs media_urls.
+    let r = expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x".repeat(1531)})),
+        422,
+        "10015",
+    );
+    assert_eq!(error(&r).2.as_deref(), Some("/text"));
+    assert!(r.body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("11 parts"));
+    let r = expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x", "type": "MMS"})),
+        422,
+        "10004",
+    );
+    assert_eq!(error(&r).2.as_deref(), Some("/media_urls"));
+    // Ten parts are read and go on to the pool (which has no numbers yet).
+    expect_error(
+        send(json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x".repeat(1530)})),
+        422,
+        "40330",
     );
     // No numbers: the fixed no-sender code, the title names the cause.
     let r = expect_error(

@@ -139,13 +139,20 @@ impl Catalog {
     /// from its own index.
     pub fn numbers_page(
         &self,
-        filter: NumberFilter,
+        filter: &NumberFilter,
         offset: usize,
         limit: usize,
     ) -> (Vec<NumberRecord>, usize) {
-        let keep = |r: &&NumberRecord| {
+        let mut text = String::new();
+        let mut keep = |r: &&NumberRecord| {
             filter.kind.is_none_or(|k| r.number.kind() == k)
-                && filter.number.is_none_or(|n| r.number == n)
+                && (filter.numbers.is_empty() || filter.numbers.contains(&r.number))
+                && filter.contains.as_deref().is_none_or(|part| {
+                    use std::fmt::Write;
+                    text.clear();
+                    let _ = write!(text, "{}", r.number);
+                    text.contains(part)
+                })
         };
         let mut page = Vec::new();
         let mut total = 0;
@@ -155,16 +162,23 @@ impl Catalog {
             }
             total += 1;
         };
-        match filter.profile {
-            Some(p) => {
-                let numbers = self.by_profile.get(&p).into_iter().flatten();
-                numbers
-                    .filter_map(|n| self.numbers.get(n))
-                    .filter(keep)
-                    .for_each(&mut visit);
-            }
-            None => self.numbers.values().filter(keep).for_each(&mut visit),
-        }
+        let by_number: Box<dyn DoubleEndedIterator<Item = &NumberRecord> + '_> =
+            match filter.profile {
+                Some(p) => Box::new(
+                    self.by_profile
+                        .get(&p)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| self.numbers.get(n)),
+                ),
+                None => Box::new(self.numbers.values()),
+            };
+        let ordered: Box<dyn Iterator<Item = &NumberRecord> + '_> = if filter.descending {
+            Box::new(by_number.rev())
+        } else {
+            by_number
+        };
+        ordered.filter(&mut keep).for_each(&mut visit);
         (page, total)
     }
 }

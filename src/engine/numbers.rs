@@ -242,7 +242,7 @@ impl Engine {
         Ok(self.numbers_page(filter, 0, usize::MAX).await?.0)
     }
 
-    /// The numbers passing `filter`, by number: `limit` of them from
+    /// The numbers passing `filter`, in its order: `limit` of them from
     /// `offset` with their health and eligibility, and how many pass in
     /// all. Health is read only for the page's numbers.
     ///
@@ -275,7 +275,7 @@ impl Engine {
             .inner
             .catalog
             .read()
-            .numbers_page(filter, offset, limit);
+            .numbers_page(&filter, offset, limit);
         Ok((self.statuses(records).await?, total))
     }
 

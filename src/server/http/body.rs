@@ -1,10 +1,10 @@
-//! Reading requests strictly: bodies with a size limit, JSON fields with
-//! their types checked (wrong type: 400; bad value: 422; missing: 422),
-//! phone numbers in paths, and paging.
+//! Reading requests strictly: bodies with a size limit into their types
+//! (wrong type: 400; bad value: 422; missing: 422, each naming the field),
+//! phone numbers in paths, query strings, and paging.
 
 use actix_web::web::{Bytes, BytesMut, Payload};
 use futures::StreamExt;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::error::ApiError;
 use crate::PhoneNumber;
@@ -26,157 +26,66 @@ pub async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError>
     Ok(body.freeze())
 }
 
-/// Parses a body that must be a JSON object.
-pub fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// Reads a body into its request type `T`: an empty body is `{}`; a body
+/// that is not a JSON object, or not JSON, is 400 at `/`; a field of the
+/// wrong type is 400 naming it (`source.pointer`); a value outside an
+/// enumeration is 422; a missing required field is 422 (10004).
+pub fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("/", "body is not UTF-8"))?;
-    if text.trim().is_empty() {
-        return Ok(Map::new());
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Ok(T::default());
     }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("/", "body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request("/", format!("malformed JSON: {e}"))),
+    if !trimmed.starts_with('{') {
+        // serde would read a struct from a JSON array too.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => ApiError::bad_request("/", "body must be a JSON object"),
+            Err(e) => ApiError::bad_request("/", format!("malformed JSON: {e}")),
+        });
     }
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| field_error(&e))?;
+    reader
+        .end()
+        .map_err(|e| ApiError::bad_request("/", format!("malformed JSON: {e}")))?;
+    Ok(value)
 }
 
-/// Typed access to the fields of one JSON object at `prefix` (a JSON pointer).
-pub struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    prefix: String,
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(map: &'a Map<String, Value>, prefix: &str) -> Self {
-        Fields {
-            map,
-            prefix: prefix.to_string(),
+/// The API error for a body serde could not read, at the field it names.
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let inner = e.inner();
+    let mut pointer = String::new();
+    for segment in e.path().iter() {
+        use serde_path_to_error::Segment;
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => pointer.push_str(&format!("/{key}")),
+            Segment::Enum { variant } => pointer.push_str(&format!("/{variant}")),
+            Segment::Unknown => {}
         }
     }
-
-    /// The JSON pointer of `key`.
-    pub fn pointer(&self, key: &str) -> String {
-        format!("{}/{}", self.prefix, key)
+    if !matches!(inner.classify(), Category::Data) {
+        return ApiError::bad_request("/", format!("malformed JSON: {inner}"));
     }
-
-    fn wrong(&self, key: &str, want: &str, got: &Value) -> ApiError {
-        ApiError::bad_request(
-            &self.pointer(key),
-            format!("{key} must be {want}, not {}", type_name(got)),
-        )
+    // serde's own wording, without its "at line 1 column 9".
+    let message = inner.to_string();
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return ApiError::missing(&format!("{pointer}/{field}"));
     }
-
-    /// The raw value of `key`, if present (null included).
-    pub fn raw(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key)
-    }
-
-    /// An optional string; `null` counts as absent.
-    pub fn str(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.wrong(key, "a string", other)),
-        }
-    }
-
-    /// A required string.
-    pub fn required_str(&self, key: &str) -> Result<&'a str, ApiError> {
-        self.str(key)?
-            .ok_or_else(|| ApiError::missing(&self.pointer(key)))
-    }
-
-    /// A string that may be set to `null` explicitly: `None` absent,
-    /// `Some(None)` null, `Some(Some(s))` a value.
-    pub fn nullable_str(&self, key: &str) -> Result<Option<Option<String>>, ApiError> {
-        match self.map.get(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-            Some(other) => Err(self.wrong(key, "a string or null", other)),
-        }
-    }
-
-    /// An optional boolean; `null` counts as absent unless `strict`.
-    pub fn bool(&self, key: &str, strict: bool) -> Result<Option<bool>, ApiError> {
-        match self.map.get(key) {
-            None => Ok(None),
-            Some(Value::Null) if !strict => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.wrong(key, "a boolean", other)),
-        }
-    }
-
-    /// An optional array of strings; `null` counts as absent.
-    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(ApiError::bad_request(
-                        &format!("{}/{i}", self.pointer(key)),
-                        format!("{key} must hold strings, not {}", type_name(other)),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(other) => Err(self.wrong(key, "an array of strings", other)),
-        }
-    }
-
-    /// A number that may be set to `null` explicitly: `None` absent,
-    /// `Some(None)` null.
-    pub fn nullable_number(&self, key: &str) -> Result<Option<Option<f64>>, ApiError> {
-        match self.map.get(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::Number(n)) => Ok(Some(n.as_f64())),
-            Some(other) => Err(self.wrong(key, "a number or null", other)),
-        }
-    }
-
-    /// A whole count that may be `null`: a number that is not a whole
-    /// number from 0 to 2^32 - 1 is an invalid value (422).
-    pub fn nullable_count(&self, key: &str) -> Result<Option<Option<u32>>, ApiError> {
-        let Some(value) = self.nullable_number(key)? else {
-            return Ok(None);
-        };
-        let raw = self.map.get(key).and_then(Value::as_u64);
-        match (value, raw) {
-            (None, _) => Ok(Some(None)),
-            (Some(_), Some(n)) if n <= u64::from(u32::MAX) => Ok(Some(Some(n as u32))),
-            (Some(v), _) => Err(ApiError::invalid(
-                &self.pointer(key),
-                format!(
-                    "{key} must be a whole number from 1 to {}, or null, not {v}",
-                    u32::MAX
-                ),
-            )),
-        }
-    }
-
-    /// An optional nested object: `None` absent, `Some(None)` null.
-    pub fn object(&self, key: &str) -> Result<Option<Option<&'a Map<String, Value>>>, ApiError> {
-        match self.map.get(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::Object(m)) => Ok(Some(Some(m))),
-            Some(other) => Err(self.wrong(key, "an object or null", other)),
-        }
+    let at = if pointer.is_empty() { "/" } else { &pointer };
+    let field = at.rsplit('/').next().unwrap_or_default();
+    if message.starts_with("unknown variant") || message.starts_with("invalid value") {
+        ApiError::invalid(at, format!("{field}: {message}"))
+    } else {
+        ApiError::bad_request(at, format!("{field}: {message}"))
     }
 }
 
@@ -197,6 +106,15 @@ pub fn query_number(raw: &str) -> Option<PhoneNumber> {
         .ok()
         .filter(|_| digits.len() > 6)
         .or_else(|| PhoneNumber::parse_sender(digits).ok())
+}
+
+/// Part of a phone number given in a query string: a leading `+` that
+/// arrived as a space (unescaped) is put back.
+pub fn query_digits(raw: &str) -> String {
+    match raw.strip_prefix(' ') {
+        Some(rest) => format!("+{}", rest.trim()),
+        None => raw.trim().to_string(),
+    }
 }
 
 /// A phone number in a path: `+1312...`, `%2B1312...`, or (if `by_id` finds
@@ -230,14 +148,14 @@ impl Page {
         let number = query.usize("page[number]")?.unwrap_or(1);
         let size = query.usize("page[size]")?.unwrap_or(20);
         if number < 1 {
-            return Err(ApiError::invalid(
-                "/page[number]",
+            return Err(ApiError::invalid_parameter(
+                "page[number]",
                 "page[number] must be at least 1",
             ));
         }
         if !(1..=250).contains(&size) {
-            return Err(ApiError::invalid(
-                "/page[size]",
+            return Err(ApiError::invalid_parameter(
+                "page[size]",
                 "page[size] must be between 1 and 250",
             ));
         }
@@ -299,6 +217,11 @@ impl Query {
         )
     }
 
+    /// Every `(name, value)`, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -311,13 +234,12 @@ impl Query {
             None => Ok(None),
             // A whole number too large to be one is out of range (422), as
             // any other out-of-range value; anything else is malformed (400).
-            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                v.parse::<usize>().map(Some).map_err(|_| {
-                    ApiError::invalid(&format!("/{key}"), format!("{key} is out of range"))
-                })
-            }
-            Some(_) => Err(ApiError::bad_request(
-                &format!("/{key}"),
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_parameter(key, format!("{key} is out of range"))),
+            Some(_) => Err(ApiError::bad_parameter(
+                key,
                 format!("{key} must be a whole number"),
             )),
         }
@@ -327,6 +249,54 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::http::requests::{ProfileBody, SendBody};
+
+    /// `(status, pointer)` of a body `T` refuses.
+    fn refused<T: serde::de::DeserializeOwned + Default + std::fmt::Debug>(
+        body: &str,
+    ) -> (u16, String) {
+        use actix_web::ResponseError;
+        let e = json::<T>(body.as_bytes()).unwrap_err();
+        let pointer = match &e {
+            ApiError::BadRequest { at, .. }
+            | ApiError::InvalidValue { at, .. }
+            | ApiError::Missing { at } => at.to_string(),
+            other => panic!("{other:?}"),
+        };
+        (e.status_code().as_u16(), pointer)
+    }
+
+    #[test]
+    fn bodies_are_read_into_their_types_and_errors_name_the_field() {
+        let b: SendBody = json(br#"{"to": "+13125550100", "text": null, "extra": [1]}"#).unwrap();
+        assert_eq!((b.to.as_deref(), b.text), (Some("+13125550100"), None));
+        let empty: SendBody = json(b"  ").unwrap();
+        assert!(empty.to.is_none());
+        assert_eq!(refused::<SendBody>(r#"{"to": 5}"#), (400, "/to".into()));
+        assert_eq!(
+            refused::<SendBody>(r#"{"media_urls": ["a", 7]}"#),
+            (400, "/media_urls/1".into())
+        );
+        assert_eq!(
+            refused::<ProfileBody>(r#"{"whitelisted_destinations": "US"}"#),
+            (400, "/whitelisted_destinations".into())
+        );
+        for malformed in [
+            "[1]",
+            "\"x\"",
+            "{\"to\": ",
+            "{} {}",
+            "{\"to\": \"a\", \"to\": \"b\"}",
+        ] {
+            let (status, pointer) = refused::<SendBody>(malformed);
+            assert_eq!(status, 400, "{malformed}");
+            assert!(pointer == "/" || pointer == "/to", "{malformed}: {pointer}");
+        }
+        assert_eq!(
+            json::<SendBody>(&[b'{', 0xff, b'}']).unwrap_err(),
+            ApiError::bad_request("/", "body is not UTF-8")
+        );
+    }
 
     #[test]
     fn queries_decode_brackets_and_plus() {

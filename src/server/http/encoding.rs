@@ -5,6 +5,9 @@
 //! concatenation header); characters of the extension table take two
 //! septets. UCS-2: 70 UTF-16 units in one part, else 67 per part.
 
+/// The most parts an SMS may take (the hosted service's limit).
+pub const MAX_PARTS: u32 = 10;
+
 /// The GSM 03.38 basic alphabet.
 const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 /// The extension table: each takes an escape and the character.

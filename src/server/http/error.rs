@@ -1,5 +1,6 @@
 //! [`ApiError`]: every error the HTTP API answers, in the Telnyx envelope
-//! `{"errors": [{"code", "title", "detail", "source": {"pointer"}}]}`.
+//! `{"errors": [{"code", "title", "detail", "source": {"pointer"}}]}`
+//! (`source.parameter` instead when a query parameter is at fault).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -28,7 +29,24 @@ pub const QUEUE_FULL_CODE: &str = "40318";
 /// A send refused because the profile reached its `daily_message_limit`.
 pub const DAILY_LIMIT_CODE: &str = "40320";
 
-/// An API error. `pointer` is a JSON pointer into the request body.
+/// The part of a request an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A JSON pointer into the body (`source.pointer`).
+    Pointer(String),
+    /// A query parameter, by name (`source.parameter`).
+    Parameter(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Pointer(p) | Source::Parameter(p) => f.write_str(p),
+        }
+    }
+}
+
+/// An API error; `at` says which field or query parameter is at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     #[error("authentication failed")]
@@ -38,15 +56,15 @@ pub enum ApiError {
     #[error("method not allowed here; allowed: {0}")]
     MethodNotAllowed(String),
     #[error("bad request: {detail}")]
-    BadRequest { detail: String, pointer: String },
+    BadRequest { detail: String, at: Source },
     #[error("invalid value: {detail}")]
-    InvalidValue { detail: String, pointer: String },
-    #[error("missing required parameter {pointer}")]
-    Missing { pointer: String },
+    InvalidValue { detail: String, at: Source },
+    #[error("missing required parameter {at}")]
+    Missing { at: Source },
     #[error("phone number must be in +E.164 format: {detail}")]
-    NotE164 { detail: String, pointer: String },
+    NotE164 { detail: String, at: Source },
     #[error("associated resource does not exist: {detail}")]
-    NoSuchAssociated { detail: String, pointer: String },
+    NoSuchAssociated { detail: String, at: Source },
     #[error("invalid 'to' address: {0}")]
     InvalidTo(String),
     #[error("{0}")]
@@ -74,23 +92,26 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A malformed body field (400).
     pub fn bad_request(pointer: &str, detail: impl Into<String>) -> Self {
         ApiError::BadRequest {
             detail: detail.into(),
-            pointer: pointer.into(),
+            at: Source::Pointer(pointer.into()),
         }
     }
 
+    /// A body field with a value out of its range or set (422).
     pub fn invalid(pointer: &str, detail: impl Into<String>) -> Self {
         ApiError::InvalidValue {
             detail: detail.into(),
-            pointer: pointer.into(),
+            at: Source::Pointer(pointer.into()),
         }
     }
 
+    /// A required body field that is absent (422).
     pub fn missing(pointer: &str) -> Self {
         ApiError::Missing {
-            pointer: pointer.into(),
+            at: Source::Pointer(pointer.into()),
         }
     }
 
@@ -98,7 +119,40 @@ impl ApiError {
     pub fn number(pointer: &str, e: NumberError) -> Self {
         ApiError::NotE164 {
             detail: e.to_string(),
-            pointer: pointer.into(),
+            at: Source::Pointer(pointer.into()),
+        }
+    }
+
+    /// A body field naming something that does not exist (422).
+    pub fn no_such(pointer: &str, detail: impl Into<String>) -> Self {
+        ApiError::NoSuchAssociated {
+            detail: detail.into(),
+            at: Source::Pointer(pointer.into()),
+        }
+    }
+
+    /// A query parameter the operation does not take, or a malformed one
+    /// (400).
+    pub fn bad_parameter(name: &str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            detail: detail.into(),
+            at: Source::Parameter(name.into()),
+        }
+    }
+
+    /// A query parameter with a value out of its range or set (422).
+    pub fn invalid_parameter(name: &str, detail: impl Into<String>) -> Self {
+        ApiError::InvalidValue {
+            detail: detail.into(),
+            at: Source::Parameter(name.into()),
+        }
+    }
+
+    /// A query parameter that should hold a phone number and does not.
+    pub fn parameter_number(name: &str, e: NumberError) -> Self {
+        ApiError::NotE164 {
+            detail: e.to_string(),
+            at: Source::Parameter(name.into()),
         }
     }
 
@@ -177,14 +231,18 @@ impl ApiError {
         }
     }
 
-    fn pointer(&self) -> Option<&str> {
+    /// `source`: `("pointer", "/field")` or `("parameter", "name")`.
+    fn source(&self) -> Option<(&'static str, &str)> {
         match self {
-            ApiError::BadRequest { pointer, .. }
-            | ApiError::InvalidValue { pointer, .. }
-            | ApiError::Missing { pointer }
-            | ApiError::NotE164 { pointer, .. }
-            | ApiError::NoSuchAssociated { pointer, .. } => Some(pointer),
-            ApiError::InvalidTo(_) => Some("/to"),
+            ApiError::BadRequest { at, .. }
+            | ApiError::InvalidValue { at, .. }
+            | ApiError::Missing { at }
+            | ApiError::NotE164 { at, .. }
+            | ApiError::NoSuchAssociated { at, .. } => Some(match at {
+                Source::Pointer(p) => ("pointer", p),
+                Source::Parameter(p) => ("parameter", p),
+            }),
+            ApiError::InvalidTo(_) => Some(("pointer", "/to")),
             _ => None,
         }
     }
@@ -192,7 +250,7 @@ impl ApiError {
 
 /// The longest `detail` of an error, in characters (longer ones are cut).
 const MAX_DETAIL: usize = 300;
-/// The longest `source.pointer`, in characters.
+/// The longest `source.pointer` or `source.parameter`, in characters.
 const MAX_POINTER: usize = 120;
 
 /// `s` cut to its first `max` characters, with `…` when cut.
@@ -231,8 +289,8 @@ impl ResponseError for ApiError {
             "title": title,
             "detail": cut(&self.to_string(), MAX_DETAIL),
         });
-        if let Some(pointer) = self.pointer() {
-            error["source"] = json!({ "pointer": cut(pointer, MAX_POINTER) });
+        if let Some((kind, at)) = self.source() {
+            error["source"] = json!({ kind: cut(at, MAX_POINTER) });
         }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
@@ -295,10 +353,9 @@ impl From<Error> for ApiError {
                 &format!("/whitelisted_destinations/{}", e.index),
                 e.to_string(),
             ),
-            Error::NotInPool => ApiError::NoSuchAssociated {
-                detail: "from is not a number of this messaging profile".into(),
-                pointer: "/from".into(),
-            },
+            Error::NotInPool => {
+                ApiError::no_such("/from", "from is not a number of this messaging profile")
+            }
         }
     }
 }

@@ -4,8 +4,9 @@
 //! - `routes`: the route table (which also generates the OpenAPI document)
 //!   and the handlers (profiles, numbers, messages, sticky mappings,
 //!   webhooks, operations).
-//! - `body`: strict request reading, paths, paging.
-//! - `views`: the JSON records returned; `encoding`: GSM-7/UCS-2 parts.
+//! - `requests`: the request bodies as types; `body`: reading them
+//!   (size limit, errors naming the field), paths, query strings, paging.
+//! - `views`: the records returned, as types; `encoding`: GSM-7/UCS-2 parts.
 //! - `error`: the error envelope and codes; `auth`: keys and signatures.
 //! - `recent`: bounded caches (idempotency, webhook ids); `metrics`; `openapi`.
 
@@ -18,6 +19,7 @@ mod forward;
 mod metrics;
 mod openapi;
 mod recent;
+mod requests;
 mod routes;
 pub mod tls;
 mod views;

@@ -5,7 +5,13 @@ use serde_json::{json, Map, Value};
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (path, method, summary) in super::routes::ROUTES {
+    for super::routes::Route {
+        path,
+        method,
+        summary,
+        ..
+    } in super::routes::ROUTES
+    {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         let mut op = json!({
             "summary": summary,

@@ -48,7 +48,6 @@ pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Value {
         "webhook_api_version": "2",
         "url_shortener_settings": null,
         "alpha_sender": null,
-        "daily_spend_limit": "",
         "daily_spend_limit_enabled": false,
         "mms_fall_back_to_sms": false,
         "mms_transcoding": false,
@@ -59,24 +58,17 @@ pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Value {
     })
 }
 
-/// ISO 3166-1 alpha-2 region of a number, as libphonenumber resolves it
-/// (`""` when it has none).
-fn country_code(n: PhoneNumber) -> String {
-    n.region_code().map_or_else(String::new, |r| r.to_string())
-}
-
 /// A number with its messaging settings; `record_type` differs between
 /// the current and the older paths.
 pub fn number(s: &NumberStatus, record_type: &str) -> Value {
     let r = &s.record;
     let messages = s.health.finalized;
-    json!({
+    let mut record = json!({
         "record_type": record_type,
         "id": r.id.to_string(),
         "phone_number": r.number.to_string(),
         "messaging_profile_id": r.profile.map(|p| p.to_string()),
         "type": s.kind.api_name(),
-        "country_code": country_code(r.number),
         "health": {
             "success_ratio": s.health.success_ratio(),
             "spam_ratio": s.health.spam_ratio(),
@@ -100,7 +92,13 @@ pub fn number(s: &NumberStatus, record_type: &str) -> Value {
         "features": { "sms": null, "mms": null },
         "created_at": r.created_at.to_rfc3339(),
         "updated_at": r.updated_at.to_rfc3339(),
-    })
+    });
+    // ISO 3166-1 alpha-2 where numpool knows the region; absent otherwise
+    // (the published schema allows no empty code).
+    if let Some(region) = r.number.region_code() {
+        record["country_code"] = json!(region.to_string());
+    }
+    record
 }
 
 /// A sticky mapping (extension).

@@ -1,5 +1,6 @@
 //! A cluster node's own routes (`/cluster/...`) and the gate every API
-//! request passes in a cluster:
+//! request passes. It refuses a query parameter the operation does not
+//! take ([`super::check_query`]); then, in a cluster:
 //!
 //! - the leader answers while its lease is surely held, a read only if it
 //!   still is when the read is done (so a read is linearizable);
@@ -31,6 +32,7 @@ use crate::cluster::{NodeStatus, Role};
 use crate::server::http::body;
 use crate::server::http::error::ApiError;
 use crate::server::http::forward;
+use crate::server::http::requests::SwitchoverBody;
 
 /// The header a locally answered request in a cluster carries: the answer
 /// holds the log at least up to this position.
@@ -75,6 +77,12 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
     S::Future: 'static,
 {
+    // A query parameter the operation does not take is refused first,
+    // wherever the request would be answered.
+    if let Err(e) = super::check_query(req.request()) {
+        let response = e.error_response();
+        return futures::future::ready(Ok(req.into_response(response))).boxed_local();
+    }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return srv.call(req).boxed_local();
     };
@@ -243,18 +251,8 @@ pub async fn switchover(
     if !node.leads() && node.role() != Role::Leader {
         return Ok(forward::to_leader_of(&req, &node, bytes.to_vec()).await);
     }
-    let to = if bytes.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let map = body::object(&bytes)?;
-        match map.get("to") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                Some(s.trim().to_string())
-            }
-            Some(_) => return Err(ApiError::bad_request("/to", "to must be a member's URL")),
-        }
-    };
+    let b: SwitchoverBody = body::json(&bytes)?;
+    let to = b.to.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let from = node.advertise().to_string();
     let outcome = web::block(move || node.switchover(to, SWITCHOVER_WITHIN))
         .await

@@ -4,8 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::profiles::path_profile;
 use super::{data, list as page_of, AppState, Authed};
-use crate::server::http::body::{self, Fields, Page, Query};
+use crate::server::http::body::{self, Page, Query};
 use crate::server::http::error::ApiError;
+use crate::server::http::requests::PinBody;
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::{MappingCursor, PhoneNumber};
@@ -35,23 +36,21 @@ pub async fn list(
     let profile = path_profile(&id)?;
     let query = Query::parse(req.query_string());
     let page = Page::from_query(&query)?;
-    let sender =
-        match query.get("filter[sender]") {
-            None => None,
-            Some(raw) => Some(body::query_number(raw).ok_or_else(|| {
-                ApiError::number("/filter[sender]", crate::NumberError::NotASender)
-            })?),
-        };
+    let sender = match query.get("filter[sender]") {
+        None => None,
+        Some(raw) => Some(body::query_number(raw).ok_or_else(|| {
+            ApiError::parameter_number("filter[sender]", crate::NumberError::NotASender)
+        })?),
+    };
     // A page costs the page: `page[after]` (the `next_page_after` of the
     // page before) goes straight there; `page[number]` N walks N-1 pages
     // first, one lock hold each, letting this worker serve others between.
-    let mut after =
-        match query.get("page[after]") {
-            None => None,
-            Some(raw) => Some(raw.parse::<MappingCursor>().map_err(|_| {
-                ApiError::invalid("/page[after]", "not a cursor this server gave out")
-            })?),
-        };
+    let mut after = match query.get("page[after]") {
+        None => None,
+        Some(raw) => Some(raw.parse::<MappingCursor>().map_err(|_| {
+            ApiError::invalid_parameter("page[after]", "not a cursor this server gave out")
+        })?),
+    };
     let skip = if after.is_some() { 0 } else { page.number - 1 };
     let mut current = state
         .engine
@@ -99,9 +98,9 @@ pub async fn pin(
     let (profile, to) = mapping_path(path)?;
     state.engine.profile(profile)?;
     let bytes = body::read(payload, state.body_limit).await?;
-    let map = body::object(&bytes)?;
-    let from_raw = Fields::new(&map, "").required_str("from")?;
-    let from = PhoneNumber::parse_sender(from_raw).map_err(|e| ApiError::number("/from", e))?;
+    let b: PinBody = body::json(&bytes)?;
+    let from_raw = b.from.ok_or_else(|| ApiError::missing("/from"))?;
+    let from = PhoneNumber::parse_sender(&from_raw).map_err(|e| ApiError::number("/from", e))?;
     let m = state.engine.pin(profile, to, from).await?;
     Ok(data(views::mapping(&m)))
 }

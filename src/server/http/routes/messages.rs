@@ -7,10 +7,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::{AppState, Authed, IdempotentReply};
-use crate::server::http::body::{self, Fields};
+use crate::server::http::body;
 use crate::server::http::encoding::{self, Requested};
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::Claim;
+use crate::server::http::requests::SendBody;
 use crate::server::http::views::{self, MessageView};
 use crate::ProfileId;
 use crate::{Outbound, PhoneNumber};
@@ -205,18 +206,15 @@ struct SendRequest {
 
 /// Reads a send's body; every error here is the client's, before anything runs.
 fn parse(bytes: &[u8], mode: SendMode) -> Result<SendRequest, ApiError> {
-    let map = body::object(bytes)?;
-    let f = Fields::new(&map, "");
-    let owned = |v: Option<&str>| v.map(str::to_string);
-    let to_raw = f.required_str("to")?;
+    let b: SendBody = body::json(bytes)?;
+    let to_raw = b.to.as_deref().ok_or_else(|| ApiError::missing("/to"))?;
     let to = PhoneNumber::parse_e164(to_raw)
         .map_err(|e| ApiError::InvalidTo(format!("{to_raw:?}: {e}")))?;
-    let text = f.str("text")?;
-    let media_urls = f.strings("media_urls")?.unwrap_or_default();
-    if text.is_none() && media_urls.is_empty() {
+    let media_urls = b.media_urls.unwrap_or_default();
+    if b.text.is_none() && media_urls.is_empty() {
         return Err(ApiError::missing("/text"));
     }
-    let mms = match f.str("type")? {
+    let mms = match b.kind.as_deref() {
         None => !media_urls.is_empty(),
         Some("SMS") => false,
         Some("MMS") => true,
@@ -227,7 +225,10 @@ fn parse(bytes: &[u8], mode: SendMode) -> Result<SendRequest, ApiError> {
             ))
         }
     };
-    let requested = match f.str("encoding")? {
+    if mms && media_urls.is_empty() {
+        return Err(ApiError::missing("/media_urls"));
+    }
+    let requested = match b.encoding.as_deref() {
         None => Requested::Auto,
         Some(e) => Requested::parse(e).ok_or_else(|| {
             ApiError::invalid(
@@ -236,31 +237,46 @@ fn parse(bytes: &[u8], mode: SendMode) -> Result<SendRequest, ApiError> {
             )
         })?,
     };
-    let encoding = encoding::encode(text.unwrap_or_default(), requested).ok_or_else(|| {
-        ApiError::invalid(
-            "/encoding",
-            "the text has characters outside the GSM-7 alphabet",
-        )
-    })?;
+    let mut encoding = encoding::encode(b.text.as_deref().unwrap_or_default(), requested)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "/encoding",
+                "the text has characters outside the GSM-7 alphabet",
+            )
+        })?;
+    if mms {
+        // An MMS goes as one message whatever its text.
+        encoding.parts = 1;
+    } else if encoding.parts > encoding::MAX_PARTS {
+        return Err(ApiError::invalid(
+            "/text",
+            format!(
+                "the text takes {} parts in {}; an SMS takes at most {}",
+                encoding.parts,
+                encoding.name,
+                encoding::MAX_PARTS
+            ),
+        ));
+    }
     let from = match mode {
-        SendMode::FromOrPool => f.str("from")?,
+        SendMode::FromOrPool => b.from,
         SendMode::Pool => None,
     };
-    let profile = match from {
-        Some(_) => f.str("messaging_profile_id")?,
-        None => Some(f.required_str("messaging_profile_id")?),
+    let profile = match (&from, b.messaging_profile_id) {
+        (None, None) => return Err(ApiError::missing("/messaging_profile_id")),
+        (_, profile) => profile,
     };
     Ok(SendRequest {
         to,
-        from: owned(from),
-        profile: owned(profile),
-        text: owned(text),
-        subject: owned(f.str("subject")?),
+        from,
+        profile,
+        text: b.text,
+        subject: b.subject,
         media_urls,
         mms,
         encoding,
-        webhook_url: owned(f.str("webhook_url")?),
-        webhook_failover_url: owned(f.str("webhook_failover_url")?),
+        webhook_url: b.webhook_url,
+        webhook_failover_url: b.webhook_failover_url,
     })
 }
 
@@ -277,13 +293,12 @@ fn resolve(r: &SendRequest, state: &AppState) -> Result<Target, ApiError> {
         Some(raw) => {
             let sender =
                 PhoneNumber::parse_sender(raw).map_err(|e| ApiError::number("/from", e))?;
-            let profile = state
-                .engine
-                .owner(sender)
-                .ok_or_else(|| ApiError::NoSuchAssociated {
-                    detail: format!("{raw} is not a number of any messaging profile"),
-                    pointer: "/from".into(),
-                })?;
+            let profile = state.engine.owner(sender).ok_or_else(|| {
+                ApiError::no_such(
+                    "/from",
+                    format!("{raw} is not a number of any messaging profile"),
+                )
+            })?;
             Ok(Target::From(sender, profile))
         }
         None => {
@@ -297,10 +312,10 @@ fn resolve(r: &SendRequest, state: &AppState) -> Result<Target, ApiError> {
 }
 
 fn missing_profile(raw: &str) -> ApiError {
-    ApiError::NoSuchAssociated {
-        detail: format!("messaging profile {raw} does not exist"),
-        pointer: "/messaging_profile_id".into(),
-    }
+    ApiError::no_such(
+        "/messaging_profile_id",
+        format!("messaging profile {raw} does not exist"),
+    )
 }
 
 /// Runs a send on the engine; the message record (JSON text) on success.

@@ -19,6 +19,7 @@ use ed25519_dalek::VerifyingKey;
 use serde_json::{json, Value};
 
 use super::auth::ApiKeys;
+use super::body::Query;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::recent::Recent;
@@ -91,14 +92,59 @@ pub fn list(items: Vec<Value>, meta: Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "data": items, "meta": meta }))
 }
 
-/// The route table: every route once, with its method, handler and
-/// summary. It registers the routes (a known path with a wrong method gets
-/// 405 with `Allow`) and generates the OpenAPI document ([`ROUTES`]).
+/// One operation of the API: where, how, what it does, and the query
+/// parameters it takes (any other is refused, see [`check_query`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The path under `/v2`.
+    pub path: &'static str,
+    /// The method, lower case.
+    pub method: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The query parameters it takes (besides `consistency` on a `GET`).
+    pub query: &'static [&'static str],
+}
+
+/// Paging by number, as the hosted service.
+const PAGE: &[&str] = &["page[number]", "page[size]"];
+/// numpool's listings that also page by cursor.
+const CURSOR_PAGE: &[&str] = &["page[number]", "page[size]", "page[after]"];
+/// The published filters of a profile listing.
+const PROFILE_FILTERS: &[&str] = &[
+    "page[number]",
+    "page[size]",
+    "filter[name]",
+    "filter[name][eq]",
+    "filter[name][contains]",
+];
+/// The published filters and sort of a phone number listing.
+const NUMBER_FILTERS: &[&str] = &[
+    "page[number]",
+    "page[size]",
+    "filter[messaging_profile_id]",
+    "filter[phone_number]",
+    "filter[phone_number][contains]",
+    "filter[type]",
+    "sort[phone_number]",
+];
+/// A sticky mapping listing: cursor paging and a filter by sender.
+const MAPPING_FILTERS: &[&str] = &[
+    "page[number]",
+    "page[size]",
+    "page[after]",
+    "filter[sender]",
+];
+
+/// The route table: every operation once, with its method, handler,
+/// summary and query parameters. It registers the routes (a known path
+/// with a wrong method gets 405 with `Allow`), checks query strings
+/// ([`check_query`]) and generates the OpenAPI document ([`ROUTES`]).
 macro_rules! route_table {
-    ($( $path:literal => { $( $method:ident : $handler:path, $summary:literal; )+ } )*) => {
-        /// `(path under /v2, method, summary)` of every route, in order.
-        pub const ROUTES: &[(&str, &str, &str)] = &[
-            $( $( ($path, stringify!($method), $summary), )+ )*
+    ($( $path:literal => { $( $method:ident : $handler:path, $summary:literal, $query:expr; )+ } )*) => {
+        /// Every operation, in order.
+        pub const ROUTES: &[Route] = &[
+            $( $( Route { path: $path, method: stringify!($method), summary: $summary, query: $query }, )+ )*
         ];
 
         /// Registers every route of the table under `/v2`.
@@ -120,59 +166,110 @@ macro_rules! route_table {
 // The hot send paths first: the router tries resources in order.
 route_table! {
     "/messages/number_pool" => {
-        post: messages::number_pool, "Send a message from a number pool";
+        post: messages::number_pool, "Send a message from a number pool", &[];
     }
     "/messages" => {
-        post: messages::send, "Send a message (from a given sender or a profile's pool)";
+        post: messages::send, "Send a message (from a given sender or a profile's pool)", &[];
     }
     "/webhooks/messaging" => {
-        post: webhooks::messaging, "Webhook events: delivery outcomes (message.finalized) and inbound opt-out keywords (message.received)";
+        post: webhooks::messaging, "Webhook events: delivery outcomes (message.finalized) and inbound opt-out keywords (message.received)", &[];
     }
     "/openapi.json" => {
-        get: ops::openapi, "This document";
+        get: ops::openapi, "This document", &[];
     }
     "/messaging_profiles" => {
-        post: profiles::create, "Create a messaging profile";
-        get: profiles::list, "List messaging profiles";
+        post: profiles::create, "Create a messaging profile", &[];
+        get: profiles::list, "List messaging profiles", PROFILE_FILTERS;
     }
     "/messaging_profiles/{id}" => {
-        get: profiles::get, "Retrieve a messaging profile";
-        patch: profiles::update, "Update a messaging profile (number_pool_settings merge)";
-        delete: profiles::delete, "Delete a messaging profile";
+        get: profiles::get, "Retrieve a messaging profile", &[];
+        patch: profiles::update, "Update a messaging profile (number_pool_settings merge)", &[];
+        delete: profiles::delete, "Delete a messaging profile", &[];
     }
     "/messaging_profiles/{id}/phone_numbers" => {
-        get: profiles::phone_numbers, "List a profile's phone numbers";
+        get: profiles::phone_numbers, "List a profile's phone numbers", PAGE;
     }
     "/messaging_profiles/{id}/sticky_mappings" => {
-        get: mappings::list, "List sticky mappings (extension)";
+        get: mappings::list, "List sticky mappings (extension)", MAPPING_FILTERS;
     }
     "/messaging_profiles/{id}/sticky_mappings/{to}" => {
-        get: mappings::get, "Retrieve a sticky mapping (extension)";
-        put: mappings::pin, "Pin a recipient to a sender (extension)";
-        delete: mappings::delete, "Break a sticky mapping (extension)";
+        get: mappings::get, "Retrieve a sticky mapping (extension)", &[];
+        put: mappings::pin, "Pin a recipient to a sender (extension)", &[];
+        delete: mappings::delete, "Break a sticky mapping (extension)", &[];
     }
     "/messaging_profiles/{id}/opt_outs" => {
-        get: opt_outs::list, "List the recipients who opted out of a profile";
+        get: opt_outs::list, "List the recipients who opted out of a profile", CURSOR_PAGE;
     }
     "/messaging_profiles/{id}/opt_outs/{to}" => {
-        get: opt_outs::get, "Retrieve a recipient's opt-out";
-        put: opt_outs::put, "Opt a recipient out of a profile";
-        delete: opt_outs::delete, "Opt a recipient back in";
+        get: opt_outs::get, "Retrieve a recipient's opt-out", &[];
+        put: opt_outs::put, "Opt a recipient out of a profile", &[];
+        delete: opt_outs::delete, "Opt a recipient back in", &[];
     }
     "/phone_numbers/messaging" => {
-        get: numbers::list_current, "List phone numbers with messaging settings";
+        get: numbers::list_current, "List phone numbers with messaging settings", NUMBER_FILTERS;
     }
     "/phone_numbers/{id}/messaging" => {
-        get: numbers::get_current, "Retrieve a phone number's messaging settings";
-        patch: numbers::update_current, "Assign, move or unassign a phone number";
+        get: numbers::get_current, "Retrieve a phone number's messaging settings", &[];
+        patch: numbers::update_current, "Assign, move or unassign a phone number", &[];
     }
     "/messaging_phone_numbers" => {
-        get: numbers::list_older, "List phone numbers (older path)";
+        get: numbers::list_older, "List phone numbers (older path)", NUMBER_FILTERS;
     }
     "/messaging_phone_numbers/{id}" => {
-        get: numbers::get_older, "Retrieve a phone number (older path)";
-        patch: numbers::update_older, "Update a phone number (older path)";
+        get: numbers::get_older, "Retrieve a phone number (older path)", &[];
+        patch: numbers::update_older, "Update a phone number (older path)", &[];
     }
+}
+
+/// The one query parameter every `GET` takes: `consistency=stale` (in a
+/// cluster, a standby answers from its committed state).
+pub const CONSISTENCY: &str = "consistency";
+
+/// Refuses a query string naming a parameter the operation does not take
+/// (400, `source.parameter` naming it): a client that filters or sorts by
+/// something numpool does not support gets an error, never an unfiltered
+/// answer. Unknown routes and methods pass (404 and 405 follow).
+pub fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
+    let raw = req.query_string();
+    if raw.is_empty() {
+        return Ok(());
+    }
+    let Some(pattern) = req.match_pattern() else {
+        return Ok(());
+    };
+    let path = pattern.strip_prefix("/v2").unwrap_or(&pattern);
+    let method = req.method().as_str();
+    let Some(route) = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+    else {
+        return Ok(());
+    };
+    let get = route.method == "get";
+    for (name, value) in Query::parse(raw).pairs() {
+        if get && name == CONSISTENCY {
+            if value != "stale" {
+                return Err(ApiError::invalid_parameter(
+                    name,
+                    "consistency must be stale (or absent: answered by the leader)",
+                ));
+            }
+            continue;
+        }
+        if !route.query.contains(&name) {
+            let takes = match (route.query, get) {
+                ([], false) => "none".to_string(),
+                ([], true) => CONSISTENCY.to_string(),
+                (names, false) => names.join(", "),
+                (names, true) => format!("{}, {CONSISTENCY}", names.join(", ")),
+            };
+            return Err(ApiError::bad_parameter(
+                name,
+                format!("unknown query parameter {name}; this operation takes: {takes}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Registers every route under `/v2` plus the operational ones.

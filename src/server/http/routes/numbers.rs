@@ -6,8 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{data, list as page_of, AppState, Authed};
 use crate::selection::capacity::check_rate;
-use crate::server::http::body::{self, Fields, Page, Query};
+use crate::server::http::body::{self, Page, Query};
 use crate::server::http::error::ApiError;
+use crate::server::http::requests::NumberBody;
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::{NumberFilter, PhoneNumber, SenderKind};
@@ -40,14 +41,13 @@ async fn update(
         )
     })?;
     let bytes = body::read(payload, state.body_limit).await?;
-    let map = body::object(&bytes)?;
-    let f = Fields::new(&map, "");
+    let b: NumberBody = body::json(&bytes)?;
     // Every field is checked before anything changes.
-    let rate = f.nullable_number("messages_per_second")?;
+    let rate = b.messages_per_second.into_option();
     if let Some(r) = rate {
         check_rate(r).map_err(|e| ApiError::invalid("/messages_per_second", e.to_string()))?;
     }
-    match f.str("messaging_profile_id")? {
+    match b.messaging_profile_id.as_deref() {
         // Absent or null: keep.
         None => {
             state
@@ -59,9 +59,11 @@ async fn update(
             state.engine.assign_number(number, None).await?;
         }
         Some(id) => {
-            let missing = || ApiError::NoSuchAssociated {
-                detail: format!("messaging profile {id} does not exist"),
-                pointer: "/messaging_profile_id".into(),
+            let missing = || {
+                ApiError::no_such(
+                    "/messaging_profile_id",
+                    format!("messaging profile {id} does not exist"),
+                )
             };
             let profile = ProfileId::parse(id).ok_or_else(missing)?;
             state.engine.profile(profile).map_err(|_| missing())?;
@@ -84,8 +86,8 @@ async fn list(
     let profile = match query.get("filter[messaging_profile_id]") {
         None => None,
         Some(raw) => Some(ProfileId::parse(raw).ok_or_else(|| {
-            ApiError::invalid(
-                "/filter[messaging_profile_id]",
+            ApiError::invalid_parameter(
+                "filter[messaging_profile_id]",
                 "not a messaging profile id",
             )
         })?),
@@ -93,27 +95,43 @@ async fn list(
     let kind = match query.get("filter[type]") {
         None => None,
         Some(t) => Some(SenderKind::from_api_name(t).ok_or_else(|| {
-            ApiError::invalid(
-                "/filter[type]",
+            ApiError::invalid_parameter(
+                "filter[type]",
                 "filter[type] must be longcode, tollfree or shortcode",
             )
         })?),
     };
-    let phone = match query.get("filter[phone_number]") {
-        None => None,
-        // An unparsable number matches nothing.
-        Some(raw) => match body::query_number(raw) {
-            Some(n) => Some(n),
-            None => return Ok(page_of(Vec::new(), page.meta(0))),
-        },
+    let descending = match query.get("sort[phone_number]") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_parameter(
+                "sort[phone_number]",
+                "sort[phone_number] must be asc or desc",
+            ))
+        }
     };
+    // A comma-separated list; a listed value that is no phone number
+    // matches nothing.
+    let mut numbers = Vec::new();
+    if let Some(raw) = query.get("filter[phone_number]") {
+        numbers.extend(raw.split(',').filter_map(body::query_number));
+        if numbers.is_empty() {
+            return Ok(page_of(Vec::new(), page.meta(0)));
+        }
+    }
+    let contains = query
+        .get("filter[phone_number][contains]")
+        .map(body::query_digits);
     if profile.is_some_and(|p| state.engine.profile(p).is_err()) {
         return Ok(page_of(Vec::new(), page.meta(0)));
     }
     let filter = NumberFilter {
         profile,
         kind,
-        number: phone,
+        numbers,
+        contains,
+        descending,
     };
     let (numbers, total) = state
         .engine

@@ -40,13 +40,12 @@ pub async fn list(
     // A page costs the page: `page[after]` (the `next_page_after` of the
     // page before) goes straight there; `page[number]` N walks N-1 pages
     // first, one lock hold each, letting this worker serve others between.
-    let mut after =
-        match query.get("page[after]") {
-            None => None,
-            Some(raw) => Some(raw.parse::<OptOutCursor>().map_err(|_| {
-                ApiError::invalid("/page[after]", "not a cursor this server gave out")
-            })?),
-        };
+    let mut after = match query.get("page[after]") {
+        None => None,
+        Some(raw) => Some(raw.parse::<OptOutCursor>().map_err(|_| {
+            ApiError::invalid_parameter("page[after]", "not a cursor this server gave out")
+        })?),
+    };
     let skip = if after.is_some() { 0 } else { page.number - 1 };
     let mut current = state
         .engine

@@ -2,12 +2,13 @@
 //! `number_pool_settings`), delete, and the profile's numbers.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::{data, list as page_of, AppState, Authed};
-use crate::server::http::body::{self, Fields, Page, Query};
+use crate::server::http::body::{self, Page, Query};
 use crate::server::http::error::settings_error;
 use crate::server::http::error::ApiError;
+use crate::server::http::requests::{Patch, ProfileBody};
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::SettingsUpdate;
@@ -17,15 +18,6 @@ use crate::{CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, ProfileUpd
 pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
     ProfileId::parse(raw)
         .ok_or_else(|| ApiError::NotFound(format!("messaging profile {raw} not found")))
-}
-
-/// `whitelisted_destinations` (its entries are checked by the engine).
-fn destinations(f: &Fields<'_>, required: bool) -> Result<Option<Vec<String>>, ApiError> {
-    let list = f.strings("whitelisted_destinations")?;
-    if list.is_none() && required {
-        return Err(ApiError::missing("/whitelisted_destinations"));
-    }
-    Ok(list)
 }
 
 /// A profile as the API shows it, with its opt-out count.
@@ -39,20 +31,64 @@ async fn view(state: &AppState, record: &crate::ProfileRecord) -> Result<Value, 
     Ok(views::profile(record, count))
 }
 
+/// A whole count of a profile body (`daily_message_limit`...): a number
+/// that is not a whole number from 0 to 2^32 - 1 is an invalid value (422).
+fn count(field: &str, value: Patch<Number>) -> Result<Option<Option<u32>>, ApiError> {
+    match value.into_option() {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Ok(Some(Some(n))),
+            None => Err(ApiError::invalid(
+                &format!("/{field}"),
+                format!(
+                    "{field} must be a whole number from 1 to {}, or null, not {n}",
+                    u32::MAX
+                ),
+            )),
+        },
+    }
+}
+
 /// The capacity fields of a profile body (`null` puts a field back to
 /// its default). Values are checked by the engine.
-fn capacity(f: &Fields<'_>) -> Result<CapacityUpdate, ApiError> {
+fn capacity(b: &mut ProfileBody) -> Result<CapacityUpdate, ApiError> {
     let defaults = CapacityLimits::default();
     Ok(CapacityUpdate {
-        max_queue_seconds: f
-            .nullable_number("max_queue_seconds")?
+        max_queue_seconds: std::mem::take(&mut b.max_queue_seconds)
+            .into_option()
             .map(|v| v.unwrap_or(defaults.max_queue_seconds)),
-        daily_message_limit: f.nullable_count("daily_message_limit")?,
-        new_recipients_per_sender_per_day: f.nullable_count("new_recipients_per_sender_per_day")?,
-        daily_reset_time_zone: f
-            .nullable_str("daily_reset_time_zone")?
+        daily_message_limit: count(
+            "daily_message_limit",
+            std::mem::take(&mut b.daily_message_limit),
+        )?,
+        new_recipients_per_sender_per_day: count(
+            "new_recipients_per_sender_per_day",
+            std::mem::take(&mut b.new_recipients_per_sender_per_day),
+        )?,
+        daily_reset_time_zone: std::mem::take(&mut b.daily_reset_time_zone)
+            .into_option()
             .map(|v| v.unwrap_or(defaults.daily_reset_time_zone)),
     })
+}
+
+/// `number_pool_settings` of a profile body: absent keeps, `null` turns the
+/// pool off, an object merges.
+fn settings(value: &Patch<Value>) -> Result<SettingsUpdate, ApiError> {
+    let raw = match value {
+        Patch::Absent => None,
+        Patch::Null => Some(&Value::Null),
+        Patch::Value(v) => Some(v),
+    };
+    SettingsUpdate::from_json(raw).map_err(settings_error)
+}
+
+/// A name given in a body: not blank.
+fn checked_name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::invalid("/name", "name must not be empty"));
+    }
+    Ok(name)
 }
 
 pub async fn create(
@@ -61,22 +97,21 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::read(payload, state.body_limit).await?;
-    let map = body::object(&bytes)?;
-    let f = Fields::new(&map, "");
-    let name = f.required_str("name")?;
-    if name.trim().is_empty() {
-        return Err(ApiError::invalid("/name", "name must not be empty"));
-    }
+    let mut b: ProfileBody = body::json(&bytes)?;
+    let name = checked_name(b.name.take())?.ok_or_else(|| ApiError::missing("/name"))?;
+    let destinations = b
+        .whitelisted_destinations
+        .take()
+        .ok_or_else(|| ApiError::missing("/whitelisted_destinations"))?;
     let new = NewProfile {
         id: None,
-        name: name.to_string(),
-        enabled: f.bool("enabled", false)?.unwrap_or(true),
-        whitelisted_destinations: destinations(&f, true)?.unwrap_or_default(),
-        webhook_url: f.str("webhook_url")?.map(str::to_string),
-        webhook_failover_url: f.str("webhook_failover_url")?.map(str::to_string),
-        number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
-            .map_err(settings_error)?,
-        capacity: capacity(&f)?.apply(&CapacityLimits::default()),
+        name,
+        enabled: b.enabled.unwrap_or(true),
+        whitelisted_destinations: destinations,
+        webhook_url: b.webhook_url.clone().into_option().flatten(),
+        webhook_failover_url: b.webhook_failover_url.clone().into_option().flatten(),
+        number_pool_settings: settings(&b.number_pool_settings)?,
+        capacity: capacity(&mut b)?.apply(&CapacityLimits::default()),
     };
     let record = state.engine.create_profile(new).await?;
     Ok(data(view(&state, &record).await?))
@@ -89,13 +124,18 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(req.query_string());
     let page = Page::from_query(&query)?;
-    let eq = query.get("filter[name][eq]").map(str::to_string);
+    // `filter[name]` is the hosted service's other spelling of `[eq]`;
+    // given both, a profile matches both.
+    let eq: Vec<String> = ["filter[name][eq]", "filter[name]"]
+        .iter()
+        .filter_map(|k| query.get(k).map(str::to_string))
+        .collect();
     let contains = query.get("filter[name][contains]").map(str::to_string);
     // A filter looks at every profile: off the HTTP worker's thread.
     let engine = state.engine.clone();
     let (records, total) = web::block(move || {
         engine.profiles_page(page.offset(), page.size, |p| {
-            eq.as_deref().is_none_or(|n| p.name == n)
+            eq.iter().all(|n| p.name == *n)
                 && contains.as_deref().is_none_or(|n| p.name.contains(n))
         })
     })
@@ -126,21 +166,15 @@ pub async fn update(
     let id = path_profile(&id)?;
     state.engine.profile(id)?;
     let bytes = body::read(payload, state.body_limit).await?;
-    let map = body::object(&bytes)?;
-    let f = Fields::new(&map, "");
-    let name = f.str("name")?;
-    if name.is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::invalid("/name", "name must not be empty"));
-    }
+    let mut b: ProfileBody = body::json(&bytes)?;
     let update = ProfileUpdate {
-        name: name.map(str::to_string),
-        enabled: f.bool("enabled", false)?,
-        whitelisted_destinations: destinations(&f, false)?,
-        webhook_url: f.nullable_str("webhook_url")?,
-        webhook_failover_url: f.nullable_str("webhook_failover_url")?,
-        number_pool_settings: SettingsUpdate::from_json(f.raw("number_pool_settings"))
-            .map_err(settings_error)?,
-        capacity: capacity(&f)?,
+        name: checked_name(b.name.take())?,
+        enabled: b.enabled,
+        whitelisted_destinations: b.whitelisted_destinations.take(),
+        webhook_url: b.webhook_url.clone().into_option(),
+        webhook_failover_url: b.webhook_failover_url.clone().into_option(),
+        number_pool_settings: settings(&b.number_pool_settings)?,
+        capacity: capacity(&mut b)?,
     };
     let record = state.engine.update_profile(id, update).await?;
     Ok(data(view(&state, &record).await?))

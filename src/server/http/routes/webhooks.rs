@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 
 use super::{data, AppState};
 use crate::server::http::auth;
-use crate::server::http::body::{self, Fields};
+use crate::server::http::body;
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::{Claim, Weigh};
+use crate::server::http::requests::WebhookBody;
 use crate::PhoneNumber;
 use crate::{DeliveryOutcome, Inbound};
 
@@ -72,29 +73,29 @@ pub async fn messaging(
     if !signed {
         state.keys.check(&req)?;
     }
-    let map = body::object(&bytes)?;
-    let envelope = Fields::new(&map, "");
-    let event = envelope
-        .object("data")?
-        .flatten()
-        .ok_or_else(|| ApiError::missing("/data"))?;
-    let f = Fields::new(event, "/data");
-    let event_type = f.required_str("event_type")?;
+    let b: WebhookBody = body::json(&bytes)?;
+    let event = b.data.ok_or_else(|| ApiError::missing("/data"))?;
+    let event_type = event
+        .event_type
+        .as_deref()
+        .ok_or_else(|| ApiError::missing("/data/event_type"))?;
     if !matches!(event_type, "message.finalized" | "message.received") {
         return Ok(data(json!({ "accepted": true, "counted": false })));
     }
-    let id = f.required_str("id")?;
+    let id = event
+        .id
+        .as_deref()
+        .ok_or_else(|| ApiError::missing("/data/id"))?;
     if id.chars().count() > MAX_EVENT_ID {
         return Err(ApiError::invalid(
             "/data/id",
             format!("an event id is at most {MAX_EVENT_ID} characters"),
         ));
     }
-    let message = f
-        .object("payload")?
-        .flatten()
+    let message = event
+        .payload
         .ok_or_else(|| ApiError::missing("/data/payload"))?;
-    let message = Value::Object(message.clone());
+    let message = Value::Object(message);
     let number = |pointer: &str| -> Result<PhoneNumber, ApiError> {
         let full = format!("/data/payload{pointer}");
         let raw = message
