@@ -446,7 +446,7 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
     assert_eq!(stale.body["data"]["from"].as_str(), Some(from.as_str()));
     let forwarded = call(standby_addr, "GET", &path, Value::Null);
     assert_eq!(forwarded.status, 503, "{}", forwarded.body);
-    // A change is never served stale.
+    // A change is never served stale: `consistency` is refused on it.
     let send_stale = try_request(
         standby_addr,
         "POST",
@@ -456,7 +456,11 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
         &[],
     )
     .unwrap();
-    assert_eq!(send_stale.status, 503, "{}", send_stale.body);
+    assert_eq!(send_stale.status, 400, "{}", send_stale.body);
+    assert_eq!(
+        send_stale.body["errors"][0]["source"]["parameter"],
+        "consistency"
+    );
 }
 
 #[test]

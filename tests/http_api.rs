@@ -1329,8 +1329,12 @@ fn garbage_never_breaks_the_server() {
     );
     assert_eq!(s.raw("GET", "/healthz", "", None, &[]).status, 200);
     let doc = s.raw("GET", "/v2/openapi.json", "", Some(KEY), &[]);
-    assert_eq!(doc.body["openapi"], "3.0.3");
-    assert!(doc.body["paths"]["/messages/number_pool"]["post"].is_object());
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let send = &doc.body["paths"]["/messages/number_pool"]["post"];
+    assert_eq!(
+        send["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/SendBody"
+    );
     let metrics = s.raw("GET", "/metrics", "", None, &[]);
     assert!(metrics
         .body

@@ -4,9 +4,9 @@
 
 use actix_web::web::{Bytes, BytesMut, Payload};
 use futures::StreamExt;
-use serde_json::Value;
 
 use super::error::ApiError;
+use super::views::PageMeta;
 use crate::PhoneNumber;
 
 /// Reads the whole body, refusing more than `limit` bytes.
@@ -168,13 +168,14 @@ impl Page {
     }
 
     /// The `meta` object of this page of `total` items.
-    pub fn meta(&self, total: usize) -> Value {
-        serde_json::json!({
-            "page_number": self.number,
-            "page_size": self.size,
-            "total_pages": total.div_ceil(self.size).max(1),
-            "total_results": total,
-        })
+    pub fn meta(&self, total: usize) -> PageMeta {
+        PageMeta {
+            page_number: self.number,
+            page_size: self.size,
+            total_pages: total.div_ceil(self.size).max(1),
+            total_results: total,
+            next_page_after: None,
+        }
     }
 }
 
@@ -312,14 +313,14 @@ mod tests {
         let page = Page { number: 2, size: 2 };
         assert_eq!(page.offset(), 2);
         let meta = page.meta(5);
-        assert_eq!(meta["total_pages"], 3);
-        assert_eq!(meta["total_results"], 5);
+        assert_eq!((meta.total_pages, meta.total_results), (3, 5));
         assert_eq!(
             Page {
                 number: 1,
                 size: 20
             }
-            .meta(0)["total_pages"],
+            .meta(0)
+            .total_pages,
             1
         );
     }

@@ -4,7 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::Error;
 use crate::NoSender;
@@ -248,6 +249,39 @@ impl ApiError {
     }
 }
 
+/// The body of every error reply.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Errors {
+    /// One error.
+    pub errors: [ErrorObject; 1],
+}
+
+/// One error of [`Errors`].
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorObject {
+    /// The code (docs/API.md lists them).
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
+    pub code: &'static str,
+    /// What kind of error, in a few words.
+    pub title: String,
+    /// What was wrong, at most 300 characters.
+    pub detail: String,
+    /// The body field or query parameter at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+}
+
+/// Where in the request an error is (one of the two).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorSource {
+    /// A JSON pointer into the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// A query parameter's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
 /// The longest `detail` of an error, in characters (longer ones are cut).
 const MAX_DETAIL: usize = 300;
 /// The longest `source.pointer` or `source.parameter`, in characters.
@@ -284,19 +318,31 @@ impl ResponseError for ApiError {
         let (status, code, title) = self.parts();
         // What a client sent comes back cut short: a 200 KB value in a
         // request gets an error of a few hundred bytes, not another 200 KB.
-        let mut error = json!({
-            "code": code,
-            "title": title,
-            "detail": cut(&self.to_string(), MAX_DETAIL),
+        let source = self.source().map(|(kind, at)| {
+            let at = Some(cut(at, MAX_POINTER));
+            match kind {
+                "pointer" => ErrorSource {
+                    pointer: at,
+                    parameter: None,
+                },
+                _ => ErrorSource {
+                    pointer: None,
+                    parameter: at,
+                },
+            }
         });
-        if let Some((kind, at)) = self.source() {
-            error["source"] = json!({ kind: cut(at, MAX_POINTER) });
-        }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "1"));
         }
-        response.json(json!({ "errors": [error] }))
+        response.json(Errors {
+            errors: [ErrorObject {
+                code,
+                title,
+                detail: cut(&self.to_string(), MAX_DETAIL),
+                source,
+            }],
+        })
     }
 }
 

@@ -65,6 +65,7 @@ pub struct ProfileBody {
     /// A disabled profile refuses sends (422 40311).
     pub enabled: Option<bool>,
     /// ISO 3166-1 alpha-2 codes of the regions it may send to, or `["*"]`.
+    #[schemars(inner(regex(pattern = r"^([A-Z]{2}|\*)$")))]
     pub whitelisted_destinations: Option<Vec<String>>,
     /// Where its webhooks go; `null` unsets it (on `PATCH`).
     #[serde(default)]
@@ -113,10 +114,11 @@ pub struct NumberBody {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct SendBody {
     /// The recipient, E.164.
-    #[schemars(required)]
+    #[schemars(required, regex(pattern = r"^\+[1-9][0-9]{7,14}$"))]
     pub to: Option<String>,
     /// The profile whose pool picks the sender (required unless `from` is
     /// given to `/v2/messages`).
+    #[schemars(extend("format" = "uuid"))]
     pub messaging_profile_id: Option<String>,
     /// `/v2/messages` only: the sender to use as given (it must be in a
     /// pool).

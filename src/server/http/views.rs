@@ -1,6 +1,10 @@
-//! The JSON the API returns: profiles, numbers, messages, mappings.
+//! The records the API returns, as Rust types: each handler builds one and
+//! serde writes it; the same types describe the responses in
+//! `/v2/openapi.json` (`JsonSchema`). Fields of the hosted service that
+//! numpool does not use keep values its published schema allows.
 
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::PhoneNumber;
 use crate::PoolSettings;
@@ -10,109 +14,354 @@ use crate::StickyMapping;
 use crate::Timestamp;
 use crate::{NumberStatus, OptOutRecord, ProfileRecord};
 
-/// The complete `number_pool_settings` object (or null when the pool is off).
-pub fn settings(s: Option<&PoolSettings>) -> Value {
-    s.map_or(Value::Null, |s| {
-        serde_json::to_value(s).expect("settings serialize")
-    })
+/// `{"data": ...}`: the envelope of every success.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Reply")]
+pub struct Data<T> {
+    /// The record.
+    pub data: T,
+}
+
+/// `{"data": [...], "meta": {...}}`: one page of a listing.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}List")]
+pub struct List<T> {
+    /// The page's records.
+    pub data: Vec<T>,
+    /// Where the page is.
+    pub meta: PageMeta,
+}
+
+/// The `meta` of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PageMeta {
+    /// This page (from 1).
+    pub page_number: usize,
+    /// Records a page.
+    pub page_size: usize,
+    /// Pages in all (at least 1).
+    pub total_pages: usize,
+    /// Records in all.
+    pub total_results: usize,
+    /// Listings paged by cursor (extension): the `page[after]` of the next
+    /// page, `null` on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_after: Option<Option<String>>,
+}
+
+/// A field of the hosted service numpool does not use: always `null`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Unused;
+
+impl JsonSchema for Unused {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Unused".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "null" })
+    }
 }
 
 /// A recipient's opt-out (extension).
-pub fn opt_out(o: &OptOutRecord) -> Value {
-    json!({
-        "record_type": "opt_out",
-        "to": o.to.to_string(),
-        "keyword": o.keyword.map(|k| k.as_str()),
-        "via": o.via.map(|n| n.to_string()),
-        "created_at": o.created_at.to_rfc3339(),
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OptOut {
+    /// `"opt_out"`.
+    #[schemars(extend("const" = "opt_out"))]
+    pub record_type: &'static str,
+    /// The recipient.
+    pub to: String,
+    /// The keyword they texted (`STOP`...); `null` when opted out through
+    /// the API.
+    pub keyword: Option<&'static str>,
+    /// The pool number they texted it to.
+    pub via: Option<String>,
+    /// When.
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
 }
 
-/// A messaging profile with its opt-out count, the fields numpool does not
-/// use at neutral values.
-pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Value {
-    json!({
-        "record_type": "messaging_profile",
-        "id": p.id.to_string(),
-        "name": p.name,
-        "enabled": p.enabled,
-        "whitelisted_destinations": p.whitelisted_destinations,
-        "number_pool_settings": settings(p.number_pool_settings.as_ref()),
-        "max_queue_seconds": p.capacity.max_queue_seconds,
-        "daily_message_limit": p.capacity.daily_message_limit,
-        "new_recipients_per_sender_per_day": p.capacity.new_recipients_per_sender_per_day,
-        "daily_reset_time_zone": p.capacity.daily_reset_time_zone,
-        "opt_out_count": opt_out_count,
-        "webhook_url": p.webhook_url.clone().unwrap_or_default(),
-        "webhook_failover_url": p.webhook_failover_url.clone().unwrap_or_default(),
-        "webhook_api_version": "2",
-        "url_shortener_settings": null,
-        "alpha_sender": null,
-        "daily_spend_limit_enabled": false,
-        "mms_fall_back_to_sms": false,
-        "mms_transcoding": false,
-        "mobile_only": false,
-        "smart_encoding": false,
-        "created_at": p.created_at.to_rfc3339(),
-        "updated_at": p.updated_at.to_rfc3339(),
-    })
+/// A recipient's opt-out.
+pub fn opt_out(o: &OptOutRecord) -> OptOut {
+    OptOut {
+        record_type: "opt_out",
+        to: o.to.to_string(),
+        keyword: o.keyword.map(|k| k.as_str()),
+        via: o.via.map(|n| n.to_string()),
+        created_at: o.created_at.to_rfc3339(),
+    }
+}
+
+/// A messaging profile.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Profile {
+    /// `"messaging_profile"`.
+    #[schemars(extend("const" = "messaging_profile"))]
+    pub record_type: &'static str,
+    /// Its UUID.
+    #[schemars(extend("format" = "uuid"))]
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it sends.
+    pub enabled: bool,
+    /// ISO 3166-1 alpha-2 codes it may send to, or `["*"]`.
+    pub whitelisted_destinations: Vec<String>,
+    /// The selection rules, complete; `null` while the pool is off.
+    pub number_pool_settings: Option<PoolSettings>,
+    /// Extension: the longest queue a send may join, in seconds.
+    pub max_queue_seconds: f64,
+    /// Extension: sends a day, or `null` for no limit.
+    pub daily_message_limit: Option<u32>,
+    /// Extension: new recipients a sender takes a day, or `null`.
+    pub new_recipients_per_sender_per_day: Option<u32>,
+    /// Extension: the IANA zone whose midnight starts a new day.
+    pub daily_reset_time_zone: String,
+    /// Extension: recipients who opted out of it.
+    pub opt_out_count: usize,
+    /// Where its webhooks go (`""` when unset).
+    pub webhook_url: String,
+    /// Where they go when `webhook_url` fails (`""` when unset).
+    pub webhook_failover_url: String,
+    /// `"2"`.
+    #[schemars(extend("enum" = ["1", "2", "2010-04-01"]))]
+    pub webhook_api_version: &'static str,
+    /// Not used: `null`.
+    pub url_shortener_settings: Unused,
+    /// Not used: `null`.
+    pub alpha_sender: Unused,
+    /// Not used: `false`.
+    pub daily_spend_limit_enabled: bool,
+    /// Not used: `false`.
+    pub mms_fall_back_to_sms: bool,
+    /// Not used: `false`.
+    pub mms_transcoding: bool,
+    /// Not used: `false`.
+    pub mobile_only: bool,
+    /// Not used: `false`.
+    pub smart_encoding: bool,
+    /// When it was made.
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    /// When it last changed.
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_at: String,
+}
+
+/// A messaging profile with its opt-out count.
+pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Profile {
+    Profile {
+        record_type: "messaging_profile",
+        id: p.id.to_string(),
+        name: p.name.clone(),
+        enabled: p.enabled,
+        whitelisted_destinations: p.whitelisted_destinations.clone(),
+        number_pool_settings: p.number_pool_settings.clone(),
+        max_queue_seconds: p.capacity.max_queue_seconds,
+        daily_message_limit: p.capacity.daily_message_limit,
+        new_recipients_per_sender_per_day: p.capacity.new_recipients_per_sender_per_day,
+        daily_reset_time_zone: p.capacity.daily_reset_time_zone.clone(),
+        opt_out_count,
+        webhook_url: p.webhook_url.clone().unwrap_or_default(),
+        webhook_failover_url: p.webhook_failover_url.clone().unwrap_or_default(),
+        webhook_api_version: "2",
+        url_shortener_settings: Unused,
+        alpha_sender: Unused,
+        daily_spend_limit_enabled: false,
+        mms_fall_back_to_sms: false,
+        mms_transcoding: false,
+        mobile_only: false,
+        smart_encoding: false,
+        created_at: p.created_at.to_rfc3339(),
+        updated_at: p.updated_at.to_rfc3339(),
+    }
+}
+
+/// A number's delivery health over the health window.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    /// Delivered / finalized (1 with no outcomes).
+    pub success_ratio: f64,
+    /// Spam-blocked / finalized (0 with no outcomes).
+    pub spam_ratio: f64,
+    /// Finalized outcomes in the window.
+    pub message_count: u32,
+    /// Always 0.
+    pub inbound_outbound_ratio: f64,
+}
+
+/// Extension: whether a new pick may choose a number now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Eligible {
+    /// Whether it may.
+    pub eligible: bool,
+    /// If not, why.
+    pub reason: Option<&'static str>,
+}
+
+/// Extension: a pool number's rate, queue and today's counts.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SenderCapacity {
+    /// The rate in effect.
+    pub messages_per_second: f64,
+    /// How long a message given to it now would wait, in seconds.
+    pub wait_seconds: f64,
+    /// Messages today (the day of its profile's time zone).
+    pub messages_today: u32,
+    /// New recipients today.
+    pub new_recipients_today: u32,
+}
+
+/// `features`: not used, `{"sms": null, "mms": null}`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Features {
+    /// `null`.
+    pub sms: Unused,
+    /// `null`.
+    pub mms: Unused,
+}
+
+/// A phone number with its messaging settings.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Number {
+    /// `"messaging_settings"` (current paths) or `"messaging_phone_number"`
+    /// (older paths).
+    #[schemars(extend("enum" = ["messaging_settings", "messaging_phone_number"]))]
+    pub record_type: &'static str,
+    /// Its numeric id, stable for the life of the record.
+    pub id: String,
+    /// E.164, or a short code's digits.
+    pub phone_number: String,
+    /// The profile whose pool it is in, or `null`.
+    pub messaging_profile_id: Option<String>,
+    /// `"longcode"`, `"tollfree"` or `"shortcode"`.
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["longcode", "tollfree", "shortcode"]))]
+    pub kind: &'static str,
+    /// ISO 3166-1 alpha-2, where numpool knows the number's region
+    /// (absent otherwise: the published schema allows no empty code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z]{2}$"))]
+    pub country_code: Option<String>,
+    /// Delivery health.
+    pub health: Health,
+    /// Extension: whether a new pick may choose it now.
+    pub eligible: Eligible,
+    /// Extension: its own rate, or `null` for its kind's default.
+    pub messages_per_second: Option<f64>,
+    /// Extension: rate, queue and counts; `null` while unassigned.
+    pub capacity: Option<SenderCapacity>,
+    /// `"A2P"`.
+    pub traffic_type: &'static str,
+    /// `"P2P"`.
+    pub messaging_product: &'static str,
+    /// `["A2P"]`.
+    pub eligible_messaging_products: [&'static str; 1],
+    /// Not used.
+    pub features: Features,
+    /// First seen.
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    /// Last change of assignment.
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_at: String,
 }
 
 /// A number with its messaging settings; `record_type` differs between
 /// the current and the older paths.
-pub fn number(s: &NumberStatus, record_type: &str) -> Value {
+pub fn number(s: &NumberStatus, record_type: &'static str) -> Number {
     let r = &s.record;
-    let messages = s.health.finalized;
-    let mut record = json!({
-        "record_type": record_type,
-        "id": r.id.to_string(),
-        "phone_number": r.number.to_string(),
-        "messaging_profile_id": r.profile.map(|p| p.to_string()),
-        "type": s.kind.api_name(),
-        "health": {
-            "success_ratio": s.health.success_ratio(),
-            "spam_ratio": s.health.spam_ratio(),
-            "message_count": messages,
-            "inbound_outbound_ratio": 0.0,
+    Number {
+        record_type,
+        id: r.id.to_string(),
+        phone_number: r.number.to_string(),
+        messaging_profile_id: r.profile.map(|p| p.to_string()),
+        kind: s.kind.api_name(),
+        country_code: r.number.region_code().map(|c| c.to_string()),
+        health: Health {
+            success_ratio: s.health.success_ratio(),
+            spam_ratio: s.health.spam_ratio(),
+            message_count: s.health.finalized,
+            inbound_outbound_ratio: 0.0,
         },
-        "eligible": {
-            "eligible": s.eligibility.reason().is_none(),
-            "reason": s.eligibility.reason(),
+        eligible: Eligible {
+            eligible: s.eligibility.reason().is_none(),
+            reason: s.eligibility.reason(),
         },
-        "messages_per_second": r.messages_per_second,
-        "capacity": s.capacity.map(|c| json!({
-            "messages_per_second": c.messages_per_second,
-            "wait_seconds": c.wait.as_secs_f64(),
-            "messages_today": c.messages_today,
-            "new_recipients_today": c.new_recipients_today,
-        })),
-        "traffic_type": "A2P",
-        "messaging_product": "P2P",
-        "eligible_messaging_products": ["A2P"],
-        "features": { "sms": null, "mms": null },
-        "created_at": r.created_at.to_rfc3339(),
-        "updated_at": r.updated_at.to_rfc3339(),
-    });
-    // ISO 3166-1 alpha-2 where numpool knows the region; absent otherwise
-    // (the published schema allows no empty code).
-    if let Some(region) = r.number.region_code() {
-        record["country_code"] = json!(region.to_string());
+        messages_per_second: r.messages_per_second,
+        capacity: s.capacity.map(|c| SenderCapacity {
+            messages_per_second: c.messages_per_second,
+            wait_seconds: c.wait.as_secs_f64(),
+            messages_today: c.messages_today,
+            new_recipients_today: c.new_recipients_today,
+        }),
+        traffic_type: "A2P",
+        messaging_product: "P2P",
+        eligible_messaging_products: ["A2P"],
+        features: Features {
+            sms: Unused,
+            mms: Unused,
+        },
+        created_at: r.created_at.to_rfc3339(),
+        updated_at: r.updated_at.to_rfc3339(),
     }
-    record
+}
+
+/// What a webhook event did.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct WebhookReply {
+    /// Always `true`: the event was read.
+    pub accepted: bool,
+    /// Whether it counted (a delivery outcome or an inbound text of a
+    /// known number, the first time its id is seen).
+    pub counted: bool,
+    /// `true` when its id was counted before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    /// What an inbound text did: `"opted_out"` or `"opted_in"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["opted_out", "opted_in"]))]
+    pub effect: Option<&'static str>,
 }
 
 /// A sticky mapping (extension).
-pub fn mapping(m: &StickyMapping) -> Value {
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Mapping {
+    /// `"sticky_mapping"`.
+    #[schemars(extend("const" = "sticky_mapping"))]
+    pub record_type: &'static str,
+    /// The recipient.
+    pub to: String,
+    /// The sender it sticks to.
+    pub from: String,
+    /// When the mapping was made.
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    /// The last send through it.
+    #[schemars(extend("format" = "date-time"))]
+    pub last_used_at: String,
+    /// When it expires without another send; `null` when pinned.
+    pub expires_at: Option<String>,
+    /// Whether it was pinned (never expires).
+    pub pinned: bool,
+}
+
+/// A sticky mapping.
+pub fn mapping(m: &StickyMapping) -> Mapping {
     let ts = |secs: u32| Timestamp::from_secs(u64::from(secs)).to_rfc3339();
-    json!({
-        "record_type": "sticky_mapping",
-        "to": m.to.to_string(),
-        "from": m.from.to_string(),
-        "created_at": ts(m.created_at),
-        "last_used_at": ts(m.last_used_at),
-        "expires_at": m.expires_at.map(ts),
-        "pinned": m.pinned,
-    })
+    Mapping {
+        record_type: "sticky_mapping",
+        to: m.to.to_string(),
+        from: m.from.to_string(),
+        created_at: ts(m.created_at),
+        last_used_at: ts(m.last_used_at),
+        expires_at: m.expires_at.map(ts),
+        pinned: m.pinned,
+    }
 }
 
 /// What the message record says about one outbound message.
@@ -131,59 +380,110 @@ pub struct MessageView<'a> {
     pub now: Timestamp,
 }
 
-/// The `selection` extension field of a message.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Selected {
+/// Extension: how a message's sender was chosen.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Selected {
+    /// The rule that chose it.
+    #[schemars(extend("enum" = ["sticky", "geomatch", "weighted", "explicit"]))]
     reason: &'static str,
+    /// What happened to the recipient's sticky mapping.
+    #[schemars(extend("enum" = ["reused", "created", "none"]))]
     mapping: &'static str,
+    /// When the sender's queue lets the message go.
+    #[schemars(extend("format" = "date-time"))]
     send_at: String,
 }
 
-#[derive(serde::Serialize)]
-struct Party {
+/// The sender or a recipient of a message.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Party {
+    /// The number.
     phone_number: String,
+    /// A recipient's status: `"queued"` (numpool routes, it delivers
+    /// nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["queued"]))]
     status: Option<&'static str>,
+    /// Not known: `""`.
     carrier: &'static str,
+    /// `"Wireless"` for NANP numbers and short codes, else `""`.
+    #[schemars(extend("enum" = ["Wireless", ""]))]
     line_type: &'static str,
 }
 
-#[derive(serde::Serialize)]
-struct Media<'a> {
+/// A medium of an MMS: its URL as given.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Media<'a> {
+    /// The URL.
     url: &'a str,
-    content_type: Option<()>,
-    sha256: Option<()>,
-    size: Option<()>,
+    /// Not known: `null`.
+    content_type: Unused,
+    /// Not known: `null`.
+    sha256: Unused,
+    /// Not known: `null`.
+    size: Unused,
 }
 
-/// The message record, serialized straight from borrowed fields (this is
-/// the hot response of the API).
-#[derive(serde::Serialize)]
-struct MessageRecord<'a> {
+/// A message record, serialized straight from borrowed fields (this is the
+/// hot response of the API).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Message<'a> {
+    /// `"message"`.
+    #[schemars(extend("const" = "message"))]
     record_type: &'static str,
+    /// `"outbound"`.
+    #[schemars(extend("const" = "outbound"))]
     direction: &'static str,
+    /// A new UUID.
+    #[schemars(extend("format" = "uuid"))]
     id: String,
+    /// `"SMS"` or `"MMS"`.
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["SMS", "MMS"]))]
     kind: &'static str,
+    /// The profile whose pool (or number) sent it.
     messaging_profile_id: String,
+    /// The sender chosen.
     from: Party,
+    /// The recipient.
     to: [Party; 1],
-    cc: [(); 0],
+    /// Always `[]`.
+    cc: [Unused; 0],
+    /// The text (`""` for an MMS without one).
     text: &'a str,
+    /// The subject, or `null`.
     subject: Option<&'a str>,
+    /// The media of an MMS.
     media: Vec<Media<'a>>,
+    /// `"GSM-7"` or `"UCS-2"`.
+    #[schemars(extend("enum" = ["GSM-7", "UCS-2"]))]
     encoding: &'static str,
+    /// SMS parts (1 for an MMS).
+    #[schemars(range(min = 1, max = 10))]
     parts: u32,
+    /// Characters in the text.
     num_chars: u32,
-    tags: [(); 0],
-    errors: [(); 0],
+    /// Always `[]`.
+    tags: [Unused; 0],
+    /// Always `[]`.
+    errors: [Unused; 0],
+    /// The message's webhook URL as given (`""` when none).
     webhook_url: &'a str,
+    /// Its failover URL as given (`""` when none).
     webhook_failover_url: &'a str,
+    /// When numpool took it.
+    #[schemars(extend("format" = "date-time"))]
     received_at: String,
-    sent_at: Option<()>,
-    completed_at: Option<()>,
+    /// Not sent by numpool: `null` (the hosted service's own example).
+    sent_at: Unused,
+    /// `null`.
+    completed_at: Unused,
+    /// Four hours after `received_at`.
+    #[schemars(extend("format" = "date-time"))]
     valid_until: String,
+    /// Extension: the sender's queue wait, in seconds.
     wait_seconds: f64,
+    /// Extension: how the sender was chosen.
     selection: Selected,
 }
 
@@ -193,7 +493,7 @@ pub fn message_json(m: &MessageView<'_>) -> String {
     serde_json::to_string(&message_record(m)).unwrap_or_default()
 }
 
-fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
+fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {
     let line_type = |n: PhoneNumber| {
         if n.is_nanp() || n.is_short_code() {
             "Wireless"
@@ -201,7 +501,7 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
             ""
         }
     };
-    MessageRecord {
+    Message {
         record_type: "message",
         direction: "outbound",
         id: uuid::Uuid::new_v4().to_string(),
@@ -227,9 +527,9 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
             .iter()
             .map(|u| Media {
                 url: u,
-                content_type: None,
-                sha256: None,
-                size: None,
+                content_type: Unused,
+                sha256: Unused,
+                size: Unused,
             })
             .collect(),
         encoding: m.encoding.name,
@@ -240,8 +540,8 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> MessageRecord<'a> {
         webhook_url: m.webhook_url.unwrap_or_default(),
         webhook_failover_url: m.webhook_failover_url.unwrap_or_default(),
         received_at: m.now.to_rfc3339(),
-        sent_at: None,
-        completed_at: None,
+        sent_at: Unused,
+        completed_at: Unused,
         valid_until: m
             .now
             .after(std::time::Duration::from_secs(4 * 3600))

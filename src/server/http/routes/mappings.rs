@@ -10,7 +10,6 @@ use crate::server::http::requests::PinBody;
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::{MappingCursor, PhoneNumber};
-use serde_json::json;
 
 /// The profile and the recipient a path names (`.../{id}/.../{to}`).
 pub(super) fn mapping_path(
@@ -70,7 +69,7 @@ pub async fn list(
     }
     let stored = state.engine.profile_stats(profile).await?.stored_mappings;
     let mut meta = page.meta(stored);
-    meta["next_page_after"] = json!(current.next.map(|c| c.to_string()));
+    meta.next_page_after = Some(current.next.map(|c| c.to_string()));
     let items = current.mappings.iter().map(views::mapping).collect();
     Ok(page_of(items, meta))
 }

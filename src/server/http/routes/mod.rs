@@ -16,14 +16,17 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use ed25519_dalek::VerifyingKey;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::auth::ApiKeys;
 use super::body::Query;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::recent::Recent;
+use super::requests::{NumberBody, PinBody, ProfileBody, SendBody, WebhookBody};
+use super::views::{Data, List, Mapping, Message, Number, OptOut, PageMeta, Profile, WebhookReply};
 use crate::Engine;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 /// What the idempotency cache holds for a key.
 #[derive(Clone)]
@@ -82,18 +85,30 @@ impl FromRequest for Authed {
     }
 }
 
-/// `{"data": value}`.
-pub fn data(value: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "data": value }))
+/// `{"data": record}`.
+pub fn data<T: Serialize>(record: T) -> HttpResponse {
+    HttpResponse::Ok().json(Data { data: record })
 }
 
 /// `{"data": [...], "meta": {...}}`.
-pub fn list(items: Vec<Value>, meta: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "data": items, "meta": meta }))
+pub fn list<T: Serialize>(records: Vec<T>, meta: PageMeta) -> HttpResponse {
+    HttpResponse::Ok().json(List {
+        data: records,
+        meta,
+    })
 }
 
-/// One operation of the API: where, how, what it does, and the query
-/// parameters it takes (any other is refused, see [`check_query`]).
+/// The schema of a body type, from a generator (see [`super::openapi`]).
+pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+/// `T`'s schema, as a reference into the generator's definitions.
+fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// One operation of the API: where, how, what it does, the query
+/// parameters it takes (any other is refused, see [`check_query`]), and
+/// the types of its request body and reply.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
     /// The path under `/v2`.
@@ -104,6 +119,10 @@ pub struct Route {
     pub summary: &'static str,
     /// The query parameters it takes (besides `consistency` on a `GET`).
     pub query: &'static [&'static str],
+    /// The type its handler reads the body into, if it reads one.
+    pub request: Option<SchemaOf>,
+    /// The type its handler answers 200 with.
+    pub reply: SchemaOf,
 }
 
 /// Paging by number, as the hosted service.
@@ -141,10 +160,22 @@ const MAPPING_FILTERS: &[&str] = &[
 /// with a wrong method gets 405 with `Allow`), checks query strings
 /// ([`check_query`]) and generates the OpenAPI document ([`ROUTES`]).
 macro_rules! route_table {
-    ($( $path:literal => { $( $method:ident : $handler:path, $summary:literal, $query:expr; )+ } )*) => {
+    (@request) => { None };
+    (@request $body:ty) => { Some(schema_of::<$body> as SchemaOf) };
+    ($( $path:literal => { $(
+        $method:ident : $handler:path, $summary:literal, $query:expr,
+        $( body $body:ty, )? reply $reply:ty;
+    )+ } )*) => {
         /// Every operation, in order.
         pub const ROUTES: &[Route] = &[
-            $( $( Route { path: $path, method: stringify!($method), summary: $summary, query: $query }, )+ )*
+            $( $( Route {
+                path: $path,
+                method: stringify!($method),
+                summary: $summary,
+                query: $query,
+                request: route_table!(@request $($body)?),
+                reply: schema_of::<$reply>,
+            }, )+ )*
         ];
 
         /// Registers every route of the table under `/v2`.
@@ -166,58 +197,71 @@ macro_rules! route_table {
 // The hot send paths first: the router tries resources in order.
 route_table! {
     "/messages/number_pool" => {
-        post: messages::number_pool, "Send a message from a number pool", &[];
+        post: messages::number_pool, "Send a message from a number pool", &[],
+            body SendBody, reply Data<Message<'static>>;
     }
     "/messages" => {
-        post: messages::send, "Send a message (from a given sender or a profile's pool)", &[];
+        post: messages::send, "Send a message (from a given sender or a profile's pool)", &[],
+            body SendBody, reply Data<Message<'static>>;
     }
     "/webhooks/messaging" => {
-        post: webhooks::messaging, "Webhook events: delivery outcomes (message.finalized) and inbound opt-out keywords (message.received)", &[];
+        post: webhooks::messaging, "Webhook events: delivery outcomes (message.finalized) and inbound opt-out keywords (message.received)", &[],
+            body WebhookBody, reply Data<WebhookReply>;
     }
     "/openapi.json" => {
-        get: ops::openapi, "This document", &[];
+        get: ops::openapi, "This document", &[], reply serde_json::Value;
     }
     "/messaging_profiles" => {
-        post: profiles::create, "Create a messaging profile", &[];
-        get: profiles::list, "List messaging profiles", PROFILE_FILTERS;
+        post: profiles::create, "Create a messaging profile", &[],
+            body ProfileBody, reply Data<Profile>;
+        get: profiles::list, "List messaging profiles", PROFILE_FILTERS, reply List<Profile>;
     }
     "/messaging_profiles/{id}" => {
-        get: profiles::get, "Retrieve a messaging profile", &[];
-        patch: profiles::update, "Update a messaging profile (number_pool_settings merge)", &[];
-        delete: profiles::delete, "Delete a messaging profile", &[];
+        get: profiles::get, "Retrieve a messaging profile", &[], reply Data<Profile>;
+        patch: profiles::update, "Update a messaging profile (number_pool_settings merge)", &[],
+            body ProfileBody, reply Data<Profile>;
+        delete: profiles::delete, "Delete a messaging profile", &[], reply Data<Profile>;
     }
     "/messaging_profiles/{id}/phone_numbers" => {
-        get: profiles::phone_numbers, "List a profile's phone numbers", PAGE;
+        get: profiles::phone_numbers, "List a profile's phone numbers", PAGE, reply List<Number>;
     }
     "/messaging_profiles/{id}/sticky_mappings" => {
-        get: mappings::list, "List sticky mappings (extension)", MAPPING_FILTERS;
+        get: mappings::list, "List sticky mappings (extension)", MAPPING_FILTERS,
+            reply List<Mapping>;
     }
     "/messaging_profiles/{id}/sticky_mappings/{to}" => {
-        get: mappings::get, "Retrieve a sticky mapping (extension)", &[];
-        put: mappings::pin, "Pin a recipient to a sender (extension)", &[];
-        delete: mappings::delete, "Break a sticky mapping (extension)", &[];
+        get: mappings::get, "Retrieve a sticky mapping (extension)", &[], reply Data<Mapping>;
+        put: mappings::pin, "Pin a recipient to a sender (extension)", &[],
+            body PinBody, reply Data<Mapping>;
+        delete: mappings::delete, "Break a sticky mapping (extension)", &[], reply Data<Mapping>;
     }
     "/messaging_profiles/{id}/opt_outs" => {
-        get: opt_outs::list, "List the recipients who opted out of a profile", CURSOR_PAGE;
+        get: opt_outs::list, "List the recipients who opted out of a profile", CURSOR_PAGE,
+            reply List<OptOut>;
     }
     "/messaging_profiles/{id}/opt_outs/{to}" => {
-        get: opt_outs::get, "Retrieve a recipient's opt-out", &[];
-        put: opt_outs::put, "Opt a recipient out of a profile", &[];
-        delete: opt_outs::delete, "Opt a recipient back in", &[];
+        get: opt_outs::get, "Retrieve a recipient's opt-out", &[], reply Data<OptOut>;
+        put: opt_outs::put, "Opt a recipient out of a profile", &[], reply Data<OptOut>;
+        delete: opt_outs::delete, "Opt a recipient back in", &[], reply Data<OptOut>;
     }
     "/phone_numbers/messaging" => {
-        get: numbers::list_current, "List phone numbers with messaging settings", NUMBER_FILTERS;
+        get: numbers::list_current, "List phone numbers with messaging settings", NUMBER_FILTERS,
+            reply List<Number>;
     }
     "/phone_numbers/{id}/messaging" => {
-        get: numbers::get_current, "Retrieve a phone number's messaging settings", &[];
-        patch: numbers::update_current, "Assign, move or unassign a phone number", &[];
+        get: numbers::get_current, "Retrieve a phone number's messaging settings", &[],
+            reply Data<Number>;
+        patch: numbers::update_current, "Assign, move or unassign a phone number", &[],
+            body NumberBody, reply Data<Number>;
     }
     "/messaging_phone_numbers" => {
-        get: numbers::list_older, "List phone numbers (older path)", NUMBER_FILTERS;
+        get: numbers::list_older, "List phone numbers (older path)", NUMBER_FILTERS,
+            reply List<Number>;
     }
     "/messaging_phone_numbers/{id}" => {
-        get: numbers::get_older, "Retrieve a phone number (older path)", &[];
-        patch: numbers::update_older, "Update a phone number (older path)", &[];
+        get: numbers::get_older, "Retrieve a phone number (older path)", &[], reply Data<Number>;
+        patch: numbers::update_older, "Update a phone number (older path)", &[],
+            body NumberBody, reply Data<Number>;
     }
 }
 

@@ -20,7 +20,11 @@ fn lookup(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
     body::path_number(raw, |id| state.engine.number_by_id(id).map(|r| r.number))
 }
 
-async fn get(state: &AppState, raw: &str, record_type: &str) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: &AppState,
+    raw: &str,
+    record_type: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let status = state.engine.number(lookup(state, raw)?).await?;
     Ok(data(views::number(&status, record_type)))
 }
@@ -29,7 +33,7 @@ async fn update(
     state: &AppState,
     raw: &str,
     payload: web::Payload,
-    record_type: &str,
+    record_type: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let number = lookup(state, raw).map_err(|_| {
         let plain = body::decode_plus(raw);
@@ -79,7 +83,7 @@ async fn update(
 async fn list(
     state: &AppState,
     req: &HttpRequest,
-    record_type: &str,
+    record_type: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(req.query_string());
     let page = Page::from_query(&query)?;
@@ -117,14 +121,14 @@ async fn list(
     if let Some(raw) = query.get("filter[phone_number]") {
         numbers.extend(raw.split(',').filter_map(body::query_number));
         if numbers.is_empty() {
-            return Ok(page_of(Vec::new(), page.meta(0)));
+            return Ok(page_of(Vec::<views::Number>::new(), page.meta(0)));
         }
     }
     let contains = query
         .get("filter[phone_number][contains]")
         .map(body::query_digits);
     if profile.is_some_and(|p| state.engine.profile(p).is_err()) {
-        return Ok(page_of(Vec::new(), page.meta(0)));
+        return Ok(page_of(Vec::<views::Number>::new(), page.meta(0)));
     }
     let filter = NumberFilter {
         profile,

@@ -65,7 +65,7 @@ pub async fn list(
     }
     let total = state.engine.opt_out_count(profile).await?;
     let mut meta = page.meta(total);
-    meta["next_page_after"] = serde_json::json!(current.next.map(|c| c.to_string()));
+    meta.next_page_after = Some(current.next.map(|c| c.to_string()));
     let items = current.opt_outs.iter().map(views::opt_out).collect();
     Ok(page_of(items, meta))
 }

@@ -21,7 +21,7 @@ pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
 }
 
 /// A profile as the API shows it, with its opt-out count.
-async fn view(state: &AppState, record: &crate::ProfileRecord) -> Result<Value, ApiError> {
+async fn view(state: &AppState, record: &crate::ProfileRecord) -> Result<views::Profile, ApiError> {
     let count = match state.engine.opt_out_count(record.id).await {
         Ok(n) => n,
         // Deleted meanwhile (or being deleted): it has none left.

@@ -5,7 +5,7 @@
 //! ignored; each event id counts once.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{data, AppState};
 use crate::server::http::auth;
@@ -13,6 +13,7 @@ use crate::server::http::body;
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::{Claim, Weigh};
 use crate::server::http::requests::WebhookBody;
+use crate::server::http::views::WebhookReply;
 use crate::PhoneNumber;
 use crate::{DeliveryOutcome, Inbound};
 
@@ -80,7 +81,10 @@ pub async fn messaging(
         .as_deref()
         .ok_or_else(|| ApiError::missing("/data/event_type"))?;
     if !matches!(event_type, "message.finalized" | "message.received") {
-        return Ok(data(json!({ "accepted": true, "counted": false })));
+        return Ok(data(WebhookReply {
+            accepted: true,
+            ..Default::default()
+        }));
     }
     let id = event
         .id
@@ -108,7 +112,12 @@ pub async fn messaging(
         let sender = number("/from/phone_number")?;
         match outcome(&message) {
             Some(outcome) => Action::Outcome(sender, outcome),
-            None => return Ok(data(json!({ "accepted": true, "counted": false }))),
+            None => {
+                return Ok(data(WebhookReply {
+                    accepted: true,
+                    ..Default::default()
+                }))
+            }
         }
     } else {
         let text = match message.get("text") {
@@ -135,9 +144,12 @@ pub async fn messaging(
         Claim::Fresh(claim) => claim,
         Claim::Taken(SeenEvent::InProgress) => return Err(ApiError::EventInProgress),
         Claim::Taken(SeenEvent::Counted) => {
-            return Ok(data(
-                json!({ "accepted": true, "counted": false, "duplicate": true }),
-            ))
+            return Ok(data(WebhookReply {
+                accepted: true,
+                counted: false,
+                duplicate: Some(true),
+                effect: None,
+            }))
         }
     };
     // An event about a number no profile has is not remembered, so the
@@ -154,11 +166,12 @@ pub async fn messaging(
         },
     };
     claim.settle(counted.then_some(SeenEvent::Counted));
-    let mut reply = json!({ "accepted": true, "counted": counted });
-    if let Some(effect) = effect {
-        reply["effect"] = json!(effect);
-    }
-    Ok(data(reply))
+    Ok(data(WebhookReply {
+        accepted: true,
+        counted,
+        duplicate: None,
+        effect,
+    }))
 }
 
 /// What an event asks of the engine.
@@ -176,6 +189,7 @@ enum Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn outcomes_from_payloads() {
