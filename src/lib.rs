@@ -102,12 +102,10 @@
 #![deny(missing_docs)]
 // The engine's replication hooks (applying a leader's log, installing its
 // snapshot, the writer's follower and leader modes) serve the `cluster`
-// feature and `test-util`'s fakes; the engine-only build carries them
-// unused. Every other build is linted for dead code as usual.
-#![cfg_attr(
-    not(any(feature = "cluster", feature = "test-util")),
-    allow(dead_code, unused_imports)
-)]
+// feature and the crate's own tests; the engine-only build (with or
+// without `test-util`) carries them unused. Every other build is linted
+// for dead code as usual.
+#![cfg_attr(not(any(feature = "cluster", test)), allow(dead_code, unused_imports))]
 
 mod clock;
 #[cfg(feature = "cluster")]

@@ -446,6 +446,10 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
     assert_eq!(stale.body["data"]["from"].as_str(), Some(from.as_str()));
     let forwarded = call(standby_addr, "GET", &path, Value::Null);
     assert_eq!(forwarded.status, 503, "{}", forwarded.body);
+    assert_eq!(
+        forwarded.body["errors"][0]["title"], "Service temporarily unavailable",
+        "a 503 says it is temporary"
+    );
     // A change is never served stale: `consistency` is refused on it.
     let send_stale = try_request(
         standby_addr,

@@ -81,7 +81,7 @@ pub struct Args {
     /// profile's mailbox), `journal` (numpool with its journal in
     /// `--data-dir`), `naive`, `redis`, `http`, or `all` (floor, numpool,
     /// naive, and redis if `--redis-url` answers).
-    #[arg(long, default_value = "numpool,naive", value_delimiter = ',')]
+    #[arg(long, default_value = "floor,numpool,naive", value_delimiter = ',')]
     pub engine: Vec<EngineKind>,
     /// Drive a running `numpool serve` through HTTP (implies `--engine http`).
     #[arg(long)]

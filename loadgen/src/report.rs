@@ -90,6 +90,13 @@ impl RunReport {
         o.queue_full as f64 / (total.max(1)) as f64
     }
 
+    /// Refused sends (no sender, queue full) over all sends.
+    pub fn refused_share(&self) -> f64 {
+        let o = &self.outcome;
+        let total = o.sticky + o.geomatch + o.weighted + o.failed + o.queue_full;
+        (o.failed + o.queue_full) as f64 / (total.max(1)) as f64
+    }
+
     /// Sticky hits over all selections.
     pub fn sticky_hit_ratio(&self) -> f64 {
         let o = &self.outcome;
@@ -239,8 +246,13 @@ pub fn summary(workload: &str, reports: &[RunReport], ctx: &RunContext) -> Strin
     out
 }
 
+/// How far apart two engines' refused shares may be for their throughputs
+/// to compare (one percentage point): an engine that refuses work is not
+/// faster for it.
+const REFUSED_SHARE_TOLERANCE: f64 = 0.01;
+
 /// Throughput ratios of numpool (or http) against each other engine, when
-/// they compare like for like.
+/// they compare like for like: the same rules, the same share refused.
 fn ratios(reports: &[RunReport], ctx: &RunContext) -> String {
     let mut out = String::new();
     let Some(base) = reports
@@ -268,6 +280,16 @@ fn ratios(reports: &[RunReport], ctx: &RunContext) -> String {
                 r.engine,
                 r.engine,
                 lacks.join(", ")
+            ));
+        } else if (base.refused_share() - r.refused_share()).abs() > REFUSED_SHARE_TOLERANCE {
+            out.push_str(&format!(
+                "{} / {}: no ratio, {} refused {:.2}% of sends and {} {:.2}% (not like for like)\n",
+                base.engine,
+                r.engine,
+                base.engine,
+                base.refused_share() * 100.0,
+                r.engine,
+                r.refused_share() * 100.0
             ));
         } else if met(base) && met(r) {
             out.push_str(&format!(
@@ -411,4 +433,50 @@ pub fn plot(
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(engine: &str, per_sec: u64, refused: u64) -> RunReport {
+        let mut hist = Histogram::<u64>::new(3).unwrap();
+        hist.record(1_000).unwrap();
+        let outcome = BatchOutcome {
+            weighted: 1_000 - refused,
+            queue_full: refused,
+            ..Default::default()
+        };
+        RunReport::new(
+            engine,
+            per_sec,
+            Duration::from_secs(1),
+            &hist,
+            outcome,
+            0,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_ratio_is_printed_only_between_runs_that_refused_alike() {
+        let ctx = RunContext::default();
+        let alike = ratios(&[report("numpool", 300, 5), report("naive", 100, 0)], &ctx);
+        assert!(
+            alike.contains("numpool throughput / naive: 3.0x"),
+            "{alike}"
+        );
+        let unlike = ratios(&[report("numpool", 300, 91), report("naive", 100, 0)], &ctx);
+        assert!(unlike.contains("no ratio"), "{unlike}");
+        assert!(unlike.contains("refused 9.10%"), "{unlike}");
+        let lacking = RunContext {
+            naive_lacks: vec!["geomatch"],
+            ..Default::default()
+        };
+        let text = ratios(
+            &[report("numpool", 300, 0), report("naive", 100, 0)],
+            &lacking,
+        );
+        assert!(text.contains("does not implement geomatch"), "{text}");
+    }
 }

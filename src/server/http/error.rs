@@ -219,10 +219,13 @@ impl ApiError {
                 "10015",
                 "Bad Request".into(),
             ),
+            // Temporary (a failover, a journal that cannot write, a
+            // shutdown): the title says so; the code stays the hosted
+            // service's 10007 that clients already handle.
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "10007",
-                "Unexpected error".into(),
+                "Service temporarily unavailable".into(),
             ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
