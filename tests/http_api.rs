@@ -1149,6 +1149,71 @@ fn sticky_mappings_routes() {
 }
 
 #[test]
+fn an_export_streams_every_live_mapping_as_ndjson() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    for n in ["+13125550001", "+13125550002", "+18005550003"] {
+        s.assign(n, &p);
+    }
+    // More than one page of the export (4096 mappings a page).
+    let recipients = 4500u64;
+    for i in 0..recipients {
+        s.send(&p, &format!("+1415{:07}", 5_000_000 + i));
+    }
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/export");
+    let r = s.raw("GET", &path, "", Some(KEY), &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.contains("content-type: application/x-ndjson"),
+        "{}",
+        r.headers
+    );
+    let text = r.body.as_str().expect("NDJSON text");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len() as u64, recipients, "every mapping once");
+    let mut seen = std::collections::HashSet::new();
+    for line in &lines {
+        assert_eq!(line["record_type"], "sticky_mapping", "{line}");
+        assert!(seen.insert(line["to"].as_str().unwrap().to_string()));
+    }
+    // A line is the mapping record the single read gives.
+    let one = &lines[lines.len() / 2];
+    let single = s.ok(
+        "GET",
+        &format!(
+            "/v2/messaging_profiles/{p}/sticky_mappings/{}",
+            one["to"].as_str().unwrap()
+        ),
+        Value::Null,
+    );
+    assert_eq!(&single, one);
+    // An unknown profile, or a query parameter: a plain error, no stream.
+    let unknown = format!(
+        "/v2/messaging_profiles/{}/sticky_mappings/export",
+        ProfileId::new_v4()
+    );
+    expect_error(s.raw("GET", &unknown, "", Some(KEY), &[]), 404, "10005");
+    expect_error(
+        s.raw("GET", &format!("{path}?page[size]=10"), "", Some(KEY), &[]),
+        400,
+        "10015",
+    );
+    // An empty profile exports nothing.
+    let empty = s.profile(json!({"sticky_sender": true}));
+    let r = s.raw(
+        "GET",
+        &format!("/v2/messaging_profiles/{empty}/sticky_mappings/export"),
+        "",
+        Some(KEY),
+        &[],
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, Some("")));
+}
+
+#[test]
 fn lifecycle_through_http_with_a_manual_clock() {
     let s = start(64);
     let p = s.profile(json!({"sticky_sender": true}));

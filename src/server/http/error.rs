@@ -318,7 +318,21 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, code, title) = self.parts();
+        let mut response = HttpResponse::build(self.parts().0);
+        if matches!(
+            self.parts().0,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(self.envelope())
+    }
+}
+
+impl ApiError {
+    /// The error's body: `{"errors": [...]}`.
+    pub fn envelope(&self) -> Errors {
+        let (_, code, title) = self.parts();
         // What a client sent comes back cut short: a 200 KB value in a
         // request gets an error of a few hundred bytes, not another 200 KB.
         let source = self.source().map(|(kind, at)| {
@@ -334,18 +348,14 @@ impl ResponseError for ApiError {
                 },
             }
         });
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "1"));
-        }
-        response.json(Errors {
+        Errors {
             errors: [ErrorObject {
                 code,
                 title,
                 detail: cut(&self.to_string(), MAX_DETAIL),
                 source,
             }],
-        })
+        }
     }
 }
 

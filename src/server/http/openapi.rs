@@ -124,7 +124,7 @@ pub fn document() -> Value {
             "responses": {
                 "200": {
                     "description": "Success",
-                    "content": { "application/json": { "schema": (route.reply)(&mut replies) } }
+                    "content": { route.media: { "schema": (route.reply)(&mut replies) } }
                 },
                 "default": error_reply,
             }
@@ -255,7 +255,7 @@ mod tests {
         for route in ROUTES {
             let op = &doc["paths"][route.path][route.method];
             assert!(ids.insert(op["operationId"].as_str().unwrap().to_string()));
-            let reply = &op["responses"]["200"]["content"]["application/json"]["schema"];
+            let reply = &op["responses"]["200"]["content"][route.media]["schema"];
             assert!(reply.is_object() || reply == &json!(true), "{reply}");
             // Every query parameter the route takes is described.
             for name in route.query {

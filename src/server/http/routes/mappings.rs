@@ -9,7 +9,7 @@ use crate::server::http::error::ApiError;
 use crate::server::http::requests::PinBody;
 use crate::server::http::views;
 use crate::ProfileId;
-use crate::{MappingCursor, PhoneNumber};
+use crate::{MappingCursor, MappingPage, PhoneNumber};
 
 /// The profile and the recipient a path names (`.../{id}/.../{to}`).
 pub(super) fn mapping_path(
@@ -72,6 +72,79 @@ pub async fn list(
     meta.next_page_after = Some(current.next.map(|c| c.to_string()));
     let items = current.mappings.iter().map(views::mapping).collect();
     Ok(page_of(items, meta))
+}
+
+/// Mappings an export reads at a time: one hold of the profile each.
+const EXPORT_PAGE: usize = 4096;
+
+/// `GET .../sticky_mappings/export`: every live mapping as NDJSON (the
+/// mapping record a line), streamed a page at a time as the client reads:
+/// memory stays at one page whatever the profile's size, and the profile
+/// is held for one page at a time, so sends go on meanwhile. An error
+/// after the first page (the profile deleted meanwhile, say) ends the
+/// stream with one line holding the error envelope.
+pub async fn export(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let profile = path_profile(&id)?;
+    // The first page before the answer starts: a refusal is a plain error.
+    let first = state
+        .engine
+        .mappings_page(profile, None, EXPORT_PAGE, None)
+        .await?;
+    let engine = state.engine.clone();
+    let start: Option<Result<MappingPage, crate::Error>> = Some(Ok(first));
+    let pages = futures::stream::unfold(start, move |next| {
+        let engine = engine.clone();
+        async move {
+            let page = next?;
+            let (text, then) = match page {
+                Ok(page) => {
+                    let text = export_lines(&page.mappings);
+                    let then = match page.next {
+                        Some(after) => {
+                            crate::engine::yield_now().await;
+                            Some(
+                                engine
+                                    .mappings_page(profile, Some(after), EXPORT_PAGE, None)
+                                    .await,
+                            )
+                        }
+                        None => None,
+                    };
+                    (text, then)
+                }
+                Err(e) => (error_line(e.into()), None),
+            };
+            let chunk = Ok::<_, actix_web::Error>(web::Bytes::from(text));
+            Some((chunk, then))
+        }
+    });
+    Ok(HttpResponse::Ok().content_type(NDJSON).streaming(pages))
+}
+
+/// The media type of an export.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// One NDJSON line per mapping.
+fn export_lines(mappings: &[crate::StickyMapping]) -> String {
+    let mut text = String::with_capacity(mappings.len() * 160);
+    for m in mappings {
+        if let Ok(line) = serde_json::to_string(&views::mapping(m)) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The error envelope as the last line of a stream.
+fn error_line(e: ApiError) -> String {
+    let mut line = serde_json::to_string(&e.envelope()).unwrap_or_default();
+    line.push('\n');
+    line
 }
 
 pub async fn get(

@@ -121,8 +121,11 @@ pub struct Route {
     pub query: &'static [&'static str],
     /// The type its handler reads the body into, if it reads one.
     pub request: Option<SchemaOf>,
-    /// The type its handler answers 200 with.
+    /// The type its handler answers 200 with (one line of it, for a
+    /// stream of lines).
     pub reply: SchemaOf,
+    /// The media type of that answer.
+    pub media: &'static str,
 }
 
 /// Paging by number, as the hosted service.
@@ -162,9 +165,11 @@ const MAPPING_FILTERS: &[&str] = &[
 macro_rules! route_table {
     (@request) => { None };
     (@request $body:ty) => { Some(schema_of::<$body> as SchemaOf) };
+    (@media) => { "application/json" };
+    (@media $media:expr) => { $media };
     ($( $path:literal => { $(
         $method:ident : $handler:path, $summary:literal, $query:expr,
-        $( body $body:ty, )? reply $reply:ty;
+        $( body $body:ty, )? reply $reply:ty $( as $media:expr )?;
     )+ } )*) => {
         /// Every operation, in order.
         pub const ROUTES: &[Route] = &[
@@ -175,6 +180,7 @@ macro_rules! route_table {
                 query: $query,
                 request: route_table!(@request $($body)?),
                 reply: schema_of::<$reply>,
+                media: route_table!(@media $($media)?),
             }, )+ )*
         ];
 
@@ -228,6 +234,11 @@ route_table! {
     "/messaging_profiles/{id}/sticky_mappings" => {
         get: mappings::list, "List sticky mappings (extension)", MAPPING_FILTERS,
             reply List<Mapping>;
+    }
+    // Before `{to}`: "export" is no phone number.
+    "/messaging_profiles/{id}/sticky_mappings/export" => {
+        get: mappings::export, "Every live mapping, one NDJSON line each, streamed (extension)", &[],
+            reply Mapping as mappings::NDJSON;
     }
     "/messaging_profiles/{id}/sticky_mappings/{to}" => {
         get: mappings::get, "Retrieve a sticky mapping (extension)", &[], reply Data<Mapping>;
