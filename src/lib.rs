@@ -135,7 +135,8 @@ pub mod test_util;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
-    Dispatch, Engine, EngineConfig, EngineStats, Inbound, MappingCursor, MappingPage, OptOutCursor,
+    Dispatch, Engine, EngineConfig, EngineStats, HistoryRow, ImportReport, Importer, Inbound,
+    MappingCursor, MappingPage, OptOutCursor,
     OptOutPage, Outbound, ProfileCounters, RecoveryReport, DEFAULT_STICKY_TTL_SECS,
 };
 pub use error::{Error, StartError};

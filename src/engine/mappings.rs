@@ -196,6 +196,7 @@ impl Engine {
                         created_at: m.created_at,
                         last_used: m.last_used_at,
                         pinned: true,
+                        history: false,
                     };
                     env.journal_for(p, &[record], Reads::recipient(to))
                 });

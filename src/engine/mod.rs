@@ -29,6 +29,7 @@ mod catalog;
 mod config;
 pub(crate) mod dispatcher;
 mod healing;
+pub(crate) mod import;
 pub(crate) mod housekeeping;
 pub(crate) mod mailbox;
 mod mappings;
@@ -50,6 +51,7 @@ use parking_lot::RwLock;
 pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
 #[cfg(feature = "server")]
 pub(crate) use mappings::yield_now;
+pub use import::{HistoryRow, ImportReport, Importer};
 pub use mappings::{MappingCursor, MappingPage};
 pub use opt_outs::{Inbound, OptOutCursor, OptOutPage};
 pub use send::Outbound;

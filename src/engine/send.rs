@@ -101,6 +101,7 @@ fn selection_record(
             created_at: now,
             last_used: now,
             pinned: false,
+            history: false,
         }),
         (MappingOutcome::Reused, Some(previous)) if previous / 60 != now / 60 => {
             Some(Record::MappingTouched {

@@ -23,7 +23,7 @@
 //! | 1 | `ProfileSaved` | `at` secs, the profile record as JSON (`str`) |
 //! | 2 | `ProfileDeleted` | id |
 //! | 3 | `NumberSaved` | number, number id u64, owner (u8 0/1 + id), created ms, updated ms, own rate f64 bits (NaN: none; absent in older records) |
-//! | 4 | `MappingSet` | id, to number, from number, created secs, last used secs, pinned u8 |
+//! | 4 | `MappingSet` | id, to number, from number, created secs, last used secs, flags u8 (1 pinned, 2 imported history) |
 //! | 5 | `MappingTouched` | id, to number, last used secs |
 //! | 6 | `MappingRemoved` | id, to number |
 //! | 7 | `Outcome` | id, sender number, bits u8 (1 delivered, 2 spam), at secs |
@@ -111,6 +111,9 @@ pub enum Record {
         last_used: u32,
         /// Whether it is pinned.
         pinned: bool,
+        /// Imported message history: it counts toward no daily cap (a
+        /// mapping made by a send counts as a new recipient of its sender).
+        history: bool,
     },
     /// A mapping used in a later minute than before (coarse touches).
     MappingTouched {
@@ -352,6 +355,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             created_at,
             last_used,
             pinned,
+            history,
         } => {
             o.u8(tag::MAPPING_SET);
             o.id(*profile);
@@ -359,7 +363,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.number(*from);
             o.u32(*created_at);
             o.u32(*last_used);
-            o.u8(u8::from(*pinned));
+            o.u8(u8::from(*pinned) | (u8::from(*history) << 1));
         }
         Record::MappingTouched {
             profile,
@@ -499,14 +503,24 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
                 Some(f64::from_bits(i.u64()?)).filter(|r| !r.is_nan())
             },
         }),
-        tag::MAPPING_SET => Record::MappingSet {
-            profile: i.id()?,
-            to: i.number()?,
-            from: i.number()?,
-            created_at: i.u32()?,
-            last_used: i.u32()?,
-            pinned: i.bool()?,
-        },
+        tag::MAPPING_SET => {
+            let (profile, to, from) = (i.id()?, i.number()?, i.number()?);
+            let (created_at, last_used) = (i.u32()?, i.u32()?);
+            // Bit 0: pinned; bit 1: imported history.
+            let flags = i.u8()?;
+            if flags > 3 {
+                return Err(Malformed);
+            }
+            Record::MappingSet {
+                profile,
+                to,
+                from,
+                created_at,
+                last_used,
+                pinned: flags & 1 != 0,
+                history: flags & 2 != 0,
+            }
+        }
         tag::MAPPING_TOUCHED => Record::MappingTouched {
             profile: i.id()?,
             to: i.number()?,
@@ -769,6 +783,7 @@ mod tests {
                 created_at: 10,
                 last_used: 11,
                 pinned: true,
+                history: true,
             },
             Record::MappingTouched {
                 profile: p,

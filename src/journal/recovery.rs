@@ -163,10 +163,11 @@ pub(crate) fn apply_to_profile(
             created_at,
             last_used,
             pinned,
+            history,
             ..
         } => {
             p.restore_mapping(to, from, created_at, last_used, pinned);
-            if counts_new_recipients && !pinned {
+            if counts_new_recipients && !pinned && !history {
                 p.restore_new_recipient(from, created_at, now_ms);
             }
         }

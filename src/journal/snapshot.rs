@@ -115,6 +115,7 @@ pub(crate) fn records(
                 created_at: m.created_at,
                 last_used: m.last_used_at,
                 pinned: m.pinned,
+                history: false,
             }));
             out
         })

@@ -1,7 +1,8 @@
 //! A profile's sticky mappings as the API sees them: read one, page
-//! through them, pin and break them.
+//! through them, pin and break them, import a row of message history.
 
 use super::{PinError, ProfileState, StickyMapping};
+use crate::engine::import::{HistoryRow, RowOutcome};
 use crate::number::PhoneNumber;
 use crate::selection::pool::{kind_index, SenderRef};
 use crate::selection::sticky::{MapPosition, Mapping};
@@ -79,6 +80,59 @@ impl ProfileState {
             return Err(PinError::Full);
         }
         self.mapping(recipient, now).ok_or(PinError::Full)
+    }
+
+    /// Applies one row of message history (`to` was sent a message from
+    /// `from` at `sent_at`), the latest of its recipient so far in this
+    /// import; `ours` is the mapping this import made for `to` from an
+    /// earlier row, `(last used, sender)`, which a later row replaces or
+    /// (when its sender left the pool) takes back. The rules of
+    /// docs/SELECTION.md, "Importing message history".
+    pub fn import_row(
+        &mut self,
+        row: &HistoryRow,
+        ours: Option<(u32, PhoneNumber)>,
+        now: u32,
+    ) -> RowOutcome {
+        if !self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
+            return RowOutcome::StickyOff;
+        }
+        if !row.pinned && u64::from(row.sent_at) + u64::from(self.sticky.ttl()) <= u64::from(now) {
+            return RowOutcome::Expired;
+        }
+        let existing = self.mapping(row.to, now);
+        let is_ours = existing.as_ref().is_some_and(|m| {
+            ours.is_some_and(|(at, from)| m.last_used_at == at && m.from == from && !m.pinned)
+        });
+        let sender = self
+            .pool
+            .lookup(row.from)
+            .filter(|_| kind_index(row.from.kind()).is_some());
+        let Some(sender) = sender else {
+            if is_ours {
+                return match self.unmap(row.to, now) {
+                    Some(_) => RowOutcome::NotInPoolTakenBack,
+                    None => RowOutcome::NotInPool,
+                };
+            }
+            return RowOutcome::NotInPool;
+        };
+        if let Some(m) = existing.filter(|_| !is_ours) {
+            if m.pinned || m.last_used_at >= row.sent_at {
+                return RowOutcome::KeptExisting;
+            }
+        }
+        let created_at = row.created_at.unwrap_or(row.sent_at).min(row.sent_at);
+        if !self
+            .sticky
+            .restore(row.to, sender, created_at, row.sent_at, row.pinned)
+        {
+            return RowOutcome::Full;
+        }
+        match self.mapping(row.to, now) {
+            Some(m) => RowOutcome::Mapped(m),
+            None => RowOutcome::Full,
+        }
     }
 
     /// Breaks the mapping of `recipient`; returns it if it was live.
