@@ -136,8 +136,8 @@ pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
     Dispatch, Engine, EngineConfig, EngineStats, HistoryRow, ImportReport, Importer, Inbound,
-    MappingCursor, MappingPage, OptOutCursor,
-    OptOutPage, Outbound, ProfileCounters, RecoveryReport, DEFAULT_STICKY_TTL_SECS,
+    MappingCursor, MappingPage, OptOutCursor, OptOutPage, Outbound, ProfileCounters,
+    RecoveryReport, DEFAULT_STICKY_TTL_SECS,
 };
 pub use error::{Error, StartError};
 pub use ids::ProfileId;

@@ -156,9 +156,19 @@ fn read_value<T: SettingValue>(field: &'static str, v: &Value) -> Result<T, Sett
             expected: T::EXPECTED,
         });
     }
-    serde_json::from_value(v.clone()).map_err(|_| SettingsError::OutOfRange {
-        field,
-        expected: T::EXPECTED,
+    // A whole number written with a fraction (`10.0`, `1e3`) is that whole
+    // number, as JSON Schema's `integer` has it.
+    let whole = v
+        .as_f64()
+        .filter(|f| {
+            !v.is_u64() && !v.is_i64() && f.fract() == 0.0 && *f >= 0.0 && *f < 2f64.powi(64)
+        })
+        .map(|f| Value::from(f as u64));
+    serde_json::from_value(whole.unwrap_or_else(|| v.clone())).or_else(|_| {
+        serde_json::from_value(v.clone()).map_err(|_| SettingsError::OutOfRange {
+            field,
+            expected: T::EXPECTED,
+        })
     })
 }
 
@@ -186,6 +196,24 @@ fn ttl(_: &'static str, t: &u64) -> Result<(), SettingsError> {
     }
 }
 
+/// A setting in a patch may be left out, never `null` (`null` is refused):
+/// the schema of [`SettingsPatch`] says so.
+#[cfg(feature = "server")]
+fn settings_never_null(schema: &mut schemars::Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for property in properties.values_mut() {
+        if let Some(Value::Array(types)) = property.get_mut("type") {
+            types.retain(|t| t != "null");
+            if types.len() == 1 {
+                let only = types[0].clone();
+                property["type"] = only;
+            }
+        }
+    }
+}
+
 /// Generates [`PoolSettings`], [`SettingsPatch`] and their operations from
 /// one list of `field: type [type in a patch] = default, check;`.
 macro_rules! pool_settings {
@@ -209,7 +237,7 @@ macro_rules! pool_settings {
         /// reads: no other key.)
         #[derive(Debug, Clone, Default, PartialEq)]
         #[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
-        #[cfg_attr(feature = "server", schemars(deny_unknown_fields))]
+        #[cfg_attr(feature = "server", schemars(deny_unknown_fields, transform = settings_never_null))]
         pub struct SettingsPatch {
             $( $(#[doc = $doc])* pub $field: Option<$pty>, )*
         }

@@ -585,6 +585,161 @@ fn published_query_parameters_are_honoured_and_others_refused() {
     assert_eq!(parameter(&r), Some("consistency"));
 }
 
+/// `source` of a reply's first error.
+fn source(r: &Response) -> &Value {
+    &r.body["errors"][0]["source"]
+}
+
+#[test]
+fn tricky_requests_get_the_answers_the_contract_gives() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125551001", &p);
+    let profile = format!("/v2/messaging_profiles/{p}");
+    let before = s.ok("GET", &profile, Value::Null);
+    // A webhook's `data` must be an object: an array is refused, and the
+    // STOP in it opts nobody out.
+    let r = expect_error(
+        s.call(
+            "POST",
+            "/v2/webhooks/messaging",
+            json!({"data": ["message.received", "ev-1", {"from": {"phone_number": "+14155550177"}, "to": [{"phone_number": "+13125551001"}], "text": "STOP"}]}),
+        ),
+        400,
+        "10015",
+    );
+    assert_eq!(source(&r)["pointer"], "/data");
+    expect_error(
+        s.call(
+            "GET",
+            &format!("{profile}/opt_outs/+14155550177"),
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+    // A phone number of the wrong JSON type in an event is 400, not 422.
+    let r = expect_error(
+        s.call(
+            "POST",
+            "/v2/webhooks/messaging",
+            json!({"data": {"event_type": "message.finalized", "id": "t1", "payload": {"from": {"phone_number": 5}}}}),
+        ),
+        400,
+        "10015",
+    );
+    assert_eq!(source(&r)["pointer"], "/data/payload/from/phone_number");
+    // Without a key, an unknown parameter is answered 401 like the rest:
+    // the key is checked first.
+    expect_error(
+        s.raw("DELETE", &format!("{profile}?force=true"), "", None, &[]),
+        401,
+        "10009",
+    );
+    expect_error(
+        s.raw("GET", "/v2/messaging_profiles?bogus=1", "", None, &[]),
+        401,
+        "10009",
+    );
+    // A parameter given twice is refused, naming it.
+    for query in [
+        "filter[name]=r&filter[name]=nope",
+        "page[size]=1&page[size]=9999",
+    ] {
+        let r = expect_error(
+            s.call(
+                "GET",
+                &format!("/v2/messaging_profiles?{query}"),
+                Value::Null,
+            ),
+            400,
+            "10015",
+        );
+        assert!(query.starts_with(parameter(&r).unwrap()), "{query}");
+    }
+    // A key given twice: refused and named, inside number_pool_settings too.
+    let r = expect_error(
+        s.raw(
+            "PATCH",
+            &profile,
+            r#"{"number_pool_settings": {"sticky_sender": true, "sticky_sender": false}}"#,
+            Some(KEY),
+            &[],
+        ),
+        400,
+        "10015",
+    );
+    assert_eq!(source(&r)["pointer"], "/number_pool_settings/sticky_sender");
+    let r = expect_error(
+        s.raw(
+            "PATCH",
+            &profile,
+            r#"{"name": "d", "name": "e"}"#,
+            Some(KEY),
+            &[],
+        ),
+        400,
+        "10015",
+    );
+    assert_eq!(source(&r)["pointer"], "/name");
+    // Pointers are JSON pointers: `/` and `~` in a key are escaped.
+    let r = expect_error(
+        s.call(
+            "PATCH",
+            &profile,
+            json!({"number_pool_settings": {"a/b~c": 1}}),
+        ),
+        422,
+        "10015",
+    );
+    assert_eq!(source(&r)["pointer"], "/number_pool_settings/a~1b~0c");
+    assert_eq!(
+        s.ok("GET", &profile, Value::Null),
+        before,
+        "nothing changed"
+    );
+    // Path segments and headers are no body field: no `source`.
+    let r = expect_error(
+        s.call("GET", &format!("{profile}/sticky_mappings/0"), Value::Null),
+        422,
+        "10016",
+    );
+    assert!(source(&r).is_null(), "{}", r.body);
+    let r = expect_error(
+        s.raw(
+            "POST",
+            "/v2/messages/number_pool",
+            &json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x"}).to_string(),
+            Some(KEY),
+            &[("Idempotency-Key", "a b")],
+        ),
+        400,
+        "10015",
+    );
+    assert!(source(&r).is_null(), "{}", r.body);
+    // A whole number written with a fraction is that number.
+    let updated = s.ok(
+        "PATCH",
+        &profile,
+        json!({"daily_message_limit": 1000.0, "number_pool_settings": {"sticky_ttl_secs": 3600.0}}),
+    );
+    assert_eq!(updated["daily_message_limit"], 1000);
+    assert_eq!(updated["number_pool_settings"]["sticky_ttl_secs"], 3600);
+    // A long detail is cut to 300 characters, the last an ellipsis.
+    let r = expect_error(
+        s.call(
+            "POST",
+            "/v2/messages/number_pool",
+            json!({"messaging_profile_id": p, "to": "+14155550100", "text": "x", "type": "z".repeat(1000)}),
+        ),
+        422,
+        "10015",
+    );
+    let detail = r.body["errors"][0]["detail"].as_str().unwrap();
+    assert_eq!(detail.chars().count(), 300, "{detail}");
+    assert!(detail.ends_with('…'));
+}
+
 #[test]
 fn numbers_are_assigned_moved_listed_and_unassigned() {
     let s = start(64);

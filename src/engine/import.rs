@@ -257,12 +257,10 @@ impl Importer {
                             pinned: m.pinned,
                             history: true,
                         }),
-                        RowOutcome::NotInPoolTakenBack => {
-                            records.push(Record::MappingRemoved {
-                                profile,
-                                to: row.to,
-                            })
-                        }
+                        RowOutcome::NotInPoolTakenBack => records.push(Record::MappingRemoved {
+                            profile,
+                            to: row.to,
+                        }),
                         _ => {}
                     }
                     outcomes.push((*row, outcome));

@@ -29,8 +29,8 @@ mod catalog;
 mod config;
 pub(crate) mod dispatcher;
 mod healing;
-pub(crate) mod import;
 pub(crate) mod housekeeping;
+pub(crate) mod import;
 pub(crate) mod mailbox;
 mod mappings;
 mod numbers;
@@ -49,9 +49,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use config::{Dispatch, EngineConfig, DEFAULT_STICKY_TTL_SECS};
+pub use import::{HistoryRow, ImportReport, Importer};
 #[cfg(feature = "server")]
 pub(crate) use mappings::yield_now;
-pub use import::{HistoryRow, ImportReport, Importer};
 pub use mappings::{MappingCursor, MappingPage};
 pub use opt_outs::{Inbound, OptOutCursor, OptOutPage};
 pub use send::Outbound;

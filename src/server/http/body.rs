@@ -5,9 +5,10 @@
 use actix_web::web::{Bytes, BytesMut, Payload};
 use futures::StreamExt;
 
-use super::error::ApiError;
+use super::error::{pointer_token, ApiError};
 use super::views::PageMeta;
 use crate::PhoneNumber;
+use serde_json::Value;
 
 /// Reads the whole body, refusing more than `limit` bytes.
 pub async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
@@ -52,6 +53,25 @@ pub fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T,
     Ok(value)
 }
 
+/// Reads the JSON object `value`, found at `pointer` in a body, into `T`
+/// (serde would also read a struct from an array): anything but an object
+/// is 400 at `pointer`; errors inside name the field under `pointer`.
+pub fn object_at<T: serde::de::DeserializeOwned>(
+    value: Value,
+    pointer: &str,
+) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            pointer,
+            format!("{} must be an object", pointer.trim_start_matches('/')),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = field_error(&e);
+        inner.under(pointer)
+    })
+}
+
 /// The API error for a body serde could not read, at the field it names.
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     use serde_json::error::Category;
@@ -61,7 +81,7 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         use serde_path_to_error::Segment;
         match segment {
             Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
-            Segment::Map { key } => pointer.push_str(&format!("/{key}")),
+            Segment::Map { key } => pointer.push_str(&format!("/{}", pointer_token(key))),
             Segment::Enum { variant } => pointer.push_str(&format!("/{variant}")),
             Segment::Unknown => {}
         }
@@ -78,7 +98,16 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         .strip_prefix("missing field `")
         .and_then(|rest| rest.strip_suffix('`'))
     {
-        return ApiError::missing(&format!("{pointer}/{field}"));
+        return ApiError::missing(&format!("{pointer}/{}", pointer_token(field)));
+    }
+    if let Some(field) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return ApiError::bad_request(
+            &format!("{pointer}/{}", pointer_token(field)),
+            format!("{field} is given more than once"),
+        );
     }
     let at = if pointer.is_empty() { "/" } else { &pointer };
     let field = at.rsplit('/').next().unwrap_or_default();

@@ -37,12 +37,15 @@ pub enum Source {
     Pointer(String),
     /// A query parameter, by name (`source.parameter`).
     Parameter(String),
+    /// Neither (a path segment, a header): the detail names it, and the
+    /// reply has no `source`.
+    Elsewhere(String),
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Pointer(p) | Source::Parameter(p) => f.write_str(p),
+            Source::Pointer(p) | Source::Parameter(p) | Source::Elsewhere(p) => f.write_str(p),
         }
     }
 }
@@ -129,6 +132,45 @@ impl ApiError {
         ApiError::NoSuchAssociated {
             detail: detail.into(),
             at: Source::Pointer(pointer.into()),
+        }
+    }
+
+    /// This error, found in a part of the body read on its own, with its
+    /// pointer put under `prefix` (the pointer of that part).
+    pub fn under(self, prefix: &str) -> Self {
+        let move_under = |at: Source| match at {
+            Source::Pointer(p) if p == "/" => Source::Pointer(prefix.to_string()),
+            Source::Pointer(p) => Source::Pointer(format!("{prefix}{p}")),
+            other => other,
+        };
+        match self {
+            ApiError::BadRequest { detail, at } => ApiError::BadRequest {
+                detail,
+                at: move_under(at),
+            },
+            ApiError::InvalidValue { detail, at } => ApiError::InvalidValue {
+                detail,
+                at: move_under(at),
+            },
+            ApiError::Missing { at } => ApiError::Missing { at: move_under(at) },
+            other => other,
+        }
+    }
+
+    /// A path segment that is not a phone number (no `source`: it is not
+    /// in the body).
+    pub fn path_number(segment: &str, e: NumberError) -> Self {
+        ApiError::NotE164 {
+            detail: format!("{segment}: {e}"),
+            at: Source::Elsewhere(segment.into()),
+        }
+    }
+
+    /// A bad request header (no `source`).
+    pub fn bad_header(header: &str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            detail: detail.into(),
+            at: Source::Elsewhere(header.into()),
         }
     }
 
@@ -242,10 +284,11 @@ impl ApiError {
             | ApiError::InvalidValue { at, .. }
             | ApiError::Missing { at }
             | ApiError::NotE164 { at, .. }
-            | ApiError::NoSuchAssociated { at, .. } => Some(match at {
-                Source::Pointer(p) => ("pointer", p),
-                Source::Parameter(p) => ("parameter", p),
-            }),
+            | ApiError::NoSuchAssociated { at, .. } => match at {
+                Source::Pointer(p) => Some(("pointer", p)),
+                Source::Parameter(p) => Some(("parameter", p)),
+                Source::Elsewhere(_) => None,
+            },
             ApiError::InvalidTo(_) => Some(("pointer", "/to")),
             _ => None,
         }
@@ -290,11 +333,24 @@ const MAX_DETAIL: usize = 300;
 /// The longest `source.pointer` or `source.parameter`, in characters.
 const MAX_POINTER: usize = 120;
 
-/// `s` cut to its first `max` characters, with `…` when cut.
+/// `s` cut to at most `max` characters, the last one `…` when cut.
 fn cut(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         None => s.to_string(),
-        Some((at, _)) => format!("{}…", &s[..at]),
+        Some(_) => {
+            let keep = s.char_indices().nth(max - 1).map_or(s.len(), |(at, _)| at);
+            format!("{}…", &s[..keep])
+        }
+    }
+}
+
+/// `key` as one token of a JSON pointer (RFC 6901: `~` is `~0`, `/` is
+/// `~1`).
+pub fn pointer_token(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains(['~', '/']) {
+        key.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        key.into()
     }
 }
 
@@ -425,7 +481,7 @@ pub fn settings_error(e: SettingsError) -> ApiError {
     let pointer = if e.field() == "number_pool_settings" {
         "/number_pool_settings".to_string()
     } else {
-        format!("/number_pool_settings/{}", e.field())
+        format!("/number_pool_settings/{}", pointer_token(e.field()))
     };
     if e.is_malformed() {
         ApiError::bad_request(&pointer, e.to_string())

@@ -134,9 +134,19 @@ pub fn document() -> Value {
             op["parameters"] = Value::Array(parameters);
         }
         if let Some(request) = route.request {
+            let schema = request(&mut requests);
+            // A body with a required field is itself required.
+            let required = schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit('/').next())
+                .and_then(|name| requests.definitions().get(name))
+                .and_then(|d| d.get("required"))
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
             op["requestBody"] = json!({
-                "required": false,
-                "content": { "application/json": { "schema": request(&mut requests) } }
+                "required": required,
+                "content": { "application/json": { "schema": schema } }
             });
         }
         if let Some(links) = links(route) {
@@ -281,6 +291,22 @@ mod tests {
             "a typo in number_pool_settings is refused"
         );
         assert!(schemas["Profile"]["properties"]["number_pool_settings"].is_object());
+        // A setting may be left out of a patch, never null (null is refused).
+        assert_eq!(
+            schemas["SettingsPatch"]["properties"]["sticky_sender"]["type"],
+            "boolean"
+        );
+        // Creating a profile needs a name and destinations; patching does not.
+        assert_eq!(
+            schemas["NewProfileBody"]["required"],
+            json!(["name", "whitelisted_destinations"])
+        );
+        let profiles = &doc["paths"]["/messaging_profiles"];
+        assert_eq!(profiles["post"]["requestBody"]["required"], true);
+        assert_eq!(
+            doc["paths"]["/messaging_profiles/{id}"]["patch"]["requestBody"]["required"],
+            false
+        );
         assert!(schemas["ErrorSource"]["properties"]["parameter"].is_object());
     }
 

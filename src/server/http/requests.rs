@@ -54,6 +54,72 @@ impl<T: JsonSchema> JsonSchema for Patch<T> {
     }
 }
 
+/// Any JSON value whose objects never repeat a key (serde_json's `Value`
+/// keeps the last of two): `number_pool_settings` changes selection, so a
+/// key given twice is refused rather than half read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DistinctKeys(pub Value);
+
+impl<'de> Deserialize<'de> for DistinctKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = DistinctKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DistinctKeys, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field `{key}`"
+                        )));
+                    }
+                    let value: DistinctKeys = map.next_value()?;
+                    out.insert(key, value.0);
+                }
+                Ok(DistinctKeys(Value::Object(out)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DistinctKeys, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<DistinctKeys>()? {
+                    out.push(item.0);
+                }
+                Ok(DistinctKeys(Value::Array(out)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<DistinctKeys, E> {
+                Ok(DistinctKeys(Value::Null))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// The body of `POST /v2/messaging_profiles` (`name` and
 /// `whitelisted_destinations` required) and of `PATCH` on a profile (every
 /// field optional; `number_pool_settings` merges field by field).
@@ -77,24 +143,56 @@ pub struct ProfileBody {
     /// (an unknown key is refused), `null` turns the pool off.
     #[serde(default)]
     #[schemars(with = "Option<crate::SettingsPatch>")]
-    pub number_pool_settings: Patch<Value>,
+    pub number_pool_settings: Patch<DistinctKeys>,
     /// Extension: the longest queue a send may join, in seconds; `null`
     /// puts back the default.
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 2_592_000))]
     pub max_queue_seconds: Patch<f64>,
     /// Extension: sends a day; `null` for no limit.
     #[serde(default)]
-    #[schemars(with = "Option<u32>")]
+    #[schemars(with = "Option<u32>", range(min = 1))]
     pub daily_message_limit: Patch<Number>,
     /// Extension: new recipients a sender takes a day; `null` for no limit.
     #[serde(default)]
-    #[schemars(with = "Option<u32>")]
+    #[schemars(with = "Option<u32>", range(min = 1))]
     pub new_recipients_per_sender_per_day: Patch<Number>,
     /// Extension: the IANA time zone whose midnight starts a new day;
     /// `null` puts back `UTC`.
     #[serde(default)]
     pub daily_reset_time_zone: Patch<String>,
+}
+
+/// The body of `POST /v2/messaging_profiles`: a [`ProfileBody`] whose
+/// `name` and `whitelisted_destinations` are required.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct NewProfileBody(pub ProfileBody);
+
+impl JsonSchema for NewProfileBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NewProfileBody".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = ProfileBody::json_schema(generator);
+        let required = ["name", "whitelisted_destinations"];
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for field in required {
+                if let Some(Value::Array(types)) =
+                    properties.get_mut(field).and_then(|p| p.get_mut("type"))
+                {
+                    types.retain(|t| t != "null");
+                }
+            }
+        }
+        schema.insert("required".into(), serde_json::json!(required));
+        schema.insert(
+            "description".into(),
+            "The body of `POST /v2/messaging_profiles`.".into(),
+        );
+        schema
+    }
 }
 
 /// The body of `PATCH /v2/phone_numbers/{id}/messaging` (and the older
@@ -156,9 +254,10 @@ pub struct PinBody {
 /// counted.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct WebhookBody {
-    /// The event.
-    #[schemars(required)]
-    pub data: Option<WebhookEvent>,
+    /// The event: an object (read into [`WebhookEvent`] by
+    /// [`super::body::object_at`], so an array is refused).
+    #[schemars(required, with = "WebhookEvent")]
+    pub data: Option<Value>,
 }
 
 /// The `data` of a webhook event.

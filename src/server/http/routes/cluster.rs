@@ -41,9 +41,13 @@ pub const LOG_POSITION: &str = "x-numpool-log-position";
 /// How long a switchover may take before its caller is answered anyway.
 const SWITCHOVER_WITHIN: Duration = Duration::from_secs(8);
 
-/// Whether a query string has `consistency=stale`.
+/// Whether a query string has `consistency=stale` (decoded as the
+/// handlers decode it: `%73tale` is `stale`).
 fn asks_stale(query: &str) -> bool {
-    query.split('&').any(|pair| pair == "consistency=stale")
+    !query.is_empty()
+        && body::Query::parse(query)
+            .pairs()
+            .any(|pair| pair == (super::CONSISTENCY, "stale"))
 }
 
 fn unavailable(
@@ -77,15 +81,19 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
     S::Future: 'static,
 {
-    // A query parameter the operation does not take is refused first,
-    // wherever the request would be answered.
-    if let Err(e) = super::check_query(req.request()) {
-        let response = e.error_response();
-        return futures::future::ready(Ok(req.into_response(response))).boxed_local();
-    }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return srv.call(req).boxed_local();
     };
+    // A query parameter the operation does not take is refused first,
+    // wherever the request would be answered; but a caller without a key
+    // learns nothing of the API's parameters: its handler answers 401.
+    if let Err(e) = super::check_query(req.request()) {
+        let open = req.path().ends_with("/openapi.json");
+        if open || state.keys.check(req.request()).is_ok() {
+            let response = e.error_response();
+            return futures::future::ready(Ok(req.into_response(response))).boxed_local();
+        }
+    }
     let Some(node) = state.cluster.clone() else {
         return srv.call(req).boxed_local();
     };

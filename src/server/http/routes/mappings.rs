@@ -17,8 +17,8 @@ pub(super) fn mapping_path(
 ) -> Result<(ProfileId, PhoneNumber), ApiError> {
     let (id, to) = path.into_inner();
     let profile = path_profile(&id)?;
-    let to =
-        PhoneNumber::parse_e164(&body::decode_plus(&to)).map_err(|e| ApiError::number("/to", e))?;
+    let to = PhoneNumber::parse_e164(&body::decode_plus(&to))
+        .map_err(|e| ApiError::path_number("{to}", e))?;
     Ok((profile, to))
 }
 

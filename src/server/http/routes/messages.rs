@@ -102,12 +102,16 @@ async fn idempotent(
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+            Ok(k)
+                if !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
                 Some(format!("{}:{k}", req.path()))
             }
             _ => {
-                return ApiError::bad_request(
-                    "/",
+                return ApiError::bad_header(
+                    "Idempotency-Key",
                     format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                 ),

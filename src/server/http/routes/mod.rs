@@ -23,7 +23,7 @@ use super::body::Query;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::recent::Recent;
-use super::requests::{NumberBody, PinBody, ProfileBody, SendBody, WebhookBody};
+use super::requests::{NewProfileBody, NumberBody, PinBody, ProfileBody, SendBody, WebhookBody};
 use super::views::{Data, List, Mapping, Message, Number, OptOut, PageMeta, Profile, WebhookReply};
 use crate::Engine;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -219,7 +219,7 @@ route_table! {
     }
     "/messaging_profiles" => {
         post: profiles::create, "Create a messaging profile", &[],
-            body ProfileBody, reply Data<Profile>;
+            body NewProfileBody, reply Data<Profile>;
         get: profiles::list, "List messaging profiles", PROFILE_FILTERS, reply List<Profile>;
     }
     "/messaging_profiles/{id}" => {
@@ -301,7 +301,15 @@ pub fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
         return Ok(());
     };
     let get = route.method == "get";
-    for (name, value) in Query::parse(raw).pairs() {
+    let query = Query::parse(raw);
+    for (i, (name, value)) in query.pairs().enumerate() {
+        // A parameter given twice would leave one value unread.
+        if query.pairs().take(i).any(|(earlier, _)| earlier == name) {
+            return Err(ApiError::bad_parameter(
+                name,
+                format!("{name} is given more than once; give it once (a list is comma-separated)"),
+            ));
+        }
         if get && name == CONSISTENCY {
             if value != "stale" {
                 return Err(ApiError::invalid_parameter(

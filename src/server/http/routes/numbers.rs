@@ -37,8 +37,8 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let number = lookup(state, raw).map_err(|_| {
         let plain = body::decode_plus(raw);
-        ApiError::number(
-            "/id",
+        ApiError::path_number(
+            "{id}",
             PhoneNumber::parse_sender(&plain)
                 .err()
                 .unwrap_or(crate::NumberError::Empty),

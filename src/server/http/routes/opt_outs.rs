@@ -20,7 +20,7 @@ fn recipient_path(
     let (id, to) = path.into_inner();
     let profile = path_profile(&id)?;
     let to = PhoneNumber::parse_sender(&crate::server::http::body::decode_plus(&to))
-        .map_err(|e| ApiError::number("/to", e))?;
+        .map_err(|e| ApiError::path_number("{to}", e))?;
     Ok((profile, to))
 }
 

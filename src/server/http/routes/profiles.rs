@@ -8,7 +8,7 @@ use super::{data, list as page_of, AppState, Authed};
 use crate::server::http::body::{self, Page, Query};
 use crate::server::http::error::settings_error;
 use crate::server::http::error::ApiError;
-use crate::server::http::requests::{Patch, ProfileBody};
+use crate::server::http::requests::{DistinctKeys, NewProfileBody, Patch, ProfileBody};
 use crate::server::http::views;
 use crate::ProfileId;
 use crate::SettingsUpdate;
@@ -37,7 +37,16 @@ fn count(field: &str, value: Patch<Number>) -> Result<Option<Option<u32>>, ApiEr
     match value.into_option() {
         None => Ok(None),
         Some(None) => Ok(Some(None)),
-        Some(Some(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        // A whole number written with a fraction (`1000.0`) is that number.
+        Some(Some(n)) => match n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .and_then(|n| u32::try_from(n).ok())
+        {
             Some(n) => Ok(Some(Some(n))),
             None => Err(ApiError::invalid(
                 &format!("/{field}"),
@@ -74,11 +83,11 @@ fn capacity(b: &mut ProfileBody) -> Result<CapacityUpdate, ApiError> {
 
 /// `number_pool_settings` of a profile body: absent keeps, `null` turns the
 /// pool off, an object merges.
-fn settings(value: &Patch<Value>) -> Result<SettingsUpdate, ApiError> {
+fn settings(value: &Patch<DistinctKeys>) -> Result<SettingsUpdate, ApiError> {
     let raw = match value {
         Patch::Absent => None,
         Patch::Null => Some(&Value::Null),
-        Patch::Value(v) => Some(v),
+        Patch::Value(v) => Some(&v.0),
     };
     SettingsUpdate::from_json(raw).map_err(settings_error)
 }
@@ -97,7 +106,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::read(payload, state.body_limit).await?;
-    let mut b: ProfileBody = body::json(&bytes)?;
+    let NewProfileBody(mut b) = body::json(&bytes)?;
     let name = checked_name(b.name.take())?.ok_or_else(|| ApiError::missing("/name"))?;
     let destinations = b
         .whitelisted_destinations

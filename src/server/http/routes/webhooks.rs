@@ -12,7 +12,7 @@ use crate::server::http::auth;
 use crate::server::http::body;
 use crate::server::http::error::ApiError;
 use crate::server::http::recent::{Claim, Weigh};
-use crate::server::http::requests::WebhookBody;
+use crate::server::http::requests::{WebhookBody, WebhookEvent};
 use crate::server::http::views::WebhookReply;
 use crate::PhoneNumber;
 use crate::{DeliveryOutcome, Inbound};
@@ -74,8 +74,13 @@ pub async fn messaging(
     if !signed {
         state.keys.check(&req)?;
     }
+    // The gate checked the query only for a caller with a key.
+    super::check_query(&req)?;
     let b: WebhookBody = body::json(&bytes)?;
-    let event = b.data.ok_or_else(|| ApiError::missing("/data"))?;
+    let event: WebhookEvent = match b.data {
+        None => return Err(ApiError::missing("/data")),
+        Some(data) => body::object_at(data, "/data")?,
+    };
     let event_type = event
         .event_type
         .as_deref()
@@ -102,10 +107,36 @@ pub async fn messaging(
     let message = Value::Object(message);
     let number = |pointer: &str| -> Result<PhoneNumber, ApiError> {
         let full = format!("/data/payload{pointer}");
-        let raw = message
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::missing(&full))?;
+        // Every step of the way must have its JSON type: a wrong one is
+        // 400 at that step, a missing one 422.
+        let mut at = &message;
+        let mut walked = String::from("/data/payload");
+        for step in pointer.split('/').skip(1) {
+            walked.push('/');
+            walked.push_str(step);
+            let next = match (at, step.parse::<usize>()) {
+                (Value::Array(items), Ok(i)) => items.get(i),
+                (Value::Object(fields), _) => fields.get(step),
+                (Value::Null, _) => None,
+                _ => {
+                    let parent = walked.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+                    return Err(ApiError::bad_request(
+                        &parent,
+                        format!("{parent} has the wrong JSON type"),
+                    ));
+                }
+            };
+            at = match next {
+                None | Some(Value::Null) => return Err(ApiError::missing(&full)),
+                Some(v) => v,
+            };
+        }
+        let Value::String(raw) = at else {
+            return Err(ApiError::bad_request(
+                &full,
+                "a phone number must be a string",
+            ));
+        };
         PhoneNumber::parse_sender(raw).map_err(|e| ApiError::number(&full, e))
     };
     let action = if event_type == "message.finalized" {
