@@ -72,7 +72,8 @@ enum Fate {
 }
 
 /// What an import did, counted once per recipient (by its latest row) and
-/// once per row for the rows that did not count.
+/// once per row for the rows that did not count: `rows` is `malformed +
+/// superseded +` the four per-recipient counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// Rows read (malformed ones included).
@@ -233,6 +234,10 @@ impl Importer {
                     slot.0 = row;
                 }
                 None => {
+                    // The recipient's latest row so far is superseded now.
+                    if before.is_some() {
+                        self.superseded += 1;
+                    }
                     batch.insert(row.to, (row, ours));
                 }
             }
