@@ -1369,6 +1369,162 @@ fn an_export_streams_every_live_mapping_as_ndjson() {
 }
 
 #[test]
+fn message_history_imports_from_ndjson_and_csv_and_an_export_reimports() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    for n in ["+13125550001", "+13125550002"] {
+        s.assign(n, &p);
+    }
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/import");
+    // The server's clock (a manual one here): the profile was made "now".
+    let made = s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null)["created_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let clock_now = made.parse::<jiff::Timestamp>().unwrap().as_second() as u64;
+    // NDJSON: the latest row per recipient; bad lines reported by number,
+    // and the rows around them still count.
+    let ndjson = [
+        r#"{"to":"+14155550100","from":"+13125550001","sent_at":"2020-01-01T00:00:00Z"}"#,
+        r#"{"to":"+14155550101","from":"+13125550001","sent_at":"NOW-3600"}"#,
+        "not json",
+        r#"{"to":"+14155550101","from":"+13125550002","sent_at":"NOW-60"}"#,
+        r#"{"to":"+14155550102","from":"+19995550000","sent_at":"NOW-60"}"#,
+        r#"{"to":"12","from":"+13125550001","sent_at":"NOW-60"}"#,
+    ];
+    let body: String = ndjson
+        .iter()
+        .map(|l| {
+            l.replace("\"NOW-3600\"", &(clock_now - 3600).to_string())
+                .replace("\"NOW-60\"", &(clock_now - 60).to_string())
+                + "\n"
+        })
+        .collect();
+    let r = s.raw("POST", &path, &body, Some(KEY), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = &r.body["data"];
+    assert_eq!(
+        (d["rows"].as_u64(), d["mapped"].as_u64()),
+        (Some(6), Some(1)),
+        "{d}"
+    );
+    assert_eq!(d["skipped"]["expired"], 1, "{d}");
+    assert_eq!(d["skipped"]["not_in_pool"], 1, "{d}");
+    assert_eq!(d["skipped"]["superseded"], 1, "{d}");
+    assert_eq!(d["skipped"]["malformed"], 2, "{d}");
+    let lines: Vec<u64> = d["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 6]);
+    let m = s.ok(
+        "GET",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550101"),
+        Value::Null,
+    );
+    assert_eq!(m["from"], "+13125550002");
+    // CSV as a provider's message-log export names its columns; inbound
+    // rows are skipped.
+    let csv = format!(
+        "\"From\",\"To\",\"Body\",\"SentDate\",\"Direction\"\r\n\"+13125550001\",\"+14155550200\",\"hi, you\",\"{}\",\"outbound-api\"\r\n\"+14155550200\",\"+13125550001\",\"STOP\",\"{}\",\"inbound\"\r\n",
+        clock_now - 120,
+        clock_now - 100
+    );
+    let r = s.raw(
+        "POST",
+        &path,
+        &csv,
+        Some(KEY),
+        &[("Content-Type", "text/csv")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["mapped"], 1, "{}", r.body);
+    assert_eq!(r.body["data"]["skipped"]["inbound"], 1, "{}", r.body);
+    // An export imported into an empty profile with the same pool gives
+    // the same mappings, expiry and all.
+    let exported = s.raw(
+        "GET",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/export"),
+        "",
+        Some(KEY),
+        &[],
+    );
+    let text = match &exported.body {
+        Value::String(t) => t.clone(),
+        one => format!("{one}\n"),
+    };
+    let q = s.profile(json!({"sticky_sender": true}));
+    for n in ["+13125550001", "+13125550002"] {
+        s.ok(
+            "PATCH",
+            &format!("/v2/phone_numbers/{n}/messaging"),
+            json!({"messaging_profile_id": q}),
+        );
+    }
+    // The numbers moved to q: its export must match p's as it was.
+    let r = s.raw(
+        "POST",
+        &format!("/v2/messaging_profiles/{q}/sticky_mappings/import"),
+        &text,
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let again = s.raw(
+        "GET",
+        &format!("/v2/messaging_profiles/{q}/sticky_mappings/export"),
+        "",
+        Some(KEY),
+        &[],
+    );
+    let sorted = |v: &Value| {
+        let text = match v {
+            Value::String(t) => t.clone(),
+            one => one.to_string(),
+        };
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&again.body), sorted(&exported.body));
+    assert_eq!(sorted(&again.body).len(), 2);
+    // Sticky off: refused; an unknown profile: 404; a header naming no
+    // known column: every line malformed, nothing mapped.
+    let off = s.profile(json!({"sticky_sender": false}));
+    expect_error(
+        s.raw(
+            "POST",
+            &format!("/v2/messaging_profiles/{off}/sticky_mappings/import"),
+            &body,
+            Some(KEY),
+            &[],
+        ),
+        422,
+        "10015",
+    );
+    expect_error(
+        s.raw(
+            "POST",
+            &format!(
+                "/v2/messaging_profiles/{}/sticky_mappings/import",
+                ProfileId::new_v4()
+            ),
+            &body,
+            Some(KEY),
+            &[],
+        ),
+        404,
+        "10005",
+    );
+    let r = s.raw("POST", &path, "a,b,c\n1,2,3\n", Some(KEY), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["mapped"], 0);
+    assert_eq!(r.body["data"]["errors"][0]["line"], 1, "{}", r.body);
+}
+
+#[test]
 fn lifecycle_through_http_with_a_manual_clock() {
     let s = start(64);
     let p = s.profile(json!({"sticky_sender": true}));

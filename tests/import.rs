@@ -34,7 +34,10 @@ fn engine() -> (Engine, Arc<ManualClock>) {
         expire_tick: Duration::from_secs(3600),
         ..EngineConfig::default()
     };
-    (Engine::start_with_clock(config, clock.clone()).unwrap(), clock)
+    (
+        Engine::start_with_clock(config, clock.clone()).unwrap(),
+        clock,
+    )
 }
 
 fn profile(engine: &Engine, sticky: bool) -> ProfileId {
@@ -185,7 +188,13 @@ fn the_same_import_twice_leaves_the_same_map() {
     let (engine, _) = engine();
     let p = profile(&engine, true);
     let rows: Vec<HistoryRow> = (0..50)
-        .map(|i| row(i % 20, if i % 3 == 0 { A } else { B }, 100 + (i as u32 * 37) % 900))
+        .map(|i| {
+            row(
+                i % 20,
+                if i % 3 == 0 { A } else { B },
+                100 + (i as u32 * 37) % 900,
+            )
+        })
         .collect();
     import(&engine, p, &rows);
     let first = block_on(engine.mappings(p)).unwrap();
@@ -232,7 +241,11 @@ fn a_row_sent_after_the_imports_clock_is_malformed() {
 
 /// The rules on their own: per recipient, the latest row (ties: later),
 /// then expired, not in pool, mapped (no mapping exists before).
-fn model(rows: &[HistoryRow], in_pool: &[PhoneNumber], now: u32) -> HashMap<PhoneNumber, (PhoneNumber, u32)> {
+fn model(
+    rows: &[HistoryRow],
+    in_pool: &[PhoneNumber],
+    now: u32,
+) -> HashMap<PhoneNumber, (PhoneNumber, u32)> {
     let mut latest: HashMap<PhoneNumber, HistoryRow> = HashMap::new();
     for r in rows {
         if latest.get(&r.to).is_none_or(|l| l.sent_at <= r.sent_at) {

@@ -4,6 +4,7 @@
 //! - `routes`: the route table (which also generates the OpenAPI document)
 //!   and the handlers (profiles, numbers, messages, sticky mappings,
 //!   webhooks, operations).
+//! - `history`: message history lines (NDJSON, CSV) for an import.
 //! - `requests`: the request bodies as types; `body`: reading them
 //!   (size limit, errors naming the field), paths, query strings, paging.
 //! - `views`: the records returned, as types; `encoding`: GSM-7/UCS-2 parts.
@@ -16,6 +17,7 @@ mod body;
 mod encoding;
 mod error;
 mod forward;
+mod history;
 mod metrics;
 mod openapi;
 mod recent;

@@ -144,10 +144,12 @@ pub fn document() -> Value {
                 .and_then(|d| d.get("required"))
                 .and_then(Value::as_array)
                 .is_some_and(|r| !r.is_empty());
-            op["requestBody"] = json!({
-                "required": required,
-                "content": { "application/json": { "schema": schema } }
-            });
+            let mut content = json!({ route.request_media: { "schema": schema } });
+            if route.request_media != "application/json" {
+                // A stream of lines: NDJSON, or CSV with a header.
+                content["text/csv"] = json!({ "schema": { "type": "string" } });
+            }
+            op["requestBody"] = json!({ "required": required, "content": content });
         }
         if let Some(links) = links(route) {
             op["responses"]["200"]["links"] = links;

@@ -6,6 +6,7 @@ use super::profiles::path_profile;
 use super::{data, list as page_of, AppState, Authed};
 use crate::server::http::body::{self, Page, Query};
 use crate::server::http::error::ApiError;
+use crate::server::http::history::{HistoryReader, Line};
 use crate::server::http::requests::PinBody;
 use crate::server::http::views;
 use crate::ProfileId;
@@ -123,6 +124,169 @@ pub async fn export(
         }
     });
     Ok(HttpResponse::Ok().content_type(NDJSON).streaming(pages))
+}
+
+/// The longest line of an import, in bytes.
+const MAX_LINE: usize = 64 * 1024;
+/// How many bad lines an import's answer reports.
+const REPORTED_LINES: usize = 10;
+
+/// `POST .../sticky_mappings/import`: message history (NDJSON or CSV), read
+/// as it arrives, a line at a time, and applied a batch at a time (see
+/// [`crate::Importer`]): memory holds one line, one batch, and one entry a
+/// recipient, whatever the body's length.
+pub async fn import(
+    _: Authed,
+    id: web::Path<String>,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use futures::StreamExt;
+    let profile = path_profile(&id)?;
+    let mut importer = match state.engine.import_history(profile).await {
+        Err(crate::Error::Pin(crate::PinError::StickyOff)) => {
+            return Err(ApiError::Refused {
+                code: "10015",
+                title: "Bad Request",
+                detail: "the profile's sticky_sender is off: there is no map to import into".into(),
+            })
+        }
+        other => other?,
+    };
+    let mut reader = HistoryReader::default();
+    let mut report = ImportReply::default();
+    let mut line: Vec<u8> = Vec::new();
+    let mut number = 0u64;
+    let mut too_long = false;
+    let mut finished = false;
+    while !finished {
+        let chunk = match payload.next().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(
+                    "/",
+                    format!("the upload broke off after line {number} ({e}); what came before was imported, and the same import run again finishes it"),
+                ))
+            }
+            None => {
+                finished = true;
+                web::Bytes::new()
+            }
+        };
+        let mut rest: &[u8] = &chunk;
+        loop {
+            let (piece, end) = match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => (&rest[..i], true),
+                None if finished && !line.is_empty() => (rest, true),
+                None => (rest, false),
+            };
+            if line.len() + piece.len() > MAX_LINE {
+                too_long = true;
+            } else if !too_long {
+                line.extend_from_slice(piece);
+            }
+            if !end {
+                break;
+            }
+            number += 1;
+            let read = if too_long {
+                Err(format!("longer than {MAX_LINE} bytes"))
+            } else {
+                std::str::from_utf8(&line)
+                    .map_err(|_| "not UTF-8".to_string())
+                    .and_then(|text| reader.line(text))
+            };
+            match read {
+                Ok(Line::Row(row)) => {
+                    if row.sent_at > importer.now() {
+                        report.note(number, "sent after now".into());
+                    }
+                    importer.push(row).await?
+                }
+                Ok(Line::Inbound) => report.inbound += 1,
+                Ok(Line::Nothing) => {}
+                Err(why) => {
+                    importer.malformed();
+                    report.note(number, why);
+                }
+            }
+            line.clear();
+            too_long = false;
+            if piece.len() >= rest.len() {
+                break;
+            }
+            rest = &rest[piece.len() + 1..];
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+    let counts = importer.finish().await?;
+    Ok(data(report.with(counts)))
+}
+
+/// What an import answers.
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct ImportReply {
+    /// Lines with a message (malformed and inbound ones included).
+    pub rows: u64,
+    /// Recipients mapped to the sender of their latest message.
+    pub mapped: u64,
+    /// Recipients whose mapping at least as recent (or pinned) was kept.
+    pub kept_existing: u64,
+    /// Rows skipped, by reason.
+    pub skipped: ImportSkips,
+    /// The first bad lines, with their numbers (from 1, the header
+    /// included).
+    pub errors: Vec<LineError>,
+    #[serde(skip)]
+    inbound: u64,
+}
+
+/// Why rows of an import did not map.
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct ImportSkips {
+    /// Unreadable lines, numbers that are not phone numbers, bad or future times.
+    pub malformed: u64,
+    /// Recipients whose latest message is older than the sticky ttl.
+    pub expired: u64,
+    /// Recipients whose latest message's sender is not in the pool.
+    pub not_in_pool: u64,
+    /// Messages older than a later one to the same recipient.
+    pub superseded: u64,
+    /// Inbound messages (a recipient texting a pool number).
+    pub inbound: u64,
+}
+
+/// A bad line of an import.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct LineError {
+    /// Its number, from 1.
+    pub line: u64,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl ImportReply {
+    fn note(&mut self, line: u64, detail: String) {
+        if self.errors.len() < REPORTED_LINES {
+            self.errors.push(LineError { line, detail });
+        }
+    }
+
+    fn with(mut self, counts: crate::ImportReport) -> Self {
+        self.rows = counts.rows + self.inbound;
+        self.mapped = counts.mapped;
+        self.kept_existing = counts.kept_existing;
+        self.skipped = ImportSkips {
+            malformed: counts.malformed,
+            expired: counts.expired,
+            not_in_pool: counts.not_in_pool,
+            superseded: counts.superseded,
+            inbound: self.inbound,
+        };
+        self
+    }
 }
 
 /// The media type of an export.

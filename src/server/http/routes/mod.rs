@@ -119,8 +119,11 @@ pub struct Route {
     pub summary: &'static str,
     /// The query parameters it takes (besides `consistency` on a `GET`).
     pub query: &'static [&'static str],
-    /// The type its handler reads the body into, if it reads one.
+    /// The type its handler reads the body into, if it reads one (one
+    /// line of it, for a stream of lines).
     pub request: Option<SchemaOf>,
+    /// The media type of that body.
+    pub request_media: &'static str,
     /// The type its handler answers 200 with (one line of it, for a
     /// stream of lines).
     pub reply: SchemaOf,
@@ -165,11 +168,13 @@ const MAPPING_FILTERS: &[&str] = &[
 macro_rules! route_table {
     (@request) => { None };
     (@request $body:ty) => { Some(schema_of::<$body> as SchemaOf) };
+    (@body_media) => { "application/json" };
+    (@body_media $media:expr) => { $media };
     (@media) => { "application/json" };
     (@media $media:expr) => { $media };
     ($( $path:literal => { $(
         $method:ident : $handler:path, $summary:literal, $query:expr,
-        $( body $body:ty, )? reply $reply:ty $( as $media:expr )?;
+        $( body $body:ty $( as $body_media:expr )?, )? reply $reply:ty $( as $media:expr )?;
     )+ } )*) => {
         /// Every operation, in order.
         pub const ROUTES: &[Route] = &[
@@ -179,6 +184,7 @@ macro_rules! route_table {
                 summary: $summary,
                 query: $query,
                 request: route_table!(@request $($body)?),
+                request_media: route_table!(@body_media $($($body_media)?)?),
                 reply: schema_of::<$reply>,
                 media: route_table!(@media $($media)?),
             }, )+ )*
@@ -235,7 +241,11 @@ route_table! {
         get: mappings::list, "List sticky mappings (extension)", MAPPING_FILTERS,
             reply List<Mapping>;
     }
-    // Before `{to}`: "export" is no phone number.
+    // Before `{to}`: "import" and "export" are no phone numbers.
+    "/messaging_profiles/{id}/sticky_mappings/import" => {
+        post: mappings::import, "Import message history (NDJSON or CSV) into the sticky map (extension)", &[],
+            body super::history::HistoryLine as mappings::NDJSON, reply Data<mappings::ImportReply>;
+    }
     "/messaging_profiles/{id}/sticky_mappings/export" => {
         get: mappings::export, "Every live mapping, one NDJSON line each, streamed (extension)", &[],
             reply Mapping as mappings::NDJSON;
