@@ -89,8 +89,8 @@ fn mapping(engine: &Engine, p: ProfileId, to: u64) -> Option<StickyMapping> {
     block_on(engine.mapping(p, recipient(to))).unwrap()
 }
 
-/// Rows that fill a batch (4096) with other recipients, so what follows
-/// lands in a later batch.
+/// Rows that fill a batch (1,024 rows; more here) with other recipients, so
+/// what follows lands in a later batch.
 fn filler() -> Vec<HistoryRow> {
     (1000..1000 + 4096).map(|i| row(i, A, 60)).collect()
 }

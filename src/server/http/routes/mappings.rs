@@ -128,6 +128,8 @@ pub async fn export(
 
 /// The longest line of an import, in bytes.
 const MAX_LINE: usize = 64 * 1024;
+/// Lines an import reads before it lets its worker serve others.
+const YIELD_EVERY: u64 = 256;
 /// How many bad lines an import's answer reports.
 const REPORTED_LINES: usize = 10;
 
@@ -189,6 +191,11 @@ pub async fn import(
                 break;
             }
             number += 1;
+            // Parsing is the handler's own work on a shared HTTP worker:
+            // let the worker's other requests (sends) in now and then.
+            if number % YIELD_EVERY == 0 {
+                crate::engine::yield_now().await;
+            }
             let read = if too_long {
                 Err(format!("longer than {MAX_LINE} bytes"))
             } else {
