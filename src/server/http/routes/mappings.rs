@@ -193,7 +193,7 @@ pub async fn import(
             number += 1;
             // Parsing is the handler's own work on a shared HTTP worker:
             // let the worker's other requests (sends) in now and then.
-            if number % YIELD_EVERY == 0 {
+            if number.is_multiple_of(YIELD_EVERY) {
                 crate::engine::yield_now().await;
             }
             let read = if too_long {
