@@ -9,6 +9,8 @@
 //! Run: `cargo bench --bench import` (`ROWS`, `RECIPIENTS`, `HTTP_ROWS`:
 //! the rows sent over HTTP, default 2M).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,23 +23,6 @@ use numpool::{
     Engine, EngineConfig, FsyncPolicy, HistoryRow, JournalConfig, NewProfile, PhoneNumber,
     ProfileId, SettingsPatch, SettingsUpdate,
 };
-
-fn count(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            let (digits, scale) = match v.strip_suffix('m') {
-                Some(d) => (d, 1_000_000),
-                None => match v.strip_suffix('k') {
-                    Some(d) => (d, 1_000),
-                    None => (v.as_str(), 1),
-                },
-            };
-            digits.parse::<u64>().ok().map(|n| n * scale)
-        })
-        .unwrap_or(default)
-}
 
 /// Peak resident memory of this process so far, MiB.
 fn peak_mib() -> f64 {
@@ -94,9 +79,9 @@ fn rows(n: u64, recipients: u64, now: u32) -> impl Iterator<Item = HistoryRow> {
 }
 
 fn main() {
-    let total = count("ROWS", 10_000_000);
-    let recipients = count("RECIPIENTS", 2_000_000);
-    let http_rows = count("HTTP_ROWS", 2_000_000);
+    let total = common::count("ROWS", 10_000_000);
+    let recipients = common::count("RECIPIENTS", 2_000_000);
+    let http_rows = common::count("HTTP_ROWS", 2_000_000);
     let dir = std::env::temp_dir().join(format!("numpool-import-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let engine = Engine::start(EngineConfig {

@@ -8,6 +8,8 @@
 //! Run: `cargo bench --bench recovery` (`MAPPINGS`: default 10M;
 //! `OPT_OUTS`: the largest opt-out count, default 1M).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,23 +18,6 @@ use numpool::{
     CapacityConfig, Engine, EngineConfig, FsyncPolicy, JournalConfig, KindRates, NewProfile,
     PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
 };
-
-fn count(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            let (digits, scale) = match v.strip_suffix('m') {
-                Some(d) => (d, 1_000_000),
-                None => match v.strip_suffix('k') {
-                    Some(d) => (d, 1_000),
-                    None => (v.as_str(), 1),
-                },
-            };
-            digits.parse::<u64>().ok().map(|n| n * scale)
-        })
-        .unwrap_or(default)
-}
 
 fn config(dir: &Path) -> EngineConfig {
     EngineConfig {
@@ -123,7 +108,7 @@ fn with_mappings(n: u64) -> PathBuf {
 }
 
 fn main() {
-    let largest = count("OPT_OUTS", 1_000_000);
+    let largest = common::count("OPT_OUTS", 1_000_000);
     let mut failed = false;
     for n in [largest / 20, largest / 4] {
         let (small, large) = (with_opt_outs(n), with_opt_outs(4 * n));
@@ -141,7 +126,7 @@ fn main() {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-    let mappings = count("MAPPINGS", 10_000_000);
+    let mappings = common::count("MAPPINGS", 10_000_000);
     let dir = with_mappings(mappings);
     println!("recovery: {mappings} mappings {:.2?}", reopen(&dir));
     let _ = std::fs::remove_dir_all(dir);
