@@ -68,7 +68,8 @@
 //! ## Map of modules (all internal; the items below are the public API)
 //!
 //! - `engine`: [`Engine`], the one handle: start and recovery, profiles and
-//!   numbers, sending, mappings, health reports, stats, shutdown; its actors,
+//!   numbers, sending, mappings and history imports, health reports, stats,
+//!   shutdown; its actors,
 //!   dispatcher, mailboxes and housekeeping.
 //! - `journal`: durability: the log, snapshots, recovery, repair, the
 //!   data-directory lock.

@@ -10,6 +10,7 @@
 //! - [`numbers`]: assign, move, unassign numbers, their rates and status;
 //! - [`send`]: sending, one message or a batch, async or not;
 //! - [`mappings`]: reading, pinning and breaking sticky mappings;
+//! - [`import`]: importing message history into a profile's sticky map;
 //! - [`outcomes`]: delivery outcomes that feed sender health;
 //! - [`opt_outs`]: inbound keywords, opt-outs and opt-ins;
 //! - [`stats`]: counters, expiry on demand, snapshots on demand;
