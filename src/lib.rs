@@ -69,8 +69,7 @@
 //!
 //! - `engine`: [`Engine`], the one handle: start and recovery, profiles and
 //!   numbers, sending, mappings and history imports, health reports, stats,
-//!   shutdown; its actors,
-//!   dispatcher, mailboxes and housekeeping.
+//!   shutdown; its actors, dispatcher, mailboxes and housekeeping.
 //! - `journal`: durability: the log, snapshots, recovery, repair, the
 //!   data-directory lock.
 //! - `selection`: the core: `health`, `rotation`, `weighted`, `region`,
