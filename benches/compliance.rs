@@ -6,38 +6,16 @@
 //!
 //! Run: `cargo bench --bench compliance` (`OPT_OUTS`: default 1M).
 
+mod common;
+
 use std::time::Instant;
 
 use futures::executor::block_on;
-use numpool::{
-    CapacityConfig, Engine, EngineConfig, KindRates, NewProfile, PhoneNumber, ProfileId,
-    SettingsPatch, SettingsUpdate,
-};
+use numpool::{CapacityConfig, Engine, EngineConfig, KindRates, PhoneNumber, ProfileId};
 
 const RECIPIENTS: u64 = 100_000;
 const SENDS: u64 = 400_000;
 const ROUNDS: usize = 9;
-
-fn profile(engine: &Engine, numbers: u64, base: u64) -> ProfileId {
-    block_on(async {
-        let id = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        for i in 0..numbers {
-            let n = PhoneNumber::from_u64(base + i).unwrap();
-            engine.assign_number(n, Some(id)).await.unwrap();
-        }
-        id
-    })
-}
 
 fn recipient(i: u64) -> PhoneNumber {
     PhoneNumber::from_u64(13_000_000_000 + i).unwrap()
@@ -89,8 +67,14 @@ fn main() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let clean = profile(&engine, 50, 12_125_550_000);
-    let blocked = profile(&engine, 50, 12_135_550_000);
+    let clean = common::sticky_profile(
+        &engine,
+        (0..50).map(|i| PhoneNumber::from_u64(12_125_550_000 + i).unwrap()),
+    );
+    let blocked = common::sticky_profile(
+        &engine,
+        (0..50).map(|i| PhoneNumber::from_u64(12_135_550_000 + i).unwrap()),
+    );
     // Map every recipient first: the measured sends are sticky hits.
     for p in [clean, blocked] {
         for i in 0..RECIPIENTS {

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use futures::executor::block_on;
 use numpool::server::{http_server, ApiKeys, HttpOptions};
 use numpool::{
-    Engine, EngineConfig, FsyncPolicy, HistoryRow, JournalConfig, NewProfile, PhoneNumber,
-    ProfileId, SettingsPatch, SettingsUpdate,
+    Engine, EngineConfig, FsyncPolicy, HistoryRow, JournalConfig, PhoneNumber, ProfileId,
 };
 
 /// Peak resident memory of this process so far, MiB.
@@ -41,24 +40,6 @@ fn sender(i: u64) -> PhoneNumber {
 }
 
 const SENDERS: u64 = 50;
-
-fn profile(engine: &Engine) -> ProfileId {
-    block_on(async {
-        let p = engine
-            .create_profile(NewProfile {
-                name: "import".into(),
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        p
-    })
-}
 
 /// Row `i`: a recipient among `recipients`, a sender, a time in the last
 /// 7 days (xorshift: the same rows every run).
@@ -93,12 +74,9 @@ fn main() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let p = profile(&engine);
-    let sends = profile(&engine);
+    let p = common::sticky_profile(&engine, (0..SENDERS).map(sender));
+    let sends = common::sticky_profile(&engine, []);
     block_on(async {
-        for i in 0..SENDERS {
-            engine.assign_number(sender(i), Some(p)).await.unwrap();
-        }
         let quick = PhoneNumber::from_u64(13_125_559_000).unwrap();
         engine.assign_number(quick, Some(sends)).await.unwrap();
         // Fast enough that its queue never refuses the probe's sends.
@@ -125,12 +103,7 @@ fn main() {
 
     // Over HTTP: a CSV body, streamed from memory a chunk at a time, into
     // a fresh profile, while one client sends to another profile.
-    let q = profile(&engine);
-    block_on(async {
-        for i in 0..SENDERS {
-            engine.assign_number(sender(i), Some(q)).await.unwrap();
-        }
-    });
+    let q = common::sticky_profile(&engine, (0..SENDERS).map(sender));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let served = engine.clone();

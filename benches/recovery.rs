@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use numpool::{
-    CapacityConfig, Engine, EngineConfig, FsyncPolicy, JournalConfig, KindRates, NewProfile,
-    PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
+    CapacityConfig, Engine, EngineConfig, FsyncPolicy, JournalConfig, KindRates, PhoneNumber,
 };
 
 fn config(dir: &Path) -> EngineConfig {
@@ -40,27 +39,6 @@ fn fresh(name: &str) -> PathBuf {
     dir
 }
 
-fn profile(engine: &Engine) -> ProfileId {
-    block_on(async {
-        let id = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        for i in 0..50u64 {
-            let n = PhoneNumber::from_u64(13_125_550_000 + i).unwrap();
-            engine.assign_number(n, Some(id)).await.unwrap();
-        }
-        id
-    })
-}
-
 /// Opens `dir` again and times it (the recovery the report says, and the
 /// wall time around `Engine::start`).
 fn reopen(dir: &Path) -> Duration {
@@ -75,7 +53,10 @@ fn reopen(dir: &Path) -> Duration {
 fn with_opt_outs(n: u64) -> PathBuf {
     let dir = fresh(&format!("optouts-{n}"));
     let engine = Engine::start(config(&dir)).unwrap();
-    let p = profile(&engine);
+    let p = common::sticky_profile(
+        &engine,
+        (0..50u64).map(|i| PhoneNumber::from_u64(13_125_550_000 + i).unwrap()),
+    );
     block_on(async {
         for i in 0..n {
             let to = PhoneNumber::from_u64(14_000_000_000 + i * 7).unwrap();
@@ -91,7 +72,10 @@ fn with_opt_outs(n: u64) -> PathBuf {
 fn with_mappings(n: u64) -> PathBuf {
     let dir = fresh(&format!("mappings-{n}"));
     let engine = Engine::start(config(&dir)).unwrap();
-    let p = profile(&engine);
+    let p = common::sticky_profile(
+        &engine,
+        (0..50u64).map(|i| PhoneNumber::from_u64(13_125_550_000 + i).unwrap()),
+    );
     let mut batch = Vec::with_capacity(4096);
     for i in 0..n {
         batch.push((p, PhoneNumber::from_u64(15_000_000_000 + i).unwrap()));
