@@ -145,7 +145,7 @@ pub use journal::{repair, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpa
 pub use number::{NumberError, PhoneNumber, SenderKind};
 pub use records::{
     CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,
-    OptOutRecord, ProfileRecord, ProfileUpdate,
+    OptOutRecord, ProfileRecord, ProfileUpdate, RemovalPreview,
 };
 pub use selection::capacity::{CapacityConfig, KindRates, LimitsError};
 pub use selection::compliance::{DestinationsError, OptOutKeyword};

@@ -204,6 +204,35 @@ pub struct NumberStatus {
     pub eligibility: Eligibility,
     /// Its rate, queue and today's counters (when it is in a pool).
     pub capacity: Option<Capacity>,
+    /// Live sticky mappings to it, pinned ones included.
+    pub sticky_mappings: u32,
+    /// Of those, the pinned ones.
+    pub pinned_mappings: u32,
+    /// Opt-outs its profile received through it.
+    pub opt_outs_via: u32,
+}
+
+impl NumberStatus {
+    /// What removing the number from its pool would do now.
+    pub fn removal_preview(&self) -> RemovalPreview {
+        RemovalPreview {
+            mappings_cleared: self.sticky_mappings,
+            pinned_cleared: self.pinned_mappings,
+            opt_outs_kept: self.opt_outs_via,
+        }
+    }
+}
+
+/// What removing a number from its pool would do, without doing it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemovalPreview {
+    /// Live mappings to it that would be cleared (pinned ones included):
+    /// those recipients get a new sender on their next message.
+    pub mappings_cleared: u32,
+    /// Of those, the pinned ones.
+    pub pinned_cleared: u32,
+    /// Opt-outs received through it; they belong to the profile and stay.
+    pub opt_outs_kept: u32,
 }
 
 /// A recipient who opted out of a profile.

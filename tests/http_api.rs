@@ -1304,6 +1304,100 @@ fn sticky_mappings_routes() {
 }
 
 #[test]
+fn a_removal_preview_counts_what_removing_a_number_would_clear_and_keep() {
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    let (a, b) = ("+13125550001", "+13125550002");
+    s.assign(a, &p);
+    s.assign(b, &p);
+    let id = |number: &str| {
+        s.ok(
+            "GET",
+            &format!("/v2/phone_numbers/{number}/messaging"),
+            Value::Null,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut to_a = 0;
+    for i in 0..6 {
+        let sent = s.send(&p, &format!("+1415555010{i}"));
+        to_a += u32::from(sent["from"]["phone_number"] == a);
+    }
+    // One recipient pinned to `a`, one opt-out that came in through `a`.
+    let base = format!("/v2/messaging_profiles/{p}/sticky_mappings");
+    let moved = s.ok("GET", &format!("{base}/+14155550100"), Value::Null)["from"] != a;
+    s.ok("PUT", &format!("{base}/%2B14155550100"), json!({"from": a}));
+    to_a += u32::from(moved);
+    let event = json!({"data": {"event_type": "message.received", "id": "stop-1",
+        "payload": {"from": {"phone_number": "+14155550199"},
+                    "to": [{"phone_number": a}], "text": "STOP"}}});
+    s.ok("POST", "/v2/webhooks/messaging", event);
+
+    let preview_of = |number: &str| {
+        s.ok(
+            "GET",
+            &format!("/v2/phone_numbers/{}/messaging/removal_preview", id(number)),
+            Value::Null,
+        )
+    };
+    let preview = preview_of(a);
+    assert_eq!(preview["record_type"], "removal_preview");
+    assert_eq!(preview["messaging_profile_id"], json!(p));
+    assert_eq!(
+        (
+            &preview["mappings_cleared"],
+            &preview["pinned_cleared"],
+            &preview["opt_outs_kept"]
+        ),
+        (&json!(to_a), &json!(1), &json!(1)),
+        "{preview}"
+    );
+    assert_eq!(preview_of(b)["mappings_cleared"], json!(6 - to_a));
+    let record = s.ok(
+        "GET",
+        &format!("/v2/phone_numbers/{a}/messaging"),
+        Value::Null,
+    );
+    assert_eq!(record["sticky_mappings"], json!(to_a));
+    // The preview changed nothing; the removal then does what it said.
+    let listed = |s: &Server| {
+        s.call("GET", &format!("{base}?page[size]=250"), Value::Null)
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&s), 6);
+    s.ok(
+        "PATCH",
+        &format!("/v2/phone_numbers/{a}/messaging"),
+        json!({"messaging_profile_id": ""}),
+    );
+    assert_eq!(listed(&s) as u32, 6 - to_a);
+    let after = preview_of(a);
+    assert_eq!(
+        (&after["mappings_cleared"], &after["messaging_profile_id"]),
+        (&json!(0), &Value::Null)
+    );
+    assert_eq!(
+        s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null)["opt_out_count"],
+        1,
+        "the opt-out stays with the profile"
+    );
+    expect_error(
+        s.call(
+            "GET",
+            "/v2/phone_numbers/+19995550000/messaging/removal_preview",
+            Value::Null,
+        ),
+        404,
+        "10005",
+    );
+}
+
+#[test]
 fn an_export_streams_every_live_mapping_as_ndjson() {
     let s = start(64);
     let p = s.profile(json!({"sticky_sender": true}));

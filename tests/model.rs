@@ -936,15 +936,26 @@ fn run_on(engine: &Engine, clock: &ManualClock, ops: Vec<Op>) -> Result<(), Test
                         wait,
                         c.messages_today,
                         c.new_recipients_today,
+                        (s.sticky_mappings, s.pinned_mappings),
                     )
                 })
                 .collect();
+            // Live mappings per sender, pinned among them, counted by scan.
+            let mut mapped: BTreeMap<PhoneNumber, (u32, u32)> = BTreeMap::new();
+            for to in mp.mappings.keys() {
+                if let Some(m) = mp.live_mapping(*to, now) {
+                    let c = mapped.entry(m.from).or_default();
+                    c.0 += 1;
+                    c.1 += u32::from(m.pinned);
+                }
+            }
             let mut want: Vec<_> = mp
                 .senders
                 .values()
                 .map(|q| {
                     let (messages, new) = q.counts(now);
-                    (q.number, q.wait(now), messages, new)
+                    let counts = mapped.get(&q.number).copied().unwrap_or_default();
+                    (q.number, q.wait(now), messages, new, counts)
                 })
                 .collect();
             want.sort();

@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 
 use super::Engine;
+use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
-use crate::records::{NumberFilter, NumberRecord, NumberStatus};
+use crate::records::{NumberFilter, NumberRecord, NumberStatus, RemovalPreview};
 use crate::selection::capacity::check_rate;
 use crate::selection::health::HealthCounts;
 use crate::selection::move_sender;
@@ -218,6 +219,36 @@ impl Engine {
         Ok(all.remove(0))
     }
 
+    /// What removing `number` from its pool would do now, without doing
+    /// it: the live mappings that would be cleared (pinned ones among
+    /// them) and the opt-outs received through it, which stay with the
+    /// profile. Counts are kept as mappings come and go, so this costs no
+    /// scan of the profile's mappings. A number in no pool clears nothing.
+    ///
+    /// ```
+    /// # use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+    /// # futures::executor::block_on(async {
+    /// # let engine = Engine::start(EngineConfig::default())?;
+    /// let p = engine.create_profile(NewProfile {
+    ///     number_pool_settings: SettingsUpdate::Merge(SettingsPatch { sticky_sender: Some(true), ..Default::default() }),
+    ///     ..Default::default()
+    /// }).await?.id;
+    /// let number = PhoneNumber::parse_e164("+13125550001")?;
+    /// engine.assign_number(number, Some(p)).await?;
+    /// for to in ["+13125559001", "+13125559002"] {
+    ///     engine.send(p, PhoneNumber::parse_e164(to)?).await?;
+    /// }
+    /// let preview = engine.removal_preview(number).await?;
+    /// assert_eq!(preview.mappings_cleared, 2);
+    /// assert_eq!(preview.pinned_cleared, 0);
+    /// # engine.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn removal_preview(&self, number: PhoneNumber) -> Result<RemovalPreview, Error> {
+        Ok(self.number(number).await?.removal_preview())
+    }
+
     /// Every number the engine knows, by number, or only those of `profile`.
     ///
     /// ```
@@ -296,6 +327,7 @@ impl Engine {
             };
             let (found, receipt) = actor
                 .call(self.inner.config.mailbox_bound, move |state, env| {
+                    state.reap(Timestamp::from_millis(now).as_secs_u32());
                     let found = numbers
                         .iter()
                         .filter_map(|&n| state.sender(n, now, &env.health))
@@ -316,6 +348,9 @@ impl Engine {
                     unhealthy: i.unhealthy,
                     eligibility: i.eligibility,
                     capacity: Some(i.capacity),
+                    sticky_mappings: i.mappings,
+                    pinned_mappings: i.pinned,
+                    opt_outs_via: i.opt_outs,
                 },
                 None => NumberStatus {
                     record,
@@ -324,6 +359,9 @@ impl Engine {
                     unhealthy: false,
                     eligibility: Eligibility::Unassigned,
                     capacity: None,
+                    sticky_mappings: 0,
+                    pinned_mappings: 0,
+                    opt_outs_via: 0,
                 },
             })
             .collect())

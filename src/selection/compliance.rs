@@ -212,6 +212,8 @@ pub struct OptOuts {
     used: usize,
     /// The pool numbers opt-outs came through (a profile has few).
     vias: Vec<PhoneNumber>,
+    /// How many opt-outs in the table came through each of `vias`.
+    via_counts: Vec<u32>,
     /// Mixed into every key's hash, new at every rebuild: entries read out
     /// of one table (in its slot order, as a snapshot holds them) arrive in
     /// no particular order for another, so loading them stays linear
@@ -279,6 +281,7 @@ impl OptOuts {
                 Some(i) => i + 1,
                 None => {
                     self.vias.push(n);
+                    self.via_counts.push(0);
                     self.vias.len()
                 }
             },
@@ -288,8 +291,31 @@ impl OptOuts {
             | u64::from(o.keyword.map_or(0, OptOutKeyword::code))
     }
 
+    /// The `vias` index (plus one; 0 for none) packed in `meta`.
+    fn via_of(meta: u64) -> usize {
+        ((meta >> 3) & 0x1fff_ffff) as usize
+    }
+
+    /// Moves the count of `meta`'s via number up or down.
+    fn count_via(&mut self, meta: u64, up: bool) {
+        if let Some(c) = Self::via_of(meta)
+            .checked_sub(1)
+            .and_then(|i| self.via_counts.get_mut(i))
+        {
+            *c = if up { *c + 1 } else { c.saturating_sub(1) };
+        }
+    }
+
+    /// Opt-outs that came in through `via`.
+    pub fn via_count(&self, via: PhoneNumber) -> u32 {
+        self.vias
+            .iter()
+            .position(|v| *v == via)
+            .map_or(0, |i| self.via_counts[i])
+    }
+
     fn unpack(&self, meta: u64) -> OptOut {
-        let via = ((meta >> 3) & 0x1fff_ffff) as usize;
+        let via = Self::via_of(meta);
         OptOut {
             keyword: OptOutKeyword::from_code((meta & 7) as u8),
             via: via.checked_sub(1).and_then(|i| self.vias.get(i).copied()),
@@ -346,8 +372,10 @@ impl OptOuts {
     /// Records that `to` opted out (replacing an earlier opt-out).
     pub fn insert(&mut self, to: PhoneNumber, opt_out: OptOut) {
         let meta = self.pack(opt_out);
+        self.count_via(meta, true);
         let key = to.as_u64();
         if let Some(i) = self.find(key) {
+            self.count_via(self.metas[i], false);
             self.metas[i] = meta;
             return;
         }
@@ -381,6 +409,7 @@ impl OptOuts {
         let i = self.find(to.as_u64())?;
         self.keys[i] = REMOVED;
         self.len -= 1;
+        self.count_via(self.metas[i], false);
         Some(self.unpack(self.metas[i]))
     }
 
@@ -521,6 +550,32 @@ mod tests {
         assert_eq!(page, [n("+14155550100"), n("+14155550101")]);
         assert_eq!(set.remove(n("+14155550100")), Some(o));
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn opt_outs_are_counted_by_the_number_they_came_through() {
+        let mut set = OptOuts::default();
+        let (a, b) = (n("+13125550001"), n("+13125550002"));
+        let via = |v: Option<PhoneNumber>| OptOut {
+            keyword: v.map(|_| OptOutKeyword::Stop),
+            via: v,
+            at: 9,
+        };
+        let to = |i: u64| PhoneNumber::from_u64(14_155_550_000 + i).unwrap();
+        for i in 0..300 {
+            set.insert(to(i), via(Some(a)));
+        }
+        set.insert(to(300), via(Some(b)));
+        set.insert(to(301), via(None));
+        assert_eq!((set.via_count(a), set.via_count(b)), (300, 1));
+        // Replacing an opt-out moves it from one number's count to the other's.
+        set.insert(to(0), via(Some(b)));
+        set.insert(to(1), via(None));
+        assert_eq!((set.via_count(a), set.via_count(b)), (298, 2));
+        set.remove(to(2));
+        set.remove(to(300));
+        assert_eq!((set.via_count(a), set.via_count(b)), (297, 1));
+        assert_eq!(set.via_count(n("+13125550003")), 0);
     }
 
     #[test]

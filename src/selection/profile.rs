@@ -121,6 +121,13 @@ pub(crate) struct SenderInfo {
     /// Whether a new pick could choose it now, and if not why.
     pub eligibility: Eligibility,
     pub capacity: Capacity,
+    /// Recipients mapped to it, pinned ones included (live only once the
+    /// profile's expiry has reached now: see [`ProfileState::reap`]).
+    pub mappings: u32,
+    /// Of those, the pinned ones.
+    pub pinned: u32,
+    /// Opt-outs that came in through it (they stay when it leaves).
+    pub opt_outs: u32,
 }
 
 /// What every profile of an engine shares, fixed for its life.
@@ -708,7 +715,18 @@ impl ProfileState {
                 messages_today,
                 new_recipients_today,
             },
+            mappings: self.sticky.count_of(r).0,
+            pinned: self.sticky.count_of(r).1,
+            opt_outs: self.opt_outs.via_count(number),
         })
+    }
+
+    /// Lets expiry reach `now` whatever it costs, so that per-sender
+    /// mapping counts are of live mappings only. The work is the
+    /// housekeeper's anyway (each expired entry is reached once); reads
+    /// that report counts call this first.
+    pub fn reap(&mut self, now: u32) {
+        self.expire(now, usize::MAX);
     }
 
     /// Lets the timing wheels reach `now`, visiting at most `budget` entries.

@@ -2,6 +2,7 @@
 
 use std::hash::BuildHasher;
 
+use super::counts::SenderCounts;
 use super::index::Index;
 use super::slab::{Entry, Slab};
 use super::wheel::TimerWheel;
@@ -70,8 +71,15 @@ impl Shard {
 
     /// Takes entry `id` out of the index and marks it vacant; the wheel
     /// frees it when it reaches it.
-    fn unindex(&mut self, id: u32, hasher: &foldhash::fast::RandomState) {
-        let hash = hasher.hash_one(self.slab.get(id).recipient());
+    fn unindex(
+        &mut self,
+        id: u32,
+        hasher: &foldhash::fast::RandomState,
+        counts: &mut SenderCounts,
+    ) {
+        let e = self.slab.get(id);
+        counts.remove(e.sender(), e.pinned());
+        let hash = hasher.hash_one(e.recipient());
         self.index.remove(hash, id);
         self.slab.get_mut(id).set_vacant();
     }
@@ -99,6 +107,8 @@ pub struct StickyMap {
     ttl: u32,
     /// The shard the next budgeted expiry pass starts with.
     next_shard: usize,
+    /// Stored mappings per sender.
+    counts: SenderCounts,
 }
 
 #[inline]
@@ -122,6 +132,7 @@ impl StickyMap {
             hasher: foldhash::fast::RandomState::default(),
             ttl: ttl.max(1),
             next_shard: 0,
+            counts: SenderCounts::default(),
         }
     }
 
@@ -132,20 +143,42 @@ impl StickyMap {
 
     /// Changes the ttl of every live mapping. Mappings already expired under
     /// the old ttl are removed first, so a longer ttl never revives them.
-    /// This scans the map once (ttl changes are rare administrative acts);
-    /// entries armed for a later deadline than a shorter ttl gives are
-    /// invisible at once and freed when the wheel reaches them.
+    /// This scans the map once (ttl changes are rare administrative acts).
+    /// A longer ttl leaves every entry armed no later than its new deadline
+    /// (the wheel re-arms lazily); a shorter one would leave entries armed
+    /// past theirs, so each shard is rebuilt with its live mappings armed
+    /// at their new deadlines, keeping the wheels (and the per-sender
+    /// counts) exact.
     pub fn set_ttl(&mut self, ttl: u32, now: u32) {
         let old = self.ttl;
-        for shard in self.shards.iter_mut() {
-            for id in 0..shard.slab.len() {
-                let e = shard.slab.get(id);
-                if !e.is_vacant() && !is_live(e, now, old) {
-                    shard.unindex(id, &self.hasher);
+        let new = ttl.max(1);
+        self.ttl = new;
+        if new >= old {
+            for shard in self.shards.iter_mut() {
+                for id in 0..shard.slab.len() {
+                    let e = shard.slab.get(id);
+                    if !e.is_vacant() && !is_live(e, now, old) {
+                        shard.unindex(id, &self.hasher, &mut self.counts);
+                    }
+                }
+            }
+            return;
+        }
+        let before = std::mem::take(&mut self.shards);
+        self.counts.clear();
+        self.next_shard = 0;
+        if before.is_empty() {
+            return;
+        }
+        self.shards = (0..=self.shard_mask).map(|_| Shard::new(now)).collect();
+        for shard in before {
+            for (_, e) in shard.slab.entries() {
+                if !e.is_vacant() && is_live(e, now, old) && is_live(e, now, new) {
+                    // Cannot fail: the entries fitted in the same shards before.
+                    self.put(*e, e.last_used);
                 }
             }
         }
-        self.ttl = ttl.max(1);
     }
 
     #[inline]
@@ -273,12 +306,16 @@ impl StickyMap {
         let shard = &mut self.shards[s];
         if let Some(id) = shard.find(hash, key) {
             // The entry stays where the wheel has it; the wheel re-arms it later.
-            shard.slab.get_mut(id).replace(entry);
+            let old = shard.slab.get_mut(id);
+            self.counts.remove(old.sender(), old.pinned());
+            old.replace(entry);
+            self.counts.add(entry.sender(), entry.pinned());
             return true;
         }
         let Some(id) = shard.slab.alloc(entry) else {
             return false;
         };
+        self.counts.add(entry.sender(), entry.pinned());
         if !shard.index.has_room() {
             // Grow: every other non-vacant entry is indexed (the new one is not yet).
             let slab = &shard.slab;
@@ -306,13 +343,14 @@ impl StickyMap {
         let shard = self.shards.get_mut(s)?;
         let id = shard.find(hash, key)?;
         let e = *shard.slab.get(id);
-        shard.unindex(id, &self.hasher);
+        shard.unindex(id, &self.hasher, &mut self.counts);
         (is_live(&e, now, self.ttl) && valid(e.sender())).then(|| self.view(&e))
     }
 
     /// Drops every mapping at once (and the memory they held).
     pub fn clear(&mut self) {
         self.shards = Vec::new();
+        self.counts.clear();
     }
 
     /// When the wheels next have work (seconds), or `None` with nothing
@@ -346,6 +384,7 @@ impl StickyMap {
         for i in 0..n {
             let s = (self.next_shard + i) & self.shard_mask;
             let hasher = &self.hasher;
+            let counts = &mut self.counts;
             let Shard { index, slab, wheel } = &mut self.shards[s];
             let advance = wheel.advance(now64, slab, left, |slab, id| {
                 let e = *slab.get(id);
@@ -365,6 +404,7 @@ impl StickyMap {
                     }
                 }
                 index.remove(hash_of(hasher, &e), id);
+                counts.remove(e.sender(), e.pinned());
                 slab.free(id);
                 if stale {
                     report.reclaimed += 1;
@@ -449,9 +489,17 @@ impl StickyMap {
         self.shards.iter().map(|s| s.index.len()).sum()
     }
 
-    /// Heap bytes held by the map (tables, slabs and wheels).
+    /// Mappings stored to `sender`, and how many of them are pinned. Counts
+    /// entries the wheel has not reached yet even if expired: after
+    /// [`StickyMap::expire`] to `now` has finished, they are the live ones.
+    pub fn count_of(&self, sender: SenderRef) -> (u32, u32) {
+        self.counts.of(sender)
+    }
+
+    /// Heap bytes held by the map (tables, slabs, wheels and counts).
     pub fn heap_bytes(&self) -> usize {
-        self.shards.len() * std::mem::size_of::<Shard>()
+        self.counts.heap_bytes()
+            + self.shards.len() * std::mem::size_of::<Shard>()
             + self
                 .shards
                 .iter()

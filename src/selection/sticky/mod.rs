@@ -4,7 +4,9 @@
 //! - [`wheel`]: [`TimerWheel`], the hierarchical timing wheel each shard owns.
 //! - `index`: the per-shard recipient index (hash -> entry id, 4 bytes a bucket).
 //! - `slab`: the packed 28-byte entries the index and the wheel point into.
+//! - `counts`: mappings per sender, kept exact as entries come and go.
 
+mod counts;
 mod index;
 pub mod map;
 mod slab;

@@ -255,6 +255,9 @@ pub struct Number {
     pub messages_per_second: Option<f64>,
     /// Extension: rate, queue and counts; `null` while unassigned.
     pub capacity: Option<SenderCapacity>,
+    /// Extension: recipients it is the live sticky sender of (pinned
+    /// mappings included); 0 while unassigned.
+    pub sticky_mappings: u32,
     /// `"A2P"`.
     pub traffic_type: &'static str,
     /// `"P2P"`.
@@ -299,6 +302,7 @@ pub fn number(s: &NumberStatus, record_type: &'static str) -> Number {
             messages_today: c.messages_today,
             new_recipients_today: c.new_recipients_today,
         }),
+        sticky_mappings: s.sticky_mappings,
         traffic_type: "A2P",
         messaging_product: "P2P",
         eligible_messaging_products: ["A2P"],
@@ -308,6 +312,38 @@ pub fn number(s: &NumberStatus, record_type: &'static str) -> Number {
         },
         created_at: r.created_at.to_rfc3339(),
         updated_at: r.updated_at.to_rfc3339(),
+    }
+}
+
+/// What removing a number from its pool would do (extension).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RemovalPreview {
+    /// `"removal_preview"`.
+    #[schemars(extend("const" = "removal_preview"))]
+    pub record_type: &'static str,
+    /// The number.
+    pub phone_number: String,
+    /// The profile it would leave, or `null` (then nothing changes).
+    pub messaging_profile_id: Option<String>,
+    /// Live sticky mappings to it that would be cleared, pinned included:
+    /// those recipients get a new sender on their next message.
+    pub mappings_cleared: u32,
+    /// Of those, the pinned ones.
+    pub pinned_cleared: u32,
+    /// Opt-outs received through it; they belong to the profile and stay.
+    pub opt_outs_kept: u32,
+}
+
+/// What removing the number of `s` from its pool would do.
+pub fn removal_preview(s: &NumberStatus) -> RemovalPreview {
+    let p = s.removal_preview();
+    RemovalPreview {
+        record_type: "removal_preview",
+        phone_number: s.record.number.to_string(),
+        messaging_profile_id: s.record.profile.map(|p| p.to_string()),
+        mappings_cleared: p.mappings_cleared,
+        pinned_cleared: p.pinned_cleared,
+        opt_outs_kept: p.opt_outs_kept,
     }
 }
 

@@ -24,7 +24,9 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::recent::Recent;
 use super::requests::{NewProfileBody, NumberBody, PinBody, ProfileBody, SendBody, WebhookBody};
-use super::views::{Data, List, Mapping, Message, Number, OptOut, PageMeta, Profile, WebhookReply};
+use super::views::{
+    Data, List, Mapping, Message, Number, OptOut, PageMeta, Profile, RemovalPreview, WebhookReply,
+};
 use crate::Engine;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -274,6 +276,10 @@ route_table! {
             reply Data<Number>;
         patch: numbers::update_current, "Assign, move or unassign a phone number", &[],
             body NumberBody, reply Data<Number>;
+    }
+    "/phone_numbers/{id}/messaging/removal_preview" => {
+        get: numbers::removal_preview, "What removing a number from its pool would do (extension)",
+            &[], reply Data<RemovalPreview>;
     }
     "/messaging_phone_numbers" => {
         get: numbers::list_older, "List phone numbers (older path)", NUMBER_FILTERS,

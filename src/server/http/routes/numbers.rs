@@ -164,6 +164,15 @@ pub async fn get_older(
     get(&state, &id, OLDER).await
 }
 
+pub async fn removal_preview(
+    _: Authed,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let status = state.engine.number(lookup(&state, &id)?).await?;
+    Ok(data(views::removal_preview(&status)))
+}
+
 pub async fn update_current(
     _: Authed,
     id: web::Path<String>,
