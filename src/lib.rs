@@ -135,13 +135,16 @@ pub mod test_util;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
-    Dispatch, Engine, EngineConfig, EngineStats, HistoryRow, ImportReport, Importer, Inbound,
-    MappingCursor, MappingPage, OptOutCursor, OptOutPage, Outbound, ProfileCounters,
+    BackupReport, Dispatch, Engine, EngineConfig, EngineStats, HistoryRow, ImportReport, Importer,
+    Inbound, MappingCursor, MappingPage, OptOutCursor, OptOutPage, Outbound, ProfileCounters,
     RecoveryReport, DEFAULT_STICKY_TTL_SECS,
 };
 pub use error::{Error, StartError};
 pub use ids::ProfileId;
-pub use journal::{repair, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpan, RepairReport};
+pub use journal::{
+    repair, restore, FsyncPolicy, FsyncPolicyError, JournalConfig, MovedSpan, RepairReport,
+    RestoreError, RestoreReport,
+};
 pub use number::{NumberError, PhoneNumber, SenderKind};
 pub use records::{
     CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,

@@ -421,6 +421,99 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
 }
 
 #[test]
+fn a_backup_of_a_single_server_seeds_a_new_cluster() {
+    let base = std::env::temp_dir().join(format!("numpool-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let single = base.join("single");
+    let alone = support::serve(
+        &["--api-key", KEY, "--data-dir", single.to_str().unwrap()],
+        &[],
+    )
+    .unwrap();
+    let p = profile(alone.addr);
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let to = format!("+1503556{i:04}");
+        acked.push((to.clone(), send(alone.addr, &p, &to).unwrap()));
+    }
+    let file = base.join("seed.backup");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let node = format!("http://{}", alone.addr);
+    run(&[
+        "backup",
+        "--to",
+        file.to_str().unwrap(),
+        "--node",
+        &node,
+        "--api-key",
+        KEY,
+    ]);
+    drop(alone);
+
+    // The first node starts from the backup and leads; the others start empty.
+    let etcd = Etcd::start("seed");
+    let mut nodes: Vec<NodeProcess> = (0..3)
+        .map(|i| NodeProcess {
+            server: None,
+            dir: base.join(format!("node-{i}")),
+        })
+        .collect();
+    run(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        nodes[0].dir.to_str().unwrap(),
+    ]);
+    nodes[0].server = Some(start_node(&etcd, "seed", &nodes[0].dir));
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    assert_eq!(first, 0);
+    let leader_addr = nodes[0].server.as_ref().unwrap().addr;
+    for i in 1..3 {
+        let dir = nodes[i].dir.clone();
+        nodes[i].server = Some(start_node(&etcd, "seed", &dir));
+    }
+    let more = "+15035569999".to_string();
+    acked.push((more.clone(), send(leader_addr, &p, &more).unwrap()));
+    for i in 1..3 {
+        let addr = nodes[i].server.as_ref().unwrap().addr;
+        wait_caught_up("an empty node takes the seeded state", leader_addr, addr);
+        for (to, from) in &acked {
+            let r = call(
+                addr,
+                "GET",
+                &format!("/v2/messaging_profiles/{p}/sticky_mappings/{to}?consistency=stale"),
+                Value::Null,
+            );
+            assert_eq!(
+                r.body["data"]["from"].as_str(),
+                Some(from.as_str()),
+                "{to} on node {i}"
+            );
+        }
+    }
+    // With the seeded node gone, another leads and serves the same state.
+    nodes[0].server.as_mut().unwrap().kill();
+    nodes[0].server = None;
+    let (next, _) = leader(&nodes, Duration::from_secs(15));
+    let addr = nodes[next].server.as_ref().unwrap().addr;
+    for (to, from) in &acked {
+        assert_eq!(mapped(addr, &p, to).as_deref(), Some(from.as_str()), "{to}");
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
 fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
     let etcd = Etcd::start("stale");
     let mut nodes = cluster(&etcd, "stale", 2);

@@ -373,3 +373,210 @@ fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     assert!(half.output.contains("tls-key"), "{}", half.output);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `numpool ARGS` to its end; its exit status and everything it printed.
+fn numpool(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args(args)
+        .output()
+        .expect("numpool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// What a server holds for `profile`, as its reads show it: the profile
+/// record, every mapping (sorted export lines), the opt-outs and the
+/// numbers with their mapping counts.
+fn state_of(s: &Numpool, profile: &str) -> Value {
+    let get = |path: &str| {
+        let r = call(s, "GET", path, Value::Null, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.body
+    };
+    let export = get(&format!(
+        "/v2/messaging_profiles/{profile}/sticky_mappings/export"
+    ));
+    let mut lines: Vec<&str> = export.as_str().unwrap_or("").lines().collect();
+    lines.sort_unstable();
+    let numbers: Vec<Value> = get(&format!("/v2/messaging_profiles/{profile}/phone_numbers"))
+        ["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            json!([
+                n["phone_number"],
+                n["sticky_mappings"],
+                n["messages_per_second"]
+            ])
+        })
+        .collect();
+    json!({
+        "profile": get(&format!("/v2/messaging_profiles/{profile}"))["data"],
+        "mappings": lines,
+        "opt_outs": get(&format!("/v2/messaging_profiles/{profile}/opt_outs"))["data"],
+        "numbers": numbers,
+    })
+}
+
+#[test]
+fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
+    let dir = temp_dir("backup");
+    let data = dir.join("data");
+    let base = ["--api-key", KEY, "--data-dir", data.to_str().unwrap()];
+    let s = serve(&base, &[]).unwrap();
+    let p = profile(&s);
+    let r = call(
+        &s,
+        "PATCH",
+        "/v2/phone_numbers/+13125550002/messaging",
+        json!({ "messaging_profile_id": p, "messages_per_second": 7.5 }),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for i in 0..40 {
+        assert_eq!(send(&s, &p, &format!("+141555501{i:02}")).status, 200);
+    }
+    let pin = call(
+        &s,
+        "PUT",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/%2B14155550100"),
+        json!({"from": "+13125550002"}),
+        &[],
+    );
+    assert_eq!(pin.status, 200, "{}", pin.body);
+    let stop = json!({"data": {"event_type": "message.received", "id": "stop-1",
+        "payload": {"from": {"phone_number": "+14155550101"},
+                    "to": [{"phone_number": "+13125550001"}], "text": "STOP"}}});
+    assert_eq!(
+        call(&s, "POST", "/v2/webhooks/messaging", stop, &[]).status,
+        200
+    );
+    let held = state_of(&s, &p);
+    assert_eq!(held["mappings"].as_array().unwrap().len(), 40);
+
+    // A key is needed; then the backup is taken while the server runs.
+    let node = format!("http://{}", s.addr);
+    let file = dir.join("numpool.backup");
+    let (ok, said) = numpool(&["backup", "--to", file.to_str().unwrap(), "--node", &node]);
+    assert!(!ok && said.contains("401"), "{said}");
+    assert!(!file.exists());
+    let (ok, said) = numpool(&[
+        "backup",
+        "--to",
+        file.to_str().unwrap(),
+        "--node",
+        &node,
+        "--api-key",
+        KEY,
+    ]);
+    assert!(ok, "{said}");
+    assert!(said.contains("1 profiles"), "{said}");
+    // Changes after the backup are not in it.
+    assert_eq!(send(&s, &p, "+14155550999").status, 200);
+
+    // Restore refuses a directory in use and a damaged file, writing nothing.
+    let (ok, said) = numpool(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!ok && said.contains("not empty"), "{said}");
+    let mut cut = std::fs::read(&file).unwrap();
+    cut.truncate(cut.len() - 10);
+    let damaged = dir.join("cut.backup");
+    std::fs::write(&damaged, cut).unwrap();
+    let restored = dir.join("restored");
+    let (ok, said) = numpool(&[
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(!ok && said.contains("not a whole numpool backup"), "{said}");
+    assert!(!restored.exists() || std::fs::read_dir(&restored).unwrap().next().is_none());
+
+    let (ok, said) = numpool(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(ok, "{said}");
+    drop(s);
+    let again = serve(
+        &["--api-key", KEY, "--data-dir", restored.to_str().unwrap()],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        state_of(&again, &p),
+        held,
+        "the restored server serves what the backup held"
+    );
+    // It goes on from there: the recipient who was pinned keeps its number.
+    let r = send(&again, &p, "+14155550100");
+    assert_eq!(
+        r.body["data"]["from"]["phone_number"], "+13125550002",
+        "{}",
+        r.body
+    );
+
+    // `numpool import` streams a history file into it and prints the counts.
+    let history = dir.join("history.csv");
+    let pinned = call(
+        &again,
+        "GET",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550100"),
+        Value::Null,
+        &[],
+    );
+    let now = pinned.body["data"]["last_used_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &history,
+        format!("From,To,SentDate\n+13125550001,+14155550777,{now}\n+19995550000,+14155550778,{now}\nnot,a,row\n"),
+    )
+    .unwrap();
+    let (ok, said) = numpool(&[
+        "import",
+        "--profile",
+        &p,
+        history.to_str().unwrap(),
+        "--node",
+        &format!("http://{}", again.addr),
+        "--api-key",
+        KEY,
+    ]);
+    assert!(ok, "{said}");
+    assert!(said.contains("3 rows: 1 mapped"), "{said}");
+    assert!(said.contains("1 sender not in the pool"), "{said}");
+    assert!(said.contains("line 4:"), "{said}");
+    let m = call(
+        &again,
+        "GET",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/+14155550777"),
+        Value::Null,
+        &[],
+    );
+    assert_eq!(m.body["data"]["from"], "+13125550001", "{}", m.body);
+    let (ok, said) = numpool(&[
+        "import",
+        "--profile",
+        "00000000-0000-0000-0000-000000000000",
+        history.to_str().unwrap(),
+        "--node",
+        &format!("http://{}", again.addr),
+        "--api-key",
+        KEY,
+    ]);
+    assert!(!ok && said.contains("404"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

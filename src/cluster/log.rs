@@ -104,6 +104,27 @@ pub(crate) fn log_start(client: &EtcdClient, keys: &Keys) -> Result<u64, EtcdErr
         .unwrap_or(1))
 }
 
+/// A new leader whose files hold position `position` that the log in etcd
+/// does not (its data directory was made by `numpool restore`, or etcd
+/// lost the log): moves the log's start past it, fenced on the leader key,
+/// so that a standby holding less takes the leader's snapshot instead of
+/// replaying a log that never held this state. Returns whether it moved.
+pub(crate) fn seed_start(
+    client: &EtcdClient,
+    keys: &Keys,
+    leader: &LeaderKey,
+    position: u64,
+) -> Result<bool, EtcdError> {
+    if position == 0 || position < log_start(client, keys)? {
+        return Ok(false);
+    }
+    if client.get(&keys.batch(position))?.is_some() {
+        return Ok(false);
+    }
+    let moved = Op::put(keys.log_start(), (position + 1).to_string());
+    Ok(client.txn(&[leader.fence()], &[moved], &[])?.succeeded)
+}
+
 /// The leader's upkeep of the log: deletes the batches that the snapshot of
 /// every member holds (by their member records, this node's own among
 /// them), fenced on the leader key, then compacts etcd's history. Returns

@@ -708,6 +708,21 @@ fn lead(
         }
         return Ended::Deposed;
     }
+    match log::seed_start(&client, keys, leader, writer.replicated()) {
+        Ok(true) => {
+            let start = writer.replicated() + 1;
+            status.log_start.store(start, Ordering::Release);
+            tracing::info!(
+                log_start = start,
+                "cluster: this node's files hold state the log in etcd does not (a restored backup): the log starts after it, and other nodes take this node's snapshot"
+            );
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: elected, but could not check the log's start; standing down");
+            return Ended::Deposed;
+        }
+    }
     let lost = Arc::new(AtomicBool::new(false));
     let next = writer.replicated() + 1;
     let appender = LogAppender::new(

@@ -120,31 +120,37 @@ impl Peers {
         r: &Request,
         timeout: Duration,
     ) -> Result<Answer, PeerError> {
-        let response = self.send(node, r, timeout)?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let (status, content_type, retry_after) = (
-            response.status().as_u16(),
-            header("content-type"),
-            header("retry-after"),
-        );
-        let mut body = Vec::new();
-        let read = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_ANSWER_BYTES + 1)
-            .reader()
-            .read_to_end(&mut body);
-        read.map_err(|e| PeerError::Exchange(e.to_string()))?;
-        if body.len() as u64 > MAX_ANSWER_BYTES {
-            return Err(PeerError::TooLarge(MAX_ANSWER_BYTES));
+        read_answer(self.send(node, r, timeout)?)
+    }
+
+    /// Sends a request whose body is read from `body` as it goes (a file of
+    /// any size, never held whole), then reads the answer; `timeout` bounds
+    /// each step (sending, and waiting for the answer), not the whole.
+    pub(crate) fn upload(
+        &self,
+        node: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        body: &mut dyn Read,
+        timeout: Duration,
+    ) -> Result<Answer, PeerError> {
+        let node = node.trim_end_matches('/');
+        if !(node.starts_with("http://") || node.starts_with("https://")) {
+            return Err(PeerError::BadUrl(node.to_string()));
         }
-        Ok((status, content_type, retry_after, body))
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{node}{path_and_query}"));
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        let response = super::transport::run(&self.agent, request, Some(timeout))
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        read_answer(response)
     }
 
     /// Sends `r` and streams a 200 answer to the file `path` (at most
@@ -201,6 +207,35 @@ impl Peers {
         file.sync_all().map_err(file_error)?;
         Ok((status, written, crc, Vec::new()))
     }
+}
+
+/// An answer's status, content type, `Retry-After` and body (at most
+/// `MAX_ANSWER_BYTES`).
+fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, PeerError> {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (status, content_type, retry_after) = (
+        response.status().as_u16(),
+        header("content-type"),
+        header("retry-after"),
+    );
+    let mut body = Vec::new();
+    let read = response
+        .into_body()
+        .into_with_config()
+        .limit(MAX_ANSWER_BYTES + 1)
+        .reader()
+        .read_to_end(&mut body);
+    read.map_err(|e| PeerError::Exchange(e.to_string()))?;
+    if body.len() as u64 > MAX_ANSWER_BYTES {
+        return Err(PeerError::TooLarge(MAX_ANSWER_BYTES));
+    }
+    Ok((status, content_type, retry_after, body))
 }
 
 /// The header the leader's snapshot carries: the CRC-32 of the whole file.

@@ -58,7 +58,7 @@ pub(crate) fn check_client_identity(cert: &Path, key: &Path) -> Result<(), Strin
 /// inline, and an IP address costs nothing.
 pub(crate) fn run(
     agent: &ureq::Agent,
-    request: ureq::http::Request<Vec<u8>>,
+    request: ureq::http::Request<impl ureq::AsSendBody>,
     timeout: Option<Duration>,
 ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
     let request = agent

@@ -58,6 +58,7 @@ pub use opt_outs::{Inbound, OptOutCursor, OptOutPage};
 pub use send::Outbound;
 pub use startup::RecoveryReport;
 pub use stats::{EngineStats, ProfileCounters};
+pub use transfer::BackupReport;
 
 use actor::Env;
 use catalog::Catalog;

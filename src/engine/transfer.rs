@@ -1,7 +1,8 @@
-//! Snapshots from node to node: a cluster node whose files are behind what
-//! the cluster's log in etcd still holds takes the leader's newest snapshot
-//! in place of its own state, then follows the log from the position that
-//! snapshot covers.
+//! Snapshots leaving the engine: backups (a fresh snapshot copied out,
+//! [`Engine::backup_to`]), and from node to node: a cluster node whose
+//! files are behind what the cluster's log in etcd still holds takes the
+//! leader's newest snapshot in place of its own state, then follows the log
+//! from the position that snapshot covers.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,60 @@ use std::sync::atomic::Ordering;
 use super::Engine;
 use crate::journal::{self, settle, snapshot, Record};
 
+/// What [`Engine::backup_to`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The snapshot taken for it (its number in the data directory).
+    pub snapshot: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
 impl Engine {
+    /// Takes a snapshot now and copies it to `to`, written whole (to a
+    /// temporary file, synced, then renamed) or not at all. It holds every
+    /// change acknowledged before the call; sends go on while it is taken.
+    /// `numpool::restore` makes a data directory from it. An engine without
+    /// a data directory has no snapshots to give (an error).
+    ///
+    /// See [`crate::restore`] for an example.
+    pub async fn backup_to(&self, to: &std::path::Path) -> io::Result<BackupReport> {
+        let (snapshot, bytes) = self.backup_bytes().await?;
+        let tmp = to.with_extension("partial");
+        let written = (|| {
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, to)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(BackupReport {
+            snapshot,
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    /// A snapshot taken now: its number and its bytes (the server's
+    /// `GET /backup`).
+    pub(crate) async fn backup_bytes(&self) -> io::Result<(u64, Vec<u8>)> {
+        let Some(j) = &self.inner.config.journal else {
+            return Err(io::Error::other(
+                "this engine keeps no data directory, so it has no snapshots to back up",
+            ));
+        };
+        self.snapshot_now().await?;
+        // No snapshot is taken (and none removed) while reading; a newer
+        // one than ours, taken in between, holds everything ours does.
+        let _one = self.inner.snapshots.one.lock().await;
+        let n = journal::numbered(&j.dir, "snapshot-", ".bin")?
+            .last()
+            .copied()
+            .ok_or_else(|| io::Error::other("no snapshot was written"))?;
+        Ok((n, std::fs::read(journal::snapshot_path(&j.dir, n))?))
+    }
+
     /// The engine's data directory, if it keeps one.
     pub(crate) fn data_dir(&self) -> Option<&std::path::Path> {
         self.inner.config.journal.as_ref().map(|j| j.dir.as_path())

@@ -14,18 +14,21 @@
 //! - Files: `log-N.seg` (records after snapshot N) and `snapshot-N.bin`,
 //!   each starting with a header ([`format`]); records are framed with a
 //!   length and a CRC ([`record`]). [`recovery`] reads them back;
-//!   [`snapshot`] writes snapshots and removes what they make redundant.
+//!   [`snapshot`] writes snapshots and removes what they make redundant;
+//!   `backup` makes a data directory from a snapshot taken elsewhere.
 //!
 //! What each `fsync` policy promises on power loss: `always`, nothing
 //! acknowledged is lost; `interval` (default, every 10 ms), at most the last
 //! interval of acknowledged changes; `never`, whatever the OS had not yet
 //! written back (seconds). A killed process loses nothing under any policy.
 
+mod backup;
 pub(crate) mod format;
 pub(crate) mod lock;
 pub(crate) mod record;
 pub(crate) mod recovery;
 
+pub use backup::{restore, RestoreError, RestoreReport};
 pub use recovery::{MovedSpan, RepairReport};
 pub(crate) mod snapshot;
 pub(crate) mod writer;

@@ -1,6 +1,7 @@
 //! The `numpool` command line: `serve` (the HTTP API, configured as
-//! `config` says), `repair` (move a damaged journal's bytes aside) and
-//! `cluster` (`cluster_cli`). The server's own output is its `tracing`
+//! `config` says), `repair` (move a damaged journal's bytes aside),
+//! `cluster` (`cluster_cli`), and `backup`, `restore` and `import`
+//! (`transfer_cli`). The server's own output is its `tracing`
 //! events on standard error (`--log-format text|json`); the banner and the
 //! line saying where it listens also go to standard output, for whoever
 //! started it.
@@ -33,6 +34,14 @@ pub enum Command {
     /// Look at a cluster and change its leader on purpose, through any node.
     #[command(subcommand)]
     Cluster(super::cluster_cli::ClusterCommand),
+    /// Take a consistent backup of a running server (single node, or any
+    /// node of a cluster) into a file.
+    Backup(super::transfer_cli::BackupArgs),
+    /// Make a new data directory from a backup (no server needed).
+    Restore(super::transfer_cli::RestoreArgs),
+    /// Import message history (CSV or NDJSON) into a profile of a running
+    /// server, so recipients keep the number they saw.
+    Import(super::transfer_cli::ImportArgs),
 }
 
 /// Flags of `numpool repair`.
@@ -50,6 +59,15 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Repair(args) => repair(&args.data_dir),
         Command::Cluster(command) => super::cluster_cli::run(command),
+        Command::Backup(args) => {
+            super::transfer_cli::run("backup", super::transfer_cli::backup(&args))
+        }
+        Command::Restore(args) => {
+            super::transfer_cli::run("restore", super::transfer_cli::restore(&args))
+        }
+        Command::Import(args) => {
+            super::transfer_cli::run("import", super::transfer_cli::import(&args))
+        }
     }
 }
 

@@ -43,6 +43,45 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// The API key a command presents.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// An API key of the server (or NUMPOOL_API_KEY, or --api-key-file).
+    #[arg(long, env = "NUMPOOL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// A file holding the API key (its first line).
+    #[arg(long, env = "NUMPOOL_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key given, read from its file if need be.
+    pub fn key(&self) -> Result<Option<String>, String> {
+        match (&self.api_key, &self.api_key_file) {
+            (Some(k), _) => Ok(Some(k.clone())),
+            (None, Some(path)) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The `Authorization` header for the key, if one was given.
+    pub fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        Ok(self
+            .key()?
+            .map(|k| ("Authorization".to_string(), format!("Bearer {k}")))
+            .into_iter()
+            .collect())
+    }
+}
+
 /// Flags of `numpool cluster switchover`.
 #[derive(Debug, Args)]
 pub struct SwitchoverArgs {
@@ -51,12 +90,8 @@ pub struct SwitchoverArgs {
     /// The member to hand over to (its advertised URL) [default: the most caught-up standby].
     #[arg(long)]
     pub to: Option<String>,
-    /// An API key of the cluster (or NUMPOOL_API_KEY, or --api-key-file).
-    #[arg(long, env = "NUMPOOL_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// A file holding the API key (its first line).
-    #[arg(long, env = "NUMPOOL_API_KEY_FILE", conflicts_with = "api_key")]
-    pub api_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// Runs a `numpool cluster` command.
@@ -111,7 +146,7 @@ fn call(
 }
 
 /// The `detail` of an error envelope, else the whole answer.
-fn detail(v: &Value) -> String {
+pub(super) fn detail(v: &Value) -> String {
     v["errors"][0]["detail"]
         .as_str()
         .map_or_else(|| v.to_string(), str::to_string)
@@ -200,19 +235,7 @@ fn render_status(v: &Value) -> String {
 }
 
 fn switchover(args: &SwitchoverArgs) -> Result<(), String> {
-    let key = match (&args.api_key, &args.api_key_file) {
-        (Some(k), _) => Some(k.clone()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
+    let key = args.key.key()?;
     let body = serde_json::json!({ "to": args.to }).to_string();
     let (code, v) = call(
         &args.node,

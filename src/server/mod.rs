@@ -2,9 +2,11 @@
 //! an [`Engine`](crate::Engine), and its configuration from flags,
 //! `NUMPOOL_*` environment variables and a TOML file.
 //!
-//! - `cli`: the command line (`serve`, `repair`, `cluster`);
-//!   `config`: `serve`'s settings (flags, environment, file, defaults) and
-//!   their checks; `cluster_cli`: `numpool cluster status|switchover`;
+//! - `cli`: the command line (`serve`, `repair`, `cluster`, `backup`,
+//!   `restore`, `import`); `config`: `serve`'s settings (flags,
+//!   environment, file, defaults) and their checks; `cluster_cli`:
+//!   `numpool cluster status|switchover`; `transfer_cli`: `numpool
+//!   backup|restore|import`;
 //! - `http`: the routes (one table registers them and generates
 //!   `/v2/openapi.json`), request reading, the JSON records, errors, auth,
 //!   idempotency, metrics.
@@ -17,6 +19,7 @@ mod cli;
 mod cluster_cli;
 mod config;
 mod http;
+mod transfer_cli;
 
 pub use http::auth::{webhook_key, KeyError};
 pub use http::{server as http_server, tls, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT};

@@ -356,6 +356,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        .route("/backup", web::get().to(ops::backup))
         .route("/cluster/status", web::get().to(cluster::status))
         .route("/cluster/leader", web::get().to(cluster::leader))
         .route("/cluster/standby", web::get().to(cluster::standby))

@@ -1,5 +1,5 @@
-//! Operations: `/healthz`, `/readyz`, `/metrics`, `/v2/openapi.json`,
-//! and the 404 for everything else (the cluster's own routes are in
+//! Operations: `/healthz`, `/readyz`, `/metrics`, `/backup`,
+//! `/v2/openapi.json`, and the 404 for everything else (the cluster's own routes are in
 //! `cluster`).
 
 use std::sync::atomic::Ordering;
@@ -9,6 +9,36 @@ use serde_json::json;
 
 use super::AppState;
 use crate::server::http::error::ApiError;
+
+/// `/backup`: a snapshot taken now, as a file `numpool restore` makes a
+/// data directory from; it holds every change acknowledged before the
+/// request. On a cluster's standby it holds what that standby has applied.
+/// Its CRC-32 is in `X-Numpool-Crc32`. Needs an API key.
+pub async fn backup(
+    _: super::Authed,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if state.engine.data_dir().is_none() {
+        return Err(ApiError::BadRequest {
+            detail: "this server keeps no data directory (it runs --ephemeral), so it has no snapshot to back up".into(),
+            at: crate::server::http::error::Source::Elsewhere("the server's configuration".into()),
+        });
+    }
+    let (n, bytes) = state
+        .engine
+        .backup_bytes()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("no backup taken: {e}")))?;
+    let crc = crc32fast::hash(&bytes);
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((crate::cluster::peer::SNAPSHOT_CRC_HEADER, crc.to_string()))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"numpool-backup-{n}.bin\""),
+        ))
+        .body(bytes))
+}
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
