@@ -478,14 +478,13 @@ fn a_backup_of_a_single_server_seeds_a_new_cluster() {
     let (first, _) = leader(&nodes, Duration::from_secs(15));
     assert_eq!(first, 0);
     let leader_addr = nodes[0].server.as_ref().unwrap().addr;
-    for i in 1..3 {
-        let dir = nodes[i].dir.clone();
-        nodes[i].server = Some(start_node(&etcd, "seed", &dir));
+    for n in &mut nodes[1..] {
+        n.server = Some(start_node(&etcd, "seed", &n.dir));
     }
     let more = "+15035569999".to_string();
     acked.push((more.clone(), send(leader_addr, &p, &more).unwrap()));
-    for i in 1..3 {
-        let addr = nodes[i].server.as_ref().unwrap().addr;
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        let addr = n.server.as_ref().unwrap().addr;
         wait_caught_up("an empty node takes the seeded state", leader_addr, addr);
         for (to, from) in &acked {
             let r = call(
