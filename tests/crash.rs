@@ -235,3 +235,164 @@ fn opt_outs_survive_sigkill() {
     child.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every mapping of `profile` on the server at `addr`, as `to -> from`.
+fn exported(addr: SocketAddr, profile: &str) -> std::collections::BTreeMap<String, String> {
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v2/messaging_profiles/{profile}/sticky_mappings/export"),
+        "",
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    r.body
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["to"].as_str().unwrap().to_string(),
+                v["from"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The import route of `profile`, sent `body` on a raw connection at
+/// `pace` (bytes a write, pausing between writes) until `stop` says so;
+/// returns the bytes written.
+fn upload(addr: SocketAddr, profile: &str, body: &[u8], stop: &AtomicBool) -> usize {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let head = format!(
+        "POST /v2/messaging_profiles/{profile}/sticky_mappings/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut sent = 0;
+    for piece in body.chunks(16 * 1024) {
+        if stop.load(Ordering::Relaxed) || stream.write_all(piece).is_err() {
+            break;
+        }
+        sent += piece.len();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sent
+}
+
+#[test]
+fn sigkill_during_an_import_keeps_what_was_journaled_and_a_rerun_finishes_it() {
+    let dir = std::env::temp_dir().join(format!("numpool-crash-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut child, addr) = serve(&dir);
+    let created = request(
+        addr,
+        "POST",
+        "/v2/messaging_profiles",
+        &json!({"name": "import", "whitelisted_destinations": ["US"], "number_pool_settings": {"sticky_sender": true}}).to_string(),
+        Some(KEY),
+        &[],
+    );
+    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
+    let (a, b) = ("+13125550001", "+13125550002");
+    for n in [a, b] {
+        let body = json!({ "messaging_profile_id": profile }).to_string();
+        let path = format!("/v2/phone_numbers/{n}/messaging");
+        assert_eq!(
+            request(addr, "PATCH", &path, &body, Some(KEY), &[]).status,
+            200
+        );
+    }
+    // 40,000 recipients once each, then the first 2,000 again, newer and
+    // from the other sender: their mapping must end on the later row.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut body = String::new();
+    let mut want = std::collections::BTreeMap::new();
+    let mut row = |i: u64, from: &str, ago: u64| {
+        let to = format!("+1415{:07}", 2_000_000 + i);
+        body.push_str(&format!(
+            "{{\"to\":\"{to}\",\"from\":\"{from}\",\"sent_at\":{}}}\n",
+            now - ago
+        ));
+        want.insert(to, from.to_string());
+    };
+    for i in 0..40_000 {
+        row(i, if i % 2 == 0 { a } else { b }, 7_200 + i);
+    }
+    for i in 0..2_000 {
+        row(i, if i % 2 == 0 { b } else { a }, 3_600);
+    }
+    let body = body.into_bytes();
+
+    // The upload goes on, slowly, until mappings show; then SIGKILL.
+    let stop = Arc::new(AtomicBool::new(false));
+    let uploading = {
+        let (body, stop, profile) = (body.clone(), stop.clone(), profile.clone());
+        std::thread::spawn(move || upload(addr, &profile, &body, &stop))
+    };
+    let mapped = |addr: SocketAddr| -> u64 {
+        let r = request(
+            addr,
+            "GET",
+            &format!("/v2/messaging_profiles/{profile}/phone_numbers"),
+            "",
+            Some(KEY),
+            &[],
+        );
+        r.body["data"]
+            .as_array()
+            .map(|ns| {
+                ns.iter()
+                    .filter_map(|n| n["sticky_mappings"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mapped(addr) < 5_000 {
+        assert!(Instant::now() < deadline, "the import never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill();
+    stop.store(true, Ordering::Relaxed);
+    let sent = uploading.join().unwrap();
+    assert!(
+        sent < body.len(),
+        "the server died before the whole body was sent"
+    );
+
+    // What was journaled is back, and all of it is what the file says (a
+    // mapping from a row of the file, never a half-read line).
+    let (mut child, addr) = serve(&dir);
+    let partial = exported(addr, &profile);
+    assert!(partial.len() >= 5_000, "{} mappings back", partial.len());
+    assert!(partial.len() < want.len());
+    for (to, from) in &partial {
+        assert!(want.contains_key(to), "{to} is in no row");
+        assert!(from == a || from == b, "{to} -> {from}");
+    }
+    // The same import run again finishes it: every recipient on its latest row.
+    let r = request(
+        addr,
+        "POST",
+        &format!("/v2/messaging_profiles/{profile}/sticky_mappings/import"),
+        std::str::from_utf8(&body).unwrap(),
+        Some(KEY),
+        &[("Content-Type", "application/x-ndjson")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["rows"], 42_000);
+    assert_eq!(exported(addr, &profile), want);
+    child.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1463,6 +1463,61 @@ fn an_export_streams_every_live_mapping_as_ndjson() {
 }
 
 #[test]
+fn an_upload_cut_off_imports_its_whole_lines_only_and_a_rerun_finishes_it() {
+    use std::io::{Read, Write};
+    let s = start(64);
+    let p = s.profile(json!({"sticky_sender": true}));
+    s.assign("+13125550001", &p);
+    let made = s.ok("GET", &format!("/v2/messaging_profiles/{p}"), Value::Null)["created_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = made.parse::<jiff::Timestamp>().unwrap().as_second() - 60;
+    let line =
+        |to: &str| format!("{{\"to\":\"{to}\",\"from\":\"+13125550001\",\"sent_at\":{at}}}\n");
+    let whole: String = [
+        "+14155550200",
+        "+14155550201",
+        "+14155550202",
+        "+14155550203",
+    ]
+    .iter()
+    .map(|to| line(to))
+    .collect();
+    // The last line stops inside its number: "+1415555020" is a number too,
+    // so reading the cut line as a row would map the wrong recipient.
+    let cut = &whole[..whole.find("+14155550203").unwrap() + 11];
+    assert!(cut.ends_with("+1415555020"), "{cut}");
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/import");
+    let mut stream = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{cut}",
+        whole.len()
+    )
+    .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("broke off after line 3"), "{answer}");
+    let mapping = |to: &str| {
+        s.call(
+            "GET",
+            &format!("/v2/messaging_profiles/{p}/sticky_mappings/{to}"),
+            Value::Null,
+        )
+        .status
+    };
+    assert_eq!(mapping("+14155550202"), 200, "whole lines are imported");
+    assert_eq!(mapping("+14155550203"), 404);
+    assert_eq!(mapping("+1415555020"), 404, "the cut line is not a row");
+    let r = s.raw("POST", &path, &whole, Some(KEY), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(mapping("+14155550203"), 200, "the re-run finishes it");
+}
+
+#[test]
 fn message_history_imports_from_ndjson_and_csv_and_an_export_reimports() {
     let s = start(64);
     let p = s.profile(json!({"sticky_sender": true}));

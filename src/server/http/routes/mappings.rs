@@ -165,10 +165,14 @@ pub async fn import(
         let chunk = match payload.next().await {
             Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
+                // The whole lines received are imported (a prefix of the
+                // file maps as the file would up to there); the line cut
+                // short is dropped, never read as a row.
+                let counts = importer.finish().await?;
                 return Err(ApiError::bad_request(
                     "/",
-                    format!("the upload broke off after line {number} ({e}); what came before was imported, and the same import run again finishes it"),
-                ))
+                    format!("the upload broke off after line {number} ({e}): lines 1 to {number} were imported ({} mapped), the line cut short was not; the same import run again finishes it", counts.mapped),
+                ));
             }
             None => {
                 finished = true;
