@@ -1,13 +1,15 @@
-//! Importing message history: `ROWS` rows (10M by default) over
-//! `RECIPIENTS` recipients (2M), in process through `Engine::import_history`
-//! with the journal on (fsync `interval`), then the same rows over HTTP as
-//! CSV into a running `numpool serve`-style server; rows a second and the
-//! peak memory each time. During the HTTP import, a client sends one
-//! message at a time to another profile, and its p99 is compared with the
-//! same client's p99 without an import, side by side in the run.
+//! Moving mappings in and out. Importing message history: `ROWS` rows (10M
+//! by default) over `RECIPIENTS` recipients (2M), in process through
+//! `Engine::import_history` with the journal on (fsync `interval`), then
+//! the same rows over HTTP as CSV into a running `numpool serve`-style
+//! server; rows a second and the peak memory each time. Exporting:
+//! `EXPORT_MAPPINGS` mappings (10M) read over HTTP as NDJSON; MB a second.
+//! During the HTTP import and the export, a client sends one message at a
+//! time to another profile, and its p99 is compared with the same
+//! client's p99 alone, side by side in the run.
 //!
 //! Run: `cargo bench --bench import` (`ROWS`, `RECIPIENTS`, `HTTP_ROWS`:
-//! the rows sent over HTTP, default 2M).
+//! the rows sent over HTTP, default 2M; `EXPORT_MAPPINGS`).
 
 mod common;
 
@@ -146,7 +148,69 @@ fn main() {
         during * 1e6,
         during / quiet.max(1e-9)
     );
+
+    // Export: a profile of `EXPORT_MAPPINGS` recipients (one row each,
+    // imported in process), read whole over HTTP while the client sends.
+    let mappings = common::count("EXPORT_MAPPINGS", 10_000_000);
+    let e = common::sticky_profile(&engine, (0..SENDERS).map(sender));
+    block_on(async {
+        let mut import = engine.import_history(e).await.unwrap();
+        for row in rows(mappings * 4, mappings, now) {
+            import.push(row).await.unwrap();
+        }
+        let report = import.finish().await.unwrap();
+        println!("export: {} mappings made to export", report.mapped);
+    });
+    stop.store(false, Ordering::Release);
+    let probing = Arc::clone(&stop);
+    let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
+    let started = Instant::now();
+    let (bytes, lines) = get_export(addr, e);
+    let took = started.elapsed();
+    stop.store(true, Ordering::Release);
+    let during = probe.join().unwrap();
+    println!(
+        "export over HTTP (NDJSON): {lines} mappings, {:.0} MB in {:.2} s: {:.0} MB/s, {:.2} M mappings/s; peak memory {:.0} MiB",
+        bytes as f64 / 1e6,
+        took.as_secs_f64(),
+        bytes as f64 / 1e6 / took.as_secs_f64(),
+        lines as f64 / took.as_secs_f64() / 1e6,
+        peak_mib()
+    );
+    println!(
+        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during the export ({:.2}x)",
+        quiet * 1e6,
+        during * 1e6,
+        during / quiet.max(1e-9)
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads profile `p`'s export to its end; the bytes read and the records
+/// in them (each record line ends `}` then a newline).
+fn get_export(addr: SocketAddr, p: ProfileId) -> (u64, u64) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /v2/messaging_profiles/{p}/sticky_mappings/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut bytes, mut lines, mut last) = (0u64, 0u64, 0u8);
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        for &b in &buf[..n] {
+            if b == b'\n' && last == b'}' {
+                lines += 1;
+            }
+            last = b;
+        }
+    }
+    (bytes, lines)
 }
 
 /// POSTs `n` CSV rows as one chunked body; the answer's text.
