@@ -68,10 +68,11 @@
 //! ## Map of modules (all internal; the items below are the public API)
 //!
 //! - `engine`: [`Engine`], the one handle: start and recovery, profiles and
-//!   numbers, sending, mappings and history imports, health reports, stats,
-//!   shutdown; its actors, dispatcher, mailboxes and housekeeping.
-//! - `journal`: durability: the log, snapshots, recovery, repair, the
-//!   data-directory lock.
+//!   numbers, sending, mappings and history imports, removal previews,
+//!   backups, health reports, stats, shutdown; its actors, dispatcher,
+//!   mailboxes and housekeeping.
+//! - `journal`: durability: the log, snapshots, recovery, repair, restoring
+//!   a backup, the data-directory lock.
 //! - `selection`: the core: `health`, `rotation`, `weighted`, `region`,
 //!   `pool`, `sticky` (map, index, slab, timing wheel), `capacity` (sender
 //!   rates, queues, daily caps), `compliance` (disabled profiles,
