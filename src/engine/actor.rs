@@ -113,7 +113,18 @@ impl Env {
                 | Record::OptOut { to, .. }
                 | Record::OptIn { to, .. } => unsettled.recipient(*to, append),
                 Record::DailyCount { .. } => unsettled.daily(append),
-                _ => unsettled.whole(append),
+                // Anything else a profile journals may show in any read of
+                // it (listed, so that a new kind of record is placed here).
+                Record::ProfileSaved { .. }
+                | Record::ProfileDeleted { .. }
+                | Record::NumberSaved(_)
+                | Record::Outcome { .. }
+                | Record::HealthState { .. }
+                | Record::QueueEnds { .. }
+                | Record::SnapshotMark { .. }
+                | Record::SnapshotEnd { .. }
+                | Record::Probe
+                | Record::Replicated { .. } => unsettled.whole(append),
             }
         }
         receipt.filter(|_| !informs || read_unsettled)

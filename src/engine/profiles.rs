@@ -47,9 +47,10 @@ impl Engine {
         let _in = self.enter()?;
         self.check_journal()?;
         let _admin = self.inner.admin.lock().await;
+        // Every value is checked here, before anything changes.
         let settings = new.number_pool_settings.apply(None)?;
-        let limits = Limits::new(&new.capacity)?;
-        let destinations = Destinations::parse(&new.whitelisted_destinations)?;
+        Limits::new(&new.capacity)?;
+        Destinations::parse(&new.whitelisted_destinations)?;
         let whitelisted_destinations = Destinations::canonical(&new.whitelisted_destinations);
         let id = new.id.unwrap_or_else(ProfileId::new_v4);
         if self.inner.dispatcher.actor(id).is_some() {
@@ -68,8 +69,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        let mut state = ProfileState::new(settings, limits, self.inner.config.shape());
-        state.set_compliance(record.enabled, destinations);
+        let state = ProfileState::from_record(&record, self.inner.config.shape());
         let actor = Arc::new(ProfileActor::new(
             id,
             state,
@@ -199,7 +199,7 @@ impl Engine {
         } = update;
         let settings = number_pool_settings.apply(record.number_pool_settings.as_ref())?;
         let capacity = capacity.apply(&record.capacity);
-        let limits = Limits::new(&capacity)?;
+        Limits::new(&capacity)?;
         record.capacity = capacity;
         let now = self.now();
         record.number_pool_settings = settings.clone();
@@ -219,15 +219,13 @@ impl Engine {
             record.webhook_failover_url = url;
         }
         record.updated_at = now;
-        let destinations = Destinations::parse(&record.whitelisted_destinations)?;
+        Destinations::parse(&record.whitelisted_destinations)?;
         let receipt = {
             let mut state = actor.lock();
             if actor.is_retired() {
                 return Err(Error::UnknownProfile);
             }
-            state.set_settings(settings, now.as_secs_u32());
-            let rezoned = state.set_limits(limits, now.as_millis()).is_some();
-            state.set_compliance(record.enabled, destinations);
+            let rezoned = state.apply_record(&record, now.as_millis());
             let mut records = vec![Record::ProfileSaved {
                 profile: record.clone(),
                 at: now.as_secs_u32(),

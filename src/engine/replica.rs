@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::journal::recovery::apply_to_profile;
 use crate::journal::{settle, Record};
 use crate::records::{NumberRecord, ProfileRecord};
-use crate::selection::capacity::Limits;
 use crate::selection::compliance::Destinations;
 use crate::selection::{move_sender, ProfileState};
 
@@ -49,14 +48,21 @@ impl Engine {
                 | Record::SnapshotEnd { .. }
                 | Record::Probe
                 | Record::Replicated { .. } => continue,
-                other => {
-                    let Some(actor) = other.profile().and_then(|p| inner.dispatcher.actor(p))
-                    else {
+                Record::MappingSet { .. }
+                | Record::MappingTouched { .. }
+                | Record::MappingRemoved { .. }
+                | Record::Outcome { .. }
+                | Record::HealthState { .. }
+                | Record::OptOut { .. }
+                | Record::OptIn { .. }
+                | Record::DailyCount { .. }
+                | Record::QueueEnds { .. } => {
+                    let Some(actor) = r.profile().and_then(|p| inner.dispatcher.actor(p)) else {
                         continue;
                     };
                     let mut state = actor.lock();
-                    let mapped = matches!(other, Record::MappingSet { .. });
-                    apply_to_profile(&mut state, other.clone(), &inner.env.health, now_ms, true);
+                    let mapped = matches!(r, Record::MappingSet { .. });
+                    apply_to_profile(&mut state, r.clone(), &inner.env.health, now_ms, true);
                     if mapped {
                         if let Some(due) = state.wakeup_after_mapping((now_ms / 1000) as u32) {
                             inner.env.expiry.schedule(actor.id, due);
@@ -80,22 +86,12 @@ impl Engine {
         let inner = &self.inner;
         profile.whitelisted_destinations =
             Destinations::canonical(&profile.whitelisted_destinations);
-        let limits = Limits::recovered(&profile.capacity);
-        let destinations = Destinations::recovered(&profile.whitelisted_destinations);
         match inner.dispatcher.actor(profile.id) {
             Some(actor) => {
-                let mut state = actor.lock();
-                state.set_settings(profile.number_pool_settings.clone(), at);
-                state.set_limits(limits, u64::from(at) * 1000);
-                state.set_compliance(profile.enabled, destinations);
+                actor.lock().apply_record(&profile, u64::from(at) * 1000);
             }
             None => {
-                let mut state = ProfileState::new(
-                    profile.number_pool_settings.clone(),
-                    limits,
-                    inner.config.shape(),
-                );
-                state.set_compliance(profile.enabled, destinations);
+                let state = ProfileState::from_record(&profile, inner.config.shape());
                 inner.dispatcher.insert(Arc::new(ProfileActor::new(
                     profile.id,
                     state,

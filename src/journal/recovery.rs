@@ -24,7 +24,6 @@ use crate::error::StartError;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::records::{NumberRecord, ProfileRecord};
-use crate::selection::capacity::Limits;
 use crate::selection::compliance::Destinations;
 use crate::selection::health::HealthConfig;
 use crate::selection::profile::Shape;
@@ -93,19 +92,13 @@ impl Rebuild<'_> {
                 // Lists written before repeats were dropped lose them here.
                 profile.whitelisted_destinations =
                     Destinations::canonical(&profile.whitelisted_destinations);
-                let limits = Limits::recovered(&profile.capacity);
-                let destinations = Destinations::recovered(&profile.whitelisted_destinations);
                 match self.profiles.get_mut(&profile.id) {
                     Some((record, state)) => {
-                        state.set_settings(profile.number_pool_settings.clone(), at);
-                        state.set_limits(limits, u64::from(at) * 1000);
-                        state.set_compliance(profile.enabled, destinations);
+                        state.apply_record(&profile, u64::from(at) * 1000);
                         *record = profile;
                     }
                     None => {
-                        let settings = profile.number_pool_settings.clone();
-                        let mut state = ProfileState::new(settings, limits, self.config.shape);
-                        state.set_compliance(profile.enabled, destinations);
+                        let state = ProfileState::from_record(&profile, self.config.shape);
                         self.profiles.insert(profile.id, (profile, state));
                     }
                 }
@@ -134,10 +127,18 @@ impl Rebuild<'_> {
             }
             Record::Replicated { position } => self.replicated = position,
             Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {}
-            other => {
+            r @ (Record::MappingSet { .. }
+            | Record::MappingTouched { .. }
+            | Record::MappingRemoved { .. }
+            | Record::Outcome { .. }
+            | Record::HealthState { .. }
+            | Record::OptOut { .. }
+            | Record::OptIn { .. }
+            | Record::DailyCount { .. }
+            | Record::QueueEnds { .. }) => {
                 let (in_log, now_ms) = (self.in_log, self.config.now_ms);
-                if let Some(p) = other.profile().and_then(|id| self.state(id)) {
-                    apply_to_profile(p, other, health, now_ms, in_log);
+                if let Some(p) = r.profile().and_then(|id| self.state(id)) {
+                    apply_to_profile(p, r, health, now_ms, in_log);
                 }
             }
         }
@@ -199,7 +200,15 @@ pub(crate) fn apply_to_profile(
             ..
         } => p.restore_daily(now_ms, day, profile_messages, sender),
         Record::QueueEnds { ends, .. } => p.restore_queue_ends(&ends),
-        _ => {}
+        // Not about one profile's own state: the caller applies these
+        // (listed, so that a new kind of record must be placed here).
+        Record::ProfileSaved { .. }
+        | Record::ProfileDeleted { .. }
+        | Record::NumberSaved(_)
+        | Record::SnapshotMark { .. }
+        | Record::SnapshotEnd { .. }
+        | Record::Probe
+        | Record::Replicated { .. } => {}
     }
 }
 

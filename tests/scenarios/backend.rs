@@ -168,6 +168,7 @@ pub fn start(clock: Arc<ManualClock>, dispatch: Dispatch, load_aware: bool) -> E
 }
 
 /// The caller runs each request: `send_now` from the test thread.
+#[allow(dead_code)] // each test file runs the scenarios with one backend
 pub struct CallerRuns(Engine);
 
 impl Backend for CallerRuns {
@@ -183,6 +184,7 @@ impl Backend for CallerRuns {
 }
 
 /// Every request through the profile's mailbox, with the async calls.
+#[allow(dead_code)] // each test file runs the scenarios with one backend
 pub struct ThroughMailbox(Engine);
 
 impl Backend for ThroughMailbox {
@@ -199,6 +201,7 @@ impl Backend for ThroughMailbox {
 
 /// The caller runs each request, with load-aware picks off: plain
 /// round-robin, to show what the rule changes.
+#[allow(dead_code)] // each test file runs the scenarios with one backend
 pub struct RoundRobin(Engine);
 
 impl Backend for RoundRobin {

@@ -364,7 +364,10 @@ pub fn bad_capacity_settings_are_refused_and_change_nothing<B: Backend>() {
 }
 
 /// With load-aware picks switched off (`CapacityConfig::load_aware`), the
-/// same situation as above picks plain round-robin, busy or not.
+/// same situation as above picks plain round-robin, busy or not. Not in
+/// `scenario_tests!`: it runs with the `RoundRobin` backend only
+/// (`tests/semantics.rs`).
+#[allow(dead_code)]
 pub fn without_load_aware_picks_round_robin_ignores_queues<B: Backend>() {
     let mut w = World::<B>::new(no_sticky(), &[A, B, C]);
     for _ in 0..5 {

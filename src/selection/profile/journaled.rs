@@ -1,9 +1,12 @@
 //! What the journal and snapshots read out of a [`ProfileState`] and put
-//! back at recovery: daily counts, mappings as they were, health.
+//! back at recovery: the profile record's settings, daily counts, mappings
+//! as they were, health.
 
-use super::ProfileState;
+use super::{ProfileState, Shape};
 use crate::number::PhoneNumber;
-use crate::selection::capacity::{profile_block, reserved, INFORMING_BLOCK};
+use crate::records::ProfileRecord;
+use crate::selection::capacity::{profile_block, reserved, Limits, INFORMING_BLOCK};
+use crate::selection::compliance::Destinations;
 use crate::selection::health::{Health, HealthConfig, HealthSlice};
 
 /// A sender's counters of one day, as snapshots keep them.
@@ -16,6 +19,34 @@ pub(crate) struct DailyCounts {
 }
 
 impl ProfileState {
+    /// The state of a new profile with `record`'s settings: the one way a
+    /// profile's state is made, by a live create, by recovery and by a
+    /// cluster standby. The record's values were checked when it was made;
+    /// one that no longer parses (a time zone this build lacks, a region
+    /// code it does not know) falls back as `Limits::recovered` and
+    /// `Destinations::recovered` say.
+    pub fn from_record(record: &ProfileRecord, shape: Shape) -> Self {
+        let limits = Limits::recovered(&record.capacity);
+        let mut state = ProfileState::new(record.number_pool_settings.clone(), limits, shape);
+        let destinations = Destinations::recovered(&record.whitelisted_destinations);
+        state.set_compliance(record.enabled, destinations);
+        state
+    }
+
+    /// Applies a changed profile record at `at_ms` (settings, limits,
+    /// compliance): the one rule for a live update, recovery and a cluster
+    /// standby. Returns whether the daily limits' time zone changed (then
+    /// the day's counts were re-read in the new zone).
+    pub fn apply_record(&mut self, record: &ProfileRecord, at_ms: u64) -> bool {
+        self.set_settings(record.number_pool_settings.clone(), (at_ms / 1000) as u32);
+        let rezoned = self
+            .set_limits(Limits::recovered(&record.capacity), at_ms)
+            .is_some();
+        let destinations = Destinations::recovered(&record.whitelisted_destinations);
+        self.set_compliance(record.enabled, destinations);
+        rezoned
+    }
+
     /// Today's counters of every sender that has any, and the profile's
     /// (snapshots and the journal keep them).
     pub fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
