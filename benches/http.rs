@@ -292,6 +292,8 @@ fn main() {
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",
-        after.sticky, after.weighted, after.stored_mappings
+        after.selections[numpool::Reason::Sticky],
+        after.selections[numpool::Reason::Weighted],
+        after.stored_mappings
     );
 }

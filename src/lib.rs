@@ -155,6 +155,6 @@ pub use selection::capacity::{CapacityConfig, KindRates, LimitsError};
 pub use selection::compliance::{DestinationsError, OptOutKeyword};
 pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
 pub use selection::profile::{Capacity, PinError, ProfileStats, StickyMapping};
-pub use selection::rules::{Eligibility, MappingOutcome, NoSender, Reason, Selection};
+pub use selection::rules::{ByReason, Eligibility, MappingOutcome, NoSender, Reason, Selection};
 pub use selection::sticky::ExpireReport;
 pub use settings::{PoolSettings, SettingsError, SettingsPatch, SettingsUpdate, MAX_WEIGHT};

@@ -352,7 +352,14 @@ fn stats_count_selections_by_reason_across_profiles() {
     );
     let stats = block_on(engine.stats());
     assert_eq!(stats.profiles, 2);
-    assert_eq!((stats.weighted, stats.sticky, stats.rejected), (10, 10, 1));
+    assert_eq!(
+        (
+            stats.selections[Reason::Weighted],
+            stats.selections[Reason::Sticky],
+            stats.rejected
+        ),
+        (10, 10, 1)
+    );
     assert_eq!(stats.mappings_created, 10);
     assert_eq!(stats.stored_mappings, 10);
     assert_eq!(stats.senders, 4);

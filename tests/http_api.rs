@@ -1124,7 +1124,11 @@ fn idempotency_key_replays_the_first_result_and_selects_nothing() {
     assert_eq!(first.status, 200);
     assert_eq!(first.body, replay.body, "same message, same id");
     let stats = block_on(s.engine.stats());
-    assert_eq!(stats.weighted, 1, "the replay selected nothing");
+    assert_eq!(
+        stats.selections[numpool::Reason::Weighted],
+        1,
+        "the replay selected nothing"
+    );
     // Round-robin moved on exactly once: the next send gets the other number.
     let next = s.send(&p, "+14155550100");
     assert_ne!(next["from"], first.body["data"]["from"]);

@@ -4,6 +4,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::selection::profile::ProfileStats;
+use crate::selection::rules::ByReason;
 use crate::selection::sticky::ExpireReport;
 
 /// Counters of one profile and its mailbox.
@@ -22,14 +23,9 @@ pub struct ProfileCounters {
 pub struct EngineStats {
     /// Profiles.
     pub profiles: usize,
-    /// Selections that reused a sticky mapping.
-    pub sticky: u64,
-    /// Selections by geomatch.
-    pub geomatch: u64,
-    /// Selections by the weighted round-robin.
-    pub weighted: u64,
-    /// Messages sent from a sender the caller named.
-    pub explicit: u64,
+    /// Selections by reason (`Explicit`: messages sent from a sender the
+    /// caller named).
+    pub selections: ByReason,
     /// Selections refused.
     pub rejected: u64,
     /// Sticky mappings made.
@@ -58,10 +54,7 @@ impl EngineStats {
     fn add(&mut self, c: ProfileCounters) {
         let s = &c.stats;
         self.profiles += 1;
-        self.sticky += s.sticky;
-        self.geomatch += s.geomatch;
-        self.weighted += s.weighted;
-        self.explicit += s.explicit;
+        self.selections.merge(&s.selections);
         self.rejected += s.rejected;
         self.mappings_created += s.mappings_created;
         self.expired += s.expired;

@@ -23,8 +23,8 @@ use super::compliance::{Destinations, OptOut, OptOuts};
 use super::health::{DeliveryOutcome, HealthConfig, HealthCounts};
 use super::pool::{Carried, Pool};
 use super::rules::{
-    choose, eligibility, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason, Refusal,
-    SelectState, Selection,
+    choose, eligibility, ByReason, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason,
+    Refusal, SelectState, Selection,
 };
 use super::sticky::{ExpireReport, StickyMap};
 use super::unsettled::Unsettled;
@@ -71,14 +71,9 @@ pub enum PinError {
 /// Counters of one profile, for stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProfileStats {
-    /// Selections that reused a sticky mapping.
-    pub sticky: u64,
-    /// Selections by geomatch.
-    pub geomatch: u64,
-    /// Selections by the weighted round-robin.
-    pub weighted: u64,
-    /// Messages sent from a sender the caller named.
-    pub explicit: u64,
+    /// Selections by reason (`Explicit`: messages sent from a sender the
+    /// caller named).
+    pub selections: ByReason,
     /// Sends refused (compliance, caps, no eligible or healthy sender,
     /// pool off), explicit ones included.
     pub rejected: u64,
@@ -438,12 +433,7 @@ impl ProfileState {
         let result = self.select_inner(recipient, parts, now_ms, health, track);
         match &result {
             Ok(s) => {
-                match s.reason {
-                    Reason::Sticky => self.stats.sticky += 1,
-                    Reason::Geomatch => self.stats.geomatch += 1,
-                    Reason::Weighted => self.stats.weighted += 1,
-                    Reason::Explicit => self.stats.explicit += 1,
-                }
+                self.stats.selections.add(s.reason);
                 if s.mapping == MappingOutcome::Created {
                     self.stats.mappings_created += 1;
                 }
@@ -502,7 +492,7 @@ impl ProfileState {
     ) -> Result<Selection, Refusal> {
         let result = self.send_from_inner(sender, to, parts, now_ms, health);
         match &result {
-            Ok(_) => self.stats.explicit += 1,
+            Ok(_) => self.stats.selections.add(Reason::Explicit),
             Err(_) => self.stats.rejected += 1,
         }
         result

@@ -30,6 +30,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order the rules try them (the one list counters
+    /// and metrics go by).
+    pub const ALL: [Reason; 4] = [
+        Reason::Sticky,
+        Reason::Geomatch,
+        Reason::Weighted,
+        Reason::Explicit,
+    ];
+
     /// The name used in the API's `selection.reason`.
     pub fn api_name(self) -> &'static str {
         match self {
@@ -38,6 +47,51 @@ impl Reason {
             Reason::Weighted => "weighted",
             Reason::Explicit => "explicit",
         }
+    }
+}
+
+/// Selections counted by [`Reason`].
+///
+/// ```
+/// use numpool::{ByReason, Reason};
+/// let mut counts = ByReason::default();
+/// counts.add(Reason::Sticky);
+/// counts.add(Reason::Sticky);
+/// assert_eq!(counts[Reason::Sticky], 2);
+/// assert_eq!(counts.total(), 2);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByReason([u64; Reason::ALL.len()]);
+
+impl ByReason {
+    /// Counts one selection for `reason`.
+    #[inline]
+    pub fn add(&mut self, reason: Reason) {
+        self.0[reason as usize] += 1;
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &ByReason) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+
+    /// Each reason with its count, in [`Reason::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL.into_iter().map(|r| (r, self[r]))
+    }
+
+    /// Selections of every reason.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl std::ops::Index<Reason> for ByReason {
+    type Output = u64;
+    fn index(&self, reason: Reason) -> &u64 {
+        &self.0[reason as usize]
     }
 }
 

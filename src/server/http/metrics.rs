@@ -149,12 +149,8 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP numpool_selections_total Selections by reason.");
         let _ = writeln!(out, "# TYPE numpool_selections_total counter");
-        for (reason, n) in [
-            ("sticky", stats.sticky),
-            ("geomatch", stats.geomatch),
-            ("weighted", stats.weighted),
-            ("explicit", stats.explicit),
-        ] {
+        for (reason, n) in stats.selections.iter() {
+            let reason = reason.api_name();
             let _ = writeln!(out, "numpool_selections_total{{reason=\"{reason}\"}} {n}");
         }
         let gauges = [
