@@ -101,6 +101,8 @@
 //! - `test_util` (feature `test-util`): a manual clock and fault injection.
 
 #![deny(missing_docs)]
+// `pub` means reachable from outside the crate; anything else is `pub(crate)`.
+#![warn(unreachable_pub)]
 // The engine's replication hooks (applying a leader's log, installing its
 // snapshot, the writer's follower and leader modes) serve the `cluster`
 // feature and the crate's own tests; the engine-only build (with or
@@ -156,5 +158,5 @@ pub use selection::compliance::{DestinationsError, OptOutKeyword};
 pub use selection::health::{DeliveryOutcome, HealthConfig, HealthCounts};
 pub use selection::profile::{Capacity, PinError, ProfileStats, StickyMapping};
 pub use selection::rules::{ByReason, Eligibility, MappingOutcome, NoSender, Reason, Selection};
-pub use selection::sticky::ExpireReport;
+pub use selection::sticky::map::ExpireReport;
 pub use settings::{PoolSettings, SettingsError, SettingsPatch, SettingsUpdate, MAX_WEIGHT};

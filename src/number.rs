@@ -8,10 +8,10 @@
 use std::fmt;
 
 /// A NANP area code (the three digits after `+1`).
-pub type Npa = u16;
+pub(crate) type Npa = u16;
 
 /// The NANP area codes of toll-free numbers.
-pub const TOLL_FREE_NPAS: [Npa; 7] = [800, 833, 844, 855, 866, 877, 888];
+pub(crate) const TOLL_FREE_NPAS: [Npa; 7] = [800, 833, 844, 855, 866, 877, 888];
 
 /// Bit 63 marks a short code; bits 56..60 hold its digit count (so leading
 /// zeros survive). E.164 numbers are the plain value of their digits, which

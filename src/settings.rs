@@ -13,7 +13,7 @@
 use serde_json::{Map, Value};
 
 /// The longest sticky ttl accepted: ten years, well inside the timing wheel's range.
-pub const MAX_STICKY_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(crate) const MAX_STICKY_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The largest weight accepted. Weights are relative, so this bounds nothing
 /// useful while keeping the weighted round-robin's running sums exact.

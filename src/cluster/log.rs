@@ -34,36 +34,36 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub fn new(cluster: &str) -> Keys {
+    pub(super) fn new(cluster: &str) -> Keys {
         Keys {
             prefix: format!("/numpool/{cluster}/"),
         }
     }
 
     /// The election's name.
-    pub fn election(&self) -> Vec<u8> {
+    pub(super) fn election(&self) -> Vec<u8> {
         format!("{}election", self.prefix).into_bytes()
     }
 
     /// The key of the batch at `position`.
-    pub fn batch(&self, position: u64) -> Vec<u8> {
+    pub(super) fn batch(&self, position: u64) -> Vec<u8> {
         format!("{}log/{position:020}", self.prefix).into_bytes()
     }
 
     /// The prefix of every batch key, and its range end.
-    pub fn log_range(&self) -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn log_range(&self) -> (Vec<u8>, Vec<u8>) {
         let prefix = format!("{}log/", self.prefix).into_bytes();
         let end = prefix_end(&prefix);
         (prefix, end)
     }
 
     /// The first position of the log still in etcd (absent: 1).
-    pub fn log_start(&self) -> Vec<u8> {
+    pub(super) fn log_start(&self) -> Vec<u8> {
         format!("{}log-start", self.prefix).into_bytes()
     }
 
     /// The prefix of every candidate's key in the election, and its range end.
-    pub fn election_range(&self) -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn election_range(&self) -> (Vec<u8>, Vec<u8>) {
         let mut prefix = self.election();
         prefix.push(b'/');
         let end = prefix_end(&prefix);
@@ -71,24 +71,24 @@ impl Keys {
     }
 
     /// Where the node advertised as `node` publishes its member record.
-    pub fn member(&self, node: &str) -> Vec<u8> {
+    pub(super) fn member(&self, node: &str) -> Vec<u8> {
         format!("{}member/{node}", self.prefix).into_bytes()
     }
 
     /// The prefix of every member record, and its range end.
-    pub fn members_range(&self) -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn members_range(&self) -> (Vec<u8>, Vec<u8>) {
         let prefix = format!("{}member/", self.prefix).into_bytes();
         let end = prefix_end(&prefix);
         (prefix, end)
     }
 
     /// The member a switchover under way hands leadership to.
-    pub fn switchover(&self) -> Vec<u8> {
+    pub(super) fn switchover(&self) -> Vec<u8> {
         format!("{}switchover", self.prefix).into_bytes()
     }
 
     /// The position a batch key names.
-    pub fn position(&self, key: &[u8]) -> Option<u64> {
+    pub(super) fn position(&self, key: &[u8]) -> Option<u64> {
         let text = std::str::from_utf8(key).ok()?;
         text.strip_prefix(&format!("{}log/", self.prefix))?
             .parse()
@@ -203,7 +203,7 @@ pub(crate) struct LogAppender {
 }
 
 impl LogAppender {
-    pub fn new(
+    pub(super) fn new(
         client: EtcdClient,
         keys: Keys,
         leader: LeaderKey,

@@ -24,7 +24,7 @@
 #[allow(dead_code)]
 pub(crate) mod etcd;
 
-pub use etcd::{EtcdAuth, EtcdConfig, EtcdTls};
+pub use etcd::{EtcdAuth, EtcdConfig, EtcdError, EtcdTls};
 pub use peer::{PeerError, Peers};
 mod follower;
 mod log;

@@ -23,7 +23,7 @@ pub(super) struct Session {
 impl Session {
     /// Grants a lease and starts keeping it alive; retries until etcd
     /// grants one. `None` once asked to stop.
-    pub fn open(
+    pub(super) fn open(
         config: &ClusterConfig,
         status: &Arc<NodeStatus>,
         stop: &AtomicBool,
@@ -82,14 +82,14 @@ impl Session {
     }
 
     /// Whether the lease is still surely alive.
-    pub fn alive(&self) -> bool {
+    pub(super) fn alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
     }
 
     /// Stops renewing; with `revoke`, also revokes the lease (deleting the
     /// keys on it: this node's candidacy, leader key and member record) so
     /// that nobody waits for it to expire.
-    pub fn close(mut self, client: Option<&EtcdClient>) {
+    pub(super) fn close(mut self, client: Option<&EtcdClient>) {
         self.alive.store(false, Ordering::Release);
         if let Some(t) = self.keepalive.take() {
             let _ = t.join();

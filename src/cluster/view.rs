@@ -22,7 +22,7 @@ use crate::engine::Engine;
 
 /// A member as it publishes itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberRecord {
+pub(super) struct MemberRecord {
     /// Its advertised URL (its name in the cluster).
     pub url: String,
     /// `starting`, `standby` or `leader`.
@@ -39,7 +39,7 @@ pub struct MemberRecord {
 
 /// The cluster as last read from etcd.
 #[derive(Debug, Clone, Default)]
-pub struct ClusterView {
+pub(super) struct ClusterView {
     /// The leader's URL and epoch (the election's oldest candidate).
     pub leader: Option<(String, u64)>,
     /// Every candidate in the election, oldest first: URL and create revision.

@@ -67,14 +67,14 @@ impl Env {
     /// concern, so the log is in the order the state changed); the receipt
     /// resolves once they are written. `None` when there is nothing to
     /// write or no journal.
-    pub fn journal(&self, records: &[Record]) -> Option<Receipt> {
+    pub(crate) fn journal(&self, records: &[Record]) -> Option<Receipt> {
         self.journal_scoped(records, Scope::Change)
     }
 
     /// Journals the records a request on `state` produced and notes them on
     /// it; with none, a reply that read (`reads`) state still on its way to
     /// the journal waits for it (a barrier).
-    pub fn journal_for(
+    pub(crate) fn journal_for(
         &self,
         state: &mut ProfileState,
         records: &[Record],
@@ -134,7 +134,7 @@ impl Env {
     /// senders), noting them on every profile they change (the caller holds
     /// their locks), so that a reply that reads those profiles waits for
     /// them as for its own.
-    pub fn journal_admin<'a>(
+    pub(crate) fn journal_admin<'a>(
         &self,
         records: &[Record],
         changed: impl IntoIterator<Item = &'a mut ProfileState>,
@@ -151,7 +151,7 @@ impl Env {
     /// wait for: the write of whatever of it is still on its way to the
     /// journal (in a cluster: to etcd). No reply, a read's included, shows
     /// a change that could still be refused. `None`: nothing to wait for.
-    pub fn read_barrier(
+    pub(crate) fn read_barrier(
         &self,
         state: &mut ProfileState,
         reads: Reads<impl IntoIterator<Item = PhoneNumber>>,
@@ -161,7 +161,7 @@ impl Env {
 
     /// [`Env::read_barrier`] for a reply that read the profile as a whole
     /// (a page of a listing, its counters, its senders' state).
-    pub fn read_barrier_whole(&self, state: &mut ProfileState) -> Option<Receipt> {
+    pub(crate) fn read_barrier_whole(&self, state: &mut ProfileState) -> Option<Receipt> {
         let writer = self.journal.as_ref()?;
         let wait = state.unsettled().any_unwritten(writer.written());
         wait.then(|| writer.barrier())
@@ -169,7 +169,7 @@ impl Env {
 
     /// [`Env::journal`] for records that stay in the local log (snapshot
     /// markers; in a cluster, what a standby applies from its leader).
-    pub fn journal_local(&self, records: &[Record]) -> Option<Receipt> {
+    pub(crate) fn journal_local(&self, records: &[Record]) -> Option<Receipt> {
         self.journal_scoped(records, Scope::Local)
     }
 
@@ -256,7 +256,12 @@ pub(crate) struct ProfileActor {
 }
 
 impl ProfileActor {
-    pub fn new(id: ProfileId, state: ProfileState, env: Arc<Env>, runtime: Weak<Runtime>) -> Self {
+    pub(crate) fn new(
+        id: ProfileId,
+        state: ProfileState,
+        env: Arc<Env>,
+        runtime: Weak<Runtime>,
+    ) -> Self {
         ProfileActor {
             id,
             state: Mutex::new(state),
@@ -270,12 +275,12 @@ impl ProfileActor {
     }
 
     /// Requests waiting in the mailbox now.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
 
     /// Whether the profile was deleted.
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 
@@ -283,19 +288,19 @@ impl ProfileActor {
     /// (administration, snapshots), which is serialized and never holds a
     /// profile lock while waiting for another except under the admin lock.
     /// Marked long while held.
-    pub fn lock(&self) -> Held<'_> {
+    pub(crate) fn lock(&self) -> Held<'_> {
         Held::new(self.state.lock(), &self.long_held)
     }
 
     /// The lock if it is free now (housekeeping skips a busy profile).
     /// Marked long while held.
-    pub fn try_lock(&self) -> Option<Held<'_>> {
+    pub(crate) fn try_lock(&self) -> Option<Held<'_>> {
         Some(Held::new(self.state.try_lock()?, &self.long_held))
     }
 
     /// Marks the profile deleted: every request from now on fails with
     /// `Retired`. Call with the lock held.
-    pub fn retire(&self, _held: &mut ProfileState) {
+    pub(crate) fn retire(&self, _held: &mut ProfileState) {
         self.retired.store(true, Ordering::Release);
     }
 
@@ -347,7 +352,7 @@ impl ProfileActor {
     /// Runs `f` on the profile's state: on the calling task when the
     /// profile is free or busy only briefly, else through the mailbox
     /// (`bound`: the most requests the mailbox may hold).
-    pub async fn call<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    pub(crate) async fn call<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
     where
         R: Send + 'static,
         F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
@@ -363,7 +368,11 @@ impl ProfileActor {
 
     /// [`ProfileActor::call`] for long work (a listing): marked long while
     /// it runs, so async callers queue rather than wait on the lock.
-    pub async fn call_long<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    pub(crate) async fn call_long<R, F>(
+        self: &Arc<Self>,
+        bound: usize,
+        f: F,
+    ) -> Result<R, ActorError>
     where
         R: Send + 'static,
         F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
@@ -382,7 +391,7 @@ impl ProfileActor {
     /// inline when free; waiting on the lock when the holder is on a short
     /// request; `Err(f)` back when the request should go to the mailbox.
     #[inline]
-    pub fn try_call<R, F>(&self, bound: usize, f: F) -> Result<Result<R, ActorError>, F>
+    pub(crate) fn try_call<R, F>(&self, bound: usize, f: F) -> Result<Result<R, ActorError>, F>
     where
         F: FnOnce(&mut ProfileState, &Env) -> R,
     {
@@ -411,7 +420,7 @@ impl ProfileActor {
     /// park anyway waits for the lock rather than for a hop to an engine
     /// thread and back. In [`Dispatch::Mailbox`](super::Dispatch::Mailbox)
     /// mode the request goes through the mailbox.
-    pub fn call_now<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
+    pub(crate) fn call_now<R, F>(self: &Arc<Self>, bound: usize, f: F) -> Result<R, ActorError>
     where
         R: Send + 'static,
         F: FnOnce(&mut ProfileState, &Env) -> R + Send + 'static,
@@ -441,7 +450,7 @@ impl ProfileActor {
     /// `Err(f)` back otherwise. For batches, which try every profile
     /// before waiting for any.
     #[inline]
-    pub fn run_if_free<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
+    pub(crate) fn run_if_free<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
     where
         F: FnOnce(&mut ProfileState, &Env) -> R,
     {
@@ -456,7 +465,7 @@ impl ProfileActor {
 
     /// Runs `f` on the calling thread, waiting (parked) for the profile if
     /// it is busy; `f` need not be `'static`. Not in mailbox mode.
-    pub fn run_waiting<R>(
+    pub(crate) fn run_waiting<R>(
         &self,
         bound: usize,
         f: impl FnOnce(&mut ProfileState, &Env) -> R,
@@ -472,7 +481,7 @@ impl ProfileActor {
 
     /// The fast path: `Err(f)` back when it cannot be taken.
     #[inline]
-    pub fn try_inline<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
+    pub(crate) fn try_inline<R, F>(&self, f: F) -> Result<Result<R, ActorError>, F>
     where
         F: FnOnce(&mut ProfileState, &Env) -> R,
     {
@@ -484,7 +493,7 @@ impl ProfileActor {
 
     /// The slow path: queues `f` on the mailbox; the receiver gets its result.
     #[allow(clippy::type_complexity)]
-    pub fn enqueue<R, F>(
+    pub(crate) fn enqueue<R, F>(
         self: &Arc<Self>,
         bound: usize,
         f: F,
@@ -538,7 +547,7 @@ impl ProfileActor {
     }
 
     /// Stops the mailbox actor, if one was started (the profile is gone).
-    pub fn stop_mailbox(&self) {
+    pub(crate) fn stop_mailbox(&self) {
         if let Some(mailbox) = self.mailbox.get() {
             mailbox.stop();
         }

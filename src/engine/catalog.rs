@@ -27,7 +27,7 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     /// Records a new or changed profile (a new one goes last in order).
-    pub fn put_profile(&mut self, record: ProfileRecord) {
+    pub(crate) fn put_profile(&mut self, record: ProfileRecord) {
         let order = match self.profiles.get(&record.id) {
             Some((order, _)) => *order,
             None => {
@@ -40,7 +40,7 @@ impl Catalog {
     }
 
     /// Forgets a deleted profile; its numbers become unassigned at `now`.
-    pub fn remove_profile(&mut self, id: ProfileId, now: Timestamp) {
+    pub(crate) fn remove_profile(&mut self, id: ProfileId, now: Timestamp) {
         if let Some((order, _)) = self.profiles.remove(&id) {
             self.by_order.remove(&order);
         }
@@ -53,18 +53,18 @@ impl Catalog {
     }
 
     /// The record of profile `id`.
-    pub fn profile(&self, id: ProfileId) -> Option<&ProfileRecord> {
+    pub(crate) fn profile(&self, id: ProfileId) -> Option<&ProfileRecord> {
         self.profiles.get(&id).map(|(_, r)| r)
     }
 
     /// Every profile record, in creation order.
-    pub fn profiles(&self) -> Vec<ProfileRecord> {
+    pub(crate) fn profiles(&self) -> Vec<ProfileRecord> {
         self.profiles_page(0, usize::MAX, |_| true).0
     }
 
     /// The profiles passing `keep`, in creation order: `limit` of them from
     /// `offset`, with how many pass in all.
-    pub fn profiles_page(
+    pub(crate) fn profiles_page(
         &self,
         offset: usize,
         limit: usize,
@@ -83,12 +83,12 @@ impl Catalog {
     }
 
     /// Number of profiles.
-    pub fn profile_count(&self) -> usize {
+    pub(crate) fn profile_count(&self) -> usize {
         self.profiles.len()
     }
 
     /// Records `record` (new or changed).
-    pub fn put_number(&mut self, record: NumberRecord) {
+    pub(crate) fn put_number(&mut self, record: NumberRecord) {
         self.next_number_id = self.next_number_id.max(record.id);
         if let Some(i) = usize::try_from(record.id)
             .ok()
@@ -113,22 +113,22 @@ impl Catalog {
     }
 
     /// The id the next new number gets.
-    pub fn next_number_id(&self) -> u64 {
+    pub(crate) fn next_number_id(&self) -> u64 {
         self.next_number_id + 1
     }
 
     /// The record of `number`.
-    pub fn number(&self, number: PhoneNumber) -> Option<&NumberRecord> {
+    pub(crate) fn number(&self, number: PhoneNumber) -> Option<&NumberRecord> {
         self.numbers.get(&number)
     }
 
     /// Every number record, by number (snapshots).
-    pub fn numbers(&self) -> &BTreeMap<PhoneNumber, NumberRecord> {
+    pub(crate) fn numbers(&self) -> &BTreeMap<PhoneNumber, NumberRecord> {
         &self.numbers
     }
 
     /// The record of the number whose id is `id`.
-    pub fn number_by_id(&self, id: u64) -> Option<&NumberRecord> {
+    pub(crate) fn number_by_id(&self, id: u64) -> Option<&NumberRecord> {
         let i = usize::try_from(id).ok()?.checked_sub(1)?;
         let record = self.numbers.get(self.number_ids.get(i)?)?;
         (record.id == id).then_some(record)
@@ -137,7 +137,7 @@ impl Catalog {
     /// The numbers passing `filter`, by number: `limit` of them from
     /// `offset`, with how many pass in all. A profile's numbers are read
     /// from its own index.
-    pub fn numbers_page(
+    pub(crate) fn numbers_page(
         &self,
         filter: &NumberFilter,
         offset: usize,

@@ -48,14 +48,18 @@ impl Default for Dispatcher {
 impl Dispatcher {
     /// The actor of `id`, if routed.
     #[inline]
-    pub fn actor(&self, id: ProfileId) -> Option<Arc<ProfileActor>> {
+    pub(crate) fn actor(&self, id: ProfileId) -> Option<Arc<ProfileActor>> {
         self.routes.get(&id).map(|r| Arc::clone(&r))
     }
 
     /// Runs `f` with the actor of `id`, found in this thread's cache when
     /// it can be (the hot path: no write to memory other threads share).
     #[inline]
-    pub fn with<R>(&self, id: ProfileId, f: impl FnOnce(&Arc<ProfileActor>) -> R) -> Option<R> {
+    pub(crate) fn with<R>(
+        &self,
+        id: ProfileId,
+        f: impl FnOnce(&Arc<ProfileActor>) -> R,
+    ) -> Option<R> {
         let key = (self.id, id);
         CACHE.with(|cache| {
             // `try_borrow`: a request that re-entered the dispatcher on this
@@ -77,7 +81,7 @@ impl Dispatcher {
     }
 
     /// Routes `actor`. `false` if its id is taken.
-    pub fn insert(&self, actor: Arc<ProfileActor>) -> bool {
+    pub(crate) fn insert(&self, actor: Arc<ProfileActor>) -> bool {
         match self.routes.entry(actor.id) {
             dashmap::Entry::Occupied(_) => false,
             dashmap::Entry::Vacant(v) => {
@@ -88,17 +92,17 @@ impl Dispatcher {
     }
 
     /// Unroutes `id`; new requests get "unknown profile".
-    pub fn remove(&self, id: ProfileId) -> Option<Arc<ProfileActor>> {
+    pub(crate) fn remove(&self, id: ProfileId) -> Option<Arc<ProfileActor>> {
         self.routes.remove(&id).map(|(_, a)| a)
     }
 
     /// Every routed actor.
-    pub fn actors(&self) -> Vec<Arc<ProfileActor>> {
+    pub(crate) fn actors(&self) -> Vec<Arc<ProfileActor>> {
         self.routes.iter().map(|r| Arc::clone(r.value())).collect()
     }
 
     /// Drops every route.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.routes.clear();
     }
 }

@@ -43,7 +43,7 @@ pub(crate) struct ExpirySchedule {
 
 impl ExpirySchedule {
     /// Expiry for `profile` is due at `at` (seconds); keeps an earlier time.
-    pub fn schedule(&self, profile: ProfileId, at: u32) {
+    pub(crate) fn schedule(&self, profile: ProfileId, at: u32) {
         let mut due = self.due.lock();
         if let Some(&current) = due.by_profile.get(&profile) {
             if current <= at {
@@ -56,7 +56,7 @@ impl ExpirySchedule {
     }
 
     /// Forgets `profile` (deleted).
-    pub fn forget(&self, profile: ProfileId) {
+    pub(crate) fn forget(&self, profile: ProfileId) {
         let mut due = self.due.lock();
         if let Some(at) = due.by_profile.remove(&profile) {
             due.by_time.remove(&(at, profile));
@@ -79,12 +79,12 @@ impl ExpirySchedule {
     }
 
     /// Profiles with expiry scheduled.
-    pub fn scheduled(&self) -> usize {
+    pub(crate) fn scheduled(&self) -> usize {
         self.due.lock().by_profile.len()
     }
 
     /// Expiry slices run so far.
-    pub fn slices(&self) -> u64 {
+    pub(crate) fn slices(&self) -> u64 {
         self.slices.load(Ordering::Relaxed)
     }
 }
@@ -105,7 +105,7 @@ pub(crate) struct QueueEnds {
 
 impl QueueEnds {
     /// `profile`'s queues moved (the first time since they were written).
-    pub fn note(&self, profile: ProfileId) {
+    pub(crate) fn note(&self, profile: ProfileId) {
         self.listed.lock().push(profile);
     }
 
@@ -114,7 +114,7 @@ impl QueueEnds {
     }
 
     /// Whether none is listed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.listed.lock().is_empty()
     }
 }

@@ -67,12 +67,12 @@ pub(crate) struct MailboxAddr(Addr<MailboxActor>);
 impl MailboxAddr {
     /// Queues `job`. The engine bounds the queue itself, so the actix
     /// mailbox never refuses or parks the sender.
-    pub fn send(&self, job: Job) {
+    pub(crate) fn send(&self, job: Job) {
         self.0.do_send(Run(job));
     }
 
     /// Stops the actor after the requests already queued.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.0.do_send(Stop);
     }
 }
@@ -92,7 +92,7 @@ pub(crate) struct Runtime {
 
 impl Runtime {
     /// Starts `arbiters` arbiter threads (0: one per core).
-    pub fn start(arbiters: usize) -> Result<Runtime, StartError> {
+    pub(crate) fn start(arbiters: usize) -> Result<Runtime, StartError> {
         let count = if arbiters == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -124,13 +124,13 @@ impl Runtime {
     }
 
     /// The next arbiter, round-robin.
-    pub fn arbiter(&self) -> &ArbiterHandle {
+    pub(crate) fn arbiter(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         &self.arbiters[i]
     }
 
     /// Starts the mailbox actor of `profile`.
-    pub fn start_mailbox(&self, profile: Weak<ProfileActor>) -> MailboxAddr {
+    pub(crate) fn start_mailbox(&self, profile: Weak<ProfileActor>) -> MailboxAddr {
         MailboxAddr(MailboxActor::start_in_arbiter(self.arbiter(), move |_| {
             MailboxActor { profile }
         }))
@@ -138,7 +138,7 @@ impl Runtime {
 
     /// Stops every actor and arbiter and waits for their threads. Requests
     /// still queued are dropped (their callers get `Stopped`).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(s) = self.system.lock().take() {
             s.system.stop();
             // From one of this system's own threads (the last engine handle

@@ -119,17 +119,17 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The current time on the engine's clock.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.env.clock.now()
     }
 
     /// The current time in whole seconds, as the selection core counts it.
-    pub fn now_secs(&self) -> u32 {
+    pub(crate) fn now_secs(&self) -> u32 {
         self.now().as_secs_u32()
     }
 
     /// Whether shutdown has begun.
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
 }

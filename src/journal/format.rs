@@ -12,21 +12,21 @@
 use std::io::Write;
 
 /// The first 8 bytes of every journal file.
-pub const MAGIC: [u8; 8] = *b"NUMPOOL\0";
+pub(crate) const MAGIC: [u8; 8] = *b"NUMPOOL\0";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 4;
 /// The oldest version this build reads. Version 3 added record kinds 12 to
 /// 14 and a field at the end of `NumberSaved`, version 4 record kind 16
 /// (`QueueEnds`); an older file holds none of them and reads as it is. New records never go into an older file: a
 /// build that does not know them would take them for damage.
-pub const OLDEST_READABLE: u32 = 2;
+pub(crate) const OLDEST_READABLE: u32 = 2;
 /// Bytes before the first record.
-pub const HEADER_LEN: usize = 16;
+pub(crate) const HEADER_LEN: usize = 16;
 
 /// What a journal file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     /// `log-N.seg`: records appended after snapshot N.
     Log = 1,
     /// `snapshot-N.bin`: the state at snapshot N.
@@ -34,7 +34,7 @@ pub enum FileKind {
 }
 
 /// The header of a file of `kind`.
-pub fn header(kind: FileKind) -> [u8; HEADER_LEN] {
+pub(crate) fn header(kind: FileKind) -> [u8; HEADER_LEN] {
     let mut h = [0; HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -43,13 +43,13 @@ pub fn header(kind: FileKind) -> [u8; HEADER_LEN] {
 }
 
 /// Writes the header of a file of `kind`.
-pub fn write_header(out: &mut impl Write, kind: FileKind) -> std::io::Result<()> {
+pub(crate) fn write_header(out: &mut impl Write, kind: FileKind) -> std::io::Result<()> {
     out.write_all(&header(kind))
 }
 
 /// Why a file's header is not one this build reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     /// Shorter than a header: a file torn while it was being created.
     #[error("shorter than its header ({0} bytes)")]
     Short(usize),
@@ -70,14 +70,14 @@ pub enum HeaderError {
 }
 
 /// The format version in the header of `bytes`, if it has a header.
-pub fn version_of(bytes: &[u8]) -> Option<u32> {
+pub(crate) fn version_of(bytes: &[u8]) -> Option<u32> {
     let v = bytes.get(8..12)?;
     Some(u32::from_le_bytes(v.try_into().ok()?))
 }
 
 /// Checks the header of `bytes` for a file of `kind`; returns the records
 /// after it.
-pub fn check(bytes: &[u8], kind: FileKind) -> Result<&[u8], HeaderError> {
+pub(crate) fn check(bytes: &[u8], kind: FileKind) -> Result<&[u8], HeaderError> {
     if bytes.len() < HEADER_LEN {
         if bytes.len() >= 8 && bytes[..8] != MAGIC {
             return Err(HeaderError::NotNumpool);

@@ -20,7 +20,7 @@ pub(crate) struct DirLock {
 
 impl DirLock {
     /// Locks `dir` (which must exist) for this process.
-    pub fn acquire(dir: &Path) -> Result<DirLock, StartError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StartError> {
         let path = dir.join("LOCK");
         let mut file = OpenOptions::new()
             .read(true)

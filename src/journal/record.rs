@@ -49,38 +49,38 @@ use crate::selection::health::{DeliveryOutcome, HealthSlice};
 use crate::selection::profile::DailyCounts;
 
 /// Largest payload a reader accepts (a guard against reading garbage lengths).
-pub const MAX_PAYLOAD: usize = 16 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 
 /// Bytes of a record's frame before its payload.
-pub const FRAME_LEN: usize = 8;
+pub(crate) const FRAME_LEN: usize = 8;
 
 /// The tag byte of each record.
 mod tag {
-    pub const PROFILE_SAVED: u8 = 1;
-    pub const PROFILE_DELETED: u8 = 2;
-    pub const NUMBER_SAVED: u8 = 3;
-    pub const MAPPING_SET: u8 = 4;
-    pub const MAPPING_TOUCHED: u8 = 5;
-    pub const MAPPING_REMOVED: u8 = 6;
-    pub const OUTCOME: u8 = 7;
-    pub const HEALTH_STATE: u8 = 8;
-    pub const SNAPSHOT_MARK: u8 = 9;
-    pub const SNAPSHOT_END: u8 = 10;
-    pub const PROBE: u8 = 11;
-    pub const DAILY_COUNT: u8 = 12;
-    pub const OPT_OUT: u8 = 13;
-    pub const OPT_IN: u8 = 14;
-    pub const REPLICATED: u8 = 15;
-    pub const QUEUE_ENDS: u8 = 16;
+    pub(super) const PROFILE_SAVED: u8 = 1;
+    pub(super) const PROFILE_DELETED: u8 = 2;
+    pub(super) const NUMBER_SAVED: u8 = 3;
+    pub(super) const MAPPING_SET: u8 = 4;
+    pub(super) const MAPPING_TOUCHED: u8 = 5;
+    pub(super) const MAPPING_REMOVED: u8 = 6;
+    pub(super) const OUTCOME: u8 = 7;
+    pub(super) const HEALTH_STATE: u8 = 8;
+    pub(super) const SNAPSHOT_MARK: u8 = 9;
+    pub(super) const SNAPSHOT_END: u8 = 10;
+    pub(super) const PROBE: u8 = 11;
+    pub(super) const DAILY_COUNT: u8 = 12;
+    pub(super) const OPT_OUT: u8 = 13;
+    pub(super) const OPT_IN: u8 = 14;
+    pub(super) const REPLICATED: u8 = 15;
+    pub(super) const QUEUE_ENDS: u8 = 16;
 }
 
 /// The most senders one `QueueEnds` record holds (16 bytes each), so that a
 /// record stays small whatever the pool's size.
-pub const MAX_QUEUE_ENDS: usize = 4096;
+pub(crate) const MAX_QUEUE_ENDS: usize = 4096;
 
 /// One change of state.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Record {
+pub(crate) enum Record {
     /// A profile created or updated, with its settings as they are after
     /// the change, applied at `at` seconds.
     ProfileSaved {
@@ -217,7 +217,7 @@ impl Record {
     /// markers. `None` for records about numbers (they move between
     /// profiles, and are only written outside a snapshot's first phase) and
     /// for file markers.
-    pub fn profile(&self) -> Option<ProfileId> {
+    pub(crate) fn profile(&self) -> Option<ProfileId> {
         match self {
             Record::ProfileSaved { profile, .. } => Some(profile.id),
             Record::ProfileDeleted { profile }
@@ -265,7 +265,7 @@ impl Out<'_> {
 
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+pub(crate) struct Malformed;
 
 struct In<'a>(&'a [u8]);
 
@@ -318,7 +318,7 @@ impl In<'_> {
 }
 
 /// Appends `record`, framed, to `buf`.
-pub fn encode(record: &Record, buf: &mut Vec<u8>) {
+pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) {
     let start = buf.len();
     buf.extend_from_slice(&[0; FRAME_LEN]);
     let mut o = Out(buf);
@@ -482,7 +482,7 @@ pub fn encode(record: &Record, buf: &mut Vec<u8>) {
 }
 
 /// Decodes one payload (without its frame).
-pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
+pub(crate) fn decode(payload: &[u8]) -> Result<Record, Malformed> {
     let mut i = In(payload);
     let record = match i.u8()? {
         tag::PROFILE_SAVED => {
@@ -630,7 +630,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, Malformed> {
 
 /// The record framed at the start of `bytes` and its framed length, if
 /// `bytes` starts with a whole, valid record.
-pub fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
+pub(crate) fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
     if bytes.len() < FRAME_LEN {
         return None;
     }
@@ -649,19 +649,19 @@ pub fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
 
 /// Decodes framed records one at a time, stopping at the first torn or
 /// corrupt one; [`Records::valid`] is then the length of the good prefix.
-pub struct Records<'a> {
+pub(crate) struct Records<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Records<'a> {
     /// Records framed in `bytes` (without a file header).
-    pub fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Records { bytes, at: 0 }
     }
 
     /// Bytes of whole, valid records read so far.
-    pub fn valid(&self) -> usize {
+    pub(crate) fn valid(&self) -> usize {
         self.at
     }
 }
@@ -679,7 +679,7 @@ impl Iterator for Records<'_> {
 /// Reads framed records from `bytes`. Returns them with the length of the
 /// valid prefix: reading stops at the first torn or corrupt record.
 #[cfg(test)]
-pub fn read_all(bytes: &[u8]) -> (Vec<Record>, usize) {
+pub(crate) fn read_all(bytes: &[u8]) -> (Vec<Record>, usize) {
     let mut records = Records::new(bytes);
     let all = records.by_ref().collect();
     (all, records.valid())

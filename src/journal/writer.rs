@@ -27,12 +27,12 @@ use super::FsyncPolicy;
 
 /// Resolves once the records it was given for are written (an error if the
 /// journal failed: the change must not be acknowledged).
-pub type Receipt = oneshot::Receiver<()>;
+pub(crate) type Receipt = oneshot::Receiver<()>;
 
 /// Where a cluster leader's batches are committed before they are written
 /// to the local log (see `crate::cluster`). A batch is acknowledged only
 /// once it is committed there.
-pub trait Replicator: Send + Sync {
+pub(crate) trait Replicator: Send + Sync {
     /// Commits `batch` (framed records) to the replicated log; returns its
     /// position there. An error refuses the batch: nothing of it may be
     /// acknowledged, and the writer turns failed.
@@ -47,7 +47,7 @@ pub trait Replicator: Send + Sync {
 
 /// Where a batch of changes goes before it is written here.
 #[derive(Clone)]
-pub enum Replication {
+pub(crate) enum Replication {
     /// Nowhere else: a server on its own.
     Off,
     /// A cluster standby: its state comes from the leader's log, so a change
@@ -60,7 +60,7 @@ pub enum Replication {
 
 /// What a batch is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// A change: replicated first when the node leads a cluster.
     Change,
     /// Local only: a snapshot marker, or records already committed in the
@@ -127,7 +127,7 @@ impl Shared {
 }
 
 /// The handle to the writer thread.
-pub struct Writer {
+pub(crate) struct Writer {
     tx: Sender<Msg>,
     /// Held while an append takes its number and is sent.
     order: Mutex<()>,
@@ -158,7 +158,7 @@ fn open(path: &Path) -> std::io::Result<(File, u64)> {
 impl Writer {
     /// Starts appending to `path`. `fault_file`: test support, see
     /// [`Shared::injected`].
-    pub fn start(
+    pub(crate) fn start(
         path: &Path,
         policy: FsyncPolicy,
         fault_file: Option<PathBuf>,
@@ -191,7 +191,7 @@ impl Writer {
     /// Appends framed `bytes` (a batch of `scope`); the receipt resolves
     /// once they are written. While the journal is failed the receipt fails
     /// at once.
-    pub fn append_scoped(&self, bytes: Vec<u8>, scope: Scope) -> Receipt {
+    pub(crate) fn append_scoped(&self, bytes: Vec<u8>, scope: Scope) -> Receipt {
         let (done, receipt) = oneshot::channel();
         // Numbers reach the writer in order (a reply compares them with
         // `written`), and are taken even while failed: a change applied
@@ -208,32 +208,32 @@ impl Writer {
 
     /// Whether an append was refused since the last call (the state in
     /// memory may then hold a change the files do not: reload it).
-    pub fn take_refused(&self) -> bool {
+    pub(crate) fn take_refused(&self) -> bool {
         self.shared.refused.swap(false, Ordering::AcqRel)
     }
 
     /// Whether an append was refused and not yet taken (see
     /// [`Writer::take_refused`]), without taking it.
-    pub fn refused_pending(&self) -> bool {
+    pub(crate) fn refused_pending(&self) -> bool {
         self.shared.refused.load(Ordering::Acquire)
     }
 
     /// The number of the last append handed to the writer (appends are
     /// numbered from 1 in order).
-    pub fn appended(&self) -> u64 {
+    pub(crate) fn appended(&self) -> u64 {
         self.shared.appended.load(Ordering::Acquire)
     }
 
     /// The number of the last append written: everything up to it is
     /// acknowledgeable.
-    pub fn written(&self) -> u64 {
+    pub(crate) fn written(&self) -> u64 {
         self.shared.written.load(Ordering::Acquire)
     }
 
     /// Resolves once every append handed over before it is written (fails
     /// if the journal fails first): what a reply that depends on earlier,
     /// not yet written changes waits for.
-    pub fn barrier(&self) -> Receipt {
+    pub(crate) fn barrier(&self) -> Receipt {
         let (done, receipt) = oneshot::channel();
         if !self.is_failed() {
             let _ = self.tx.send(Msg::Barrier(done));
@@ -245,7 +245,7 @@ impl Writer {
     /// (written or refused), so that reading the files sees all of them: a
     /// batch whose commit was under way when the journal failed may still
     /// be written.
-    pub async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         let (done, answer) = oneshot::channel();
         if self.tx.send(Msg::Drain(done)).is_ok() {
             let _ = answer.await;
@@ -253,53 +253,53 @@ impl Writer {
     }
 
     /// Where changes go before they are written here, from the next batch on.
-    pub fn set_replication(&self, replication: Replication) {
+    pub(crate) fn set_replication(&self, replication: Replication) {
         *self.shared.replication.lock() = replication;
     }
 
     /// The position in the replicated log of the last batch written here.
-    pub fn replicated(&self) -> u64 {
+    pub(crate) fn replicated(&self) -> u64 {
         self.shared.replicated.load(Ordering::Acquire)
     }
 
     /// Records that the log holds the replicated log up to `position` (a
     /// standby, after writing batches it applied; or after recovery).
-    pub fn set_replicated(&self, position: u64) {
+    pub(crate) fn set_replicated(&self, position: u64) {
         self.shared.replicated.store(position, Ordering::Release);
     }
 
     /// Turns the writer failed (changes refused) with `why`, on purpose
     /// (not a write error): the engine then reloads what is written.
-    pub fn fail(&self, why: &str) {
+    pub(crate) fn fail(&self, why: &str) {
         self.shared
             .refuse(why.to_string(), "refusing changes for now");
     }
 
     /// Whether changes made here are written (not a cluster standby's).
-    pub fn takes_changes(&self) -> bool {
+    pub(crate) fn takes_changes(&self) -> bool {
         !matches!(*self.shared.replication.lock(), Replication::Follower)
     }
 
     /// Whether the journal cannot write now.
     #[inline]
-    pub fn is_failed(&self) -> bool {
+    pub(crate) fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
     }
 
     /// Why the journal last failed.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.shared.error.lock().clone()
     }
 
     /// Test support: makes every write fail while `on`.
     #[cfg(feature = "test-util")]
-    pub fn inject_fault(&self, on: bool) {
+    pub(crate) fn inject_fault(&self, on: bool) {
         self.shared.fault.store(on, Ordering::Relaxed);
     }
 
     /// Tries to write (and sync) a probe record; if that works the journal
     /// is no longer failed. Returns whether it is writable now.
-    pub async fn probe(&self) -> bool {
+    pub(crate) async fn probe(&self) -> bool {
         let (done, answer) = oneshot::channel();
         if self.tx.send(Msg::Probe(done)).is_err() {
             return false;
@@ -310,7 +310,7 @@ impl Writer {
     /// Switches to a new segment at `path`; earlier appends go to the old
     /// one. On failure the writer stays on the old segment and no new file
     /// is left behind.
-    pub async fn rotate(&self, path: PathBuf) -> std::io::Result<()> {
+    pub(crate) async fn rotate(&self, path: PathBuf) -> std::io::Result<()> {
         let (done, answer) = oneshot::channel();
         self.tx
             .send(Msg::Rotate(path, done))
@@ -321,7 +321,7 @@ impl Writer {
     }
 
     /// Writes what is queued, syncs, and stops the thread.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();

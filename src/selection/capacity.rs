@@ -18,20 +18,20 @@ use crate::number::SenderKind;
 use crate::records::CapacityLimits;
 
 /// Nanoseconds in a second.
-pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+pub(crate) const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// The default queue cap: 4 hours, as the hosted service queues.
-pub const DEFAULT_MAX_QUEUE_SECS: f64 = 14_400.0;
+pub(crate) const DEFAULT_MAX_QUEUE_SECS: f64 = 14_400.0;
 
 /// The longest queue cap accepted: 30 days.
-pub const MAX_QUEUE_SECS_LIMIT: f64 = 30.0 * 86_400.0;
+pub(crate) const MAX_QUEUE_SECS_LIMIT: f64 = 30.0 * 86_400.0;
 
 /// The fastest rate accepted, messages per second.
-pub const MAX_RATE: f64 = 100_000.0;
+pub(crate) const MAX_RATE: f64 = 100_000.0;
 
 /// The slowest rate accepted: one message a day (a slower one would keep a
 /// sender's queue jammed for longer than any queue cap).
-pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+pub(crate) const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// Messages per second of a sender kind, when the number has no rate of
 /// its own: long code 1, toll-free 3, short code 100 (carrier guidance).
@@ -77,14 +77,14 @@ impl KindRates {
 }
 
 /// Whether `rate` is a usable messages-per-second value.
-pub fn valid_rate(rate: f64) -> bool {
+pub(crate) fn valid_rate(rate: f64) -> bool {
     rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate)
 }
 
 /// Nanoseconds a sender of `rate` messages per second is busy with `parts`
 /// (selection charges `parts` times the time of one part).
 #[inline]
-pub fn busy_ns(parts: u32, rate: f64) -> u64 {
+pub(crate) fn busy_ns(parts: u32, rate: f64) -> u64 {
     (f64::from(parts.max(1)) * NANOS_PER_SEC as f64 / rate).ceil() as u64
 }
 
@@ -92,30 +92,30 @@ pub fn busy_ns(parts: u32, rate: f64) -> u64 {
 /// the block's end, so the journal holds a bound on every count without a
 /// write per send. A count a cap depends on uses blocks of at most this
 /// many sends.
-pub const DAILY_BLOCK: u32 = 64;
+pub(crate) const DAILY_BLOCK: u32 = 64;
 
 /// The block of a count no cap depends on (a sender's; a profile's without
 /// `daily_message_limit`): such counts only inform, so they are written
 /// rarely (in a cluster each write is a commit to etcd), and after a crash
 /// read at most this much high.
-pub const INFORMING_BLOCK: u32 = 1024;
+pub(crate) const INFORMING_BLOCK: u32 = 1024;
 
 /// The block a profile's count is reserved in: at most a twentieth of its
 /// `daily_message_limit`, so a crash costs it at most 5% of the day.
 #[inline]
-pub fn profile_block(limit: Option<u32>) -> u32 {
+pub(crate) fn profile_block(limit: Option<u32>) -> u32 {
     limit.map_or(INFORMING_BLOCK, |l| (l / 20).clamp(1, DAILY_BLOCK))
 }
 
 /// Whether the `n`-th send of a day starts a block of `block`.
 #[inline]
-pub fn starts_block(n: u32, block: u32) -> bool {
+pub(crate) fn starts_block(n: u32, block: u32) -> bool {
     n % block == 1 % block
 }
 
 /// `n` rounded up to the end of its block of `block`.
 #[inline]
-pub fn reserved(n: u32, block: u32) -> u32 {
+pub(crate) fn reserved(n: u32, block: u32) -> u32 {
     n.div_ceil(block).saturating_mul(block)
 }
 
@@ -146,7 +146,7 @@ impl Default for CapacityConfig {
 /// One sender's own rate and today's counters (its queue end is kept
 /// inline in the sender: picks read it for every candidate).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SenderLoad {
+pub(crate) struct SenderLoad {
     /// Its own messages per second (NaN: its kind's default).
     pub rate: f64,
     /// Nanoseconds one part takes at its rate; 0 until worked out (and
@@ -168,7 +168,7 @@ impl Default for SenderLoad {
 
 impl SenderLoad {
     /// A sender that never sent, at its kind's rate.
-    pub const IDLE: SenderLoad = SenderLoad {
+    pub(crate) const IDLE: SenderLoad = SenderLoad {
         rate: f64::NAN,
         part_ns: 0,
         day: 0,
@@ -177,19 +177,19 @@ impl SenderLoad {
     };
 
     /// Whether it holds nothing: no own rate, no counts.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.rate.is_nan() && self.messages == 0 && self.new_recipients == 0
     }
 
     /// Its own rate, if it has one.
     #[inline]
-    pub fn own_rate(&self) -> Option<f64> {
+    pub(crate) fn own_rate(&self) -> Option<f64> {
         (!self.rate.is_nan()).then_some(self.rate)
     }
 
     /// `(messages, new recipients)` of `day`.
     #[inline]
-    pub fn counts(&self, day: i32) -> (u32, u32) {
+    pub(crate) fn counts(&self, day: i32) -> (u32, u32) {
         if self.day == day {
             (self.messages, self.new_recipients)
         } else {
@@ -199,7 +199,7 @@ impl SenderLoad {
 
     /// Starts counting `day` from zero.
     #[inline]
-    pub fn start_day(&mut self, day: i32) {
+    pub(crate) fn start_day(&mut self, day: i32) {
         self.day = day;
         self.messages = 0;
         self.new_recipients = 0;
@@ -208,7 +208,7 @@ impl SenderLoad {
     /// Counts a message taken on `day` (and a new recipient, if it made a
     /// mapping).
     #[inline]
-    pub fn count(&mut self, day: i32, new_recipient: bool) {
+    pub(crate) fn count(&mut self, day: i32, new_recipient: bool) {
         if self.day != day {
             self.start_day(day);
         }
@@ -219,7 +219,7 @@ impl SenderLoad {
 
 /// The capacity settings of one profile, ready for selection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// A message that would wait longer than this is refused (queue full).
     pub max_queue_ns: u64,
     /// Messages the profile may send per day.
@@ -279,7 +279,7 @@ impl LimitsError {
 }
 
 /// Checks a sender's own rate.
-pub fn check_rate(rate: Option<f64>) -> Result<(), LimitsError> {
+pub(crate) fn check_rate(rate: Option<f64>) -> Result<(), LimitsError> {
     match rate {
         Some(r) if !valid_rate(r) => Err(LimitsError::Rate(r)),
         _ => Ok(()),
@@ -288,7 +288,7 @@ pub fn check_rate(rate: Option<f64>) -> Result<(), LimitsError> {
 
 impl Limits {
     /// The limits `settings` describe, or why they are invalid.
-    pub fn new(settings: &CapacityLimits) -> Result<Limits, LimitsError> {
+    pub(crate) fn new(settings: &CapacityLimits) -> Result<Limits, LimitsError> {
         let secs = settings.max_queue_seconds;
         if !(secs.is_finite() && secs > 0.0 && secs <= MAX_QUEUE_SECS_LIMIT) {
             return Err(LimitsError::MaxQueue(secs));
@@ -316,7 +316,7 @@ impl Limits {
 
     /// [`Limits::new`] for settings read back from disk: a time zone this
     /// build no longer knows falls back to UTC rather than stop start-up.
-    pub fn recovered(settings: &CapacityLimits) -> Limits {
+    pub(crate) fn recovered(settings: &CapacityLimits) -> Limits {
         Limits::new(settings).unwrap_or_else(|_| {
             let utc = CapacityLimits {
                 daily_reset_time_zone: "UTC".into(),
@@ -329,7 +329,7 @@ impl Limits {
 
 /// The day of a time zone an instant falls in: its number and bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Day {
+pub(crate) struct Day {
     /// Days since 1970-01-01 of the local date.
     pub index: i32,
     start_ms: i64,
@@ -340,7 +340,7 @@ impl Day {
     /// The day of `zone` holding `ms` (milliseconds since the epoch): from
     /// its local midnight to the next (23 or 25 hours on a change of
     /// daylight saving time).
-    pub fn at(ms: u64, zone: &TimeZone) -> Day {
+    pub(crate) fn at(ms: u64, zone: &TimeZone) -> Day {
         let fallback = Day {
             index: (ms / 86_400_000) as i32,
             start_ms: (ms - ms % 86_400_000) as i64,
@@ -366,18 +366,18 @@ impl Day {
     }
 
     /// When it starts (milliseconds since the epoch).
-    pub fn start_ms(&self) -> i64 {
+    pub(crate) fn start_ms(&self) -> i64 {
         self.start_ms
     }
 
     /// When it ends: the next day's start.
-    pub fn end_ms(&self) -> i64 {
+    pub(crate) fn end_ms(&self) -> i64 {
         self.end_ms
     }
 
     /// Whether `ms` falls in this day.
     #[inline]
-    pub fn holds(&self, ms: u64) -> bool {
+    pub(crate) fn holds(&self, ms: u64) -> bool {
         let ms = ms as i64;
         self.start_ms <= ms && ms < self.end_ms
     }

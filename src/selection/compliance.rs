@@ -14,7 +14,7 @@ use crate::number::PhoneNumber;
 
 /// Where a profile may send: anywhere, or to the listed regions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Destinations {
+pub(crate) enum Destinations {
     /// `["*"]`.
     #[default]
     Anywhere,
@@ -36,7 +36,7 @@ impl Destinations {
     /// The destinations a `whitelisted_destinations` list names: `"*"`
     /// anywhere in it means anywhere; every other entry must be a region
     /// code numbers can have (or an ISO code without numbers of its own).
-    pub fn parse(list: &[String]) -> Result<Destinations, DestinationsError> {
+    pub(crate) fn parse(list: &[String]) -> Result<Destinations, DestinationsError> {
         let mut regions = Vec::with_capacity(list.len());
         let mut anywhere = false;
         for (index, value) in list.iter().enumerate() {
@@ -63,7 +63,7 @@ impl Destinations {
     /// `list` without repeated entries, in the order given: what a profile
     /// keeps (valid entries are the ~250 region codes and `"*"`, so the
     /// list stays that short whatever was sent).
-    pub fn canonical(list: &[String]) -> Vec<String> {
+    pub(crate) fn canonical(list: &[String]) -> Vec<String> {
         let mut seen = std::collections::HashSet::with_capacity(list.len().min(256));
         list.iter()
             .filter(|v| seen.insert(v.as_str()))
@@ -73,7 +73,7 @@ impl Destinations {
 
     /// [`Destinations::parse`] for a list read back from disk: an entry
     /// this build does not know is left out rather than stop start-up.
-    pub fn recovered(list: &[String]) -> Destinations {
+    pub(crate) fn recovered(list: &[String]) -> Destinations {
         let known: Vec<String> = list
             .iter()
             .filter(|v| *v == "*" || is_known_region(v))
@@ -85,7 +85,7 @@ impl Destinations {
     /// Whether a message to `to` may go: `Err` with the recipient's region
     /// (`None` when it has none) when it may not.
     #[inline]
-    pub fn check(&self, to: PhoneNumber) -> Result<(), Option<RegionCode>> {
+    pub(crate) fn check(&self, to: PhoneNumber) -> Result<(), Option<RegionCode>> {
         match self {
             Destinations::Anywhere => Ok(()),
             Destinations::Only(allowed) => {
@@ -150,7 +150,7 @@ impl fmt::Display for OptOutKeyword {
 
 /// What an inbound text asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InboundKeyword {
+pub(crate) enum InboundKeyword {
     /// Opt out (`STOP`, ...).
     OptOut(OptOutKeyword),
     /// Opt back in (`START`, `UNSTOP`).
@@ -161,7 +161,7 @@ impl InboundKeyword {
     /// The keyword an inbound text is, if it is one: the whole text,
     /// trimmed, compared without regard to case. A keyword inside a longer
     /// text is not one.
-    pub fn parse(text: &str) -> Option<InboundKeyword> {
+    pub(crate) fn parse(text: &str) -> Option<InboundKeyword> {
         let word = text.trim();
         if ["START", "UNSTOP"]
             .iter()
@@ -179,7 +179,7 @@ impl InboundKeyword {
 /// One recipient's opt-out: how (the keyword texted, or `None` when set
 /// through the API), through which of the profile's numbers, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OptOut {
+pub(crate) struct OptOut {
     /// The keyword texted; `None` when set through the API.
     pub keyword: Option<OptOutKeyword>,
     /// The pool number texted; `None` when set through the API.
@@ -200,7 +200,7 @@ pub struct OptOut {
 /// table is read only for the rest. Empty (and unallocated) for most
 /// profiles.
 #[derive(Debug, Clone, Default)]
-pub struct OptOuts {
+pub(crate) struct OptOuts {
     /// Cache-line blocks of filter bits; every recipient in the table has
     /// its bits set (removed ones may keep theirs until the next rebuild).
     filter: Vec<FilterBlock>,
@@ -307,7 +307,7 @@ impl OptOuts {
     }
 
     /// Opt-outs that came in through `via`.
-    pub fn via_count(&self, via: PhoneNumber) -> u32 {
+    pub(crate) fn via_count(&self, via: PhoneNumber) -> u32 {
         self.vias
             .iter()
             .position(|v| *v == via)
@@ -351,7 +351,7 @@ impl OptOuts {
     /// Starts bringing in the slot a check of `to` reads, so that the check
     /// overlaps other reads (a selection's sticky lookup).
     #[inline]
-    pub fn prefetch(&self, to: PhoneNumber) {
+    pub(crate) fn prefetch(&self, to: PhoneNumber) {
         if self.len > 0 {
             let (block, _) = filter_spot(to.as_u64(), self.filter.len());
             super::prefetch(&self.filter[block]);
@@ -360,17 +360,17 @@ impl OptOuts {
 
     /// Whether `to` has opted out.
     #[inline]
-    pub fn contains(&self, to: PhoneNumber) -> bool {
+    pub(crate) fn contains(&self, to: PhoneNumber) -> bool {
         self.find(to.as_u64()).is_some()
     }
 
     /// The opt-out of `to`, if any.
-    pub fn get(&self, to: PhoneNumber) -> Option<OptOut> {
+    pub(crate) fn get(&self, to: PhoneNumber) -> Option<OptOut> {
         self.find(to.as_u64()).map(|i| self.unpack(self.metas[i]))
     }
 
     /// Records that `to` opted out (replacing an earlier opt-out).
-    pub fn insert(&mut self, to: PhoneNumber, opt_out: OptOut) {
+    pub(crate) fn insert(&mut self, to: PhoneNumber, opt_out: OptOut) {
         let meta = self.pack(opt_out);
         self.count_via(meta, true);
         let key = to.as_u64();
@@ -405,7 +405,7 @@ impl OptOuts {
     }
 
     /// `to` opts back in; returns its opt-out, if it had one.
-    pub fn remove(&mut self, to: PhoneNumber) -> Option<OptOut> {
+    pub(crate) fn remove(&mut self, to: PhoneNumber) -> Option<OptOut> {
         let i = self.find(to.as_u64())?;
         self.keys[i] = REMOVED;
         self.len -= 1;
@@ -438,7 +438,7 @@ impl OptOuts {
     }
 
     /// Opted-out recipients.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
@@ -455,7 +455,7 @@ impl OptOuts {
     /// next page starts at (`None` after the last). Costs the slots looked
     /// at, not the table; the order is stable while the opt-outs do not
     /// change.
-    pub fn page_from(
+    pub(crate) fn page_from(
         &self,
         from: usize,
         limit: usize,
@@ -478,13 +478,13 @@ impl OptOuts {
     }
 
     /// Every opt-out, unordered (snapshots).
-    pub fn all(&self) -> impl Iterator<Item = (PhoneNumber, OptOut)> + '_ {
+    pub(crate) fn all(&self) -> impl Iterator<Item = (PhoneNumber, OptOut)> + '_ {
         self.entries()
             .filter_map(|(k, m)| Some((PhoneNumber::from_u64(k)?, self.unpack(m))))
     }
 
     /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         (self.keys.capacity() + self.metas.capacity()) * 8
             + self.filter.capacity() * std::mem::size_of::<FilterBlock>()
             + self.vias.capacity() * std::mem::size_of::<PhoneNumber>()

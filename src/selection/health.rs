@@ -48,7 +48,7 @@ impl HealthConfig {
 }
 
 /// One slice of a health window: `(slice index, finalized, delivered, spam)`.
-pub type HealthSlice = (u32, u32, u32, u32);
+pub(crate) type HealthSlice = (u32, u32, u32, u32);
 
 /// One finalized message, as reported by a delivery webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ struct Bucket {
 /// The outcomes of one sender. A sender with no outcomes costs one pointer:
 /// the window is allocated when the first outcome arrives.
 #[derive(Debug, Clone, Default)]
-pub struct Health {
+pub(crate) struct Health {
     window: Option<Box<Window>>,
 }
 
@@ -140,7 +140,12 @@ impl Health {
     }
 
     /// Records one outcome at `now_secs`.
-    pub fn record(&mut self, outcome: DeliveryOutcome, now_secs: u32, config: &HealthConfig) {
+    pub(crate) fn record(
+        &mut self,
+        outcome: DeliveryOutcome,
+        now_secs: u32,
+        config: &HealthConfig,
+    ) {
         let index = config.bucket_of(now_secs);
         let window = self.window_mut(config);
         let n = window.buckets.len();
@@ -162,7 +167,7 @@ impl Health {
     }
 
     /// The outcomes inside the window at `now_secs`.
-    pub fn counts(&self, now_secs: u32, config: &HealthConfig) -> HealthCounts {
+    pub(crate) fn counts(&self, now_secs: u32, config: &HealthConfig) -> HealthCounts {
         let current = config.bucket_of(now_secs);
         let span = u32::from(config.buckets.max(1));
         let mut total = HealthCounts::default();
@@ -177,7 +182,7 @@ impl Health {
     }
 
     /// The non-empty slices as `(slice index, finalized, delivered, spam)` (snapshots).
-    pub fn slices(&self) -> Vec<HealthSlice> {
+    pub(crate) fn slices(&self) -> Vec<HealthSlice> {
         self.buckets()
             .iter()
             .filter(|b| b.counts.finalized > 0)
@@ -193,7 +198,7 @@ impl Health {
     }
 
     /// A health record holding `slices` (as [`Health::slices`] gave them).
-    pub fn from_slices(slices: &[HealthSlice], config: &HealthConfig) -> Health {
+    pub(crate) fn from_slices(slices: &[HealthSlice], config: &HealthConfig) -> Health {
         let mut h = Health::default();
         if slices.is_empty() {
             return h;
@@ -215,7 +220,7 @@ impl Health {
 
     /// Whether the sender is unhealthy at `now_secs`.
     #[inline]
-    pub fn is_unhealthy(&self, now_secs: u32, config: &HealthConfig) -> bool {
+    pub(crate) fn is_unhealthy(&self, now_secs: u32, config: &HealthConfig) -> bool {
         let Some(window) = &self.window else {
             return false;
         };

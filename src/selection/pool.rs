@@ -21,14 +21,14 @@ const SCAN_UP_TO: usize = 16;
 /// A sender as a sticky mapping refers to it: a pool slot and the slot's
 /// generation when the mapping was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SenderRef {
+pub(crate) struct SenderRef {
     pub slot: u32,
     pub generation: u32,
 }
 
 /// One number of the pool.
 #[derive(Debug, Clone)]
-pub struct Sender {
+pub(crate) struct Sender {
     pub number: PhoneNumber,
     pub kind: SenderKind,
     /// When it joined the pool, in joining order (round-robin order).
@@ -40,7 +40,7 @@ pub struct Sender {
 /// What a number brings when it joins a pool: what it had in its last one
 /// (health, rate, queue and counters travel with the number).
 #[derive(Debug, Clone, Default)]
-pub struct Carried {
+pub(crate) struct Carried {
     /// Its delivery outcomes.
     pub health: Health,
     /// Its own messages per second.
@@ -59,7 +59,7 @@ struct Slot {
 
 /// The pool of one profile: its senders, by kind, by area code and by region.
 #[derive(Debug, Clone, Default)]
-pub struct Pool {
+pub(crate) struct Pool {
     slots: Vec<Slot>,
     /// When each slot's sender's queue ends (ns since the epoch), apart
     /// from the senders: a load-aware pick reads it for every candidate,
@@ -174,7 +174,7 @@ fn find<K: Ord + Copy>(list: &[(K, Rotation)], key: K) -> Option<usize> {
 
 /// Names one of the pool's rotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotationKey {
+pub(crate) enum RotationKey {
     /// All long codes (`LONG_CODE`) or all toll-free numbers (`TOLL_FREE`).
     Kind(usize),
     /// Senders with this NANP area code.
@@ -186,7 +186,7 @@ pub enum RotationKey {
 }
 
 /// The rotation a sender of `kind` takes part in, if the pool picks that kind.
-pub fn kind_index(kind: SenderKind) -> Option<usize> {
+pub(crate) fn kind_index(kind: SenderKind) -> Option<usize> {
     match kind {
         SenderKind::LongCode => Some(LONG_CODE),
         SenderKind::TollFree => Some(TOLL_FREE),
@@ -197,7 +197,7 @@ pub fn kind_index(kind: SenderKind) -> Option<usize> {
 impl Pool {
     /// Adds `number` with what it `carried` from a previous pool, if it
     /// moved. Adding a number that is already here changes nothing.
-    pub fn add(&mut self, number: PhoneNumber, carried: Carried) -> SenderRef {
+    pub(crate) fn add(&mut self, number: PhoneNumber, carried: Carried) -> SenderRef {
         if let Some(r) = self.lookup(number) {
             return r;
         }
@@ -259,7 +259,7 @@ impl Pool {
     /// Removes `number`; returns what it carries to another pool (health,
     /// rate, queue, counters) if it was here. Every mapping to it becomes
     /// stale at once.
-    pub fn remove(&mut self, number: PhoneNumber) -> Option<Carried> {
+    pub(crate) fn remove(&mut self, number: PhoneNumber) -> Option<Carried> {
         let slot = self.slot_of(number)?;
         if let Some(map) = &mut self.by_number {
             map.remove(&number);
@@ -289,14 +289,14 @@ impl Pool {
 
     /// The rate and today's counters of the sender in `slot`.
     #[inline]
-    pub fn load(&self, slot: u32) -> &SenderLoad {
+    pub(crate) fn load(&self, slot: u32) -> &SenderLoad {
         static IDLE: SenderLoad = SenderLoad::IDLE;
         self.loads.get(slot as usize).unwrap_or(&IDLE)
     }
 
     /// The same, to change (the first one allocates the pool's loads).
     #[inline]
-    pub fn load_mut(&mut self, slot: u32) -> &mut SenderLoad {
+    pub(crate) fn load_mut(&mut self, slot: u32) -> &mut SenderLoad {
         if self.loads.len() < self.slots.len() {
             self.loads.resize(self.slots.len(), SenderLoad::IDLE);
         }
@@ -305,14 +305,14 @@ impl Pool {
 
     /// Counters of day `from` become day `to`'s (the profile's time zone
     /// changed: the day's counts are kept).
-    pub fn relabel_day(&mut self, from: i32, to: i32) {
+    pub(crate) fn relabel_day(&mut self, from: i32, to: i32) {
         for load in self.loads.iter_mut().filter(|l| l.day == from) {
             load.day = to;
         }
     }
 
     /// Sets the own rate of the sender in `slot` (`None`: its kind's).
-    pub fn set_rate(&mut self, slot: u32, rate: Option<f64>) {
+    pub(crate) fn set_rate(&mut self, slot: u32, rate: Option<f64>) {
         if rate.is_some() || !self.loads.is_empty() {
             let load = self.load_mut(slot);
             load.rate = rate.unwrap_or(f64::NAN);
@@ -321,7 +321,7 @@ impl Pool {
     }
 
     /// Every sender with its slot, in slot order.
-    pub fn occupied(&self) -> impl Iterator<Item = (u32, &Sender)> {
+    pub(crate) fn occupied(&self) -> impl Iterator<Item = (u32, &Sender)> {
         self.slots
             .iter()
             .enumerate()
@@ -330,13 +330,13 @@ impl Pool {
 
     /// When the queue of the sender in `slot` ends.
     #[inline]
-    pub fn queue_end(&self, slot: u32) -> u64 {
+    pub(crate) fn queue_end(&self, slot: u32) -> u64 {
         self.queue_ends[slot as usize]
     }
 
     /// Moves the end of the queue of the sender in `slot`.
     #[inline]
-    pub fn set_queue_end(&mut self, slot: u32, end_ns: u64) {
+    pub(crate) fn set_queue_end(&mut self, slot: u32, end_ns: u64) {
         self.queue_ends[slot as usize] = end_ns;
     }
 
@@ -344,7 +344,7 @@ impl Pool {
     /// handed to the journal, with their queue ends, at most up to `max`
     /// entries in `out`; notes them as handed over. Returns whether more
     /// moved than fitted.
-    pub fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
+    pub(crate) fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
         if self.queue_written.len() < self.queue_ends.len() {
             self.queue_written.resize(self.queue_ends.len(), 0);
         }
@@ -365,14 +365,14 @@ impl Pool {
     }
 
     /// Marks the queue end in `slot` as not yet handed to the journal.
-    pub fn unwrite_queue_end(&mut self, slot: u32) {
+    pub(crate) fn unwrite_queue_end(&mut self, slot: u32) {
         if let Some(w) = self.queue_written.get_mut(slot as usize) {
             *w = u64::MAX;
         }
     }
 
     /// Every sender with a queue end, for a snapshot.
-    pub fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
+    pub(crate) fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
         self.occupied()
             .map(|(slot, s)| (s.number, self.queue_ends[slot as usize]))
             .filter(|&(_, end)| end > 0)
@@ -381,7 +381,7 @@ impl Pool {
 
     /// Sets the queue end of `number` as the journal has it (a replay, or a
     /// standby applying its leader's log), as already written.
-    pub fn restore_queue_end(&mut self, number: PhoneNumber, end_ns: u64) {
+    pub(crate) fn restore_queue_end(&mut self, number: PhoneNumber, end_ns: u64) {
         let Some(slot) = self.slot_of(number) else {
             return;
         };
@@ -413,7 +413,7 @@ impl Pool {
     }
 
     /// The current reference to `number`, if it is in the pool.
-    pub fn lookup(&self, number: PhoneNumber) -> Option<SenderRef> {
+    pub(crate) fn lookup(&self, number: PhoneNumber) -> Option<SenderRef> {
         let slot = self.slot_of(number)?;
         Some(SenderRef {
             slot,
@@ -423,7 +423,7 @@ impl Pool {
 
     /// The sender `r` refers to, unless it has left since.
     #[inline]
-    pub fn resolve(&self, r: SenderRef) -> Option<&Sender> {
+    pub(crate) fn resolve(&self, r: SenderRef) -> Option<&Sender> {
         let slot = self.slots.get(r.slot as usize)?;
         if slot.generation == r.generation {
             slot.sender.as_ref()
@@ -434,12 +434,12 @@ impl Pool {
 
     /// The sender in `slot` (members of rotations always have one).
     #[inline]
-    pub fn sender_in(&self, slot: u32) -> Option<&Sender> {
+    pub(crate) fn sender_in(&self, slot: u32) -> Option<&Sender> {
         self.slots.get(slot as usize)?.sender.as_ref()
     }
 
     /// The reference a new mapping to the sender in `slot` stores.
-    pub fn reference(&self, slot: u32) -> SenderRef {
+    pub(crate) fn reference(&self, slot: u32) -> SenderRef {
         SenderRef {
             slot,
             generation: self.slots[slot as usize].generation,
@@ -447,13 +447,13 @@ impl Pool {
     }
 
     /// Mutable access to a sender, for recording its health.
-    pub fn sender_mut(&mut self, number: PhoneNumber) -> Option<&mut Sender> {
+    pub(crate) fn sender_mut(&mut self, number: PhoneNumber) -> Option<&mut Sender> {
         let slot = self.slot_of(number)?;
         self.slots[slot as usize].sender.as_mut()
     }
 
     /// A rotation selection walks, if the pool has one for `key`.
-    pub fn rotation(&self, key: RotationKey) -> Option<&Rotation> {
+    pub(crate) fn rotation(&self, key: RotationKey) -> Option<&Rotation> {
         match key {
             RotationKey::Kind(k) => self.kinds.get(k),
             _ => self.geo.as_ref()?.list(key),
@@ -461,7 +461,7 @@ impl Pool {
     }
 
     /// Mutable access to a rotation (to commit a pick).
-    pub fn rotation_mut(&mut self, key: RotationKey) -> Option<&mut Rotation> {
+    pub(crate) fn rotation_mut(&mut self, key: RotationKey) -> Option<&mut Rotation> {
         match key {
             RotationKey::Kind(k) => self.kinds.get_mut(k),
             _ => self.geo.as_mut()?.list_mut(key),
@@ -470,7 +470,7 @@ impl Pool {
 
     /// Builds the geomatch rotations if they are not built yet (geomatch is
     /// being turned on), from the senders in joining order.
-    pub fn enable_geo(&mut self) {
+    pub(crate) fn enable_geo(&mut self) {
         if self.geo.is_some() {
             return;
         }
@@ -485,17 +485,17 @@ impl Pool {
     }
 
     /// How many senders of each pickable kind the pool holds.
-    pub fn kind_counts(&self) -> [usize; 2] {
+    pub(crate) fn kind_counts(&self) -> [usize; 2] {
         [self.kinds[LONG_CODE].len(), self.kinds[TOLL_FREE].len()]
     }
 
     /// Number of senders, short codes included.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Every sender, in joining order.
-    pub fn senders(&self) -> Vec<&Sender> {
+    pub(crate) fn senders(&self) -> Vec<&Sender> {
         let mut all: Vec<&Sender> = self
             .slots
             .iter()
@@ -507,7 +507,7 @@ impl Pool {
 
     /// Removes every sender, returning their numbers (used when a profile
     /// is deleted).
-    pub fn drain(&mut self) -> Vec<PhoneNumber> {
+    pub(crate) fn drain(&mut self) -> Vec<PhoneNumber> {
         let numbers: Vec<PhoneNumber> = self.senders().iter().map(|s| s.number).collect();
         for &n in &numbers {
             self.remove(n);

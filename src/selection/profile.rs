@@ -214,7 +214,7 @@ fn effective_ttl(settings: Option<&PoolSettings>, default_ttl: u32) -> u32 {
 impl ProfileState {
     /// A profile with `settings` (`None`: pool off), capacity `limits` and
     /// no senders, shaped as its engine says.
-    pub fn new(settings: Option<PoolSettings>, limits: Limits, shape: Shape) -> Self {
+    pub(crate) fn new(settings: Option<PoolSettings>, limits: Limits, shape: Shape) -> Self {
         let ttl = effective_ttl(settings.as_ref(), shape.default_ttl);
         let mut pool = Pool::default();
         if settings.as_ref().is_some_and(|s| s.geomatch) {
@@ -243,7 +243,7 @@ impl ProfileState {
     }
 
     /// Switches the profile on or off and sets where it may send.
-    pub fn set_compliance(&mut self, enabled: bool, destinations: Destinations) {
+    pub(crate) fn set_compliance(&mut self, enabled: bool, destinations: Destinations) {
         self.enabled = enabled;
         self.destinations = destinations;
     }
@@ -265,30 +265,30 @@ impl ProfileState {
     /// Whether a daily cap applies: then a send's reply waits for the
     /// counts it consumed to be journaled (else, counts only inform).
     #[inline]
-    pub fn has_daily_caps(&self) -> bool {
+    pub(crate) fn has_daily_caps(&self) -> bool {
         self.limits.daily_message_limit.is_some() || self.limits.new_recipients_per_sender.is_some()
     }
 
     /// What of this state is still on its way to the journal.
     #[inline]
-    pub fn unsettled(&mut self) -> &mut Unsettled {
+    pub(crate) fn unsettled(&mut self) -> &mut Unsettled {
         &mut self.unsettled
     }
 
     /// Records that `to` opted out; returns the opt-out it replaced.
-    pub fn opt_out(&mut self, to: PhoneNumber, opt_out: OptOut) -> Option<OptOut> {
+    pub(crate) fn opt_out(&mut self, to: PhoneNumber, opt_out: OptOut) -> Option<OptOut> {
         let before = self.opt_outs.get(to);
         self.opt_outs.insert(to, opt_out);
         before
     }
 
     /// `to` opts back in; returns its opt-out, if it had one.
-    pub fn opt_in(&mut self, to: PhoneNumber) -> Option<OptOut> {
+    pub(crate) fn opt_in(&mut self, to: PhoneNumber) -> Option<OptOut> {
         self.opt_outs.remove(to)
     }
 
     /// The profile's opt-outs.
-    pub fn opt_outs(&self) -> &OptOuts {
+    pub(crate) fn opt_outs(&self) -> &OptOuts {
         &self.opt_outs
     }
 
@@ -303,7 +303,7 @@ impl ProfileState {
     /// limit through, however often or to whichever zone it changes (a
     /// change of spelling included). Returns the new day and its count,
     /// for the journal, when the zone changed.
-    pub fn set_limits(&mut self, limits: Limits, now_ms: u64) -> Option<(i32, u32)> {
+    pub(crate) fn set_limits(&mut self, limits: Limits, now_ms: u64) -> Option<(i32, u32)> {
         if limits.zone == self.limits.zone {
             self.limits = limits;
             return None;
@@ -377,7 +377,7 @@ impl ProfileState {
     /// to do, if that is earlier than the engine was told before (so the
     /// engine schedules expiry without hearing about every mapping).
     #[inline]
-    pub fn wakeup_after_mapping(&mut self, now: u32) -> Option<u32> {
+    pub(crate) fn wakeup_after_mapping(&mut self, now: u32) -> Option<u32> {
         let due = now.saturating_add(self.sticky.ttl());
         if self.reported_due.is_none_or(|d| due < d) {
             self.reported_due = Some(due);
@@ -389,7 +389,7 @@ impl ProfileState {
 
     /// After an expiry pass (or recovery): when expiry next has work, now
     /// reported to the engine.
-    pub fn wakeup_after_expiry(&mut self) -> Option<u32> {
+    pub(crate) fn wakeup_after_expiry(&mut self) -> Option<u32> {
         self.reported_due = self.sticky.next_due();
         self.reported_due
     }
@@ -397,7 +397,7 @@ impl ProfileState {
     /// Makes `new` the settings. Turning sticky off (or the pool off)
     /// clears every mapping; new weights restart the weighted cycle; a new
     /// ttl applies to live mappings (those already expired stay expired).
-    pub fn set_settings(&mut self, new: Option<PoolSettings>, now: u32) {
+    pub(crate) fn set_settings(&mut self, new: Option<PoolSettings>, now: u32) {
         if new.as_ref().is_some_and(|s| s.geomatch) {
             self.pool.enable_geo();
         }
@@ -422,7 +422,7 @@ impl ProfileState {
     /// reused mapping's previous use is reported (for the journal's coarse
     /// touches). A refusal changes nothing.
     #[inline]
-    pub fn select(
+    pub(crate) fn select(
         &mut self,
         recipient: PhoneNumber,
         parts: u32,
@@ -482,7 +482,7 @@ impl ProfileState {
     /// A message from `sender`, named by the caller: it must be in the
     /// pool (any kind, short codes included); the daily limit and the
     /// queue cap apply, and its queue is charged. No mapping is made.
-    pub fn send_from(
+    pub(crate) fn send_from(
         &mut self,
         sender: PhoneNumber,
         to: PhoneNumber,
@@ -607,7 +607,7 @@ impl ProfileState {
     /// Prefetches what selecting for `recipient` will read (see
     /// [`StickyMap::prefetch`]); batches call it a few recipients ahead.
     #[inline]
-    pub fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
+    pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
         if stage == 1 {
             self.opt_outs.prefetch(recipient);
         }
@@ -618,7 +618,7 @@ impl ProfileState {
 
     /// Adds a sender (with what it brings from another profile: health,
     /// rate, queue, counters). Existing mappings are untouched.
-    pub fn add_sender(&mut self, number: PhoneNumber, carried: Carried) {
+    pub(crate) fn add_sender(&mut self, number: PhoneNumber, carried: Carried) {
         self.pool.add(number, carried);
     }
 
@@ -627,7 +627,7 @@ impl ProfileState {
     /// are queued at the new one from now on (a slower rate lengthens the
     /// queue, a faster one shortens it); without (a replay), the queue is
     /// left as it is (the journal says where it ends next).
-    pub fn set_rate(
+    pub(crate) fn set_rate(
         &mut self,
         number: PhoneNumber,
         rate: Option<f64>,
@@ -654,12 +654,12 @@ impl ProfileState {
 
     /// Removes a sender, returning what it carries to another pool; every
     /// mapping to it is cleared at once.
-    pub fn remove_sender(&mut self, number: PhoneNumber) -> Option<Carried> {
+    pub(crate) fn remove_sender(&mut self, number: PhoneNumber) -> Option<Carried> {
         self.pool.remove(number)
     }
 
     /// Records a delivery outcome for `number`; `false` if it is not here.
-    pub fn record_outcome(
+    pub(crate) fn record_outcome(
         &mut self,
         number: PhoneNumber,
         outcome: DeliveryOutcome,
@@ -677,7 +677,7 @@ impl ProfileState {
 
     /// One sender with its health and capacity at `now_ms`, if it is in
     /// the pool.
-    pub fn sender(
+    pub(crate) fn sender(
         &self,
         number: PhoneNumber,
         now_ms: u64,
@@ -715,12 +715,12 @@ impl ProfileState {
     /// mapping counts are of live mappings only. The work is the
     /// housekeeper's anyway (each expired entry is reached once); reads
     /// that report counts call this first.
-    pub fn reap(&mut self, now: u32) {
+    pub(crate) fn reap(&mut self, now: u32) {
         self.expire(now, usize::MAX);
     }
 
     /// Lets the timing wheels reach `now`, visiting at most `budget` entries.
-    pub fn expire(&mut self, now: u32, budget: usize) -> ExpireReport {
+    pub(crate) fn expire(&mut self, now: u32, budget: usize) -> ExpireReport {
         let pool = &self.pool;
         let report = self
             .sticky
@@ -730,7 +730,7 @@ impl ProfileState {
     }
 
     /// Counters and sizes.
-    pub fn stats(&self) -> ProfileStats {
+    pub(crate) fn stats(&self) -> ProfileStats {
         ProfileStats {
             stored_mappings: self.sticky.stored(),
             sticky_heap_bytes: self.sticky.heap_bytes(),
@@ -742,7 +742,7 @@ impl ProfileState {
     }
 
     /// Removes every sender (the profile is being deleted), returning their numbers.
-    pub fn drain_senders(&mut self) -> Vec<PhoneNumber> {
+    pub(crate) fn drain_senders(&mut self) -> Vec<PhoneNumber> {
         self.pool.drain()
     }
 }

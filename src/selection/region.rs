@@ -8,10 +8,10 @@ use super::region_table::{NPA_REGION, REGIONS};
 use crate::number::Npa;
 
 /// Index of a region in the generated table.
-pub type RegionId = u8;
+pub(crate) type RegionId = u8;
 
 /// The region of a NANP area code, if the data knows it.
-pub fn region_of(npa: Npa) -> Option<RegionId> {
+pub(crate) fn region_of(npa: Npa) -> Option<RegionId> {
     NPA_REGION
         .binary_search_by_key(&npa, |&(n, _)| n)
         .ok()
@@ -21,7 +21,7 @@ pub fn region_of(npa: Npa) -> Option<RegionId> {
 /// The region's name: a two-letter US state or Canadian province code
 /// (`"IL"`, `"ON"`), or a joined code where the source groups several.
 #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
-pub fn region_name(id: RegionId) -> &'static str {
+pub(crate) fn region_name(id: RegionId) -> &'static str {
     REGIONS.get(usize::from(id)).copied().unwrap_or("?")
 }
 

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 
 /// A member of a rotation: the sender's pool slot and when it joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// Joining order; unique and increasing within a pool.
     pub seq: u32,
     /// The sender's slot in the pool.
@@ -31,7 +31,7 @@ pub struct Member {
 
 /// An ordered set of senders with a round-robin cursor.
 #[derive(Debug, Clone, Default)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     /// Sorted by `seq`.
     members: Vec<Member>,
     /// `seq` of the last pick; 0 before the first pick (sequence numbers start at 1).
@@ -100,7 +100,7 @@ impl Shortlist {
 
 impl Rotation {
     /// Adds a member that joined after every current member.
-    pub fn push(&mut self, member: Member) {
+    pub(crate) fn push(&mut self, member: Member) {
         debug_assert!(self.members.last().is_none_or(|m| m.seq < member.seq));
         // Small rotations grow one member at a time: most pools are small
         // and kept by the hundred thousand.
@@ -113,12 +113,12 @@ impl Rotation {
 
     /// Drops the load-aware shortlist (rebuilt at the next pick that needs
     /// it): for when a member's queue end went back.
-    pub fn forget_shortlist(&mut self) {
+    pub(crate) fn forget_shortlist(&mut self) {
         self.shortlist.get_mut().take();
     }
 
     /// Removes the member in `slot`; returns whether it was there.
-    pub fn remove(&mut self, slot: u32) -> bool {
+    pub(crate) fn remove(&mut self, slot: u32) -> bool {
         match self.members.iter().position(|m| m.slot == slot) {
             Some(i) => {
                 self.members.remove(i);
@@ -129,18 +129,18 @@ impl Rotation {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
     /// The member the next pick would take: the first for which `eligible`
     /// holds, starting after the last pick. Changes nothing; see [`Rotation::commit`].
     #[inline]
-    pub fn peek(&self, mut eligible: impl FnMut(u32) -> bool) -> Option<Member> {
+    pub(crate) fn peek(&self, mut eligible: impl FnMut(u32) -> bool) -> Option<Member> {
         let start = self.members.partition_point(|m| m.seq <= self.last);
         let (before, after) = self.members.split_at(start);
         after
@@ -157,7 +157,7 @@ impl Rotation {
     /// joining order. With `max_wait`, a member that would wait longer is
     /// not taken. Changes nothing the caller can see. Queue ends must only
     /// grow while the members stay the same.
-    pub fn peek_least(
+    pub(crate) fn peek_least(
         &self,
         now: u64,
         max_wait: Option<u64>,
@@ -223,13 +223,13 @@ impl Rotation {
 
     /// Records `member` as the last pick.
     #[inline]
-    pub fn commit(&mut self, member: Member) {
+    pub(crate) fn commit(&mut self, member: Member) {
         self.last = member.seq;
     }
 
     /// [`Rotation::peek`] then [`Rotation::commit`].
     #[cfg(test)]
-    pub fn pick(&mut self, eligible: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(crate) fn pick(&mut self, eligible: impl FnMut(u32) -> bool) -> Option<u32> {
         let member = self.peek(eligible)?;
         self.commit(member);
         Some(member.slot)

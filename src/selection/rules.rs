@@ -264,7 +264,7 @@ impl Context<'_> {
     /// How long a message given now to the sender in `slot` would wait
     /// (0 without capacity).
     #[inline]
-    pub fn wait_ns(&self, pool: &Pool, slot: u32) -> u64 {
+    pub(crate) fn wait_ns(&self, pool: &Pool, slot: u32) -> u64 {
         if self.capacity {
             pool.queue_end(slot).saturating_sub(self.now_ns)
         } else {
@@ -274,7 +274,7 @@ impl Context<'_> {
 
     /// Whether that wait exceeds the profile's cap.
     #[inline]
-    pub fn over_cap(&self, wait_ns: u64) -> bool {
+    pub(crate) fn over_cap(&self, wait_ns: u64) -> bool {
         wait_ns > self.limits.max_queue_ns
     }
 }

@@ -35,7 +35,7 @@ pub(crate) struct Reads<I> {
 
 impl Reads<[PhoneNumber; 1]> {
     /// A reply that read `to`'s state alone.
-    pub fn recipient(to: PhoneNumber) -> Self {
+    pub(crate) fn recipient(to: PhoneNumber) -> Self {
         Reads {
             recipients: [to],
             daily: false,
@@ -45,23 +45,23 @@ impl Reads<[PhoneNumber; 1]> {
 
 impl Unsettled {
     /// Notes that `to`'s state was journaled as append `append`.
-    pub fn recipient(&mut self, to: PhoneNumber, append: u64) {
+    pub(crate) fn recipient(&mut self, to: PhoneNumber, append: u64) {
         self.recipients.insert(to, append);
     }
 
     /// Notes that the daily counts were journaled as append `append`.
-    pub fn daily(&mut self, append: u64) {
+    pub(crate) fn daily(&mut self, append: u64) {
         self.daily = append;
     }
 
     /// Notes a record about the profile as a whole, as append `append`.
-    pub fn whole(&mut self, append: u64) {
+    pub(crate) fn whole(&mut self, append: u64) {
         self.whole = append;
     }
 
     /// Forgets what is written (up to append `written`) once enough
     /// recipients are noted: the map stays as small as the writes in flight.
-    pub fn forget_written(&mut self, written: u64) {
+    pub(crate) fn forget_written(&mut self, written: u64) {
         if self.recipients.len() >= FORGET_FROM {
             self.recipients.retain(|_, append| *append > written);
         }
@@ -70,7 +70,7 @@ impl Unsettled {
     /// Whether anything of the profile is still unwritten (the journal has
     /// written every append up to `written`): what a reply that read the
     /// profile as a whole (a listing, its counters) waits for.
-    pub fn any_unwritten(&self, written: u64) -> bool {
+    pub(crate) fn any_unwritten(&self, written: u64) -> bool {
         self.whole > written
             || self.daily > written
             || self.recipients.values().any(|&append| append > written)
@@ -78,7 +78,7 @@ impl Unsettled {
 
     /// Whether a reply that read `reads` must wait for the journal, which
     /// has written every append up to `written`.
-    pub fn must_wait(
+    pub(crate) fn must_wait(
         &self,
         reads: Reads<impl IntoIterator<Item = PhoneNumber>>,
         written: u64,

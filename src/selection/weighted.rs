@@ -7,13 +7,13 @@
 //! consecutive picks holds exactly five long codes and one toll-free number.
 
 /// Index of long codes in weight arrays.
-pub const LONG_CODE: usize = 0;
+pub(crate) const LONG_CODE: usize = 0;
 /// Index of toll-free numbers in weight arrays.
-pub const TOLL_FREE: usize = 1;
+pub(crate) const TOLL_FREE: usize = 1;
 
 /// The running credit of each kind.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SmoothWeighted {
+pub(crate) struct SmoothWeighted {
     credit: [f64; 2],
 }
 
@@ -21,7 +21,7 @@ impl SmoothWeighted {
     /// Picks a kind. A kind with weight 0 takes no part (its credit is kept
     /// as it is). `None` when every weight is 0.
     #[inline]
-    pub fn pick(&mut self, weights: [f64; 2]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, weights: [f64; 2]) -> Option<usize> {
         let total: f64 = weights.iter().filter(|w| **w > 0.0).sum();
         if total <= 0.0 {
             return None;
@@ -41,7 +41,7 @@ impl SmoothWeighted {
     }
 
     /// Forgets the credit, so a new set of weights starts a fresh cycle.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.credit = [0.0; 2];
     }
 }

@@ -19,13 +19,13 @@ use crate::Engine;
 /// numpool: sender selection for SMS number pools.
 #[derive(Debug, Parser)]
 #[command(name = "numpool", version, about)]
-pub struct Cli {
+pub(super) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Serve the Telnyx-compatible HTTP API.
     Serve(Box<ServeArgs>),
     /// Move the damaged bytes of a data directory's logs to side files,
@@ -46,14 +46,14 @@ pub enum Command {
 
 /// Flags of `numpool repair`.
 #[derive(Debug, Args)]
-pub struct RepairArgs {
+pub(super) struct RepairArgs {
     /// The data directory to repair (no server may be running on it).
     #[arg(long, env = "NUMPOOL_DATA_DIR", default_value = "./numpool-data")]
     pub data_dir: PathBuf,
 }
 
 /// Parses the command line and runs it.
-pub fn main() -> ExitCode {
+pub(super) fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
     match command {
         Command::Serve(args) => serve(*args),

@@ -15,7 +15,7 @@ use crate::cluster::Peers;
 
 /// `numpool cluster ...`.
 #[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
+pub(super) enum ClusterCommand {
     /// Every member: role, epoch, applied position, lag, snapshot, when last heard from.
     Status(StatusArgs),
     /// Hand leadership over to a standby (the most caught-up one, or --to).
@@ -24,7 +24,7 @@ pub enum ClusterCommand {
 
 /// Which node to ask.
 #[derive(Debug, Args)]
-pub struct NodeArgs {
+pub(super) struct NodeArgs {
     /// Any node of the cluster.
     #[arg(long, env = "NUMPOOL_NODE", default_value = "http://127.0.0.1:8080")]
     pub node: String,
@@ -35,7 +35,7 @@ pub struct NodeArgs {
 
 /// Flags of `numpool cluster status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the node's JSON answer as it is.
@@ -45,7 +45,7 @@ pub struct StatusArgs {
 
 /// The API key a command presents.
 #[derive(Debug, Args)]
-pub struct KeyArgs {
+pub(super) struct KeyArgs {
     /// An API key of the server (or NUMPOOL_API_KEY, or --api-key-file).
     #[arg(long, env = "NUMPOOL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -56,7 +56,7 @@ pub struct KeyArgs {
 
 impl KeyArgs {
     /// The key given, read from its file if need be.
-    pub fn key(&self) -> Result<Option<String>, String> {
+    pub(super) fn key(&self) -> Result<Option<String>, String> {
         match (&self.api_key, &self.api_key_file) {
             (Some(k), _) => Ok(Some(k.clone())),
             (None, Some(path)) => Ok(Some(
@@ -73,7 +73,7 @@ impl KeyArgs {
     }
 
     /// The `Authorization` header for the key, if one was given.
-    pub fn headers(&self) -> Result<Vec<(String, String)>, String> {
+    pub(super) fn headers(&self) -> Result<Vec<(String, String)>, String> {
         Ok(self
             .key()?
             .map(|k| ("Authorization".to_string(), format!("Bearer {k}")))
@@ -84,7 +84,7 @@ impl KeyArgs {
 
 /// Flags of `numpool cluster switchover`.
 #[derive(Debug, Args)]
-pub struct SwitchoverArgs {
+pub(super) struct SwitchoverArgs {
     #[command(flatten)]
     pub node: NodeArgs,
     /// The member to hand over to (its advertised URL) [default: the most caught-up standby].
@@ -95,7 +95,7 @@ pub struct SwitchoverArgs {
 }
 
 /// Runs a `numpool cluster` command.
-pub fn run(command: ClusterCommand) -> ExitCode {
+pub(super) fn run(command: ClusterCommand) -> ExitCode {
     let outcome = match command {
         ClusterCommand::Status(args) => status(&args),
         ClusterCommand::Switchover(args) => switchover(&args),

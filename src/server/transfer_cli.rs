@@ -18,7 +18,7 @@ use crate::cluster::Peers;
 
 /// Flags of `numpool backup`.
 #[derive(Debug, Args)]
-pub struct BackupArgs {
+pub(super) struct BackupArgs {
     /// Where to write the backup (written whole, then renamed into place).
     #[arg(long)]
     pub to: PathBuf,
@@ -30,7 +30,7 @@ pub struct BackupArgs {
 
 /// Flags of `numpool restore`.
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
+pub(super) struct RestoreArgs {
     /// A file `numpool backup` wrote.
     pub file: PathBuf,
     /// The data directory to make; it must be new or empty.
@@ -40,7 +40,7 @@ pub struct RestoreArgs {
 
 /// Flags of `numpool import`.
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(super) struct ImportArgs {
     /// The messaging profile to import into.
     #[arg(long)]
     pub profile: String,
@@ -57,7 +57,7 @@ const MAX_BACKUP_BYTES: u64 = 64 << 30;
 
 /// Runs `numpool backup`, `restore` or `import`, printing what it did (or
 /// why not) and returning the exit code.
-pub fn run(name: &str, outcome: Result<String, String>) -> ExitCode {
+pub(super) fn run(name: &str, outcome: Result<String, String>) -> ExitCode {
     match outcome {
         Ok(said) => {
             println!("numpool {name}: {said}");
@@ -73,7 +73,7 @@ pub fn run(name: &str, outcome: Result<String, String>) -> ExitCode {
 /// `numpool backup`: streams `GET /backup` to a temporary file beside
 /// `--to`, checks its checksum and that it is a whole snapshot, then
 /// renames it into place.
-pub fn backup(args: &BackupArgs) -> Result<String, String> {
+pub(super) fn backup(args: &BackupArgs) -> Result<String, String> {
     let node = args.node.node.trim_end_matches('/');
     let peers = Peers::new(args.node.tls_ca.as_deref()).map_err(|e| e.to_string())?;
     let request = Request {
@@ -120,7 +120,7 @@ pub fn backup(args: &BackupArgs) -> Result<String, String> {
 }
 
 /// `numpool restore`.
-pub fn restore(args: &RestoreArgs) -> Result<String, String> {
+pub(super) fn restore(args: &RestoreArgs) -> Result<String, String> {
     let report = crate::restore(&args.file, &args.data_dir).map_err(|e| e.to_string())?;
     Ok(format!(
         "{} profiles restored into {} ({} bytes); start it with: numpool serve --data-dir {}",
@@ -133,7 +133,7 @@ pub fn restore(args: &RestoreArgs) -> Result<String, String> {
 
 /// `numpool import`: streams the file (never held whole) and prints the
 /// server's counts; on a terminal, how much has been sent as it goes.
-pub fn import(args: &ImportArgs) -> Result<String, String> {
+pub(super) fn import(args: &ImportArgs) -> Result<String, String> {
     let node = args.node.node.trim_end_matches('/');
     let peers = Peers::new(args.node.tls_ca.as_deref()).map_err(|e| e.to_string())?;
     let file = std::fs::File::open(&args.file)

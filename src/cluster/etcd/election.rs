@@ -42,7 +42,7 @@ impl EtcdClient {
     /// Between polls `withdraw` is asked: when it says so, the key is
     /// deleted and `Ok(None)` returned. An error when the key is gone (the
     /// lease lapsed) or etcd does not answer.
-    pub fn campaign(
+    pub(crate) fn campaign(
         &self,
         name: &[u8],
         lease: i64,
@@ -90,7 +90,7 @@ impl EtcdClient {
 
     /// The current leader of election `name`: its key (whose create
     /// revision is the epoch) and value; `None` when there is none.
-    pub fn leader(&self, name: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+    pub(crate) fn leader(&self, name: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
         self.oldest(&prefix)
@@ -99,7 +99,7 @@ impl EtcdClient {
     /// Gives up leadership (or a place in line): deletes the key if it is
     /// still the one elected with (a no-op otherwise); the next candidate
     /// leads at once.
-    pub fn resign(&self, leader: &LeaderKey) -> Result<(), EtcdError> {
+    pub(crate) fn resign(&self, leader: &LeaderKey) -> Result<(), EtcdError> {
         let delete = Op::delete(leader.key.clone());
         self.txn(&[leader.fence()], &[delete], &[])?;
         Ok(())

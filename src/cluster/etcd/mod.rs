@@ -37,8 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub use types::*;
-pub use watch::{WatchEnd, WatchOptions};
+pub(crate) use types::*;
+pub(crate) use watch::{WatchEnd, WatchOptions};
 
 use types::{
     b64, http_error, parse_json, prefix_range, range_json, DeleteJson, HeaderOnlyJson,
@@ -47,17 +47,17 @@ use types::{
 
 /// The most operations one transaction may hold (etcd's `--max-txn-ops`
 /// default; the compares do not count).
-pub const MAX_TXN_OPS: usize = 128;
+pub(crate) const MAX_TXN_OPS: usize = 128;
 
 /// The largest request etcd takes by default (`--max-request-bytes`,
 /// 1.5 MiB): a put's value must stay below it, base64 and all.
-pub const MAX_REQUEST_BYTES: usize = 1_572_864;
+pub(crate) const MAX_REQUEST_BYTES: usize = 1_572_864;
 
 /// How long a connection may take to open, by default.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a whole call may take, by default.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The largest answer read (a page of the log holds 16 batches of at most
 /// 1 MiB, in base64).
@@ -294,7 +294,7 @@ fn endpoint(raw: &str) -> Result<String, EtcdError> {
 }
 
 /// A blocking etcd client. `Send + Sync`: share it behind an `Arc`.
-pub struct EtcdClient {
+pub(crate) struct EtcdClient {
     agent: ureq::Agent,
     endpoints: Vec<String>,
     /// The endpoint to try first: the last one that answered.
@@ -320,7 +320,7 @@ impl std::fmt::Debug for EtcdClient {
 impl EtcdClient {
     /// A client of the etcd `config` names. Fails on a bad endpoint or a
     /// TLS file that cannot be used; connects only when first called.
-    pub fn new(config: EtcdConfig) -> Result<Self, EtcdError> {
+    pub(crate) fn new(config: EtcdConfig) -> Result<Self, EtcdError> {
         let endpoints = config
             .endpoints
             .iter()
@@ -363,7 +363,7 @@ impl EtcdClient {
     }
 
     /// Sets how long a connection may take to open.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         if let Ok(agent) = self.make_agent() {
             self.agent = agent;
@@ -372,13 +372,13 @@ impl EtcdClient {
     }
 
     /// Sets how long a whole unary call may take (streams have their own).
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
     /// Whether etcd says it is healthy (`GET /health`).
-    pub fn health(&self) -> Result<bool, EtcdError> {
+    pub(crate) fn health(&self) -> Result<bool, EtcdError> {
         #[derive(Deserialize, Default)]
         #[serde(default)]
         struct HealthJson {
@@ -393,7 +393,7 @@ impl EtcdClient {
 
     /// Reads `key`, or the keys in `[key, range_end)` in key order, at most
     /// `limit` (0: all).
-    pub fn range(
+    pub(crate) fn range(
         &self,
         key: &[u8],
         range_end: Option<&[u8]>,
@@ -404,18 +404,23 @@ impl EtcdClient {
     }
 
     /// Reads every key starting with `prefix` (every key when it is empty).
-    pub fn range_prefix(&self, prefix: &[u8]) -> Result<RangeResult, EtcdError> {
+    pub(crate) fn range_prefix(&self, prefix: &[u8]) -> Result<RangeResult, EtcdError> {
         let (key, end) = prefix_range(prefix);
         self.range(&key, Some(&end), 0)
     }
 
     /// Reads one key.
-    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
         Ok(self.range(key, None, 1)?.kvs.into_iter().next())
     }
 
     /// Writes `key` (on `lease`, if given); returns the write's revision.
-    pub fn put(&self, key: &[u8], value: &[u8], lease: Option<i64>) -> Result<i64, EtcdError> {
+    pub(crate) fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: Option<i64>,
+    ) -> Result<i64, EtcdError> {
         let mut body = json!({ "key": b64::encode(key), "value": b64::encode(value) });
         if let Some(lease) = lease {
             body["lease"] = lease.to_string().into();
@@ -425,7 +430,7 @@ impl EtcdClient {
     }
 
     /// Deletes `key`, or the keys in `[key, range_end)`.
-    pub fn delete_range(
+    pub(crate) fn delete_range(
         &self,
         key: &[u8],
         range_end: Option<&[u8]>,
@@ -437,7 +442,7 @@ impl EtcdClient {
     /// Runs a transaction: if every compare holds, the `success` operations,
     /// else the `failure` ones (etcd takes at most [`MAX_TXN_OPS`] a
     /// branch), atomically.
-    pub fn txn(
+    pub(crate) fn txn(
         &self,
         compare: &[Compare],
         success: &[Op],
@@ -454,14 +459,14 @@ impl EtcdClient {
 
     /// Compacts the history up to `revision` (a watch from before it is
     /// canceled with the compact revision).
-    pub fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+    pub(crate) fn compact(&self, revision: i64) -> Result<(), EtcdError> {
         let body = json!({ "revision": revision.to_string() });
         let _: HeaderOnlyJson = self.post("/v3/kv/compaction", &body)?;
         Ok(())
     }
 
     /// Grants a lease of `ttl_secs` seconds.
-    pub fn lease_grant(&self, ttl_secs: i64) -> Result<LeaseGrant, EtcdError> {
+    pub(crate) fn lease_grant(&self, ttl_secs: i64) -> Result<LeaseGrant, EtcdError> {
         let r: LeaseGrantJson = self.post("/v3/lease/grant", &json!({ "TTL": ttl_secs }))?;
         if !r.error.is_empty() {
             return Err(EtcdError::Http {
@@ -478,7 +483,7 @@ impl EtcdClient {
 
     /// Renews a lease; returns its TTL in seconds again.
     /// [`EtcdError::LeaseLost`] if the lease has expired or was revoked.
-    pub fn lease_keepalive(&self, id: i64) -> Result<i64, EtcdError> {
+    pub(crate) fn lease_keepalive(&self, id: i64) -> Result<i64, EtcdError> {
         #[derive(Deserialize, Default)]
         #[serde(default)]
         struct KeepAliveJson {
@@ -508,7 +513,7 @@ impl EtcdClient {
 
     /// Revokes a lease, deleting the keys attached to it; `false` if there
     /// was no such lease (expired, or revoked already).
-    pub fn lease_revoke(&self, id: i64) -> Result<bool, EtcdError> {
+    pub(crate) fn lease_revoke(&self, id: i64) -> Result<bool, EtcdError> {
         let body = json!({ "ID": id.to_string() });
         match self.post::<HeaderOnlyJson>("/v3/lease/revoke", &body) {
             Ok(_) => Ok(true),

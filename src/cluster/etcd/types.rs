@@ -22,7 +22,7 @@ use super::EtcdError;
 /// A key and its value as stored in etcd.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default)]
-pub struct KeyValue {
+pub(crate) struct KeyValue {
     /// The key.
     #[serde(deserialize_with = "de_bytes")]
     pub key: Vec<u8>,
@@ -45,7 +45,7 @@ pub struct KeyValue {
 
 /// The answer to a range request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RangeResult {
+pub(crate) struct RangeResult {
     /// The keys found, in key order, at most the limit asked for.
     pub kvs: Vec<KeyValue>,
     /// More keys matched than the limit let through.
@@ -58,7 +58,7 @@ pub struct RangeResult {
 
 /// The answer to a delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeleteResult {
+pub(crate) struct DeleteResult {
     /// How many keys were deleted.
     pub deleted: i64,
     /// The store's revision after the delete (that of the deletion if any).
@@ -67,7 +67,7 @@ pub struct DeleteResult {
 
 /// A granted lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseGrant {
+pub(crate) struct LeaseGrant {
     /// The lease's id.
     pub id: i64,
     /// Its time to live in seconds, as granted (etcd may raise a small TTL
@@ -78,7 +78,7 @@ pub struct LeaseGrant {
 /// This node's key in an election, as returned by a won campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default)]
-pub struct LeaderKey {
+pub(crate) struct LeaderKey {
     /// The election's name (the key prefix).
     #[serde(deserialize_with = "de_bytes")]
     pub name: Vec<u8>,
@@ -99,14 +99,14 @@ impl LeaderKey {
     /// exists with the create revision it was elected with. It fails once
     /// the lease expired or was revoked, or the leader resigned. (Not the
     /// mod revision or value: a re-campaign or proclaim changes those.)
-    pub fn fence(&self) -> Compare {
+    pub(crate) fn fence(&self) -> Compare {
         Compare::create_revision(self.key.clone(), CompareResult::Equal, self.rev)
     }
 }
 
 /// How a [`Compare`] compares the key's field with the given value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareResult {
+pub(crate) enum CompareResult {
     /// The key's field equals the value.
     Equal,
     /// The key's field is greater.
@@ -132,7 +132,7 @@ impl CompareResult {
 /// Which field of the key a [`Compare`] looks at, and the value it is
 /// compared with. A missing key has version, create and mod revision 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompareTarget {
+pub(crate) enum CompareTarget {
     /// The key's version (0 when absent).
     Version(i64),
     /// The key's create revision (0 when absent).
@@ -147,7 +147,7 @@ pub enum CompareTarget {
 
 /// One condition of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Compare {
+pub(crate) struct Compare {
     /// The key compared.
     pub key: Vec<u8>,
     /// When set, the condition must hold for every key in `[key, range_end)`.
@@ -161,22 +161,26 @@ pub struct Compare {
 impl Compare {
     /// Compares the key's create revision (0 when absent: `Equal, 0` means
     /// "does not exist").
-    pub fn create_revision(key: impl Into<Vec<u8>>, result: CompareResult, rev: i64) -> Self {
+    pub(crate) fn create_revision(
+        key: impl Into<Vec<u8>>,
+        result: CompareResult,
+        rev: i64,
+    ) -> Self {
         Compare::new(key, result, CompareTarget::Create(rev))
     }
 
     /// Compares the key's mod revision.
-    pub fn mod_revision(key: impl Into<Vec<u8>>, result: CompareResult, rev: i64) -> Self {
+    pub(crate) fn mod_revision(key: impl Into<Vec<u8>>, result: CompareResult, rev: i64) -> Self {
         Compare::new(key, result, CompareTarget::Mod(rev))
     }
 
     /// Compares the key's version.
-    pub fn version(key: impl Into<Vec<u8>>, result: CompareResult, version: i64) -> Self {
+    pub(crate) fn version(key: impl Into<Vec<u8>>, result: CompareResult, version: i64) -> Self {
         Compare::new(key, result, CompareTarget::Version(version))
     }
 
     /// Compares the key's value.
-    pub fn value(
+    pub(crate) fn value(
         key: impl Into<Vec<u8>>,
         result: CompareResult,
         value: impl Into<Vec<u8>>,
@@ -185,12 +189,12 @@ impl Compare {
     }
 
     /// Compares the key's lease id.
-    pub fn lease(key: impl Into<Vec<u8>>, result: CompareResult, lease: i64) -> Self {
+    pub(crate) fn lease(key: impl Into<Vec<u8>>, result: CompareResult, lease: i64) -> Self {
         Compare::new(key, result, CompareTarget::Lease(lease))
     }
 
     /// The same condition over every key in `[key, range_end)`.
-    pub fn with_range_end(mut self, range_end: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn with_range_end(mut self, range_end: impl Into<Vec<u8>>) -> Self {
         self.range_end = Some(range_end.into());
         self
     }
@@ -228,7 +232,7 @@ impl Compare {
 
 /// One operation of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// Writes a key.
     Put {
         /// The key.
@@ -258,7 +262,7 @@ pub enum Op {
 
 impl Op {
     /// Writes `key` with no lease.
-    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+    pub(crate) fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
         Op::Put {
             key: key.into(),
             value: value.into(),
@@ -267,7 +271,7 @@ impl Op {
     }
 
     /// Reads `key`.
-    pub fn get(key: impl Into<Vec<u8>>) -> Op {
+    pub(crate) fn get(key: impl Into<Vec<u8>>) -> Op {
         Op::Range {
             key: key.into(),
             range_end: None,
@@ -276,7 +280,7 @@ impl Op {
     }
 
     /// Deletes `key`.
-    pub fn delete(key: impl Into<Vec<u8>>) -> Op {
+    pub(crate) fn delete(key: impl Into<Vec<u8>>) -> Op {
         Op::DeleteRange {
             key: key.into(),
             range_end: None,
@@ -310,7 +314,7 @@ impl Op {
 /// The answer to one operation of a transaction, in the order of the
 /// branch that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpResponse {
+pub(crate) enum OpResponse {
     /// A put's answer.
     Put {
         /// The revision of the write (the transaction's).
@@ -324,7 +328,7 @@ pub enum OpResponse {
 
 /// The answer to a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnResult {
+pub(crate) struct TxnResult {
     /// The compares held and the success branch ran; otherwise the failure
     /// branch ran (an HTTP 200 all the same).
     pub succeeded: bool,
@@ -337,7 +341,7 @@ pub struct TxnResult {
 
 impl TxnResult {
     /// The result if the compares held, else [`EtcdError::CompareFailed`].
-    pub fn require_success(self) -> Result<TxnResult, EtcdError> {
+    pub(crate) fn require_success(self) -> Result<TxnResult, EtcdError> {
         if self.succeeded {
             Ok(self)
         } else {
@@ -350,7 +354,7 @@ impl TxnResult {
 
 /// What happened to a key in a watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// The key was written.
     #[default]
     Put,
@@ -362,7 +366,7 @@ pub enum EventKind {
 /// One change seen by a watch.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default)]
-pub struct Event {
+pub(crate) struct Event {
     /// A write or a deletion.
     #[serde(rename = "type", deserialize_with = "de_event_kind")]
     pub kind: EventKind,
@@ -377,7 +381,7 @@ pub struct Event {
 /// One message of a watch: the events of one revision or more, a progress
 /// notification (no events), or the watch's cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct WatchEvent {
+pub(crate) struct WatchEvent {
     /// The store's revision when the message was sent: after a progress
     /// notification, every change up to it has been delivered. (0 in a
     /// cancellation for compaction.)
@@ -397,14 +401,14 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     /// A progress notification: no events, not a cancellation.
-    pub fn is_progress_notify(&self) -> bool {
+    pub(crate) fn is_progress_notify(&self) -> bool {
         self.events.is_empty() && !self.canceled
     }
 }
 
 /// Options of a watch beyond its key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WatchOptions {
+pub(super) struct WatchOptions {
     /// Watch `[key, range_end)` rather than the key alone (see
     /// [`prefix_end`]).
     pub range_end: Option<Vec<u8>>,
@@ -426,7 +430,7 @@ pub struct WatchOptions {
 /// The end of the range of every key starting with `prefix`: the prefix
 /// with its last byte below 0xff incremented (and what follows dropped);
 /// `[0]` (every key from `prefix` on) when there is none.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -761,12 +765,12 @@ pub(super) mod b64 {
     );
 
     /// Encodes with padding.
-    pub fn encode(bytes: &[u8]) -> String {
+    pub(crate) fn encode(bytes: &[u8]) -> String {
         ENGINE.encode(bytes)
     }
 
     /// Decodes, with or without padding; `None` if it is not base64.
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
+    pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
         ENGINE.decode(text).ok()
     }
 }

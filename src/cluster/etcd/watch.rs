@@ -14,7 +14,7 @@ use super::{EtcdClient, EtcdError, Failure, WatchEvent};
 
 /// Options of a watch beyond its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// Watch `[key, range_end)` rather than the key alone (see
     /// [`super::prefix_end`]).
     pub range_end: Option<Vec<u8>>,
@@ -41,7 +41,7 @@ impl Default for WatchOptions {
 
 /// How a watch call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchEnd {
+pub(crate) enum WatchEnd {
     /// Nothing came for a window, or the caller said stop: watch again from
     /// `next` to go on.
     Paused {
@@ -60,7 +60,7 @@ impl EtcdClient {
     /// Watches `key` with `options`, handing every message (events, and
     /// progress notifications) to `on` as it arrives; `on` returns whether
     /// to go on. See the module docs.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         key: &[u8],
         options: &WatchOptions,

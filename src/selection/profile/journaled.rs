@@ -25,7 +25,7 @@ impl ProfileState {
     /// one that no longer parses (a time zone this build lacks, a region
     /// code it does not know) falls back as `Limits::recovered` and
     /// `Destinations::recovered` say.
-    pub fn from_record(record: &ProfileRecord, shape: Shape) -> Self {
+    pub(crate) fn from_record(record: &ProfileRecord, shape: Shape) -> Self {
         let limits = Limits::recovered(&record.capacity);
         let mut state = ProfileState::new(record.number_pool_settings.clone(), limits, shape);
         let destinations = Destinations::recovered(&record.whitelisted_destinations);
@@ -37,7 +37,7 @@ impl ProfileState {
     /// compliance): the one rule for a live update, recovery and a cluster
     /// standby. Returns whether the daily limits' time zone changed (then
     /// the day's counts were re-read in the new zone).
-    pub fn apply_record(&mut self, record: &ProfileRecord, at_ms: u64) -> bool {
+    pub(crate) fn apply_record(&mut self, record: &ProfileRecord, at_ms: u64) -> bool {
         self.set_settings(record.number_pool_settings.clone(), (at_ms / 1000) as u32);
         let rezoned = self
             .set_limits(Limits::recovered(&record.capacity), at_ms)
@@ -49,7 +49,7 @@ impl ProfileState {
 
     /// Today's counters of every sender that has any, and the profile's
     /// (snapshots and the journal keep them).
-    pub fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
+    pub(crate) fn daily_counts(&self) -> (i32, u32, Vec<DailyCounts>) {
         let day = self.today.index;
         let senders = self
             .pool
@@ -68,7 +68,7 @@ impl ProfileState {
     }
 
     /// The counters of one sender, for the journal after a counted send.
-    pub fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
+    pub(crate) fn daily_count(&self, sender: PhoneNumber) -> Option<DailyCounts> {
         let load = self.pool.load(self.pool.lookup(sender)?.slot);
         Some(DailyCounts {
             sender,
@@ -84,7 +84,7 @@ impl ProfileState {
     /// when a send starts a new block ([`Selection::starts_block`]), so a
     /// crash can lose no count: recovery reads the reservation back, which
     /// errs on the side of the caps.
-    pub fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
+    pub(crate) fn daily_reservation(&self, sender: PhoneNumber) -> (i32, u32, Option<DailyCounts>) {
         let mut counts = self.daily_count(sender);
         let sticky = self.settings.as_ref().is_some_and(|s| s.sticky_sender);
         let cap = self.limits.new_recipients_per_sender;
@@ -105,7 +105,7 @@ impl ProfileState {
     /// shutdown) or a block's reservation, which bounds the count from
     /// above. Counters of another day than the one holding `now_ms` are
     /// dropped (they would read as zero anyway).
-    pub fn restore_daily(
+    pub(crate) fn restore_daily(
         &mut self,
         now_ms: u64,
         day: i32,
@@ -130,7 +130,7 @@ impl ProfileState {
 
     /// Counts a new recipient of `sender` made at `at` seconds (recovery
     /// replays the mappings selections made; each was a new recipient).
-    pub fn restore_new_recipient(&mut self, sender: PhoneNumber, at: u32, now_ms: u64) {
+    pub(crate) fn restore_new_recipient(&mut self, sender: PhoneNumber, at: u32, now_ms: u64) {
         self.roll_day(now_ms);
         if !self.today.holds(u64::from(at) * 1000) {
             return;
@@ -147,7 +147,7 @@ impl ProfileState {
 
     /// Puts back a mapping to `from` as it was (recovery); ignored if `from`
     /// is not in the pool.
-    pub fn restore_mapping(
+    pub(crate) fn restore_mapping(
         &mut self,
         to: PhoneNumber,
         from: PhoneNumber,
@@ -161,12 +161,12 @@ impl ProfileState {
     }
 
     /// Moves a mapping's last use forward (recovery).
-    pub fn restore_touch(&mut self, to: PhoneNumber, last_used: u32) {
+    pub(crate) fn restore_touch(&mut self, to: PhoneNumber, last_used: u32) {
         self.sticky.restore_touch(to, last_used);
     }
 
     /// Sets a sender's health to `slices` (recovery).
-    pub fn restore_health(
+    pub(crate) fn restore_health(
         &mut self,
         sender: PhoneNumber,
         slices: &[HealthSlice],
@@ -181,33 +181,33 @@ impl ProfileState {
     /// since the queue ends were last written, so the engine lists the
     /// profile for the next write (see [`ProfileState::queue_changes`]).
     #[inline]
-    pub fn list_queues(&mut self) -> bool {
+    pub(crate) fn list_queues(&mut self) -> bool {
         !std::mem::replace(&mut self.queues_listed, true)
     }
 
     /// The senders whose queue end moved since the last call, at most
     /// `max`, with where their queues end; `true` if more remain (the
     /// profile stays listed).
-    pub fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
+    pub(crate) fn queue_changes(&mut self, max: usize, out: &mut Vec<(PhoneNumber, u64)>) -> bool {
         let more = self.pool.queue_changes(max, out);
         self.queues_listed = more;
         more
     }
 
     /// Every sender's queue end (snapshots).
-    pub fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
+    pub(crate) fn queue_ends(&self) -> Vec<(PhoneNumber, u64)> {
         self.pool.queue_ends()
     }
 
     /// Sets the senders' queue ends as the journal has them.
-    pub fn restore_queue_ends(&mut self, ends: &[(PhoneNumber, u64)]) {
+    pub(crate) fn restore_queue_ends(&mut self, ends: &[(PhoneNumber, u64)]) {
         for &(sender, end) in ends {
             self.pool.restore_queue_end(sender, end);
         }
     }
 
     /// The senders with their health slices, in joining order (snapshots).
-    pub fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
+    pub(crate) fn sender_states(&self) -> Vec<(PhoneNumber, Vec<HealthSlice>)> {
         self.pool
             .senders()
             .into_iter()

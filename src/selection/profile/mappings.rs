@@ -24,13 +24,13 @@ impl ProfileState {
     }
 
     /// The live mapping of `recipient`, if any.
-    pub fn mapping(&self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
+    pub(crate) fn mapping(&self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
         self.record(self.sticky.get(recipient, now, self.in_pool())?)
     }
 
     /// One page of the live mappings (of `sender` only, if given), in
     /// storage order from `from`; see [`StickyMap::page`].
-    pub fn mappings_page(
+    pub(crate) fn mappings_page(
         &self,
         from: MapPosition,
         limit: usize,
@@ -49,12 +49,12 @@ impl ProfileState {
     }
 
     /// Number of parts [`ProfileState::mappings_part`] divides the mappings into.
-    pub fn mapping_parts(&self) -> usize {
+    pub(crate) fn mapping_parts(&self) -> usize {
         self.sticky.shard_count()
     }
 
     /// The live mappings of one part (a shard of the sticky map), unordered.
-    pub fn mappings_part(&self, part: usize, now: u32) -> Vec<StickyMapping> {
+    pub(crate) fn mappings_part(&self, part: usize, now: u32) -> Vec<StickyMapping> {
         self.sticky
             .live_in_shard(part, now, self.in_pool())
             .into_iter()
@@ -63,7 +63,7 @@ impl ProfileState {
     }
 
     /// Pins `recipient` to `sender`, which must be a pickable sender of this pool.
-    pub fn pin(
+    pub(crate) fn pin(
         &mut self,
         recipient: PhoneNumber,
         sender: PhoneNumber,
@@ -88,7 +88,7 @@ impl ProfileState {
     /// earlier row, `(last used, sender)`, which a later row replaces or
     /// (when its sender left the pool) takes back. The rules of
     /// docs/SELECTION.md, "Importing message history".
-    pub fn import_row(
+    pub(crate) fn import_row(
         &mut self,
         row: &HistoryRow,
         ours: Option<(u32, PhoneNumber)>,
@@ -136,7 +136,7 @@ impl ProfileState {
     }
 
     /// Breaks the mapping of `recipient`; returns it if it was live.
-    pub fn unmap(&mut self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
+    pub(crate) fn unmap(&mut self, recipient: PhoneNumber, now: u32) -> Option<StickyMapping> {
         let removed = self
             .sticky
             .remove(recipient, now, |r| self.pool.resolve(r).is_some())?;

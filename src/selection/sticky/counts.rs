@@ -24,14 +24,14 @@ struct Count {
 /// leaving the pool needs no call here: its slot's next occupant has a new
 /// generation, which starts from zero.
 #[derive(Debug, Clone, Default)]
-pub struct SenderCounts {
+pub(super) struct SenderCounts {
     by_slot: Vec<Count>,
 }
 
 impl SenderCounts {
     /// A mapping to `sender` was stored.
     #[inline]
-    pub fn add(&mut self, sender: SenderRef, pinned: bool) {
+    pub(super) fn add(&mut self, sender: SenderRef, pinned: bool) {
         let slot = sender.slot as usize;
         if slot >= self.by_slot.len() {
             self.by_slot.resize(slot + 1, Count::default());
@@ -49,7 +49,7 @@ impl SenderCounts {
 
     /// A mapping to `sender` was dropped (a stale one changes nothing).
     #[inline]
-    pub fn remove(&mut self, sender: SenderRef, pinned: bool) {
+    pub(super) fn remove(&mut self, sender: SenderRef, pinned: bool) {
         if let Some(c) = self.by_slot.get_mut(sender.slot as usize) {
             if c.generation == sender.generation {
                 c.mapped = c.mapped.saturating_sub(1);
@@ -59,7 +59,7 @@ impl SenderCounts {
     }
 
     /// Mappings stored to `sender`, and how many of them are pinned.
-    pub fn of(&self, sender: SenderRef) -> (u32, u32) {
+    pub(super) fn of(&self, sender: SenderRef) -> (u32, u32) {
         match self.by_slot.get(sender.slot as usize) {
             Some(c) if c.generation == sender.generation => (c.mapped, c.pinned),
             _ => (0, 0),
@@ -67,12 +67,12 @@ impl SenderCounts {
     }
 
     /// Forgets every count (the map was cleared).
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.by_slot = Vec::new();
     }
 
     /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         self.by_slot.capacity() * std::mem::size_of::<Count>()
     }
 }

@@ -14,7 +14,7 @@
 
 /// Ids must fit in 24 bits; the word stores `id + 1` so that 0 means empty,
 /// and the largest word is kept for tombstones.
-pub const MAX_ID: u32 = 0x00FF_FFFD;
+pub(super) const MAX_ID: u32 = 0x00FF_FFFD;
 const ID_BITS: u32 = 24;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
 const MIN_CAPACITY: usize = 16;
@@ -46,7 +46,7 @@ pub(super) struct Index {
 }
 
 impl Index {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
@@ -56,7 +56,7 @@ impl Index {
 
     /// The id stored under `hash` for which `is_key` holds.
     #[inline]
-    pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
         if self.words.is_empty() {
             return None;
         }
@@ -77,7 +77,7 @@ impl Index {
 
     /// Hints the CPU to fetch the first word a lookup of `hash` reads.
     #[inline]
-    pub fn prefetch(&self, hash: u64) {
+    pub(super) fn prefetch(&self, hash: u64) {
         if !self.words.is_empty() {
             super::prefetch(&self.words[hash as usize & self.mask()]);
         }
@@ -86,7 +86,7 @@ impl Index {
     /// The id in the first word a lookup of `hash` reads, if its tag
     /// matches (the likely hit), without probing further.
     #[inline]
-    pub fn first_candidate(&self, hash: u64) -> Option<u32> {
+    pub(super) fn first_candidate(&self, hash: u64) -> Option<u32> {
         if self.words.is_empty() {
             return None;
         }
@@ -96,7 +96,7 @@ impl Index {
 
     /// Whether one more id fits without a rebuild.
     #[inline]
-    pub fn has_room(&self) -> bool {
+    pub(super) fn has_room(&self) -> bool {
         // Live words and tombstones fill at most 7/8, so every probe ends
         // at an empty word.
         (self.len + self.tombstones + 1) * 8 <= self.words.len() * 7
@@ -106,7 +106,7 @@ impl Index {
     /// The caller ensures room ([`Index::has_room`] or [`Index::rebuild`])
     /// and that `id` is not stored yet.
     #[inline]
-    pub fn insert(&mut self, hash: u64, id: u32) {
+    pub(super) fn insert(&mut self, hash: u64, id: u32) {
         debug_assert!(id <= MAX_ID && self.has_room());
         let mask = self.mask();
         let mut pos = hash as usize & mask;
@@ -127,7 +127,7 @@ impl Index {
     /// Replaces the table with one holding exactly `entries` (`(id, hash)`
     /// pairs, `count` of them), without tombstones: the same capacity if
     /// that leaves room to grow, else twice as much (or more).
-    pub fn rebuild(&mut self, entries: impl Iterator<Item = (u32, u64)>, count: usize) {
+    pub(super) fn rebuild(&mut self, entries: impl Iterator<Item = (u32, u64)>, count: usize) {
         let mut capacity = self.words.len().max(MIN_CAPACITY);
         // Keep at least a quarter free after the rebuild, so rebuilds stay rare.
         while (count + 1) * 4 > capacity * 3 {
@@ -142,7 +142,7 @@ impl Index {
     }
 
     /// Removes `id`, stored under `hash`. Returns whether it was there.
-    pub fn remove(&mut self, hash: u64, id: u32) -> bool {
+    pub(super) fn remove(&mut self, hash: u64, id: u32) -> bool {
         if self.words.is_empty() {
             return false;
         }
@@ -164,7 +164,7 @@ impl Index {
     }
 
     /// Bytes of heap the index holds.
-    pub fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         self.words.len() * std::mem::size_of::<u32>()
     }
 }

@@ -10,11 +10,11 @@ use crate::number::PhoneNumber;
 use crate::selection::pool::SenderRef;
 
 /// Default number of shards per map.
-pub const DEFAULT_SHARDS: usize = 16;
+pub(crate) const DEFAULT_SHARDS: usize = 16;
 
 /// A mapping as callers see it. Times are seconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub recipient: PhoneNumber,
     pub sender: SenderRef,
     pub created_at: u32,
@@ -26,7 +26,7 @@ pub struct Mapping {
 
 /// A place in a map's storage order, where a page of mappings starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MapPosition {
+pub(crate) struct MapPosition {
     /// The shard.
     pub shard: u32,
     /// The entry within the shard.
@@ -98,7 +98,7 @@ impl Shard {
 /// - Every stored entry is in its shard's wheel exactly once (pinned ones
 ///   are re-armed one ttl ahead each time they are reached).
 #[derive(Clone)]
-pub struct StickyMap {
+pub(crate) struct StickyMap {
     /// Empty until the first mapping is made, so a profile that never maps
     /// anyone (or an idle one) costs nothing here; then `shard_mask + 1` shards.
     shards: Vec<Shard>,
@@ -124,7 +124,7 @@ fn is_live(e: &Entry, now: u32, ttl: u32) -> bool {
 impl StickyMap {
     /// An empty map with `ttl` seconds and `shards` shards (rounded up to a
     /// power of two). Nothing is allocated until the first mapping.
-    pub fn new(ttl: u32, shards: usize) -> Self {
+    pub(crate) fn new(ttl: u32, shards: usize) -> Self {
         let n = shards.max(1).next_power_of_two();
         StickyMap {
             shards: Vec::new(),
@@ -137,7 +137,7 @@ impl StickyMap {
     }
 
     /// Seconds of silence after which a mapping expires.
-    pub fn ttl(&self) -> u32 {
+    pub(crate) fn ttl(&self) -> u32 {
         self.ttl
     }
 
@@ -149,7 +149,7 @@ impl StickyMap {
     /// past theirs, so each shard is rebuilt with its live mappings armed
     /// at their new deadlines, keeping the wheels (and the per-sender
     /// counts) exact.
-    pub fn set_ttl(&mut self, ttl: u32, now: u32) {
+    pub(crate) fn set_ttl(&mut self, ttl: u32, now: u32) {
         let old = self.ttl;
         let new = ttl.max(1);
         self.ttl = new;
@@ -193,7 +193,7 @@ impl StickyMap {
     /// its sender, marks it used at `now` and returns what `check` returned
     /// with the mapping's previous use.
     #[inline]
-    pub fn touch<T>(
+    pub(crate) fn touch<T>(
         &mut self,
         recipient: PhoneNumber,
         now: u32,
@@ -219,7 +219,7 @@ impl StickyMap {
     /// in cache by then) fetches the entry that word names. The lookups
     /// themselves then find both in cache.
     #[inline]
-    pub fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
+    pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
         let (s, hash) = self.locate(recipient.as_u64());
         let Some(shard) = self.shards.get(s) else {
             return;
@@ -232,7 +232,7 @@ impl StickyMap {
     }
 
     /// The live mapping of `recipient` whose sender passes `valid`, without touching it.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         recipient: PhoneNumber,
         now: u32,
@@ -259,19 +259,19 @@ impl StickyMap {
     /// Maps `recipient` to `sender` from `now` on, replacing any mapping it
     /// had. Returns `false` if the shard is full (2^24 entries).
     #[inline]
-    pub fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+    pub(crate) fn assign(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
         self.put(Entry::new(recipient.as_u64(), sender, now, false), now)
     }
 
     /// Pins `recipient` to `sender`: the mapping does not expire until
     /// removed. Returns `false` if the shard is full.
-    pub fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
+    pub(crate) fn pin(&mut self, recipient: PhoneNumber, sender: SenderRef, now: u32) -> bool {
         self.put(Entry::new(recipient.as_u64(), sender, now, true), now)
     }
 
     /// Puts back a mapping as it was (recovery): made at `created_at`, last
     /// used at `last_used`. Returns `false` if the shard is full.
-    pub fn restore(
+    pub(crate) fn restore(
         &mut self,
         recipient: PhoneNumber,
         sender: SenderRef,
@@ -284,7 +284,7 @@ impl StickyMap {
     }
 
     /// Moves a mapping's last use forward to `last_used` (recovery).
-    pub fn restore_touch(&mut self, recipient: PhoneNumber, last_used: u32) {
+    pub(crate) fn restore_touch(&mut self, recipient: PhoneNumber, last_used: u32) {
         let key = recipient.as_u64();
         let (s, hash) = self.locate(key);
         if let Some(shard) = self.shards.get_mut(s) {
@@ -332,7 +332,7 @@ impl StickyMap {
     }
 
     /// Removes the mapping of `recipient`; returns it if it was live and valid.
-    pub fn remove(
+    pub(crate) fn remove(
         &mut self,
         recipient: PhoneNumber,
         now: u32,
@@ -348,14 +348,14 @@ impl StickyMap {
     }
 
     /// Drops every mapping at once (and the memory they held).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.shards = Vec::new();
         self.counts.clear();
     }
 
     /// When the wheels next have work (seconds), or `None` with nothing
     /// stored: an engine schedules expiry for then, not on a fixed tick.
-    pub fn next_due(&self) -> Option<u32> {
+    pub(crate) fn next_due(&self) -> Option<u32> {
         self.shards
             .iter()
             .filter_map(|s| s.wheel.next_due())
@@ -367,7 +367,7 @@ impl StickyMap {
     /// entries of removed mappings or of senders failing `valid` are freed,
     /// and mappings used since they were armed are re-armed. Reaches at most
     /// `budget` entries, so a large batch is spread over several calls.
-    pub fn expire(
+    pub(crate) fn expire(
         &mut self,
         now: u32,
         budget: usize,
@@ -428,7 +428,7 @@ impl StickyMap {
     /// mappings, after looking at no more than `budget` entries. Returns
     /// them with where the next page starts (`None`: nothing after). The
     /// cost is that of the page, whatever the size of the map.
-    pub fn page(
+    pub(crate) fn page(
         &self,
         from: MapPosition,
         limit: usize,
@@ -461,13 +461,13 @@ impl StickyMap {
     }
 
     /// Number of shards (allocated or not).
-    pub fn shard_count(&self) -> usize {
+    pub(crate) fn shard_count(&self) -> usize {
         self.shard_mask + 1
     }
 
     /// The live mappings of shard `shard` whose sender passes `valid`, in no
     /// particular order (snapshots copy the map one shard at a time).
-    pub fn live_in_shard(
+    pub(crate) fn live_in_shard(
         &self,
         shard: usize,
         now: u32,
@@ -485,19 +485,19 @@ impl StickyMap {
 
     /// Entries stored: live mappings plus those expired or invalidated that
     /// the wheels have not reached yet.
-    pub fn stored(&self) -> usize {
+    pub(crate) fn stored(&self) -> usize {
         self.shards.iter().map(|s| s.index.len()).sum()
     }
 
     /// Mappings stored to `sender`, and how many of them are pinned. Counts
     /// entries the wheel has not reached yet even if expired: after
     /// [`StickyMap::expire`] to `now` has finished, they are the live ones.
-    pub fn count_of(&self, sender: SenderRef) -> (u32, u32) {
+    pub(crate) fn count_of(&self, sender: SenderRef) -> (u32, u32) {
         self.counts.of(sender)
     }
 
     /// Heap bytes held by the map (tables, slabs, wheels and counts).
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.heap_bytes()
             + self.shards.len() * std::mem::size_of::<Shard>()
             + self

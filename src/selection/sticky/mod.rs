@@ -8,10 +8,10 @@
 
 mod counts;
 mod index;
-pub mod map;
+pub(crate) mod map;
 mod slab;
-pub mod wheel;
+pub(crate) mod wheel;
 
-pub use map::{ExpireReport, MapPosition, Mapping, StickyMap, DEFAULT_SHARDS};
+pub(crate) use map::{ExpireReport, MapPosition, Mapping, StickyMap, DEFAULT_SHARDS};
 
 use super::prefetch;

@@ -40,12 +40,12 @@ const EMPTY: Entry = Entry {
 };
 
 impl Entry {
-    pub fn new(recipient: u64, sender: SenderRef, now: u32, pinned: bool) -> Self {
+    pub(super) fn new(recipient: u64, sender: SenderRef, now: u32, pinned: bool) -> Self {
         Self::with_times(recipient, sender, now, now, pinned)
     }
 
     /// A mapping made at `created_at` and last used at `last_used` (recovery).
-    pub fn with_times(
+    pub(super) fn with_times(
         recipient: u64,
         sender: SenderRef,
         created_at: u32,
@@ -63,12 +63,12 @@ impl Entry {
     }
 
     #[inline]
-    pub fn recipient(&self) -> u64 {
+    pub(super) fn recipient(&self) -> u64 {
         u64::from(self.recipient[0]) | (u64::from(self.recipient[1]) << 32)
     }
 
     #[inline]
-    pub fn sender(&self) -> SenderRef {
+    pub(super) fn sender(&self) -> SenderRef {
         SenderRef {
             slot: self.slot & !PINNED,
             generation: self.generation,
@@ -76,22 +76,22 @@ impl Entry {
     }
 
     #[inline]
-    pub fn pinned(&self) -> bool {
+    pub(super) fn pinned(&self) -> bool {
         self.slot & PINNED != 0
     }
 
     /// Whether the mapping was removed (the entry waits for the wheel to free it).
     #[inline]
-    pub fn is_vacant(&self) -> bool {
+    pub(super) fn is_vacant(&self) -> bool {
         self.slot & !PINNED == VACANT
     }
 
-    pub fn set_vacant(&mut self) {
+    pub(super) fn set_vacant(&mut self) {
         self.slot = VACANT;
     }
 
     /// Overwrites the mapping, keeping the entry's place in the wheel.
-    pub fn replace(&mut self, with: Entry) {
+    pub(super) fn replace(&mut self, with: Entry) {
         let link = self.link;
         *self = with;
         self.link = link;
@@ -109,7 +109,7 @@ pub(super) struct Slab {
 
 impl Slab {
     /// Stores `entry`; `None` when every id the index can hold is taken.
-    pub fn alloc(&mut self, entry: Entry) -> Option<u32> {
+    pub(super) fn alloc(&mut self, entry: Entry) -> Option<u32> {
         let id = match self.free_head {
             Some(id) => {
                 let next = self.get(id).link;
@@ -132,7 +132,7 @@ impl Slab {
         Some(id)
     }
 
-    pub fn free(&mut self, id: u32) {
+    pub(super) fn free(&mut self, id: u32) {
         let next = self.free_head.unwrap_or(NIL);
         let e = self.get_mut(id);
         *e = EMPTY;
@@ -141,30 +141,30 @@ impl Slab {
     }
 
     #[inline]
-    pub fn get(&self, id: u32) -> &Entry {
+    pub(super) fn get(&self, id: u32) -> &Entry {
         &self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
     }
 
     /// Hints the CPU to fetch entry `id` (if it exists).
     #[inline]
-    pub fn prefetch(&self, id: u32) {
+    pub(super) fn prefetch(&self, id: u32) {
         if let Some(chunk) = self.chunks.get((id >> CHUNK_BITS) as usize) {
             super::prefetch(&chunk[id as usize & (CHUNK - 1)]);
         }
     }
 
     #[inline]
-    pub fn get_mut(&mut self, id: u32) -> &mut Entry {
+    pub(super) fn get_mut(&mut self, id: u32) -> &mut Entry {
         &mut self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
     }
 
     /// Ids handed out so far: every id below this is allocated or free.
-    pub fn len(&self) -> u32 {
+    pub(super) fn len(&self) -> u32 {
         self.high_water
     }
 
     /// Every entry ever allocated with its id, free ones included (check `is_vacant`).
-    pub fn entries(&self) -> impl Iterator<Item = (u32, &Entry)> {
+    pub(super) fn entries(&self) -> impl Iterator<Item = (u32, &Entry)> {
         self.chunks
             .iter()
             .flat_map(|c| c.iter())
@@ -174,7 +174,7 @@ impl Slab {
     }
 
     /// Bytes of heap this slab holds.
-    pub fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         self.chunks.len() * std::mem::size_of::<[Entry; CHUNK]>()
             + self.chunks.capacity() * std::mem::size_of::<Box<[Entry; CHUNK]>>()
     }

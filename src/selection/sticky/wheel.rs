@@ -21,16 +21,16 @@
 //! so advancing costs O(levels + entries reached), never O(entries held).
 
 /// The end of a list.
-pub const NIL: u32 = u32::MAX;
+pub(crate) const NIL: u32 = u32::MAX;
 
 const LEVELS: usize = 6;
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 /// The last tick the wheel can represent.
-pub const MAX_TICK: u64 = (1 << (SLOT_BITS as usize * LEVELS)) - 1;
+pub(crate) const MAX_TICK: u64 = (1 << (SLOT_BITS as usize * LEVELS)) - 1;
 
 /// The link each entry of the owner's storage keeps for the wheel.
-pub trait WheelLinks {
+pub(crate) trait WheelLinks {
     /// The entry after `id` in its slot's list.
     fn link(&self, id: u32) -> u32;
     /// Sets the entry after `id`.
@@ -38,11 +38,11 @@ pub trait WheelLinks {
 }
 
 /// Where an entry sits: `(level, slot)`.
-pub type Position = (usize, usize);
+pub(crate) type Position = (usize, usize);
 
 /// What one call to [`TimerWheel::advance`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Advance {
+pub(crate) struct Advance {
     /// Entries handed to the owner's callback.
     pub visited: usize,
     /// Whether the wheel reached `now`; `false` when the budget ran out first.
@@ -51,7 +51,7 @@ pub struct Advance {
 
 /// The timing wheel. See the module docs.
 #[derive(Debug, Clone)]
-pub struct TimerWheel {
+pub(crate) struct TimerWheel {
     /// Slot list heads, allocated on the first insert: a map with no
     /// mappings (an idle profile) pays nothing for them.
     heads: Option<Box<[[u32; SLOTS]; LEVELS]>>,
@@ -63,7 +63,7 @@ pub struct TimerWheel {
 
 impl TimerWheel {
     /// An empty wheel standing at tick `now`.
-    pub fn new(now: u64) -> Self {
+    pub(crate) fn new(now: u64) -> Self {
         TimerWheel {
             heads: None,
             occupied: [0; LEVELS],
@@ -73,7 +73,7 @@ impl TimerWheel {
     }
 
     /// Heap bytes: the slot heads, once allocated.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.heads
             .as_ref()
             .map_or(0, |_| std::mem::size_of::<[[u32; SLOTS]; LEVELS]>())
@@ -81,19 +81,19 @@ impl TimerWheel {
 
     /// Entries in the wheel.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Where an entry with `deadline` would be placed now. A deadline at or
     /// before the current tick goes to the current level-0 slot (due at the
     /// next advance).
-    pub fn position(&self, deadline: u64) -> Position {
+    pub(crate) fn position(&self, deadline: u64) -> Position {
         let when = deadline.clamp(self.elapsed, MAX_TICK);
         // Both ticks are below 2^36, so they differ in one of the six groups.
         let differing = (self.elapsed ^ when) | (SLOTS as u64 - 1);
@@ -102,7 +102,7 @@ impl TimerWheel {
     }
 
     /// Arms entry `id` for `deadline`.
-    pub fn insert<L: WheelLinks>(&mut self, links: &mut L, id: u32, deadline: u64) {
+    pub(crate) fn insert<L: WheelLinks>(&mut self, links: &mut L, id: u32, deadline: u64) {
         let (level, slot) = self.position(deadline);
         let heads = self
             .heads
@@ -115,7 +115,7 @@ impl TimerWheel {
 
     /// The tick at which the wheel next has work (the start of its earliest
     /// occupied slot), or `None` when it holds nothing.
-    pub fn next_due(&self) -> Option<u64> {
+    pub(crate) fn next_due(&self) -> Option<u64> {
         self.next_occupied()
             .map(|(_, start)| start.max(self.elapsed))
     }
@@ -135,7 +135,7 @@ impl TimerWheel {
     /// `on_reached(links, id)`: the callback returns the entry's deadline to
     /// keep it armed (a deadline not after `now` is treated as `now + 1`), or
     /// `None` to drop it. Stops after `budget` entries; call again to go on.
-    pub fn advance<L, F>(
+    pub(crate) fn advance<L, F>(
         &mut self,
         now: u64,
         links: &mut L,

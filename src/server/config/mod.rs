@@ -27,7 +27,7 @@ use crate::{
 /// Flags of `numpool serve`; each also reads `NUMPOOL_<NAME>`.
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "NUMPOOL_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -159,7 +159,7 @@ pub struct ServeArgs {
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(super) enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -180,7 +180,7 @@ pub enum ConfigError {
 
 /// Where state is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Storage {
+pub(super) enum Storage {
     Ephemeral,
     DataDir(PathBuf),
 }
@@ -188,7 +188,7 @@ pub enum Storage {
 /// How `numpool serve` logs: the library's `tracing` events (and
 /// actix-web's) to standard error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
+pub(super) struct LogConfig {
     /// `EnvFilter` directives (`info`, `numpool=debug,actix_web=warn`, ...).
     pub filter: String,
     /// One JSON object a line instead of text.
@@ -197,7 +197,7 @@ pub struct LogConfig {
 
 impl LogConfig {
     /// Installs the subscriber (once per process; later calls do nothing).
-    pub fn install(&self) {
+    pub(super) fn install(&self) {
         let filter = tracing_subscriber::EnvFilter::new(&self.filter);
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -216,7 +216,7 @@ impl LogConfig {
 
 /// The effective configuration of a server.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+pub(super) struct ServeConfig {
     pub listen: SocketAddr,
     pub log: LogConfig,
     /// `Some`: this node joins a cluster.
@@ -228,7 +228,7 @@ pub struct ServeConfig {
 
 impl ServeArgs {
     /// Fills what flags and environment left unset from the config file.
-    pub fn with_file(mut self) -> Result<ServeArgs, ConfigError> {
+    pub(super) fn with_file(mut self) -> Result<ServeArgs, ConfigError> {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
@@ -305,7 +305,7 @@ impl ServeArgs {
     }
 
     /// The effective configuration, with defaults for what is unset.
-    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+    pub(super) fn resolve(self) -> Result<ServeConfig, ConfigError> {
         let args = self.with_file()?;
         let duration =
             |setting: &'static str, value: &Option<String>, default: Duration| match value {
@@ -633,7 +633,7 @@ fn etcd_config(args: &ServeArgs) -> Result<EtcdConfig, ConfigError> {
 impl ServeConfig {
     /// The start-up configuration as an event (no secret: keys counted,
     /// etcd's user named, its password never).
-    pub fn log_start_up(&self) {
+    pub(super) fn log_start_up(&self) {
         let cluster = self.cluster.as_ref();
         tracing::info!(
             listen = %self.listen,
@@ -654,7 +654,7 @@ impl ServeConfig {
     }
 
     /// The effective configuration for the start-up banner (keys masked).
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let s = &self.engine;
         let mut lines = vec![
             format!("listen: {}", self.listen),

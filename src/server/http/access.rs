@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::AppState;
 
 /// The header.
-pub const REQUEST_ID: &str = "x-request-id";
+pub(super) const REQUEST_ID: &str = "x-request-id";
 
 /// The longest request id taken from a client.
 const MAX_REQUEST_ID: usize = 128;
@@ -35,7 +35,7 @@ fn request_id(req: &ServiceRequest) -> String {
 }
 
 /// The middleware: see the module docs.
-pub fn wrap<S>(
+pub(super) fn wrap<S>(
     req: ServiceRequest,
     srv: &S,
 ) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 
 /// Webhook timestamps older (or newer) than this are refused.
-pub const SIGNATURE_TOLERANCE_SECS: u64 = 300;
+pub(crate) const SIGNATURE_TOLERANCE_SECS: u64 = 300;
 
 /// The API keys a server accepts. Never logged.
 #[derive(Clone, Default)]
@@ -113,7 +113,12 @@ pub fn webhook_key(base64: &str) -> Result<VerifyingKey, KeyError> {
 /// Whether the request carries a valid signature of `body` by `key`
 /// (`telnyx-signature-ed25519` over `"{telnyx-timestamp}|{body}"`), with a
 /// timestamp within the tolerance of `now_secs`.
-pub fn signature_valid(req: &HttpRequest, body: &[u8], key: &VerifyingKey, now_secs: u64) -> bool {
+pub(crate) fn signature_valid(
+    req: &HttpRequest,
+    body: &[u8],
+    key: &VerifyingKey,
+    now_secs: u64,
+) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let (Some(signature), Some(timestamp)) = (
         header("telnyx-signature-ed25519"),

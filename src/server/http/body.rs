@@ -11,7 +11,7 @@ use crate::PhoneNumber;
 use serde_json::Value;
 
 /// Reads the whole body, refusing more than `limit` bytes.
-pub async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -31,7 +31,7 @@ pub async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError>
 /// that is not a JSON object, or not JSON, is 400 at `/`; a field of the
 /// wrong type is 400 naming it (`source.pointer`); a value outside an
 /// enumeration is 422; a missing required field is 422 (10004).
-pub fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("/", "body is not UTF-8"))?;
     let trimmed = text.trim_start();
@@ -56,7 +56,7 @@ pub fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T,
 /// Reads the JSON object `value`, found at `pointer` in a body, into `T`
 /// (serde would also read a struct from an array): anything but an object
 /// is 400 at `pointer`; errors inside name the field under `pointer`.
-pub fn object_at<T: serde::de::DeserializeOwned>(
+pub(super) fn object_at<T: serde::de::DeserializeOwned>(
     value: Value,
     pointer: &str,
 ) -> Result<T, ApiError> {
@@ -119,7 +119,7 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 }
 
 /// A path segment with a leading `%2B` read as the `+` it encodes.
-pub fn decode_plus(raw: &str) -> String {
+pub(super) fn decode_plus(raw: &str) -> String {
     raw.strip_prefix("%2B")
         .or_else(|| raw.strip_prefix("%2b"))
         .map(|rest| format!("+{rest}"))
@@ -129,7 +129,7 @@ pub fn decode_plus(raw: &str) -> String {
 /// A phone number given in a query string, where an unescaped `+` arrives
 /// as a space: `+1312...`, ` 1312...` or `1312...` (E.164 digits) or a
 /// short code.
-pub fn query_number(raw: &str) -> Option<PhoneNumber> {
+pub(super) fn query_number(raw: &str) -> Option<PhoneNumber> {
     let digits = raw.trim().trim_start_matches('+');
     PhoneNumber::parse_e164(&format!("+{digits}"))
         .ok()
@@ -139,7 +139,7 @@ pub fn query_number(raw: &str) -> Option<PhoneNumber> {
 
 /// Part of a phone number given in a query string: a leading `+` that
 /// arrived as a space (unescaped) is put back.
-pub fn query_digits(raw: &str) -> String {
+pub(super) fn query_digits(raw: &str) -> String {
     match raw.strip_prefix(' ') {
         Some(rest) => format!("+{}", rest.trim()),
         None => raw.trim().to_string(),
@@ -149,7 +149,7 @@ pub fn query_digits(raw: &str) -> String {
 /// A phone number in a path: `+1312...`, `%2B1312...`, or (if `by_id` finds
 /// it) the numeric id the server gave it (written without leading zeros:
 /// `00001` is not id 1).
-pub fn path_number(
+pub(super) fn path_number(
     raw: &str,
     by_id: impl Fn(u64) -> Option<PhoneNumber>,
 ) -> Result<PhoneNumber, ApiError> {
@@ -167,13 +167,13 @@ pub fn path_number(
 
 /// `page[number]` and `page[size]` from a query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
+pub(super) struct Page {
     pub number: usize,
     pub size: usize,
 }
 
 impl Page {
-    pub fn from_query(query: &Query) -> Result<Page, ApiError> {
+    pub(super) fn from_query(query: &Query) -> Result<Page, ApiError> {
         let number = query.usize("page[number]")?.unwrap_or(1);
         let size = query.usize("page[size]")?.unwrap_or(20);
         if number < 1 {
@@ -192,12 +192,12 @@ impl Page {
     }
 
     /// Items before this page.
-    pub fn offset(&self) -> usize {
+    pub(super) fn offset(&self) -> usize {
         (self.number - 1).saturating_mul(self.size)
     }
 
     /// The `meta` object of this page of `total` items.
-    pub fn meta(&self, total: usize) -> PageMeta {
+    pub(super) fn meta(&self, total: usize) -> PageMeta {
         PageMeta {
             page_number: self.number,
             page_size: self.size,
@@ -209,7 +209,7 @@ impl Page {
 }
 
 /// A decoded query string (`a=b&c=d`, percent-decoding and `+` as space).
-pub struct Query(Vec<(String, String)>);
+pub(super) struct Query(Vec<(String, String)>);
 
 fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
@@ -234,7 +234,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 impl Query {
-    pub fn parse(query: &str) -> Query {
+    pub(super) fn parse(query: &str) -> Query {
         Query(
             query
                 .split('&')
@@ -248,11 +248,11 @@ impl Query {
     }
 
     /// Every `(name, value)`, in order.
-    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(super) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)

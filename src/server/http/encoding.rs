@@ -6,7 +6,7 @@
 //! septets. UCS-2: 70 UTF-16 units in one part, else 67 per part.
 
 /// The most parts an SMS may take (the hosted service's limit).
-pub const MAX_PARTS: u32 = 10;
+pub(super) const MAX_PARTS: u32 = 10;
 
 /// The GSM 03.38 basic alphabet.
 const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
@@ -15,7 +15,7 @@ const GSM_EXTENDED: &str = "^{}\\[~]|€\u{c}";
 
 /// How a text goes over the air.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encoded {
+pub(super) struct Encoded {
     /// `"GSM-7"` or `"UCS-2"`.
     pub name: &'static str,
     pub parts: u32,
@@ -25,14 +25,14 @@ pub struct Encoded {
 
 /// The encoding a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requested {
+pub(super) enum Requested {
     Auto,
     Gsm7,
     Ucs2,
 }
 
 impl Requested {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(super) fn parse(s: &str) -> Option<Self> {
         match s {
             "auto" => Some(Requested::Auto),
             "gsm7" => Some(Requested::Gsm7),
@@ -64,7 +64,7 @@ fn parts(units: u32, single: u32, multi: u32) -> u32 {
 }
 
 /// Encodes `text` as asked; `None` when GSM-7 is forced on a text outside its alphabet.
-pub fn encode(text: &str, requested: Requested) -> Option<Encoded> {
+pub(super) fn encode(text: &str, requested: Requested) -> Option<Encoded> {
     let chars = text.chars().count() as u32;
     let ucs2 = || Encoded {
         name: "UCS-2",

@@ -13,22 +13,22 @@ use crate::NumberError;
 use crate::SettingsError;
 
 /// The one code used for "no eligible / no healthy sender" (the title names the cause).
-pub const NO_SENDER_CODE: &str = "40330";
+pub(super) const NO_SENDER_CODE: &str = "40330";
 
 /// A send to a recipient who opted out (the hosted service's code).
-pub const OPTED_OUT_CODE: &str = "40300";
+pub(super) const OPTED_OUT_CODE: &str = "40300";
 
 /// A send of a disabled profile.
-pub const DISABLED_CODE: &str = "40311";
+pub(super) const DISABLED_CODE: &str = "40311";
 
 /// A send to a region the profile's `whitelisted_destinations` does not list.
-pub const DESTINATION_CODE: &str = "40319";
+pub(super) const DESTINATION_CODE: &str = "40319";
 
 /// A send refused because its sender's queue would exceed `max_queue_seconds`.
-pub const QUEUE_FULL_CODE: &str = "40318";
+pub(super) const QUEUE_FULL_CODE: &str = "40318";
 
 /// A send refused because the profile reached its `daily_message_limit`.
-pub const DAILY_LIMIT_CODE: &str = "40320";
+pub(super) const DAILY_LIMIT_CODE: &str = "40320";
 
 /// The part of a request an error is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,7 +346,7 @@ fn cut(s: &str, max: usize) -> String {
 
 /// `key` as one token of a JSON pointer (RFC 6901: `~` is `~0`, `/` is
 /// `~1`).
-pub fn pointer_token(key: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn pointer_token(key: &str) -> std::borrow::Cow<'_, str> {
     if key.contains(['~', '/']) {
         key.replace('~', "~0").replace('/', "~1").into()
     } else {
@@ -355,7 +355,7 @@ pub fn pointer_token(key: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The title of a "no sender" error: the cause, in a few words.
-pub fn no_sender_title(cause: NoSender) -> &'static str {
+pub(super) fn no_sender_title(cause: NoSender) -> &'static str {
     match cause {
         NoSender::PoolDisabled => "Number pool is off",
         NoSender::EmptyPool => "No numbers in pool",
@@ -477,7 +477,7 @@ impl From<Error> for ApiError {
 
 /// A rejected `number_pool_settings` value: 400 when malformed (wrong
 /// type, null), 422 when invalid.
-pub fn settings_error(e: SettingsError) -> ApiError {
+pub(super) fn settings_error(e: SettingsError) -> ApiError {
     let pointer = if e.field() == "number_pool_settings" {
         "/number_pool_settings".to_string()
     } else {

@@ -38,7 +38,11 @@ fn unavailable(why: &str) -> HttpResponse {
 
 /// Forwards `req` (whose body is `body`) to the leader `node` knows, and
 /// returns the leader's answer (or a 503 saying why there is none).
-pub async fn to_leader_of(req: &HttpRequest, node: &NodeStatus, body: Vec<u8>) -> HttpResponse {
+pub(super) async fn to_leader_of(
+    req: &HttpRequest,
+    node: &NodeStatus,
+    body: Vec<u8>,
+) -> HttpResponse {
     // A request forwarded once is not forwarded again (two nodes that each
     // take the other for the leader, for a moment).
     let leader = if req.headers().contains_key("x-numpool-forwarded") {

@@ -7,7 +7,7 @@ use crate::{HistoryRow, PhoneNumber};
 
 /// What one line of history is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
+pub(super) enum Line {
     /// A message to import.
     Row(HistoryRow),
     /// An inbound message (a recipient texting a pool number): not a
@@ -28,7 +28,7 @@ struct Columns {
 
 /// The reader: the format is decided by the first line that is not blank.
 #[derive(Debug, Default)]
-pub struct HistoryReader {
+pub(super) struct HistoryReader {
     csv: Option<Columns>,
     ndjson: bool,
 }
@@ -64,7 +64,7 @@ fn normalized(name: &str) -> String {
 
 impl HistoryReader {
     /// Reads one line (without its line end).
-    pub fn line(&mut self, text: &str) -> Result<Line, String> {
+    pub(super) fn line(&mut self, text: &str) -> Result<Line, String> {
         let text = text.trim_start_matches('\u{feff}').trim_end_matches('\r');
         if text.trim().is_empty() {
             return Ok(Line::Nothing);
@@ -133,7 +133,7 @@ fn csv_line(columns: &Columns, text: &str) -> Result<Line, String> {
 /// One NDJSON line of message history (a CSV line has the same fields,
 /// found by column name).
 #[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
-pub struct HistoryLine {
+pub(super) struct HistoryLine {
     /// The recipient.
     #[schemars(required)]
     pub to: Option<String>,

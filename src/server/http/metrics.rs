@@ -80,7 +80,7 @@ const REFUSALS: [(&str, &str); 6] = [
 /// The server's own counters. Every series is a fixed set, whatever the
 /// number of senders or profiles: `/metrics` costs the same with five
 /// numbers or five million (per-sender figures are on the number routes).
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Responses by status class (index 1..=5 for 1xx..5xx).
     responses: [AtomicU64; 6],
     send_latency: Histogram,
@@ -100,23 +100,23 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn response(&self, status: u16) {
+    pub(crate) fn response(&self, status: u16) {
         let class = usize::from(status / 100).min(5);
         self.responses[class].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long one send request took.
-    pub fn send_latency(&self, took: Duration) {
+    pub(crate) fn send_latency(&self, took: Duration) {
         self.send_latency.observe(took);
     }
 
     /// Records a send's queue wait.
-    pub fn selected(&self, selection: &Selection) {
+    pub(crate) fn selected(&self, selection: &Selection) {
         self.queue_wait.observe(selection.wait);
     }
 
     /// Counts a send refused by a compliance or capacity rule.
-    pub fn refused(&self, e: &Error) {
+    pub(crate) fn refused(&self, e: &Error) {
         let cause = match e {
             Error::ProfileDisabled => "disabled",
             Error::DestinationNotAllowed { .. } => "destination",
@@ -132,7 +132,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, stats: &EngineStats) -> String {
+    pub(crate) fn render(&self, stats: &EngineStats) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(

@@ -44,9 +44,9 @@ use crate::Engine;
 /// Default request body limit: 256 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 /// Default bytes of the `Idempotency-Key` cache: 64 MiB.
-pub const DEFAULT_IDEMPOTENCY_CACHE_BYTES: usize = 64 << 20;
+pub(super) const DEFAULT_IDEMPOTENCY_CACHE_BYTES: usize = 64 << 20;
 /// Default bytes of the webhook event id cache: 16 MiB.
-pub const DEFAULT_WEBHOOK_CACHE_BYTES: usize = 16 << 20;
+pub(super) const DEFAULT_WEBHOOK_CACHE_BYTES: usize = 16 << 20;
 
 /// How the HTTP server runs.
 #[derive(Debug, Clone)]

@@ -108,7 +108,7 @@ fn parameters(route: &Route) -> Vec<Value> {
 }
 
 /// The document.
-pub fn document() -> Value {
+pub(super) fn document() -> Value {
     let mut requests = generator(SchemaSettings::draft2020_12().for_deserialize());
     let mut replies = generator(SchemaSettings::draft2020_12().for_serialize());
     let errors = replies.subschema_for::<Errors>();

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::Timestamp;
 
 /// What an entry costs beyond its key: its value's heap bytes.
-pub trait Weigh {
+pub(crate) trait Weigh {
     /// Heap bytes the value holds.
     fn weight(&self) -> usize;
 }
@@ -44,7 +44,7 @@ struct Inner<V> {
 }
 
 /// A bounded, expiring map from string keys.
-pub struct Recent<V> {
+pub(crate) struct Recent<V> {
     inner: Mutex<Inner<V>>,
     ttl_ms: u64,
     capacity: usize,
@@ -52,7 +52,7 @@ pub struct Recent<V> {
 
 impl<V: Clone + Weigh> Recent<V> {
     /// Entries live `ttl`; at most `capacity` bytes are held.
-    pub fn new(ttl: std::time::Duration, capacity: usize) -> Self {
+    pub(crate) fn new(ttl: std::time::Duration, capacity: usize) -> Self {
         Recent {
             inner: Mutex::new(Inner {
                 map: HashMap::new(),
@@ -84,7 +84,7 @@ impl<V: Clone + Weigh> Recent<V> {
 
     /// The value stored for `key`, if still fresh.
     #[cfg(test)]
-    pub fn get(&self, key: &str, now: Timestamp) -> Option<V> {
+    pub(crate) fn get(&self, key: &str, now: Timestamp) -> Option<V> {
         let mut inner = self.inner.lock();
         self.prune(&mut inner, now);
         inner.map.get(key).map(|e| e.value.clone())
@@ -122,7 +122,7 @@ impl<V: Clone + Weigh> Recent<V> {
     /// Claims `key` with `marker` (a request working on it), unless a fresh
     /// value is there: then that value. The claim forgets the key when it
     /// is dropped unsettled (the request ended without an answer to keep).
-    pub fn claim<'a>(&'a self, key: &str, marker: V, now: Timestamp) -> Claim<'a, V> {
+    pub(crate) fn claim<'a>(&'a self, key: &str, marker: V, now: Timestamp) -> Claim<'a, V> {
         match self.insert_if_absent(key, marker, now) {
             Some(existing) => Claim::Taken(existing),
             None => Claim::Fresh(Pending {
@@ -134,7 +134,7 @@ impl<V: Clone + Weigh> Recent<V> {
     }
 
     /// Replaces the value of `key` (keeping its age), or removes it with `None`.
-    pub fn set(&self, key: &str, value: Option<V>, now: Timestamp) {
+    pub(crate) fn set(&self, key: &str, value: Option<V>, now: Timestamp) {
         let mut inner = self.inner.lock();
         let Some(entry) = inner.map.get_mut(key) else {
             return;
@@ -156,13 +156,13 @@ impl<V: Clone + Weigh> Recent<V> {
 
     /// Bytes held now.
     #[cfg(test)]
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.inner.lock().bytes
     }
 }
 
 /// The answer of [`Recent::claim`].
-pub enum Claim<'a, V: Clone + Weigh> {
+pub(crate) enum Claim<'a, V: Clone + Weigh> {
     /// The key is this request's now.
     Fresh(Pending<'a, V>),
     /// The key was there, with this value.
@@ -170,7 +170,7 @@ pub enum Claim<'a, V: Clone + Weigh> {
 }
 
 /// A claimed key: settle it with the value to keep, or it is forgotten.
-pub struct Pending<'a, V: Clone + Weigh> {
+pub(crate) struct Pending<'a, V: Clone + Weigh> {
     recent: &'a Recent<V>,
     key: String,
     now: Timestamp,
@@ -178,7 +178,7 @@ pub struct Pending<'a, V: Clone + Weigh> {
 
 impl<V: Clone + Weigh> Pending<'_, V> {
     /// Keeps `value` for the key, or forgets the key with `None`.
-    pub fn settle(self, value: Option<V>) {
+    pub(crate) fn settle(self, value: Option<V>) {
         self.recent.set(&self.key, value, self.now);
         std::mem::forget(self);
     }

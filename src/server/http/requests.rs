@@ -13,7 +13,7 @@ use serde_json::{Number, Value};
 
 /// A field a `PATCH` may set, clear with `null`, or leave out.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub enum Patch<T> {
+pub(super) enum Patch<T> {
     /// Not in the body: keep what is there.
     #[default]
     Absent,
@@ -25,7 +25,7 @@ pub enum Patch<T> {
 
 impl<T> Patch<T> {
     /// `None` absent, `Some(None)` null, `Some(Some(v))` a value.
-    pub fn into_option(self) -> Option<Option<T>> {
+    pub(super) fn into_option(self) -> Option<Option<T>> {
         match self {
             Patch::Absent => None,
             Patch::Null => Some(None),
@@ -58,7 +58,7 @@ impl<T: JsonSchema> JsonSchema for Patch<T> {
 /// keeps the last of two): `number_pool_settings` changes selection, so a
 /// key given twice is refused rather than half read.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DistinctKeys(pub Value);
+pub(super) struct DistinctKeys(pub Value);
 
 impl<'de> Deserialize<'de> for DistinctKeys {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for DistinctKeys {
 /// `whitelisted_destinations` required) and of `PATCH` on a profile (every
 /// field optional; `number_pool_settings` merges field by field).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct ProfileBody {
+pub(super) struct ProfileBody {
     /// A name for people; not empty.
     #[schemars(length(min = 1))]
     pub name: Option<String>,
@@ -167,7 +167,7 @@ pub struct ProfileBody {
 /// `name` and `whitelisted_destinations` are required.
 #[derive(Debug, Default, Deserialize)]
 #[serde(transparent)]
-pub struct NewProfileBody(pub ProfileBody);
+pub(super) struct NewProfileBody(pub ProfileBody);
 
 impl JsonSchema for NewProfileBody {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -198,7 +198,7 @@ impl JsonSchema for NewProfileBody {
 /// The body of `PATCH /v2/phone_numbers/{id}/messaging` (and the older
 /// path).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct NumberBody {
+pub(super) struct NumberBody {
     /// A profile id assigns the number (moving it if another profile has
     /// it), `""` unassigns it; absent or `null` keeps.
     pub messaging_profile_id: Option<String>,
@@ -210,7 +210,7 @@ pub struct NumberBody {
 
 /// The body of `POST /v2/messages/number_pool` and `POST /v2/messages`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct SendBody {
+pub(super) struct SendBody {
     /// The recipient, E.164.
     #[schemars(required, regex(pattern = r"^\+[1-9][0-9]{7,14}$"))]
     pub to: Option<String>,
@@ -242,7 +242,7 @@ pub struct SendBody {
 
 /// The body of `PUT .../sticky_mappings/{to}` (extension).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct PinBody {
+pub(super) struct PinBody {
     /// The sender to pin the recipient to: a number of the profile.
     #[schemars(required)]
     pub from: Option<String>,
@@ -253,7 +253,7 @@ pub struct PinBody {
 /// inbound text, for opt-out keywords); other types are accepted and not
 /// counted.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct WebhookBody {
+pub(super) struct WebhookBody {
     /// The event: an object (read into [`WebhookEvent`] by
     /// [`super::body::object_at`], so an array is refused).
     #[schemars(required, with = "WebhookEvent")]
@@ -262,7 +262,7 @@ pub struct WebhookBody {
 
 /// The `data` of a webhook event.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct WebhookEvent {
+pub(super) struct WebhookEvent {
     /// `message.finalized`, `message.received`, or another type (ignored).
     #[schemars(required)]
     pub event_type: Option<String>,
@@ -276,7 +276,7 @@ pub struct WebhookEvent {
 
 /// The body of `POST /cluster/switchover` (may be empty).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct SwitchoverBody {
+pub(super) struct SwitchoverBody {
     /// The member to hand leadership to (its advertised URL); absent: the
     /// most caught-up standby.
     pub to: Option<String>,

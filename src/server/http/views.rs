@@ -17,7 +17,7 @@ use crate::{NumberStatus, OptOutRecord, ProfileRecord};
 /// `{"data": ...}`: the envelope of every success.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "{T}Reply")]
-pub struct Data<T> {
+pub(super) struct Data<T> {
     /// The record.
     pub data: T,
 }
@@ -25,7 +25,7 @@ pub struct Data<T> {
 /// `{"data": [...], "meta": {...}}`: one page of a listing.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "{T}List")]
-pub struct List<T> {
+pub(super) struct List<T> {
     /// The page's records.
     pub data: Vec<T>,
     /// Where the page is.
@@ -34,7 +34,7 @@ pub struct List<T> {
 
 /// The `meta` of a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct PageMeta {
+pub(super) struct PageMeta {
     /// This page (from 1).
     pub page_number: usize,
     /// Records a page.
@@ -51,7 +51,7 @@ pub struct PageMeta {
 
 /// A field of the hosted service numpool does not use: always `null`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Unused;
+pub(super) struct Unused;
 
 impl JsonSchema for Unused {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -69,7 +69,7 @@ impl JsonSchema for Unused {
 
 /// A recipient's opt-out (extension).
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct OptOut {
+pub(super) struct OptOut {
     /// `"opt_out"`.
     #[schemars(extend("const" = "opt_out"))]
     pub record_type: &'static str,
@@ -86,7 +86,7 @@ pub struct OptOut {
 }
 
 /// A recipient's opt-out.
-pub fn opt_out(o: &OptOutRecord) -> OptOut {
+pub(super) fn opt_out(o: &OptOutRecord) -> OptOut {
     OptOut {
         record_type: "opt_out",
         to: o.to.to_string(),
@@ -98,7 +98,7 @@ pub fn opt_out(o: &OptOutRecord) -> OptOut {
 
 /// A messaging profile.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Profile {
+pub(super) struct Profile {
     /// `"messaging_profile"`.
     #[schemars(extend("const" = "messaging_profile"))]
     pub record_type: &'static str,
@@ -153,7 +153,7 @@ pub struct Profile {
 }
 
 /// A messaging profile with its opt-out count.
-pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Profile {
+pub(super) fn profile(p: &ProfileRecord, opt_out_count: usize) -> Profile {
     Profile {
         record_type: "messaging_profile",
         id: p.id.to_string(),
@@ -183,7 +183,7 @@ pub fn profile(p: &ProfileRecord, opt_out_count: usize) -> Profile {
 
 /// A number's delivery health over the health window.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Health {
+pub(super) struct Health {
     /// Delivered / finalized (1 with no outcomes).
     pub success_ratio: f64,
     /// Spam-blocked / finalized (0 with no outcomes).
@@ -196,7 +196,7 @@ pub struct Health {
 
 /// Extension: whether a new pick may choose a number now.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Eligible {
+pub(super) struct Eligible {
     /// Whether it may.
     pub eligible: bool,
     /// If not, why.
@@ -205,7 +205,7 @@ pub struct Eligible {
 
 /// Extension: a pool number's rate, queue and today's counts.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct SenderCapacity {
+pub(super) struct SenderCapacity {
     /// The rate in effect.
     pub messages_per_second: f64,
     /// How long a message given to it now would wait, in seconds.
@@ -218,7 +218,7 @@ pub struct SenderCapacity {
 
 /// `features`: not used, `{"sms": null, "mms": null}`.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Features {
+pub(super) struct Features {
     /// `null`.
     pub sms: Unused,
     /// `null`.
@@ -227,7 +227,7 @@ pub struct Features {
 
 /// A phone number with its messaging settings.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Number {
+pub(super) struct Number {
     /// `"messaging_settings"` (current paths) or `"messaging_phone_number"`
     /// (older paths).
     #[schemars(extend("enum" = ["messaging_settings", "messaging_phone_number"]))]
@@ -276,7 +276,7 @@ pub struct Number {
 
 /// A number with its messaging settings; `record_type` differs between
 /// the current and the older paths.
-pub fn number(s: &NumberStatus, record_type: &'static str) -> Number {
+pub(super) fn number(s: &NumberStatus, record_type: &'static str) -> Number {
     let r = &s.record;
     Number {
         record_type,
@@ -317,7 +317,7 @@ pub fn number(s: &NumberStatus, record_type: &'static str) -> Number {
 
 /// What removing a number from its pool would do (extension).
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct RemovalPreview {
+pub(super) struct RemovalPreview {
     /// `"removal_preview"`.
     #[schemars(extend("const" = "removal_preview"))]
     pub record_type: &'static str,
@@ -335,7 +335,7 @@ pub struct RemovalPreview {
 }
 
 /// What removing the number of `s` from its pool would do.
-pub fn removal_preview(s: &NumberStatus) -> RemovalPreview {
+pub(super) fn removal_preview(s: &NumberStatus) -> RemovalPreview {
     let p = s.removal_preview();
     RemovalPreview {
         record_type: "removal_preview",
@@ -349,7 +349,7 @@ pub fn removal_preview(s: &NumberStatus) -> RemovalPreview {
 
 /// What a webhook event did.
 #[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct WebhookReply {
+pub(super) struct WebhookReply {
     /// Always `true`: the event was read.
     pub accepted: bool,
     /// Whether it counted (a delivery outcome or an inbound text of a
@@ -366,7 +366,7 @@ pub struct WebhookReply {
 
 /// A sticky mapping (extension).
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Mapping {
+pub(super) struct Mapping {
     /// `"sticky_mapping"`.
     #[schemars(extend("const" = "sticky_mapping"))]
     pub record_type: &'static str,
@@ -387,7 +387,7 @@ pub struct Mapping {
 }
 
 /// A sticky mapping.
-pub fn mapping(m: &StickyMapping) -> Mapping {
+pub(super) fn mapping(m: &StickyMapping) -> Mapping {
     let ts = |secs: u32| Timestamp::from_secs(u64::from(secs)).to_rfc3339();
     Mapping {
         record_type: "sticky_mapping",
@@ -401,7 +401,7 @@ pub fn mapping(m: &StickyMapping) -> Mapping {
 }
 
 /// What the message record says about one outbound message.
-pub struct MessageView<'a> {
+pub(super) struct MessageView<'a> {
     pub profile: ProfileId,
     pub from: PhoneNumber,
     pub to: PhoneNumber,
@@ -418,7 +418,7 @@ pub struct MessageView<'a> {
 
 /// Extension: how a message's sender was chosen.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Selected {
+pub(super) struct Selected {
     /// The rule that chose it.
     #[schemars(extend("enum" = ["sticky", "geomatch", "weighted", "explicit"]))]
     reason: &'static str,
@@ -432,7 +432,7 @@ pub struct Selected {
 
 /// The sender or a recipient of a message.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Party {
+pub(super) struct Party {
     /// The number.
     phone_number: String,
     /// A recipient's status: `"queued"` (numpool routes, it delivers
@@ -449,7 +449,7 @@ pub struct Party {
 
 /// A medium of an MMS: its URL as given.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Media<'a> {
+pub(super) struct Media<'a> {
     /// The URL.
     url: &'a str,
     /// Not known: `null`.
@@ -463,7 +463,7 @@ pub struct Media<'a> {
 /// A message record, serialized straight from borrowed fields (this is the
 /// hot response of the API).
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Message<'a> {
+pub(super) struct Message<'a> {
     /// `"message"`.
     #[schemars(extend("const" = "message"))]
     record_type: &'static str,
@@ -525,7 +525,7 @@ pub struct Message<'a> {
 
 /// A message record (status `queued`: numpool routes, it does not deliver),
 /// as JSON text, without building a `Value` first.
-pub fn message_json(m: &MessageView<'_>) -> String {
+pub(super) fn message_json(m: &MessageView<'_>) -> String {
     serde_json::to_string(&message_record(m)).unwrap_or_default()
 }
 

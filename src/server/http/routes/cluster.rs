@@ -36,7 +36,7 @@ use crate::server::http::requests::SwitchoverBody;
 
 /// The header a locally answered request in a cluster carries: the answer
 /// holds the log at least up to this position.
-pub const LOG_POSITION: &str = "x-numpool-log-position";
+pub(crate) const LOG_POSITION: &str = "x-numpool-log-position";
 
 /// How long a switchover may take before its caller is answered anyway.
 const SWITCHOVER_WITHIN: Duration = Duration::from_secs(8);
@@ -73,7 +73,7 @@ fn refuse(res: ServiceResponse, why: &str) -> ServiceResponse {
 }
 
 /// Where an API request goes in a cluster (see the module docs).
-pub fn gate<S>(
+pub(crate) fn gate<S>(
     req: ServiceRequest,
     srv: &S,
 ) -> LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>>
@@ -167,7 +167,7 @@ async fn forward_request(
 
 /// `GET /cluster/status`: every member, from this node's memory (it
 /// answers while etcd is down, saying so).
-pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let node = node_of(&state)?;
     let status = node.cluster_status(state.engine.replicated_position());
     Ok(HttpResponse::Ok().json(status))
@@ -181,7 +181,7 @@ fn node_of(state: &AppState) -> Result<&Arc<NodeStatus>, ApiError> {
 }
 
 /// Why this node is not a leader that can serve now, if it is not one.
-pub fn leader_unready(node: &NodeStatus, state: &AppState) -> Option<String> {
+pub(crate) fn leader_unready(node: &NodeStatus, state: &AppState) -> Option<String> {
     if !node.leads() {
         return Some(match node.role() {
             Role::Leader => "this node's lease is not surely held".to_string(),
@@ -212,21 +212,21 @@ fn probe(node: &NodeStatus, state: &AppState, unready: Option<String>) -> HttpRe
 }
 
 /// `GET /cluster/leader`: 200 only on the leader while its lease is held.
-pub async fn leader(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn leader(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let node = node_of(&state)?;
     Ok(probe(node, &state, leader_unready(node, &state)))
 }
 
 /// The query of `/cluster/standby`.
 #[derive(serde::Deserialize)]
-pub struct StandbyQuery {
+pub(crate) struct StandbyQuery {
     /// The most positions the standby may lag (default `--max-lag`).
     lag: Option<u64>,
 }
 
 /// `GET /cluster/standby[?lag=N]`: 200 only on a standby that follows a
 /// known leader within the lag.
-pub async fn standby(
+pub(crate) async fn standby(
     state: web::Data<AppState>,
     query: web::Query<StandbyQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -236,7 +236,11 @@ pub async fn standby(
 }
 
 /// Why this node is not a standby ready to serve, if it is not one.
-pub fn standby_unready(node: &NodeStatus, state: &AppState, lag: Option<u64>) -> Option<String> {
+pub(crate) fn standby_unready(
+    node: &NodeStatus,
+    state: &AppState,
+    lag: Option<u64>,
+) -> Option<String> {
     node.standby_unready(state.engine.replicated_position(), lag)
         .or_else(|| {
             state
@@ -248,7 +252,7 @@ pub fn standby_unready(node: &NodeStatus, state: &AppState, lag: Option<u64>) ->
 
 /// `POST /cluster/switchover` `{"to": URL}` (optional): hands leadership
 /// over. A standby forwards it to the leader.
-pub async fn switchover(
+pub(crate) async fn switchover(
     _: Authed,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -274,7 +278,7 @@ pub async fn switchover(
 
 /// The query of `/cluster/snapshot`.
 #[derive(serde::Deserialize)]
-pub struct SnapshotQuery {
+pub(crate) struct SnapshotQuery {
     /// The snapshot must hold the cluster's log at least up to here.
     #[serde(default)]
     at_least: u64,
@@ -284,7 +288,7 @@ pub struct SnapshotQuery {
 /// log at least up to `?at_least=` (a snapshot is taken first if needed).
 /// Another node fetches it when the log it would follow is no longer all in
 /// etcd. Needs an API key like the API.
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     _: Authed,
     state: web::Data<AppState>,
     query: web::Query<SnapshotQuery>,

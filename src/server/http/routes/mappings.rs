@@ -27,7 +27,7 @@ fn not_mapped(to: PhoneNumber) -> ApiError {
     ApiError::NotFound(format!("no sticky mapping for {to}"))
 }
 
-pub async fn list(
+pub(super) async fn list(
     _: Authed,
     req: HttpRequest,
     id: web::Path<String>,
@@ -87,7 +87,7 @@ const EXPORT_PAGE: usize = 1024;
 /// is held for one page at a time, so sends go on meanwhile. An error
 /// after the first page (the profile deleted meanwhile, say) ends the
 /// stream with one line holding the error envelope.
-pub async fn export(
+pub(super) async fn export(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -140,7 +140,7 @@ const REPORTED_LINES: usize = 10;
 /// as it arrives, a line at a time, and applied a batch at a time (see
 /// [`crate::Importer`]): memory holds one line, one batch, and one entry a
 /// recipient, whatever the body's length.
-pub async fn import(
+pub(super) async fn import(
     _: Authed,
     id: web::Path<String>,
     mut payload: web::Payload,
@@ -241,7 +241,7 @@ pub async fn import(
 
 /// What an import answers.
 #[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
-pub struct ImportReply {
+pub(super) struct ImportReply {
     /// Lines with a message (malformed and inbound ones included).
     pub rows: u64,
     /// Recipients mapped to the sender of their latest message.
@@ -259,7 +259,7 @@ pub struct ImportReply {
 
 /// Why rows of an import did not map.
 #[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
-pub struct ImportSkips {
+pub(super) struct ImportSkips {
     /// Unreadable lines, numbers that are not phone numbers, bad or future times.
     pub malformed: u64,
     /// Recipients whose latest message is older than the sticky ttl.
@@ -274,7 +274,7 @@ pub struct ImportSkips {
 
 /// A bad line of an import.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub struct LineError {
+pub(super) struct LineError {
     /// Its number, from 1.
     pub line: u64,
     /// What is wrong with it.
@@ -304,7 +304,7 @@ impl ImportReply {
 }
 
 /// The media type of an export.
-pub const NDJSON: &str = "application/x-ndjson";
+pub(super) const NDJSON: &str = "application/x-ndjson";
 
 /// One NDJSON line per mapping.
 fn export_lines(mappings: &[crate::StickyMapping]) -> String {
@@ -325,7 +325,7 @@ fn error_line(e: ApiError) -> String {
     line
 }
 
-pub async fn get(
+pub(super) async fn get(
     _: Authed,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -339,7 +339,7 @@ pub async fn get(
     Ok(data(views::mapping(&m)))
 }
 
-pub async fn pin(
+pub(super) async fn pin(
     _: Authed,
     path: web::Path<(String, String)>,
     payload: web::Payload,
@@ -355,7 +355,7 @@ pub async fn pin(
     Ok(data(views::mapping(&m)))
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     _: Authed,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

@@ -25,7 +25,7 @@ enum SendMode {
     FromOrPool,
 }
 
-pub async fn number_pool(
+pub(super) async fn number_pool(
     _: Authed,
     req: HttpRequest,
     payload: web::Payload,
@@ -34,7 +34,7 @@ pub async fn number_pool(
     idempotent(&req, payload, &state, SendMode::Pool).await
 }
 
-pub async fn send(
+pub(super) async fn send(
     _: Authed,
     req: HttpRequest,
     payload: web::Payload,
@@ -44,7 +44,7 @@ pub async fn send(
 }
 
 /// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// How a request ended, for the idempotency cache: executed requests are
 /// remembered; requests that never started (unreadable or invalid bodies)

@@ -32,7 +32,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 /// What the idempotency cache holds for a key.
 #[derive(Clone)]
-pub enum IdempotentReply {
+pub(crate) enum IdempotentReply {
     /// The first request with the key is still running.
     InProgress,
     /// Its reply.
@@ -56,7 +56,7 @@ impl super::recent::Weigh for IdempotentReply {
 }
 
 /// Everything the handlers share.
-pub struct AppState {
+pub(crate) struct AppState {
     pub engine: Engine,
     pub keys: ApiKeys,
     pub webhook_key: Option<VerifyingKey>,
@@ -73,7 +73,7 @@ pub struct AppState {
 }
 
 /// Proof that the request carried an accepted API key.
-pub struct Authed;
+pub(super) struct Authed;
 
 impl FromRequest for Authed {
     type Error = ApiError;
@@ -88,12 +88,12 @@ impl FromRequest for Authed {
 }
 
 /// `{"data": record}`.
-pub fn data<T: Serialize>(record: T) -> HttpResponse {
+pub(super) fn data<T: Serialize>(record: T) -> HttpResponse {
     HttpResponse::Ok().json(Data { data: record })
 }
 
 /// `{"data": [...], "meta": {...}}`.
-pub fn list<T: Serialize>(records: Vec<T>, meta: PageMeta) -> HttpResponse {
+pub(super) fn list<T: Serialize>(records: Vec<T>, meta: PageMeta) -> HttpResponse {
     HttpResponse::Ok().json(List {
         data: records,
         meta,
@@ -101,7 +101,7 @@ pub fn list<T: Serialize>(records: Vec<T>, meta: PageMeta) -> HttpResponse {
 }
 
 /// The schema of a body type, from a generator (see [`super::openapi`]).
-pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+pub(super) type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
 
 /// `T`'s schema, as a reference into the generator's definitions.
 fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
@@ -112,7 +112,7 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 /// parameters it takes (any other is refused, see [`check_query`]), and
 /// the types of its request body and reply.
 #[derive(Debug, Clone, Copy)]
-pub struct Route {
+pub(super) struct Route {
     /// The path under `/v2`.
     pub path: &'static str,
     /// The method, lower case.
@@ -179,7 +179,7 @@ macro_rules! route_table {
         $( body $body:ty $( as $body_media:expr )?, )? reply $reply:ty $( as $media:expr )?;
     )+ } )*) => {
         /// Every operation, in order.
-        pub const ROUTES: &[Route] = &[
+        pub(super) const ROUTES: &[Route] = &[
             $( $( Route {
                 path: $path,
                 method: stringify!($method),
@@ -294,13 +294,13 @@ route_table! {
 
 /// The one query parameter every `GET` takes: `consistency=stale` (in a
 /// cluster, a standby answers from its committed state).
-pub const CONSISTENCY: &str = "consistency";
+pub(super) const CONSISTENCY: &str = "consistency";
 
 /// Refuses a query string naming a parameter the operation does not take
 /// (400, `source.parameter` naming it): a client that filters or sorts by
 /// something numpool does not support gets an error, never an unfiltered
 /// answer. Unknown routes and methods pass (404 and 405 follow).
-pub fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
     let raw = req.query_string();
     if raw.is_empty() {
         return Ok(());
@@ -352,7 +352,7 @@ pub fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Registers every route under `/v2` plus the operational ones.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))

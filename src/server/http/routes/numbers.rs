@@ -148,7 +148,7 @@ async fn list(
     Ok(page_of(items, page.meta(total)))
 }
 
-pub async fn get_current(
+pub(super) async fn get_current(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -156,7 +156,7 @@ pub async fn get_current(
     get(&state, &id, CURRENT).await
 }
 
-pub async fn get_older(
+pub(super) async fn get_older(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -164,7 +164,7 @@ pub async fn get_older(
     get(&state, &id, OLDER).await
 }
 
-pub async fn removal_preview(
+pub(super) async fn removal_preview(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -173,7 +173,7 @@ pub async fn removal_preview(
     Ok(data(views::removal_preview(&status)))
 }
 
-pub async fn update_current(
+pub(super) async fn update_current(
     _: Authed,
     id: web::Path<String>,
     payload: web::Payload,
@@ -182,7 +182,7 @@ pub async fn update_current(
     update(&state, &id, payload, CURRENT).await
 }
 
-pub async fn update_older(
+pub(super) async fn update_older(
     _: Authed,
     id: web::Path<String>,
     payload: web::Payload,
@@ -191,7 +191,7 @@ pub async fn update_older(
     update(&state, &id, payload, OLDER).await
 }
 
-pub async fn list_current(
+pub(super) async fn list_current(
     _: Authed,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -199,7 +199,7 @@ pub async fn list_current(
     list(&state, &req, CURRENT).await
 }
 
-pub async fn list_older(
+pub(super) async fn list_older(
     _: Authed,
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -14,7 +14,7 @@ use crate::server::http::error::ApiError;
 /// data directory from; it holds every change acknowledged before the
 /// request. On a cluster's standby it holds what that standby has applied.
 /// Its CRC-32 is in `X-Numpool-Crc32`. Needs an API key.
-pub async fn backup(
+pub(super) async fn backup(
     _: super::Authed,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -40,14 +40,14 @@ pub async fn backup(
         .body(bytes))
 }
 
-pub async fn healthz() -> HttpResponse {
+pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// `/readyz`: 200 once the node can serve what it is for. On its own: its
 /// journal writes. In a cluster: it leads with its lease surely held, or it
 /// is a standby following a known leader within `--max-lag`.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.ready.load(Ordering::Acquire) {
         return HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
@@ -85,7 +85,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `/metrics`: constant cost whatever the number of profiles (the engine's
 /// totals come from its last census, taken in the background).
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.engine.totals();
     let mut text = state.metrics.render(&stats);
     if let Some(cluster) = &state.cluster {
@@ -106,7 +106,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route {} {}",
         req.method(),
@@ -114,12 +114,12 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-pub async fn openapi() -> HttpResponse {
+pub(super) async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(super::super::openapi::document())
 }
 
 /// 405 for a known path asked with a method it does not take.
-pub fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
+pub(super) fn method_not_allowed(allowed: &[&str]) -> HttpResponse {
     let allow: Vec<String> = allowed.iter().map(|m| m.to_ascii_uppercase()).collect();
     let allow = allow.join(", ");
     let mut response = ApiError::MethodNotAllowed(allow.clone()).error_response();

@@ -28,7 +28,7 @@ fn not_opted_out(to: PhoneNumber) -> ApiError {
     ApiError::NotFound(format!("{to} has not opted out of this messaging profile"))
 }
 
-pub async fn list(
+pub(super) async fn list(
     _: Authed,
     req: HttpRequest,
     id: web::Path<String>,
@@ -70,7 +70,7 @@ pub async fn list(
     Ok(page_of(items, meta))
 }
 
-pub async fn get(
+pub(super) async fn get(
     _: Authed,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -84,7 +84,7 @@ pub async fn get(
     Ok(data(views::opt_out(&record)))
 }
 
-pub async fn put(
+pub(super) async fn put(
     _: Authed,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -94,7 +94,7 @@ pub async fn put(
     Ok(data(views::opt_out(&record)))
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     _: Authed,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

@@ -15,7 +15,7 @@ use crate::SettingsUpdate;
 use crate::{CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, ProfileUpdate};
 
 /// A profile id from the path; an id that is not a UUID names no profile.
-pub fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
+pub(super) fn path_profile(raw: &str) -> Result<ProfileId, ApiError> {
     ProfileId::parse(raw)
         .ok_or_else(|| ApiError::NotFound(format!("messaging profile {raw} not found")))
 }
@@ -100,7 +100,7 @@ fn checked_name(name: Option<String>) -> Result<Option<String>, ApiError> {
     Ok(name)
 }
 
-pub async fn create(
+pub(super) async fn create(
     _: Authed,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -126,7 +126,7 @@ pub async fn create(
     Ok(data(view(&state, &record).await?))
 }
 
-pub async fn list(
+pub(super) async fn list(
     _: Authed,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -157,7 +157,7 @@ pub async fn list(
     Ok(page_of(items, page.meta(total)))
 }
 
-pub async fn get(
+pub(super) async fn get(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -166,7 +166,7 @@ pub async fn get(
     Ok(data(view(&state, &record).await?))
 }
 
-pub async fn update(
+pub(super) async fn update(
     _: Authed,
     id: web::Path<String>,
     payload: web::Payload,
@@ -189,7 +189,7 @@ pub async fn update(
     Ok(data(view(&state, &record).await?))
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     _: Authed,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -199,7 +199,7 @@ pub async fn delete(
     Ok(data(views::profile(&record, 0)))
 }
 
-pub async fn phone_numbers(
+pub(super) async fn phone_numbers(
     _: Authed,
     req: HttpRequest,
     id: web::Path<String>,

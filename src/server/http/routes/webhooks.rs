@@ -19,7 +19,7 @@ use crate::{DeliveryOutcome, Inbound};
 
 /// What the cache of event ids holds.
 #[derive(Clone, Copy)]
-pub enum SeenEvent {
+pub(crate) enum SeenEvent {
     /// A delivery of the event is being counted now.
     InProgress,
     /// The event was counted.
@@ -61,7 +61,7 @@ fn outcome(payload: &Value) -> Option<DeliveryOutcome> {
     Some(DeliveryOutcome { delivered, spam })
 }
 
-pub async fn messaging(
+pub(super) async fn messaging(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
