@@ -37,6 +37,6 @@ mod view;
 
 pub use node::{
     ClusterConfig, ClusterStatus, EtcdStatus, JoinError, MemberStatus, Node, NodeStatus, Role,
-    DEFAULT_MAX_LAG,
+    DEFAULT_LEASE_TTL, DEFAULT_MAX_LAG,
 };
 pub use switchover::SwitchoverError;

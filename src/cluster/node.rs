@@ -75,6 +75,13 @@ pub struct ClusterConfig {
 /// The default of [`ClusterConfig::max_lag`].
 pub const DEFAULT_MAX_LAG: u64 = 100;
 
+/// The default of [`ClusterConfig::lease_ttl`] (`--lease-ttl`).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(2);
+
+/// How recent the view's last answer from etcd must be for the status and
+/// the probes to call etcd reachable (the view reads it every 100 ms).
+const ETCD_ANSWERED_WITHIN: Duration = Duration::from_secs(2);
+
 /// How often a node in line asks whether it leads now.
 const CAMPAIGN_POLL: Duration = Duration::from_millis(20);
 
@@ -308,7 +315,7 @@ impl NodeStatus {
         }
         let view = self.view.read();
         match view.read_at {
-            Some(at) if at.elapsed() < Duration::from_secs(2) => {}
+            Some(at) if at.elapsed() < ETCD_ANSWERED_WITHIN => {}
             _ => {
                 let why = view.error.as_deref().unwrap_or("no answer yet");
                 return Some(format!("etcd does not answer ({why})"));
@@ -399,7 +406,7 @@ impl NodeStatus {
             etcd: EtcdStatus {
                 reachable: view
                     .read_at
-                    .is_some_and(|at| at.elapsed() < Duration::from_secs(2)),
+                    .is_some_and(|at| at.elapsed() < ETCD_ANSWERED_WITHIN),
                 last_answer_ms_ago: view.read_at.map(|at| at.elapsed().as_millis() as u64),
                 error: view.error.clone(),
             },

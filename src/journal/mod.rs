@@ -109,12 +109,16 @@ pub struct JournalConfig {
 }
 
 impl JournalConfig {
-    /// A journal in `dir`, fsync every 10 ms, a snapshot every 10 minutes.
+    /// How often a snapshot is taken unless told otherwise: 10 minutes.
+    pub const DEFAULT_SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
+
+    /// A journal in `dir`, fsync every 10 ms, a snapshot every
+    /// [`JournalConfig::DEFAULT_SNAPSHOT_EVERY`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         JournalConfig {
             dir: dir.into(),
             fsync: FsyncPolicy::default(),
-            snapshot_every: Some(Duration::from_secs(600)),
+            snapshot_every: Some(Self::DEFAULT_SNAPSHOT_EVERY),
         }
     }
 }

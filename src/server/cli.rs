@@ -48,7 +48,7 @@ pub(super) enum Command {
 #[derive(Debug, Args)]
 pub(super) struct RepairArgs {
     /// The data directory to repair (no server may be running on it).
-    #[arg(long, env = "NUMPOOL_DATA_DIR", default_value = "./numpool-data")]
+    #[arg(long, env = "NUMPOOL_DATA_DIR", default_value = super::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 

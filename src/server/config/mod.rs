@@ -13,7 +13,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::cluster::{ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, DEFAULT_MAX_LAG};
+use crate::cluster::{
+    ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, DEFAULT_LEASE_TTL, DEFAULT_MAX_LAG,
+};
 use crate::selection::capacity::{valid_rate, MAX_RATE};
 use crate::server::http::{
     auth, ApiKeys, HttpOptions, DEFAULT_BODY_LIMIT, DEFAULT_IDEMPOTENCY_CACHE_BYTES,
@@ -23,6 +25,10 @@ use crate::{
     parse_duration, CapacityConfig, EngineConfig, FsyncPolicy, HealthConfig, JournalConfig,
     KindRates, DEFAULT_STICKY_TTL_SECS,
 };
+
+/// Where `serve` keeps its state unless told otherwise (also `numpool
+/// repair`'s default).
+pub(crate) const DEFAULT_DATA_DIR: &str = "./numpool-data";
 
 /// Flags of `numpool serve`; each also reads `NUMPOOL_<NAME>`.
 #[derive(Debug, Default, Args, Deserialize)]
@@ -327,10 +333,11 @@ impl ServeArgs {
             &args.sticky_ttl,
             Duration::from_secs(u64::from(DEFAULT_STICKY_TTL_SECS)),
         )?;
+        let defaults = HealthConfig::default();
         let window = duration(
             "health-window",
             &args.health_window,
-            Duration::from_secs(24 * 3600),
+            Duration::from_secs(u64::from(defaults.window_secs)),
         )?;
         let ratio = |setting: &'static str, value: Option<f64>, default: f64| match value {
             None => Ok(default),
@@ -340,7 +347,6 @@ impl ServeArgs {
                 message: format!("{r} is not a ratio between 0 and 1"),
             }),
         };
-        let defaults = HealthConfig::default();
         let health = HealthConfig {
             window_secs: u32::try_from(window.as_secs().max(1)).unwrap_or(u32::MAX),
             min_samples: args.health_min_samples.unwrap_or(defaults.min_samples),
@@ -401,7 +407,7 @@ impl ServeArgs {
         let snapshot_every = duration(
             "snapshot-every",
             &args.snapshot_every,
-            Duration::from_secs(600),
+            JournalConfig::DEFAULT_SNAPSHOT_EVERY,
         )?;
         let storage = if args.ephemeral {
             Storage::Ephemeral
@@ -409,7 +415,7 @@ impl ServeArgs {
             Storage::DataDir(
                 args.data_dir
                     .clone()
-                    .unwrap_or_else(|| PathBuf::from("./numpool-data")),
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             )
         };
         let journal = match &storage {
@@ -485,7 +491,7 @@ impl ServeArgs {
                     etcd: etcd_config(&args)?,
                     tls_ca: args.tls_ca.clone(),
                     advertise,
-                    lease_ttl: duration("lease-ttl", &args.lease_ttl, Duration::from_secs(2))?,
+                    lease_ttl: duration("lease-ttl", &args.lease_ttl, DEFAULT_LEASE_TTL)?,
                     // Nodes of one cluster take the same keys.
                     api_key: keys.first().map(str::to_string),
                     max_lag: args.max_lag.unwrap_or(DEFAULT_MAX_LAG),

@@ -12,23 +12,41 @@ use crate::NoSender;
 use crate::NumberError;
 use crate::SettingsError;
 
-/// The one code used for "no eligible / no healthy sender" (the title names the cause).
-pub(super) const NO_SENDER_CODE: &str = "40330";
-
-/// A send to a recipient who opted out (the hosted service's code).
-pub(super) const OPTED_OUT_CODE: &str = "40300";
-
-/// A send of a disabled profile.
-pub(super) const DISABLED_CODE: &str = "40311";
-
-/// A send to a region the profile's `whitelisted_destinations` does not list.
-pub(super) const DESTINATION_CODE: &str = "40319";
-
-/// A send refused because its sender's queue would exceed `max_queue_seconds`.
-pub(super) const QUEUE_FULL_CODE: &str = "40318";
-
-/// A send refused because the profile reached its `daily_message_limit`.
-pub(super) const DAILY_LIMIT_CODE: &str = "40320";
+/// Every error code the API answers with, in one place: the hosted
+/// service's codes, so that clients handle them as they already do.
+pub(super) mod code {
+    /// A missing or unknown API key.
+    pub(crate) const AUTHENTICATION: &str = "10009";
+    /// No such resource (or route).
+    pub(crate) const NOT_FOUND: &str = "10005";
+    /// A malformed request or value; also a method not allowed and an
+    /// idempotency conflict.
+    pub(crate) const BAD_REQUEST: &str = "10015";
+    /// A required parameter is absent.
+    pub(crate) const MISSING: &str = "10004";
+    /// A phone number that is not E.164.
+    pub(crate) const NOT_E164: &str = "10016";
+    /// A named resource (a profile) that does not exist.
+    pub(crate) const NO_SUCH_ASSOCIATED: &str = "10017";
+    /// A `to` the send cannot go to.
+    pub(crate) const INVALID_TO: &str = "40310";
+    /// Overload: a full mailbox (429).
+    pub(crate) const TOO_MANY_REQUESTS: &str = "10011";
+    /// Temporarily unavailable (503), and the rare internal error.
+    pub(crate) const UNAVAILABLE: &str = "10007";
+    /// The one code for "no eligible / no healthy sender" (the title names the cause).
+    pub(crate) const NO_SENDER: &str = "40330";
+    /// A send to a recipient who opted out.
+    pub(crate) const OPTED_OUT: &str = "40300";
+    /// A send of a disabled profile.
+    pub(crate) const DISABLED: &str = "40311";
+    /// A send to a region the profile's `whitelisted_destinations` does not list.
+    pub(crate) const DESTINATION: &str = "40319";
+    /// A send refused because its sender's queue would exceed `max_queue_seconds`.
+    pub(crate) const QUEUE_FULL: &str = "40318";
+    /// A send refused because the profile reached its `daily_message_limit`.
+    pub(crate) const DAILY_LIMIT: &str = "40320";
+}
 
 /// The part of a request an error is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,44 +223,52 @@ impl ApiError {
         match self {
             Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                "10009",
+                code::AUTHENTICATION,
                 "Authentication failed".into(),
             ),
-            NotFound(_) => (StatusCode::NOT_FOUND, "10005", "Resource not found".into()),
+            NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                code::NOT_FOUND,
+                "Resource not found".into(),
+            ),
             MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "10015",
+                code::BAD_REQUEST,
                 "Method not allowed".into(),
             ),
-            BadRequest { .. } => (StatusCode::BAD_REQUEST, "10015", "Bad Request".into()),
+            BadRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                code::BAD_REQUEST,
+                "Bad Request".into(),
+            ),
             InvalidValue { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "10015",
+                code::BAD_REQUEST,
                 "Bad Request".into(),
             ),
             Missing { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "10004",
+                code::MISSING,
                 "Missing required parameter".into(),
             ),
             NotE164 { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "10016",
+                code::NOT_E164,
                 "Phone number must be in +E.164 format".into(),
             ),
             NoSuchAssociated { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "10017",
+                code::NO_SUCH_ASSOCIATED,
                 "Associated resource does not exist".into(),
             ),
             InvalidTo(_) => (
                 StatusCode::BAD_REQUEST,
-                "40310",
+                code::INVALID_TO,
                 "Invalid 'to' address".into(),
             ),
             NoSender(cause) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                NO_SENDER_CODE,
+                code::NO_SENDER,
                 no_sender_title(*cause).into(),
             ),
             Refused { code, title, .. } => {
@@ -250,15 +276,17 @@ impl ApiError {
             }
             Overloaded => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "10011",
+                code::TOO_MANY_REQUESTS,
                 "Too many requests".into(),
             ),
-            IdempotencyConflict | EventInProgress => {
-                (StatusCode::CONFLICT, "10015", "Bad Request".into())
-            }
+            IdempotencyConflict | EventInProgress => (
+                StatusCode::CONFLICT,
+                code::BAD_REQUEST,
+                "Bad Request".into(),
+            ),
             IdempotencyMismatch => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "10015",
+                code::BAD_REQUEST,
                 "Bad Request".into(),
             ),
             // Temporary (a failover, a journal that cannot write, a
@@ -266,12 +294,12 @@ impl ApiError {
             // service's 10007 that clients already handle.
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "10007",
+                code::UNAVAILABLE,
                 "Service temporarily unavailable".into(),
             ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "10007",
+                code::UNAVAILABLE,
                 "Unexpected error".into(),
             ),
         }
@@ -434,7 +462,7 @@ impl From<Error> for ApiError {
             Error::Pin(e) => ApiError::invalid("/from", e.to_string()),
             Error::Limits(e) => ApiError::invalid(&format!("/{}", e.field()), e.to_string()),
             Error::QueueFull { sender, wait } => ApiError::Refused {
-                code: QUEUE_FULL_CODE,
+                code: code::QUEUE_FULL,
                 title: "Sender queue full",
                 detail: format!(
                     "sender {sender} has a queue of {:.1} s, longer than the profile's max_queue_seconds; nothing was reserved",
@@ -442,17 +470,17 @@ impl From<Error> for ApiError {
                 ),
             },
             Error::DailyLimit => ApiError::Refused {
-                code: DAILY_LIMIT_CODE,
+                code: code::DAILY_LIMIT,
                 title: "Daily message limit reached",
                 detail: "the messaging profile sent its daily_message_limit today; the count restarts at midnight in its daily_reset_time_zone".into(),
             },
             Error::ProfileDisabled => ApiError::Refused {
-                code: DISABLED_CODE,
+                code: code::DISABLED,
                 title: "Messaging profile disabled",
                 detail: "the messaging profile is disabled (enabled: false); nothing was sent".into(),
             },
             Error::DestinationNotAllowed { region } => ApiError::Refused {
-                code: DESTINATION_CODE,
+                code: code::DESTINATION,
                 title: "Destination not allowed",
                 detail: match region {
                     Some(r) => format!("the recipient's region {r} is not in the profile's whitelisted_destinations"),
@@ -460,7 +488,7 @@ impl From<Error> for ApiError {
                 },
             },
             Error::OptedOut => ApiError::Refused {
-                code: OPTED_OUT_CODE,
+                code: code::OPTED_OUT,
                 title: "Blocked due to STOP message",
                 detail: "the recipient opted out of this messaging profile; a START from them, or DELETE on its opt-out, lets messages go again".into(),
             },

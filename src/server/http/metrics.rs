@@ -5,10 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::error::{
-    DAILY_LIMIT_CODE, DESTINATION_CODE, DISABLED_CODE, NO_SENDER_CODE, OPTED_OUT_CODE,
-    QUEUE_FULL_CODE,
-};
+use super::error::code;
 use crate::{EngineStats, Error, NoSender, Selection};
 
 /// A Prometheus histogram with fixed buckets, updated lock-free.
@@ -69,12 +66,12 @@ const WAIT: &[f64] = &[0.0, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0
 
 /// Sends refused by a rule of the profile, by cause (the label) and code.
 const REFUSALS: [(&str, &str); 6] = [
-    ("disabled", DISABLED_CODE),
-    ("destination", DESTINATION_CODE),
-    ("opted_out", OPTED_OUT_CODE),
-    ("queue_full", QUEUE_FULL_CODE),
-    ("daily_limit", DAILY_LIMIT_CODE),
-    ("new_recipient_limit", NO_SENDER_CODE),
+    ("disabled", code::DISABLED),
+    ("destination", code::DESTINATION),
+    ("opted_out", code::OPTED_OUT),
+    ("queue_full", code::QUEUE_FULL),
+    ("daily_limit", code::DAILY_LIMIT),
+    ("new_recipient_limit", code::NO_SENDER),
 ];
 
 /// The server's own counters. Every series is a fixed set, whatever the

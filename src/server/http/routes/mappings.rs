@@ -151,7 +151,7 @@ pub(super) async fn import(
     let mut importer = match state.engine.import_history(profile).await {
         Err(crate::Error::Pin(crate::PinError::StickyOff)) => {
             return Err(ApiError::Refused {
-                code: "10015",
+                code: crate::server::http::error::code::BAD_REQUEST,
                 title: "Bad Request",
                 detail: "the profile's sticky_sender is off: there is no map to import into".into(),
             })
