@@ -1,0 +1,328 @@
+//! Unit tests of `send.rs`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::executor::block_on;
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::ManualClock;
+use crate::journal::{Replication, Replicator};
+use crate::{
+    Engine, EngineConfig, JournalConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate,
+    Timestamp,
+};
+
+/// A replicated log that holds every commit until opened.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    position: AtomicU64,
+    /// A commit has come to the gate.
+    reached: AtomicBool,
+    /// Commits let through the gate fail (etcd did not answer).
+    refuse: AtomicBool,
+}
+
+/// Opens the gate when dropped: a failed assertion must not leave the
+/// journal writer waiting forever (the engine could not stop).
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+impl Gate {
+    fn set(&self, open: bool) {
+        *self.open.lock() = open;
+        self.opened.notify_all();
+    }
+}
+
+impl Replicator for Gate {
+    fn commit(&self, _: &[u8]) -> Result<u64, String> {
+        self.reached.store(true, Ordering::Release);
+        let mut open = self.open.lock();
+        while !*open {
+            self.opened.wait(&mut open);
+        }
+        if self.refuse.load(Ordering::Acquire) {
+            return Err("etcd did not answer (test)".into());
+        }
+        Ok(self.position.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    fn probe(&self) -> bool {
+        true
+    }
+
+    fn abandon(&self) {}
+}
+
+fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    let waker = futures::task::noop_waker();
+    std::pin::Pin::new(f).poll(&mut Context::from_waker(&waker))
+}
+
+#[test]
+fn a_reply_waits_for_its_recipients_unwritten_mapping_and_for_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("numpool-unsettled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
+        journal: Some(JournalConfig::new(&dir)),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let number = |s: &str| PhoneNumber::parse_e164(s).unwrap();
+    let (a, b) = (number("+14155550001"), number("+14155550002"));
+    let profile = block_on(async {
+        let p = engine
+            .create_profile(NewProfile {
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .id;
+        for s in ["+13125550001", "+13125550002"] {
+            engine.assign_number(number(s), Some(p)).await.unwrap();
+        }
+        // b's sends: the profile's daily sends #1 to #1022, all written
+        // (a's makes #1023, the check on b below #1024).
+        for _ in 0..1022 {
+            engine.send(p, b).await.unwrap();
+        }
+        p
+    });
+    // From now on every change waits in the gate before it is written.
+    let gate = Arc::new(Gate::default());
+    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let writer = engine.journal_writer().unwrap();
+    writer.set_replication(Replication::Leader(gate.clone()));
+    let first = {
+        let engine = engine.clone();
+        std::thread::spawn(move || block_on(engine.send(profile, a)))
+    };
+    while !gate.reached.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    // A sticky hit on b's mapping (written long ago) is answered with
+    // a's still in the gate. (Bounded: a wrong answer would wait for the
+    // gate forever.) Once it is, a's request has let the profile go.
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let engine = engine.clone();
+        std::thread::spawn(move || tx.send(block_on(engine.send(profile, b))));
+    }
+    let other = rx.recv_timeout(Duration::from_secs(30));
+    assert!(matches!(other, Ok(Ok(_))), "{other:?}");
+    // A sticky hit on a's mapping, still in the gate, is not answered,
+    // neither when it starts a block of daily counts (the profile's
+    // send #1025: its own record needs no wait without a cap, what it
+    // read does)...
+    let mut again = Box::pin(engine.send(profile, a));
+    assert!(poll_once(&mut again).is_pending());
+    // ...nor when it writes nothing.
+    let mut third = Box::pin(engine.send(profile, a));
+    assert!(poll_once(&mut third).is_pending());
+    gate.set(true);
+    let first = first.join().unwrap().unwrap();
+    for reply in [block_on(again).unwrap(), block_on(third).unwrap()] {
+        assert_eq!(reply.sender, first.sender);
+    }
+    block_on(engine.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `f` on a thread of its own and returns its answer, or `None`
+/// if it did not answer within `within`.
+fn answer_within<R: Send + 'static>(
+    within: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(within).ok()
+}
+
+#[test]
+fn a_read_waits_for_the_unwritten_state_it_shows_and_for_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("numpool-unsettled-read-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
+        journal: Some(JournalConfig::new(&dir)),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let number = |s: &str| PhoneNumber::parse_e164(s).unwrap();
+    let (a, b) = (number("+14155550001"), number("+14155550002"));
+    let (profile, other) = block_on(async {
+        let mut ids = Vec::new();
+        for name in ["gated", "other"] {
+            let p = engine
+                .create_profile(NewProfile {
+                    name: name.into(),
+                    number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                        sticky_sender: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .id;
+            ids.push(p);
+        }
+        engine
+            .assign_number(number("+13125550001"), Some(ids[0]))
+            .await
+            .unwrap();
+        engine
+            .assign_number(number("+13125550002"), Some(ids[1]))
+            .await
+            .unwrap();
+        engine.send(ids[0], b).await.unwrap();
+        engine.send(ids[1], b).await.unwrap();
+        (ids[0], ids[1])
+    });
+    let gate = Arc::new(Gate::default());
+    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let writer = engine.journal_writer().unwrap();
+    writer.set_replication(Replication::Leader(gate.clone()));
+    // a's new mapping waits in the gate (as for an etcd commit).
+    let first = {
+        let engine = engine.clone();
+        std::thread::spawn(move || block_on(engine.send(profile, a)))
+    };
+    while !gate.reached.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let bounded = Duration::from_secs(30);
+    // What is written is read at once: b's mapping, the other profile.
+    let e = engine.clone();
+    let read_b = answer_within(bounded, move || block_on(e.mapping(profile, b)));
+    assert!(matches!(read_b, Some(Ok(Some(_)))), "{read_b:?}");
+    let e = engine.clone();
+    let listed = answer_within(bounded, move || {
+        block_on(e.mappings_page(other, None, 10, None))
+    });
+    assert!(
+        matches!(&listed, Some(Ok(page)) if page.mappings.len() == 1),
+        "{listed:?}"
+    );
+    // What a's mapping shows waits for its write: the mapping itself, a
+    // page of the profile's mappings, its counters, its senders' state.
+    let mut mapping = Box::pin(engine.mapping(profile, a));
+    assert!(poll_once(&mut mapping).is_pending());
+    let mut page = Box::pin(engine.mappings_page(profile, None, 10, None));
+    assert!(poll_once(&mut page).is_pending());
+    let mut stats = Box::pin(engine.profile_stats(profile));
+    assert!(poll_once(&mut stats).is_pending());
+    let mut senders = Box::pin(engine.numbers(Some(profile)));
+    assert!(poll_once(&mut senders).is_pending());
+    gate.set(true);
+    let first = first.join().unwrap().unwrap();
+    assert_eq!(
+        block_on(mapping).unwrap().map(|m| m.from),
+        Some(first.sender)
+    );
+    assert_eq!(block_on(page).unwrap().mappings.len(), 2);
+    block_on(stats).unwrap();
+    block_on(senders).unwrap();
+    // A profile's record shows a change only once it is written.
+    gate.set(false);
+    gate.reached.store(false, Ordering::Release);
+    let renamed = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            block_on(engine.update_profile(
+                profile,
+                crate::ProfileUpdate {
+                    name: Some("renamed".into()),
+                    ..Default::default()
+                },
+            ))
+        })
+    };
+    while !gate.reached.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    assert_eq!(engine.profile(profile).unwrap().name, "gated");
+    let mut page = Box::pin(engine.mappings_page(profile, None, 10, None));
+    assert!(
+        poll_once(&mut page).is_pending(),
+        "a settings change is the profile's as a whole"
+    );
+    gate.set(true);
+    renamed.join().unwrap().unwrap();
+    assert_eq!(engine.profile(profile).unwrap().name, "renamed");
+    block_on(page).unwrap();
+    block_on(engine.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
+    let dir = std::env::temp_dir().join(format!("numpool-refused-read-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = EngineConfig {
+        journal: Some(JournalConfig::new(&dir)),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config).unwrap();
+    let to = PhoneNumber::parse_e164("+14155550001").unwrap();
+    let profile = block_on(async {
+        let p = engine
+            .create_profile(NewProfile {
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .id;
+        let n = PhoneNumber::parse_e164("+13125550001").unwrap();
+        engine.assign_number(n, Some(p)).await.unwrap();
+        p
+    });
+    let gate = Arc::new(Gate::default());
+    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let writer = engine.journal_writer().unwrap();
+    writer.set_replication(Replication::Leader(gate.clone()));
+    let send = {
+        let engine = engine.clone();
+        std::thread::spawn(move || block_on(engine.send(profile, to)))
+    };
+    while !gate.reached.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let mut read = Box::pin(engine.mapping(profile, to));
+    assert!(poll_once(&mut read).is_pending());
+    // The batch is refused (etcd gone): the read is refused with it,
+    // never answered with the mapping that was not made durable.
+    gate.refuse.store(true, Ordering::Release);
+    gate.set(true);
+    assert!(matches!(
+        send.join().unwrap(),
+        Err(crate::Error::Unavailable)
+    ));
+    let read = block_on(read);
+    assert!(matches!(read, Err(crate::Error::Unavailable)), "{read:?}");
+    block_on(engine.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,95 @@
+//! Unit tests of `writer.rs`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::executor::block_on;
+
+use super::*;
+
+fn temp_segment(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("numpool-writer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("log-00000000000000000001.seg")
+}
+
+fn framed() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    record::encode(&Record::Probe, &mut bytes);
+    bytes
+}
+
+/// A replicated log that takes every batch and notes being abandoned.
+#[derive(Default)]
+struct Log {
+    position: AtomicU64,
+    abandoned: AtomicBool,
+}
+
+impl Replicator for Log {
+    fn commit(&self, _: &[u8]) -> Result<u64, String> {
+        Ok(self.position.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+    fn probe(&self) -> bool {
+        true
+    }
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+}
+
+#[test]
+fn a_follower_refuses_changes_and_writes_what_it_applies() {
+    let path = temp_segment("follower");
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+    writer.set_replication(Replication::Follower);
+    // What a standby applies from its leader is written...
+    assert!(block_on(writer.append_scoped(framed(), Scope::Local)).is_ok());
+    // ...a change of its own is refused, and the writer turns failed
+    // (the engine then reloads what is written).
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+    assert!(writer.is_failed());
+    writer.stop();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
+    let path = temp_segment("abandon");
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+    let log = Arc::new(Log::default());
+    writer.set_replication(Replication::Leader(log.clone()));
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
+    assert_eq!(writer.replicated(), 1);
+    assert!(!log.abandoned.load(Ordering::Acquire));
+    writer.shared.fault.store(true, Ordering::Relaxed);
+    assert!(!writer.take_refused());
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+    assert!(writer.take_refused());
+    // Committed as position 2 but not written here: stop leading.
+    assert_eq!(
+        (log.position.load(Ordering::Acquire), writer.replicated()),
+        (2, 1)
+    );
+    assert!(log.abandoned.load(Ordering::Acquire));
+    writer.stop();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
+    let path = temp_segment("numbers");
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
+    assert_eq!((writer.appended(), writer.written()), (1, 1));
+    writer.fail("test");
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
+    // The refused append has a number that is never written, and the
+    // refusal is told once (the engine then reloads its state).
+    assert_eq!((writer.appended(), writer.written()), (2, 1));
+    assert!(writer.take_refused());
+    assert!(!writer.take_refused());
+    writer.stop();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
