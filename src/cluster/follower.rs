@@ -12,8 +12,9 @@ use futures::executor::block_on;
 
 use super::etcd::{EtcdClient, EtcdError, EventKind, WatchEnd, WatchOptions};
 use super::log::{self, Keys};
-use super::node::{pause, ClusterConfig, NodeStatus, Role};
+use super::node::{pause, ClusterConfig};
 use super::peer;
+use super::status::{NodeStatus, Role};
 use crate::engine::Engine;
 use crate::journal::record::Records;
 

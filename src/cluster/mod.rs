@@ -8,7 +8,9 @@
 //! - `etcd`: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.
 //! - `node`: one node's loop: follow, campaign, lead, step down, and keep
-//!   the log in etcd short; [`NodeStatus`], what the HTTP layer reads.
+//!   the log in etcd short.
+//! - `status`: what a node knows of itself and its cluster: [`Role`],
+//!   [`NodeStatus`] (what the HTTP layer reads), [`ClusterStatus`].
 //! - `session`: the node's lease, kept alive.
 //! - `view`: the cluster as last read from etcd (members, leader,
 //!   switchover), and this node's member record.
@@ -31,12 +33,11 @@ mod log;
 mod node;
 pub(crate) mod peer;
 mod session;
+mod status;
 mod switchover;
 mod transport;
 mod view;
 
-pub use node::{
-    ClusterConfig, ClusterStatus, EtcdStatus, JoinError, MemberStatus, Node, NodeStatus, Role,
-    DEFAULT_LEASE_TTL, DEFAULT_MAX_LAG,
-};
+pub use node::{ClusterConfig, JoinError, Node, DEFAULT_LEASE_TTL, DEFAULT_MAX_LAG};
+pub use status::{ClusterStatus, EtcdStatus, MemberStatus, NodeStatus, Role};
 pub use switchover::SwitchoverError;

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::etcd::{EtcdClient, EtcdConfig, EtcdError};
-use super::node::{pause, ClusterConfig, NodeStatus};
+use super::node::{pause, ClusterConfig};
+use super::status::NodeStatus;
 
 /// A live lease and the thread that keeps it alive.
 pub(super) struct Session {

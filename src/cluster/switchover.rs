@@ -12,8 +12,9 @@ use futures::executor::block_on;
 
 use super::etcd::{EtcdClient, LeaderKey, Op};
 use super::log::Keys;
-use super::node::{ClusterConfig, NodeStatus, Role};
+use super::node::ClusterConfig;
 use super::peer;
+use super::status::{NodeStatus, Role};
 use super::view::{read, ClusterView, MemberRecord};
 use crate::engine::Engine;
 

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::etcd::{EtcdClient, OpResponse};
 use super::log::Keys;
-use super::node::{pause, ClusterConfig, NodeStatus, Role};
+use super::node::{pause, ClusterConfig};
+use super::status::{NodeStatus, Role};
 use crate::engine::Engine;
 
 /// A member as it publishes itself.
