@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use super::mailbox::{Job, MailboxAddr, Runtime};
 use crate::clock::Clock;
 use crate::ids::ProfileId;
-use crate::journal::{Receipt, Record, Scope, Writer};
+use crate::journal::{Receipt, Record, Scope, Touches, Writer};
 use crate::number::PhoneNumber;
 use crate::selection::health::HealthConfig;
 use crate::selection::unsettled::Reads;
@@ -101,30 +101,16 @@ impl Env {
         let unsettled = state.unsettled();
         unsettled.forget_written(writer.written());
         for r in records {
-            match r {
-                Record::MappingSet { to, .. } => {
-                    unsettled.recipient(*to, append);
-                    if capped {
+            match r.touches() {
+                Touches::Recipient(to) => {
+                    unsettled.recipient(to, append);
+                    // Under a cap, a new mapping also reserves daily counts.
+                    if capped && matches!(r, Record::MappingSet { .. }) {
                         unsettled.daily(append);
                     }
                 }
-                Record::MappingTouched { to, .. }
-                | Record::MappingRemoved { to, .. }
-                | Record::OptOut { to, .. }
-                | Record::OptIn { to, .. } => unsettled.recipient(*to, append),
-                Record::DailyCount { .. } => unsettled.daily(append),
-                // Anything else a profile journals may show in any read of
-                // it (listed, so that a new kind of record is placed here).
-                Record::ProfileSaved { .. }
-                | Record::ProfileDeleted { .. }
-                | Record::NumberSaved(_)
-                | Record::Outcome { .. }
-                | Record::HealthState { .. }
-                | Record::QueueEnds { .. }
-                | Record::SnapshotMark { .. }
-                | Record::SnapshotEnd { .. }
-                | Record::Probe
-                | Record::Replicated { .. } => unsettled.whole(append),
+                Touches::Daily => unsettled.daily(append),
+                Touches::Whole => unsettled.whole(append),
             }
         }
         receipt.filter(|_| !informs || read_unsettled)

@@ -11,7 +11,7 @@ use super::actor::ProfileActor;
 use super::Engine;
 use crate::error::Error;
 use crate::journal::recovery::apply_to_profile;
-use crate::journal::{settle, Record};
+use crate::journal::{settle, Applies, Record};
 use crate::records::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::Destinations;
 use crate::selection::{move_sender, ProfileState};
@@ -30,34 +30,10 @@ impl Engine {
         let now_ms = inner.now().as_millis();
         let mut local = Vec::with_capacity(records.len() + 1);
         for r in records {
-            match &r {
-                Record::ProfileSaved { profile, at } => self.replica_profile(profile.clone(), *at),
-                Record::ProfileDeleted { profile } => {
-                    if let Some(actor) = inner.dispatcher.remove(*profile) {
-                        let mut state = actor.lock();
-                        actor.retire(&mut state);
-                        state.drain_senders();
-                        drop(state);
-                        actor.stop_mailbox();
-                        inner.env.expiry.forget(*profile);
-                        inner.catalog.write().remove_profile(*profile, inner.now());
-                    }
-                }
-                Record::NumberSaved(number) => self.replica_number(*number),
-                Record::SnapshotMark { .. }
-                | Record::SnapshotEnd { .. }
-                | Record::Probe
-                | Record::Replicated { .. } => continue,
-                Record::MappingSet { .. }
-                | Record::MappingTouched { .. }
-                | Record::MappingRemoved { .. }
-                | Record::Outcome { .. }
-                | Record::HealthState { .. }
-                | Record::OptOut { .. }
-                | Record::OptIn { .. }
-                | Record::DailyCount { .. }
-                | Record::QueueEnds { .. } => {
-                    let Some(actor) = r.profile().and_then(|p| inner.dispatcher.actor(p)) else {
+            match r.applies() {
+                Applies::ProfileState(id) => {
+                    // A profile this node does not have: nothing to keep.
+                    let Some(actor) = inner.dispatcher.actor(id) else {
                         continue;
                     };
                     let mut state = actor.lock();
@@ -69,6 +45,23 @@ impl Engine {
                         }
                     }
                 }
+                Applies::ProfileSaved => {
+                    if let Record::ProfileSaved { profile, at } = &r {
+                        self.replica_profile(profile.clone(), *at);
+                    }
+                }
+                Applies::ProfileDeleted => {
+                    if let Record::ProfileDeleted { profile } = &r {
+                        self.replica_delete(*profile);
+                    }
+                }
+                Applies::NumberSaved => {
+                    if let Record::NumberSaved(number) = &r {
+                        self.replica_number(*number);
+                    }
+                }
+                // The position is written below, once for the batch.
+                Applies::Replicated | Applies::Nothing => continue,
             }
             local.push(r);
         }
@@ -79,6 +72,20 @@ impl Engine {
             writer.set_replicated(position);
         }
         Ok(())
+    }
+
+    /// A profile deleted on the leader.
+    fn replica_delete(&self, profile: crate::ids::ProfileId) {
+        let inner = &self.inner;
+        if let Some(actor) = inner.dispatcher.remove(profile) {
+            let mut state = actor.lock();
+            actor.retire(&mut state);
+            state.drain_senders();
+            drop(state);
+            actor.stop_mailbox();
+            inner.env.expiry.forget(profile);
+            inner.catalog.write().remove_profile(profile, inner.now());
+        }
     }
 
     /// A profile created or changed on the leader.

@@ -36,7 +36,7 @@ pub(crate) mod writer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use record::Record;
+pub(crate) use record::{Applies, Record, Touches};
 pub(crate) use writer::{Receipt, Replication, Replicator, Scope, Writer};
 
 use crate::duration::{parse_duration, DurationError};

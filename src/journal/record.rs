@@ -212,7 +212,83 @@ pub(crate) enum Record {
     },
 }
 
+/// How recovery and a cluster standby apply a record: the one place every
+/// kind of record is classified ([`Record::applies`] lists them all, so a
+/// new kind is placed there, and the appliers follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applies {
+    /// One profile's own state (mappings, outcomes, health, daily counts,
+    /// opt-outs, queue ends): `recovery::apply_to_profile`.
+    ProfileState(ProfileId),
+    /// A profile created or changed.
+    ProfileSaved,
+    /// A profile deleted.
+    ProfileDeleted,
+    /// A number assigned, moved, unassigned or given a rate.
+    NumberSaved,
+    /// The position of the cluster's log the files hold.
+    Replicated,
+    /// File bookkeeping (snapshot marks and ends, probes): changes nothing.
+    Nothing,
+}
+
+/// What of a profile's state a record written for it changes, so that a
+/// reply that reads it waits for it (`selection::unsettled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Touches {
+    /// One recipient's mapping or opt-out.
+    Recipient(PhoneNumber),
+    /// The profile's daily counts.
+    Daily,
+    /// Anything a read of the profile may show.
+    Whole,
+}
+
 impl Record {
+    /// How the record is applied; see [`Applies`].
+    pub(crate) fn applies(&self) -> Applies {
+        match self {
+            Record::MappingSet { profile, .. }
+            | Record::MappingTouched { profile, .. }
+            | Record::MappingRemoved { profile, .. }
+            | Record::Outcome { profile, .. }
+            | Record::HealthState { profile, .. }
+            | Record::DailyCount { profile, .. }
+            | Record::OptOut { profile, .. }
+            | Record::OptIn { profile, .. }
+            | Record::QueueEnds { profile, .. } => Applies::ProfileState(*profile),
+            Record::ProfileSaved { .. } => Applies::ProfileSaved,
+            Record::ProfileDeleted { .. } => Applies::ProfileDeleted,
+            Record::NumberSaved(_) => Applies::NumberSaved,
+            Record::Replicated { .. } => Applies::Replicated,
+            Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {
+                Applies::Nothing
+            }
+        }
+    }
+
+    /// What of its profile's state the record changes; see [`Touches`].
+    pub(crate) fn touches(&self) -> Touches {
+        match self {
+            Record::MappingSet { to, .. }
+            | Record::MappingTouched { to, .. }
+            | Record::MappingRemoved { to, .. }
+            | Record::OptOut { to, .. }
+            | Record::OptIn { to, .. } => Touches::Recipient(*to),
+            Record::DailyCount { .. } => Touches::Daily,
+            Record::ProfileSaved { .. }
+            | Record::ProfileDeleted { .. }
+            | Record::NumberSaved(_)
+            | Record::Outcome { .. }
+            | Record::HealthState { .. }
+            | Record::QueueEnds { .. }
+            | Record::SnapshotMark { .. }
+            | Record::SnapshotEnd { .. }
+            | Record::Probe
+            | Record::Replicated { .. } => Touches::Whole,
+        }
+    }
+
     /// The profile whose state (alone) the record changes, for snapshot
     /// markers. `None` for records about numbers (they move between
     /// profiles, and are only written outside a snapshot's first phase) and

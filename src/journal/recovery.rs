@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, FileKind, HeaderError};
-use super::record::{self, Record};
+use super::record::{self, Applies, Record};
 use super::{numbered, segment_path, snapshot, snapshot_path};
 use crate::error::StartError;
 use crate::ids::ProfileId;
@@ -87,8 +87,18 @@ impl Rebuild<'_> {
             }
         }
         let health = self.config.health;
-        match r {
-            Record::ProfileSaved { mut profile, at } => {
+        // Each arm takes the record kind `applies` names (the `else` never runs).
+        match r.applies() {
+            Applies::ProfileState(id) => {
+                let (in_log, now_ms) = (self.in_log, self.config.now_ms);
+                if let Some(p) = self.state(id) {
+                    apply_to_profile(p, r, health, now_ms, in_log);
+                }
+            }
+            Applies::ProfileSaved => {
+                let Record::ProfileSaved { mut profile, at } = r else {
+                    return;
+                };
                 // Lists written before repeats were dropped lose them here.
                 profile.whitelisted_destinations =
                     Destinations::canonical(&profile.whitelisted_destinations);
@@ -103,7 +113,10 @@ impl Rebuild<'_> {
                     }
                 }
             }
-            Record::ProfileDeleted { profile } => {
+            Applies::ProfileDeleted => {
+                let Record::ProfileDeleted { profile } = r else {
+                    return;
+                };
                 self.profiles.remove(&profile);
                 for n in self.numbers.values_mut() {
                     if n.profile == Some(profile) {
@@ -111,7 +124,10 @@ impl Rebuild<'_> {
                     }
                 }
             }
-            Record::NumberSaved(mut record) => {
+            Applies::NumberSaved => {
+                let Record::NumberSaved(mut record) = r else {
+                    return;
+                };
                 let previous = self.numbers.get(&record.number).and_then(|n| n.profile);
                 if previous != record.profile {
                     let [from, to] = self.profiles.get_disjoint_mut([
@@ -125,22 +141,12 @@ impl Rebuild<'_> {
                 record.profile = record.profile.filter(|o| self.profiles.contains_key(o));
                 self.numbers.insert(record.number, record);
             }
-            Record::Replicated { position } => self.replicated = position,
-            Record::SnapshotMark { .. } | Record::SnapshotEnd { .. } | Record::Probe => {}
-            r @ (Record::MappingSet { .. }
-            | Record::MappingTouched { .. }
-            | Record::MappingRemoved { .. }
-            | Record::Outcome { .. }
-            | Record::HealthState { .. }
-            | Record::OptOut { .. }
-            | Record::OptIn { .. }
-            | Record::DailyCount { .. }
-            | Record::QueueEnds { .. }) => {
-                let (in_log, now_ms) = (self.in_log, self.config.now_ms);
-                if let Some(p) = r.profile().and_then(|id| self.state(id)) {
-                    apply_to_profile(p, r, health, now_ms, in_log);
+            Applies::Replicated => {
+                if let Record::Replicated { position } = r {
+                    self.replicated = position;
                 }
             }
+            Applies::Nothing => {}
         }
     }
 }
