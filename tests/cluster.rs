@@ -438,15 +438,8 @@ fn a_backup_of_a_single_server_seeds_a_new_cluster() {
     }
     let file = base.join("seed.backup");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, said) = support::numpool(args);
+        assert_eq!(code, 0, "{said}");
     };
     let node = format!("http://{}", alone.addr);
     run(&[
@@ -650,17 +643,9 @@ fn switchover(args: &[&str]) -> (i32, String) {
 }
 
 fn cluster_command(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_numpool"))
-        .arg("cluster")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let mut all = vec!["cluster"];
+    all.extend_from_slice(args);
+    support::numpool(&all)
 }
 
 fn url(addr: SocketAddr) -> String {

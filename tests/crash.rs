@@ -22,40 +22,40 @@ fn serve(dir: &std::path::Path) -> (support::Numpool, SocketAddr) {
     (server, addr)
 }
 
+/// A profile with sticky sender named `name`, and `numbers` in its pool.
+fn sticky_profile(addr: SocketAddr, name: &str, numbers: &[&str]) -> String {
+    let created = request(
+        addr,
+        "POST",
+        "/v2/messaging_profiles",
+        &json!({"name": name, "whitelisted_destinations": ["US"], "number_pool_settings": {"sticky_sender": true}}).to_string(),
+        Some(KEY),
+        &[],
+    );
+    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
+    for n in numbers {
+        let body = json!({ "messaging_profile_id": profile }).to_string();
+        let path = format!("/v2/phone_numbers/{n}/messaging");
+        assert_eq!(
+            request(addr, "PATCH", &path, &body, Some(KEY), &[]).status,
+            200
+        );
+    }
+    profile
+}
+
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("numpool-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (mut child, addr) = serve(&dir);
-    let created = request(
-        addr,
-        "POST",
-        "/v2/messaging_profiles",
-        &json!({"name": "crash", "whitelisted_destinations": ["US"], "number_pool_settings": {"sticky_sender": true}}).to_string(),
-        Some(KEY),
-        &[],
-    );
-    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
-    for n in [
+    let numbers = [
         "+13125550001",
         "+13125550002",
         "+13125550003",
         "+13125550004",
-    ] {
-        let body = json!({ "messaging_profile_id": profile }).to_string();
-        assert_eq!(
-            request(
-                addr,
-                "PATCH",
-                &format!("/v2/phone_numbers/{n}/messaging"),
-                &body,
-                Some(KEY),
-                &[]
-            )
-            .status,
-            200
-        );
-    }
+    ];
+    let profile = sticky_profile(addr, "crash", &numbers);
     // A stream of sends to new recipients from two threads; each records
     // what the server acknowledged.
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -292,24 +292,8 @@ fn sigkill_during_an_import_keeps_what_was_journaled_and_a_rerun_finishes_it() {
     let dir = std::env::temp_dir().join(format!("numpool-crash-import-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (mut child, addr) = serve(&dir);
-    let created = request(
-        addr,
-        "POST",
-        "/v2/messaging_profiles",
-        &json!({"name": "import", "whitelisted_destinations": ["US"], "number_pool_settings": {"sticky_sender": true}}).to_string(),
-        Some(KEY),
-        &[],
-    );
-    let profile = created.body["data"]["id"].as_str().unwrap().to_string();
     let (a, b) = ("+13125550001", "+13125550002");
-    for n in [a, b] {
-        let body = json!({ "messaging_profile_id": profile }).to_string();
-        let path = format!("/v2/phone_numbers/{n}/messaging");
-        assert_eq!(
-            request(addr, "PATCH", &path, &body, Some(KEY), &[]).status,
-            200
-        );
-    }
+    let profile = sticky_profile(addr, "import", &[a, b]);
     // 40,000 recipients once each, then the first 2,000 again, newer and
     // from the other sender: their mapping must end on the later row.
     let now = std::time::SystemTime::now()

@@ -374,18 +374,10 @@ fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `numpool ARGS` to its end; its exit status and everything it printed.
+/// Runs `numpool ARGS` to its end: whether it succeeded, and what it printed.
 fn numpool(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
-        .args(args)
-        .output()
-        .expect("numpool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (code, text) = support::numpool(args);
+    (code == 0, text)
 }
 
 /// What a server holds for `profile`, as its reads show it: the profile

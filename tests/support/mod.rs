@@ -216,6 +216,21 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Result<Numpool, Exited> {
     }
 }
 
+/// Runs `numpool ARGS` (a command that ends: backup, restore, import,
+/// cluster ...) to its end; its exit code and everything it printed.
+pub fn numpool(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args(args)
+        .output()
+        .expect("numpool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// Waits (at most 20 s) until `cond` holds.
 pub fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

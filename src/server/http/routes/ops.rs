@@ -29,15 +29,10 @@ pub(super) async fn backup(
         .backup_bytes()
         .await
         .map_err(|e| ApiError::Unavailable(format!("no backup taken: {e}")))?;
-    let crc = crc32fast::hash(&bytes);
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((crate::cluster::peer::SNAPSHOT_CRC_HEADER, crc.to_string()))
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"numpool-backup-{n}.bin\""),
-        ))
-        .body(bytes))
+    Ok(super::cluster::snapshot_reply(
+        bytes,
+        Some(format!("numpool-backup-{n}.bin")),
+    ))
 }
 
 pub(super) async fn healthz() -> HttpResponse {
