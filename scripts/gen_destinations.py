@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/destinations_table.rs: E.164 number -> calling code and region.
+"""Generate src/geo/destinations_table.rs: E.164 number -> calling code and region.
 
 Source: the phone number metadata of Google's libphonenumber (Apache-2.0), as
 shipped by the `phonenumbers` package on PyPI, pinned to:
@@ -67,7 +67,7 @@ phonenumbers 9.0.43:
   can go to are 10-digit. The script fails on any other disagreement.
 
 Run:  python3 -m venv /tmp/pnvenv && /tmp/pnvenv/bin/pip install phonenumbers==9.0.43
-      /tmp/pnvenv/bin/python scripts/gen_destinations.py  # writes src/destinations_table.rs
+      /tmp/pnvenv/bin/python scripts/gen_destinations.py  # writes src/geo/destinations_table.rs
 """
 import os
 import random
@@ -467,7 +467,7 @@ class Tables:
         self.known = sorted(SUPPORTED_REGIONS | set(ISO_3166_1))
 
     def region_of(self, digits):
-        """What src/destinations.rs answers, for an E.164 number's digits."""
+        """What src/geo/destinations.rs answers, for an E.164 number's digits."""
         for cc, main, depth in self.calling_codes:
             code = str(cc)
             if digits.startswith(code):
@@ -705,7 +705,7 @@ def main():
     if unexpected:
         raise SystemExit("the tables disagree with libphonenumber on numbers it resolves")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "src", "destinations_table.rs")
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "src", "geo", "destinations_table.rs")
     with open(path, "w") as f:
         f.write(render(tables))
     sizes = table_bytes(tables)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/selection/region_table.rs: NANP area code (NPA) -> state, province or territory.
+"""Generate src/geo/npa_table.rs: NANP area code (NPA) -> state, province or territory.
 
 Source: the geocoding data of Google's libphonenumber (Apache-2.0), as shipped by
 the `phonenumbers` package on PyPI. Each 3-digit NANP prefix ("1" + NPA) is
@@ -9,7 +9,7 @@ outside the US and Canada (the Caribbean members of the NANP) keep their name.
 No overlay relations are inferred: the table only says which region an NPA is in.
 
 Run:  python3 -m venv target/gen && target/gen/bin/pip install phonenumbers
-      target/gen/bin/python scripts/gen_npa_regions.py > src/selection/region_table.rs
+      target/gen/bin/python scripts/gen_npa_regions.py > src/geo/npa_table.rs
 """
 import phonenumbers
 from phonenumbers.geodata import GEOCODE_DATA

@@ -73,8 +73,7 @@
 //!   mailboxes and housekeeping.
 //! - `journal`: durability: the log, snapshots, recovery, repair, restoring
 //!   a backup, the data-directory lock.
-//! - `selection`: the core: `health`, `rotation`, `weighted`, `region`,
-//!   `pool`, `sticky` (map, index, slab, timing wheel), `capacity` (sender
+//! - `selection`: the core: `health`, `rotation`, `weighted`, `pool`, `sticky` (map, index, slab, timing wheel), `capacity` (sender
 //!   rates, queues, daily caps), `compliance` (disabled profiles,
 //!   destinations, opt-outs), `rules` (the selection order), `profile` (one
 //!   profile's state).
@@ -84,10 +83,10 @@
 //!   leader's snapshot when too far behind (`docs/CLUSTER.md`). Its etcd
 //!   and node-to-node clients are on ureq with rustls (TLS, client
 //!   certificates, etcd's user authentication).
-//! - `destinations`: the region of a phone number (tables generated from
-//!   libphonenumber's metadata).
-//! - `settings` ([`PoolSettings`], declared once), `records` (profile and
-//!   number records), `number` ([`PhoneNumber`]), `ids` ([`ProfileId`]),
+//! - `geo`: where a phone number is: its region, its area code's state or
+//!   province (tables generated from libphonenumber's metadata).
+//! - `settings` ([`PoolSettings`], declared once), `resources` (the API's
+//!   resources: profile and number records, their updates and filters), `number` ([`PhoneNumber`]), `ids` ([`ProfileId`]),
 //!   `clock` ([`Clock`], [`Timestamp`]), `duration`, `error` ([`Error`],
 //!   [`StartError`]).
 //! - `server` (feature `server`, on by default): `numpool serve`'s
@@ -113,15 +112,14 @@
 mod clock;
 #[cfg(feature = "cluster")]
 pub mod cluster;
-mod destinations;
-mod destinations_table;
 mod duration;
 mod engine;
 mod error;
+mod geo;
 mod ids;
 mod journal;
 mod number;
-mod records;
+mod resources;
 mod selection;
 mod settings;
 
@@ -149,7 +147,7 @@ pub use journal::{
     RestoreError, RestoreReport,
 };
 pub use number::{NumberError, PhoneNumber, SenderKind};
-pub use records::{
+pub use resources::{
     CapacityLimits, CapacityUpdate, NewProfile, NumberFilter, NumberRecord, NumberStatus,
     OptOutRecord, ProfileRecord, ProfileUpdate, RemovalPreview,
 };

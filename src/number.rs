@@ -166,11 +166,11 @@ impl PhoneNumber {
 
     /// The region (ISO 3166-1 alpha-2) the number belongs to, as
     /// libphonenumber resolves it; short codes are taken as US.
-    pub(crate) fn region_code(self) -> Option<crate::destinations::RegionCode> {
+    pub(crate) fn region_code(self) -> Option<crate::geo::destinations::RegionCode> {
         if self.is_short_code() {
-            return crate::destinations::region_of(12_025_550_100);
+            return crate::geo::destinations::region_of(12_025_550_100);
         }
-        crate::destinations::region_of(self.0)
+        crate::geo::destinations::region_of(self.0)
     }
 
     /// The country calling code (`1` for NANP numbers); `None` for short
@@ -179,7 +179,7 @@ impl PhoneNumber {
         if self.is_short_code() {
             return None;
         }
-        crate::destinations::calling_code(self.0)
+        crate::geo::destinations::calling_code(self.0)
     }
 
     /// The sender kind this number has in a pool.

@@ -58,6 +58,6 @@ impl Engine {
     /// The NANP region (state or province) of an area code, as geomatch's
     /// region fallback sees it.
     pub fn npa_region(npa: u16) -> Option<&'static str> {
-        crate::selection::region::region_of(npa).map(crate::selection::region::region_name)
+        crate::geo::npa::region_of(npa).map(crate::geo::npa::region_name)
     }
 }

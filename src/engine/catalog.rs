@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::clock::Timestamp;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-use crate::records::{NumberFilter, NumberRecord, ProfileRecord};
+use crate::resources::{NumberFilter, NumberRecord, ProfileRecord};
 
 /// The records of profiles and numbers.
 #[derive(Default)]

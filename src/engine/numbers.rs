@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
-use crate::records::{NumberFilter, NumberRecord, NumberStatus, RemovalPreview};
+use crate::resources::{NumberFilter, NumberRecord, NumberStatus, RemovalPreview};
 use crate::selection::capacity::check_rate;
 use crate::selection::health::HealthCounts;
 use crate::selection::move_sender;

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
-use crate::records::OptOutRecord;
+use crate::resources::OptOutRecord;
 use crate::selection::compliance::{InboundKeyword, OptOut};
 use crate::selection::unsettled::Reads;
 use crate::Timestamp;

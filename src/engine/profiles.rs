@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle, Record};
 use crate::number::PhoneNumber;
-use crate::records::{NewProfile, ProfileRecord, ProfileUpdate};
+use crate::resources::{NewProfile, ProfileRecord, ProfileUpdate};
 use crate::selection::capacity::Limits;
 use crate::selection::compliance::Destinations;
 use crate::selection::ProfileState;

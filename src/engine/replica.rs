@@ -12,7 +12,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::journal::recovery::apply_to_profile;
 use crate::journal::{settle, Applies, Record};
-use crate::records::{NumberRecord, ProfileRecord};
+use crate::resources::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::Destinations;
 use crate::selection::{move_sender, ProfileState};
 

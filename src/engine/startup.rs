@@ -22,7 +22,7 @@ use crate::journal::lock::DirLock;
 use crate::journal::recovery::{self, ReplayConfig};
 use crate::journal::snapshot::{self, ProfileImage, Snapshots};
 use crate::journal::{self, settle, Record, Writer};
-use crate::records::ProfileRecord;
+use crate::resources::ProfileRecord;
 use crate::Engine;
 
 /// What recovery found when the engine started.

@@ -43,7 +43,7 @@
 use crate::clock::Timestamp;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-use crate::records::{NumberRecord, ProfileRecord};
+use crate::resources::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::{OptOut, OptOutKeyword};
 use crate::selection::health::{DeliveryOutcome, HealthSlice};
 use crate::selection::profile::DailyCounts;

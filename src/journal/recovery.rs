@@ -23,7 +23,7 @@ use super::{numbered, segment_path, snapshot, snapshot_path};
 use crate::error::StartError;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-use crate::records::{NumberRecord, ProfileRecord};
+use crate::resources::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::Destinations;
 use crate::selection::health::HealthConfig;
 use crate::selection::profile::Shape;

@@ -23,7 +23,7 @@ use super::record::{self, Record};
 use super::{numbered, segment_path, snapshot_path};
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
-use crate::records::{NumberRecord, ProfileRecord};
+use crate::resources::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::OptOut;
 use crate::selection::health::HealthSlice;
 use crate::selection::profile::{DailyCounts, StickyMapping};

@@ -15,7 +15,7 @@
 use jiff::tz::TimeZone;
 
 use crate::number::SenderKind;
-use crate::records::CapacityLimits;
+use crate::resources::CapacityLimits;
 
 /// Nanoseconds in a second.
 pub(crate) const NANOS_PER_SEC: u64 = 1_000_000_000;

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::destinations::{is_known_region, RegionCode};
+use crate::geo::destinations::{is_known_region, RegionCode};
 use crate::number::PhoneNumber;
 
 /// Where a profile may send: anywhere, or to the listed regions.

@@ -4,12 +4,11 @@
 //! with a manual clock and benchmarked on its own. The engine gives each
 //! profile's [`ProfileState`] to one actor.
 //!
-//! From the bottom up:
+//! From the bottom up (where a number is, its region or area code's state,
+//! comes from `crate::geo`):
 //! - [`health`]: delivery outcomes over a sliding window -> healthy or not.
 //! - [`rotation`]: round-robin over a changing set of senders.
 //! - [`weighted`]: smooth weighted round-robin between long codes and toll-free.
-//! - [`region`]: NANP area code -> state/province (generated table), for the
-//!   geomatch fallback.
 //! - [`pool`]: a profile's senders and the rotations selection walks.
 //! - [`sticky`]: the sharded recipient -> sender map and its timing wheels.
 //! - [`rules`]: the selection order (sticky -> geomatch -> weighted, skip
@@ -25,10 +24,6 @@ pub(crate) mod compliance;
 pub(crate) mod health;
 pub(crate) mod pool;
 pub(crate) mod profile;
-pub(crate) mod region;
-// Region names are only read by test support.
-#[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
-mod region_table;
 pub(crate) mod rotation;
 pub(crate) mod rules;
 pub(crate) mod sticky;

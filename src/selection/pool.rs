@@ -6,9 +6,9 @@
 
 use super::capacity::SenderLoad;
 use super::health::Health;
-use super::region::{region_of, RegionId};
 use super::rotation::{Member, Rotation};
 use super::weighted::{LONG_CODE, TOLL_FREE};
+use crate::geo::npa::{region_of, RegionId};
 use crate::number::{Npa, PhoneNumber, SenderKind};
 
 type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;

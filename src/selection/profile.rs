@@ -31,7 +31,7 @@ use super::unsettled::Unsettled;
 use super::weighted::SmoothWeighted;
 use crate::clock::Timestamp;
 use crate::number::{PhoneNumber, SenderKind};
-use crate::records::NumberRecord;
+use crate::resources::NumberRecord;
 use crate::settings::PoolSettings;
 
 /// A sticky mapping as the API shows it. Times are seconds since the Unix epoch.

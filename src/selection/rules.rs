@@ -7,12 +7,12 @@ use std::time::Duration;
 use super::capacity::Limits;
 use super::health::HealthConfig;
 use super::pool::{kind_index, Pool, RotationKey, Sender};
-use super::region::region_of;
 use super::rotation::Member;
 use super::sticky::StickyMap;
 use super::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
 use crate::clock::Timestamp;
-use crate::destinations::RegionCode;
+use crate::geo::destinations::RegionCode;
+use crate::geo::npa::region_of;
 use crate::number::PhoneNumber;
 use crate::settings::PoolSettings;
 

@@ -4,7 +4,7 @@
 
 use super::{ProfileState, Shape};
 use crate::number::PhoneNumber;
-use crate::records::ProfileRecord;
+use crate::resources::ProfileRecord;
 use crate::selection::capacity::{profile_block, reserved, Limits, INFORMING_BLOCK};
 use crate::selection::compliance::Destinations;
 use crate::selection::health::{Health, HealthConfig, HealthSlice};

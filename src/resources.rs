@@ -1,5 +1,7 @@
-//! The records an engine keeps beside selection state, as embedders and the
-//! API see them: profiles, numbers, and what it takes to create or change them.
+//! The API's resources, as embedders and the HTTP API see them: the
+//! records an engine keeps beside selection state (profiles, numbers, opt-
+//! outs), and what it takes to create, change, filter or preview them. (Not
+//! to be confused with the journal's `Record`s, the changes written to disk.)
 
 use crate::clock::Timestamp;
 use crate::ids::ProfileId;

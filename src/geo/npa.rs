@@ -4,7 +4,7 @@
 //! libphonenumber's geocoding data (Apache-2.0, see `NOTICE`). It only says
 //! which region an area code belongs to; overlay relations are not inferred.
 
-use super::region_table::{NPA_REGION, REGIONS};
+use super::npa_table::{NPA_REGION, REGIONS};
 use crate::number::Npa;
 
 /// Index of a region in the generated table.
