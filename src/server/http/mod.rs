@@ -20,10 +20,10 @@ mod forward;
 mod history;
 mod metrics;
 mod openapi;
-mod recent;
 mod requests;
 mod routes;
 pub mod tls;
+mod ttl_cache;
 mod views;
 
 use std::net::TcpListener;
@@ -106,11 +106,11 @@ pub fn server(
         keys: options.keys,
         webhook_key: options.webhook_key,
         body_limit: options.body_limit,
-        idempotency: recent::Recent::new(
+        idempotency: ttl_cache::TtlCache::new(
             Duration::from_secs(24 * 3600),
             options.idempotency_cache_bytes,
         ),
-        seen_events: recent::Recent::new(
+        seen_events: ttl_cache::TtlCache::new(
             Duration::from_secs(24 * 3600),
             options.webhook_cache_bytes,
         ),

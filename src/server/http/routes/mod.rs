@@ -22,8 +22,8 @@ use super::auth::ApiKeys;
 use super::body::Query;
 use super::error::ApiError;
 use super::metrics::Metrics;
-use super::recent::Recent;
 use super::requests::{NewProfileBody, NumberBody, PinBody, ProfileBody, SendBody, WebhookBody};
+use super::ttl_cache::TtlCache;
 use super::views::{
     Data, List, Mapping, Message, Number, OptOut, PageMeta, Profile, RemovalPreview, WebhookReply,
 };
@@ -46,7 +46,7 @@ pub(crate) enum IdempotentReply {
     },
 }
 
-impl super::recent::Weigh for IdempotentReply {
+impl super::ttl_cache::Weigh for IdempotentReply {
     fn weight(&self) -> usize {
         match self {
             IdempotentReply::InProgress => 0,
@@ -61,8 +61,8 @@ pub(crate) struct AppState {
     pub keys: ApiKeys,
     pub webhook_key: Option<VerifyingKey>,
     pub body_limit: usize,
-    pub idempotency: Recent<IdempotentReply>,
-    pub seen_events: Recent<webhooks::SeenEvent>,
+    pub idempotency: TtlCache<IdempotentReply>,
+    pub seen_events: TtlCache<webhooks::SeenEvent>,
     pub metrics: Metrics,
     /// Recovered and serving.
     pub ready: AtomicBool,

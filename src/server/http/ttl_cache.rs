@@ -1,4 +1,4 @@
-//! [`Recent`]: a map of things seen lately, for `Idempotency-Key` replies
+//! [`TtlCache`]: a map of things seen lately, for `Idempotency-Key` replies
 //! and webhook event ids. Entries live `ttl`; the map holds at most
 //! `capacity` bytes (keys, values and bookkeeping counted), oldest first
 //! out, so memory stays bounded however many keys arrive and however long
@@ -44,16 +44,16 @@ struct Inner<V> {
 }
 
 /// A bounded, expiring map from string keys.
-pub(crate) struct Recent<V> {
+pub(crate) struct TtlCache<V> {
     inner: Mutex<Inner<V>>,
     ttl_ms: u64,
     capacity: usize,
 }
 
-impl<V: Clone + Weigh> Recent<V> {
+impl<V: Clone + Weigh> TtlCache<V> {
     /// Entries live `ttl`; at most `capacity` bytes are held.
     pub(crate) fn new(ttl: std::time::Duration, capacity: usize) -> Self {
-        Recent {
+        TtlCache {
             inner: Mutex::new(Inner {
                 map: HashMap::new(),
                 order: VecDeque::new(),
@@ -161,7 +161,7 @@ impl<V: Clone + Weigh> Recent<V> {
     }
 }
 
-/// The answer of [`Recent::claim`].
+/// The answer of [`TtlCache::claim`].
 pub(crate) enum Claim<'a, V: Clone + Weigh> {
     /// The key is this request's now.
     Fresh(Pending<'a, V>),
@@ -171,7 +171,7 @@ pub(crate) enum Claim<'a, V: Clone + Weigh> {
 
 /// A claimed key: settle it with the value to keep, or it is forgotten.
 pub(crate) struct Pending<'a, V: Clone + Weigh> {
-    recent: &'a Recent<V>,
+    recent: &'a TtlCache<V>,
     key: String,
     now: Timestamp,
 }
@@ -205,7 +205,7 @@ mod tests {
     fn entries_expire_and_bytes_bound_the_map() {
         let t = |s| Timestamp::from_secs(s);
         let one = cost("a", &1u32); // a one-byte key
-        let recent = Recent::new(Duration::from_secs(10), 6 * one);
+        let recent = TtlCache::new(Duration::from_secs(10), 6 * one);
         assert_eq!(recent.insert_if_absent("a", 1u32, t(0)), None);
         assert_eq!(recent.insert_if_absent("a", 2, t(1)), Some(1));
         assert_eq!(recent.get("a", t(9)), Some(1));
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn a_claim_dropped_unsettled_is_forgotten() {
         let t = Timestamp::from_secs(1);
-        let recent = Recent::new(Duration::from_secs(10), 1 << 20);
+        let recent = TtlCache::new(Duration::from_secs(10), 1 << 20);
         match recent.claim("k", 0u32, t) {
             Claim::Fresh(pending) => drop(pending),
             Claim::Taken(_) => panic!("new key"),
