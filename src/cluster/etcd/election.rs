@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::types::{b64, RangeJson};
+use super::json::{b64, RangeJson};
 use super::{Compare, CompareResult, EtcdClient, EtcdError, KeyValue, LeaderKey, Op};
 
 impl EtcdClient {

@@ -23,11 +23,13 @@
 //! i.e. while its lease lives and it has not resigned. A stale leader's
 //! transaction then runs its failure branch instead ([`TxnResult`]).
 
+mod config;
 mod election;
+mod error;
+mod json;
 mod types;
 mod watch;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +39,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use config::{endpoint, tls_config};
+pub use config::{EtcdAuth, EtcdConfig, EtcdTls};
+pub use error::EtcdError;
+use error::Failure;
 pub(crate) use types::*;
 pub(crate) use watch::{WatchEnd, WatchOptions};
 
-use types::{
+use json::{
     b64, http_error, parse_json, prefix_range, range_json, DeleteJson, HeaderOnlyJson,
     LeaseGrantJson, RangeJson, TxnJson,
 };
@@ -62,236 +68,6 @@ pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer read (a page of the log holds 16 batches of at most
 /// 1 MiB, in base64).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
-
-/// What can go wrong talking to etcd.
-#[derive(Debug, thiserror::Error)]
-pub enum EtcdError {
-    /// An endpoint that is not `http[s]://host[:port]`.
-    #[error("invalid etcd endpoint {endpoint:?}: {reason}")]
-    InvalidEndpoint {
-        /// The endpoint as given.
-        endpoint: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A CA, certificate or key file that cannot be read or used.
-    #[error("etcd TLS: {0}")]
-    Tls(String),
-    /// No endpoint accepted a connection (or its TLS handshake failed).
-    #[error("cannot connect to etcd (last tried {endpoint}): {message}")]
-    Connect {
-        /// The last endpoint tried.
-        endpoint: String,
-        /// Why it failed.
-        message: String,
-    },
-    /// Reading or writing a connection failed, or a stream ended early.
-    #[error("etcd connection error: {0}")]
-    Io(String),
-    /// The call did not complete within its timeout.
-    #[error("etcd did not answer in time")]
-    Timeout,
-    /// etcd answered with an error: a non-2xx status, or an `{"error":...}`
-    /// line in a stream.
-    #[error("etcd error (HTTP {status}, code {code:?}): {message}")]
-    Http {
-        /// The HTTP status (in a stream: the one etcd's error line names).
-        status: u16,
-        /// The gRPC status code etcd gave, if any (3 InvalidArgument,
-        /// 5 NotFound, 9 FailedPrecondition, 11 OutOfRange, 14 Unavailable,
-        /// 16 Unauthenticated).
-        code: Option<i32>,
-        /// etcd's message, e.g. `etcdserver: requested lease not found`.
-        message: String,
-    },
-    /// etcd refused the user name and password (or authentication is not
-    /// enabled there).
-    #[error("etcd authentication failed: {0}")]
-    Auth(String),
-    /// A response that is not what the gateway sends.
-    #[error("malformed response from etcd: {0}")]
-    Malformed(String),
-    /// A transaction's compares failed (see [`TxnResult::require_success`]).
-    #[error("etcd transaction compare failed (at revision {revision})")]
-    CompareFailed {
-        /// The store's revision when the transaction ran.
-        revision: i64,
-    },
-    /// A keepalive found the lease gone: expired or revoked. Whatever was
-    /// attached to it (a leader key) is gone too.
-    #[error("etcd lease {0:x} expired or was revoked")]
-    LeaseLost(i64),
-    /// The caller asked to stop.
-    #[error("cancelled")]
-    Cancelled,
-}
-
-impl EtcdError {
-    /// The gRPC status code etcd gave, if this is an error from etcd.
-    pub fn code(&self) -> Option<i32> {
-        match self {
-            EtcdError::Http { code, .. } => *code,
-            _ => None,
-        }
-    }
-
-    /// Whether this is etcd (or its TLS) refusing this node's credentials
-    /// or certificates: waiting does not mend it, unlike an etcd that does
-    /// not answer.
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            EtcdError::Tls(_) | EtcdError::Auth(_) | EtcdError::InvalidEndpoint { .. } => true,
-            // 7: PermissionDenied; 16: Unauthenticated.
-            EtcdError::Http { code, .. } => matches!(code, Some(7) | Some(16)),
-            _ => false,
-        }
-    }
-
-    /// etcd no longer takes the token this client sent.
-    fn is_stale_token(&self) -> bool {
-        match self {
-            EtcdError::Http { code, message, .. } => {
-                *code == Some(16)
-                    || message.contains("invalid auth token")
-                    || message.contains("user name is empty")
-            }
-            _ => false,
-        }
-    }
-}
-
-/// TLS to etcd: the CA its certificate is checked against, and this
-/// client's certificate and key for mutual TLS (`--client-cert-auth`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EtcdTls {
-    /// PEM: the CA (or CAs) etcd's certificate must chain to.
-    pub ca: PathBuf,
-    /// PEM: this client's certificate chain, for mutual TLS.
-    pub cert: Option<PathBuf>,
-    /// PEM: this client's private key, for mutual TLS.
-    pub key: Option<PathBuf>,
-}
-
-/// etcd's user authentication.
-#[derive(Clone)]
-pub struct EtcdAuth {
-    /// The user.
-    pub user: String,
-    /// The password (never shown by `Debug`).
-    pub password: String,
-    /// The token etcd gave for them, shared by every client made from this
-    /// value or its clones: taking one costs etcd a bcrypt comparison (tens
-    /// of milliseconds of its CPU), so a node takes one, not one a client.
-    token: Arc<Mutex<Option<String>>>,
-}
-
-impl EtcdAuth {
-    /// Logs in as `user` with `password`.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> EtcdAuth {
-        EtcdAuth {
-            user: user.into(),
-            password: password.into(),
-            token: Arc::default(),
-        }
-    }
-}
-
-impl PartialEq for EtcdAuth {
-    fn eq(&self, other: &Self) -> bool {
-        self.user == other.user && self.password == other.password
-    }
-}
-
-impl Eq for EtcdAuth {}
-
-impl std::fmt::Debug for EtcdAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdAuth")
-            .field("user", &self.user)
-            .field("password", &"<hidden>")
-            .finish()
-    }
-}
-
-/// How to reach etcd.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EtcdConfig {
-    /// Client URLs: `http://host[:port]` or `https://host[:port]`.
-    pub endpoints: Vec<String>,
-    /// TLS, for `https://` endpoints (without it they are checked against
-    /// the usual web roots).
-    pub tls: Option<EtcdTls>,
-    /// User authentication, when etcd has it enabled.
-    pub auth: Option<EtcdAuth>,
-}
-
-impl EtcdConfig {
-    /// Plain endpoints, no TLS, no authentication.
-    pub fn plain(endpoints: Vec<String>) -> EtcdConfig {
-        EtcdConfig {
-            endpoints,
-            ..EtcdConfig::default()
-        }
-    }
-}
-
-/// The TLS settings of `config` for ureq.
-fn tls_config(tls: &EtcdTls) -> Result<ureq::tls::TlsConfig, EtcdError> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path)
-            .map_err(|e| EtcdError::Tls(format!("cannot read {}: {e}", path.display())))
-    };
-    let roots = super::transport::certificates(&tls.ca).map_err(EtcdError::Tls)?;
-    let mut builder =
-        ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
-    match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => {
-            super::transport::check_client_identity(cert, key).map_err(EtcdError::Tls)?;
-            let chain = super::transport::certificates(cert).map_err(EtcdError::Tls)?;
-            let key = ureq::tls::PrivateKey::from_pem(&read(key)?)
-                .map_err(|e| EtcdError::Tls(format!("{}: {e}", key.display())))?;
-            builder = builder.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
-        }
-        (None, None) => {}
-        _ => {
-            return Err(EtcdError::Tls(
-                "a client certificate needs its key, and a key its certificate".into(),
-            ))
-        }
-    }
-    Ok(builder.build())
-}
-
-/// Checks an endpoint and returns it without a trailing slash.
-fn endpoint(raw: &str) -> Result<String, EtcdError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let invalid = |reason| EtcdError::InvalidEndpoint {
-        endpoint: raw.to_string(),
-        reason,
-    };
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .ok_or_else(|| invalid("not http:// or https://"))?;
-    if rest.is_empty() || rest.contains('/') {
-        return Err(invalid("expected scheme://host[:port] and nothing after"));
-    }
-    if rest.contains('@') {
-        return Err(invalid(
-            "credentials in the URL: use the user and password settings",
-        ));
-    }
-    // A port given must be a number.
-    if let Some((_, port)) = rest
-        .rsplit_once(':')
-        .filter(|(h, _)| !h.ends_with(']') || rest.starts_with('['))
-    {
-        if !port.is_empty() && !port.ends_with(']') && port.parse::<u16>().is_err() {
-            return Err(invalid("the port is not a number"));
-        }
-    }
-    Ok(trimmed.to_string())
-}
 
 /// A blocking etcd client. `Send + Sync`: share it behind an `Arc`.
 pub(crate) struct EtcdClient {
@@ -487,7 +263,7 @@ impl EtcdClient {
         #[derive(Deserialize, Default)]
         #[serde(default)]
         struct KeepAliveJson {
-            #[serde(rename = "TTL", deserialize_with = "types::de_i64")]
+            #[serde(rename = "TTL", deserialize_with = "json::de_i64")]
             ttl: i64,
         }
         // A stream that answers once per request sent; the gateway ends it
@@ -505,7 +281,7 @@ impl EtcdClient {
             return Err(http_error(status, &answer));
         }
         let line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
-        match types::parse_stream_line::<KeepAliveJson>(line)?.ttl {
+        match json::parse_stream_line::<KeepAliveJson>(line)?.ttl {
             ttl if ttl > 0 => Ok(ttl),
             _ => Err(EtcdError::LeaseLost(id)),
         }
@@ -684,94 +460,6 @@ impl EtcdClient {
         let mut answer = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut answer).map_err(Failure::from_io)?;
         Ok((status, answer))
-    }
-}
-
-/// How one request failed.
-pub(super) enum Failure {
-    /// The endpoint could not be reached (try the next).
-    Unreached(String),
-    /// The TLS handshake failed: a certificate not trusted, expired, or
-    /// refused (try the next; said as such if none answers).
-    Handshake(String),
-    /// The connection was closed as the request went out (see
-    /// [`Failure::at`]).
-    Closed(String),
-    /// The call timed out.
-    TimedOut,
-    /// Anything else.
-    Other(EtcdError),
-}
-
-impl From<ureq::Error> for Failure {
-    fn from(e: ureq::Error) -> Self {
-        match e {
-            ureq::Error::Timeout(_) => Failure::TimedOut,
-            ureq::Error::Io(io) => Failure::from_io(io),
-            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-                Failure::Unreached(e.to_string())
-            }
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
-                Failure::Handshake(e.to_string())
-            }
-            other => Failure::Other(EtcdError::Io(other.to_string())),
-        }
-    }
-}
-
-impl Failure {
-    /// `self` for a request to `url`. A connection closed as the request
-    /// went out is, over TLS, etcd refusing this node's client certificate:
-    /// with TLS 1.3 the server checks it after the client has finished its
-    /// side of the handshake, so the client sees a closed pipe, not an
-    /// alert. Over plain HTTP it is an endpoint that went away.
-    pub(super) fn at(self, url: &str) -> Failure {
-        match self {
-            Failure::Closed(m) if url.starts_with("https://") => Failure::Handshake(format!(
-                "etcd closed the connection at the TLS handshake: does it trust this node's client certificate? ({m})"
-            )),
-            Failure::Closed(m) => Failure::Unreached(m),
-            f => f,
-        }
-    }
-
-    /// The error a caller sees when `endpoint` failed this way.
-    pub(super) fn into_error(self, endpoint: &str) -> EtcdError {
-        match self {
-            Failure::Unreached(message) => EtcdError::Connect {
-                endpoint: endpoint.to_string(),
-                message,
-            },
-            Failure::Handshake(message) => EtcdError::Tls(format!("{endpoint}: {message}")),
-            Failure::Closed(message) => EtcdError::Io(message),
-            Failure::TimedOut => EtcdError::Timeout,
-            Failure::Other(e) => e,
-        }
-    }
-
-    fn from_io(e: std::io::Error) -> Failure {
-        use std::io::ErrorKind::*;
-        match e.kind() {
-            TimedOut | WouldBlock => Failure::TimedOut,
-            BrokenPipe => Failure::Closed(e.to_string()),
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
-            | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
-                Failure::Unreached(e.to_string())
-            }
-            _ if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
-                Failure::Handshake(e.to_string())
-            }
-            _ => match e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-            {
-                Some(ureq::Error::Timeout(_)) => Failure::TimedOut,
-                Some(inner @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_))) => {
-                    Failure::Handshake(inner.to_string())
-                }
-                _ => Failure::Other(EtcdError::Io(e.to_string())),
-            },
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::types::{b64, parse_stream_line, WatchResponseJson};
+use super::json::{b64, parse_stream_line, WatchResponseJson};
 use super::watch::WatchEnd;
 use super::*;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::types::{b64, http_error, parse_stream_line, WatchResponseJson};
+use super::json::{b64, http_error, parse_stream_line, WatchResponseJson};
 use super::{EtcdClient, EtcdError, Failure, WatchEvent};
 
 /// Options of a watch beyond its key.
