@@ -63,7 +63,8 @@
 //! in the profile's bounded mailbox and an engine thread runs it in order.
 //! The selection core underneath is plain single-threaded data structures
 //! with no runtime, no clock and no I/O (every operation takes `now`).
-//! `docs/ARCHITECTURE.md` walks a send and a recovery step by step.
+//! `docs/ARCHITECTURE.md` walks a send, a read, a recovery, a replicated
+//! batch and a failover step by step.
 //!
 //! ## Map of modules (all internal; the items below are the public API)
 //!
