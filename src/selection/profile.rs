@@ -690,6 +690,7 @@ impl ProfileState {
         ctx.day = Day::at(now_ms, &self.limits.zone).index;
         let load = self.pool.load(r.slot);
         let (messages_today, new_recipients_today) = load.counts(ctx.day);
+        let (mappings, pinned) = self.sticky.count_of(r);
         let rate = load
             .own_rate()
             .unwrap_or_else(|| self.shape.capacity.rates.of(s.kind));
@@ -705,8 +706,8 @@ impl ProfileState {
                 messages_today,
                 new_recipients_today,
             },
-            mappings: self.sticky.count_of(r).0,
-            pinned: self.sticky.count_of(r).1,
+            mappings,
+            pinned,
             opt_outs: self.opt_outs.via_count(number),
         })
     }
