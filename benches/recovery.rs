@@ -6,7 +6,10 @@
 //! as long as `n` (a quadratic load would take about 16 times).
 //!
 //! Run: `cargo bench --bench recovery` (`MAPPINGS`: default 10M;
-//! `OPT_OUTS`: the largest opt-out count, default 1M).
+//! `OPT_OUTS`: the largest opt-out count, default 1M). With
+//! `RECOVERY_DIR=path`, only the mappings are timed: the directory is
+//! filled the first time and kept, and later runs (or a profiler) time
+//! nothing but the reopening, `REOPENS` times (default 1).
 
 mod common;
 
@@ -91,7 +94,34 @@ fn with_mappings(n: u64) -> PathBuf {
     dir
 }
 
+/// Times reopening a kept directory (see the module docs).
+fn reopen_kept(dir: &Path) {
+    if !has_snapshot(dir) {
+        let filled = with_mappings(common::count("MAPPINGS", 10_000_000));
+        std::fs::rename(&filled, dir).expect("RECOVERY_DIR: move the filled directory");
+    }
+    for _ in 0..common::count("REOPENS", 1) {
+        println!(
+            "recovery: {} reopened in {:.2?}",
+            dir.display(),
+            reopen(dir)
+        );
+    }
+}
+
+fn has_snapshot(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+    })
+}
+
 fn main() {
+    if let Some(dir) = std::env::var_os("RECOVERY_DIR") {
+        reopen_kept(Path::new(&dir));
+        return;
+    }
     let largest = common::count("OPT_OUTS", 1_000_000);
     let mut failed = false;
     for n in [largest / 20, largest / 4] {

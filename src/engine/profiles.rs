@@ -79,7 +79,7 @@ impl Engine {
         let receipt = {
             let mut state = actor.lock();
             let saved = Record::ProfileSaved {
-                profile: record.clone(),
+                profile: Box::new(record.clone()),
                 at: now.as_secs_u32(),
             };
             self.inner.env.journal_admin(&[saved], [&mut *state])
@@ -227,7 +227,7 @@ impl Engine {
             }
             let rezoned = state.apply_record(&record, now.as_millis());
             let mut records = vec![Record::ProfileSaved {
-                profile: record.clone(),
+                profile: Box::new(record.clone()),
                 at: now.as_secs_u32(),
             }];
             if rezoned {

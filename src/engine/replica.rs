@@ -47,7 +47,7 @@ impl Engine {
                 }
                 Applies::ProfileSaved => {
                     if let Record::ProfileSaved { profile, at } = &r {
-                        self.replica_profile(profile.clone(), *at);
+                        self.replica_profile(ProfileRecord::clone(profile), *at);
                     }
                 }
                 Applies::ProfileDeleted => {

@@ -84,8 +84,9 @@ pub(crate) enum Record {
     /// A profile created or updated, with its settings as they are after
     /// the change, applied at `at` seconds.
     ProfileSaved {
-        /// The whole record.
-        profile: ProfileRecord,
+        /// The whole record (boxed: it is ten times the size of any other
+        /// record, and every record is moved by value while replaying).
+        profile: Box<ProfileRecord>,
         /// When the change was applied.
         at: u32,
     },
@@ -564,7 +565,10 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, Malformed> {
         tag::PROFILE_SAVED => {
             let at = i.u32()?;
             let profile = serde_json::from_slice(i.bytes()?).map_err(|_| Malformed)?;
-            Record::ProfileSaved { profile, at }
+            Record::ProfileSaved {
+                profile: Box::new(profile),
+                at,
+            }
         }
         tag::PROFILE_DELETED => Record::ProfileDeleted { profile: i.id()? },
         tag::NUMBER_SAVED => Record::NumberSaved(NumberRecord {
@@ -749,6 +753,108 @@ impl Iterator for Records<'_> {
         let (record, len) = decode_framed(&self.bytes[self.at..])?;
         self.at += len;
         Some(record)
+    }
+}
+
+/// What [`decode_ahead`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// Bytes of whole, valid records from the start (as [`Records::valid`]).
+    pub valid: usize,
+    /// Whether those were all the source held (nothing torn or corrupt after).
+    pub whole: bool,
+}
+
+/// Reads framed records from `source` and decodes them on a second thread,
+/// handing them in order to `apply` on this one, so that reading and
+/// decoding a large file (its checksums and parsing) overlap with applying
+/// it. Stops at the first torn or corrupt record. At most a few batches of
+/// records, and a few megabytes of the source, are held at once.
+pub(crate) fn decode_ahead(
+    source: impl std::io::Read + Send,
+    mut apply: impl FnMut(Record),
+) -> std::io::Result<Decoded> {
+    const BATCH: usize = 4096;
+    std::thread::scope(|scope| {
+        let (full_tx, full) = crossbeam_channel::bounded::<Vec<Record>>(4);
+        // Emptied batches go back, so no batch is allocated twice.
+        let (empty_tx, empty) = crossbeam_channel::bounded::<Vec<Record>>(8);
+        let decoder = std::thread::Builder::new()
+            .name("numpool-decode".into())
+            .spawn_scoped(scope, move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let decoded = decode_stream(source, |r| {
+                    batch.push(r);
+                    if batch.len() < BATCH {
+                        return true;
+                    }
+                    let next = empty
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    full_tx.send(std::mem::replace(&mut batch, next)).is_ok()
+                });
+                if !batch.is_empty() {
+                    let _ = full_tx.send(batch);
+                }
+                decoded
+            })?;
+        for mut batch in full.iter() {
+            batch.drain(..).for_each(&mut apply);
+            let _ = empty_tx.try_send(batch);
+        }
+        decoder.join().expect("decoding records does not panic")
+    })
+}
+
+/// Reads `source` a few megabytes at a time and passes each whole, valid
+/// record to `emit` until it returns `false`, the source ends, or a record
+/// is torn or corrupt.
+fn decode_stream(
+    mut source: impl std::io::Read,
+    mut emit: impl FnMut(Record) -> bool,
+) -> std::io::Result<Decoded> {
+    const READ: usize = 4 << 20;
+    let mut buf = vec![0u8; READ];
+    // `buf[start..end]` is read and not yet decoded; `before` bytes of the
+    // source came before `buf[0]`.
+    let (mut start, mut end, mut before, mut ended) = (0, 0, 0, false);
+    loop {
+        let mut records = Records::new(&buf[start..end]);
+        for r in records.by_ref() {
+            if !emit(r) {
+                return Ok(Decoded {
+                    valid: before + start + records.valid(),
+                    whole: false,
+                });
+            }
+        }
+        start += records.valid();
+        // A frame whose length is readable, and not too long, needs that many
+        // bytes; a shorter rest may be cut by the read and needs more.
+        let rest = &buf[start..end];
+        let need = (rest.len() >= FRAME_LEN)
+            .then(|| u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize)
+            .filter(|&len| len <= MAX_PAYLOAD)
+            .map_or(FRAME_LEN, |len| FRAME_LEN + len);
+        if ended || rest.len() >= need {
+            return Ok(Decoded {
+                valid: before + start,
+                whole: ended && start == end,
+            });
+        }
+        buf.copy_within(start..end, 0);
+        (before, end, start) = (before + start, end - start, 0);
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+        let n = loop {
+            match source.read(&mut buf[end..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        ended = n == 0;
+        end += n;
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) fn sample() -> Vec<Record> {
     let to = PhoneNumber::parse_e164("+14155550100").unwrap();
     vec![
         Record::ProfileSaved {
-            profile: ProfileRecord {
+            profile: Box::new(ProfileRecord {
                 id: p,
                 name: "a".into(),
                 enabled: true,
@@ -29,7 +29,7 @@ pub(crate) fn sample() -> Vec<Record> {
                 },
                 created_at: Timestamp::from_millis(5),
                 updated_at: Timestamp::from_millis(6),
-            },
+            }),
             at: 7,
         },
         Record::NumberSaved(NumberRecord {
@@ -185,4 +185,85 @@ fn reading_stops_at_a_torn_or_flipped_record() {
     let (records, valid) = read_all(&flipped);
     assert_eq!(records.len(), 2);
     assert_eq!(valid, one.len() + two.len());
+}
+
+/// A source that hands out at most `step` bytes a read, so that records
+/// arrive cut at every possible place.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+fn decoded_from(bytes: &[u8], step: usize) -> (Vec<Record>, Decoded) {
+    let mut read = Vec::new();
+    let decoded = decode_ahead(Trickle { bytes, step }, |r| read.push(r)).unwrap();
+    (read, decoded)
+}
+
+#[test]
+fn decoding_ahead_reads_what_reading_in_place_reads() {
+    // Enough records for several batches, and one larger than a read
+    // buffer (a profile record with a 5 MB name).
+    let mut records: Vec<Record> = (0..3).flat_map(|_| sample()).collect();
+    records.extend((0..10_000u64).map(|i| Record::MappingRemoved {
+        profile: ProfileId::new_v4(),
+        to: PhoneNumber::from_u64(14_155_550_000 + i).unwrap(),
+    }));
+    let Record::ProfileSaved { profile, at } = &sample()[0] else {
+        panic!("the sample starts with a profile");
+    };
+    let mut large = profile.clone();
+    large.name = "n".repeat(5 << 20);
+    records.insert(
+        20,
+        Record::ProfileSaved {
+            profile: large,
+            at: *at,
+        },
+    );
+    let mut buf = Vec::new();
+    for r in &records {
+        encode(r, &mut buf);
+    }
+    for step in [7, 4096, usize::MAX] {
+        let (read, decoded) = decoded_from(&buf, step);
+        assert_eq!(read.len(), records.len(), "step {step}");
+        assert!(read == records, "step {step}");
+        assert_eq!(
+            decoded,
+            Decoded {
+                valid: buf.len(),
+                whole: true
+            }
+        );
+    }
+    // Torn at the end, and a flipped byte in the middle: what comes before
+    // is read, the rest is not, and the source is not whole.
+    let (read, decoded) = decoded_from(&buf[..buf.len() - 3], 1000);
+    assert_eq!(read.len(), records.len() - 1);
+    assert!(!decoded.whole);
+    assert_eq!(decoded.valid, read_all(&buf[..buf.len() - 3]).1);
+    let mut flipped = buf.clone();
+    let middle = buf.len() - 20 * 40;
+    flipped[middle] ^= 0x40;
+    let (read, decoded) = decoded_from(&flipped, 1 << 20);
+    let (in_place, valid) = read_all(&flipped);
+    assert!(read == in_place);
+    assert_eq!(
+        decoded,
+        Decoded {
+            valid,
+            whole: false
+        }
+    );
+    assert!(valid < middle);
 }

@@ -70,7 +70,7 @@ pub(crate) fn records(
         .flat_map(move |image| {
             let id: ProfileId = image.record.id;
             let mut out = vec![Record::ProfileSaved {
-                profile: image.record,
+                profile: Box::new(image.record),
                 at,
             }];
             for (number, slices) in image.senders {
@@ -222,20 +222,43 @@ pub(crate) fn examine(bytes: &[u8]) -> Option<(Vec<ProfileId>, u64)> {
     Some((profiles, position))
 }
 
-/// Whether `body` (a snapshot without its header) is whole: every record
-/// intact, ending with a `SnapshotEnd` that counts the records before it.
+/// Whether `body` (a snapshot without its header) is whole (see [`Wholeness`]).
 pub(crate) fn is_complete(body: &[u8]) -> bool {
     let mut records = record::Records::new(body);
-    let mut count = 0u64;
-    let mut last_end = None;
+    let mut whole = Wholeness::default();
     for r in records.by_ref() {
-        last_end = match r {
-            Record::SnapshotEnd { records } => Some(records),
+        whole.see(&r);
+    }
+    whole.is_whole(record::Decoded {
+        valid: records.valid(),
+        whole: records.valid() == body.len(),
+    })
+}
+
+/// Checks, record by record as they are read, that a snapshot is whole:
+/// every record intact, ending with a `SnapshotEnd` that counts the
+/// records before it.
+#[derive(Default)]
+pub(crate) struct Wholeness {
+    count: u64,
+    /// What the last record read counts, if it is a `SnapshotEnd`.
+    last_end: Option<u64>,
+}
+
+impl Wholeness {
+    /// The next record read.
+    pub(crate) fn see(&mut self, r: &Record) {
+        self.last_end = match r {
+            Record::SnapshotEnd { records } => Some(*records),
             _ => None,
         };
-        count += 1;
+        self.count += 1;
     }
-    records.valid() == body.len() && last_end == Some(count.saturating_sub(1))
+
+    /// Whether the snapshot `decoded` read, record by record, was whole.
+    pub(crate) fn is_whole(&self, decoded: record::Decoded) -> bool {
+        decoded.whole && self.last_end == Some(self.count.saturating_sub(1))
+    }
 }
 
 /// Keeps snapshot `n`, the one before it (the fallback) and the segments

@@ -2,12 +2,13 @@
 //! back at recovery: the profile record's settings, daily counts, mappings
 //! as they were, health.
 
-use super::{ProfileState, Shape};
+use super::{ProfileState, Shape, StickyMapping};
 use crate::number::PhoneNumber;
 use crate::resources::ProfileRecord;
 use crate::selection::capacity::{profile_block, reserved, Limits, INFORMING_BLOCK};
 use crate::selection::compliance::Destinations;
 use crate::selection::health::{Health, HealthConfig, HealthSlice};
+use crate::selection::sticky::Mapping;
 
 /// A sender's counters of one day, as snapshots keep them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +159,23 @@ impl ProfileState {
         if let Some(r) = self.pool.lookup(from) {
             self.sticky.restore(to, r, created_at, last_used, pinned);
         }
+    }
+
+    /// Puts back many mappings as a snapshot holds them (recovery): the same
+    /// as [`ProfileState::restore_mapping`] for each in turn, faster for
+    /// many (see `StickyMap::restore_all`).
+    pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping]) {
+        let pool = &self.pool;
+        self.sticky.restore_all(saved.iter().filter_map(|m| {
+            Some(Mapping {
+                recipient: m.to,
+                sender: pool.lookup(m.from)?,
+                created_at: m.created_at,
+                last_used: m.last_used_at,
+                expires_at: None,
+                pinned: m.pinned,
+            })
+        }));
     }
 
     /// Moves a mapping's last use forward (recovery).

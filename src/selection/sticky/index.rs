@@ -97,9 +97,15 @@ impl Index {
     /// Whether one more id fits without a rebuild.
     #[inline]
     pub(super) fn has_room(&self) -> bool {
+        self.has_room_for(1)
+    }
+
+    /// Whether `more` ids fit without a rebuild.
+    #[inline]
+    pub(super) fn has_room_for(&self, more: usize) -> bool {
         // Live words and tombstones fill at most 7/8, so every probe ends
         // at an empty word.
-        (self.len + self.tombstones + 1) * 8 <= self.words.len() * 7
+        (self.len + self.tombstones + more) * 8 <= self.words.len() * 7
     }
 
     /// Stores `id` under `hash`, reusing the first tombstone on the way.
@@ -125,8 +131,9 @@ impl Index {
     }
 
     /// Replaces the table with one holding exactly `entries` (`(id, hash)`
-    /// pairs, `count` of them), without tombstones: the same capacity if
-    /// that leaves room to grow, else twice as much (or more).
+    /// pairs), without tombstones, sized for `count` ids (the entries and
+    /// any about to come): the same capacity if that leaves room to grow,
+    /// else twice as much (or more).
     pub(super) fn rebuild(&mut self, entries: impl Iterator<Item = (u32, u64)>, count: usize) {
         let mut capacity = self.words.len().max(MIN_CAPACITY);
         // Keep at least a quarter free after the rebuild, so rebuilds stay rare.

@@ -83,6 +83,26 @@ impl Shard {
         self.index.remove(hash, id);
         self.slab.get_mut(id).set_vacant();
     }
+
+    /// Rebuilds the index from the slab with room for `more` ids beyond its
+    /// entries; `skip`, an entry allocated but not indexed yet, stays out.
+    fn regrow(&mut self, hasher: &foldhash::fast::RandomState, skip: Option<u32>, more: usize) {
+        let count = self.index.len() + more;
+        let indexed = self
+            .slab
+            .entries()
+            .filter(|&(id, e)| Some(id) != skip && !e.is_vacant())
+            .map(|(id, e)| (id, hasher.hash_one(e.recipient())));
+        self.index.rebuild(indexed, count);
+    }
+
+    /// Makes room for `more` new ids at once, so that they need no rebuild
+    /// one by one.
+    fn reserve(&mut self, hasher: &foldhash::fast::RandomState, more: usize) {
+        if !self.index.has_room_for(more) {
+            self.regrow(hasher, None, more);
+        }
+    }
 }
 
 /// Sticky mappings of one profile, sharded by recipient hash. Each shard
@@ -296,12 +316,23 @@ impl StickyMap {
     }
 
     fn put(&mut self, entry: Entry, now: u32) -> bool {
-        let key = entry.recipient();
-        let (s, hash) = self.locate(key);
-        let deadline = u64::from(now) + u64::from(self.ttl);
+        let (s, hash) = self.locate(entry.recipient());
+        self.ensure_shards(now);
+        self.put_located(s, hash, entry, now)
+    }
+
+    /// Creates the shards, if not yet made, with their wheels at `now`.
+    fn ensure_shards(&mut self, now: u32) {
         if self.shards.is_empty() {
             self.shards = (0..=self.shard_mask).map(|_| Shard::new(now)).collect();
         }
+    }
+
+    /// [`StickyMap::put`] with the shard and hash already located.
+    #[inline]
+    fn put_located(&mut self, s: usize, hash: u64, entry: Entry, now: u32) -> bool {
+        let key = entry.recipient();
+        let deadline = u64::from(now) + u64::from(self.ttl);
         let hasher = &self.hasher;
         let shard = &mut self.shards[s];
         if let Some(id) = shard.find(hash, key) {
@@ -318,17 +349,53 @@ impl StickyMap {
         self.counts.add(entry.sender(), entry.pinned());
         if !shard.index.has_room() {
             // Grow: every other non-vacant entry is indexed (the new one is not yet).
-            let slab = &shard.slab;
-            let indexed = slab
-                .entries()
-                .filter(|&(other, e)| other != id && !e.is_vacant())
-                .map(|(other, e)| (other, hasher.hash_one(e.recipient())));
-            let count = shard.index.len();
-            shard.index.rebuild(indexed, count);
+            shard.regrow(hasher, Some(id), 0);
         }
         shard.index.insert(hash, id);
         shard.wheel.insert(&mut shard.slab, id, deadline);
         true
+    }
+
+    /// Puts back many mappings (recovery): the same as [`StickyMap::restore`]
+    /// for each in turn, but faster for a large map, where nearly every
+    /// index word is a cache miss. The mappings are grouped by shard; each
+    /// shard grows its index once for all of its share, and looks its words
+    /// up a few mappings ahead of using them. Each mapping's `expires_at` is
+    /// ignored: it follows from `last_used` and the ttl. Returns how many
+    /// did not fit.
+    pub(crate) fn restore_all(&mut self, mappings: impl IntoIterator<Item = Mapping>) -> usize {
+        /// How many mappings ahead a shard's index word is prefetched.
+        const AHEAD: usize = 8;
+        let mut mappings = mappings.into_iter().peekable();
+        let Some(first) = mappings.peek() else {
+            return 0;
+        };
+        self.ensure_shards(first.last_used);
+        // Grouped by shard, each in its order, so that each shard's share
+        // is then read in sequence.
+        let mut shares: Vec<Vec<(u64, Entry)>> = vec![Vec::new(); self.shards.len()];
+        for m in mappings {
+            let (s, hash) = self.locate(m.recipient.as_u64());
+            let entry = Entry::with_times(
+                m.recipient.as_u64(),
+                m.sender,
+                m.created_at,
+                m.last_used,
+                m.pinned,
+            );
+            shares[s].push((hash, entry));
+        }
+        let mut full = 0;
+        for (s, share) in shares.iter().enumerate() {
+            self.shards[s].reserve(&self.hasher, share.len());
+            for (k, &(hash, entry)) in share.iter().enumerate() {
+                if let Some(&(ahead, _)) = share.get(k + AHEAD) {
+                    self.shards[s].index.prefetch(ahead);
+                }
+                full += usize::from(!self.put_located(s, hash, entry, entry.last_used));
+            }
+        }
+        full
     }
 
     /// Removes the mapping of `recipient`; returns it if it was live and valid.
@@ -517,3 +584,7 @@ impl std::fmt::Debug for StickyMap {
             .finish()
     }
 }
+
+#[cfg(test)]
+#[path = "map_tests.rs"]
+mod tests;

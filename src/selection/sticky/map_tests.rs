@@ -1,0 +1,70 @@
+use super::*;
+
+fn sender(slot: u32) -> SenderRef {
+    SenderRef {
+        slot,
+        generation: 1,
+    }
+}
+
+/// 20,000 mappings over 15,000 recipients (the repeats later, with other
+/// senders and times), some pinned, spread over times of a week.
+fn mappings() -> Vec<Mapping> {
+    (0..20_000u64)
+        .map(|i| {
+            let recipient = 14_155_000_000 + i % 15_000;
+            let at = 1_800_000_000 + (i * 7_919 % 604_800) as u32;
+            Mapping {
+                recipient: PhoneNumber::from_u64(recipient).unwrap(),
+                sender: sender((i % 5) as u32),
+                created_at: at - 10,
+                last_used: at,
+                expires_at: None,
+                pinned: i % 97 == 0,
+            }
+        })
+        .collect()
+}
+
+fn restored_one_by_one(all: &[Mapping]) -> StickyMap {
+    let mut map = StickyMap::new(86_400, 4);
+    for m in all {
+        assert!(map.restore(m.recipient, m.sender, m.created_at, m.last_used, m.pinned));
+    }
+    map
+}
+
+#[test]
+fn restoring_together_is_restoring_one_by_one() {
+    let all = mappings();
+    let one_by_one = restored_one_by_one(&all);
+    // In uneven batches, as recovery hands them over.
+    let mut together = StickyMap::new(86_400, 4);
+    for batch in all.chunks(3_333) {
+        assert_eq!(together.restore_all(batch.iter().copied()), 0);
+    }
+    assert_eq!(together.stored(), one_by_one.stored());
+    assert_eq!(together.stored(), 15_000);
+    for slot in 0..5 {
+        assert_eq!(
+            together.count_of(sender(slot)),
+            one_by_one.count_of(sender(slot))
+        );
+    }
+    let now = 1_800_000_000 + 604_800;
+    for m in &all {
+        let got = together.get(m.recipient, now, |_| true);
+        assert_eq!(got, one_by_one.get(m.recipient, now, |_| true));
+    }
+    // Expiry reaches the same entries at the same times.
+    let (mut a, mut b) = (together, one_by_one);
+    for day in 1..=9 {
+        let at = 1_800_000_000 + day * 86_400;
+        assert_eq!(
+            a.expire(at, usize::MAX, |_| true),
+            b.expire(at, usize::MAX, |_| true)
+        );
+        assert_eq!(a.stored(), b.stored(), "day {day}");
+    }
+    assert_eq!(a.stored(), 15_000 / 97 + 1, "only pinned mappings are left");
+}
