@@ -313,8 +313,12 @@ impl ProfileActor {
             if self.queued.load(Ordering::Acquire) != 0 {
                 return None;
             }
-            if let Some(guard) = self.state.try_lock() {
-                return Some(guard);
+            // Read before trying: a failed try takes the lock's cache line
+            // from the holder, which then waits for it to come back.
+            if !self.state.is_locked() {
+                if let Some(guard) = self.state.try_lock() {
+                    return Some(guard);
+                }
             }
             if started.elapsed() >= SPIN_FOR {
                 return None;
