@@ -2,8 +2,11 @@
 //! `n` and `4n` (50k and 200k, then 250k and 1M), and `MAPPINGS` sticky
 //! mappings (10M by default). Each data directory is filled, snapshotted
 //! and closed, then opened again and timed. Loading must stay linear: the
-//! bench fails (exit 1) when loading `4n` opt-outs takes more than 8 times
-//! as long as `n` (a quadratic load would take about 16 times).
+//! bench fails (exit 1) when loading `4n` opt-outs takes more than 12 times
+//! as long as `n`. A quadratic load takes about 16 times; a linear one
+//! takes 4 times plus cache misses, as a table of 1M opt-outs (24 MB) no
+//! longer fits in cache where one of 250k nearly does: 5 to 9 times on a
+//! 2-core cloud machine.
 //!
 //! Run: `cargo bench --bench recovery` (`MAPPINGS`: default 10M;
 //! `OPT_OUTS`: the largest opt-out count, default 1M). With
@@ -132,7 +135,7 @@ fn main() {
             "recovery: {n} opt-outs {a:.2?}, {} opt-outs {b:.2?}: {ratio:.1}x for 4x the opt-outs",
             4 * n
         );
-        if ratio > 8.0 {
+        if ratio > 12.0 {
             println!("recovery: loading opt-outs grows faster than linearly");
             failed = true;
         }

@@ -24,7 +24,7 @@ use crate::error::StartError;
 use crate::ids::ProfileId;
 use crate::number::PhoneNumber;
 use crate::resources::{NumberRecord, ProfileRecord};
-use crate::selection::compliance::Destinations;
+use crate::selection::compliance::{Destinations, OptOut};
 use crate::selection::health::HealthConfig;
 use crate::selection::profile::{Shape, StickyMapping};
 use crate::selection::{move_sender, ProfileState};
@@ -71,13 +71,36 @@ struct Rebuild<'a> {
     in_log: bool,
     /// In a cluster: the position of the cluster's log the files hold.
     replicated: u64,
-    /// A snapshot's mappings of one profile not applied yet: they go into
-    /// its map together (see `StickyMap::restore_all`), which for millions
-    /// of mappings is several times faster than one by one.
-    pending: (ProfileId, Vec<StickyMapping>),
+    /// A snapshot's mappings and opt-outs of one profile not applied yet.
+    pending: Pending,
 }
 
-/// At most this many snapshot mappings wait to be applied together.
+/// A snapshot's mappings and opt-outs of one profile, applied together
+/// (see `StickyMap::restore_all` and `OptOuts::insert_all`): for millions
+/// of them, several times faster than one by one.
+struct Pending {
+    profile: ProfileId,
+    mappings: Vec<StickyMapping>,
+    opt_outs: Vec<(PhoneNumber, OptOut)>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            profile: NOBODY,
+            mappings: Vec::new(),
+            opt_outs: Vec::new(),
+        }
+    }
+
+    /// Whether a record of `profile` joins what waits, rather than
+    /// following it.
+    fn takes(&self, profile: ProfileId) -> bool {
+        profile == self.profile && self.mappings.len() + self.opt_outs.len() < PENDING_MAPPINGS
+    }
+}
+
+/// At most this many snapshot mappings and opt-outs wait to be applied together.
 const PENDING_MAPPINGS: usize = 1 << 14;
 
 impl<'a> Rebuild<'a> {
@@ -89,7 +112,7 @@ impl<'a> Rebuild<'a> {
             awaiting_mark: Default::default(),
             in_log: false,
             replicated: 0,
-            pending: (NOBODY, Vec::new()),
+            pending: Pending::new(),
         }
     }
 
@@ -99,34 +122,49 @@ impl<'a> Rebuild<'a> {
 
     fn apply(&mut self, r: Record) {
         if !self.in_log {
-            // A snapshot holds each profile's mappings in one run, with no
-            // other record about that profile inside it: applying them
-            // together before the next other record changes nothing.
-            if let Record::MappingSet {
-                profile,
-                to,
-                from,
-                created_at,
-                last_used,
-                pinned,
-                history: _,
-            } = r
-            {
-                if profile != self.pending.0 || self.pending.1.len() == PENDING_MAPPINGS {
-                    self.apply_pending();
-                    self.pending.0 = profile;
+            // A snapshot holds each profile's opt-outs, then its mappings,
+            // in one run with no other record about that profile inside
+            // it: applying them together before the next other record
+            // changes nothing.
+            let profile = match r {
+                Record::MappingSet { profile, .. } | Record::OptOut { profile, .. } => {
+                    Some(profile)
                 }
-                self.pending.1.push(StickyMapping {
+                _ => None,
+            };
+            match profile {
+                Some(profile) if !self.pending.takes(profile) => {
+                    self.apply_pending();
+                    self.pending.profile = profile;
+                }
+                Some(_) => {}
+                None => self.apply_pending(),
+            }
+            match r {
+                Record::MappingSet {
                     to,
                     from,
                     created_at,
-                    last_used_at: last_used,
-                    expires_at: None,
+                    last_used,
                     pinned,
-                });
-                return;
+                    ..
+                } => {
+                    self.pending.mappings.push(StickyMapping {
+                        to,
+                        from,
+                        created_at,
+                        last_used_at: last_used,
+                        expires_at: None,
+                        pinned,
+                    });
+                    return;
+                }
+                Record::OptOut { to, opt_out, .. } => {
+                    self.pending.opt_outs.push((to, opt_out));
+                    return;
+                }
+                _ => {}
             }
-            self.apply_pending();
         }
         if let Some(p) = r.profile().filter(|_| !self.awaiting_mark.is_empty()) {
             if self.awaiting_mark.contains(&p) {
@@ -200,14 +238,19 @@ impl<'a> Rebuild<'a> {
         }
     }
 
-    /// Applies the snapshot mappings waiting in `pending`.
+    /// Applies the snapshot mappings and opt-outs waiting in `pending`.
     fn apply_pending(&mut self) {
-        let (profile, mut mappings) = std::mem::replace(&mut self.pending, (NOBODY, Vec::new()));
-        if let Some(p) = self.state(profile) {
-            p.restore_mappings(&mappings);
+        let mut pending = std::mem::replace(&mut self.pending, Pending::new());
+        if let Some(p) = self.state(pending.profile) {
+            p.restore_opt_outs(&pending.opt_outs);
+            p.restore_mappings(&pending.mappings);
         }
-        mappings.clear();
-        self.pending.1 = mappings;
+        pending.mappings.clear();
+        pending.opt_outs.clear();
+        self.pending = Pending {
+            profile: NOBODY,
+            ..pending
+        };
     }
 }
 

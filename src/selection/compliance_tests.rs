@@ -225,3 +225,38 @@ fn destinations_by_region_of_the_recipient() {
     assert_eq!(only(&["US", "ZZ"]).unwrap_err().index, 1);
     assert_eq!(only(&["us"]).unwrap_err().index, 0);
 }
+
+#[test]
+fn opt_outs_recorded_together_are_those_recorded_one_by_one() {
+    let via = [None, Some(n("+13125550001")), Some(n("+13125550002"))];
+    // 30,000 opt-outs over 20,000 recipients: the repeats, later, replace
+    // the earlier ones (another time, keyword and via).
+    let all: Vec<(PhoneNumber, OptOut)> = (0..30_000u64)
+        .map(|i| {
+            let to = PhoneNumber::from_u64(14_155_000_000 + i % 20_000).unwrap();
+            let opt_out = OptOut {
+                keyword: (i % 2 == 0).then_some(OptOutKeyword::Stop),
+                via: via[(i % 3) as usize],
+                at: 1_800_000_000 + i as u32,
+            };
+            (to, opt_out)
+        })
+        .collect();
+    let mut one_by_one = OptOuts::default();
+    for &(to, o) in &all {
+        one_by_one.insert(to, o);
+    }
+    let mut together = OptOuts::default();
+    one_by_one.remove(all[5].0);
+    together.insert_all(&all[..7_000]);
+    together.insert_all(&all[7_000..]);
+    together.remove(all[5].0);
+    assert_eq!(together.len(), 20_000 - 1);
+    assert_eq!(together.len(), one_by_one.len());
+    for &(to, _) in &all {
+        assert_eq!(together.get(to), one_by_one.get(to), "{to}");
+    }
+    for v in via.into_iter().flatten() {
+        assert_eq!(together.via_count(v), one_by_one.via_count(v));
+    }
+}

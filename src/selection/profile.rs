@@ -282,6 +282,11 @@ impl ProfileState {
         before
     }
 
+    /// Records many opt-outs at once (recovery; see `OptOuts::insert_all`).
+    pub(crate) fn restore_opt_outs(&mut self, all: &[(PhoneNumber, OptOut)]) {
+        self.opt_outs.insert_all(all);
+    }
+
     /// `to` opts back in; returns its opt-out, if it had one.
     pub(crate) fn opt_in(&mut self, to: PhoneNumber) -> Option<OptOut> {
         self.opt_outs.remove(to)
