@@ -106,7 +106,11 @@ fn reopen_kept(dir: &Path) {
         std::fs::rename(&filled, dir).expect("RECOVERY_DIR: move the filled directory");
     }
     for _ in 0..common::count("REOPENS", 1) {
-        println!("recovery: {} reopened in {:.2?}", dir.display(), reopen(dir));
+        println!(
+            "recovery: {} reopened in {:.2?}",
+            dir.display(),
+            reopen(dir)
+        );
     }
 }
 

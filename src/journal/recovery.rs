@@ -329,12 +329,9 @@ fn read(path: &Path) -> Result<Vec<u8>, StartError> {
     std::fs::read(path).map_err(|e| StartError::io(path, e))
 }
 
-/// Opens `path` and checks its header: the file, positioned after the
-/// header, or what is wrong with the header.
-fn open_checked(
-    path: &Path,
-    kind: FileKind,
-) -> Result<Result<std::fs::File, HeaderError>, StartError> {
+/// Opens `path` and reads its header (fewer bytes if the file is
+/// shorter): the file, positioned after them, and the bytes.
+fn open_header(path: &Path) -> Result<(std::fs::File, Vec<u8>), StartError> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| StartError::io(path, e))?;
     let mut header = Vec::with_capacity(format::HEADER_LEN);
@@ -342,7 +339,20 @@ fn open_checked(
         .take(format::HEADER_LEN as u64)
         .read_to_end(&mut header)
         .map_err(|e| StartError::io(path, e))?;
-    Ok(format::check(&header, kind).map(|_| file))
+    Ok((file, header))
+}
+
+/// The bytes of `path` from `offset` on.
+fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, StartError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut rest = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_to_end(&mut rest)
+        })
+        .map_err(|e| StartError::io(path, e))?;
+    Ok(rest)
 }
 
 fn unknown_format(path: &Path, e: HeaderError) -> StartError {
@@ -382,8 +392,9 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
     for &n in snapshots.iter().rev() {
         let path = snapshot_path(dir, n);
         // Read as it is applied, a few megabytes at a time.
-        let mut file = match open_checked(&path, FileKind::Snapshot)? {
-            Ok(file) => file,
+        let (mut file, header) = open_header(&path)?;
+        match format::check(&header, FileKind::Snapshot) {
+            Ok(_) => {}
             Err(e @ (HeaderError::Short(_) | HeaderError::WrongKind { .. })) => {
                 warnings.push(format!(
                     "{}: {e}; falling back to an older snapshot",
@@ -392,7 +403,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
                 continue;
             }
             Err(e) => return Err(unknown_format(&path, e)),
-        };
+        }
         // Applied as it is checked (one pass over a file of hundreds of
         // megabytes, not two); a snapshot found damaged at its end is
         // dropped with everything applied from it.
@@ -428,47 +439,50 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
     let mut last_version = format::VERSION;
     for (i, &s) in segments.iter().enumerate() {
         let path = segment_path(dir, s);
-        let bytes = read(&path)?;
+        // Read as it is applied, a few megabytes at a time.
+        let (mut file, header) = open_header(&path)?;
         last = s;
-        last_version = format::version_of(&bytes).unwrap_or(format::VERSION);
-        let body = match format::check(&bytes, FileKind::Log) {
-            Ok(body) => body,
+        last_version = format::version_of(&header).unwrap_or(format::VERSION);
+        match format::check(&header, FileKind::Log) {
+            Ok(_) => {}
             // A segment torn while its header was written holds nothing.
-            Err(HeaderError::Short(n)) if bytes[..] == format::header(FileKind::Log)[..n] => {
+            Err(HeaderError::Short(n)) if header[..] == format::header(FileKind::Log)[..n] => {
                 if n > 0 {
-                    keep_aside(&path, "torn", 0, &bytes)?;
+                    keep_aside(&path, "torn", 0, &header)?;
                 }
                 rewrite(&path, &[])?;
                 continue;
             }
             Err(e) => return Err(unknown_format(&path, e)),
-        };
+        }
         // Decoded a few thousand records ahead of applying them: a log of
-        // millions of records is never held decoded in memory.
-        let valid = record::decode_ahead(body, |r| {
+        // millions of records is never held in memory, read or decoded.
+        let decoded = record::decode_ahead(&mut file, |r| {
             replayed += 1;
             rebuild.apply(r);
         })
-        .map_err(|e| StartError::io(&path, e))?
-        .valid;
-        if valid == body.len() {
+        .map_err(|e| StartError::io(&path, e))?;
+        if decoded.whole {
             continue;
         }
-        let offset = (format::HEADER_LEN + valid) as u64;
+        // What follows the last whole record, read again: a torn tail (cut
+        // and set aside) or damage (start-up stops).
+        let offset = (format::HEADER_LEN + decoded.valid) as u64;
+        let rest = read_from(&path, offset)?;
         let later_segments = i + 1 < segments.len();
-        if later_segments || resync(body, valid).is_some() {
+        if later_segments || resync(&rest, 0).is_some() {
             return Err(StartError::Damaged {
                 path,
                 offset,
                 dir: dir.to_path_buf(),
             });
         }
-        let side = keep_aside(&path, "torn", offset, &body[valid..])?;
+        let side = keep_aside(&path, "torn", offset, &rest)?;
         warnings.push(format!(
             "{}: torn record at byte {offset} of {}; cut there ({} bytes kept in {})",
             path.display(),
-            bytes.len(),
-            body.len() - valid,
+            offset + rest.len() as u64,
+            rest.len(),
             side.display()
         ));
         truncate(&path, offset)?;
