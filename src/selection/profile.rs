@@ -68,8 +68,29 @@ pub enum PinError {
     Full,
 }
 
+/// The counters every send writes, on cache lines of their own: the first
+/// line holds the day's counts and every counter a send moves (the stats'
+/// later fields are filled in when read). Two threads sending to one
+/// profile take turns holding it, and each line a send writes must come
+/// over from the other core: the fewer lines, the shorter the turn. The
+/// alignment also leaves the profile's lock alone in its line, so the
+/// thread spinning on it does not pull these away from the holder.
+/// Measured with `cargo bench --bench embedder`; it costs an idle profile
+/// about 0.2 KB of padding.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct SendTally {
+    /// Messages the profile sent today.
+    messages_today: u32,
+    /// The count the journal holds for today (a block's end): a send past
+    /// it reserves the next block.
+    reserved_today: u32,
+    stats: ProfileStats,
+}
+
 /// Counters of one profile, for stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct ProfileStats {
     /// Selections by reason (`Explicit`: messages sent from a sender the
     /// caller named).
@@ -156,11 +177,8 @@ pub(crate) struct ProfileState {
     limits: Limits,
     /// Today in the profile's time zone.
     today: Day,
-    /// Messages the profile sent today.
-    messages_today: u32,
-    /// The count the journal holds for today (a block's end): a send past
-    /// it reserves the next block.
-    reserved_today: u32,
+    /// What every send writes, together.
+    tally: SendTally,
     /// Messages the profile sent the day before `today` (0 when `today` did
     /// not follow it): a change of time zone may start the new zone's day
     /// before the old zone's today began.
@@ -168,7 +186,6 @@ pub(crate) struct ProfileState {
     /// After a change of time zone: the old zone's day, still counted (and
     /// capped) until it ends.
     held: Option<HeldDay>,
-    stats: ProfileStats,
     /// The earliest expiry work the engine has been told about.
     reported_due: Option<u32>,
     /// `false`: every send is refused.
@@ -228,11 +245,9 @@ impl ProfileState {
             today: Day::at(0, &limits.zone),
             limits,
             shape,
-            messages_today: 0,
-            reserved_today: 0,
+            tally: SendTally::default(),
             messages_yesterday: 0,
             held: None,
-            stats: ProfileStats::default(),
             reported_due: None,
             enabled: true,
             destinations: Destinations::Anywhere,
@@ -321,11 +336,11 @@ impl ProfileState {
         } else {
             0
         };
-        let carried = self.messages_today.saturating_add(earlier);
+        let carried = self.tally.messages_today.saturating_add(earlier);
         let held = HeldDay {
             start_ms: old.start_ms(),
             end_ms: old.end_ms(),
-            messages: self.messages_today,
+            messages: self.tally.messages_today,
         };
         // Two days held at once are held as one: from the earlier start to
         // the later end, at the higher count (both only grow from here, by
@@ -340,8 +355,8 @@ impl ProfileState {
         });
         self.pool.relabel_day(old.index, new.index);
         self.today = new;
-        self.messages_today = carried;
-        self.reserved_today = carried;
+        self.tally.messages_today = carried;
+        self.tally.reserved_today = carried;
         self.messages_yesterday = 0;
         self.limits = limits;
         Some((new.index, carried))
@@ -355,12 +370,12 @@ impl ProfileState {
             let day = Day::at(now_ms, &self.limits.zone);
             if day.index != self.today.index {
                 self.messages_yesterday = if day.index == self.today.index + 1 {
-                    self.messages_today
+                    self.tally.messages_today
                 } else {
                     0
                 };
-                self.messages_today = 0;
-                self.reserved_today = 0;
+                self.tally.messages_today = 0;
+                self.tally.reserved_today = 0;
             }
             self.today = day;
         }
@@ -438,12 +453,12 @@ impl ProfileState {
         let result = self.select_inner(recipient, parts, now_ms, health, track);
         match &result {
             Ok(s) => {
-                self.stats.selections.add(s.reason);
+                self.tally.stats.selections.add(s.reason);
                 if s.mapping == MappingOutcome::Created {
-                    self.stats.mappings_created += 1;
+                    self.tally.stats.mappings_created += 1;
                 }
             }
-            Err(_) => self.stats.rejected += 1,
+            Err(_) => self.tally.stats.rejected += 1,
         }
         result
     }
@@ -497,8 +512,8 @@ impl ProfileState {
     ) -> Result<Selection, Refusal> {
         let result = self.send_from_inner(sender, to, parts, now_ms, health);
         match &result {
-            Ok(_) => self.stats.selections.add(Reason::Explicit),
-            Err(_) => self.stats.rejected += 1,
+            Ok(_) => self.tally.stats.selections.add(Reason::Explicit),
+            Err(_) => self.tally.stats.rejected += 1,
         }
         result
     }
@@ -535,7 +550,7 @@ impl ProfileState {
     fn check_daily_limit(&self) -> Result<(), Refusal> {
         let over = self.shape.capacity.enabled
             && self.limits.daily_message_limit.is_some_and(|limit| {
-                self.messages_today >= limit || self.held.is_some_and(|h| h.messages >= limit)
+                self.tally.messages_today >= limit || self.held.is_some_and(|h| h.messages >= limit)
             });
         if over {
             Err(Refusal::DailyLimit)
@@ -568,13 +583,13 @@ impl ProfileState {
             wait_ns = send_at - now_ns;
             let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));
             self.pool.set_queue_end(slot, end);
-            self.messages_today = self.messages_today.saturating_add(1);
+            self.tally.messages_today = self.tally.messages_today.saturating_add(1);
             if let Some(h) = &mut self.held {
                 h.messages = h.messages.saturating_add(1);
             }
-            if self.messages_today > self.reserved_today {
+            if self.tally.messages_today > self.tally.reserved_today {
                 let block = profile_block(self.limits.daily_message_limit);
-                self.reserved_today = reserved(self.messages_today, block);
+                self.tally.reserved_today = reserved(self.tally.messages_today, block);
                 new_block = true;
             }
         }
@@ -731,7 +746,7 @@ impl ProfileState {
         let report = self
             .sticky
             .expire(now, budget, |r| pool.resolve(r).is_some());
-        self.stats.expired += report.expired as u64;
+        self.tally.stats.expired += report.expired as u64;
         report
     }
 
@@ -743,7 +758,7 @@ impl ProfileState {
             senders: self.pool.len(),
             opt_outs: self.opt_outs.len(),
             opt_out_heap_bytes: self.opt_outs.heap_bytes(),
-            ..self.stats
+            ..self.tally.stats
         }
     }
 

@@ -65,7 +65,7 @@ impl ProfileState {
                 })
             })
             .collect();
-        (day, self.messages_today, senders)
+        (day, self.tally.messages_today, senders)
     }
 
     /// The counters of one sender, for the journal after a counted send.
@@ -97,7 +97,7 @@ impl ProfileState {
                 c.new_recipients = reserved(c.new_recipients, profile_block(cap));
             }
         }
-        (self.today.index, self.reserved_today, counts)
+        (self.today.index, self.tally.reserved_today, counts)
     }
 
     /// Puts back daily counters (recovery): the profile's count of `day`,
@@ -117,8 +117,8 @@ impl ProfileState {
         if day != self.today.index {
             return;
         }
-        self.messages_today = profile_messages;
-        self.reserved_today = profile_messages;
+        self.tally.messages_today = profile_messages;
+        self.tally.reserved_today = profile_messages;
         if let Some(c) = sender {
             if let Some(r) = self.pool.lookup(c.sender) {
                 let load = self.pool.load_mut(r.slot);
