@@ -11,7 +11,15 @@
 //! - a damaged record followed by valid ones stops start-up, naming the
 //!   file and offset: [`repair`] moves the damaged bytes to a side file
 //!   `log-N.seg.damaged-OFFSET` and keeps every valid record;
-//! - a damaged snapshot is skipped for the previous one, with a warning.
+//! - a damaged snapshot is skipped for the previous one, with a warning
+//!   (and whatever of it was applied is dropped).
+//!
+//! How it stays fast for millions of records: each file is read a few
+//! megabytes at a time and decoded on a second thread while this one
+//! applies (`record::decode_ahead`); a snapshot is checked as it is applied,
+//! in one pass; and a snapshot's mappings and opt-outs of one profile go
+//! into their tables together (`Pending`), each table grown once and its
+//! slots prefetched ahead.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -50,7 +50,7 @@ pub enum EtcdError {
     /// A response that is not what the gateway sends.
     #[error("malformed response from etcd: {0}")]
     Malformed(String),
-    /// A transaction's compares failed (see [`TxnResult::require_success`]).
+    /// A transaction's compares failed (where its success was required).
     #[error("etcd transaction compare failed (at revision {revision})")]
     CompareFailed {
         /// The store's revision when the transaction ran.
