@@ -134,30 +134,17 @@ impl<'a> Rebuild<'a> {
             // in one run with no other record about that profile inside
             // it: applying them together before the next other record
             // changes nothing.
-            let profile = match r {
-                Record::MappingSet { profile, .. } | Record::OptOut { profile, .. } => {
-                    Some(profile)
-                }
-                _ => None,
-            };
-            match profile {
-                Some(profile) if !self.pending.takes(profile) => {
-                    self.apply_pending();
-                    self.pending.profile = profile;
-                }
-                Some(_) => {}
-                None => self.apply_pending(),
-            }
             match r {
                 Record::MappingSet {
+                    profile,
                     to,
                     from,
                     created_at,
                     last_used,
                     pinned,
-                    ..
+                    history: _,
                 } => {
-                    self.pending.mappings.push(StickyMapping {
+                    self.pend(profile).mappings.push(StickyMapping {
                         to,
                         from,
                         created_at,
@@ -167,11 +154,15 @@ impl<'a> Rebuild<'a> {
                     });
                     return;
                 }
-                Record::OptOut { to, opt_out, .. } => {
-                    self.pending.opt_outs.push((to, opt_out));
+                Record::OptOut {
+                    profile,
+                    to,
+                    opt_out,
+                } => {
+                    self.pend(profile).opt_outs.push((to, opt_out));
                     return;
                 }
-                _ => {}
+                _ => self.apply_pending(),
             }
         }
         if let Some(p) = r.profile().filter(|_| !self.awaiting_mark.is_empty()) {
@@ -244,6 +235,16 @@ impl<'a> Rebuild<'a> {
             }
             Applies::Nothing => {}
         }
+    }
+
+    /// What waits to be applied, ready to take a record of `profile`
+    /// (what waited for another profile, or a full run, is applied first).
+    fn pend(&mut self, profile: ProfileId) -> &mut Pending {
+        if !self.pending.takes(profile) {
+            self.apply_pending();
+            self.pending.profile = profile;
+        }
+        &mut self.pending
     }
 
     /// Applies the snapshot mappings and opt-outs waiting in `pending`.
