@@ -21,11 +21,13 @@
 //!   [`transfer`]: a node taking its leader's snapshot when it is too far behind.
 //!
 //! Internals: [`actor`] (a profile's owner: caller-runs, else its mailbox),
+//! [`answers`] (a batch's answers by position),
 //! [`mailbox`] (the actix system: mailbox actors and the housekeeper),
 //! [`dispatcher`] (id -> actor), [`housekeeping`] (expiry when due,
 //! periodic snapshots).
 
 pub(crate) mod actor;
+mod answers;
 mod catalog;
 mod config;
 pub(crate) mod dispatcher;

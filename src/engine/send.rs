@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use super::actor::{ActorError, Env, ProfileActor};
+use super::answers::Answers;
 use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
@@ -371,7 +372,7 @@ impl Engine {
                 batch.fail(&positions, e);
             }
         }
-        batch.results
+        batch.results.into_vec()
     }
 
     /// [`Engine::send_batch`] for a caller outside an async runtime: busy
@@ -414,7 +415,7 @@ impl Engine {
                 batch.fail(&positions, e);
             }
         }
-        batch.results
+        batch.results.into_vec()
     }
 }
 
@@ -423,7 +424,7 @@ impl Engine {
 struct Batch<'a> {
     _entered: super::Entered<'a>,
     now_ms: u64,
-    results: Vec<Result<Selection, Error>>,
+    results: Answers,
     busy: Vec<(Arc<ProfileActor>, Vec<usize>)>,
     receipts: Vec<(Vec<usize>, Receipt)>,
 }
@@ -443,7 +444,7 @@ impl<'a> Batch<'a> {
         let mut batch = Batch {
             _entered: entered,
             now_ms: engine.inner.now().as_millis(),
-            results: vec![Err(Error::Internal); items.len()],
+            results: Answers::new(items.len()),
             busy: Vec::new(),
             receipts: Vec::new(),
         };
@@ -483,9 +484,8 @@ impl<'a> Batch<'a> {
                 state.prefetch(items[j].1, 2);
             }
             let to = items[i].1;
-            self.results[i] =
-                select_into(state, env, profile, to.into(), self.now_ms, &mut records)
-                    .map_err(Error::from);
+            let answer = select_into(state, env, profile, to.into(), self.now_ms, &mut records);
+            self.results.set(i, answer.map_err(Error::from));
         }
         let reads = Reads {
             recipients: positions.iter().map(|&i| items[i].1),
@@ -505,7 +505,7 @@ impl<'a> Batch<'a> {
 
     fn fail(&mut self, positions: &[usize], e: Error) {
         for &i in positions {
-            self.results[i] = Err(e.clone());
+            self.results.set(i, Err(e.clone()));
         }
     }
 
@@ -514,7 +514,7 @@ impl<'a> Batch<'a> {
         match answer {
             Ok((selections, receipt)) => {
                 for (&i, s) in positions.iter().zip(selections) {
-                    self.results[i] = s.map_err(Error::from);
+                    self.results.set(i, s.map_err(Error::from));
                 }
                 if let Some(r) = receipt {
                     self.receipts.push((positions, r));
