@@ -10,8 +10,9 @@
 //! first instead. Idle members all tie (they wait 0) and keep the
 //! round-robin order; busy members with equal queue ends go in joining
 //! order. When every member is busy the pick needs the minimum over all
-//! members. Scanning them all at every pick costs a busy pool more than the
-//! rest of the selection, so a rotation keeps a *shortlist*: the members
+//! members. A rotation of up to 64 members is simply scanned. Scanning a
+//! large one at every pick costs a busy pool more than the rest of the
+//! selection, so a large rotation keeps a *shortlist*: the members
 //! with the smallest queue ends, in order, and the key every other member
 //! is at or after. Queue ends only grow, so a listed end is at most too
 //! early: a pick corrects the entries it meets at the front (moving them
@@ -48,6 +49,11 @@ type Key = (u64, u32, u32);
 
 /// How many members a shortlist holds.
 const SHORTLIST: usize = 16;
+
+/// Rotations up to this size are scanned whole at a load-aware pick: their
+/// queue ends fit in a few cache lines, and keeping a shortlist correct
+/// cost more than reading them all.
+const SCAN_UP_TO: usize = 64;
 
 /// The members with the least keys, least first, and the least key of the
 /// members not listed. Listed ends may be behind (too early); never ahead.
@@ -167,6 +173,9 @@ impl Rotation {
         if self.members.is_empty() {
             return None;
         }
+        if self.members.len() <= SCAN_UP_TO {
+            return self.scan_least(now, max_wait, queue_end, eligible);
+        }
         let mut cell = self.shortlist.borrow_mut();
         let list = cell.get_or_insert_with(Box::default);
         while !list.entries.is_empty() && !list.correct(0, &queue_end) {}
@@ -212,6 +221,33 @@ impl Rotation {
             .map(|(_, seq, slot)| Member { seq, slot });
         list.entries = listed;
         found
+    }
+
+    /// [`Rotation::peek_least`] by one pass over the members, in
+    /// round-robin order: the first idle eligible member, else the least
+    /// busy eligible one within `max_wait`.
+    fn scan_least(
+        &self,
+        now: u64,
+        max_wait: Option<u64>,
+        queue_end: impl Fn(u32) -> u64,
+        mut eligible: impl FnMut(u32) -> bool,
+    ) -> Option<Member> {
+        let mut best: Option<(u64, Member)> = None;
+        for &m in self.in_order() {
+            let end = queue_end(m.slot);
+            if end <= now {
+                if eligible(m.slot) {
+                    return Some(m);
+                }
+                continue;
+            }
+            let better = best.is_none_or(|(least, b)| (end, m.seq) < (least, b.seq));
+            if better && max_wait.is_none_or(|w| end - now <= w) && eligible(m.slot) {
+                best = Some((end, m));
+            }
+        }
+        best.map(|(_, m)| m)
     }
 
     /// Members in round-robin order: after the last pick, then from the start.
@@ -338,13 +374,20 @@ mod tests {
         assert_eq!(pick(&r), Some(12));
     }
 
-    /// The shortlist against the definition, on a rotation larger than
-    /// the list, with queue ends growing at random between picks.
+    /// Load-aware picks against the definition, with queue ends growing at
+    /// random between picks: on a rotation scanned whole, and on one large
+    /// enough to keep a shortlist.
     #[test]
     fn load_aware_picks_match_a_full_scan() {
-        let slots: Vec<u32> = (0..40).collect();
+        for members in [40, SCAN_UP_TO as u32 + 1, 150] {
+            load_aware_picks_match_the_definition(members);
+        }
+    }
+
+    fn load_aware_picks_match_the_definition(members: u32) {
+        let slots: Vec<u32> = (0..members).collect();
         let mut r = rotation(&slots);
-        let ends = std::cell::RefCell::new(vec![0u64; 40]);
+        let ends = std::cell::RefCell::new(vec![0u64; members as usize]);
         let mut seed = 7u64;
         let mut rand = move |n: u64| {
             seed = seed
@@ -356,11 +399,11 @@ mod tests {
             let now = round * 3;
             // Charges: the last pick and a few others (sticky hits).
             for _ in 0..rand(4) {
-                let slot = rand(40) as usize;
+                let slot = rand(members.into()) as usize;
                 let mut e = ends.borrow_mut();
                 e[slot] = e[slot].max(now) + 1 + rand(20);
             }
-            let ineligible = rand(40) as u32;
+            let ineligible = rand(members.into()) as u32;
             let cap = (rand(4) == 0).then(|| rand(30));
             let end = |slot: u32| ends.borrow()[slot as usize];
             let eligible = |slot: u32| slot != ineligible;
@@ -379,7 +422,7 @@ mod tests {
                         .min_by_key(|m| (end(m.slot), m.seq))
                         .copied()
                 });
-            assert_eq!(got, want, "round {round}");
+            assert_eq!(got, want, "{members} members, round {round}");
             if let Some(m) = got {
                 r.commit(m);
                 let mut e = ends.borrow_mut();

@@ -337,6 +337,18 @@ impl PickRules<'_> {
         eligibility(Some(self.settings), sender, new_today, self.ctx) == Eligibility::Eligible
     }
 
+    /// Whether every member of rotation `key` is eligible, without looking
+    /// at any: a kind rotation's members all have its kind (with weight
+    /// above 0, checked by the caller), so unless health or the
+    /// new-recipient cap matter, only their queues differ.
+    #[inline]
+    fn all_eligible(&self, key: RotationKey) -> bool {
+        let ctx = self.ctx;
+        matches!(key, RotationKey::Kind(_))
+            && !self.settings.skip_unhealthy
+            && !(ctx.capacity && ctx.limits.new_recipients_per_sender.is_some())
+    }
+
     /// The member of rotation `key` a new pick takes: the first eligible
     /// after the last pick, or with load-aware picks the one whose queue
     /// frees first (the first of those in round-robin order on a tie, so an
@@ -346,13 +358,7 @@ impl PickRules<'_> {
     fn best(&self, pool: &Pool, key: RotationKey, within_cap: bool) -> Option<Member> {
         let rotation = pool.rotation(key)?;
         let ctx = self.ctx;
-        // What varies between members of this rotation: a kind rotation's
-        // members all have its kind (with weight above 0, checked by the
-        // caller), so unless health or the new-recipient cap matter, every
-        // member is eligible and only its queue is read.
-        let checks = self.settings.skip_unhealthy
-            || (ctx.capacity && ctx.limits.new_recipients_per_sender.is_some())
-            || !matches!(key, RotationKey::Kind(_));
+        let checks = !self.all_eligible(key);
         let eligible = |slot: u32| {
             !checks
                 || pool
@@ -519,6 +525,7 @@ fn pick_weighted(
     pool: &Pool,
     weighted: &SmoothWeighted,
 ) -> Result<(usize, Member, SmoothWeighted), NoSender> {
+    let kinds = [LONG_CODE, TOLL_FREE];
     let candidate = |kind: usize| {
         if rules.weights[kind] > 0.0 {
             rules.best(pool, RotationKey::Kind(kind), false)
@@ -526,19 +533,32 @@ fn pick_weighted(
             None
         }
     };
-    let candidates = [candidate(LONG_CODE), candidate(TOLL_FREE)];
-    let effective = [LONG_CODE, TOLL_FREE].map(|k| {
-        if candidates[k].is_some() {
-            rules.weights[k]
-        } else {
-            0.0
-        }
-    });
+    // Which kinds have a candidate decides the pick. When every member is
+    // eligible, a kind has one exactly when it has weight and members, and
+    // only the chosen kind's rotation is searched.
+    let mut candidates = [None; 2];
+    let available = if kinds
+        .iter()
+        .all(|&k| rules.all_eligible(RotationKey::Kind(k)))
+    {
+        kinds.map(|k| {
+            rules.weights[k] > 0.0
+                && pool
+                    .rotation(RotationKey::Kind(k))
+                    .is_some_and(|r| !r.is_empty())
+        })
+    } else {
+        candidates = kinds.map(candidate);
+        candidates.map(|c| c.is_some())
+    };
+    let effective = kinds.map(|k| if available[k] { rules.weights[k] } else { 0.0 });
     let mut credit = weighted.clone();
     let Some(kind) = credit.pick(effective) else {
         return Err(no_sender_cause(rules, pool));
     };
-    let member = candidates[kind].expect("a kind with weight has a candidate");
+    let member = candidates[kind]
+        .or_else(|| candidate(kind))
+        .expect("a kind with weight has a candidate");
     Ok((kind, member, credit))
 }
 
