@@ -314,7 +314,7 @@ impl Engine {
                 actor.call_now(bound, select_one(profile, message, now))
             })
             .ok_or(Error::UnknownProfile)??;
-        settle_now(receipt)?;
+        settle_now(receipt, self.inner.env.journal.as_deref())?;
         Ok(result?)
     }
 
@@ -411,7 +411,7 @@ impl Engine {
             batch.settle_group(positions, answer);
         }
         for (positions, receipt) in std::mem::take(&mut batch.receipts) {
-            if let Err(e) = settle_now(Some(receipt)) {
+            if let Err(e) = settle_now(Some(receipt), self.inner.env.journal.as_deref()) {
                 batch.fail(&positions, e);
             }
         }

@@ -5,9 +5,11 @@
 //!   it changes, so the log is in the order state changed, and a snapshot
 //!   marker says exactly which of a profile's records a snapshot contains.
 //! - Nobody waits for I/O while holding a profile: records go to the writer
-//!   thread ([`writer`]), and the *caller's* reply waits for the receipt
+//!   ([`writer`]), and the *caller's* reply waits for the receipt
 //!   (written to the OS; with `fsync = always`, to disk). A process killed
-//!   with SIGKILL therefore loses nothing it acknowledged.
+//!   with SIGKILL therefore loses nothing it acknowledged. A blocking caller
+//!   that would wait writes what is queued itself, after releasing the
+//!   profile, if the writer thread is not writing then.
 //! - Sticky hits are journaled coarsely: a hit is written only when it is
 //!   in a later minute (of the clock) than the mapping's previous use. After
 //!   recovery a mapping's `last_used` is at most 60 s older than the truth.
@@ -38,6 +40,8 @@ use std::time::Duration;
 
 pub(crate) use record::{Applies, Record, Touches};
 pub(crate) use writer::{Receipt, Replication, Replicator, Scope, Writer};
+
+use tokio::sync::oneshot::error::TryRecvError;
 
 use crate::duration::{parse_duration, DurationError};
 use crate::error::Error;
@@ -132,10 +136,21 @@ pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
 }
 
 /// [`settle`] for a caller outside an async runtime (parks until written).
-pub(crate) fn settle_now(receipt: Option<Receipt>) -> Result<(), Error> {
+/// It writes what is queued itself if `writer`'s thread is not writing
+/// ([`Writer::help`]): call it holding no profile.
+pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> Result<(), Error> {
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
+    match receipt.try_recv() {
+        Ok(()) => return Ok(()),
+        Err(TryRecvError::Closed) => return Err(Error::Unavailable),
+        Err(TryRecvError::Empty) => {
+            if let Some(writer) = writer {
+                writer.help();
+            }
+        }
+    }
     match settle_yielding(&mut receipt) {
         Some(settled) => settled,
         None => futures::executor::block_on(receipt).map_err(|_| Error::Unavailable),
@@ -163,7 +178,6 @@ pub(crate) fn settle_holding(receipt: Option<Receipt>) -> Result<(), Error> {
 /// of parking the thread and waking it again (measured with `cargo
 /// loadgen --engine numpool,journal`).
 fn settle_yielding(receipt: &mut Receipt) -> Option<Result<(), Error>> {
-    use tokio::sync::oneshot::error::TryRecvError;
     for _ in 0..SETTLE_YIELDS {
         match receipt.try_recv() {
             Ok(()) => return Some(Ok(())),

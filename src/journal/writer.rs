@@ -1,6 +1,14 @@
-//! The journal's writer thread: appends batches of framed records to the
-//! current log segment and answers each batch's receipt once the operating
-//! system has the bytes (`interval`, `never`) or the disk has them (`always`).
+//! The journal's writer: appends batches of framed records to the current
+//! log segment and answers each batch's receipt once the operating system
+//! has the bytes (`interval`, `never`) or the disk has them (`always`).
+//!
+//! Batches queue on a channel. A thread of its own writes them, and so does
+//! a caller about to wait for its receipt ([`Writer::help`]) when the thread
+//! is not writing at that moment: on a busy machine the thread may wait
+//! hundreds of microseconds for a core, and the caller would wait with it.
+//! Whoever writes holds the writer's [`Core`] and takes batches off the
+//! channel only while holding it, so batches are written in the order they
+//! were appended, whoever writes them.
 //!
 //! When a write fails (a full disk, an I/O error) the segment is cut back
 //! to its last whole batch, so the file holds exactly what was
@@ -100,6 +108,9 @@ struct Shared {
     /// An append was refused since last asked: the state in memory may
     /// hold a change the files do not.
     refused: AtomicBool,
+    /// Callers may write queued batches themselves: only while nothing is
+    /// replicated (a leader's commit to etcd stays on the writer thread).
+    helpable: AtomicBool,
 }
 
 impl Shared {
@@ -126,11 +137,15 @@ impl Shared {
     }
 }
 
-/// The handle to the writer thread.
+/// The handle to the writer.
 pub(crate) struct Writer {
     tx: Sender<Msg>,
+    /// The queue's other end: batches are taken off it only by whoever
+    /// holds `core`.
+    rx: Receiver<Msg>,
     /// Held while an append takes its number and is sent.
     order: Mutex<()>,
+    core: Arc<Mutex<Core>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
@@ -175,17 +190,50 @@ impl Writer {
             appended: std::sync::atomic::AtomicU64::new(0),
             written: std::sync::atomic::AtomicU64::new(0),
             refused: AtomicBool::new(false),
+            helpable: AtomicBool::new(true),
         });
-        let thread_shared = Arc::clone(&shared);
+        let core = Arc::new(Mutex::new(Core::new(
+            file,
+            len,
+            policy,
+            Arc::clone(&shared),
+        )));
+        let (thread_core, thread_rx) = (Arc::clone(&core), rx.clone());
         let thread = std::thread::Builder::new()
             .name("numpool-journal".into())
-            .spawn(move || run(file, len, rx, policy, thread_shared))?;
+            .spawn(move || run(&thread_core, &thread_rx))?;
         Ok(Writer {
             tx,
+            rx,
             order: Mutex::new(()),
+            core,
             thread: Mutex::new(Some(thread)),
             shared,
         })
+    }
+
+    /// Writes the batches queued now on the calling thread, if the writer
+    /// thread is not writing (else leaves them to it): for a caller about to
+    /// wait for its receipt, which then need not wait for the thread to get
+    /// a core. Never call it while holding a profile: it does I/O.
+    pub(crate) fn help(&self) {
+        if !self.shared.helpable.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(mut core) = self.core.try_lock() else {
+            return;
+        };
+        if core.stopped {
+            return;
+        }
+        let Ok(first) = self.rx.try_recv() else {
+            return;
+        };
+        if core.step(first, &self.rx) == Step::Stop {
+            // Stopping is the thread's to do: hand it the request back.
+            drop(core);
+            let _ = self.tx.send(Msg::Stop);
+        }
     }
 
     /// Appends framed `bytes` (a batch of `scope`); the receipt resolves
@@ -254,7 +302,11 @@ impl Writer {
 
     /// Where changes go before they are written here, from the next batch on.
     pub(crate) fn set_replication(&self, replication: Replication) {
-        *self.shared.replication.lock() = replication;
+        let mut current = self.shared.replication.lock();
+        self.shared
+            .helpable
+            .store(matches!(replication, Replication::Off), Ordering::Release);
+        *current = replication;
     }
 
     /// The position in the replicated log of the last batch written here.
@@ -459,40 +511,66 @@ impl Segment {
     }
 }
 
-fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc<Shared>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    // The changes of the batch, in order, for the replicated log.
-    let mut changes: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut receipts: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut last_number = 0u64;
-    let syncer = match policy {
-        FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&shared)).ok(),
-        _ => None,
-    };
-    let mut segment = Segment {
-        file,
-        durable_len: len,
-        policy,
-        syncer,
-        shared,
-    };
-    loop {
-        let first = rx.recv().unwrap_or(Msg::Stop);
-        let mut stop = false;
+/// What writing needs: the segment, the group being written, and whether
+/// the writer stopped. Whoever writes holds it (see the module docs).
+struct Core {
+    segment: Segment,
+    /// The group's framed records, as written here.
+    buf: Vec<u8>,
+    /// The group's changes, in order, for the replicated log.
+    changes: Vec<u8>,
+    receipts: Vec<oneshot::Sender<()>>,
+    last_number: u64,
+    stopped: bool,
+}
+
+/// Whether a [`Core::step`] met a request to stop.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Go,
+    Stop,
+}
+
+impl Core {
+    fn new(file: File, len: u64, policy: FsyncPolicy, shared: Arc<Shared>) -> Core {
+        let syncer = match policy {
+            FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&shared)).ok(),
+            _ => None,
+        };
+        Core {
+            segment: Segment {
+                file,
+                durable_len: len,
+                policy,
+                syncer,
+                shared,
+            },
+            buf: Vec::with_capacity(1 << 20),
+            changes: Vec::with_capacity(1 << 20),
+            receipts: Vec::new(),
+            last_number: 0,
+            stopped: false,
+        }
+    }
+
+    /// Writes `first` and what is queued after it as one group (group
+    /// commit), up to the first request that is not an append, which is
+    /// then carried out (all but stopping: that is left to the caller).
+    fn step(&mut self, first: Msg, rx: &Receiver<Msg>) -> Step {
+        let mut step = Step::Go;
         let mut control = None;
-        // Group commit: everything already queued goes out in one write.
         for msg in std::iter::once(first).chain(rx.try_iter().take(16_384)) {
             match msg {
                 Msg::Append(bytes, scope, done, number) => {
                     if scope == Scope::Change {
-                        changes.extend_from_slice(&bytes);
+                        self.changes.extend_from_slice(&bytes);
                     }
-                    buf.extend_from_slice(&bytes);
-                    receipts.push(done);
-                    last_number = last_number.max(number);
+                    self.buf.extend_from_slice(&bytes);
+                    self.receipts.push(done);
+                    self.last_number = self.last_number.max(number);
                 }
                 Msg::Stop => {
-                    stop = true;
+                    step = Step::Stop;
                     break;
                 }
                 other => {
@@ -501,39 +579,10 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
                 }
             }
         }
-        if !buf.is_empty() {
-            // Nothing is written while failed: a later batch must not land
-            // after a hole where a refused one was.
-            let failed = segment.shared.failed.load(Ordering::Acquire);
-            let replicated = if failed {
-                None
-            } else {
-                replicate(&segment.shared, &changes, &mut buf)
-            };
-            if let Some(position) = replicated {
-                if segment.write(&buf) {
-                    if let Some(p) = position {
-                        segment.shared.replicated.store(p, Ordering::Release);
-                    }
-                    segment.shared.written.store(last_number, Ordering::Release);
-                    for done in receipts.drain(..) {
-                        let _ = done.send(());
-                    }
-                } else if position.is_some() {
-                    // Committed to the cluster but not written here.
-                    if let Replication::Leader(r) = &*segment.shared.replication.lock() {
-                        r.abandon();
-                    }
-                }
-            }
-            if !receipts.is_empty() {
-                // Not written: these receipts fail.
-                segment.shared.refused.store(true, Ordering::Release);
-            }
-            receipts.clear();
-            buf.clear();
-            changes.clear();
+        if !self.buf.is_empty() {
+            self.write_group();
         }
+        let segment = &mut self.segment;
         match control {
             Some(Msg::Rotate(path, done)) => {
                 let _ = done.send(segment.rotate(&path));
@@ -555,8 +604,67 @@ fn run(file: File, len: u64, rx: Receiver<Msg>, policy: FsyncPolicy, shared: Arc
             }
             _ => {}
         }
-        if stop {
-            let _ = segment.file.sync_data();
+        step
+    }
+
+    /// Writes the group gathered (replicated first on a leader) and answers
+    /// its receipts, or refuses them all.
+    fn write_group(&mut self) {
+        let segment = &mut self.segment;
+        // Nothing is written while failed: a later batch must not land
+        // after a hole where a refused one was.
+        let failed = segment.shared.failed.load(Ordering::Acquire);
+        let replicated = if failed {
+            None
+        } else {
+            replicate(&segment.shared, &self.changes, &mut self.buf)
+        };
+        if let Some(position) = replicated {
+            if segment.write(&self.buf) {
+                if let Some(p) = position {
+                    segment.shared.replicated.store(p, Ordering::Release);
+                }
+                segment
+                    .shared
+                    .written
+                    .store(self.last_number, Ordering::Release);
+                for done in self.receipts.drain(..) {
+                    let _ = done.send(());
+                }
+            } else if position.is_some() {
+                // Committed to the cluster but not written here.
+                if let Replication::Leader(r) = &*segment.shared.replication.lock() {
+                    r.abandon();
+                }
+            }
+        }
+        if !self.receipts.is_empty() {
+            // Not written: these receipts fail.
+            segment.shared.refused.store(true, Ordering::Release);
+        }
+        self.receipts.clear();
+        self.buf.clear();
+        self.changes.clear();
+    }
+}
+
+/// The writer thread: waits for a batch without taking it, then takes and
+/// writes what is queued while holding the core (a caller may have
+/// written it meanwhile).
+fn run(core: &Mutex<Core>, rx: &Receiver<Msg>) {
+    loop {
+        let mut select = crossbeam_channel::Select::new();
+        select.recv(rx);
+        select.ready();
+        let mut core = core.lock();
+        let first = match rx.try_recv() {
+            Ok(msg) => msg,
+            Err(crossbeam_channel::TryRecvError::Empty) => continue,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Msg::Stop,
+        };
+        if core.step(first, rx) == Step::Stop {
+            let _ = core.segment.file.sync_data();
+            core.stopped = true;
             return;
         }
     }

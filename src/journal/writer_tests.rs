@@ -93,3 +93,49 @@ fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
     writer.stop();
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Callers that write queued batches themselves ([`Writer::help`]) and the
+/// writer thread, all at once: every batch is written once, in the order
+/// it was appended, and every receipt answers.
+#[test]
+fn batches_are_written_in_order_whoever_writes_them() {
+    let path = temp_segment("helpers");
+    let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
+    // Taken with the append, so that position order is append order.
+    let next = Arc::new(parking_lot::Mutex::new(0u64));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (writer, next) = (Arc::clone(&writer), Arc::clone(&next));
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    let receipt = {
+                        let mut n = next.lock();
+                        *n += 1;
+                        let mut bytes = Vec::new();
+                        record::encode(&Record::Replicated { position: *n }, &mut bytes);
+                        writer.append_scoped(bytes, Scope::Local)
+                    };
+                    crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    writer.stop();
+    let bytes = std::fs::read(&path).unwrap();
+    let body = format::check(&bytes, FileKind::Log).unwrap();
+    let (records, valid) = record::read_all(body);
+    assert_eq!(valid, body.len(), "no torn or damaged bytes");
+    let positions: Vec<u64> = records
+        .iter()
+        .map(|r| match r {
+            Record::Replicated { position } => *position,
+            other => panic!("unexpected record {other:?}"),
+        })
+        .collect();
+    assert_eq!(positions, (1..=8_000).collect::<Vec<_>>());
+    assert_eq!(writer.written(), 8_000);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
