@@ -297,8 +297,11 @@ impl ProfileActor {
         if self.queued.load(Ordering::Acquire) != 0 || self.env.mailbox_only {
             return None;
         }
-        if let Some(guard) = self.state.try_lock() {
-            return Some(guard);
+        // Read before trying, as in `spin_lock`.
+        if !self.state.is_locked() {
+            if let Some(guard) = self.state.try_lock() {
+                return Some(guard);
+            }
         }
         self.spin_lock()
     }
