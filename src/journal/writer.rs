@@ -140,9 +140,6 @@ impl Shared {
 /// The handle to the writer.
 pub(crate) struct Writer {
     tx: Sender<Msg>,
-    /// The queue's other end: batches are taken off it only by whoever
-    /// holds `core`.
-    rx: Receiver<Msg>,
     /// Held while an append takes its number and is sent.
     order: Mutex<()>,
     core: Arc<Mutex<Core>>,
@@ -193,18 +190,18 @@ impl Writer {
             helpable: AtomicBool::new(true),
         });
         let core = Arc::new(Mutex::new(Core::new(
+            rx.clone(),
             file,
             len,
             policy,
             Arc::clone(&shared),
         )));
-        let (thread_core, thread_rx) = (Arc::clone(&core), rx.clone());
+        let thread_core = Arc::clone(&core);
         let thread = std::thread::Builder::new()
             .name("numpool-journal".into())
-            .spawn(move || run(&thread_core, &thread_rx))?;
+            .spawn(move || run(&thread_core, rx))?;
         Ok(Writer {
             tx,
-            rx,
             order: Mutex::new(()),
             core,
             thread: Mutex::new(Some(thread)),
@@ -223,13 +220,13 @@ impl Writer {
         let Some(mut core) = self.core.try_lock() else {
             return;
         };
-        if core.stopped {
-            return;
-        }
-        let Ok(first) = self.rx.try_recv() else {
+        let Some(rx) = core.rx.clone() else {
+            return; // stopped
+        };
+        let Ok(first) = rx.try_recv() else {
             return;
         };
-        if core.step(first, &self.rx) == Step::Stop {
+        if core.step(first, &rx) == Step::Stop {
             // Stopping is the thread's to do: hand it the request back.
             drop(core);
             let _ = self.tx.send(Msg::Stop);
@@ -511,9 +508,13 @@ impl Segment {
     }
 }
 
-/// What writing needs: the segment, the group being written, and whether
-/// the writer stopped. Whoever writes holds it (see the module docs).
+/// What writing needs: the queue, the segment and the group being
+/// written. Whoever writes holds it (see the module docs).
 struct Core {
+    /// The queue's end batches are taken from; `None` once stopped, so that
+    /// when the thread's end goes too, later sends fail at once (their
+    /// receipts answer "unavailable") instead of waiting for nobody.
+    rx: Option<Receiver<Msg>>,
     segment: Segment,
     /// The group's framed records, as written here.
     buf: Vec<u8>,
@@ -521,7 +522,6 @@ struct Core {
     changes: Vec<u8>,
     receipts: Vec<oneshot::Sender<()>>,
     last_number: u64,
-    stopped: bool,
 }
 
 /// Whether a [`Core::step`] met a request to stop.
@@ -532,12 +532,19 @@ enum Step {
 }
 
 impl Core {
-    fn new(file: File, len: u64, policy: FsyncPolicy, shared: Arc<Shared>) -> Core {
+    fn new(
+        rx: Receiver<Msg>,
+        file: File,
+        len: u64,
+        policy: FsyncPolicy,
+        shared: Arc<Shared>,
+    ) -> Core {
         let syncer = match policy {
             FsyncPolicy::Interval(every) => Syncer::start(&file, every, Arc::clone(&shared)).ok(),
             _ => None,
         };
         Core {
+            rx: Some(rx),
             segment: Segment {
                 file,
                 durable_len: len,
@@ -549,7 +556,6 @@ impl Core {
             changes: Vec::with_capacity(1 << 20),
             receipts: Vec::new(),
             last_number: 0,
-            stopped: false,
         }
     }
 
@@ -651,10 +657,10 @@ impl Core {
 /// The writer thread: waits for a batch without taking it, then takes and
 /// writes what is queued while holding the core (a caller may have
 /// written it meanwhile).
-fn run(core: &Mutex<Core>, rx: &Receiver<Msg>) {
+fn run(core: &Mutex<Core>, rx: Receiver<Msg>) {
     loop {
         let mut select = crossbeam_channel::Select::new();
-        select.recv(rx);
+        select.recv(&rx);
         select.ready();
         let mut core = core.lock();
         let first = match rx.try_recv() {
@@ -662,9 +668,12 @@ fn run(core: &Mutex<Core>, rx: &Receiver<Msg>) {
             Err(crossbeam_channel::TryRecvError::Empty) => continue,
             Err(crossbeam_channel::TryRecvError::Disconnected) => Msg::Stop,
         };
-        if core.step(first, rx) == Step::Stop {
+        if core.step(first, &rx) == Step::Stop {
             let _ = core.segment.file.sync_data();
-            core.stopped = true;
+            // The queue's last ends go (this one on return): what is still
+            // queued, or sent later, is refused. The fsync thread stops.
+            core.rx = None;
+            core.segment.syncer = None;
             return;
         }
     }

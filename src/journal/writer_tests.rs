@@ -139,3 +139,28 @@ fn batches_are_written_in_order_whoever_writes_them() {
     assert_eq!(writer.written(), 8_000);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Once stopped, the writer refuses at once what it is sent: nothing
+/// waits for a thread that is gone.
+#[test]
+fn after_stopping_appends_and_drains_answer_at_once() {
+    let path = temp_segment("stopped");
+    let writer = Arc::new(
+        Writer::start(&path, FsyncPolicy::Interval(Duration::from_millis(5)), None).unwrap(),
+    );
+    assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
+    writer.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let w = Arc::clone(&writer);
+    std::thread::spawn(move || {
+        let receipt = w.append_scoped(framed(), Scope::Change);
+        let settled = crate::journal::settle_now(Some(receipt), Some(&w));
+        block_on(w.drain());
+        let _ = tx.send(settled);
+    });
+    let settled = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an append after stop must answer, not hang");
+    assert!(settled.is_err());
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
