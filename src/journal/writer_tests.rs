@@ -164,3 +164,62 @@ fn after_stopping_appends_and_drains_answer_at_once() {
     assert!(settled.is_err());
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// A rotation and barriers while callers help: whoever takes them off the
+/// queue carries them out in their place, so the two segments together
+/// hold every batch once, in order, and every barrier answers.
+#[test]
+fn rotations_and_barriers_keep_their_place_whoever_writes() {
+    let first = temp_segment("rotate-helpers");
+    let second = first.with_file_name("log-00000000000000000002.seg");
+    let writer = Arc::new(Writer::start(&first, FsyncPolicy::Always, None).unwrap());
+    let next = Arc::new(parking_lot::Mutex::new(0u64));
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let (writer, next) = (Arc::clone(&writer), Arc::clone(&next));
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let receipt = {
+                        let mut n = next.lock();
+                        *n += 1;
+                        let mut bytes = Vec::new();
+                        record::encode(&Record::Replicated { position: *n }, &mut bytes);
+                        writer.append_scoped(bytes, Scope::Local)
+                    };
+                    crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
+                    if (i + t) % 50 == 0 {
+                        crate::journal::settle_now(Some(writer.barrier()), Some(&writer)).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    // Mid-stream: after some batches are written, before all are.
+    while writer.written() < 100 {
+        std::thread::yield_now();
+    }
+    block_on(writer.rotate(second.clone())).unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    writer.stop();
+    let mut positions = Vec::new();
+    let mut per_segment = Vec::new();
+    for path in [&first, &second] {
+        let bytes = std::fs::read(path).unwrap();
+        let body = format::check(&bytes, FileKind::Log).unwrap();
+        let (records, valid) = record::read_all(body);
+        assert_eq!(valid, body.len(), "no torn or damaged bytes in {path:?}");
+        positions.extend(records.iter().map(|r| match r {
+            Record::Replicated { position } => *position,
+            other => panic!("unexpected record {other:?}"),
+        }));
+        per_segment.push(records.len());
+    }
+    assert_eq!(positions, (1..=1_500).collect::<Vec<_>>());
+    assert!(
+        per_segment.iter().all(|&n| n > 0),
+        "rotated mid-stream: {per_segment:?}"
+    );
+    let _ = std::fs::remove_dir_all(first.parent().unwrap());
+}
