@@ -20,7 +20,7 @@ use super::answers::Answers;
 use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
-use crate::journal::{settle, settle_now, Receipt, Record};
+use crate::journal::{settle_helping, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
 use crate::selection::rules::{MappingOutcome, Refusal, Selection};
 use crate::selection::unsettled::Reads;
@@ -273,7 +273,7 @@ impl Engine {
             Attempt::Done(done) => done?,
             Attempt::Queued(queued) => queued?.await.unwrap_or(Err(ActorError::Stopped))?,
         };
-        settle(receipt).await?;
+        settle_helping(receipt, self.inner.env.journal.as_deref()).await?;
         Ok(result?)
     }
 
@@ -368,7 +368,7 @@ impl Engine {
             batch.finish(positions, answer);
         }
         for (positions, receipt) in std::mem::take(&mut batch.receipts) {
-            if let Err(e) = settle(Some(receipt)).await {
+            if let Err(e) = settle_helping(Some(receipt), self.inner.env.journal.as_deref()).await {
                 batch.fail(&positions, e);
             }
         }

@@ -7,9 +7,10 @@
 //! - Nobody waits for I/O while holding a profile: records go to the writer
 //!   ([`writer`]), and the *caller's* reply waits for the receipt
 //!   (written to the OS; with `fsync = always`, to disk). A process killed
-//!   with SIGKILL therefore loses nothing it acknowledged. A blocking caller
-//!   that would wait writes what is queued itself, after releasing the
-//!   profile, if the writer thread is not writing then.
+//!   with SIGKILL therefore loses nothing it acknowledged. A sender that
+//!   would wait writes what is queued itself, after releasing the profile,
+//!   if the writer thread is not writing then (an async sender only when
+//!   that cannot wait for a disk: not under `always`).
 //! - Sticky hits are journaled coarsely: a hit is written only when it is
 //!   in a later minute (of the clock) than the mapping's previous use. After
 //!   recovery a mapping's `last_used` is at most 60 s older than the truth.
@@ -133,6 +134,29 @@ pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
         Some(r) => r.await.map_err(|_| Error::Unavailable),
         None => Ok(()),
     }
+}
+
+/// [`settle`] for a send on an executor: like [`settle_now`], it first
+/// writes what is queued itself if `writer`'s thread is not writing, but
+/// only when that cannot wait for a disk ([`Writer::help_without_sync`]).
+/// Call it holding no profile.
+pub(crate) async fn settle_helping(
+    receipt: Option<Receipt>,
+    writer: Option<&Writer>,
+) -> Result<(), Error> {
+    let Some(mut receipt) = receipt else {
+        return Ok(());
+    };
+    match receipt.try_recv() {
+        Ok(()) => return Ok(()),
+        Err(TryRecvError::Closed) => return Err(Error::Unavailable),
+        Err(TryRecvError::Empty) => {
+            if let Some(writer) = writer {
+                writer.help_without_sync();
+            }
+        }
+    }
+    receipt.await.map_err(|_| Error::Unavailable)
 }
 
 /// [`settle`] for a caller outside an async runtime (parks until written).

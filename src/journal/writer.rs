@@ -3,8 +3,9 @@
 //! has the bytes (`interval`, `never`) or the disk has them (`always`).
 //!
 //! Batches queue on a channel. A thread of its own writes them, and so does
-//! a caller about to wait for its receipt ([`Writer::help`]) when the thread
-//! is not writing at that moment: on a busy machine the thread may wait
+//! a sender about to wait for its receipt ([`Writer::help`]; an async one
+//! only when no sync is involved) when the thread is not writing at that
+//! moment: on a busy machine the thread may wait
 //! hundreds of microseconds for a core, and the caller would wait with it.
 //! Whoever writes holds the writer's [`Core`] and takes batches off the
 //! channel only while holding it, so batches are written in the order they
@@ -143,6 +144,7 @@ pub(crate) struct Writer {
     /// Held while an append takes its number and is sent.
     order: Mutex<()>,
     core: Arc<Mutex<Core>>,
+    policy: FsyncPolicy,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
@@ -204,9 +206,19 @@ impl Writer {
             tx,
             order: Mutex::new(()),
             core,
+            policy,
             thread: Mutex::new(Some(thread)),
             shared,
         })
+    }
+
+    /// [`Writer::help`] for a caller on an executor thread, which must not
+    /// wait for a disk: not under `fsync = always`, nor while the journal
+    /// is failed (its probes sync).
+    pub(crate) fn help_without_sync(&self) {
+        if self.policy != FsyncPolicy::Always && !self.is_failed() {
+            self.help();
+        }
     }
 
     /// Writes the batches queued now on the calling thread, if the writer

@@ -96,11 +96,18 @@ fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
 
 /// Callers that write queued batches themselves ([`Writer::help`]) and the
 /// writer thread, all at once: every batch is written once, in the order
-/// it was appended, and every receipt answers.
+/// it was appended, and every receipt answers. Blocking callers and async
+/// ones (which help only when no sync is involved) alike.
 #[test]
 fn batches_are_written_in_order_whoever_writes_them() {
-    let path = temp_segment("helpers");
-    let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
+    written_in_order_by_helpers("helpers", FsyncPolicy::Never, false);
+    written_in_order_by_helpers("helpers-async", FsyncPolicy::Never, true);
+    written_in_order_by_helpers("helpers-async-always", FsyncPolicy::Always, true);
+}
+
+fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
+    let path = temp_segment(name);
+    let writer = Arc::new(Writer::start(&path, policy, None).unwrap());
     // Taken with the append, so that position order is append order.
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..4)
@@ -115,7 +122,12 @@ fn batches_are_written_in_order_whoever_writes_them() {
                         record::encode(&Record::Replicated { position: *n }, &mut bytes);
                         writer.append_scoped(bytes, Scope::Local)
                     };
-                    crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
+                    if in_async {
+                        block_on(crate::journal::settle_helping(Some(receipt), Some(&writer)))
+                            .unwrap();
+                    } else {
+                        crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
+                    }
                 }
             })
         })
