@@ -9,8 +9,8 @@
 //!   (written to the OS; with `fsync = always`, to disk). A process killed
 //!   with SIGKILL therefore loses nothing it acknowledged. A sender that
 //!   would wait writes what is queued itself, after releasing the profile,
-//!   if the writer thread is not writing then (an async sender only when
-//!   that cannot wait for a disk: not under `always`).
+//!   if the writer thread is not writing then (an async sender only under
+//!   `interval`, where that cannot wait long for a disk).
 //! - Sticky hits are journaled coarsely: a hit is written only when it is
 //!   in a later minute (of the clock) than the mapping's previous use. After
 //!   recovery a mapping's `last_used` is at most 60 s older than the truth.
@@ -138,7 +138,7 @@ pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
 
 /// [`settle`] for a send on an executor: like [`settle_now`], it first
 /// writes what is queued itself if `writer`'s thread is not writing, but
-/// only when that cannot wait for a disk ([`Writer::help_without_sync`]).
+/// only when that cannot wait long for a disk ([`Writer::help_without_sync`]).
 /// Call it holding no profile.
 pub(crate) async fn settle_helping(
     receipt: Option<Receipt>,

@@ -4,7 +4,7 @@
 //!
 //! Batches queue on a channel. A thread of its own writes them, and so does
 //! a sender about to wait for its receipt ([`Writer::help`]; an async one
-//! only when no sync is involved) when the thread is not writing at that
+//! only under `fsync = interval`) when the thread is not writing at that
 //! moment: on a busy machine the thread may wait
 //! hundreds of microseconds for a core, and the caller would wait with it.
 //! Whoever writes holds the writer's [`Core`] and takes batches off the
@@ -213,10 +213,13 @@ impl Writer {
     }
 
     /// [`Writer::help`] for a caller on an executor thread, which must not
-    /// wait for a disk: not under `fsync = always`, nor while the journal
-    /// is failed (its probes sync).
+    /// wait long for a disk: only under `fsync = interval`, and not while
+    /// the journal is failed (its probes sync). A helper may still carry
+    /// out a rotation (once per snapshot), which syncs the old segment:
+    /// under `interval` that holds at most one interval of unsynced
+    /// writes, where under `never` it could hold the whole segment.
     pub(crate) fn help_without_sync(&self) {
-        if self.policy != FsyncPolicy::Always && !self.is_failed() {
+        if matches!(self.policy, FsyncPolicy::Interval(_)) && !self.is_failed() {
             self.help();
         }
     }

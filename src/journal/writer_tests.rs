@@ -97,11 +97,12 @@ fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
 /// Callers that write queued batches themselves ([`Writer::help`]) and the
 /// writer thread, all at once: every batch is written once, in the order
 /// it was appended, and every receipt answers. Blocking callers and async
-/// ones (which help only when no sync is involved) alike.
+/// ones (which help only under `interval`) alike.
 #[test]
 fn batches_are_written_in_order_whoever_writes_them() {
     written_in_order_by_helpers("helpers", FsyncPolicy::Never, false);
-    written_in_order_by_helpers("helpers-async", FsyncPolicy::Never, true);
+    let interval = FsyncPolicy::Interval(Duration::from_millis(5));
+    written_in_order_by_helpers("helpers-async", interval, true);
     written_in_order_by_helpers("helpers-async-always", FsyncPolicy::Always, true);
 }
 
@@ -182,9 +183,15 @@ fn after_stopping_appends_and_drains_answer_at_once() {
 /// hold every batch once, in order, and every barrier answers.
 #[test]
 fn rotations_and_barriers_keep_their_place_whoever_writes() {
-    let first = temp_segment("rotate-helpers");
+    rotation_among_helpers("rotate-helpers", FsyncPolicy::Always, false);
+    let interval = FsyncPolicy::Interval(Duration::from_millis(5));
+    rotation_among_helpers("rotate-helpers-async", interval, true);
+}
+
+fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
+    let first = temp_segment(name);
     let second = first.with_file_name("log-00000000000000000002.seg");
-    let writer = Arc::new(Writer::start(&first, FsyncPolicy::Always, None).unwrap());
+    let writer = Arc::new(Writer::start(&first, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..3)
         .map(|t| {
@@ -198,9 +205,16 @@ fn rotations_and_barriers_keep_their_place_whoever_writes() {
                         record::encode(&Record::Replicated { position: *n }, &mut bytes);
                         writer.append_scoped(bytes, Scope::Local)
                     };
-                    crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
+                    let settle = |receipt| {
+                        if in_async {
+                            block_on(crate::journal::settle_helping(Some(receipt), Some(&writer)))
+                        } else {
+                            crate::journal::settle_now(Some(receipt), Some(&writer))
+                        }
+                    };
+                    settle(receipt).unwrap();
                     if (i + t) % 50 == 0 {
-                        crate::journal::settle_now(Some(writer.barrier()), Some(&writer)).unwrap();
+                        settle(writer.barrier()).unwrap();
                     }
                 }
             })
