@@ -147,16 +147,29 @@ pub(crate) async fn settle_helping(
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
-    match receipt.try_recv() {
-        Ok(()) => return Ok(()),
-        Err(TryRecvError::Closed) => return Err(Error::Unavailable),
-        Err(TryRecvError::Empty) => {
-            if let Some(writer) = writer {
-                writer.help_without_sync();
-            }
-        }
+    if let Some(settled) = answered_or_help(&mut receipt, writer, Writer::help_without_sync) {
+        return settled;
     }
     receipt.await.map_err(|_| Error::Unavailable)
+}
+
+/// The receipt's answer if it has one; if not, `help` on `writer` (the
+/// caller then waits) and `None`.
+fn answered_or_help(
+    receipt: &mut Receipt,
+    writer: Option<&Writer>,
+    help: fn(&Writer),
+) -> Option<Result<(), Error>> {
+    match receipt.try_recv() {
+        Ok(()) => Some(Ok(())),
+        Err(TryRecvError::Closed) => Some(Err(Error::Unavailable)),
+        Err(TryRecvError::Empty) => {
+            if let Some(writer) = writer {
+                help(writer);
+            }
+            None
+        }
+    }
 }
 
 /// [`settle`] for a caller outside an async runtime (parks until written).
@@ -166,14 +179,8 @@ pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> R
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
-    match receipt.try_recv() {
-        Ok(()) => return Ok(()),
-        Err(TryRecvError::Closed) => return Err(Error::Unavailable),
-        Err(TryRecvError::Empty) => {
-            if let Some(writer) = writer {
-                writer.help();
-            }
-        }
+    if let Some(settled) = answered_or_help(&mut receipt, writer, Writer::help) {
+        return settled;
     }
     match settle_yielding(&mut receipt) {
         Some(settled) => settled,
