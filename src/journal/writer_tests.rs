@@ -94,6 +94,41 @@ fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// Appends the next position (taken with the append, so that position
+/// order is append order).
+fn append_next(writer: &Writer, next: &parking_lot::Mutex<u64>) -> Receipt {
+    let mut n = next.lock();
+    *n += 1;
+    let mut bytes = Vec::new();
+    record::encode(&Record::Replicated { position: *n }, &mut bytes);
+    writer.append_scoped(bytes, Scope::Local)
+}
+
+/// Waits for `receipt` as a blocking sender does, or as an async one does.
+fn settle_as_caller(writer: &Writer, receipt: Receipt, in_async: bool) -> Result<(), crate::Error> {
+    if in_async {
+        block_on(crate::journal::settle_helping(Some(receipt), Some(writer)))
+    } else {
+        crate::journal::settle_now(Some(receipt), Some(writer))
+    }
+}
+
+/// The positions a segment holds, in order; every byte after its header
+/// must be a whole record.
+fn positions_in(path: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let body = format::check(&bytes, FileKind::Log).unwrap();
+    let (records, valid) = record::read_all(body);
+    assert_eq!(valid, body.len(), "no torn or damaged bytes in {path:?}");
+    records
+        .iter()
+        .map(|r| match r {
+            Record::Replicated { position } => *position,
+            other => panic!("unexpected record {other:?}"),
+        })
+        .collect()
+}
+
 /// Callers that write queued batches themselves ([`Writer::help`]) and the
 /// writer thread, all at once: every batch is written once, in the order
 /// it was appended, and every receipt answers. Blocking callers and async
@@ -109,26 +144,14 @@ fn batches_are_written_in_order_whoever_writes_them() {
 fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     let path = temp_segment(name);
     let writer = Arc::new(Writer::start(&path, policy, None).unwrap());
-    // Taken with the append, so that position order is append order.
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let (writer, next) = (Arc::clone(&writer), Arc::clone(&next));
             std::thread::spawn(move || {
                 for _ in 0..2_000 {
-                    let receipt = {
-                        let mut n = next.lock();
-                        *n += 1;
-                        let mut bytes = Vec::new();
-                        record::encode(&Record::Replicated { position: *n }, &mut bytes);
-                        writer.append_scoped(bytes, Scope::Local)
-                    };
-                    if in_async {
-                        block_on(crate::journal::settle_helping(Some(receipt), Some(&writer)))
-                            .unwrap();
-                    } else {
-                        crate::journal::settle_now(Some(receipt), Some(&writer)).unwrap();
-                    }
+                    let receipt = append_next(&writer, &next);
+                    settle_as_caller(&writer, receipt, in_async).unwrap();
                 }
             })
         })
@@ -137,18 +160,7 @@ fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) 
         t.join().unwrap();
     }
     writer.stop();
-    let bytes = std::fs::read(&path).unwrap();
-    let body = format::check(&bytes, FileKind::Log).unwrap();
-    let (records, valid) = record::read_all(body);
-    assert_eq!(valid, body.len(), "no torn or damaged bytes");
-    let positions: Vec<u64> = records
-        .iter()
-        .map(|r| match r {
-            Record::Replicated { position } => *position,
-            other => panic!("unexpected record {other:?}"),
-        })
-        .collect();
-    assert_eq!(positions, (1..=8_000).collect::<Vec<_>>());
+    assert_eq!(positions_in(&path), (1..=8_000).collect::<Vec<_>>());
     assert_eq!(writer.written(), 8_000);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
@@ -198,23 +210,10 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
             let (writer, next) = (Arc::clone(&writer), Arc::clone(&next));
             std::thread::spawn(move || {
                 for i in 0..500 {
-                    let receipt = {
-                        let mut n = next.lock();
-                        *n += 1;
-                        let mut bytes = Vec::new();
-                        record::encode(&Record::Replicated { position: *n }, &mut bytes);
-                        writer.append_scoped(bytes, Scope::Local)
-                    };
-                    let settle = |receipt| {
-                        if in_async {
-                            block_on(crate::journal::settle_helping(Some(receipt), Some(&writer)))
-                        } else {
-                            crate::journal::settle_now(Some(receipt), Some(&writer))
-                        }
-                    };
-                    settle(receipt).unwrap();
+                    let receipt = append_next(&writer, &next);
+                    settle_as_caller(&writer, receipt, in_async).unwrap();
                     if (i + t) % 50 == 0 {
-                        settle(writer.barrier()).unwrap();
+                        settle_as_caller(&writer, writer.barrier(), in_async).unwrap();
                     }
                 }
             })
@@ -232,15 +231,9 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     let mut positions = Vec::new();
     let mut per_segment = Vec::new();
     for path in [&first, &second] {
-        let bytes = std::fs::read(path).unwrap();
-        let body = format::check(&bytes, FileKind::Log).unwrap();
-        let (records, valid) = record::read_all(body);
-        assert_eq!(valid, body.len(), "no torn or damaged bytes in {path:?}");
-        positions.extend(records.iter().map(|r| match r {
-            Record::Replicated { position } => *position,
-            other => panic!("unexpected record {other:?}"),
-        }));
-        per_segment.push(records.len());
+        let these = positions_in(path);
+        per_segment.push(these.len());
+        positions.extend(these);
     }
     assert_eq!(positions, (1..=1_500).collect::<Vec<_>>());
     assert!(
