@@ -46,9 +46,11 @@ temporary directory inside the target directory, and is stopped at the end.
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -166,6 +168,15 @@ class Etcd:
                               env={**os.environ, "ETCDCTL_API": "3"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
+    def metrics(self):
+        """etcd's /metrics (Prometheus text)."""
+        context = None
+        if self.certs:
+            context = ssl.create_default_context(cafile=self.certs["ca"])
+            context.load_cert_chain(self.certs["client"], self.certs["client-key"])
+        with urllib.request.urlopen(self.url + "/metrics", timeout=2, context=context) as r:
+            return r.read().decode()
+
     def node_flags(self):
         """What a node needs to reach this etcd."""
         if not self.certs:
@@ -242,21 +253,95 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(binary, url, args, workdir, label, processes):
+def parse_count(text):
+    """A count as loadgen takes it: 100k, 2M, 5000."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    return int(float(text.rstrip("kKmM")) * scale)
+
+
+def etcd_counters(etcd):
+    """What etcd has done so far, from its /metrics: transactions served,
+    raft proposals committed, and the time its WAL fsyncs and backend
+    commits took (sums and counts)."""
+    text = etcd.metrics()
+    wanted = {
+        "received_bytes": lambda n: n == "etcd_network_client_grpc_received_bytes_total",
+        "sent_bytes": lambda n: n == "etcd_network_client_grpc_sent_bytes_total",
+        "txns": lambda n: n.startswith("grpc_server_handled_total") and 'grpc_method="Txn"' in n,
+        "proposals": lambda n: n == "etcd_server_proposals_committed_total",
+        "fsync_s": lambda n: n == "etcd_disk_wal_fsync_duration_seconds_sum",
+        "fsyncs": lambda n: n == "etcd_disk_wal_fsync_duration_seconds_count",
+        "backend_s": lambda n: n == "etcd_disk_backend_commit_duration_seconds_sum",
+        "backend_commits": lambda n: n == "etcd_disk_backend_commit_duration_seconds_count",
+    }
+    out = dict.fromkeys(wanted, 0.0)
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        for key, matches in wanted.items():
+            if matches(name):
+                out[key] += float(value)
+    return out
+
+
+def etcd_line(before, after, messages):
+    """What etcd did for `messages` sends: transactions per send, raft
+    proposals, and how long its fsyncs took on average."""
+    d = {k: after[k] - before[k] for k in after}
+    fsync_ms = 1e3 * d["fsync_s"] / d["fsyncs"] if d["fsyncs"] else 0.0
+    backend_ms = 1e3 * d["backend_s"] / d["backend_commits"] if d["backend_commits"] else 0.0
+    d["sends_per_txn"] = messages / d["txns"] if d["txns"] else 0.0
+    d["fsync_mean_ms"], d["backend_mean_ms"] = fsync_ms, backend_ms
+    line = (f"{'':<14} etcd: {d['txns']:,.0f} txns ({d['sends_per_txn']:.1f} sends each), "
+            f"{d['proposals']:,.0f} proposals, "
+            f"{d['received_bytes'] / messages:,.0f} B in and {d['sent_bytes'] / messages:,.0f} "
+            f"B out a send, {d['fsyncs']:,.0f} WAL fsyncs "
+            f"(mean {fsync_ms:.2f} ms), backend commits mean {backend_ms:.2f} ms")
+    return d, line
+
+
+def children_cpu_seconds():
+    """CPU time (user + system) of the children waited for so far (the
+    loadgen runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_seconds():
+    """(busy, idle) CPU seconds of the whole machine so far, every core
+    and every process, this run's or not."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
+def measure(binary, url, args, workdir, label, processes, etcd=None):
     """Both cases against `url`; `processes` (name -> pid) have their CPU
-    time during each case reported beside it."""
+    time during each case reported beside it, and with `etcd`, what etcd
+    did during it."""
     out = {}
     for case, recipients in (("new-mapping", 100_000_000), ("sticky-hit", 100)):
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        etcd_before = etcd_counters(etcd) if etcd else None
+        clients_before, machine_before = children_cpu_seconds(), machine_seconds()
         out[case] = loadgen(binary, url, recipients, args,
                             os.path.join(workdir, f"{label.replace(' ', '-')}-{case}.json"))
         r = out[case]
         r["cpu_s"] = {name: round(cpu_seconds(pid) - before[name], 2)
                       for name, pid in processes.items()}
+        r["cpu_s"]["loadgen"] = round(children_cpu_seconds() - clients_before, 2)
+        busy, idle = (after - b for after, b in zip(machine_seconds(), machine_before))
+        r["cpu_s"]["machine idle %"] = round(100 * idle / (busy + idle))
         print(f"  {label:<12} {case:<12} {r['throughput']:>10,.0f} msg/s   "
               f"p50 {r['p50_ns'] / 1e3:>6.0f} µs   p99 {r['p99_ns'] / 1e3:>6.0f} µs   "
               f"sticky {100 * r['sticky_share']:>3.0f}%   cpu s: "
               + ", ".join(f"{k} {v}" for k, v in r["cpu_s"].items()), flush=True)
+        if etcd:
+            r["etcd"], line = etcd_line(etcd_before, etcd_counters(etcd),
+                                        parse_count(args.messages))
+            print(line, flush=True)
     return out
 
 
@@ -477,9 +562,7 @@ def reads(numpool_bin, workdir, args, label):
 def etcd_received_bytes(etcd):
     """Bytes etcd has received from its clients so far (its gRPC counter;
     the JSON gateway's requests reach it through gRPC)."""
-    req = urllib.request.Request(etcd.url + "/metrics")
-    with urllib.request.urlopen(req, timeout=2) as r:
-        text = r.read().decode()
+    text = etcd.metrics()
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("etcd_network_client_grpc_received_bytes_total"))
 
@@ -525,7 +608,7 @@ def other_cluster(numpool_bin, loadgen_bin, workdir, args, label, secure):
         wait_for("a leader", lambda: leader_of(nodes) is not None)
         leader = leader_of(nodes)
         return measure(loadgen_bin, leader.url, args, workdir, label,
-                       {"leader": leader.proc.pid, "etcd": etcd.proc.pid})
+                       {"leader": leader.proc.pid, "etcd": etcd.proc.pid}, etcd)
     finally:
         for n in nodes:
             n.kill()
@@ -617,7 +700,7 @@ def main():
             processes.update({f"standby{i}": n.proc.pid
                               for i, n in enumerate(n for n in nodes if n is not leader)})
             results["cluster"] = measure(loadgen_bin, leader.url, args, workdir, "3-node",
-                                         processes)
+                                         processes, etcd)
             for case in ("new-mapping", "sticky-hit"):
                 ratio = (results["cluster"][case]["throughput"]
                          / results["single"][case]["throughput"])
