@@ -233,9 +233,7 @@ impl Replicator for LogAppender {
                 self.leader.fence(),
                 Compare::create_revision(key.clone(), CompareResult::Equal, 0),
             ];
-            let outcome = self
-                .client
-                .txn(&compare, &[Op::put(key, piece.to_vec())], &[]);
+            let outcome = self.client.txn_put(&compare, &key, piece);
             match outcome {
                 Ok(r) if r.succeeded => {
                     self.next.store(position + 1, Ordering::Release);

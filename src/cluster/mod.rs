@@ -1,9 +1,11 @@
 //! High availability on etcd: a leader elected on etcd's keys and leases
 //! appends journal batches to etcd in fenced transactions, and standbys
-//! watch the log prefix. numpool runs no consensus of its own: everything
-//! goes through etcd's v3 JSON gateway with a small blocking client on
-//! ureq (`etcd`; no gRPC, no protoc), over TLS and with etcd's user
-//! authentication when configured.
+//! watch the log prefix. numpool runs no consensus of its own: it talks to
+//! etcd with a small blocking client (`etcd`), over TLS and with etcd's
+//! user authentication when configured. Most calls go through etcd's v3
+//! JSON gateway on ureq; the leader's appends, the hot path, go over
+//! etcd's gRPC API on HTTP/2, which costs etcd half the CPU (two messages
+//! encoded by hand: no protoc).
 //!
 //! - `etcd`: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.

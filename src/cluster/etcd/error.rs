@@ -43,6 +43,14 @@ pub enum EtcdError {
         /// etcd's message, e.g. `etcdserver: requested lease not found`.
         message: String,
     },
+    /// etcd answered a gRPC call with an error status.
+    #[error("etcd error (gRPC code {code}): {message}")]
+    Grpc {
+        /// The gRPC status code (see [`EtcdError::Http`]'s).
+        code: i32,
+        /// etcd's message, e.g. `etcdserver: invalid auth token`.
+        message: String,
+    },
     /// etcd refused the user name and password (or authentication is not
     /// enabled there).
     #[error("etcd authentication failed: {0}")]
@@ -70,6 +78,7 @@ impl EtcdError {
     pub fn code(&self) -> Option<i32> {
         match self {
             EtcdError::Http { code, .. } => *code,
+            EtcdError::Grpc { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -82,20 +91,20 @@ impl EtcdError {
             EtcdError::Tls(_) | EtcdError::Auth(_) | EtcdError::InvalidEndpoint { .. } => true,
             // 7: PermissionDenied; 16: Unauthenticated.
             EtcdError::Http { code, .. } => matches!(code, Some(7) | Some(16)),
+            EtcdError::Grpc { code, .. } => matches!(code, 7 | 16),
             _ => false,
         }
     }
 
     /// etcd no longer takes the token this client sent.
     pub(super) fn is_stale_token(&self) -> bool {
-        match self {
-            EtcdError::Http { code, message, .. } => {
-                *code == Some(16)
-                    || message.contains("invalid auth token")
-                    || message.contains("user name is empty")
-            }
-            _ => false,
-        }
+        let message = match self {
+            EtcdError::Http { message, .. } | EtcdError::Grpc { message, .. } => message,
+            _ => return false,
+        };
+        self.code() == Some(16)
+            || message.contains("invalid auth token")
+            || message.contains("user name is empty")
     }
 }
 

@@ -812,3 +812,154 @@ fn a_client_certificate_that_cannot_identify_the_node_is_an_error_at_once() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_put_over_grpc_holds_exactly_when_the_gateway_says_its_compares_do() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    // An endpoint that cannot be reached is skipped, as on the gateway.
+    let c = EtcdClient::new(EtcdConfig::plain(vec![dead, etcd.endpoint.clone()])).unwrap();
+    let rev = c.put(b"/np/g/a", b"one", None).unwrap();
+    let holding = [
+        Compare::value(b"/np/g/a", CompareResult::Equal, b"one"),
+        Compare::version(b"/np/g/a", CompareResult::Greater, 0),
+        Compare::mod_revision(b"/np/g/a", CompareResult::Less, rev + 1),
+        Compare::create_revision(b"/np/g/a", CompareResult::NotEqual, 0),
+        Compare::create_revision(b"/np/g/a", CompareResult::Equal, rev),
+        Compare::lease(b"/np/g/a", CompareResult::Equal, 0),
+        Compare::create_revision(b"/np/g/absent", CompareResult::Equal, 0),
+        Compare::version(b"/np/g/", CompareResult::Greater, 0)
+            .with_range_end(prefix_end(b"/np/g/")),
+    ];
+    let failing = [
+        Compare::value(b"/np/g/a", CompareResult::Equal, b"two"),
+        Compare::version(b"/np/g/a", CompareResult::Less, 1),
+        Compare::mod_revision(b"/np/g/a", CompareResult::Greater, rev),
+        Compare::create_revision(b"/np/g/a", CompareResult::Equal, -1),
+        Compare::lease(b"/np/g/a", CompareResult::NotEqual, 0),
+        Compare::version(b"/np/g/", CompareResult::Equal, 0).with_range_end(prefix_end(b"/np/g/")),
+    ];
+    let value: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    for (i, (compare, holds)) in holding
+        .iter()
+        .map(|c| (c, true))
+        .chain(failing.iter().map(|c| (c, false)))
+        .enumerate()
+    {
+        let gateway = c
+            .txn(std::slice::from_ref(compare), &[], &[])
+            .unwrap()
+            .succeeded;
+        assert_eq!(gateway, holds, "the gateway on {compare:?}");
+        let key = format!("/np/p/{i:02}").into_bytes();
+        let r = c
+            .txn_put(std::slice::from_ref(compare), &key, &value)
+            .unwrap();
+        assert_eq!(r.succeeded, holds, "gRPC on {compare:?}");
+        let stored = c.get(&key).unwrap();
+        if holds {
+            let stored = stored.expect("put");
+            assert_eq!(stored.value, value);
+            assert_eq!(r.header_revision, stored.mod_revision);
+            assert_eq!(
+                r.responses,
+                [OpResponse::Put {
+                    header_revision: stored.mod_revision
+                }]
+            );
+        } else {
+            assert!(stored.is_none(), "{compare:?} failed, yet the put landed");
+            assert!(r.responses.is_empty());
+        }
+    }
+    // From inside an async runtime the gateway carries it, to the same end.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let fenced = [Compare::create_revision(
+        b"/np/p/rt",
+        CompareResult::Equal,
+        0,
+    )];
+    let first = runtime.block_on(async { c.txn_put(&fenced, b"/np/p/rt", b"x").unwrap() });
+    let second = runtime.block_on(async { c.txn_put(&fenced, b"/np/p/rt", b"y").unwrap() });
+    assert!(first.succeeded && !second.succeeded);
+    assert_eq!(c.get(b"/np/p/rt").unwrap().unwrap().value, b"x");
+}
+
+#[test]
+fn a_put_over_grpc_takes_a_new_token_when_etcd_drops_the_old_one() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let etcdctl = |args: &[&str]| {
+        Command::new("etcdctl")
+            .args(["--endpoints", &etcd.endpoint])
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+    };
+    let Ok(version) = etcdctl(&["version"]) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: no etcdctl on PATH (run scripts/etcd-install)"
+        );
+        return;
+    };
+    assert!(version.status.success());
+    for args in [
+        &["user", "add", "root:pw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+    ] {
+        let out = etcdctl(args).unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    let c = EtcdClient::new(EtcdConfig {
+        endpoints: vec![etcd.endpoint.clone()],
+        auth: Some(EtcdAuth::new("root", "pw")),
+        ..EtcdConfig::default()
+    })
+    .unwrap();
+    let fenced = |key: &[u8]| {
+        [Compare::create_revision(
+            key.to_vec(),
+            CompareResult::Equal,
+            0,
+        )]
+    };
+    assert!(
+        c.txn_put(&fenced(b"/np/a/1"), b"/np/a/1", b"x")
+            .unwrap()
+            .succeeded
+    );
+    let first = c.token.lock().clone().expect("a token taken");
+    // A token etcd does not know (as after a restart of etcd, or a TTL).
+    *c.token.lock() = Some("stale.1".into());
+    assert!(
+        c.txn_put(&fenced(b"/np/a/2"), b"/np/a/2", b"y")
+            .unwrap()
+            .succeeded
+    );
+    let renewed = c.token.lock().clone().expect("a token taken");
+    assert!(
+        renewed != "stale.1" && renewed != first,
+        "a new token: {renewed}"
+    );
+    assert_eq!(c.get(b"/np/a/2").unwrap().unwrap().value, b"y");
+    // Without credentials etcd refuses, and nothing lands.
+    let anonymous = etcd.client();
+    let refused = anonymous
+        .txn_put(&fenced(b"/np/a/3"), b"/np/a/3", b"z")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, EtcdError::Grpc { message, .. } if message.contains("user name is empty")),
+        "{refused:?}"
+    );
+    assert!(c.get(b"/np/a/3").unwrap().is_none());
+}
