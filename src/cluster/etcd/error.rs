@@ -51,6 +51,10 @@ pub enum EtcdError {
         /// etcd's message, e.g. `etcdserver: invalid auth token`.
         message: String,
     },
+    /// etcd canceled a watch for a reason other than compaction (a
+    /// permission denied, for one).
+    #[error("etcd canceled the watch: {0}")]
+    WatchCanceled(String),
     /// etcd refused the user name and password (or authentication is not
     /// enabled there).
     #[error("etcd authentication failed: {0}")]

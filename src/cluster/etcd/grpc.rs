@@ -116,6 +116,66 @@ impl GrpcClient {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Vec<u8>, EtcdError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (at, _send, recv) =
+            self.open(method, message, true, token, connect_timeout, deadline)?;
+        let read = block_on(&self.runtime, async move {
+            tokio::time::timeout_at(deadline, read_unary(recv)).await
+        });
+        let read = read.unwrap_or(Err(Failure::TimedOut));
+        read.map_err(|f| self.failed(at, f))
+    }
+
+    /// Opens a stream of `method` with the encoded `message` as its first
+    /// request, and hands each answer's message to `on` as it arrives,
+    /// until `on` returns false ([`StreamEnd::Stopped`]), or nothing has
+    /// arrived for `idle` ([`StreamEnd::Idle`]); the stream is then
+    /// dropped (etcd sees it reset). Opening within `timeout`. A stream
+    /// that etcd ends is an error (with etcd's status if it gave one).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn stream(
+        &mut self,
+        method: &str,
+        message: &[u8],
+        token: Option<&str>,
+        connect_timeout: Duration,
+        timeout: Duration,
+        idle: Duration,
+        mut on: impl FnMut(&[u8]) -> Result<bool, EtcdError>,
+    ) -> Result<StreamEnd, EtcdError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The request side stays open: etcd ends a watch whose client
+        // has nothing more to say only when asked to.
+        let (at, _send, mut recv) =
+            self.open(method, message, false, token, connect_timeout, deadline)?;
+        let mut buffer = Vec::new();
+        loop {
+            let next = block_on(&self.runtime, async {
+                tokio::time::timeout(idle, next_message(&mut recv, &mut buffer)).await
+            });
+            let message = match next {
+                Err(_) => return Ok(StreamEnd::Idle),
+                Ok(Ok(message)) => message,
+                Ok(Err(f)) => return Err(self.failed(at, f)),
+            };
+            if !on(&message)? {
+                return Ok(StreamEnd::Stopped);
+            }
+        }
+    }
+
+    /// Sends the first request of a call to the first endpoint that can
+    /// be reached, from the last one that answered, and waits for the
+    /// answer's headers: the endpoint and the call's two ends.
+    fn open(
+        &mut self,
+        method: &str,
+        message: &[u8],
+        end_of_stream: bool,
+        token: Option<&str>,
+        connect_timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<(usize, h2::SendStream<Bytes>, h2::RecvStream), EtcdError> {
         let mut framed = Vec::with_capacity(5 + message.len());
         framed.push(0); // not compressed
         let len = u32::try_from(message.len())
@@ -132,63 +192,106 @@ impl GrpcClient {
                 self.connection = None;
             }
             let target = &self.targets[at];
-            let attempt = once(
+            let request = Request {
                 target,
+                method,
+                framed: framed.clone(),
+                end_of_stream,
+                token,
+            };
+            let attempt = open_once(
+                &request,
                 &mut self.connection,
                 at,
                 self.tls.as_ref(),
-                method,
-                framed.clone(),
-                token,
                 connect_timeout,
             );
-            let outcome = self
-                .runtime
-                .block_on(async { tokio::time::timeout(timeout, attempt).await });
-            match outcome {
-                Ok(Ok(answer)) => {
-                    self.current = at;
-                    return Ok(answer);
-                }
-                // etcd answered: the connection is sound.
-                Ok(Err(Failure::Other(e @ EtcdError::Grpc { .. }))) => {
-                    self.current = at;
-                    return Err(e);
-                }
-                Ok(Err(f)) => {
+            let outcome = block_on(&self.runtime, async move {
+                tokio::time::timeout_at(deadline, attempt).await
+            });
+            match outcome.unwrap_or(Err(Failure::TimedOut)) {
+                Ok((send, recv)) => return Ok((at, send, recv)),
+                Err(f @ (Failure::Unreached(_) | Failure::Handshake(_))) => {
                     self.connection = None;
-                    match f {
-                        Failure::Unreached(_) | Failure::Handshake(_) => {
-                            last = Some(f.into_error(&target.endpoint));
-                        }
-                        f => return Err(f.into_error(&target.endpoint)),
-                    }
+                    last = Some(f.into_error(&self.targets[at].endpoint));
                 }
-                Err(_) => {
-                    // Timed out: the next call starts from the following
-                    // endpoint, on a new connection.
-                    self.connection = None;
-                    self.current = (at + 1) % n;
-                    return Err(EtcdError::Timeout);
-                }
+                Err(f) => return Err(self.failed(at, f)),
             }
         }
         Err(last.unwrap_or(EtcdError::Timeout))
     }
+
+    /// The error a call to endpoint `at` ends with. An answer from etcd
+    /// leaves the connection be; anything else drops it, and a timeout
+    /// also makes the next call start from the following endpoint.
+    fn failed(&mut self, at: usize, failure: Failure) -> EtcdError {
+        match failure {
+            Failure::Other(e @ EtcdError::Grpc { .. }) => {
+                self.current = at;
+                e
+            }
+            Failure::TimedOut => {
+                self.connection = None;
+                self.current = (at + 1) % self.targets.len();
+                EtcdError::Timeout
+            }
+            f => {
+                self.connection = None;
+                self.current = at;
+                f.into_error(&self.targets[at].endpoint)
+            }
+        }
+    }
 }
 
-/// One call to one endpoint, connecting first if need be.
-#[allow(clippy::too_many_arguments)]
-async fn once(
-    target: &Target,
+/// Runs `future` on the client's `runtime`. From inside another runtime
+/// (which must not be blocked) a thread of its own does.
+fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// How a [`GrpcClient::stream`] ended (other than with an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StreamEnd {
+    /// Nothing arrived for the idle time given.
+    Idle,
+    /// The caller said stop.
+    Stopped,
+}
+
+/// What one call sends.
+struct Request<'a> {
+    target: &'a Target,
+    method: &'a str,
+    /// The first message, framed.
+    framed: Bytes,
+    /// Whether it is the last: a unary call's is.
+    end_of_stream: bool,
+    token: Option<&'a str>,
+}
+
+/// Sends `request` to its endpoint, connecting first if need be, and
+/// waits for the answer's headers. A call that fails at once (its status
+/// in the headers) is an error here.
+async fn open_once(
+    request: &Request<'_>,
     connection: &mut Option<(usize, h2::client::SendRequest<Bytes>)>,
     at: usize,
     tls: Option<&tokio_rustls::TlsConnector>,
-    method: &str,
-    framed: Bytes,
-    token: Option<&str>,
     connect_timeout: Duration,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<(h2::SendStream<Bytes>, h2::RecvStream), Failure> {
+    let target = request.target;
     let send = match connection {
         Some((_, send)) => send.clone(),
         None => {
@@ -201,25 +304,27 @@ async fn once(
     };
     let mut send = send.ready().await.map_err(h2_failure)?;
     let scheme = if target.https { "https" } else { "http" };
-    let mut request = http::Request::builder()
+    let mut builder = http::Request::builder()
         .method(http::Method::POST)
         .uri(format!(
-            "{scheme}://{}:{}{method}",
+            "{scheme}://{}:{}{}",
             authority_host(&target.host),
-            target.port
+            target.port,
+            request.method
         ))
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers");
-    if let Some(token) = token {
-        request = request.header("token", token);
+    if let Some(token) = request.token {
+        builder = builder.header("token", token);
     }
-    let request = request
+    let http_request = builder
         .body(())
         .map_err(|e| Failure::Other(EtcdError::Io(e.to_string())))?;
-    let (answer, mut body) = send.send_request(request, false).map_err(h2_failure)?;
-    body.send_data(framed, true).map_err(h2_failure)?;
+    let (answer, mut body) = send.send_request(http_request, false).map_err(h2_failure)?;
+    body.send_data(request.framed.clone(), request.end_of_stream)
+        .map_err(h2_failure)?;
     let answer = answer.await.map_err(h2_failure)?;
-    let (parts, mut body) = answer.into_parts();
+    let (parts, recv) = answer.into_parts();
     if parts.status != http::StatusCode::OK {
         return Err(Failure::Other(EtcdError::Http {
             status: parts.status.as_u16(),
@@ -227,49 +332,78 @@ async fn once(
             message: "a gRPC call answered with this HTTP status".into(),
         }));
     }
-    // A call that fails at once answers with its status in the headers.
     if let Some(status) = grpc_status(&parts.headers) {
         return Err(Failure::Other(status));
     }
-    let mut data = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(h2_failure)?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        if (data.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
-            return Err(Failure::Other(EtcdError::Malformed(
-                "a gRPC answer over the size limit".into(),
-            )));
-        }
-        data.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.map_err(h2_failure)?;
-    if let Some(status) = trailers.as_ref().and_then(grpc_status) {
-        return Err(Failure::Other(status));
-    }
-    if trailers.is_none() {
-        return Err(Failure::Other(EtcdError::Io(
-            "a gRPC answer without its status".into(),
-        )));
-    }
-    unframe(data).map_err(Failure::Other)
+    Ok((body, recv))
 }
 
-/// The message in a gRPC answer's body: one uncompressed length-prefixed
-/// message.
-fn unframe(mut data: Vec<u8>) -> Result<Vec<u8>, EtcdError> {
-    if data.len() < 5 || data[0] != 0 {
-        return Err(EtcdError::Malformed(
-            "a gRPC answer that is not one uncompressed message".into(),
-        ));
+/// A unary call's answer: its one message, then its status.
+async fn read_unary(mut recv: h2::RecvStream) -> Result<Vec<u8>, Failure> {
+    let mut buffer = Vec::new();
+    let message = next_message(&mut recv, &mut buffer).await?;
+    let trailers = recv.trailers().await.map_err(h2_failure)?;
+    match trailers.as_ref().and_then(grpc_status) {
+        Some(status) => Err(Failure::Other(status)),
+        None if trailers.is_none() => Err(Failure::Other(EtcdError::Io(
+            "a gRPC answer without its status".into(),
+        ))),
+        None => Ok(message),
     }
-    let len = u32::from_be_bytes(data[1..5].try_into().expect("4 bytes")) as usize;
-    if data.len() != 5 + len {
-        return Err(EtcdError::Malformed(
-            "a gRPC answer whose length does not match its prefix".into(),
-        ));
+}
+
+/// The next message of an answer, reading on from what `buffer` holds
+/// (a message may span data frames, and a frame hold several). The end
+/// of the answer before a message is an error: etcd's status if it gave
+/// one.
+async fn next_message(recv: &mut h2::RecvStream, buffer: &mut Vec<u8>) -> Result<Vec<u8>, Failure> {
+    loop {
+        if let Some(message) = unframe(buffer)? {
+            return Ok(message);
+        }
+        match recv.data().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(h2_failure)?;
+                let _ = recv.flow_control().release_capacity(chunk.len());
+                buffer.extend_from_slice(&chunk);
+            }
+            None => {
+                let trailers = recv.trailers().await.map_err(h2_failure)?;
+                return Err(Failure::Other(
+                    trailers
+                        .as_ref()
+                        .and_then(grpc_status)
+                        .unwrap_or_else(|| EtcdError::Io("the gRPC stream ended".into())),
+                ));
+            }
+        }
     }
-    data.drain(..5);
-    Ok(data)
+}
+
+/// The first message `buffer` holds whole (one uncompressed
+/// length-prefixed message), taken off it; `None` while it holds less.
+fn unframe(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, Failure> {
+    if buffer.len() < 5 {
+        return Ok(None);
+    }
+    if buffer[0] != 0 {
+        return Err(Failure::Other(EtcdError::Malformed(
+            "a compressed gRPC message".into(),
+        )));
+    }
+    let len = u32::from_be_bytes(buffer[1..5].try_into().expect("4 bytes")) as u64;
+    if len > MAX_ANSWER_BYTES {
+        return Err(Failure::Other(EtcdError::Malformed(
+            "a gRPC message over the size limit".into(),
+        )));
+    }
+    let end = 5 + len as usize;
+    if buffer.len() < end {
+        return Ok(None);
+    }
+    let message = buffer[5..end].to_vec();
+    buffer.drain(..end);
+    Ok(Some(message))
 }
 
 /// The error a `grpc-status` other than 0 (OK) names, with etcd's
@@ -464,9 +598,15 @@ mod tests {
         assert!(e.to_string().contains("etcdserver: invalid auth token"));
         assert_eq!(percent_decode("100%25 %zz"), "100% %zz");
 
-        assert_eq!(unframe(vec![0, 0, 0, 0, 2, 7, 8]).unwrap(), [7, 8]);
-        assert!(unframe(vec![1, 0, 0, 0, 1, 7]).is_err(), "compressed");
-        assert!(unframe(vec![0, 0, 0, 0, 3, 7]).is_err(), "short");
-        assert!(unframe(vec![0, 0]).is_err());
+        // Two messages, the second cut short: one whole, then a wait.
+        let mut buffer = vec![0, 0, 0, 0, 2, 7, 8, 0, 0, 0, 0, 3, 9];
+        assert_eq!(unframe(&mut buffer).ok().flatten().unwrap(), [7, 8]);
+        assert!(matches!(unframe(&mut buffer), Ok(None)));
+        buffer.extend_from_slice(&[10, 11]);
+        assert_eq!(unframe(&mut buffer).ok().flatten().unwrap(), [9, 10, 11]);
+        assert!(buffer.is_empty());
+        assert!(matches!(unframe(&mut vec![0, 0]), Ok(None)));
+        assert!(unframe(&mut vec![1, 0, 0, 0, 1, 7]).is_err(), "compressed");
+        assert!(unframe(&mut vec![0, 0xff, 0, 0, 0]).is_err(), "too large");
     }
 }

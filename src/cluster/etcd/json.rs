@@ -222,33 +222,6 @@ pub(super) struct LeaseGrantJson {
     pub(super) error: String,
 }
 
-/// A `WatchResponse`.
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-pub(super) struct WatchResponseJson {
-    pub(super) header: HeaderJson,
-    pub(super) created: bool,
-    pub(super) canceled: bool,
-    #[serde(deserialize_with = "de_i64", alias = "compactRevision")]
-    pub(super) compact_revision: i64,
-    #[serde(alias = "cancelReason")]
-    pub(super) cancel_reason: String,
-    pub(super) events: Vec<Event>,
-}
-
-impl WatchResponseJson {
-    /// As handed to the caller.
-    pub(super) fn into_event(self) -> WatchEvent {
-        WatchEvent {
-            header_revision: self.header.revision,
-            events: self.events,
-            compact_revision: self.compact_revision,
-            canceled: self.canceled,
-            cancel_reason: self.cancel_reason,
-        }
-    }
-}
-
 /// An int64: a JSON string (as the gateway sends them) or number; null is 0.
 pub(super) fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct V;
@@ -287,41 +260,6 @@ pub(super) fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Er
         }
         fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
             Ok(Vec::new())
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// An event type: `"PUT"`/`"DELETE"` or 0/1.
-pub(super) fn de_event_kind<'de, D: Deserializer<'de>>(d: D) -> Result<EventKind, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = EventKind;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("PUT or DELETE")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<EventKind, E> {
-            match v {
-                "PUT" => Ok(EventKind::Put),
-                "DELETE" => Ok(EventKind::Delete),
-                _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
-            }
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<EventKind, E> {
-            match v {
-                0 => Ok(EventKind::Put),
-                1 => Ok(EventKind::Delete),
-                _ => Err(E::invalid_value(Unexpected::Unsigned(v), &self)),
-            }
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<EventKind, E> {
-            match u64::try_from(v) {
-                Ok(v) => self.visit_u64(v),
-                Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
-            }
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<EventKind, E> {
-            Ok(EventKind::Put)
         }
     }
     d.deserialize_any(V)

@@ -87,6 +87,9 @@ pub(crate) struct EtcdClient {
     token: Arc<Mutex<Option<String>>>,
     /// The gRPC client of [`EtcdClient::txn_put`], made at its first call.
     grpc: Mutex<Option<grpc::GrpcClient>>,
+    /// The gRPC client of watches, made at the first: a watch holds its
+    /// client for a window, and must not hold up appends.
+    grpc_watch: Mutex<Option<grpc::GrpcClient>>,
 }
 
 impl std::fmt::Debug for EtcdClient {
@@ -128,6 +131,7 @@ impl EtcdClient {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             token,
             grpc: Mutex::new(None),
+            grpc_watch: Mutex::new(None),
         };
         client.agent = client.make_agent()?;
         Ok(client)
@@ -243,26 +247,15 @@ impl EtcdClient {
     /// A transaction whose success branch puts `value` at `key`, and whose
     /// failure branch does nothing: a cluster leader's fenced append. Over
     /// etcd's gRPC API, which costs etcd half the CPU of the gateway (see
-    /// `grpc`); from inside an async runtime (which the gRPC client cannot
-    /// block on), over the gateway like every other call.
+    /// `grpc`).
     pub(crate) fn txn_put(
         &self,
         compare: &[Compare],
         key: &[u8],
         value: &[u8],
     ) -> Result<TxnResult, EtcdError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return self.txn(compare, &[Op::put(key.to_vec(), value.to_vec())], &[]);
-        }
         let message = proto::encode_txn_put(compare, key, value);
-        let mut grpc = self.grpc.lock();
-        if grpc.is_none() {
-            *grpc = Some(grpc::GrpcClient::new(
-                &self.endpoints,
-                self.config.tls.as_ref(),
-            )?);
-        }
-        let grpc = grpc.as_mut().expect("made above");
+        let mut grpc = self.grpc_client(&self.grpc)?;
         let answer = self.with_token(|token| {
             grpc.call(
                 "/etcdserverpb.KV/Txn",
@@ -273,6 +266,23 @@ impl EtcdClient {
             )
         })?;
         proto::decode_txn(&answer)
+    }
+
+    /// The gRPC client in `slot`, made if it is not yet.
+    fn grpc_client<'a>(
+        &self,
+        slot: &'a Mutex<Option<grpc::GrpcClient>>,
+    ) -> Result<parking_lot::MappedMutexGuard<'a, grpc::GrpcClient>, EtcdError> {
+        let mut held = slot.lock();
+        if held.is_none() {
+            *held = Some(grpc::GrpcClient::new(
+                &self.endpoints,
+                self.config.tls.as_ref(),
+            )?);
+        }
+        Ok(parking_lot::MutexGuard::map(held, |g| {
+            g.as_mut().expect("made above")
+        }))
     }
 
     /// Compacts the history up to `revision` (a watch from before it is

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::json::{b64, de_bytes, de_event_kind, de_i64, range_json};
+use super::json::{b64, de_bytes, de_i64, range_json};
 use super::EtcdError;
 
 /// A key and its value as stored in etcd.
@@ -355,17 +355,14 @@ pub(crate) enum EventKind {
 }
 
 /// One change seen by a watch.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Event {
     /// A write or a deletion.
-    #[serde(rename = "type", deserialize_with = "de_event_kind")]
     pub kind: EventKind,
     /// The key after the change.
     pub kv: KeyValue,
     /// The key before the change, when the watch asked for it
     /// ([`WatchOptions::prev_kv`]).
-    #[serde(alias = "prevKv")]
     pub prev_kv: Option<KeyValue>,
 }
 
