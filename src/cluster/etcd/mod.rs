@@ -256,15 +256,18 @@ impl EtcdClient {
     ) -> Result<TxnResult, EtcdError> {
         let message = proto::encode_txn_put(compare, key, value);
         let mut grpc = self.grpc_client(&self.grpc)?;
-        let answer = self.with_token(|token| {
-            grpc.call(
-                "/etcdserverpb.KV/Txn",
-                &message,
-                token,
-                self.connect_timeout,
-                self.request_timeout,
-            )
-        })?;
+        let answer = self.with_token(
+            |token| {
+                grpc.call(
+                    "/etcdserverpb.KV/Txn",
+                    &message,
+                    token,
+                    self.connect_timeout,
+                    self.request_timeout,
+                )
+            },
+            || true,
+        )?;
         proto::decode_txn(&answer)
     }
 
@@ -391,17 +394,19 @@ impl EtcdClient {
 
     /// Runs `call` with etcd's authentication token when it is on (taking
     /// one first if none is held), and once more with a new token if etcd
-    /// no longer takes the one sent.
+    /// no longer takes the one sent and `may_repeat()` says the call can
+    /// be made again.
     fn with_token<T>(
         &self,
         mut call: impl FnMut(Option<&str>) -> Result<T, EtcdError>,
+        may_repeat: impl Fn() -> bool,
     ) -> Result<T, EtcdError> {
         if self.config.auth.is_none() {
             return call(None);
         }
         let sent = self.token()?;
         match call(Some(&sent)) {
-            Err(e) if e.is_stale_token() => {
+            Err(e) if e.is_stale_token() && may_repeat() => {
                 self.forget_token(&sent);
                 call(Some(&self.token()?))
             }

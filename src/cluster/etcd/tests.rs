@@ -962,3 +962,112 @@ fn a_put_over_grpc_takes_a_new_token_when_etcd_drops_the_old_one() {
     );
     assert!(c.get(b"/np/a/3").unwrap().is_none());
 }
+
+/// A TCP proxy on a free loopback port to `to` (`http://host:port`): it
+/// counts the connections it accepts and can cut every one open.
+struct CuttingProxy {
+    endpoint: String,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttingProxy {
+    fn start(to: &str) -> CuttingProxy {
+        let to = to.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, streams) = (Arc::clone(&accepted), Arc::clone(&open));
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(&to) else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut held = streams.lock().unwrap();
+                held.push(client.try_clone().unwrap());
+                held.push(server.try_clone().unwrap());
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CuttingProxy {
+            endpoint,
+            accepted,
+            open,
+        }
+    }
+
+    /// Closes every connection open through the proxy.
+    fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn grpc_keeps_its_connection_to_the_endpoint_that_answered_and_replaces_a_dead_one() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let proxy = CuttingProxy::start(&etcd.endpoint);
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let c = EtcdClient::new(EtcdConfig::plain(vec![refused, proxy.endpoint.clone()])).unwrap();
+    let fenced = |key: &[u8]| {
+        [Compare::create_revision(
+            key.to_vec(),
+            CompareResult::Equal,
+            0,
+        )]
+    };
+    for i in 0..5 {
+        let key = format!("/np/k/{i}").into_bytes();
+        assert!(c.txn_put(&fenced(&key), &key, b"v").unwrap().succeeded);
+    }
+    assert_eq!(
+        proxy.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection, kept: calls start from the endpoint that answered"
+    );
+    // etcd (or the network) closes it between calls: the next call opens
+    // a new one instead of failing.
+    proxy.cut();
+    thread::sleep(Duration::from_millis(50));
+    assert!(
+        c.txn_put(&fenced(b"/np/k/after"), b"/np/k/after", b"v")
+            .unwrap()
+            .succeeded
+    );
+    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    // A watch over a connection cut in the same way.
+    let options = WatchOptions {
+        start_revision: Some(1),
+        range_end: Some(prefix_end(b"/np/k/")),
+        window: Duration::from_millis(300),
+        ..Default::default()
+    };
+    proxy.cut();
+    thread::sleep(Duration::from_millis(50));
+    let mut keys = Vec::new();
+    let end = c
+        .watch(b"/np/k/", &options, |message| {
+            keys.extend(message.events.into_iter().map(|e| e.kv.key));
+            true
+        })
+        .unwrap();
+    assert_eq!(keys.len(), 6, "every put once, in order: {keys:?}");
+    assert!(matches!(end, WatchEnd::Paused { .. }));
+}

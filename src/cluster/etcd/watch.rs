@@ -70,40 +70,46 @@ impl EtcdClient {
         );
         let mut next = options.start_revision.unwrap_or(0);
         let mut compacted = None;
+        // Watched again after a stale token only if nothing was delivered.
+        let delivered = std::cell::Cell::new(false);
         let mut grpc = self.grpc_client(&self.grpc_watch)?;
-        self.with_token(|token| {
-            grpc.stream(
-                "/etcdserverpb.Watch/Watch",
-                &request,
-                token,
-                self.connect_timeout,
-                self.request_timeout,
-                options.window,
-                |message| {
-                    let (created, r) = proto::decode_watch_response(message)?;
-                    if r.canceled {
-                        if r.compact_revision > 0 {
-                            compacted = Some(r.compact_revision);
-                            return Ok(false);
+        self.with_token(
+            |token| {
+                grpc.stream(
+                    "/etcdserverpb.Watch/Watch",
+                    &request,
+                    token,
+                    self.connect_timeout,
+                    self.request_timeout,
+                    options.window,
+                    |message| {
+                        let (created, r) = proto::decode_watch_response(message)?;
+                        if r.canceled {
+                            if r.compact_revision > 0 {
+                                compacted = Some(r.compact_revision);
+                                return Ok(false);
+                            }
+                            return Err(EtcdError::WatchCanceled(r.cancel_reason));
                         }
-                        return Err(EtcdError::WatchCanceled(r.cancel_reason));
-                    }
-                    if created && r.events.is_empty() {
-                        if options.start_revision.is_none() {
-                            next = r.header_revision + 1;
+                        if created && r.events.is_empty() {
+                            if options.start_revision.is_none() {
+                                next = r.header_revision + 1;
+                            }
+                            return Ok(true);
                         }
-                        return Ok(true);
-                    }
-                    for e in &r.events {
-                        next = next.max(e.kv.mod_revision + 1);
-                    }
-                    if r.events.is_empty() {
-                        next = next.max(r.header_revision + 1);
-                    }
-                    Ok(on(r))
-                },
-            )
-        })?;
+                        for e in &r.events {
+                            next = next.max(e.kv.mod_revision + 1);
+                        }
+                        if r.events.is_empty() {
+                            next = next.max(r.header_revision + 1);
+                        }
+                        delivered.set(true);
+                        Ok(on(r))
+                    },
+                )
+            },
+            || !delivered.get(),
+        )?;
         Ok(match compacted {
             Some(compact_revision) => WatchEnd::Compacted { compact_revision },
             None => WatchEnd::Paused { next },
