@@ -3,9 +3,10 @@
 //! watch the log prefix. numpool runs no consensus of its own: it talks to
 //! etcd with a small blocking client (`etcd`), over TLS and with etcd's
 //! user authentication when configured. Most calls go through etcd's v3
-//! JSON gateway on ureq; the leader's appends, the hot path, go over
-//! etcd's gRPC API on HTTP/2, which costs etcd half the CPU (two messages
-//! encoded by hand: no protoc).
+//! JSON gateway on ureq; the two on the hot path, the leader's appends and
+//! the standbys' watches of the log, go over etcd's gRPC API on HTTP/2,
+//! which costs etcd about half the CPU (four messages encoded by hand: no
+//! protoc).
 //!
 //! - `etcd`: the client.
 //! - `log`: the log's keys in etcd, and the leader's fenced appends.

@@ -2,9 +2,10 @@
 //! [`ureq`] (HTTP/1.1, rustls): connection reuse, a timeout for the
 //! connection and one for the whole call, TLS with a CA of its own and a
 //! client certificate (mutual TLS), and etcd's user authentication with
-//! its token renewed when etcd no longer takes it. One call, a leader's
-//! fenced append ([`EtcdClient::txn_put`]), goes over etcd's gRPC API
-//! instead, with the same endpoints, TLS and token (`grpc`, `proto`).
+//! its token renewed when etcd no longer takes it. Two calls, a leader's
+//! fenced append ([`EtcdClient::txn_put`]) and watches
+//! ([`EtcdClient::watch`]), go over etcd's gRPC API instead, with the same
+//! endpoints, TLS and token (`grpc`, `proto`).
 //!
 //! It covers what leader election plus a fenced, replicated log need: KV
 //! ([`EtcdClient::range`], [`EtcdClient::put`], [`EtcdClient::delete_range`],
