@@ -60,33 +60,23 @@ fn put_compare(out: &mut Vec<u8>, compare: &Compare) {
         CompareResult::NotEqual => 3,
     };
     put_int(out, 1, result);
+    // CompareTarget's number, and the field of the value in `target_union`.
+    let (target, field) = match &compare.target {
+        CompareTarget::Version(_) => (0, 4),
+        CompareTarget::Create(_) => (1, 5),
+        CompareTarget::Mod(_) => (2, 6),
+        CompareTarget::Value(_) => (3, 7),
+        CompareTarget::Lease(_) => (4, 8),
+    };
+    put_int(out, 2, target);
+    put_bytes(out, 3, &compare.key);
     // A oneof member is sent even when zero: that is what says which one.
     match &compare.target {
-        CompareTarget::Version(v) => {
-            put_int(out, 2, 0);
-            put_bytes(out, 3, &compare.key);
-            put_int(out, 4, *v);
-        }
-        CompareTarget::Create(v) => {
-            put_int(out, 2, 1);
-            put_bytes(out, 3, &compare.key);
-            put_int(out, 5, *v);
-        }
-        CompareTarget::Mod(v) => {
-            put_int(out, 2, 2);
-            put_bytes(out, 3, &compare.key);
-            put_int(out, 6, *v);
-        }
-        CompareTarget::Value(v) => {
-            put_int(out, 2, 3);
-            put_bytes(out, 3, &compare.key);
-            put_bytes(out, 7, v);
-        }
-        CompareTarget::Lease(v) => {
-            put_int(out, 2, 4);
-            put_bytes(out, 3, &compare.key);
-            put_int(out, 8, *v);
-        }
+        CompareTarget::Value(v) => put_bytes(out, field, v),
+        CompareTarget::Version(v)
+        | CompareTarget::Create(v)
+        | CompareTarget::Mod(v)
+        | CompareTarget::Lease(v) => put_int(out, field, *v),
     }
     if let Some(end) = &compare.range_end {
         put_bytes(out, 64, end);
