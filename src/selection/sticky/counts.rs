@@ -29,7 +29,9 @@ pub(super) struct SenderCounts {
 }
 
 impl SenderCounts {
-    /// A mapping to `sender` was stored.
+    /// A mapping to `sender` was stored. One to an earlier occupant of the
+    /// slot than the one counted (a stale mapping stored again, as when a
+    /// ttl change rebuilds the map) counts for no one.
     #[inline]
     pub(super) fn add(&mut self, sender: SenderRef, pinned: bool) {
         let slot = sender.slot as usize;
@@ -38,6 +40,10 @@ impl SenderCounts {
         }
         let c = &mut self.by_slot[slot];
         if c.generation != sender.generation {
+            // Generations grow (wrapping) each time a slot's sender leaves.
+            if (sender.generation.wrapping_sub(c.generation) as i32) < 0 {
+                return;
+            }
             *c = Count {
                 generation: sender.generation,
                 ..Count::default()
@@ -108,5 +114,22 @@ mod tests {
         c.remove(r(2, 0), false);
         assert_eq!(c.of(r(2, 1)), (1, 1));
         assert_eq!(c.of(r(2, 0)), (0, 0), "the old generation is gone");
+    }
+
+    #[test]
+    fn a_stale_mapping_stored_again_does_not_reset_the_current_senders_count() {
+        let mut c = SenderCounts::default();
+        c.add(r(4, 7), false);
+        c.add(r(4, 7), true);
+        c.add(r(4, 6), false);
+        assert_eq!(c.of(r(4, 7)), (2, 1));
+        assert_eq!(c.of(r(4, 6)), (0, 0));
+        // Across the wrap of the generation counter too.
+        c.add(r(5, 0), false);
+        c.add(r(5, u32::MAX), false);
+        assert_eq!(c.of(r(5, 0)), (1, 0));
+        c.add(r(6, u32::MAX), false);
+        c.add(r(6, 0), false);
+        assert_eq!(c.of(r(6, 0)), (1, 0), "the newer generation after the wrap");
     }
 }

@@ -68,3 +68,31 @@ fn restoring_together_is_restoring_one_by_one() {
     }
     assert_eq!(a.stored(), 15_000 / 97 + 1, "only pinned mappings are left");
 }
+
+#[test]
+fn a_shorter_ttl_keeps_the_counts_of_a_slots_current_sender_whatever_the_order() {
+    // A slot's earlier sender left (generation 1) with 200 mappings still
+    // stored; its new one (generation 2) holds one. Rebuilding the map for
+    // a shorter ttl stores them all again, in the shards' order, which
+    // hashing makes random: the stale ones must not reset the count.
+    let stale = SenderRef {
+        slot: 3,
+        generation: 1,
+    };
+    let current = SenderRef {
+        slot: 3,
+        generation: 2,
+    };
+    let mut map = StickyMap::new(3_600, 4);
+    let now = 1_800_000_000;
+    for i in 0..200u64 {
+        let to = PhoneNumber::from_u64(14_155_000_000 + i).unwrap();
+        assert!(map.assign(to, stale, now));
+    }
+    let to = PhoneNumber::from_u64(14_155_100_000).unwrap();
+    assert!(map.pin(to, current, now));
+    assert_eq!(map.count_of(current), (1, 1));
+    map.set_ttl(60, now + 1);
+    assert_eq!(map.count_of(current), (1, 1));
+    assert_eq!(map.count_of(stale), (0, 0));
+}
