@@ -367,8 +367,8 @@ impl EtcdClient {
         parse_json(&answer)
     }
 
-    /// [`EtcdClient::exchange`] with etcd's authentication: takes a token
-    /// first if none is held, and once more if etcd no longer takes it.
+    /// [`EtcdClient::exchange`] with etcd's authentication
+    /// ([`EtcdClient::with_token`]; `exchange` sends the token held).
     fn authed(
         &self,
         method: &str,
@@ -376,27 +376,25 @@ impl EtcdClient {
         body: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<(u16, Vec<u8>), EtcdError> {
-        if self.config.auth.is_none() {
-            return self.exchange(method, path, body, timeout);
-        }
-        for attempt in 0..2 {
-            let sent = self.token()?;
-            let (status, answer) = self.exchange(method, path, body, timeout)?;
-            if !(200..300).contains(&status) && http_error(status, &answer).is_stale_token() {
-                self.forget_token(&sent);
-                if attempt == 0 {
-                    continue;
+        self.with_token(
+            |_| {
+                let (status, answer) = self.exchange(method, path, body, timeout)?;
+                if !(200..300).contains(&status) {
+                    let error = http_error(status, &answer);
+                    if error.is_stale_token() {
+                        return Err(error);
+                    }
                 }
-            }
-            return Ok((status, answer));
-        }
-        unreachable!("the second attempt returns")
+                Ok((status, answer))
+            },
+            || true,
+        )
     }
 
     /// Runs `call` with etcd's authentication token when it is on (taking
-    /// one first if none is held), and once more with a new token if etcd
-    /// no longer takes the one sent and `may_repeat()` says the call can
-    /// be made again.
+    /// one first if none is held). A token etcd no longer takes is dropped,
+    /// and the call made once more with a new one if `may_repeat()` says it
+    /// can be.
     fn with_token<T>(
         &self,
         mut call: impl FnMut(Option<&str>) -> Result<T, EtcdError>,
@@ -407,9 +405,17 @@ impl EtcdClient {
         }
         let sent = self.token()?;
         match call(Some(&sent)) {
-            Err(e) if e.is_stale_token() && may_repeat() => {
+            Err(e) if e.is_stale_token() => {
                 self.forget_token(&sent);
-                call(Some(&self.token()?))
+                if !may_repeat() {
+                    return Err(e);
+                }
+                let renewed = self.token()?;
+                let answer = call(Some(&renewed));
+                if matches!(&answer, Err(e) if e.is_stale_token()) {
+                    self.forget_token(&renewed);
+                }
+                answer
             }
             answer => answer,
         }
