@@ -31,23 +31,44 @@ pub(crate) fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>, Str
 /// version 1 certificate). ureq only finds out at its first request, where
 /// it panics; this finds out at start, with an error naming the file.
 pub(crate) fn check_client_identity(cert: &Path, key: &Path) -> Result<(), String> {
+    rustls_client(rustls::RootCertStore::empty(), Some((cert, key))).map(|_| ())
+}
+
+/// The certificates in the PEM file at `path`, for rustls; an error
+/// naming the file.
+pub(crate) fn rustls_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
+    rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let private =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A rustls client configuration trusting `roots` and, with `identity`
+/// (certificate chain and key files), identifying this client by it.
+pub(crate) fn rustls_client(
+    roots: rustls::RootCertStore,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
     // ring, as everywhere in numpool (see server::tls for why).
     #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_root_certificates(roots);
+    let Some((cert, key)) = identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = rustls_certificates(cert)?;
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    builder
         .with_client_auth_cert(chain, private)
-        .map_err(|e| format!("{} cannot identify this node: {e}", cert.display()))?;
-    Ok(())
+        .map_err(|e| format!("{} cannot identify this node: {e}", cert.display()))
 }
 
 /// Runs `request` on `agent`, each stage (sending, waiting for the answer,

@@ -655,41 +655,23 @@ fn h2_failure(e: h2::Error) -> Failure {
 /// rustls settings for gRPC: the CA of `tls` (else the web's roots), this
 /// node's client certificate if given, and HTTP/2 by ALPN.
 fn tls_config(tls: Option<&EtcdTls>) -> Result<rustls::ClientConfig, EtcdError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let read_certs = |path: &std::path::Path| {
-        CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| EtcdError::Tls(format!("{}: {e}", path.display())))
-    };
+    use crate::cluster::transport::{rustls_certificates, rustls_client};
     let mut roots = rustls::RootCertStore::empty();
+    let mut identity = None;
     match tls {
         Some(tls) => {
-            for cert in read_certs(&tls.ca)? {
+            for cert in rustls_certificates(&tls.ca).map_err(EtcdError::Tls)? {
                 roots
                     .add(cert)
                     .map_err(|e| EtcdError::Tls(format!("{}: {e}", tls.ca.display())))?;
             }
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                identity = Some((cert.as_path(), key.as_path()));
+            }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    // ring, as everywhere in numpool (see server::tls for why).
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EtcdError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut config = match tls.map(|t| (&t.cert, &t.key)) {
-        Some((Some(cert), Some(key))) => {
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| EtcdError::Tls(format!("{}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(read_certs(cert)?, key)
-                .map_err(|e| EtcdError::Tls(format!("{}: {e}", cert.display())))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
+    let mut config = rustls_client(roots, identity).map_err(EtcdError::Tls)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
