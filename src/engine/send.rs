@@ -154,8 +154,12 @@ fn select_into(
             }
         }
         if tracking {
-            records.extend(selection_record(profile, message.to, s, now));
-            records.extend(daily_record(state, profile, s));
+            if let Some(r) = selection_record(profile, message.to, s, now) {
+                records.push(r);
+            }
+            if let Some(r) = daily_record(state, profile, s) {
+                records.push(r);
+            }
             // The sender's queue moved: where it ends is written next tick.
             if state.list_queues() {
                 env.queues.note(profile);
