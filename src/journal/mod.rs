@@ -28,6 +28,7 @@
 mod backup;
 pub(crate) mod format;
 pub(crate) mod lock;
+mod receipt;
 pub(crate) mod record;
 pub(crate) mod recovery;
 
@@ -42,7 +43,7 @@ use std::time::Duration;
 pub(crate) use record::{Applies, Record, Touches};
 pub(crate) use writer::{Receipt, Replication, Replicator, Scope, Writer};
 
-use tokio::sync::oneshot::error::TryRecvError;
+use receipt::TryRecvError;
 
 use crate::duration::{parse_duration, DurationError};
 use crate::error::Error;
@@ -173,16 +174,14 @@ fn answered_or_help(
 }
 
 /// [`settle`] for a caller outside an async runtime (parks until written).
-/// It writes what is queued itself if `writer`'s thread is not writing
-/// ([`Writer::help`]): call it holding no profile.
+/// It writes what is queued itself when no one else is writing
+/// ([`Writer::help`]), and tries again while it waits, so the writer
+/// thread is woken only if that does not do: call it holding no profile.
 pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> Result<(), Error> {
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
-    if let Some(settled) = answered_or_help(&mut receipt, writer, Writer::help) {
-        return settled;
-    }
-    match settle_yielding(&mut receipt) {
+    match settle_yielding(&mut receipt, writer) {
         Some(settled) => settled,
         None => futures::executor::block_on(receipt).map_err(|_| Error::Unavailable),
     }
@@ -195,26 +194,26 @@ pub(crate) fn settle_holding(receipt: Option<Receipt>) -> Result<(), Error> {
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
+    receipt.wake_writer();
     loop {
-        if let Some(settled) = settle_yielding(&mut receipt) {
+        if let Some(settled) = settle_yielding(&mut receipt, None) {
             return settled;
         }
         std::thread::sleep(std::time::Duration::from_micros(50));
     }
 }
 
-/// Looks at `receipt` up to [`SETTLE_YIELDS`] times, yielding the thread
-/// in between: its answer, or `None` if it is still pending. A write takes
-/// tens of microseconds, so this usually finds it done, without the cost
-/// of parking the thread and waking it again (measured with `cargo
-/// loadgen --engine numpool,journal`).
-fn settle_yielding(receipt: &mut Receipt) -> Option<Result<(), Error>> {
+/// Looks at `receipt` up to [`SETTLE_YIELDS`] times, helping `writer` (if
+/// given) and yielding the thread in between: its answer, or `None` if it
+/// is still pending. A write takes tens of microseconds, so this usually
+/// finds it done, without the cost of parking the thread and waking it
+/// again (measured with `cargo loadgen --engine numpool,journal`).
+fn settle_yielding(receipt: &mut Receipt, writer: Option<&Writer>) -> Option<Result<(), Error>> {
     for _ in 0..SETTLE_YIELDS {
-        match receipt.try_recv() {
-            Ok(()) => return Some(Ok(())),
-            Err(TryRecvError::Closed) => return Some(Err(Error::Unavailable)),
-            Err(TryRecvError::Empty) => std::thread::yield_now(),
+        if let Some(settled) = answered_or_help(receipt, writer, Writer::help) {
+            return Some(settled);
         }
+        std::thread::yield_now();
     }
     None
 }

@@ -2,14 +2,16 @@
 //! log segment and answers each batch's receipt once the operating system
 //! has the bytes (`interval`, `never`) or the disk has them (`always`).
 //!
-//! Batches queue on a channel. A thread of its own writes them, and so does
-//! a sender about to wait for its receipt ([`Writer::help`]; an async one
-//! only under `fsync = interval`) when the thread is not writing at that
-//! moment: on a busy machine the thread may wait
-//! hundreds of microseconds for a core, and the caller would wait with it.
-//! Whoever writes holds the writer's [`Core`] and takes batches off the
-//! channel only while holding it, so batches are written in the order they
-//! were appended, whoever writes them.
+//! Batches queue on a channel. A sender about to wait for its receipt
+//! writes what is queued itself ([`Writer::help`]; an async one only under
+//! `fsync = interval`) when no one else is writing at that moment: on a busy
+//! machine the writer thread may wait hundreds of microseconds for a core,
+//! and the caller would wait with it. The thread writes the rest: it is
+//! woken by a receipt waited on or dropped unanswered, not by each append
+//! (see [`Receipt`]), and by every request other than an append. Whoever
+//! writes holds the writer's [`Core`] and takes batches off the channel
+//! only while holding it, so batches are written in the order they were
+//! appended, whoever writes them.
 //!
 //! When a write fails (a full disk, an I/O error) the segment is cut back
 //! to its last whole batch, so the file holds exactly what was
@@ -23,7 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -31,12 +33,9 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::format::{self, FileKind};
+pub(crate) use super::receipt::Receipt;
 use super::record::{self, Record};
 use super::FsyncPolicy;
-
-/// Resolves once the records it was given for are written (an error if the
-/// journal failed: the change must not be acknowledged).
-pub(crate) type Receipt = oneshot::Receiver<()>;
 
 /// Where a cluster leader's batches are committed before they are written
 /// to the local log (see `crate::cluster`). A batch is acknowledged only
@@ -146,6 +145,8 @@ pub(crate) struct Writer {
     core: Arc<Mutex<Core>>,
     policy: FsyncPolicy,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread, to wake (appends leave that to their receipts).
+    wake: Thread,
     shared: Arc<Shared>,
 }
 
@@ -207,6 +208,7 @@ impl Writer {
             order: Mutex::new(()),
             core,
             policy,
+            wake: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
             shared,
         })
@@ -224,12 +226,15 @@ impl Writer {
         }
     }
 
-    /// Writes the batches queued now on the calling thread, if the writer
-    /// thread is not writing (else leaves them to it): for a caller about to
-    /// wait for its receipt, which then need not wait for the thread to get
-    /// a core. Never call it while holding a profile: it does I/O.
+    /// Writes the batches queued now on the calling thread, if no one else
+    /// is writing: for a caller about to wait for its receipt, which then
+    /// need not wait for the thread to get a core. If it cannot, the
+    /// receipt's waiting wakes the thread. Never call it while holding a
+    /// profile: it does I/O.
     pub(crate) fn help(&self) {
         if !self.shared.helpable.load(Ordering::Acquire) {
+            // A leader's commits stay on the thread: make sure it is up.
+            self.wake.unpark();
             return;
         }
         let Some(mut core) = self.core.try_lock() else {
@@ -244,7 +249,7 @@ impl Writer {
         if core.step(first, &rx) == Step::Stop {
             // Stopping is the thread's to do: hand it the request back.
             drop(core);
-            let _ = self.tx.send(Msg::Stop);
+            let _ = self.send_to_thread(Msg::Stop);
         }
     }
 
@@ -252,7 +257,8 @@ impl Writer {
     /// once they are written. While the journal is failed the receipt fails
     /// at once.
     pub(crate) fn append_scoped(&self, bytes: Vec<u8>, scope: Scope) -> Receipt {
-        let (done, receipt) = oneshot::channel();
+        let (done, answer) = oneshot::channel();
+        let receipt = Receipt::new(answer, self.wake.clone());
         // Numbers reach the writer in order (a reply compares them with
         // `written`), and are taken even while failed: a change applied
         // meanwhile must not look written.
@@ -294,11 +300,19 @@ impl Writer {
     /// if the journal fails first): what a reply that depends on earlier,
     /// not yet written changes waits for.
     pub(crate) fn barrier(&self) -> Receipt {
-        let (done, receipt) = oneshot::channel();
+        let (done, answer) = oneshot::channel();
         if !self.is_failed() {
             let _ = self.tx.send(Msg::Barrier(done));
         }
-        receipt
+        Receipt::new(answer, self.wake.clone())
+    }
+
+    /// Sends `msg`, which only the thread may be there to carry out, and
+    /// wakes it.
+    fn send_to_thread(&self, msg: Msg) -> Result<(), crossbeam_channel::SendError<Msg>> {
+        let sent = self.tx.send(msg);
+        self.wake.unpark();
+        sent
     }
 
     /// Resolves once the writer is done with every batch appended before
@@ -307,7 +321,7 @@ impl Writer {
     /// be written.
     pub(crate) async fn drain(&self) {
         let (done, answer) = oneshot::channel();
-        if self.tx.send(Msg::Drain(done)).is_ok() {
+        if self.send_to_thread(Msg::Drain(done)).is_ok() {
             let _ = answer.await;
         }
     }
@@ -365,7 +379,7 @@ impl Writer {
     /// is no longer failed. Returns whether it is writable now.
     pub(crate) async fn probe(&self) -> bool {
         let (done, answer) = oneshot::channel();
-        if self.tx.send(Msg::Probe(done)).is_err() {
+        if self.send_to_thread(Msg::Probe(done)).is_err() {
             return false;
         }
         answer.await.unwrap_or(false)
@@ -376,8 +390,7 @@ impl Writer {
     /// is left behind.
     pub(crate) async fn rotate(&self, path: PathBuf) -> std::io::Result<()> {
         let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Msg::Rotate(path, done))
+        self.send_to_thread(Msg::Rotate(path, done))
             .map_err(|_| std::io::Error::other("the journal writer has stopped"))?;
         answer
             .await
@@ -386,7 +399,7 @@ impl Writer {
 
     /// Writes what is queued, syncs, and stops the thread.
     pub(crate) fn stop(&self) {
-        let _ = self.tx.send(Msg::Stop);
+        let _ = self.send_to_thread(Msg::Stop);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
@@ -669,14 +682,16 @@ impl Core {
     }
 }
 
-/// The writer thread: waits for a batch without taking it, then takes and
-/// writes what is queued while holding the core (a caller may have
-/// written it meanwhile).
+/// The writer thread: sleeps until woken with something queued, then
+/// takes and writes what is queued while holding the core (a caller may
+/// have written it meanwhile). A wake that comes while it is writing is
+/// kept, so the queue is looked at again before sleeping.
 fn run(core: &Mutex<Core>, rx: Receiver<Msg>) {
     loop {
-        let mut select = crossbeam_channel::Select::new();
-        select.recv(&rx);
-        select.ready();
+        if rx.is_empty() {
+            std::thread::park();
+            continue;
+        }
         let mut core = core.lock();
         let first = match rx.try_recv() {
             Ok(msg) => msg,

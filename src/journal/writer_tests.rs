@@ -242,3 +242,69 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     );
     let _ = std::fs::remove_dir_all(first.parent().unwrap());
 }
+
+/// Runs `f` on a thread of its own and fails the test if it does not
+/// finish within ten seconds (a receipt nobody writes would hang it).
+fn within_ten_seconds<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: not written within 10 s"))
+}
+
+/// Appends do not wake the writer thread (a blocking sender writes its own
+/// batch); whoever waits without writing must. Each way of waiting, with no
+/// caller helping, still gets its batch written.
+#[test]
+fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
+    let path = temp_segment("wake");
+    let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
+
+    // Awaited: the first poll that finds it pending wakes the thread.
+    let w = Arc::clone(&writer);
+    let awaited = within_ten_seconds("an awaited receipt", move || {
+        block_on(w.append_scoped(framed(), Scope::Change))
+    });
+    assert!(awaited.is_ok());
+    assert_eq!(writer.written(), 1);
+
+    // Dropped unanswered: nobody waits, yet it is written.
+    drop(writer.append_scoped(framed(), Scope::Change));
+    let w = Arc::clone(&writer);
+    within_ten_seconds("a dropped receipt", move || {
+        while w.written() < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+
+    // Held while a profile is (a deletion): it wakes the thread first.
+    let w = Arc::clone(&writer);
+    let held = within_ten_seconds("a receipt settled holding a profile", move || {
+        crate::journal::settle_holding(Some(w.append_scoped(framed(), Scope::Change)))
+    });
+    assert!(held.is_ok());
+
+    // A barrier awaited behind an append.
+    let w = Arc::clone(&writer);
+    let barrier = within_ten_seconds("a barrier", move || {
+        let _pending = w.append_scoped(framed(), Scope::Change);
+        block_on(w.barrier())
+    });
+    assert!(barrier.is_ok());
+    assert_eq!(writer.written(), 4);
+
+    // A blocking sender on a leader, which may not write itself (commits
+    // stay on the thread): helping wakes the thread instead.
+    writer.set_replication(Replication::Leader(Arc::new(Log::default())));
+    let w = Arc::clone(&writer);
+    let led = within_ten_seconds("a leader's blocking sender", move || {
+        let receipt = w.append_scoped(framed(), Scope::Change);
+        crate::journal::settle_now(Some(receipt), Some(&w))
+    });
+    assert!(led.is_ok());
+    assert_eq!(writer.written(), 5);
+    writer.stop();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
