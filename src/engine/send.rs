@@ -479,7 +479,14 @@ impl<'a> Batch<'a> {
     ) -> Option<Receipt> {
         // How far ahead to prefetch: the misses of this many lookups overlap.
         const AHEAD: usize = 8;
-        let mut records = Vec::new();
+        // Room for a new mapping in eight sends without growing (a
+        // journal's records; nothing is allocated without one).
+        let capacity = if env.journal.is_some() {
+            positions.len() / 8
+        } else {
+            0
+        };
+        let mut records = Vec::with_capacity(capacity);
         for (k, &i) in positions.iter().enumerate() {
             if let Some(&j) = positions.get(k + AHEAD) {
                 state.prefetch(items[j].1, 1);

@@ -20,6 +20,8 @@ const FORGET_FROM: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct Unsettled {
     recipients: hashbrown::HashMap<PhoneNumber, u64, foldhash::fast::RandomState>,
+    /// The newest append noted in `recipients`.
+    newest: u64,
     daily: u64,
     whole: u64,
 }
@@ -47,6 +49,7 @@ impl Unsettled {
     /// Notes that `to`'s state was journaled as append `append`.
     pub(crate) fn recipient(&mut self, to: PhoneNumber, append: u64) {
         self.recipients.insert(to, append);
+        self.newest = self.newest.max(append);
     }
 
     /// Notes that the daily counts were journaled as append `append`.
@@ -59,10 +62,16 @@ impl Unsettled {
         self.whole = append;
     }
 
-    /// Forgets what is written (up to append `written`) once enough
-    /// recipients are noted: the map stays as small as the writes in flight.
+    /// Forgets what is written (up to append `written`): all of it at once
+    /// when everything noted is written (the usual case: a sender waits for
+    /// its batch before the next), else once enough recipients are noted.
+    /// The map stays as small as the writes in flight.
     pub(crate) fn forget_written(&mut self, written: u64) {
-        if self.recipients.len() >= FORGET_FROM {
+        if self.newest <= written {
+            if !self.recipients.is_empty() {
+                self.recipients.clear();
+            }
+        } else if self.recipients.len() >= FORGET_FROM {
             self.recipients.retain(|_, append| *append > written);
         }
     }
@@ -152,5 +161,12 @@ mod tests {
         assert_eq!(u.recipients.len(), FORGET_FROM - 10);
         let kept = n("+14155550010"); // append 11
         assert!(u.must_wait(reads(&[kept], false), 10));
+        // Below the threshold, what is written stays while anything is
+        // not; once all of it is written, all of it goes, however few.
+        u.forget_written(FORGET_FROM as u64 - 1);
+        assert_eq!(u.recipients.len(), FORGET_FROM - 10);
+        u.forget_written(FORGET_FROM as u64);
+        assert!(u.recipients.is_empty());
+        assert!(!u.any_unwritten(FORGET_FROM as u64));
     }
 }
