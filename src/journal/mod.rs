@@ -9,8 +9,10 @@
 //!   (written to the OS; with `fsync = always`, to disk). A process killed
 //!   with SIGKILL therefore loses nothing it acknowledged. A sender that
 //!   would wait writes what is queued itself, after releasing the profile,
-//!   if the writer thread is not writing then (an async sender only under
-//!   `interval`, where that cannot wait long for a disk).
+//!   if no one else is writing then (an async sender only under
+//!   `interval`, where that cannot wait long for a disk). Appends do not
+//!   wake the writer thread; a receipt waited on or dropped unanswered does
+//!   ([`Receipt`]).
 //! - Sticky hits are journaled coarsely: a hit is written only when it is
 //!   in a later minute (of the clock) than the mapping's previous use. After
 //!   recovery a mapping's `last_used` is at most 60 s older than the truth.
