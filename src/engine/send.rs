@@ -464,6 +464,11 @@ impl<'a> Batch<'a> {
                 Err(_) => batch.busy.push((actor, positions)),
             }
         }
+        if !batch.busy.is_empty() && !batch.receipts.is_empty() {
+            if let Some(writer) = &engine.inner.env.journal {
+                writer.begin_writing();
+            }
+        }
         Ok(batch)
     }
 

@@ -140,8 +140,8 @@ pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
 }
 
 /// [`settle`] for a send on an executor: like [`settle_now`], it first
-/// writes what is queued itself if `writer`'s thread is not writing, but
-/// only when that cannot wait long for a disk ([`Writer::help_without_sync`]).
+/// writes what is queued itself if no one else is writing, but only when
+/// that cannot wait long for a disk ([`Writer::help_without_sync`]).
 /// Call it holding no profile.
 pub(crate) async fn settle_helping(
     receipt: Option<Receipt>,

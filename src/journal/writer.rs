@@ -8,7 +8,8 @@
 //! machine the writer thread may wait hundreds of microseconds for a core,
 //! and the caller would wait with it. The thread writes the rest: it is
 //! woken by a receipt waited on or dropped unanswered, not by each append
-//! (see [`Receipt`]), and by every request other than an append. Whoever
+//! or barrier (see [`Receipt`]), and by drains, probes, rotations and
+//! stopping. Whoever
 //! writes holds the writer's [`Core`] and takes batches off the channel
 //! only while holding it, so batches are written in the order they were
 //! appended, whoever writes them.
@@ -111,6 +112,8 @@ struct Shared {
     /// Callers may write queued batches themselves: only while nothing is
     /// replicated (a leader's commit to etcd stays on the writer thread).
     helpable: AtomicBool,
+    /// How many times the writer thread went to sleep (tests wait for it).
+    sleeps: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -191,6 +194,7 @@ impl Writer {
             written: std::sync::atomic::AtomicU64::new(0),
             refused: AtomicBool::new(false),
             helpable: AtomicBool::new(true),
+            sleeps: std::sync::atomic::AtomicU64::new(0),
         });
         let core = Arc::new(Mutex::new(Core::new(
             rx.clone(),
@@ -199,10 +203,10 @@ impl Writer {
             policy,
             Arc::clone(&shared),
         )));
-        let thread_core = Arc::clone(&core);
+        let (thread_core, thread_shared) = (Arc::clone(&core), Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("numpool-journal".into())
-            .spawn(move || run(&thread_core, rx))?;
+            .spawn(move || run(&thread_core, rx, &thread_shared))?;
         Ok(Writer {
             tx,
             order: Mutex::new(()),
@@ -223,6 +227,17 @@ impl Writer {
     pub(crate) fn help_without_sync(&self) {
         if matches!(self.policy, FsyncPolicy::Interval(_)) && !self.is_failed() {
             self.help();
+        }
+    }
+
+    /// For a caller holding receipts that first waits for something else
+    /// (a busy profile in a batch): on a cluster leader the thread starts
+    /// committing them now, so the commit to etcd overlaps that wait. A
+    /// caller that may write does so itself once it settles (a local write
+    /// is short), so the thread is left asleep.
+    pub(crate) fn begin_writing(&self) {
+        if !self.shared.helpable.load(Ordering::Acquire) {
+            self.wake.unpark();
         }
     }
 
@@ -686,9 +701,10 @@ impl Core {
 /// takes and writes what is queued while holding the core (a caller may
 /// have written it meanwhile). A wake that comes while it is writing is
 /// kept, so the queue is looked at again before sleeping.
-fn run(core: &Mutex<Core>, rx: Receiver<Msg>) {
+fn run(core: &Mutex<Core>, rx: Receiver<Msg>, shared: &Shared) {
     loop {
         if rx.is_empty() {
+            shared.sleeps.fetch_add(1, Ordering::Release);
             std::thread::park();
             continue;
         }

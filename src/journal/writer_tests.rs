@@ -254,13 +254,50 @@ fn within_ten_seconds<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Sen
         .unwrap_or_else(|_| panic!("{what}: not written within 10 s"))
 }
 
+/// Waits until the writer thread has gone to sleep with nothing queued
+/// since its sleep number `after` (and stayed asleep a few milliseconds),
+/// so that what the test appends next is written only if something wakes
+/// the thread. Returns its sleep number now.
+fn asleep(writer: &Writer, after: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = writer.shared.sleeps.load(Ordering::Acquire);
+        std::thread::sleep(Duration::from_millis(5));
+        if n > after && writer.shared.sleeps.load(Ordering::Acquire) == n {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never slept"
+        );
+    }
+}
+
+/// Waits, without polling `receipt` as a future (which would wake the
+/// thread), until it is answered, calling `help` on `writer` in between as
+/// a blocking sender does; gives up after ten seconds.
+fn answered_by_polling(writer: &Writer, mut receipt: Receipt) -> Result<(), ()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match receipt.try_recv() {
+            Ok(()) => return Ok(()),
+            Err(crate::journal::receipt::TryRecvError::Closed) => return Err(()),
+            Err(_) => writer.help(),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(())
+}
+
 /// Appends do not wake the writer thread (a blocking sender writes its own
 /// batch); whoever waits without writing must. Each way of waiting, with no
-/// caller helping, still gets its batch written.
+/// caller helping and the thread asleep beforehand, still gets its batch
+/// written: each part hangs (and fails here) without the wake it names.
 #[test]
 fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     let path = temp_segment("wake");
     let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
+    let mut slept = asleep(&writer, 0);
 
     // Awaited: the first poll that finds it pending wakes the thread.
     let w = Arc::clone(&writer);
@@ -269,6 +306,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     });
     assert!(awaited.is_ok());
     assert_eq!(writer.written(), 1);
+    slept = asleep(&writer, slept);
 
     // Dropped unanswered: nobody waits, yet it is written.
     drop(writer.append_scoped(framed(), Scope::Change));
@@ -278,6 +316,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
+    slept = asleep(&writer, slept);
 
     // Held while a profile is (a deletion): it wakes the thread first.
     let w = Arc::clone(&writer);
@@ -285,8 +324,9 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
         crate::journal::settle_holding(Some(w.append_scoped(framed(), Scope::Change)))
     });
     assert!(held.is_ok());
+    slept = asleep(&writer, slept);
 
-    // A barrier awaited behind an append.
+    // A barrier behind an append keeps its place (the awaited wake again).
     let w = Arc::clone(&writer);
     let barrier = within_ten_seconds("a barrier", move || {
         let _pending = w.append_scoped(framed(), Scope::Change);
@@ -294,17 +334,43 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     });
     assert!(barrier.is_ok());
     assert_eq!(writer.written(), 4);
+    slept = asleep(&writer, slept);
 
     // A blocking sender on a leader, which may not write itself (commits
     // stay on the thread): helping wakes the thread instead.
     writer.set_replication(Replication::Leader(Arc::new(Log::default())));
     let w = Arc::clone(&writer);
     let led = within_ten_seconds("a leader's blocking sender", move || {
-        let receipt = w.append_scoped(framed(), Scope::Change);
-        crate::journal::settle_now(Some(receipt), Some(&w))
+        answered_by_polling(&w, w.append_scoped(framed(), Scope::Change))
     });
     assert!(led.is_ok());
     assert_eq!(writer.written(), 5);
-    writer.stop();
+    slept = asleep(&writer, slept);
+
+    // A batch on a leader that waits for a busy profile first: its
+    // commit begins before it settles.
+    let receipt = writer.append_scoped(framed(), Scope::Change);
+    writer.begin_writing();
+    let w = Arc::clone(&writer);
+    within_ten_seconds("a leader's batch begun before settling", move || {
+        while w.written() < 6 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    drop(receipt);
+    asleep(&writer, slept);
+
+    // Stopping wakes it too. (Its handle is leaked if not: dropping it
+    // would wait for the thread as well, and hang instead of failing.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let w = Arc::clone(&writer);
+    std::thread::spawn(move || {
+        w.stop();
+        let _ = tx.send(());
+    });
+    if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+        std::mem::forget(writer);
+        panic!("stopping: the writer thread did not stop within 10 s");
+    }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
