@@ -9,10 +9,9 @@
 //! and the caller would wait with it. The thread writes the rest: it is
 //! woken by a receipt waited on or dropped unanswered, not by each append
 //! or barrier (see [`Receipt`]), and by drains, probes, rotations and
-//! stopping. Whoever
-//! writes holds the writer's [`Core`] and takes batches off the channel
-//! only while holding it, so batches are written in the order they were
-//! appended, whoever writes them.
+//! stopping. Whoever writes holds the writer's [`Core`] and takes batches
+//! off the channel only while holding it, so batches are written in the
+//! order they were appended, whoever writes them.
 //!
 //! When a write fails (a full disk, an I/O error) the segment is cut back
 //! to its last whole batch, so the file holds exactly what was
@@ -248,7 +247,7 @@ impl Writer {
     /// profile: it does I/O.
     pub(crate) fn help(&self) {
         if !self.shared.helpable.load(Ordering::Acquire) {
-            // A leader's commits stay on the thread: make sure it is up.
+            // A cluster node's batches stay on the thread: make sure it is up.
             self.wake.unpark();
             return;
         }
