@@ -316,6 +316,21 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
     let (first, _) = leader(&nodes, Duration::from_secs(15));
     let leader_addr = nodes[first].server.as_ref().unwrap().addr;
     let p = profile(leader_addr);
+    // An import's mappings reach the log as one record of many mappings
+    // (`MappingsSet`), which every node must read back one by one.
+    let sent = jiff::Timestamp::now().to_string();
+    let lines: String = (0..20)
+        .map(|i| format!("{{\"to\": \"+1206556{i:04}\", \"from\": \"+13125550002\", \"sent_at\": \"{sent}\"}}\n"))
+        .collect();
+    let r = request(
+        leader_addr,
+        "POST",
+        &format!("/v2/messaging_profiles/{p}/sticky_mappings/import"),
+        &lines,
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.body["data"]["mapped"], 20, "{}", r.body);
     let standby = (first + 1) % 3;
     for keep_files in [true, false] {
         nodes[standby].server.as_mut().unwrap().kill();
@@ -349,6 +364,13 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
         assert!(
             mapped(addr, &p, &format!("+1206555{:04}", i + 100)).is_some(),
             "{i}"
+        );
+    }
+    for i in 0..20 {
+        assert_eq!(
+            mapped(addr, &p, &format!("+1206556{i:04}")).as_deref(),
+            Some("+13125550002"),
+            "imported {i}"
         );
     }
 }

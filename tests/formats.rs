@@ -168,6 +168,13 @@ fn a_data_directory_of_format_4_reads_as_written() {
     reads_as_written(4);
 }
 
+#[test]
+fn a_data_directory_of_format_5_reads_as_written() {
+    // Its snapshot and its log each hold a `MappingsSet` record (the
+    // mappings of a snapshot's profile; an import after it).
+    reads_as_written(5);
+}
+
 /// The format version this build writes, read from the header of a log it
 /// wrote (bytes 8 to 12).
 fn current_version() -> u32 {

@@ -165,9 +165,7 @@ impl Env {
             return None;
         }
         let mut bytes = Vec::with_capacity(64 * records.len());
-        for r in records {
-            crate::journal::record::encode(r, &mut bytes);
-        }
+        crate::journal::record::encode_all(records, &mut bytes);
         Some(writer.append_scoped(bytes, scope))
     }
 }

@@ -14,10 +14,11 @@ use std::io::Write;
 /// The first 8 bytes of every journal file.
 pub(crate) const MAGIC: [u8; 8] = *b"NUMPOOL\0";
 /// The format version this build reads and writes.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 /// The oldest version this build reads. Version 3 added record kinds 12 to
 /// 14 and a field at the end of `NumberSaved`, version 4 record kind 16
-/// (`QueueEnds`); an older file holds none of them and reads as it is. New records never go into an older file: a
+/// (`QueueEnds`), version 5 record kind 17 (`MappingsSet`); an older file
+/// holds none of them and reads as it is. New records never go into an older file: a
 /// build that does not know them would take them for damage.
 pub(crate) const OLDEST_READABLE: u32 = 2;
 /// Bytes before the first record.

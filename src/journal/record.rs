@@ -36,9 +36,19 @@
 //! | 15 | `Replicated` | position u64: the local log holds the cluster's log up to here |
 //! | 12 | `DailyCount` | id, day i32, profile messages u32, u8 0/1 + (sender number, messages u32, new recipients u32) |
 //! | 16 | `QueueEnds` | id, count u32, then count x (sender number, queue end u64 ns since the epoch) |
+//! | 17 | `MappingsSet` | id, count u32 (at least 1), then count x (to number, from number, created secs, last used secs, flags u8 as in `MappingSet`) |
+//!
+//! `MappingsSet` is how a run of new mappings of one profile is written
+//! ([`encode_all`]): one frame and one checksum for up to
+//! [`MAX_MAPPINGS_PER_RECORD`] of them, 25 bytes each instead of a 50-byte
+//! `MappingSet` frame each. It reads back as that many `MappingSet`
+//! records; a torn or corrupt one loses all of them, as the append that
+//! wrote them is acknowledged whole or not at all.
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
 //! new layout here; everything on the hot path is fixed-size binary.
+
+use std::collections::VecDeque;
 
 use crate::clock::Timestamp;
 use crate::ids::ProfileId;
@@ -72,7 +82,12 @@ mod tag {
     pub(super) const OPT_IN: u8 = 14;
     pub(super) const REPLICATED: u8 = 15;
     pub(super) const QUEUE_ENDS: u8 = 16;
+    pub(super) const MAPPINGS_SET: u8 = 17;
 }
+
+/// The most mappings one `MappingsSet` record holds (25 bytes each): a
+/// frame stays far below a piece of the cluster's log (1 MiB).
+pub(crate) const MAX_MAPPINGS_PER_RECORD: usize = 4096;
 
 /// The most senders one `QueueEnds` record holds (16 bytes each), so that a
 /// record stays small whatever the pool's size.
@@ -338,6 +353,23 @@ impl Out<'_> {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
     }
+    /// A mapping's fields after its profile (`MappingSet`, `MappingsSet`).
+    fn mapping(
+        &mut self,
+        to: PhoneNumber,
+        from: PhoneNumber,
+        created_at: u32,
+        last_used: u32,
+        pinned: bool,
+        history: bool,
+    ) {
+        self.number(to);
+        self.number(from);
+        self.u32(created_at);
+        self.u32(last_used);
+        // Bit 0: pinned; bit 1: imported history.
+        self.u8(u8::from(pinned) | (u8::from(history) << 1));
+    }
 }
 
 /// Why a payload could not be decoded.
@@ -392,12 +424,29 @@ impl In<'_> {
     fn ts(&mut self) -> Result<Timestamp, Malformed> {
         Ok(Timestamp::from_millis(self.u64()?))
     }
+    /// A mapping of `profile` (see [`Out::mapping`]).
+    fn mapping(&mut self, profile: ProfileId) -> Result<Record, Malformed> {
+        let (to, from) = (self.number()?, self.number()?);
+        let (created_at, last_used) = (self.u32()?, self.u32()?);
+        let flags = self.u8()?;
+        if flags > 3 {
+            return Err(Malformed);
+        }
+        Ok(Record::MappingSet {
+            profile,
+            to,
+            from,
+            created_at,
+            last_used,
+            pinned: flags & 1 != 0,
+            history: flags & 2 != 0,
+        })
+    }
 }
 
 /// Appends `record`, framed, to `buf`.
 pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; FRAME_LEN]);
+    let start = open_frame(buf);
     let mut o = Out(buf);
     match record {
         Record::ProfileSaved { profile, at } => {
@@ -436,11 +485,7 @@ pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) {
         } => {
             o.u8(tag::MAPPING_SET);
             o.id(*profile);
-            o.number(*to);
-            o.number(*from);
-            o.u32(*created_at);
-            o.u32(*last_used);
-            o.u8(u8::from(*pinned) | (u8::from(*history) << 1));
+            o.mapping(*to, *from, *created_at, *last_used, *pinned, *history);
         }
         Record::MappingTouched {
             profile,
@@ -552,13 +597,103 @@ pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) {
             }
         }
     }
+    close_frame(buf, start);
+}
+
+/// Encodes `records` framed, one after another, as [`encode`] does each,
+/// except that a run of new mappings of one profile shares a frame
+/// (`MappingsSet`, up to [`MAX_MAPPINGS_PER_RECORD`]): what a batch's
+/// group of sends journals, in half the bytes and one checksum.
+pub(crate) fn encode_all(records: &[Record], buf: &mut Vec<u8>) {
+    let mut rest = records;
+    while let Some(first) = rest.first() {
+        let run = match first {
+            Record::MappingSet { profile, .. } => rest
+                .iter()
+                .take(MAX_MAPPINGS_PER_RECORD)
+                .take_while(|r| matches!(r, Record::MappingSet { profile: p, .. } if p == profile))
+                .count(),
+            _ => 1,
+        };
+        let (now, later) = rest.split_at(run);
+        match (first, run) {
+            (Record::MappingSet { profile, .. }, 2..) => encode_mappings(*profile, now, buf),
+            _ => encode(first, buf),
+        }
+        rest = later;
+    }
+}
+
+/// Encodes `run`, new mappings of `profile`, as one `MappingsSet` record.
+fn encode_mappings(profile: ProfileId, run: &[Record], buf: &mut Vec<u8>) {
+    let start = open_frame(buf);
+    let mut o = Out(buf);
+    o.u8(tag::MAPPINGS_SET);
+    o.id(profile);
+    o.u32(run.len() as u32);
+    for r in run {
+        if let Record::MappingSet {
+            to,
+            from,
+            created_at,
+            last_used,
+            pinned,
+            history,
+            ..
+        } = r
+        {
+            o.mapping(*to, *from, *created_at, *last_used, *pinned, *history);
+        }
+    }
+    close_frame(buf, start);
+}
+
+/// Starts a frame at the end of `buf`: room for its length and checksum.
+fn open_frame(buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; FRAME_LEN]);
+    start
+}
+
+/// Fills in the length and checksum of the frame started at `start`.
+fn close_frame(buf: &mut [u8], start: usize) {
     let payload_len = (buf.len() - start - FRAME_LEN) as u32;
     let crc = crc32fast::hash(&buf[start + FRAME_LEN..]);
     buf[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Decodes one payload (without its frame).
+/// Decodes one payload (without its frame) into the records it holds, at
+/// the back of `out`: one, or a `MappingsSet`'s mappings. Nothing is added
+/// when the payload is malformed.
+pub(crate) fn decode_into(payload: &[u8], out: &mut VecDeque<Record>) -> Result<(), Malformed> {
+    let Some((&tag::MAPPINGS_SET, fields)) = payload.split_first() else {
+        out.push_back(decode(payload)?);
+        return Ok(());
+    };
+    let mut i = In(fields);
+    let profile = i.id()?;
+    let count = i.u32()? as usize;
+    if count == 0 || i.0.len() != count * MAPPING_LEN {
+        return Err(Malformed);
+    }
+    let before = out.len();
+    for _ in 0..count {
+        match i.mapping(profile) {
+            Ok(r) => out.push_back(r),
+            Err(e) => {
+                out.truncate(before);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of one mapping in a `MappingsSet`.
+const MAPPING_LEN: usize = 25;
+
+/// Decodes the payload of a record that is one record (not `MappingsSet`).
 pub(crate) fn decode(payload: &[u8]) -> Result<Record, Malformed> {
     let mut i = In(payload);
     let record = match i.u8()? {
@@ -584,22 +719,8 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, Malformed> {
             },
         }),
         tag::MAPPING_SET => {
-            let (profile, to, from) = (i.id()?, i.number()?, i.number()?);
-            let (created_at, last_used) = (i.u32()?, i.u32()?);
-            // Bit 0: pinned; bit 1: imported history.
-            let flags = i.u8()?;
-            if flags > 3 {
-                return Err(Malformed);
-            }
-            Record::MappingSet {
-                profile,
-                to,
-                from,
-                created_at,
-                last_used,
-                pinned: flags & 1 != 0,
-                history: flags & 2 != 0,
-            }
+            let profile = i.id()?;
+            i.mapping(profile)?
         }
         tag::MAPPING_TOUCHED => Record::MappingTouched {
             profile: i.id()?,
@@ -708,9 +829,10 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record, Malformed> {
     Ok(record)
 }
 
-/// The record framed at the start of `bytes` and its framed length, if
-/// `bytes` starts with a whole, valid record.
-pub(crate) fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
+/// Decodes the record framed at the start of `bytes` into `out` (see
+/// [`decode_into`]) and returns its framed length, if `bytes` starts with a
+/// whole, valid record.
+pub(crate) fn decode_framed(bytes: &[u8], out: &mut VecDeque<Record>) -> Option<usize> {
     if bytes.len() < FRAME_LEN {
         return None;
     }
@@ -723,8 +845,13 @@ pub(crate) fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
     if crc32fast::hash(payload) != crc {
         return None;
     }
-    let record = decode(payload).ok()?;
-    Some((record, FRAME_LEN + len))
+    decode_into(payload, out).ok()?;
+    Some(FRAME_LEN + len)
+}
+
+/// Whether `bytes` starts with a whole, valid record.
+pub(crate) fn starts_with_record(bytes: &[u8]) -> bool {
+    decode_framed(bytes, &mut VecDeque::new()).is_some()
 }
 
 /// Decodes framed records one at a time, stopping at the first torn or
@@ -732,15 +859,22 @@ pub(crate) fn decode_framed(bytes: &[u8]) -> Option<(Record, usize)> {
 pub(crate) struct Records<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Records of the last frame not yet handed out (a `MappingsSet`'s).
+    pending: VecDeque<Record>,
 }
 
 impl<'a> Records<'a> {
     /// Records framed in `bytes` (without a file header).
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Records { bytes, at: 0 }
+        Records {
+            bytes,
+            at: 0,
+            pending: VecDeque::new(),
+        }
     }
 
-    /// Bytes of whole, valid records read so far.
+    /// Bytes of whole, valid records read so far (a frame counts once it
+    /// is read, before all its records are handed out).
     pub(crate) fn valid(&self) -> usize {
         self.at
     }
@@ -750,9 +884,10 @@ impl Iterator for Records<'_> {
     type Item = Record;
 
     fn next(&mut self) -> Option<Record> {
-        let (record, len) = decode_framed(&self.bytes[self.at..])?;
-        self.at += len;
-        Some(record)
+        if self.pending.is_empty() {
+            self.at += decode_framed(&self.bytes[self.at..], &mut self.pending)?;
+        }
+        self.pending.pop_front()
     }
 }
 

@@ -267,3 +267,133 @@ fn decoding_ahead_reads_what_reading_in_place_reads() {
     );
     assert!(valid < middle);
 }
+
+fn mapping(profile: ProfileId, i: u64, flags: u8) -> Record {
+    Record::MappingSet {
+        profile,
+        to: PhoneNumber::from_u64(14_155_550_000 + i).unwrap(),
+        from: PhoneNumber::from_u64(13_125_550_000 + i % 50).unwrap(),
+        created_at: 1_000 + i as u32,
+        last_used: 2_000 + i as u32,
+        pinned: flags & 1 != 0,
+        history: flags & 2 != 0,
+    }
+}
+
+/// The tag of every frame in `bytes`, in order.
+fn frame_tags(bytes: &[u8]) -> Vec<u8> {
+    let mut tags = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        tags.push(bytes[at + FRAME_LEN]);
+        at += FRAME_LEN + len;
+    }
+    tags
+}
+
+#[test]
+fn new_mappings_of_a_profile_share_frames_and_read_back_one_by_one() {
+    let (a, b) = (ProfileId::new_v4(), ProfileId::new_v4());
+    let mut records: Vec<Record> = (0..3).map(|i| mapping(a, i, i as u8 % 4)).collect();
+    records.push(Record::OptIn {
+        profile: a,
+        to: PhoneNumber::from_u64(14_155_550_000).unwrap(),
+    });
+    records.push(mapping(a, 3, 0));
+    records.extend((0..MAX_MAPPINGS_PER_RECORD as u64 + 904).map(|i| mapping(b, i, 1)));
+    records.extend((4..6).map(|i| mapping(a, i, 2)));
+    let mut buf = Vec::new();
+    encode_all(&records, &mut buf);
+    let (read, valid) = read_all(&buf);
+    assert!(read == records, "the same records, in order");
+    assert_eq!(valid, buf.len());
+    // A run of one stays a `MappingSet`; a run longer than a frame holds
+    // goes on in the next; another profile's mappings start a new frame.
+    assert_eq!(
+        frame_tags(&buf),
+        [
+            tag::MAPPINGS_SET,
+            tag::OPT_IN,
+            tag::MAPPING_SET,
+            tag::MAPPINGS_SET,
+            tag::MAPPINGS_SET,
+            tag::MAPPINGS_SET
+        ]
+    );
+    // 25 bytes a mapping, 29 a frame of them (its frame, tag, id and
+    // count), against 50 for a `MappingSet`.
+    let (grouped, opt_in, single) = (3 + MAX_MAPPINGS_PER_RECORD + 904 + 2, 33, 50);
+    assert_eq!(buf.len(), 25 * grouped + 29 * 4 + opt_in + single);
+    // Read as a stream, cut anywhere, as recovery reads.
+    for step in [7, 4096] {
+        let (ahead, decoded) = decoded_from(&buf, step);
+        assert!(ahead == records, "step {step}");
+        assert!(decoded.whole && decoded.valid == buf.len());
+    }
+}
+
+#[test]
+fn a_torn_or_flipped_frame_of_mappings_loses_all_of_them() {
+    let p = ProfileId::new_v4();
+    let mut buf = Vec::new();
+    encode(&Record::Probe, &mut buf);
+    let probe = buf.len();
+    let run: Vec<Record> = (0..5).map(|i| mapping(p, i, 0)).collect();
+    encode_all(&run, &mut buf);
+    encode(&Record::Probe, &mut buf);
+    // The last probe's frame is 9 bytes.
+    let (read, valid) = read_all(&buf[..buf.len() - 5]);
+    assert_eq!(
+        (read.len(), valid),
+        (6, buf.len() - 9),
+        "torn after the run"
+    );
+    let (read, valid) = read_all(&buf[..buf.len() - 20]);
+    assert_eq!(
+        (read, valid),
+        (vec![Record::Probe], probe),
+        "torn inside it"
+    );
+    let mut flipped = buf.clone();
+    flipped[probe + FRAME_LEN + 30] ^= 0x01;
+    let (read, valid) = read_all(&flipped);
+    assert_eq!((read, valid), (vec![Record::Probe], probe), "flipped");
+}
+
+#[test]
+fn a_malformed_frame_of_mappings_adds_no_record() {
+    let p = ProfileId::new_v4();
+    let mut two = Vec::new();
+    encode_all(&[mapping(p, 1, 0), mapping(p, 2, 0)], &mut two);
+    let payload = two[FRAME_LEN..].to_vec();
+    let mut out = VecDeque::from([Record::Probe]);
+    assert_eq!(decode_into(&payload, &mut out), Ok(()));
+    assert_eq!(out.len(), 3);
+    // The count at bytes 17..21 of the payload (after the tag and the id).
+    let with_count = |count: u32| {
+        let mut bad = payload.clone();
+        bad[17..21].copy_from_slice(&count.to_le_bytes());
+        bad
+    };
+    let mut flags = payload.clone();
+    *flags.last_mut().unwrap() = 4;
+    for bad in [
+        with_count(0),
+        with_count(1),
+        with_count(3),
+        flags,
+        payload[..payload.len() - 1].to_vec(),
+    ] {
+        let mut out = VecDeque::from([Record::Probe]);
+        assert_eq!(decode_into(&bad, &mut out), Err(Malformed));
+        assert_eq!(out, [Record::Probe], "nothing added");
+    }
+    // Framed with a good checksum, a malformed one stops reading there.
+    let mut framed = Vec::new();
+    encode(&Record::Probe, &mut framed);
+    let start = open_frame(&mut framed);
+    framed.extend_from_slice(&with_count(3));
+    close_frame(&mut framed, start);
+    assert_eq!(read_all(&framed), (vec![Record::Probe], start));
+}

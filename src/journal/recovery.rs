@@ -374,7 +374,7 @@ fn unknown_format(path: &Path, e: HeaderError) -> StartError {
 /// Where the records of a damaged log can be read again after `bad`: the
 /// first later offset holding a whole, valid record, if any.
 fn resync(records: &[u8], bad: usize) -> Option<usize> {
-    (bad + 1..records.len()).find(|&o| record::decode_framed(&records[o..]).is_some())
+    (bad + 1..records.len()).find(|&o| record::starts_with_record(&records[o..]))
 }
 
 /// Copies `bytes` to a side file next to `path` named `{path}.{what}-{offset}`.
