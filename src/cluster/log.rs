@@ -4,7 +4,7 @@
 //! leader key's value is the leader's advertised URL) and `log/` followed
 //! by a 20-digit position, one key per batch of journal records, positions
 //! counting up from 1 with no gap. A batch is the framed records the local
-//! journal writes too (`journal::record`), cut at record boundaries into
+//! journal writes too (`journal::record`), cut at frame boundaries into
 //! pieces that fit etcd's request limit, one position each.
 //!
 //! The log is kept short: each node publishes under `covered/` (on its
@@ -167,8 +167,8 @@ pub(crate) fn shorten(
     Ok(Some(new_start))
 }
 
-/// `bytes` (whole framed records) cut at record boundaries into pieces of
-/// at most `max` bytes (a record larger than that is a piece of its own).
+/// `bytes` (whole framed records) cut at frame boundaries into pieces of
+/// at most `max` bytes (a frame larger than that is a piece of its own).
 pub(crate) fn pieces(bytes: &[u8], max: usize) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let (mut start, mut at) = (0, 0);

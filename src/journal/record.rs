@@ -29,7 +29,7 @@
 //! | 7 | `Outcome` | id, sender number, bits u8 (1 delivered, 2 spam), at secs |
 //! | 8 | `HealthState` | id, sender number, count u32, then count x (slice, finalized, delivered, spam) u32 |
 //! | 9 | `SnapshotMark` | id, snapshot u64 |
-//! | 10 | `SnapshotEnd` | records u64 |
+//! | 10 | `SnapshotEnd` | records u64 (as read: a `MappingsSet` counts its mappings) |
 //! | 11 | `Probe` | nothing: written to test that a failed journal can write again; ignored |
 //! | 13 | `OptOut` | id, to number, keyword u8 (0: set through the API), u8 0/1 + via number, at secs |
 //! | 14 | `OptIn` | id, to number |
@@ -42,8 +42,9 @@
 //! ([`encode_all`]): one frame and one checksum for up to
 //! [`MAX_MAPPINGS_PER_RECORD`] of them, 25 bytes each instead of a 50-byte
 //! `MappingSet` frame each. It reads back as that many `MappingSet`
-//! records; a torn or corrupt one loses all of them, as the append that
-//! wrote them is acknowledged whole or not at all.
+//! records. A torn one loses all of them, as the append that wrote them is
+//! acknowledged whole or not at all; damage inside one puts all of them
+//! aside (`numpool repair`).
 //!
 //! Profile records are JSON so that a new profile field or setting needs no
 //! new layout here; everything on the hot path is fixed-size binary.
@@ -674,7 +675,9 @@ pub(crate) fn decode_into(payload: &[u8], out: &mut VecDeque<Record>) -> Result<
     let mut i = In(fields);
     let profile = i.id()?;
     let count = i.u32()? as usize;
-    if count == 0 || i.0.len() != count * MAPPING_LEN {
+    if !(1..=MAX_MAPPINGS_PER_RECORD).contains(&count)
+        || count.checked_mul(MAPPING_LEN) != Some(i.0.len())
+    {
         return Err(Malformed);
     }
     let before = out.len();
@@ -859,8 +862,10 @@ pub(crate) fn starts_with_record(bytes: &[u8]) -> bool {
 pub(crate) struct Records<'a> {
     bytes: &'a [u8],
     at: usize,
-    /// Records of the last frame not yet handed out (a `MappingsSet`'s).
+    /// Records of the last frame not yet handed out (a `MappingsSet`'s),
+    /// and where that frame starts.
     pending: VecDeque<Record>,
+    pending_from: usize,
 }
 
 impl<'a> Records<'a> {
@@ -870,13 +875,18 @@ impl<'a> Records<'a> {
             bytes,
             at: 0,
             pending: VecDeque::new(),
+            pending_from: 0,
         }
     }
 
-    /// Bytes of whole, valid records read so far (a frame counts once it
-    /// is read, before all its records are handed out).
+    /// Bytes of whole, valid records read so far: the frames every record
+    /// of which has been handed out.
     pub(crate) fn valid(&self) -> usize {
-        self.at
+        if self.pending.is_empty() {
+            self.at
+        } else {
+            self.pending_from
+        }
     }
 }
 
@@ -885,6 +895,7 @@ impl Iterator for Records<'_> {
 
     fn next(&mut self) -> Option<Record> {
         if self.pending.is_empty() {
+            self.pending_from = self.at;
             self.at += decode_framed(&self.bytes[self.at..], &mut self.pending)?;
         }
         self.pending.pop_front()

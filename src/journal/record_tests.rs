@@ -295,14 +295,15 @@ fn frame_tags(bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn new_mappings_of_a_profile_share_frames_and_read_back_one_by_one() {
     let (a, b) = (ProfileId::new_v4(), ProfileId::new_v4());
-    let mut records: Vec<Record> = (0..3).map(|i| mapping(a, i, i as u8 % 4)).collect();
+    // Every value of the flags (pinned, imported history) in the first run.
+    let mut records: Vec<Record> = (0..4).map(|i| mapping(a, i, i as u8)).collect();
     records.push(Record::OptIn {
         profile: a,
         to: PhoneNumber::from_u64(14_155_550_000).unwrap(),
     });
-    records.push(mapping(a, 3, 0));
+    records.push(mapping(a, 4, 0));
     records.extend((0..MAX_MAPPINGS_PER_RECORD as u64 + 904).map(|i| mapping(b, i, 1)));
-    records.extend((4..6).map(|i| mapping(a, i, 2)));
+    records.extend((5..7).map(|i| mapping(a, i, 2)));
     let mut buf = Vec::new();
     encode_all(&records, &mut buf);
     let (read, valid) = read_all(&buf);
@@ -323,7 +324,7 @@ fn new_mappings_of_a_profile_share_frames_and_read_back_one_by_one() {
     );
     // 25 bytes a mapping, 29 a frame of them (its frame, tag, id and
     // count), against 50 for a `MappingSet`.
-    let (grouped, opt_in, single) = (3 + MAX_MAPPINGS_PER_RECORD + 904 + 2, 33, 50);
+    let (grouped, opt_in, single) = (4 + MAX_MAPPINGS_PER_RECORD + 904 + 2, 33, 50);
     assert_eq!(buf.len(), 25 * grouped + 29 * 4 + opt_in + single);
     // Read as a stream, cut anywhere, as recovery reads.
     for step in [7, 4096] {
@@ -359,6 +360,12 @@ fn a_torn_or_flipped_frame_of_mappings_loses_all_of_them() {
     flipped[probe + FRAME_LEN + 30] ^= 0x01;
     let (read, valid) = read_all(&flipped);
     assert_eq!((read, valid), (vec![Record::Probe], probe), "flipped");
+    // Read part way into the run, only the frames wholly handed out count.
+    let mut records = Records::new(&buf);
+    assert_eq!(records.by_ref().take(3).count(), 3);
+    assert_eq!(records.valid(), probe);
+    assert_eq!(records.by_ref().take(3).count(), 3);
+    assert_eq!(records.valid(), buf.len() - 9);
 }
 
 #[test]
@@ -378,12 +385,20 @@ fn a_malformed_frame_of_mappings_adds_no_record() {
     };
     let mut flags = payload.clone();
     *flags.last_mut().unwrap() = 4;
+    // More mappings than a frame may hold, with the bytes for them.
+    let too_many: Vec<Record> = (0..=MAX_MAPPINGS_PER_RECORD as u64)
+        .map(|i| mapping(p, i, 0))
+        .collect();
+    let mut over = Vec::new();
+    encode_mappings(p, &too_many, &mut over);
+    let over = over[FRAME_LEN..].to_vec();
     for bad in [
         with_count(0),
         with_count(1),
         with_count(3),
         flags,
         payload[..payload.len() - 1].to_vec(),
+        over,
     ] {
         let mut out = VecDeque::from([Record::Probe]);
         assert_eq!(decode_into(&bad, &mut out), Err(Malformed));

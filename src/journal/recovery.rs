@@ -700,6 +700,34 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_many_mappings_shares_frames_and_recovers_every_one() {
+        let dir = temp_dir("many");
+        let p = ProfileId::new_v4();
+        let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
+        let at = 1_800_000_000u32;
+        // The profile's run of mappings crosses the writer's chunks of
+        // 4,096 records and the most one frame holds.
+        let count = 10_000;
+        let records = [profile_saved(p, at), number_saved(sender, Some(p))]
+            .into_iter()
+            .chain((0..count).map(|i| mapping_set(p, 14_155_550_000 + i, sender, at)));
+        snapshot::write(&dir, 1, records).unwrap();
+        let len = std::fs::metadata(snapshot_path(&dir, 1)).unwrap().len();
+        assert!(len < 26 * count, "{len} bytes: mappings share frames");
+        let health = HealthConfig::default();
+        let config = ReplayConfig {
+            shape: test_shape(),
+            health: &health,
+            now_ms: u64::from(at) * 1000,
+        };
+        let recovered = recover(&dir, config).unwrap();
+        assert_eq!(recovered.snapshot, Some(1));
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+        let stats = recovered.profiles[0].1.stats();
+        assert_eq!(stats.stored_mappings, count as usize);
+    }
+
+    #[test]
     fn records_a_snapshot_already_holds_are_not_applied_twice() {
         let dir = temp_dir("marks");
         let p = ProfileId::new_v4();
