@@ -198,7 +198,7 @@ impl Engine {
         };
         let _admin = inner.admin.lock().await;
         let config = &inner.config;
-        let recovered = recovery::recover(
+        let recovered = recovery::reread(
             &journal.dir,
             ReplayConfig {
                 shape: config.shape(),
