@@ -198,7 +198,7 @@ impl Engine {
         };
         let _admin = inner.admin.lock().await;
         let config = &inner.config;
-        let recovered = recovery::reread(
+        let recovered = recovery::recover(
             &journal.dir,
             ReplayConfig {
                 shape: config.shape(),

@@ -101,7 +101,7 @@ impl Engine {
                 let fault_file = std::env::var_os("NUMPOOL_FAULT_JOURNAL").map(Into::into);
                 #[cfg(not(feature = "test-util"))]
                 let fault_file = None;
-                let writer = Writer::start(&path, r.records_end, j.fsync, fault_file)
+                let writer = Writer::start(&path, j.fsync, fault_file)
                     .map_err(|e| StartError::io(&path, e))?;
                 writer.set_replicated(r.replicated);
                 (Some(r), Some(Arc::new(writer)), Some(lock))

@@ -21,10 +21,6 @@
 //!   length and a CRC ([`record`]). [`recovery`] reads them back;
 //!   [`snapshot`] writes snapshots and removes what they make redundant;
 //!   `backup` makes a data directory from a snapshot taken elsewhere.
-//! - Under `interval` and `never` (on Linux) the segment being written is
-//!   extended ahead and records are copied into a memory map of its end
-//!   (`mapped`), not written with a call each; zeros follow the records
-//!   until it is closed, and recovery reads them as its end.
 //!
 //! What each `fsync` policy promises on power loss: `always`, nothing
 //! acknowledged is lost; `interval` (default, every 10 ms), at most the last
@@ -34,8 +30,6 @@
 mod backup;
 pub(crate) mod format;
 pub(crate) mod lock;
-#[cfg(target_os = "linux")]
-mod mapped;
 mod receipt;
 pub(crate) mod record;
 pub(crate) mod recovery;

@@ -26,7 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, FileKind, HeaderError};
-use super::record::{self, Applies, Record, FRAME_LEN};
+use super::record::{self, Applies, Record};
 use super::{numbered, segment_path, snapshot, snapshot_path};
 use crate::error::StartError;
 use crate::ids::ProfileId;
@@ -52,11 +52,6 @@ pub(crate) struct Recovered {
     pub numbers: Vec<NumberRecord>,
     /// The segment new records go to.
     pub segment: u64,
-    /// Where that segment's records end, when zeros follow them (a
-    /// segment written through a mapped tail by a process that stopped
-    /// without closing it): the writer cuts them when it opens the segment.
-    /// Recovery itself leaves them, as it also runs on a live directory.
-    pub records_end: Option<u64>,
     /// The snapshot recovery started from, if any.
     pub snapshot: Option<u64>,
     /// Records replayed from the log.
@@ -396,26 +391,6 @@ fn keep_aside(path: &Path, what: &str, offset: u64, bytes: &[u8]) -> Result<Path
 
 /// Recovers the state kept in `dir` (created if missing).
 pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered, StartError> {
-    read_files(dir, config, Mend::Cut)
-}
-
-/// As [`recover`], for a directory a writer is appending to (the engine
-/// reloading what is written): no file is changed, since the segment being
-/// written may be mapped (cutting it would make the writer's next copy
-/// fault) or take a batch while it is read; an incomplete record at its
-/// end is where reading stops.
-pub(crate) fn reread(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered, StartError> {
-    read_files(dir, config, Mend::Leave)
-}
-
-/// Whether recovery mends what it finds (at start-up) or only reads.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mend {
-    Cut,
-    Leave,
-}
-
-fn read_files(dir: &Path, config: ReplayConfig<'_>, mend: Mend) -> Result<Recovered, StartError> {
     std::fs::create_dir_all(dir).map_err(|e| StartError::io(dir, e))?;
     let mut warnings = Vec::new();
     let mut rebuild = Rebuild::new(config);
@@ -471,9 +446,7 @@ fn read_files(dir: &Path, config: ReplayConfig<'_>, mend: Mend) -> Result<Recove
     let mut replayed = 0u64;
     let mut last = from;
     let mut last_version = format::VERSION;
-    let mut records_end = None;
     for (i, &s) in segments.iter().enumerate() {
-        records_end = None;
         let path = segment_path(dir, s);
         // Read as it is applied, a few megabytes at a time.
         let (mut file, header) = open_header(&path)?;
@@ -483,9 +456,6 @@ fn read_files(dir: &Path, config: ReplayConfig<'_>, mend: Mend) -> Result<Recove
             Ok(_) => {}
             // A segment torn while its header was written holds nothing.
             Err(HeaderError::Short(n)) if header[..] == format::header(FileKind::Log)[..n] => {
-                if mend == Mend::Leave {
-                    continue;
-                }
                 if n > 0 {
                     keep_aside(&path, "torn", 0, &header)?;
                 }
@@ -504,26 +474,12 @@ fn read_files(dir: &Path, config: ReplayConfig<'_>, mend: Mend) -> Result<Recove
         if decoded.whole {
             continue;
         }
-        // What follows the last whole record, read again: zeros reserved
-        // ahead of the records (their end), a torn tail (cut and set
-        // aside) or damage (start-up stops).
+        // What follows the last whole record, read again: a torn tail (cut
+        // and set aside) or damage (start-up stops).
         let offset = (format::HEADER_LEN + decoded.valid) as u64;
         let rest = read_from(&path, offset)?;
-        if rest.iter().all(|&b| b == 0) {
-            records_end = Some(offset);
-            continue;
-        }
-        // Zeros where a record should start, with more after them: pages
-        // reserved ahead that never reached the disk before a power loss
-        // while later ones did. Nothing after them was synced (a sync
-        // writes every page before it), so they end the log as a torn
-        // tail would.
-        let hole = rest.len() >= FRAME_LEN && rest[..FRAME_LEN] == [0; FRAME_LEN];
         let later_segments = i + 1 < segments.len();
-        if mend == Mend::Leave && !later_segments {
-            continue;
-        }
-        if later_segments || (!hole && resync(&rest, 0).is_some()) {
+        if later_segments || resync(&rest, 0).is_some() {
             return Err(StartError::Damaged {
                 path,
                 offset,
@@ -549,7 +505,6 @@ fn read_files(dir: &Path, config: ReplayConfig<'_>, mend: Mend) -> Result<Recove
         profiles: rebuild.profiles.into_values().collect(),
         numbers: rebuild.numbers.into_values().collect(),
         segment: last,
-        records_end: records_end.filter(|_| last_version == format::VERSION),
         snapshot: base,
         replayed,
         warnings,
@@ -621,9 +576,7 @@ pub(crate) fn repair(dir: &Path) -> Result<RepairReport, StartError> {
             let valid = records.valid();
             kept.extend_from_slice(&body[at..at + valid]);
             at += valid;
-            // Zeros reserved ahead of the records end them; they go.
-            if body[at..].iter().all(|&b| b == 0) {
-                changed |= at < body.len();
+            if at == body.len() {
                 break;
             }
             let end = resync(body, at).unwrap_or(body.len());
@@ -650,8 +603,6 @@ mod tests {
     use super::*;
     use crate::clock::Timestamp;
     use crate::journal::record::encode;
-    use crate::journal::writer::Writer;
-    use crate::journal::FsyncPolicy;
     use crate::selection::health::DeliveryOutcome;
 
     fn test_shape() -> Shape {
@@ -746,129 +697,6 @@ mod tests {
         let ids: Vec<ProfileId> = recovered.profiles.iter().map(|(r, _)| r.id).collect();
         assert_eq!(ids, vec![a]);
         assert_eq!(recovered.profiles[0].1.stats().stored_mappings, 0);
-    }
-
-    /// A log segment holding `records`, then `after` (what a mapped tail
-    /// or a power loss leaves).
-    fn segment_with(dir: &Path, n: u64, records: &[Record], after: &[u8]) -> Vec<u8> {
-        let mut log = format::header(FileKind::Log).to_vec();
-        for r in records {
-            encode(r, &mut log);
-        }
-        let records_end = log.len();
-        log.extend_from_slice(after);
-        std::fs::write(segment_path(dir, n), &log).unwrap();
-        log.truncate(records_end);
-        log
-    }
-
-    #[test]
-    fn zeros_after_the_records_end_them_without_a_warning_and_are_left_in_place() {
-        let dir = temp_dir("zeros");
-        let p = ProfileId::new_v4();
-        let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
-        let at = 1_800_000_000u32;
-        let records = [
-            profile_saved(p, at),
-            number_saved(sender, Some(p)),
-            mapping_set(p, 14_155_550_000, sender, at),
-        ];
-        // A segment closed with zeros after it (a crash mid-rotation), and
-        // the last one, being written or left by a killed process.
-        segment_with(&dir, 0, &records[..2], &[0; 3000]);
-        let last = segment_with(&dir, 1, &records[2..], &[0; 5000]);
-        let health = HealthConfig::default();
-        let config = || ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: u64::from(at) * 1000,
-        };
-        let recovered = recover(&dir, config()).unwrap();
-        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
-        assert_eq!(recovered.replayed, 3);
-        assert_eq!(
-            (recovered.segment, recovered.records_end),
-            (1, Some(last.len() as u64))
-        );
-        assert_eq!(recovered.profiles[0].1.stats().stored_mappings, 1);
-        // Left for the writer, which cuts them when it opens the segment
-        // (recovery also reads a live directory, whose tail is mapped).
-        let path = segment_path(&dir, 1);
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            last.len() as u64 + 5000
-        );
-        let writer = Writer::start(&path, recovered.records_end, FsyncPolicy::Never, None).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), last);
-        writer.stop();
-    }
-
-    #[test]
-    fn rereading_a_live_directory_changes_no_file() {
-        let dir = temp_dir("live");
-        let p = ProfileId::new_v4();
-        let at = 1_800_000_000u32;
-        // A batch being copied as the files are read: half a record, then
-        // the zeros reserved ahead.
-        let mut after = Vec::new();
-        encode(&profile_saved(ProfileId::new_v4(), at), &mut after);
-        after.truncate(after.len() / 2);
-        after.extend_from_slice(&[0; 1000]);
-        segment_with(&dir, 0, &[profile_saved(p, at)], &after);
-        let path = segment_path(&dir, 0);
-        let before = std::fs::read(&path).unwrap();
-        let health = HealthConfig::default();
-        let config = || ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: u64::from(at) * 1000,
-        };
-        let reread = reread(&dir, config()).unwrap();
-        assert_eq!((reread.replayed, reread.profiles.len()), (1, 1));
-        assert!(reread.warnings.is_empty(), "{:?}", reread.warnings);
-        assert_eq!(std::fs::read(&path).unwrap(), before, "untouched");
-        // At start-up the same tail is cut, and kept aside.
-        let recovered = recover(&dir, config()).unwrap();
-        assert_eq!(recovered.warnings.len(), 1, "{:?}", recovered.warnings);
-        assert!(std::fs::read(&path).unwrap().len() < before.len());
-    }
-
-    #[test]
-    fn zeros_then_records_in_the_last_segment_are_cut_as_a_torn_tail() {
-        let dir = temp_dir("hole");
-        let p = ProfileId::new_v4();
-        let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
-        let at = 1_800_000_000u32;
-        // Pages that never reached the disk before a power loss, and a
-        // later one that did.
-        let mut after = vec![0u8; 4096];
-        encode(&mapping_set(p, 14_155_550_001, sender, at), &mut after);
-        let before = segment_with(&dir, 0, &[profile_saved(p, at)], &after);
-        let health = HealthConfig::default();
-        let config = || ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: u64::from(at) * 1000,
-        };
-        let recovered = recover(&dir, config()).unwrap();
-        assert_eq!(recovered.replayed, 1);
-        assert_eq!(recovered.warnings.len(), 1, "{:?}", recovered.warnings);
-        assert!(
-            recovered.warnings[0].contains("torn"),
-            "{:?}",
-            recovered.warnings
-        );
-        assert_eq!(std::fs::read(segment_path(&dir, 0)).unwrap(), before);
-        // In a segment with later ones after it, the same is damage.
-        let dir = temp_dir("hole-mid");
-        segment_with(&dir, 0, &[profile_saved(p, at)], &after);
-        segment_with(&dir, 1, &[], &[]);
-        match recover(&dir, config()) {
-            Err(StartError::Damaged { offset, .. }) => {
-                assert_eq!(offset as usize, before.len());
-            }
-            other => panic!("expected Damaged, got {:?}", other.err()),
-        }
     }
 
     #[test]

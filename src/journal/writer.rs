@@ -1,8 +1,6 @@
 //! The journal's writer: appends batches of framed records to the current
 //! log segment and answers each batch's receipt once the operating system
 //! has the bytes (`interval`, `never`) or the disk has them (`always`).
-//! Under `interval` and `never` (on Linux) a batch is copied into a mapped
-//! tail of the segment ([`super::mapped`]) instead of written with a call.
 //!
 //! Batches queue on a channel. A sender about to wait for its receipt
 //! writes what is queued itself ([`Writer::help`]; an async one only under
@@ -23,7 +21,7 @@
 //! files, so that nothing refused stays visible (see `Engine`'s recovery).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,8 +33,6 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::format::{self, FileKind};
-#[cfg(target_os = "linux")]
-use super::mapped::MappedTail;
 pub(crate) use super::receipt::Receipt;
 use super::record::{self, Record};
 use super::FsyncPolicy;
@@ -156,24 +152,13 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
 }
 
-/// Opens a log segment to append to, writing its header if it is new;
-/// `records_end`, when recovery read it, is where its records end (zeros
-/// a mapped tail reserved ahead of them, left by a crash, are cut).
-/// Returns the file and the length of its records.
-fn open(path: &Path, records_end: Option<u64>) -> std::io::Result<(File, u64)> {
+/// Opens a log segment for appending, writing its header if it is new.
+/// Returns the file and its length.
+fn open(path: &Path) -> std::io::Result<(File, u64)> {
     let existed = path.exists();
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut len = file.metadata()?.len();
-        if let Some(end) = records_end.filter(|&end| end < len) {
-            file.set_len(end)?;
-            len = end;
-        }
         if len == 0 {
             format::write_header(&mut file, FileKind::Log)?;
             len = format::HEADER_LEN as u64;
@@ -192,11 +177,10 @@ impl Writer {
     /// [`Shared::injected`].
     pub(crate) fn start(
         path: &Path,
-        records_end: Option<u64>,
         policy: FsyncPolicy,
         fault_file: Option<PathBuf>,
     ) -> std::io::Result<Writer> {
-        let (file, len) = open(path, records_end)?;
+        let (file, len) = open(path)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
@@ -503,45 +487,15 @@ struct Segment {
     policy: FsyncPolicy,
     syncer: Option<Syncer>,
     shared: Arc<Shared>,
-    /// Where records are copied to instead of written, under `interval`
-    /// and `never` (see [`super::mapped`]).
-    #[cfg(target_os = "linux")]
-    tail: Option<MappedTail>,
-}
-
-/// The mapped tail a segment of `len` bytes is written through under
-/// `policy`, if any: under `always` the sync costs far more than a `write`.
-#[cfg(target_os = "linux")]
-fn tail_for(policy: FsyncPolicy, len: u64) -> Option<MappedTail> {
-    (policy != FsyncPolicy::Always).then(|| MappedTail::new(len))
 }
 
 impl Segment {
-    /// Puts `buf` after the records, through the mapped tail if there is one.
-    fn put(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(tail) = &mut self.tail {
-            return tail.write_at(&self.file, self.durable_len, buf);
-        }
-        self.file.write_all_at(buf, self.durable_len)
-    }
-
-    /// Cuts the file to its records: after a failed write, and when the
-    /// segment is closed (the zeros a mapped tail reserved go).
-    fn cut(&mut self) -> std::io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(tail) = &mut self.tail {
-            return tail.close(&self.file, self.durable_len);
-        }
-        self.file.set_len(self.durable_len)
-    }
-
     /// Writes `buf` (and syncs it under `always`). On failure the file is
     /// cut back to its last whole batch and the journal turns failed.
     fn write(&mut self, buf: &[u8]) -> bool {
         let result = match self.shared.injected() {
             Some(e) => Err(e),
-            None => self.put(buf).and_then(|_| {
+            None => self.file.write_all(buf).and_then(|_| {
                 if self.policy == FsyncPolicy::Always {
                     self.file.sync_data()
                 } else {
@@ -559,7 +513,7 @@ impl Segment {
             }
             Err(e) => {
                 // Cutting a file shorter needs no space: this works on a full disk.
-                let _ = self.cut();
+                let _ = self.file.set_len(self.durable_len);
                 self.shared.fail(&e);
                 false
             }
@@ -570,8 +524,8 @@ impl Segment {
         if let Some(e) = self.shared.injected() {
             return Err(e);
         }
-        let (next, len) = open(path, None)?;
-        if let Err(e) = self.cut().and_then(|()| self.file.sync_data()) {
+        let (next, len) = open(path)?;
+        if let Err(e) = self.file.sync_data() {
             let _ = std::fs::remove_file(path);
             return Err(e);
         }
@@ -580,10 +534,6 @@ impl Segment {
         }
         self.file = next;
         self.durable_len = len;
-        #[cfg(target_os = "linux")]
-        {
-            self.tail = tail_for(self.policy, len);
-        }
         Ok(())
     }
 
@@ -643,8 +593,6 @@ impl Core {
                 policy,
                 syncer,
                 shared,
-                #[cfg(target_os = "linux")]
-                tail: tail_for(policy, len),
             },
             buf: Vec::with_capacity(1 << 20),
             changes: Vec::with_capacity(1 << 20),
@@ -766,7 +714,6 @@ fn run(core: &Mutex<Core>, rx: Receiver<Msg>, shared: &Shared) {
             Err(crossbeam_channel::TryRecvError::Disconnected) => Msg::Stop,
         };
         if core.step(first, &rx) == Step::Stop {
-            let _ = core.segment.cut();
             let _ = core.segment.file.sync_data();
             // The queue's last ends go (this one on return): what is still
             // queued, or sent later, is refused. The fsync thread stops.

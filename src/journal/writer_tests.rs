@@ -42,7 +42,7 @@ impl Replicator for Log {
 #[test]
 fn a_follower_refuses_changes_and_writes_what_it_applies() {
     let path = temp_segment("follower");
-    let writer = Writer::start(&path, None, FsyncPolicy::Never, None).unwrap();
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     writer.set_replication(Replication::Follower);
     // What a standby applies from its leader is written...
     assert!(block_on(writer.append_scoped(framed(), Scope::Local)).is_ok());
@@ -57,7 +57,7 @@ fn a_follower_refuses_changes_and_writes_what_it_applies() {
 #[test]
 fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
     let path = temp_segment("abandon");
-    let writer = Writer::start(&path, None, FsyncPolicy::Never, None).unwrap();
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     let log = Arc::new(Log::default());
     writer.set_replication(Replication::Leader(log.clone()));
     assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
@@ -80,7 +80,7 @@ fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
 #[test]
 fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
     let path = temp_segment("numbers");
-    let writer = Writer::start(&path, None, FsyncPolicy::Never, None).unwrap();
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
     assert_eq!((writer.appended(), writer.written()), (1, 1));
     writer.fail("test");
@@ -143,7 +143,7 @@ fn batches_are_written_in_order_whoever_writes_them() {
 
 fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     let path = temp_segment(name);
-    let writer = Arc::new(Writer::start(&path, None, policy, None).unwrap());
+    let writer = Arc::new(Writer::start(&path, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -171,13 +171,7 @@ fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) 
 fn after_stopping_appends_and_drains_answer_at_once() {
     let path = temp_segment("stopped");
     let writer = Arc::new(
-        Writer::start(
-            &path,
-            None,
-            FsyncPolicy::Interval(Duration::from_millis(5)),
-            None,
-        )
-        .unwrap(),
+        Writer::start(&path, FsyncPolicy::Interval(Duration::from_millis(5)), None).unwrap(),
     );
     assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
     writer.stop();
@@ -209,7 +203,7 @@ fn rotations_and_barriers_keep_their_place_whoever_writes() {
 fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     let first = temp_segment(name);
     let second = first.with_file_name("log-00000000000000000002.seg");
-    let writer = Arc::new(Writer::start(&first, None, policy, None).unwrap());
+    let writer = Arc::new(Writer::start(&first, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..3)
         .map(|t| {
@@ -302,7 +296,7 @@ fn answered_by_polling(writer: &Writer, mut receipt: Receipt) -> Result<(), ()> 
 #[test]
 fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     let path = temp_segment("wake");
-    let writer = Arc::new(Writer::start(&path, None, FsyncPolicy::Never, None).unwrap());
+    let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
     let mut slept = asleep(&writer, 0);
 
     // Awaited: the first poll that finds it pending wakes the thread.

@@ -239,20 +239,3 @@ pub fn eventually(what: &str, cond: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
-
-/// Where the framed records of a log segment (`bytes`, the whole file)
-/// end: one being written, or left by a killed process, has zeros after
-/// its records (space reserved ahead), so its length says nothing.
-pub fn records_end(bytes: &[u8]) -> usize {
-    const HEADER: usize = 16;
-    const FRAME: usize = 8;
-    let mut at = HEADER;
-    while at + FRAME <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        if len == 0 || at + FRAME + len > bytes.len() {
-            break;
-        }
-        at += FRAME + len;
-    }
-    at
-}
