@@ -354,22 +354,26 @@ impl Out<'_> {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
     }
-    /// A mapping's fields after its profile (`MappingSet`, `MappingsSet`).
-    fn mapping(
-        &mut self,
-        to: PhoneNumber,
-        from: PhoneNumber,
-        created_at: u32,
-        last_used: u32,
-        pinned: bool,
-        history: bool,
-    ) {
-        self.number(to);
-        self.number(from);
-        self.u32(created_at);
-        self.u32(last_used);
-        // Bit 0: pinned; bit 1: imported history.
-        self.u8(u8::from(pinned) | (u8::from(history) << 1));
+    /// A mapping's fields after its profile (`MappingSet`, `MappingsSet`);
+    /// nothing for another record.
+    fn mapping(&mut self, record: &Record) {
+        if let Record::MappingSet {
+            to,
+            from,
+            created_at,
+            last_used,
+            pinned,
+            history,
+            ..
+        } = record
+        {
+            self.number(*to);
+            self.number(*from);
+            self.u32(*created_at);
+            self.u32(*last_used);
+            // Bit 0: pinned; bit 1: imported history.
+            self.u8(u8::from(*pinned) | (u8::from(*history) << 1));
+        }
     }
 }
 
@@ -475,18 +479,10 @@ pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) {
             o.u64(r.updated_at.as_millis());
             o.u64(r.messages_per_second.unwrap_or(f64::NAN).to_bits());
         }
-        Record::MappingSet {
-            profile,
-            to,
-            from,
-            created_at,
-            last_used,
-            pinned,
-            history,
-        } => {
+        Record::MappingSet { profile, .. } => {
             o.u8(tag::MAPPING_SET);
             o.id(*profile);
-            o.mapping(*to, *from, *created_at, *last_used, *pinned, *history);
+            o.mapping(record);
         }
         Record::MappingTouched {
             profile,
@@ -633,18 +629,7 @@ fn encode_mappings(profile: ProfileId, run: &[Record], buf: &mut Vec<u8>) {
     o.id(profile);
     o.u32(run.len() as u32);
     for r in run {
-        if let Record::MappingSet {
-            to,
-            from,
-            created_at,
-            last_used,
-            pinned,
-            history,
-            ..
-        } = r
-        {
-            o.mapping(*to, *from, *created_at, *last_used, *pinned, *history);
-        }
+        o.mapping(r);
     }
     close_frame(buf, start);
 }

@@ -613,6 +613,17 @@ mod tests {
         }
     }
 
+    /// Recovers `dir` with the test shape and default health, at `now_ms`.
+    fn recover_at(dir: &Path, now_ms: u64) -> Recovered {
+        let health = HealthConfig::default();
+        let config = ReplayConfig {
+            shape: test_shape(),
+            health: &health,
+            now_ms,
+        };
+        recover(dir, config).unwrap()
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("numpool-recovery-{name}-{}", std::process::id()));
@@ -685,13 +696,7 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
-        let health = HealthConfig::default();
-        let config = ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: u64::from(at) * 1000,
-        };
-        let recovered = recover(&dir, config).unwrap();
+        let recovered = recover_at(&dir, u64::from(at) * 1000);
         assert_eq!(recovered.snapshot, Some(1));
         assert_eq!(recovered.warnings.len(), 1, "{:?}", recovered.warnings);
         let ids: Vec<ProfileId> = recovered.profiles.iter().map(|(r, _)| r.id).collect();
@@ -714,13 +719,7 @@ mod tests {
         snapshot::write(&dir, 1, records).unwrap();
         let len = std::fs::metadata(snapshot_path(&dir, 1)).unwrap().len();
         assert!(len < 26 * count, "{len} bytes: mappings share frames");
-        let health = HealthConfig::default();
-        let config = ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: u64::from(at) * 1000,
-        };
-        let recovered = recover(&dir, config).unwrap();
+        let recovered = recover_at(&dir, u64::from(at) * 1000);
         assert_eq!(recovered.snapshot, Some(1));
         assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
         let stats = recovered.profiles[0].1.stats();
@@ -765,16 +764,10 @@ mod tests {
             encode(&r, &mut log);
         }
         std::fs::write(segment_path(&dir, 3), &log).unwrap();
-        let health = HealthConfig::default();
-        let config = ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: 1_800_000_000_000,
-        };
-        let recovered = recover(&dir, config).unwrap();
+        let recovered = recover_at(&dir, 1_800_000_000_000);
         let (_, profile) = &recovered.profiles[0];
         let info = profile
-            .sender(sender, u64::from(at) * 1000, &health)
+            .sender(sender, u64::from(at) * 1000, &HealthConfig::default())
             .unwrap();
         assert_eq!(info.health.finalized, 21);
         assert_eq!(recovered.snapshot, Some(3));
@@ -788,13 +781,7 @@ mod tests {
         let p = ProfileId::new_v4();
         encode(&Record::ProfileDeleted { profile: p }, &mut log);
         std::fs::write(segment_path(&dir, 0), &log).unwrap();
-        let health = HealthConfig::default();
-        let config = ReplayConfig {
-            shape: test_shape(),
-            health: &health,
-            now_ms: 1_800_000_000_000,
-        };
-        let recovered = recover(&dir, config).unwrap();
+        let recovered = recover_at(&dir, 1_800_000_000_000);
         assert_eq!(recovered.replayed, 1);
         assert_eq!(recovered.segment, 1, "new records go to a new segment");
         assert_eq!(
