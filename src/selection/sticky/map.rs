@@ -230,7 +230,12 @@ impl StickyMap {
         }
         let accepted = check(e.sender())?;
         let previous = e.last_used;
-        e.last_used = e.last_used.max(now);
+        // Written only when the second moved on: a hit within the same
+        // second leaves the entry's cache line clean, so callers on other
+        // cores keep their copies (and nothing is written back).
+        if now > previous {
+            e.last_used = now;
+        }
         Some((accepted, previous))
     }
 
