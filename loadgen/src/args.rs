@@ -83,6 +83,12 @@ pub struct Args {
     /// naive, and redis if `--redis-url` answers).
     #[arg(long, default_value = "floor,numpool,naive", value_delimiter = ',')]
     pub engine: Vec<EngineKind>,
+    /// Measure every engine this many times, alternating their order from
+    /// one round to the next; the table shows each engine's median round
+    /// and each ratio is the median of the rounds' ratios (on a shared,
+    /// noisy machine one round proves little).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
     /// Drive a running `numpool serve` through HTTP (implies `--engine http`).
     #[arg(long)]
     pub target: Option<String>,

@@ -79,8 +79,16 @@ fn main() -> ExitCode {
     } else {
         "capacity off".to_string()
     };
+    let rounds = if args.rounds > 1 {
+        format!(
+            ", {} rounds (engines alternating in order; the median round shown)",
+            args.rounds
+        )
+    } else {
+        String::new()
+    };
     let description = format!(
-        "{}, {capacity_line}",
+        "{}, {capacity_line}{rounds}",
         description.replace(
             &format!("sim-rate {:?}/msg", args.sim_rate),
             &format!("sim-rate {sim_rate:?}/msg")
@@ -93,90 +101,32 @@ fn main() -> ExitCode {
         sim_rate,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let mut reports: Vec<RunReport> = Vec::new();
+    let kinds = args.engines();
+    // Every round runs every engine; odd rounds in reverse order, so that
+    // no engine always runs first (or last) on a machine that warms up or
+    // gets busier.
+    let mut runs: Vec<Vec<RunReport>> = kinds.iter().map(|_| Vec::new()).collect();
     let mut durability: Vec<String> = Vec::new();
-    for kind in args.engines() {
-        // Every engine starts from the same simulated instant.
-        let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let flags = target_flags(&args);
-        if kind == EngineKind::Journal {
-            match run_journal(&args, &workload, &cfg, clock) {
-                Ok((report, line)) => {
-                    reports.push(report);
-                    durability.push(line);
-                    continue;
+    for round in 0..args.rounds {
+        let mut order: Vec<usize> = (0..kinds.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            match measure(kinds[i], &args, &workload, &cfg) {
+                Ok(Some((report, line))) => {
+                    runs[i].push(report);
+                    durability.extend(line);
                 }
+                Ok(None) => {}
                 Err(e) => {
                     eprintln!("loadgen: {e}");
                     return ExitCode::from(1);
                 }
             }
         }
-        let target: Result<Box<dyn Target>, TargetError> = match kind {
-            EngineKind::Floor => Ok(Box::new(FloorTarget::new(&workload))),
-            EngineKind::Numpool => {
-                NumpoolTarget::start(&workload, flags, clock.clone(), cfg.concurrency)
-                    .map(|t| Box::new(t) as _)
-            }
-            EngineKind::Mailbox => {
-                NumpoolTarget::start_mailbox(&workload, flags, clock.clone(), cfg.concurrency)
-                    .map(|t| Box::new(t) as _)
-            }
-            EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
-                &workload,
-                args.sticky,
-                args.geomatch,
-                flags.ttl_secs,
-            ))),
-            EngineKind::Redis => RedisTarget::connect(
-                &args.redis_url,
-                &workload,
-                cfg.concurrency,
-                args.sticky,
-                flags.ttl_secs,
-            )
-            .map(|t| Box::new(t) as _),
-            EngineKind::Http => {
-                let url = args
-                    .target
-                    .clone()
-                    .unwrap_or_else(|| "http://127.0.0.1:8080/v2".into());
-                HttpTarget::connect(&url, &args.api_key, &workload, flags, cfg.concurrency)
-                    .map(|t| Box::new(t) as _)
-            }
-            EngineKind::All | EngineKind::Journal => continue,
-        };
-        let target = match target {
-            Ok(t) => t,
-            Err(e) if kind == EngineKind::Redis && args.engine.contains(&EngineKind::All) => {
-                eprintln!("loadgen: skipping redis: {e}");
-                continue;
-            }
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        // The floor is one thread by definition.
-        let floor_cfg = DriverConfig {
-            concurrency: 1,
-            ..cfg.clone()
-        };
-        let run_cfg = if kind == EngineKind::Floor {
-            &floor_cfg
-        } else {
-            &cfg
-        };
-        let result = driver::run(target.as_ref(), &workload, &clock, run_cfg);
-        target.shutdown();
-        match result {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                return ExitCode::from(1);
-            }
-        }
     }
+    let reports: Vec<RunReport> = runs.into_iter().filter_map(RunReport::median_of).collect();
     let mut naive_lacks = Vec::new();
     let mut redis_lacks = Vec::new();
     if args.geomatch {
@@ -228,6 +178,79 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// One run of the engine `kind` on `workload`: its report and, for the
+/// journal, the line on its snapshot and recovery. `None`: skipped (Redis
+/// under `--engine all` when none answers).
+fn measure(
+    kind: EngineKind,
+    args: &Args,
+    workload: &Workload,
+    cfg: &DriverConfig,
+) -> Result<Option<(RunReport, Option<String>)>, String> {
+    // Every engine starts from the same simulated instant.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let flags = target_flags(args);
+    if kind == EngineKind::Journal {
+        let (report, line) = run_journal(args, workload, cfg, clock).map_err(|e| e.to_string())?;
+        return Ok(Some((report, Some(line))));
+    }
+    let target: Result<Box<dyn Target>, TargetError> = match kind {
+        EngineKind::Floor => Ok(Box::new(FloorTarget::new(workload))),
+        EngineKind::Numpool => {
+            NumpoolTarget::start(workload, flags, clock.clone(), cfg.concurrency)
+                .map(|t| Box::new(t) as _)
+        }
+        EngineKind::Mailbox => {
+            NumpoolTarget::start_mailbox(workload, flags, clock.clone(), cfg.concurrency)
+                .map(|t| Box::new(t) as _)
+        }
+        EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
+            workload,
+            args.sticky,
+            args.geomatch,
+            flags.ttl_secs,
+        ))),
+        EngineKind::Redis => RedisTarget::connect(
+            &args.redis_url,
+            workload,
+            cfg.concurrency,
+            args.sticky,
+            flags.ttl_secs,
+        )
+        .map(|t| Box::new(t) as _),
+        EngineKind::Http => {
+            let url = args
+                .target
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:8080/v2".into());
+            HttpTarget::connect(&url, &args.api_key, workload, flags, cfg.concurrency)
+                .map(|t| Box::new(t) as _)
+        }
+        EngineKind::All | EngineKind::Journal => return Ok(None),
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(e) if kind == EngineKind::Redis && args.engine.contains(&EngineKind::All) => {
+            eprintln!("loadgen: skipping redis: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    // The floor is one thread by definition.
+    let floor_cfg = DriverConfig {
+        concurrency: 1,
+        ..cfg.clone()
+    };
+    let run_cfg = if kind == EngineKind::Floor {
+        &floor_cfg
+    } else {
+        cfg
+    };
+    let result = driver::run(target.as_ref(), workload, &clock, run_cfg);
+    target.shutdown();
+    result.map(|r| Some((r, None))).map_err(|e| e.to_string())
 }
 
 /// Runs numpool with its journal, then measures the snapshot stall and the

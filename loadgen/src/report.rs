@@ -49,6 +49,9 @@ pub struct RunReport {
     pub bytes_per_mapping: Option<f64>,
     /// Queue waits of the messages sent (ns), when measured.
     pub waits: Option<Percentiles>,
+    /// With `--rounds`: the throughput of every round, in round order (this
+    /// report is the median one).
+    pub rounds: Vec<f64>,
 }
 
 /// The percentiles the spectrum plot is drawn through.
@@ -80,7 +83,20 @@ impl RunReport {
             live_mappings,
             bytes_per_mapping,
             waits: None,
+            rounds: Vec::new(),
         }
+    }
+
+    /// The median of `runs` (one engine's rounds, in order) by throughput,
+    /// carrying every round's throughput.
+    pub fn median_of(mut runs: Vec<RunReport>) -> Option<RunReport> {
+        let rounds: Vec<f64> = runs.iter().map(|r| r.throughput_per_sec).collect();
+        runs.sort_by(|a, b| a.throughput_per_sec.total_cmp(&b.throughput_per_sec));
+        let mut median = runs.into_iter().nth(rounds.len() / 2)?;
+        if rounds.len() > 1 {
+            median.rounds = rounds;
+        }
+        Some(median)
     }
 
     /// Sends refused for a full sender queue, over all sends.
@@ -129,6 +145,7 @@ impl RunReport {
             "wait_ns": self.waits.map(|w| json!({"p50": w.p50, "p99": w.p99, "max": w.max})),
             "live_mappings": self.live_mappings,
             "bytes_per_mapping": self.bytes_per_mapping,
+            "rounds_throughput_per_sec": self.rounds,
         })
     }
 }
@@ -251,6 +268,25 @@ pub fn summary(workload: &str, reports: &[RunReport], ctx: &RunContext) -> Strin
 /// faster for it.
 const REFUSED_SHARE_TOLERANCE: f64 = 0.01;
 
+/// With `--rounds`: `base`'s throughput over `other`'s in each round (the
+/// two measured in the same round, one right after the other).
+fn paired_ratios(base: &RunReport, other: &RunReport) -> Option<Vec<f64>> {
+    (base.rounds.len() > 1 && base.rounds.len() == other.rounds.len()).then(|| {
+        base.rounds
+            .iter()
+            .zip(&other.rounds)
+            .map(|(b, o)| b / o.max(1e-9))
+            .collect()
+    })
+}
+
+/// The middle value (the upper of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 /// Throughput ratios of numpool (or http) against each other engine, when
 /// they compare like for like: the same rules, the same share refused.
 fn ratios(reports: &[RunReport], ctx: &RunContext) -> String {
@@ -295,6 +331,16 @@ fn ratios(reports: &[RunReport], ctx: &RunContext) -> String {
             out.push_str(&format!(
                 "{} / {}: no ratio, both met the offered rate\n",
                 base.engine, r.engine
+            ));
+        } else if let Some(each) = paired_ratios(base, r) {
+            let shown: Vec<String> = each.iter().map(|x| format!("{x:.2}")).collect();
+            out.push_str(&format!(
+                "{} throughput / {}: {:.2}x (median of {} rounds, each: {})\n",
+                base.engine,
+                r.engine,
+                median(&each),
+                each.len(),
+                shown.join(", ")
             ));
         } else {
             out.push_str(&format!(
@@ -478,5 +524,36 @@ mod tests {
             &lacking,
         );
         assert!(text.contains("does not implement geomatch"), "{text}");
+    }
+
+    #[test]
+    fn rounds_give_the_median_report_and_the_median_of_paired_ratios() {
+        // Round 2 is slow for both engines (a busy machine): paired, its
+        // ratio is still 2.0; the medians of each engine alone would give
+        // 300 / 100 = 3.0.
+        let ours = RunReport::median_of(vec![
+            report("numpool", 400, 0),
+            report("numpool", 200, 0),
+            report("numpool", 300, 0),
+        ])
+        .unwrap();
+        let theirs = RunReport::median_of(vec![
+            report("naive", 100, 0),
+            report("naive", 100, 0),
+            report("naive", 200, 0),
+        ])
+        .unwrap();
+        assert_eq!(ours.throughput_per_sec, 300.0);
+        assert_eq!(ours.rounds, vec![400.0, 200.0, 300.0]);
+        let text = ratios(&[ours, theirs], &RunContext::default());
+        assert!(
+            text.contains(
+                "numpool throughput / naive: 2.00x (median of 3 rounds, each: 4.00, 2.00, 1.50)"
+            ),
+            "{text}"
+        );
+        // One round: no list, the ratio of the two runs.
+        let one = RunReport::median_of(vec![report("numpool", 300, 0)]).unwrap();
+        assert!(one.rounds.is_empty());
     }
 }
