@@ -233,28 +233,45 @@ impl Rotation {
         queue_end: impl Fn(u32) -> u64,
         mut eligible: impl FnMut(u32) -> bool,
     ) -> Option<Member> {
-        let mut best: Option<(u64, Member)> = None;
-        for &m in self.in_order() {
-            let end = queue_end(m.slot);
-            if end <= now {
-                if eligible(m.slot) {
-                    return Some(m);
+        // The latest end a pick may take, and the least `(end, seq)` seen
+        // so far (`MAX`: none), compared as plain integers: this loop runs
+        // over every member of a busy pool at each new pick.
+        let limit = max_wait.map_or(u64::MAX, |w| now.saturating_add(w));
+        let (mut least_end, mut least_seq) = (u64::MAX, u32::MAX);
+        let mut best = None;
+        let (after, before) = self.split_in_order();
+        for members in [after, before] {
+            for &m in members {
+                let end = queue_end(m.slot);
+                if end <= now {
+                    if eligible(m.slot) {
+                        return Some(m);
+                    }
+                } else if (end < least_end || (end == least_end && m.seq < least_seq))
+                    && end <= limit
+                    && eligible(m.slot)
+                {
+                    (least_end, least_seq) = (end, m.seq);
+                    best = Some(m);
                 }
-                continue;
-            }
-            let better = best.is_none_or(|(least, b)| (end, m.seq) < (least, b.seq));
-            if better && max_wait.is_none_or(|w| end - now <= w) && eligible(m.slot) {
-                best = Some((end, m));
             }
         }
-        best.map(|(_, m)| m)
+        best
     }
 
     /// Members in round-robin order: after the last pick, then from the start.
     fn in_order(&self) -> impl Iterator<Item = &Member> {
+        let (after, before) = self.split_in_order();
+        after.iter().chain(before)
+    }
+
+    /// The members after the last pick, and those up to it (round-robin
+    /// order is the first slice, then the second).
+    #[inline]
+    fn split_in_order(&self) -> (&[Member], &[Member]) {
         let start = self.members.partition_point(|m| m.seq <= self.last);
         let (before, after) = self.members.split_at(start);
-        after.iter().chain(before)
+        (after, before)
     }
 
     /// Records `member` as the last pick.
