@@ -51,9 +51,16 @@ impl Answers {
 
     /// The answers in order; a slot never set is [`Error::Internal`].
     pub(crate) fn into_vec(mut self) -> Vec<Answer> {
-        for i in 0..self.slots.len() {
-            if self.written[i / 64] & (1 << (i % 64)) == 0 {
+        // Sixty-four slots a look: in a finished batch every bit is set.
+        for w in 0..self.written.len() {
+            let mut unset = !self.written[w];
+            while unset != 0 {
+                let i = w * 64 + unset.trailing_zeros() as usize;
+                if i >= self.slots.len() {
+                    break; // the bits past the last slot
+                }
                 self.set(i, Err(Error::Internal));
+                unset &= unset - 1;
             }
         }
         let mut slots = ManuallyDrop::new(std::mem::take(&mut self.slots));
@@ -99,6 +106,14 @@ mod tests {
         assert!(matches!(all[0], Err(Error::UnknownProfile)));
         assert!(matches!(all[64], Err(Error::DailyLimit)));
         assert!(matches!(all[129], Err(Error::OptedOut)));
-        assert!(all[1..64].iter().all(|a| matches!(a, Err(Error::Internal))));
+        // Every other slot, in whole words and in the last, partial one.
+        let unset = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![0, 64, 129].contains(i));
+        assert_eq!(unset.clone().count(), 127);
+        assert!(unset
+            .clone()
+            .all(|(_, a)| matches!(a, Err(Error::Internal))));
     }
 }

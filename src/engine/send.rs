@@ -433,7 +433,41 @@ struct Batch<'a> {
     receipts: Vec<(Vec<usize>, Receipt)>,
 }
 
-type Groups = hashbrown::HashMap<ProfileId, Vec<usize>, foldhash::fast::RandomState>;
+/// `items` grouped by profile, in the order profiles first appear: each
+/// profile's positions, in order. One map lookup an item (none while items
+/// keep to one profile), and each group's vector allocated once, at its
+/// size: growing ten vectors of positions a batch cost a tenth of a
+/// batched send.
+fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<usize>)> {
+    let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
+        hashbrown::HashMap::default();
+    let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
+    let mut group_of: Vec<u32> = Vec::with_capacity(items.len());
+    let mut last: Option<(ProfileId, u32)> = None;
+    for &(profile, _) in items {
+        let g = match last {
+            Some((p, g)) if p == profile => g,
+            _ => {
+                let g = *index.entry(profile).or_insert_with(|| {
+                    sizes.push((profile, 0));
+                    (sizes.len() - 1) as u32
+                });
+                last = Some((profile, g));
+                g
+            }
+        };
+        sizes[g as usize].1 += 1;
+        group_of.push(g);
+    }
+    let mut groups: Vec<(ProfileId, Vec<usize>)> = sizes
+        .into_iter()
+        .map(|(profile, n)| (profile, Vec::with_capacity(n)))
+        .collect();
+    for (i, &g) in group_of.iter().enumerate() {
+        groups[g as usize].1.push(i);
+    }
+    groups
+}
 
 impl<'a> Batch<'a> {
     /// Groups `items` by profile and serves every group whose profile is
@@ -441,10 +475,7 @@ impl<'a> Batch<'a> {
     fn start(engine: &'a Engine, items: &[(ProfileId, PhoneNumber)]) -> Result<Batch<'a>, Error> {
         let entered = engine.enter()?;
         engine.check_journal()?;
-        let mut groups = Groups::default();
-        for (i, (p, _)) in items.iter().enumerate() {
-            groups.entry(*p).or_default().push(i);
-        }
+        let groups = group_by_profile(items);
         let mut batch = Batch {
             _entered: entered,
             now_ms: engine.inner.now().as_millis(),
