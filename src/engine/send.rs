@@ -277,7 +277,10 @@ impl Engine {
             Attempt::Done(done) => done?,
             Attempt::Queued(queued) => queued?.await.unwrap_or(Err(ActorError::Stopped))?,
         };
-        settle_helping(receipt, self.inner.env.journal.as_deref()).await?;
+        // Most sends write nothing: skip even building the wait.
+        if receipt.is_some() {
+            settle_helping(receipt, self.inner.env.journal.as_deref()).await?;
+        }
         Ok(result?)
     }
 
