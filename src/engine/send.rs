@@ -438,9 +438,8 @@ struct Batch<'a> {
 
 /// `items` grouped by profile, in the order profiles first appear: each
 /// profile's positions, in order. One map lookup an item (none while items
-/// keep to one profile), and each group's vector allocated once, at its
-/// size: growing ten vectors of positions a batch cost a tenth of a
-/// batched send.
+/// keep to one profile, the usual batch), and each group's vector allocated
+/// once, at its size, instead of grown as positions arrive.
 fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<usize>)> {
     let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
         hashbrown::HashMap::default();
