@@ -5,7 +5,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,15 +14,25 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::etcd::Etcd;
 use support::{request, try_request, Numpool};
+use tempfile::TempDir;
 
 const KEY: &str = "cluster-test";
 /// The leader's lease: a stopped leader is replaced after about this long.
 const TTL: Duration = Duration::from_secs(1);
 
-/// One node: its process and data directory.
+/// One node: its process and data directory (removed when the field
+/// drops, after `drop` has stopped the process).
 struct NodeProcess {
     server: Option<Numpool>,
-    dir: PathBuf,
+    dir: TempDir,
+}
+
+/// A data directory for the node `name`, removed when dropped.
+fn node_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-node-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn start_node(etcd: &Etcd, cluster: &str, dir: &Path) -> Numpool {
@@ -66,11 +76,9 @@ fn cluster(etcd: &Etcd, name: &str, n: usize) -> Vec<NodeProcess> {
 fn cluster_with(etcd: &Etcd, name: &str, n: usize, extra: &[&str]) -> Vec<NodeProcess> {
     (0..n)
         .map(|i| {
-            let dir = std::env::temp_dir()
-                .join(format!("numpool-node-{name}-{i}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
+            let dir = node_dir(&format!("{name}-{i}"));
             NodeProcess {
-                server: Some(start_node_with(etcd, name, &dir, extra)),
+                server: Some(start_node_with(etcd, name, dir.path(), extra)),
                 dir,
             }
         })
@@ -82,7 +90,6 @@ impl Drop for NodeProcess {
         if let Some(mut s) = self.server.take() {
             s.kill();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -336,7 +343,7 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
         nodes[standby].server.as_mut().unwrap().kill();
         nodes[standby].server = None;
         if !keep_files {
-            let _ = std::fs::remove_dir_all(&nodes[standby].dir);
+            let _ = std::fs::remove_dir_all(nodes[standby].dir.path());
         }
         for i in 0..50 {
             assert!(send(
@@ -346,7 +353,7 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
             )
             .is_some());
         }
-        let dir = nodes[standby].dir.clone();
+        let dir = nodes[standby].dir.path().to_path_buf();
         nodes[standby].server = Some(start_node(&etcd, "restart", &dir));
         let addr = nodes[standby].server.as_ref().unwrap().addr;
         wait_caught_up("the restarted standby catches up", leader_addr, addr);
@@ -386,7 +393,7 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
     let standby = (first + 1) % 3;
     nodes[standby].server.as_mut().unwrap().kill();
     nodes[standby].server = None;
-    let _ = std::fs::remove_dir_all(&nodes[standby].dir);
+    let _ = std::fs::remove_dir_all(nodes[standby].dir.path());
     let mut acked = Vec::new();
     for i in 0..100 {
         let to = format!("+1503555{i:04}");
@@ -398,7 +405,7 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
     support::eventually("the log in etcd is shortened", || {
         ready(leader_addr).is_some_and(|b| b["log_start"].as_u64() > Some(written / 2))
     });
-    let dir = nodes[standby].dir.clone();
+    let dir = nodes[standby].dir.path().to_path_buf();
     nodes[standby].server = Some(start_node_with(&etcd, "short", &dir, &every));
     let node = nodes[standby].server.as_ref().unwrap();
     let addr = node.addr;
@@ -444,8 +451,11 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
 
 #[test]
 fn a_backup_of_a_single_server_seeds_a_new_cluster() {
-    let base = std::env::temp_dir().join(format!("numpool-seed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    let tmp = tempfile::Builder::new()
+        .prefix("numpool-seed-")
+        .tempdir()
+        .unwrap();
+    let base = tmp.path();
     let single = base.join("single");
     let alone = support::serve(
         &["--api-key", KEY, "--data-dir", single.to_str().unwrap()],
@@ -480,21 +490,21 @@ fn a_backup_of_a_single_server_seeds_a_new_cluster() {
     let mut nodes: Vec<NodeProcess> = (0..3)
         .map(|i| NodeProcess {
             server: None,
-            dir: base.join(format!("node-{i}")),
+            dir: node_dir(&format!("seed-{i}")),
         })
         .collect();
     run(&[
         "restore",
         file.to_str().unwrap(),
         "--data-dir",
-        nodes[0].dir.to_str().unwrap(),
+        nodes[0].dir.path().to_str().unwrap(),
     ]);
-    nodes[0].server = Some(start_node(&etcd, "seed", &nodes[0].dir));
+    nodes[0].server = Some(start_node(&etcd, "seed", nodes[0].dir.path()));
     let (first, _) = leader(&nodes, Duration::from_secs(15));
     assert_eq!(first, 0);
     let leader_addr = nodes[0].server.as_ref().unwrap().addr;
     for n in &mut nodes[1..] {
-        n.server = Some(start_node(&etcd, "seed", &n.dir));
+        n.server = Some(start_node(&etcd, "seed", n.dir.path()));
     }
     let more = "+15035569999".to_string();
     acked.push((more.clone(), send(leader_addr, &p, &more).unwrap()));
@@ -523,8 +533,6 @@ fn a_backup_of_a_single_server_seeds_a_new_cluster() {
     for (to, from) in &acked {
         assert_eq!(mapped(addr, &p, to).as_deref(), Some(from.as_str()), "{to}");
     }
-    drop(nodes);
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
@@ -900,15 +908,18 @@ fn a_switchover_hands_over_to_the_named_standby_and_loses_nothing() {
     // Under load through every node: hand over, through a standby.
     let load = Load::start(&addrs, &p, 0);
     support::eventually("the load gets going", || load.acked() >= 200);
-    let key_file = nodes[first].dir.with_extension("key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let key_file = tempfile::Builder::new()
+        .prefix("numpool-switch-key-")
+        .tempfile()
+        .unwrap();
+    std::fs::write(key_file.path(), format!("{KEY}\n")).unwrap();
     let (code, out) = switchover(&[
         "--node",
         &via,
         "--to",
         &url(addrs[target]),
         "--api-key-file",
-        key_file.to_str().unwrap(),
+        key_file.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("to {}", url(addrs[target]))), "{out}");
@@ -919,7 +930,7 @@ fn a_switchover_hands_over_to_the_named_standby_and_loses_nothing() {
         load.acked() >= before + 100
     });
     let (acked, failures) = load.stop();
-    let _ = std::fs::remove_file(&key_file);
+    drop(key_file);
     // Clients saw only 503 with Retry-After, and nothing acknowledged is lost.
     assert!(
         failures
@@ -1152,7 +1163,7 @@ fn sender_queues_survive_a_failover_a_switchover_and_sigterm() {
             .wait_exit(Duration::ZERO)
             .is_some()
         {
-            let dir = nodes[old].dir.clone();
+            let dir = nodes[old].dir.path().to_path_buf();
             nodes[old].server = Some(start_node(&etcd, "queues", &dir));
             addrs[old] = nodes[old].server.as_ref().unwrap().addr;
         }
@@ -1184,13 +1195,12 @@ fn replace_flag(flags: &[String], name: &str, value: Option<&str>) -> Vec<String
 
 /// A node started with `flags` for `etcd`: how it exits (it must not serve).
 fn refused_node(etcd: &Etcd, name: &str, flags: &[String]) -> support::Exited {
-    let dir = std::env::temp_dir().join(format!("numpool-node-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = node_dir(name);
     let mut args = vec![
         "--api-key",
         KEY,
         "--data-dir",
-        dir.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
         "--cluster",
         name,
         "--etcd",
@@ -1204,7 +1214,6 @@ fn refused_node(etcd: &Etcd, name: &str, flags: &[String]) -> support::Exited {
             panic!("the node serves: {}", node.printed())
         }
     };
-    let _ = std::fs::remove_dir_all(&dir);
     exited
 }
 
@@ -1215,8 +1224,8 @@ fn a_node_etcd_refuses_stops_at_start_up_naming_the_cause() {
     }
     let etcd = Etcd::start_secure("refused");
     let flags = etcd.node_flags();
-    let other = support::etcd::Certs::make(&etcd.dir.join("other"));
-    let wrong_password = etcd.dir.join("wrong-password");
+    let other = support::etcd::Certs::make(&etcd.dir.path().join("other"));
+    let wrong_password = etcd.dir.path().join("wrong-password");
     std::fs::write(&wrong_password, "not-the-password\n").unwrap();
     let other_ca = other.ca.to_str().unwrap();
     let certs = etcd.certs.as_ref().unwrap();

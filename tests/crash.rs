@@ -14,6 +14,14 @@ use support::{request, try_request};
 
 const KEY: &str = "crash-test";
 
+/// A data directory named after `what`, removed when dropped.
+fn data_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-{what}-"))
+        .tempdir()
+        .unwrap()
+}
+
 /// Starts `numpool serve` on `dir` with the test key; returns it with its address.
 fn serve(dir: &std::path::Path) -> (support::Numpool, SocketAddr) {
     let dir = dir.to_str().unwrap();
@@ -46,9 +54,8 @@ fn sticky_profile(addr: SocketAddr, name: &str, numbers: &[&str]) -> String {
 
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
-    let dir = std::env::temp_dir().join(format!("numpool-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, addr) = serve(&dir);
+    let dir = data_dir("crash");
+    let (mut child, addr) = serve(dir.path());
     let numbers = [
         "+13125550001",
         "+13125550002",
@@ -109,7 +116,7 @@ fn sigkill_loses_nothing_acknowledged() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 400);
 
-    let (mut child, addr) = serve(&dir);
+    let (mut child, addr) = serve(dir.path());
     for (to, from) in &acked {
         let m = request(
             addr,
@@ -144,14 +151,12 @@ fn sigkill_loses_nothing_acknowledged() {
         assert_eq!(r.body["data"]["selection"]["reason"], "sticky");
     }
     child.kill();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn opt_outs_survive_sigkill() {
-    let dir = std::env::temp_dir().join(format!("numpool-crash-optout-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, addr) = serve(&dir);
+    let dir = data_dir("crash-optout");
+    let (mut child, addr) = serve(dir.path());
     let call = |addr, method: &str, path: &str, body: serde_json::Value| {
         let text = if body.is_null() {
             String::new()
@@ -195,7 +200,7 @@ fn opt_outs_survive_sigkill() {
     assert_eq!(put.status, 200);
     child.kill();
 
-    let (mut child, addr) = serve(&dir);
+    let (mut child, addr) = serve(dir.path());
     let listed = call(
         addr,
         "GET",
@@ -233,7 +238,6 @@ fn opt_outs_survive_sigkill() {
         "opted back in before the kill"
     );
     child.kill();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every mapping of `profile` on the server at `addr`, as `to -> from`.
@@ -289,9 +293,8 @@ fn upload(addr: SocketAddr, profile: &str, body: &[u8], stop: &AtomicBool) -> us
 
 #[test]
 fn sigkill_during_an_import_keeps_what_was_journaled_and_a_rerun_finishes_it() {
-    let dir = std::env::temp_dir().join(format!("numpool-crash-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, addr) = serve(&dir);
+    let dir = data_dir("crash-import");
+    let (mut child, addr) = serve(dir.path());
     let (a, b) = ("+13125550001", "+13125550002");
     let profile = sticky_profile(addr, "import", &[a, b]);
     // 40,000 recipients once each, then the first 2,000 again, newer and
@@ -357,7 +360,7 @@ fn sigkill_during_an_import_keeps_what_was_journaled_and_a_rerun_finishes_it() {
 
     // What was journaled is back, and all of it is what the file says (a
     // mapping from a row of the file, never a half-read line).
-    let (mut child, addr) = serve(&dir);
+    let (mut child, addr) = serve(dir.path());
     let partial = exported(addr, &profile);
     assert!(partial.len() >= 5_000, "{} mappings back", partial.len());
     assert!(partial.len() < want.len());
@@ -378,5 +381,4 @@ fn sigkill_during_an_import_keeps_what_was_journaled_and_a_rerun_finishes_it() {
     assert_eq!(r.body["data"]["rows"], 42_000);
     assert_eq!(exported(addr, &profile), want);
     child.kill();
-    let _ = std::fs::remove_dir_all(&dir);
 }

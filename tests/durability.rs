@@ -12,6 +12,7 @@ use numpool::{
     NewProfile, NumberStatus, PhoneNumber, ProfileId, ProfileUpdate, Reason, SettingsPatch,
     SettingsUpdate, StartError, Timestamp,
 };
+use tempfile::TempDir;
 
 const DAY: u64 = 24 * 3600;
 
@@ -23,11 +24,12 @@ fn to(i: u64) -> PhoneNumber {
     PhoneNumber::from_u64(14_155_550_000 + i).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("numpool-durability-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A data directory for the test `name`, removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-durability-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn open(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
@@ -86,7 +88,7 @@ fn last_segment(dir: &Path) -> PathBuf {
 fn a_clean_restart_keeps_everything() {
     let dir = temp_dir("clean");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002", "+18005550003"]);
     block_on(e.update_profile(
         p,
@@ -118,7 +120,7 @@ fn a_clean_restart_keeps_everything() {
     let numbers_before = block_on(e.numbers(Some(p))).unwrap();
     block_on(e.shutdown());
 
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     assert_eq!(e.profile(p).unwrap(), before);
     // Queue positions restart empty (the README says so); the rest is kept.
     let without_queues = |mut all: Vec<NumberStatus>| {
@@ -153,7 +155,7 @@ fn a_clean_restart_keeps_everything() {
 fn disabling_sticky_deletion_and_number_removal_survive_restart() {
     let dir = temp_dir("removals");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let a = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     let b = sticky_profile(&e, &["+14155550009"]);
     let first = e.send_now(a, to(1)).unwrap().sender;
@@ -189,7 +191,7 @@ fn disabling_sticky_deletion_and_number_removal_survive_restart() {
     let kept = mapped(&e, a, to(2));
     block_on(e.shutdown());
 
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     assert_eq!(mapped(&e, a, to(1)), None);
     assert_eq!(mapped(&e, a, to(2)), kept);
     assert_eq!(mapped(&e, b, to(3)), None, "sticky off cleared it");
@@ -204,7 +206,7 @@ fn disabling_sticky_deletion_and_number_removal_survive_restart() {
 fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
     let dir = temp_dir("expiry");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     e.send_now(p, to(1)).unwrap();
     e.send_now(p, to(2)).unwrap();
@@ -216,7 +218,7 @@ fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
     let truth = block_on(e.mapping(p, to(2))).unwrap().unwrap().last_used_at;
     // Killed without a clean shutdown: drop the engine's writer by leaking nothing.
     block_on(e.shutdown());
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let recovered = block_on(e.mapping(p, to(2))).unwrap().unwrap().last_used_at;
     assert!(
         recovered <= truth && truth - recovered < 60,
@@ -225,7 +227,7 @@ fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
     block_on(e.shutdown());
     // Eight days later, to(1)'s mapping has expired: recovery must not bring it back.
     c.advance(Duration::from_secs(8 * DAY));
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     assert_eq!(mapped(&e, p, to(1)), None);
     assert_eq!(e.send_now(p, to(1)).unwrap().reason, Reason::Weighted);
     block_on(e.shutdown());
@@ -235,21 +237,21 @@ fn expired_mappings_are_not_resurrected_and_touches_are_coarse() {
 fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
     let dir = temp_dir("torn");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     let senders: Vec<_> = (0..10)
         .map(|i| e.send_now(p, to(i)).unwrap().sender)
         .collect();
     block_on(e.shutdown());
     // A half-written record at the end, as a crash mid-write leaves it.
-    let seg = last_segment(&dir);
+    let seg = last_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     let good = bytes.len();
     bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]);
     std::fs::write(&seg, &bytes).unwrap();
     let e = Engine::start_with_clock(
         EngineConfig {
-            journal: Some(JournalConfig::new(&dir)),
+            journal: Some(JournalConfig::new(dir.path())),
             ..EngineConfig::default()
         },
         c.clone(),
@@ -274,7 +276,7 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
     // And it keeps journaling after the repair.
     let s = e.send_now(p, to(50)).unwrap().sender;
     block_on(e.shutdown());
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     assert_eq!(mapped(&e, p, to(50)), Some(s));
     block_on(e.shutdown());
 }
@@ -283,14 +285,14 @@ fn a_torn_tail_is_truncated_and_everything_before_it_kept() {
 fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     let dir = temp_dir("flipped");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     e.send_now(p, to(1)).unwrap();
-    let size_after_first = std::fs::metadata(last_segment(&dir)).unwrap().len() as usize;
+    let size_after_first = std::fs::metadata(last_segment(dir.path())).unwrap().len() as usize;
     e.send_now(p, to(2)).unwrap();
     e.send_now(p, to(3)).unwrap();
     block_on(e.shutdown());
-    let seg = last_segment(&dir);
+    let seg = last_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[size_after_first + 12] ^= 0x20; // inside the record of to(2)
     std::fs::write(&seg, &bytes).unwrap();
@@ -304,7 +306,7 @@ fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     };
     // Valid records follow the damage: start-up stops, naming file and
     // offset, and changes nothing.
-    let refused = Engine::start_with_clock(config(&dir), c.clone()).err();
+    let refused = Engine::start_with_clock(config(dir.path()), c.clone()).err();
     match refused {
         Some(StartError::Damaged { path, offset, .. }) => {
             assert_eq!(path, seg);
@@ -314,7 +316,7 @@ fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     }
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was changed");
     // The repair moves the damaged record aside and keeps the rest.
-    let report = numpool::repair(&dir).unwrap();
+    let report = numpool::repair(dir.path()).unwrap();
     assert_eq!(report.moved.len(), 1);
     let moved = &report.moved[0];
     assert_eq!(moved.offset as usize, size_after_first);
@@ -322,7 +324,7 @@ fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
         std::fs::read(&moved.side_file).unwrap(),
         bytes[size_after_first..size_after_first + moved.len]
     );
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     assert!(mapped(&e, p, to(1)).is_some());
     assert_eq!(mapped(&e, p, to(2)), None, "the damaged record is gone");
     assert!(
@@ -336,7 +338,7 @@ fn a_flipped_byte_mid_log_stops_start_up_and_repair_keeps_the_rest() {
 fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
     let dir = temp_dir("snapshot");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002", "+13125550003"]);
     let early: Vec<_> = (0..100)
         .map(|i| e.send_now(p, to(i)).unwrap().sender)
@@ -361,7 +363,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
         .collect();
     block_on(e.shutdown());
     // Only the last two snapshots and the segments they need remain.
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -377,7 +379,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
 
     let e = Engine::start_with_clock(
         EngineConfig {
-            journal: Some(JournalConfig::new(&dir)),
+            journal: Some(JournalConfig::new(dir.path())),
             ..EngineConfig::default()
         },
         c.clone(),
@@ -397,14 +399,14 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
     block_on(e.shutdown());
 
     // A damaged newest snapshot: recovery falls back to the previous one.
-    let snap = dir.join(format!("snapshot-{second:020}.bin"));
+    let snap = dir.path().join(format!("snapshot-{second:020}.bin"));
     let mut bytes = std::fs::read(&snap).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xFF;
     std::fs::write(&snap, &bytes).unwrap();
     let e = Engine::start_with_clock(
         EngineConfig {
-            journal: Some(JournalConfig::new(&dir)),
+            journal: Some(JournalConfig::new(dir.path())),
             ..EngineConfig::default()
         },
         c.clone(),
@@ -427,7 +429,7 @@ fn snapshots_compact_the_log_and_recovery_uses_snapshot_plus_tail() {
 fn a_snapshot_taken_during_traffic_loses_nothing() {
     let dir = temp_dir("traffic");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let profiles: Vec<ProfileId> = (0..3)
         .map(|k| {
             sticky_profile(
@@ -456,7 +458,7 @@ fn a_snapshot_taken_during_traffic_loses_nothing() {
         traffic.join().unwrap();
     });
     block_on(e.shutdown());
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     for (p, r, sender) in acked.into_inner().unwrap() {
         assert_eq!(mapped(&e, p, r), Some(sender), "{r}");
     }
@@ -478,7 +480,7 @@ fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() 
     let c = clock();
     let config = EngineConfig {
         journal: Some(JournalConfig {
-            dir: dir.clone(),
+            dir: dir.path().to_path_buf(),
             fsync: FsyncPolicy::Always,
             snapshot_every: None,
         }),
@@ -539,10 +541,10 @@ fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() 
 fn a_second_engine_on_the_same_directory_is_refused_and_named() {
     let dir = temp_dir("locked");
     let c = clock();
-    let first = open(&dir, &c);
+    let first = open(dir.path(), &c);
     let second = Engine::start_with_clock(
         EngineConfig {
-            journal: Some(JournalConfig::new(&dir)),
+            journal: Some(JournalConfig::new(dir.path())),
             ..EngineConfig::default()
         },
         c.clone(),
@@ -555,7 +557,7 @@ fn a_second_engine_on_the_same_directory_is_refused_and_named() {
     }
     // Released on shutdown: the directory can be opened again.
     block_on(first.shutdown());
-    let again = open(&dir, &c);
+    let again = open(dir.path(), &c);
     block_on(again.shutdown());
 }
 
@@ -575,7 +577,7 @@ fn daily_counts_survive_a_crash_and_err_on_the_side_of_the_cap() {
     let dir = temp_dir("daily");
     let crashed = temp_dir("daily-crashed");
     let c = clock();
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let p = sticky_profile(&e, &["+13125550001", "+13125550002"]);
     let limit = CapacityUpdate {
         daily_message_limit: Some(Some(100)),
@@ -597,13 +599,13 @@ fn daily_counts_survive_a_crash_and_err_on_the_side_of_the_cap() {
     for i in 40..72 {
         e.send_now(p, to(i)).unwrap();
     }
-    copy_as_crashed(&dir, &crashed);
+    copy_as_crashed(dir.path(), crashed.path());
     block_on(e.shutdown());
 
     // After the crash: the profile's count is reserved in blocks of 5 (a
     // twentieth of its limit), so 72 sent reads as 75: 25 more today, never
     // 29. New recipients are exact (each was a journaled mapping).
-    let e = open(&crashed, &c);
+    let e = open(crashed.path(), &c);
     let numbers = block_on(e.numbers(Some(p))).unwrap();
     let new: Vec<u32> = numbers
         .iter()
@@ -623,7 +625,7 @@ fn daily_counts_survive_a_crash_and_err_on_the_side_of_the_cap() {
     block_on(e.shutdown());
 
     // A clean restart keeps exact counts: 72 sent, 28 left.
-    let e = open(&dir, &c);
+    let e = open(dir.path(), &c);
     let allowed = (0..40)
         .take_while(|i| e.send_now(p, to(1000 + i)).is_ok())
         .count();
@@ -648,7 +650,7 @@ fn sender_queues_survive_a_restart_and_a_crash() {
         expire_tick: Duration::from_secs(3600),
         ..EngineConfig::default()
     };
-    let e = Engine::start_with_clock(config(&dir), c.clone()).unwrap();
+    let e = Engine::start_with_clock(config(dir.path()), c.clone()).unwrap();
     let p = block_on(async {
         let p = e
             .create_profile(NewProfile {
@@ -684,9 +686,9 @@ fn sender_queues_survive_a_restart_and_a_crash() {
     assert_eq!(before, vec![Duration::from_secs(12); 3]);
     // Written within 100 ms, without a write per send.
     std::thread::sleep(Duration::from_millis(300));
-    copy_as_crashed(&dir, &crashed);
+    copy_as_crashed(dir.path(), crashed.path());
     block_on(e.shutdown());
-    for dir in [&crashed, &dir] {
+    for dir in [crashed.path(), dir.path()] {
         let e = Engine::start_with_clock(config(dir), c.clone()).unwrap();
         assert_eq!(waits(&e), before, "{}", dir.display());
         // The next message takes its place behind them.

@@ -61,14 +61,16 @@ fn an_embedders_subscriber_receives_recovery_snapshot_failure_and_healing() {
         .json()
         .with_writer(move || writer.clone())
         .init();
-    let dir = std::env::temp_dir().join(format!("numpool-events-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let fault: PathBuf = dir.join("FAULT");
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-events-")
+        .tempdir()
+        .unwrap();
+    let fault: PathBuf = dir.path().join("FAULT");
     // Test support: every journal write fails while this file exists.
     std::env::set_var("NUMPOOL_FAULT_JOURNAL", &fault);
     let config = EngineConfig {
         journal: Some(JournalConfig {
-            dir: dir.clone(),
+            dir: dir.path().to_path_buf(),
             fsync: FsyncPolicy::Always,
             snapshot_every: None,
         }),
@@ -108,5 +110,4 @@ fn an_embedders_subscriber_receives_recovery_snapshot_failure_and_healing() {
         .unwrap()
         .starts_with("numpool::"));
     block_on(engine.shutdown());
-    let _ = std::fs::remove_dir_all(&dir);
 }

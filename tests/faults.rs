@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{eventually, request, serve, Numpool, Response};
+use tempfile::TempDir;
 
 const KEY: &str = "faults-key";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("numpool-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for the test `name`, removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-faults-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn call(s: &Numpool, method: &str, path: &str, body: Value) -> Response {
@@ -86,10 +88,10 @@ fn args<'a>(dir: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn a_refused_write_leaves_no_trace_and_the_server_resumes_by_itself() {
     let dir = temp_dir("refused");
-    let fault = dir.join("FAULT");
+    let fault = dir.path().join("FAULT");
     let fault_env = fault.to_str().unwrap();
     let env = [("NUMPOOL_FAULT_JOURNAL", fault_env)];
-    let s = serve(&args(&dir, &["--fsync", "always"]), &env).unwrap();
+    let s = serve(&args(dir.path(), &["--fsync", "always"]), &env).unwrap();
     let p = profile(&s);
     let kept = send(&s, &p, "+14155550001");
     assert_eq!(kept.status, 200);
@@ -126,7 +128,7 @@ fn a_refused_write_leaves_no_trace_and_the_server_resumes_by_itself() {
     assert_eq!(later.status, 200);
     drop(s);
     // After a restart: what was acknowledged, nothing refused.
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     let from = |r: &Response| r.body["data"]["from"].clone();
     assert_eq!(
         mapping(&s, &p, "+14155550001").body["data"]["from"],
@@ -137,18 +139,19 @@ fn a_refused_write_leaves_no_trace_and_the_server_resumes_by_itself() {
         mapping(&s, &p, "+14155550003").body["data"]["from"],
         from(&later)["phone_number"]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Mounts a 1 MB tmpfs (needs root); `None` where that is not allowed.
-struct Tmpfs(PathBuf);
+/// Its mount point is removed when the field drops, after `drop` has
+/// unmounted it.
+struct Tmpfs(TempDir);
 
 impl Tmpfs {
     fn mount(name: &str) -> Option<Tmpfs> {
         let dir = temp_dir(name);
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(&dir)
+            .arg(dir.path())
             .output()
             .is_ok_and(|o| o.status.success());
         ok.then(|| Tmpfs(dir))
@@ -157,8 +160,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -175,9 +179,9 @@ fn a_full_disk_refuses_changes_then_resumes_when_space_is_freed() {
         return;
     };
     // Leave room for a few hundred records only.
-    let filler = fs.0.join("filler");
+    let filler = fs.0.path().join("filler");
     std::fs::write(&filler, vec![0u8; 900 * 1024]).unwrap();
-    let data = fs.0.join("data");
+    let data = fs.0.path().join("data");
     let s = serve(&args(&data, &["--fsync", "always"]), &[]).unwrap();
     let p = profile(&s);
     let mut acked = Vec::new();
@@ -213,8 +217,8 @@ fn a_full_disk_refuses_changes_then_resumes_when_space_is_freed() {
 #[test]
 fn a_second_server_on_the_same_directory_refuses_to_start_and_names_the_first() {
     let dir = temp_dir("two");
-    let first = serve(&args(&dir, &[]), &[]).unwrap();
-    let second = serve(&args(&dir, &[]), &[]);
+    let first = serve(&args(dir.path(), &[]), &[]).unwrap();
+    let second = serve(&args(dir.path(), &[]), &[]);
     let exited = second.err().expect("the second server must not start");
     assert_eq!(exited.code, Some(1));
     assert!(
@@ -226,9 +230,8 @@ fn a_second_server_on_the_same_directory_refuses_to_start_and_names_the_first() 
     );
     // kill -9 releases the lock: a new server starts.
     drop(first);
-    let again = serve(&args(&dir, &[]), &[]).unwrap();
+    let again = serve(&args(dir.path(), &[]), &[]).unwrap();
     drop(again);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn segment(dir: &Path) -> PathBuf {
@@ -244,18 +247,20 @@ fn segment(dir: &Path) -> PathBuf {
 #[test]
 fn a_byte_flipped_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     let dir = temp_dir("flipped");
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     let p = profile(&s);
     for i in 0..50 {
         assert_eq!(send(&s, &p, &format!("+1415555{i:04}")).status, 200);
     }
     drop(s);
-    let seg = segment(&dir);
+    let seg = segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x5A;
     std::fs::write(&seg, &bytes).unwrap();
-    let stopped = serve(&args(&dir, &[]), &[]).err().expect("start-up stops");
+    let stopped = serve(&args(dir.path(), &[]), &[])
+        .err()
+        .expect("start-up stops");
     assert_ne!(stopped.code, Some(0));
     assert!(
         stopped.output.contains(seg.to_str().unwrap()),
@@ -269,19 +274,19 @@ fn a_byte_flipped_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     );
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was changed");
     let repair = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
-        .args(["repair", "--data-dir", dir.to_str().unwrap()])
+        .args(["repair", "--data-dir", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
     assert!(repair.status.success());
     let printed = String::from_utf8_lossy(&repair.stdout);
     assert!(printed.contains("moved to"), "{printed}");
-    let side: Vec<_> = std::fs::read_dir(&dir)
+    let side: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
         .collect();
     assert_eq!(side.len(), 1, "the damaged bytes are kept aside");
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     let listed = call(
         &s,
         "GET",
@@ -295,7 +300,7 @@ fn a_byte_flipped_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     );
     drop(s);
     // Repair of a directory that is not there says so, and creates nothing.
-    let missing = dir.join("not-there");
+    let missing = dir.path().join("not-there");
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_numpool"))
         .args(["repair", "--data-dir", missing.to_str().unwrap()])
         .output()
@@ -305,13 +310,12 @@ fn a_byte_flipped_mid_log_stops_start_up_and_repair_keeps_the_rest() {
     assert!(said.contains("no such data directory"), "{said}");
     assert!(!said.contains("LOCK"), "{said}");
     assert!(!missing.exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_truncated_snapshot_falls_back_to_the_one_before_with_a_warning() {
     let dir = temp_dir("snapshot");
-    let s = serve(&args(&dir, &["--snapshot-every", "1s"]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &["--snapshot-every", "1s"]), &[]).unwrap();
     let p = profile(&s);
     let mut acked = Vec::new();
     // Two snapshots at least, with traffic around them.
@@ -324,7 +328,7 @@ fn a_truncated_snapshot_falls_back_to_the_one_before_with_a_warning() {
         std::thread::sleep(Duration::from_millis(1300));
     }
     drop(s);
-    let mut snaps: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
@@ -339,7 +343,7 @@ fn a_truncated_snapshot_falls_back_to_the_one_before_with_a_warning() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     // Printed on stderr before it listens (the two pipes are read apart).
     eventually("a warning about the damaged snapshot", || {
         s.printed().contains("falling back")
@@ -347,13 +351,12 @@ fn a_truncated_snapshot_falls_back_to_the_one_before_with_a_warning() {
     for (to, from) in &acked {
         assert_eq!(&mapping(&s, &p, to).body["data"]["from"], from, "{to}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_dropped_upload_does_not_poison_its_idempotency_key() {
     let dir = temp_dir("dropped");
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     let p = profile(&s);
     let body = json!({"messaging_profile_id": p, "to": "+14155550009", "text": "hi"}).to_string();
     // Headers and half the body, then the client goes away.
@@ -426,7 +429,6 @@ fn a_dropped_upload_does_not_poison_its_idempotency_key() {
         .status,
         200
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Resident memory of process `pid`, in bytes.
@@ -446,7 +448,7 @@ fn oversized_keys_are_refused_and_the_caches_stay_within_their_bytes() {
     let cache = (512 * 1024).to_string();
     let s = serve(
         &args(
-            &dir,
+            dir.path(),
             &[
                 "--idempotency-cache-bytes",
                 &cache,
@@ -514,13 +516,12 @@ fn oversized_keys_are_refused_and_the_caches_stay_within_their_bytes() {
     assert_eq!(r.status, 200);
     let grown = rss(s.pid()).saturating_sub(before);
     assert!(grown < 32 << 20, "resident memory grew by {grown} bytes");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn webhook_events_about_unknown_numbers_are_not_remembered() {
     let dir = temp_dir("events");
-    let s = serve(&args(&dir, &[]), &[]).unwrap();
+    let s = serve(&args(dir.path(), &[]), &[]).unwrap();
     let p = profile(&s);
     let event = json!({"data": {"event_type": "message.finalized", "id": "evt-1",
         "payload": {"from": {"phone_number": "+13125550009"}, "to": [{"status": "delivered"}]}}})
@@ -559,12 +560,10 @@ fn webhook_events_about_unknown_numbers_are_not_remembered() {
         &[],
     );
     assert_eq!(r.body["data"]["duplicate"], true, "counted once");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn mapping_pages_walk_a_profile_once_while_sends_go_on() {
-    let dir = temp_dir("pages");
     let s = serve(&["--api-key", KEY, "--ephemeral"], &[]).unwrap();
     let p = profile(&s);
     let mut expected = std::collections::BTreeSet::new();
@@ -624,5 +623,4 @@ fn mapping_pages_walk_a_profile_once_while_sends_go_on() {
         Value::Null,
     );
     assert_eq!(bad.status, 422);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,10 +36,11 @@ fn reads_as_written(version: u32) {
     let dir = fixture(version);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let data =
-        std::env::temp_dir().join(format!("numpool-format-{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    copy_dir(&dir.join("data"), &data);
+    let data = tempfile::Builder::new()
+        .prefix(&format!("numpool-format-{version}-"))
+        .tempdir()
+        .unwrap();
+    copy_dir(&dir.join("data"), data.path());
     let now = expected["now"]
         .as_str()
         .unwrap()
@@ -48,7 +49,7 @@ fn reads_as_written(version: u32) {
         .as_millisecond() as u64;
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(now)));
     let config = EngineConfig {
-        journal: Some(JournalConfig::new(&data)),
+        journal: Some(JournalConfig::new(data.path())),
         ..EngineConfig::default()
     };
     let engine = Engine::start_with_clock(config, clock).unwrap();
@@ -141,7 +142,7 @@ fn reads_as_written(version: u32) {
     let sent = block_on(engine.send(p, to)).unwrap();
     block_on(engine.shutdown());
     let engine = Engine::start(EngineConfig {
-        journal: Some(JournalConfig::new(&data)),
+        journal: Some(JournalConfig::new(data.path())),
         ..EngineConfig::default()
     })
     .unwrap();
@@ -150,7 +151,6 @@ fn reads_as_written(version: u32) {
         Some(sent.sender)
     );
     block_on(engine.shutdown());
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -178,21 +178,22 @@ fn a_data_directory_of_format_5_reads_as_written() {
 /// The format version this build writes, read from the header of a log it
 /// wrote (bytes 8 to 12).
 fn current_version() -> u32 {
-    let data = std::env::temp_dir().join(format!("numpool-format-now-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let data = tempfile::Builder::new()
+        .prefix("numpool-format-now-")
+        .tempdir()
+        .unwrap();
     let engine = Engine::start(EngineConfig {
-        journal: Some(JournalConfig::new(&data)),
+        journal: Some(JournalConfig::new(data.path())),
         ..EngineConfig::default()
     })
     .unwrap();
     block_on(engine.shutdown());
-    let log = std::fs::read_dir(&data)
+    let log = std::fs::read_dir(data.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "seg"))
         .unwrap();
     let bytes = std::fs::read(log).unwrap();
-    let _ = std::fs::remove_dir_all(&data);
     u32::from_le_bytes(bytes[8..12].try_into().unwrap())
 }
 

@@ -5,21 +5,22 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::etcd::Certs;
 use support::{eventually, request, serve, Numpool, Response};
+use tempfile::TempDir;
 
 /// Distinctive, so that a leak into any output is found.
 const KEY: &str = "operations-secret-key-5f1c2a9e";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("numpool-ops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for the test `name`, removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-ops-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn call(s: &Numpool, method: &str, path: &str, body: Value, extra: &[(&str, &str)]) -> Response {
@@ -84,10 +85,10 @@ fn send(s: &Numpool, profile: &str, to: &str) -> Response {
 #[test]
 fn json_log_lines_tell_recovery_snapshots_journal_failure_healing_and_shutdown() {
     let dir = temp_dir("json");
-    let data = dir.join("data");
-    let key_file = dir.join("keys");
+    let data = dir.path().join("data");
+    let key_file = dir.path().join("keys");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let fault = dir.join("FAULT");
+    let fault = dir.path().join("FAULT");
     let env = [("NUMPOOL_FAULT_JOURNAL", fault.to_str().unwrap())];
     let args = [
         "--api-key-file",
@@ -162,8 +163,6 @@ fn json_log_lines_tell_recovery_snapshots_journal_failure_healing_and_shutdown()
             "the API key leaked into the output:\n{text}"
         );
     }
-    drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -307,7 +306,7 @@ fn https_client(ca: &std::path::Path) -> ureq::Agent {
 #[test]
 fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     let dir = temp_dir("tls");
-    let certs = Certs::make(&dir.join("certs"));
+    let certs = Certs::make(&dir.path().join("certs"));
     let s = serve(
         &[
             "--ephemeral",
@@ -333,7 +332,7 @@ fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert!(body["data"].is_array(), "{body}");
     // Trusting another CA: the handshake fails, naming why.
-    let other = Certs::make(&dir.join("other"));
+    let other = Certs::make(&dir.path().join("other"));
     let e = https_client(&other.ca)
         .get(&url)
         .call()
@@ -345,7 +344,7 @@ fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     assert!(plain.is_err() || plain.unwrap().status != 200);
     drop(s);
     // A certificate that cannot be used: start-up refuses, naming the file.
-    let missing = dir.join("missing.pem");
+    let missing = dir.path().join("missing.pem");
     let refused = serve(
         &[
             "--ephemeral",
@@ -371,7 +370,6 @@ fn the_api_serves_https_with_the_given_certificate_and_names_a_bad_one() {
     .err()
     .expect("refused");
     assert!(half.output.contains("tls-key"), "{}", half.output);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `numpool ARGS` to its end: whether it succeeded, and what it printed.
@@ -418,7 +416,7 @@ fn state_of(s: &Numpool, profile: &str) -> Value {
 #[test]
 fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
     let dir = temp_dir("backup");
-    let data = dir.join("data");
+    let data = dir.path().join("data");
     let base = ["--api-key", KEY, "--data-dir", data.to_str().unwrap()];
     let s = serve(&base, &[]).unwrap();
     let p = profile(&s);
@@ -453,7 +451,7 @@ fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
 
     // A key is needed; then the backup is taken while the server runs.
     let node = format!("http://{}", s.addr);
-    let file = dir.join("numpool.backup");
+    let file = dir.path().join("numpool.backup");
     let (ok, said) = numpool(&["backup", "--to", file.to_str().unwrap(), "--node", &node]);
     assert!(!ok && said.contains("401"), "{said}");
     assert!(!file.exists());
@@ -481,9 +479,9 @@ fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
     assert!(!ok && said.contains("not empty"), "{said}");
     let mut cut = std::fs::read(&file).unwrap();
     cut.truncate(cut.len() - 10);
-    let damaged = dir.join("cut.backup");
+    let damaged = dir.path().join("cut.backup");
     std::fs::write(&damaged, cut).unwrap();
-    let restored = dir.join("restored");
+    let restored = dir.path().join("restored");
     let (ok, said) = numpool(&[
         "restore",
         damaged.to_str().unwrap(),
@@ -520,7 +518,7 @@ fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
     );
 
     // `numpool import` streams a history file into it and prints the counts.
-    let history = dir.join("history.csv");
+    let history = dir.path().join("history.csv");
     let pinned = call(
         &again,
         "GET",
@@ -570,5 +568,4 @@ fn a_backup_of_a_running_server_restores_into_an_empty_directory_exactly() {
         KEY,
     ]);
     assert!(!ok && said.contains("404"), "{said}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -283,7 +283,11 @@ fn the_plot_is_an_svg_with_every_engine() {
         0,
         None,
     );
-    let path = std::env::temp_dir().join(format!("loadgen-plot-{}.svg", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("loadgen-plot-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("plot.svg");
     let ctx = report::RunContext {
         batch: 4096,
         ..Default::default()
@@ -301,10 +305,12 @@ fn the_plot_is_an_svg_with_every_engine() {
 fn a_short_journal_run_recovers_what_it_wrote() {
     use numpool::{FsyncPolicy, JournalConfig};
     let workload = Workload::generate(&spec(11, 20_000)).unwrap();
-    let dir = std::env::temp_dir().join(format!("loadgen-journal-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("loadgen-journal-test-")
+        .tempdir()
+        .unwrap();
     let journal = JournalConfig {
-        dir: dir.clone(),
+        dir: dir.path().to_path_buf(),
         fsync: FsyncPolicy::Never,
         snapshot_every: None,
     };
@@ -322,5 +328,4 @@ fn a_short_journal_run_recovers_what_it_wrote() {
     let d = loadgen::durability::measure(&target, &workload, &journal, clock).unwrap();
     assert_eq!(d.recovered_mappings as u64, run.live_mappings);
     assert!(d.snapshot_took > Duration::ZERO);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -72,11 +72,13 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 
 #[test]
 fn a_reply_waits_for_its_recipients_unwritten_mapping_and_for_nothing_else() {
-    let dir = std::env::temp_dir().join(format!("numpool-unsettled-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-unsettled-")
+        .tempdir()
+        .unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
-        journal: Some(JournalConfig::new(&dir)),
+        journal: Some(JournalConfig::new(dir.path())),
         ..EngineConfig::default()
     };
     let engine = Engine::start_with_clock(config, clock).unwrap();
@@ -141,7 +143,6 @@ fn a_reply_waits_for_its_recipients_unwritten_mapping_and_for_nothing_else() {
         assert_eq!(reply.sender, first.sender);
     }
     block_on(engine.shutdown());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `f` on a thread of its own and returns its answer, or `None`
@@ -159,11 +160,13 @@ fn answer_within<R: Send + 'static>(
 
 #[test]
 fn a_read_waits_for_the_unwritten_state_it_shows_and_for_nothing_else() {
-    let dir = std::env::temp_dir().join(format!("numpool-unsettled-read-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-unsettled-read-")
+        .tempdir()
+        .unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
-        journal: Some(JournalConfig::new(&dir)),
+        journal: Some(JournalConfig::new(dir.path())),
         ..EngineConfig::default()
     };
     let engine = Engine::start_with_clock(config, clock).unwrap();
@@ -271,15 +274,16 @@ fn a_read_waits_for_the_unwritten_state_it_shows_and_for_nothing_else() {
     assert_eq!(engine.profile(profile).unwrap().name, "renamed");
     block_on(page).unwrap();
     block_on(engine.shutdown());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
-    let dir = std::env::temp_dir().join(format!("numpool-refused-read-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-refused-read-")
+        .tempdir()
+        .unwrap();
     let config = EngineConfig {
-        journal: Some(JournalConfig::new(&dir)),
+        journal: Some(JournalConfig::new(dir.path())),
         ..EngineConfig::default()
     };
     let engine = Engine::start(config).unwrap();
@@ -324,5 +328,4 @@ fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
     let read = block_on(read);
     assert!(matches!(read, Err(crate::Error::Unavailable)), "{read:?}");
     block_on(engine.shutdown());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -624,12 +624,12 @@ mod tests {
         recover(dir, config).unwrap()
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("numpool-recovery-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A journal directory for the test `name`, removed when dropped.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("numpool-recovery-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn profile_saved(p: ProfileId, at: u32) -> Record {
@@ -680,7 +680,7 @@ mod tests {
         let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
         let at = 1_800_000_000u32;
         snapshot::write(
-            &dir,
+            dir.path(),
             1,
             [profile_saved(a, at), number_saved(sender, Some(a))].into_iter(),
         )
@@ -691,12 +691,12 @@ mod tests {
             .into_iter()
             .chain((0..100).map(|i| mapping_set(a, 14_155_550_000 + i, sender, at)))
             .chain([profile_saved(b, at)]);
-        snapshot::write(&dir, 2, newer).unwrap();
-        let path = snapshot_path(&dir, 2);
+        snapshot::write(dir.path(), 2, newer).unwrap();
+        let path = snapshot_path(dir.path(), 2);
         let len = std::fs::metadata(&path).unwrap().len();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
-        let recovered = recover_at(&dir, u64::from(at) * 1000);
+        let recovered = recover_at(dir.path(), u64::from(at) * 1000);
         assert_eq!(recovered.snapshot, Some(1));
         assert_eq!(recovered.warnings.len(), 1, "{:?}", recovered.warnings);
         let ids: Vec<ProfileId> = recovered.profiles.iter().map(|(r, _)| r.id).collect();
@@ -716,10 +716,12 @@ mod tests {
         let records = [profile_saved(p, at), number_saved(sender, Some(p))]
             .into_iter()
             .chain((0..count).map(|i| mapping_set(p, 14_155_550_000 + i, sender, at)));
-        snapshot::write(&dir, 1, records).unwrap();
-        let len = std::fs::metadata(snapshot_path(&dir, 1)).unwrap().len();
+        snapshot::write(dir.path(), 1, records).unwrap();
+        let len = std::fs::metadata(snapshot_path(dir.path(), 1))
+            .unwrap()
+            .len();
         assert!(len < 26 * count, "{len} bytes: mappings share frames");
-        let recovered = recover_at(&dir, u64::from(at) * 1000);
+        let recovered = recover_at(dir.path(), u64::from(at) * 1000);
         assert_eq!(recovered.snapshot, Some(1));
         assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
         let stats = recovered.profiles[0].1.stats();
@@ -746,7 +748,7 @@ mod tests {
                 buckets: vec![(at / 3600, 20, 0, 0)],
             },
         ];
-        snapshot::write(&dir, 3, snap.into_iter()).unwrap();
+        snapshot::write(dir.path(), 3, snap.into_iter()).unwrap();
         // ...including the outcome written to segment 3 before the profile's
         // marker; only the one after the marker is new.
         let mut log = format::header(FileKind::Log).to_vec();
@@ -763,8 +765,8 @@ mod tests {
         for r in [outcome.clone(), mark, outcome] {
             encode(&r, &mut log);
         }
-        std::fs::write(segment_path(&dir, 3), &log).unwrap();
-        let recovered = recover_at(&dir, 1_800_000_000_000);
+        std::fs::write(segment_path(dir.path(), 3), &log).unwrap();
+        let recovered = recover_at(dir.path(), 1_800_000_000_000);
         let (_, profile) = &recovered.profiles[0];
         let info = profile
             .sender(sender, u64::from(at) * 1000, &HealthConfig::default())
@@ -780,12 +782,12 @@ mod tests {
         log[8..12].copy_from_slice(&2u32.to_le_bytes());
         let p = ProfileId::new_v4();
         encode(&Record::ProfileDeleted { profile: p }, &mut log);
-        std::fs::write(segment_path(&dir, 0), &log).unwrap();
-        let recovered = recover_at(&dir, 1_800_000_000_000);
+        std::fs::write(segment_path(dir.path(), 0), &log).unwrap();
+        let recovered = recover_at(dir.path(), 1_800_000_000_000);
         assert_eq!(recovered.replayed, 1);
         assert_eq!(recovered.segment, 1, "new records go to a new segment");
         assert_eq!(
-            std::fs::read(segment_path(&dir, 0)).unwrap(),
+            std::fs::read(segment_path(dir.path(), 0)).unwrap(),
             log,
             "untouched"
         );
@@ -797,7 +799,7 @@ mod tests {
         let mut future = format::header(FileKind::Log).to_vec();
         future[8] = 99; // version 99
         future.extend_from_slice(b"records of a future numpool");
-        let path = segment_path(&dir, 0);
+        let path = segment_path(dir.path(), 0);
         std::fs::write(&path, &future).unwrap();
         let health = HealthConfig::default();
         let config = || ReplayConfig {
@@ -805,7 +807,7 @@ mod tests {
             health: &health,
             now_ms: 1_800_000_000_000,
         };
-        match recover(&dir, config()) {
+        match recover(dir.path(), config()) {
             Err(StartError::UnknownFormat { path: p, reason }) => {
                 assert_eq!(p, path);
                 assert!(reason.contains("version 99"), "{reason}");
@@ -816,7 +818,7 @@ mod tests {
         // A file from before headers (or another program) is refused too.
         std::fs::write(&path, b"\x28\x00\x00\x00 not ours").unwrap();
         assert!(matches!(
-            recover(&dir, config()),
+            recover(dir.path(), config()),
             Err(StartError::UnknownFormat { .. })
         ));
     }

@@ -7,11 +7,15 @@ use futures::executor::block_on;
 
 use super::*;
 
-fn temp_segment(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("numpool-writer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("log-00000000000000000001.seg")
+/// The first segment's path in a directory of its own for the test
+/// `name`; the directory is removed when the guard drops.
+fn temp_segment(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("numpool-writer-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("log-00000000000000000001.seg");
+    (dir, path)
 }
 
 fn framed() -> Vec<u8> {
@@ -41,7 +45,7 @@ impl Replicator for Log {
 
 #[test]
 fn a_follower_refuses_changes_and_writes_what_it_applies() {
-    let path = temp_segment("follower");
+    let (_dir, path) = temp_segment("follower");
     let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     writer.set_replication(Replication::Follower);
     // What a standby applies from its leader is written...
@@ -51,12 +55,11 @@ fn a_follower_refuses_changes_and_writes_what_it_applies() {
     assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_err());
     assert!(writer.is_failed());
     writer.stop();
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[test]
 fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
-    let path = temp_segment("abandon");
+    let (_dir, path) = temp_segment("abandon");
     let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     let log = Arc::new(Log::default());
     writer.set_replication(Replication::Leader(log.clone()));
@@ -74,12 +77,11 @@ fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
     );
     assert!(log.abandoned.load(Ordering::Acquire));
     writer.stop();
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[test]
 fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
-    let path = temp_segment("numbers");
+    let (_dir, path) = temp_segment("numbers");
     let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     assert!(block_on(writer.append_scoped(framed(), Scope::Change)).is_ok());
     assert_eq!((writer.appended(), writer.written()), (1, 1));
@@ -91,7 +93,6 @@ fn numbers_reach_the_writer_in_order_and_are_taken_while_failed() {
     assert!(writer.take_refused());
     assert!(!writer.take_refused());
     writer.stop();
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 /// Appends the next position (taken with the append, so that position
@@ -142,7 +143,7 @@ fn batches_are_written_in_order_whoever_writes_them() {
 }
 
 fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
-    let path = temp_segment(name);
+    let (_dir, path) = temp_segment(name);
     let writer = Arc::new(Writer::start(&path, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
     let threads: Vec<_> = (0..4)
@@ -162,14 +163,13 @@ fn written_in_order_by_helpers(name: &str, policy: FsyncPolicy, in_async: bool) 
     writer.stop();
     assert_eq!(positions_in(&path), (1..=8_000).collect::<Vec<_>>());
     assert_eq!(writer.written(), 8_000);
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 /// Once stopped, the writer refuses at once what it is sent: nothing
 /// waits for a thread that is gone.
 #[test]
 fn after_stopping_appends_and_drains_answer_at_once() {
-    let path = temp_segment("stopped");
+    let (_dir, path) = temp_segment("stopped");
     let writer = Arc::new(
         Writer::start(&path, FsyncPolicy::Interval(Duration::from_millis(5)), None).unwrap(),
     );
@@ -187,7 +187,6 @@ fn after_stopping_appends_and_drains_answer_at_once() {
         .recv_timeout(Duration::from_secs(10))
         .expect("an append after stop must answer, not hang");
     assert!(settled.is_err());
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 /// A rotation and barriers while callers help: whoever takes them off the
@@ -201,7 +200,7 @@ fn rotations_and_barriers_keep_their_place_whoever_writes() {
 }
 
 fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
-    let first = temp_segment(name);
+    let (_dir, first) = temp_segment(name);
     let second = first.with_file_name("log-00000000000000000002.seg");
     let writer = Arc::new(Writer::start(&first, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
@@ -240,7 +239,6 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
         per_segment.iter().all(|&n| n > 0),
         "rotated mid-stream: {per_segment:?}"
     );
-    let _ = std::fs::remove_dir_all(first.parent().unwrap());
 }
 
 /// Runs `f` on a thread of its own and fails the test if it does not
@@ -295,7 +293,7 @@ fn answered_by_polling(writer: &Writer, mut receipt: Receipt) -> Result<(), ()> 
 /// written: each part hangs (and fails here) without the wake it names.
 #[test]
 fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
-    let path = temp_segment("wake");
+    let (_dir, path) = temp_segment("wake");
     let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
     let mut slept = asleep(&writer, 0);
 
@@ -372,5 +370,4 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
         std::mem::forget(writer);
         panic!("stopping: the writer thread did not stop within 10 s");
     }
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

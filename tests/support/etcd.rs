@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 /// Certificates made for one test: a CA, a server certificate for
 /// `127.0.0.1`/`localhost`, and client certificates, as PEM files.
 pub struct Certs {
@@ -82,12 +84,22 @@ pub const ROOT_PASSWORD: &str = "etcd-root-password";
 /// A throwaway single-node etcd.
 pub struct Etcd {
     child: Option<Child>,
-    pub dir: PathBuf,
+    /// Its data, log and certificates; removed when the field drops, after
+    /// `drop` has stopped etcd.
+    pub dir: TempDir,
     pub url: String,
     /// Set for a secure etcd: its certificates.
     pub certs: Option<Certs>,
     /// The `root` user's password, once authentication is on.
     password: Mutex<Option<String>>,
+}
+
+/// The directory of the etcd a test calls `name`, removed when dropped.
+fn scratch_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("numpool-etcd-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 pub fn free_port() -> u16 {
@@ -120,7 +132,7 @@ impl Etcd {
     }
 
     pub fn start_plain(name: &str) -> Etcd {
-        Etcd::launch(name, None)
+        Etcd::launch(scratch_dir(name), None)
     }
 
     /// An etcd serving TLS with the test's CA, asking clients for a
@@ -135,24 +147,21 @@ impl Etcd {
     /// directory given, asking clients for a certificate; no user
     /// authentication.
     pub fn start_tls(name: &str, make: impl FnOnce(&Path) -> Certs) -> Etcd {
-        let dir = std::env::temp_dir().join(format!("numpool-etcd-{name}-{}", std::process::id()));
-        let certs = make(&dir.join("certs"));
-        Etcd::launch(name, Some(certs))
+        let dir = scratch_dir(name);
+        let certs = make(&dir.path().join("certs"));
+        Etcd::launch(dir, Some(certs))
     }
 
-    fn launch(name: &str, certs: Option<Certs>) -> Etcd {
-        let dir = std::env::temp_dir().join(format!("numpool-etcd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(dir.join("data"));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn launch(dir: TempDir, certs: Option<Certs>) -> Etcd {
         let (client, peer) = (free_port(), free_port());
         let scheme = if certs.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
+        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
         let mut command = Command::new("etcd");
         command
             .args(["--name", "t", "--data-dir"])
-            .arg(dir.join("data"))
+            .arg(dir.path().join("data"))
             .args([
                 "--listen-client-urls",
                 &url,
@@ -276,7 +285,7 @@ impl Etcd {
             format!("--etcd-key={}", c.client_key.display()),
         ];
         if let Some(password) = self.password.lock().unwrap().as_ref() {
-            let file = self.dir.join("password");
+            let file = self.dir.path().join("password");
             std::fs::write(&file, format!("{password}\n")).unwrap();
             flags.push("--etcd-user=root".into());
             flags.push(format!("--etcd-password-file={}", file.display()));
@@ -329,6 +338,5 @@ impl Drop for Etcd {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -17,7 +17,6 @@ pub struct Response {
     pub body: Value,
 }
 
-/// One HTTP/1.1 request over a fresh connection.
 /// One HTTP/1.1 request over a fresh connection; panics on I/O errors.
 pub fn request(
     addr: SocketAddr,

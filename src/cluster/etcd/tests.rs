@@ -25,7 +25,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// directory; killed and removed on drop.
 struct TestEtcd {
     child: Child,
-    dir: PathBuf,
+    /// Removed when the field drops, after `drop` has stopped etcd.
+    dir: tempfile::TempDir,
     endpoint: String,
 }
 
@@ -74,21 +75,17 @@ impl TestEtcd {
     }
 
     fn try_start(bin: &PathBuf) -> Result<TestEtcd, String> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         let (client_port, peer_port) = free_ports();
-        let dir = std::env::temp_dir().join(format!(
-            "numpool-etcd-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let log = File::create(dir.join("etcd.log")).map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("numpool-etcd-test-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let log = File::create(dir.path().join("etcd.log")).map_err(|e| e.to_string())?;
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         let child = Command::new(bin)
             .arg("--name=t")
-            .arg(format!("--data-dir={}", dir.join("data").display()))
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
@@ -130,7 +127,7 @@ impl TestEtcd {
     }
 
     fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+        let log = fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
@@ -148,7 +145,6 @@ impl Drop for TestEtcd {
                 self.log_tail()
             );
         }
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -780,8 +776,11 @@ fn clients_of_one_configuration_share_their_token() {
 #[test]
 fn a_client_certificate_that_cannot_identify_the_node_is_an_error_at_once() {
     // ureq would only find out at the first request, and panic there.
-    let dir = std::env::temp_dir().join(format!("numpool-client-cert-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("numpool-client-cert-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let key = rcgen::KeyPair::generate().unwrap();
     let other_key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(Vec::<String>::new())
@@ -808,7 +807,6 @@ fn a_client_certificate_that_cannot_identify_the_node_is_an_error_at_once() {
         Err(EtcdError::Tls(why)) => assert!(why.contains("c.pem"), "{why}"),
         other => panic!("{other:?}"),
     }
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

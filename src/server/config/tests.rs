@@ -40,9 +40,11 @@ fn defaults_and_refusals() {
 
 #[test]
 fn flags_win_over_the_file() {
-    let dir = std::env::temp_dir().join(format!("numpool-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("numpool.toml");
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-cli-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("numpool.toml");
     std::fs::write(
         &path,
         "sticky_ttl = \"2s\"\nlisten = \"127.0.0.1:9000\"\napi_keys = [\"k1\"]\n",
@@ -81,9 +83,11 @@ fn resolve_with(
 ) -> Result<ServeConfig, ConfigError> {
     use clap::Parser;
     let _one = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("numpool-precedence-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("numpool.toml");
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-precedence-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("numpool.toml");
     std::fs::write(&path, file).unwrap();
     let saved: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("NUMPOOL_") || k == "RUST_LOG")
@@ -301,9 +305,11 @@ fn where_state_is_kept_is_one_setting_and_the_command_line_wins() {
 
 #[test]
 fn api_keys_come_from_flags_a_file_or_the_environment_and_are_never_shown() {
-    let dir = std::env::temp_dir().join(format!("numpool-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let keys = dir.join("keys");
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-keys-")
+        .tempdir()
+        .unwrap();
+    let keys = dir.path().join("keys");
     std::fs::write(&keys, "from-file-1\n\nfrom-file-2\n").unwrap();
     let key_file = format!("--api-key-file={}", keys.display());
     let c = resolve_with(
@@ -337,9 +343,11 @@ fn api_keys_come_from_flags_a_file_or_the_environment_and_are_never_shown() {
 
 #[test]
 fn etcd_tls_and_authentication_are_checked_and_the_password_read_from_a_file_or_the_environment() {
-    let dir = std::env::temp_dir().join(format!("numpool-etcd-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let password = dir.join("password");
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-etcd-cfg-")
+        .tempdir()
+        .unwrap();
+    let password = dir.path().join("password");
     std::fs::write(&password, "s3cret\n").unwrap();
     let base = [
         "--cluster=c",
