@@ -274,6 +274,8 @@ fn run_journal(
             dir.display()
         ));
     }
+    // A directory of the run's own goes when the run ends, on an error too.
+    let _remove = temporary.then(|| RemoveDir(dir.clone()));
     let journal = JournalConfig {
         dir: dir.clone(),
         fsync: args
@@ -303,10 +305,16 @@ fn run_journal(
         d.recovered_mappings,
         d.recovery_took
     );
-    if temporary {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     Ok((report, line))
+}
+
+/// Removes the directory it names when dropped.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The commit of the checkout loadgen runs in, if it is one.
