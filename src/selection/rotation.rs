@@ -223,9 +223,16 @@ impl Rotation {
         found
     }
 
-    /// [`Rotation::peek_least`] by one pass over the members, in
-    /// round-robin order: the first idle eligible member, else the least
-    /// busy eligible one within `max_wait`.
+    /// [`Rotation::peek_least`] on a rotation small enough to read whole.
+    ///
+    /// Two cheap cases come first, for an idle pool and a busy one. If the
+    /// next member in round-robin order is idle and eligible, it is the
+    /// pick. Else one pass in joining order finds the least queue end. When
+    /// no member is idle, the first member holding that end has the least
+    /// `(end, seq)` of all, and is the pick if eligible. That pass reads
+    /// each member once and compares one integer; it runs over every member
+    /// of a busy pool at each new pick. Any other case (an idle member
+    /// further on, an ineligible least) takes the general pass by order.
     fn scan_least(
         &self,
         now: u64,
@@ -233,10 +240,45 @@ impl Rotation {
         queue_end: impl Fn(u32) -> u64,
         mut eligible: impl FnMut(u32) -> bool,
     ) -> Option<Member> {
-        // The latest end a pick may take, and the least `(end, seq)` seen
-        // so far (`MAX`: none), compared as plain integers: this loop runs
-        // over every member of a busy pool at each new pick.
+        let (after, before) = self.split_in_order();
+        if let Some(&next) = after.first().or(before.first()) {
+            if queue_end(next.slot) <= now && eligible(next.slot) {
+                return Some(next);
+            }
+        }
+        let (mut least_end, mut at) = (u64::MAX, 0);
+        for (i, m) in self.members.iter().enumerate() {
+            let end = queue_end(m.slot);
+            if end < least_end {
+                (least_end, at) = (end, i);
+            }
+        }
         let limit = max_wait.map_or(u64::MAX, |w| now.saturating_add(w));
+        if least_end > now {
+            // (An end of `MAX` is never taken, as in the pass by order.)
+            if least_end > limit || least_end == u64::MAX {
+                return None;
+            }
+            let first = self.members[at];
+            if eligible(first.slot) {
+                return Some(first);
+            }
+        }
+        self.scan_least_by_order(now, limit, queue_end, eligible)
+    }
+
+    /// [`Rotation::scan_least`] by one pass in round-robin order, whoever is
+    /// eligible: the first idle eligible member, else the least busy
+    /// eligible one whose queue ends by `limit`.
+    fn scan_least_by_order(
+        &self,
+        now: u64,
+        limit: u64,
+        queue_end: impl Fn(u32) -> u64,
+        mut eligible: impl FnMut(u32) -> bool,
+    ) -> Option<Member> {
+        // The least `(end, seq)` seen so far (`MAX`: none), compared as
+        // plain integers.
         let (mut least_end, mut least_seq) = (u64::MAX, u32::MAX);
         let mut best = None;
         let (after, before) = self.split_in_order();
@@ -420,7 +462,11 @@ mod tests {
                 let mut e = ends.borrow_mut();
                 e[slot] = e[slot].max(now) + 1 + rand(20);
             }
-            let ineligible = rand(members.into()) as u32;
+            // Every member eligible in a third of the rounds.
+            let ineligible = match rand(3) {
+                0 => u32::MAX,
+                _ => rand(members.into()) as u32,
+            };
             let cap = (rand(4) == 0).then(|| rand(30));
             let end = |slot: u32| ends.borrow()[slot as usize];
             let eligible = |slot: u32| slot != ineligible;
