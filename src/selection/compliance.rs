@@ -361,7 +361,8 @@ impl OptOuts {
     /// Whether `to` has opted out.
     #[inline]
     pub(crate) fn contains(&self, to: PhoneNumber) -> bool {
-        self.find(to.as_u64()).is_some()
+        // Most profiles have no opt-outs: answer that without a call.
+        self.len > 0 && self.find(to.as_u64()).is_some()
     }
 
     /// The opt-out of `to`, if any.

@@ -388,7 +388,7 @@ pub(crate) struct SelectState<'a> {
 /// reused mapping's previous use is reported (the journal needs it);
 /// without, the hit path does not wait for it, which keeps sticky hits
 /// measurably faster. Changes nothing when it refuses.
-#[inline]
+#[inline(always)]
 pub(crate) fn choose(
     settings: &PoolSettings,
     state: SelectState<'_>,
