@@ -405,15 +405,20 @@ pub(crate) fn choose(
         let weights = settings.weights();
         let pool = &*state.pool;
         let mut full = None;
-        let hit = state.sticky.touch(recipient, ctx.now_secs, |r| {
-            let s = pool.resolve(r).filter(|s| available(s, weights))?;
-            let wait = ctx.wait_ns(pool, r.slot);
-            if ctx.over_cap(wait) {
-                full = Some((s.number, wait));
-                return None;
-            }
-            Some((r.slot, s.number))
-        });
+        let hit = state.sticky.touch(
+            recipient,
+            ctx.now_secs,
+            #[inline(always)]
+            |r| {
+                let s = pool.resolve(r).filter(|s| available(s, weights))?;
+                let wait = ctx.wait_ns(pool, r.slot);
+                if ctx.over_cap(wait) {
+                    full = Some((s.number, wait));
+                    return None;
+                }
+                Some((r.slot, s.number))
+            },
+        );
         if let Some(((slot, sender), previous)) = hit {
             return Ok(Chosen {
                 slot,

@@ -54,8 +54,9 @@ impl Index {
         self.words.len() - 1
     }
 
-    /// The id stored under `hash` for which `is_key` holds.
-    #[inline]
+    /// The id stored under `hash` for which `is_key` holds. Always inlined,
+    /// as the sticky hit that calls it (`StickyMap::touch`).
+    #[inline(always)]
     pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
         if self.words.is_empty() {
             return None;

@@ -62,7 +62,7 @@ impl Shard {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, hash: u64, recipient: u64) -> Option<u32> {
         let slab = &self.slab;
         self.index
