@@ -264,14 +264,15 @@ impl Rotation {
                 return Some(first);
             }
         }
-        self.scan_least_by_order(now, limit, queue_end, eligible)
+        Self::scan_least_by_order([after, before], now, limit, queue_end, eligible)
     }
 
-    /// [`Rotation::scan_least`] by one pass in round-robin order, whoever is
-    /// eligible: the first idle eligible member, else the least busy
-    /// eligible one whose queue ends by `limit`.
+    /// [`Rotation::scan_least`] by one pass in round-robin order (`in_order`,
+    /// the two slices of [`Rotation::split_in_order`]), whoever is eligible:
+    /// the first idle eligible member, else the least busy eligible one
+    /// whose queue ends by `limit`.
     fn scan_least_by_order(
-        &self,
+        in_order: [&[Member]; 2],
         now: u64,
         limit: u64,
         queue_end: impl Fn(u32) -> u64,
@@ -281,8 +282,7 @@ impl Rotation {
         // plain integers.
         let (mut least_end, mut least_seq) = (u64::MAX, u32::MAX);
         let mut best = None;
-        let (after, before) = self.split_in_order();
-        for members in [after, before] {
+        for members in in_order {
             for &m in members {
                 let end = queue_end(m.slot);
                 if end <= now {
