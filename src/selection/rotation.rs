@@ -147,13 +147,7 @@ impl Rotation {
     /// holds, starting after the last pick. Changes nothing; see [`Rotation::commit`].
     #[inline]
     pub(crate) fn peek(&self, mut eligible: impl FnMut(u32) -> bool) -> Option<Member> {
-        let start = self.members.partition_point(|m| m.seq <= self.last);
-        let (before, after) = self.members.split_at(start);
-        after
-            .iter()
-            .chain(before)
-            .find(|m| eligible(m.slot))
-            .copied()
+        self.in_order().find(|m| eligible(m.slot)).copied()
     }
 
     /// The member a load-aware pick takes: among the members `eligible`
@@ -302,6 +296,7 @@ impl Rotation {
     }
 
     /// Members in round-robin order: after the last pick, then from the start.
+    #[inline]
     fn in_order(&self) -> impl Iterator<Item = &Member> {
         let (after, before) = self.split_in_order();
         after.iter().chain(before)
