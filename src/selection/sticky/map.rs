@@ -241,9 +241,10 @@ impl StickyMap {
     }
 
     /// Batches look ahead: stage 1 fetches the index word a lookup of
-    /// `recipient` reads first; stage 2 (a few lookups later, the word is
-    /// in cache by then) fetches the entry that word names. The lookups
-    /// themselves then find both in cache.
+    /// `recipient` reads first; stage 2 (a few lookups later, the word's
+    /// line is in cache by then) fetches the entry named by the first word
+    /// on the probe with the recipient's tag, where a hit almost always
+    /// ends. The lookups themselves then find both in cache.
     #[inline]
     pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
         let (s, hash) = self.locate(recipient.as_u64());
@@ -252,7 +253,7 @@ impl StickyMap {
         };
         if stage == 1 {
             shard.index.prefetch(hash);
-        } else if let Some(id) = shard.index.first_candidate(hash) {
+        } else if let Some(id) = shard.index.candidate(hash) {
             shard.slab.prefetch(id);
         }
     }
