@@ -79,6 +79,22 @@ impl Index {
         }
     }
 
+    /// The words [`Index::find`] reads for `hash` before it ends (tests of
+    /// how the hash spreads keys).
+    #[cfg(test)]
+    pub(super) fn words_read(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> usize {
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        for read in 1.. {
+            let w = self.words[pos];
+            if w == EMPTY || (w != TOMBSTONE && w >> ID_BITS == tag(hash) && is_key(id_of(w))) {
+                return read;
+            }
+            pos = (pos + 1) & mask;
+        }
+        unreachable!("a probe ends at an empty word")
+    }
+
     /// Hints the CPU to fetch the first word a lookup of `hash` reads.
     #[inline]
     pub(super) fn prefetch(&self, hash: u64) {
