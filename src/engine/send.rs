@@ -539,6 +539,7 @@ impl<'a> Batch<'a> {
         for (k, &i) in positions.iter().enumerate() {
             if let Some(&j) = positions.get(k + AHEAD) {
                 state.prefetch(items[j].1, 1);
+                self.results.prefetch(j);
             }
             if let Some(&j) = positions.get(k + AHEAD / 2) {
                 state.prefetch(items[j].1, 2);
