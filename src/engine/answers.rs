@@ -36,7 +36,6 @@ impl Answers {
         }
     }
 
-    /// Sets the answer at `i`, replacing any answer already there.
     /// Fetches the line slot `i` is in ahead of its answer: a group's
     /// answers are spread over the batch (every tenth slot, with ten
     /// profiles in turn), so each write would otherwise wait for its line.
@@ -47,6 +46,7 @@ impl Answers {
         }
     }
 
+    /// Sets the answer at `i`, replacing any answer already there.
     #[inline]
     pub(crate) fn set(&mut self, i: usize, answer: Answer) {
         let (word, bit) = (i / 64, 1u64 << (i % 64));
