@@ -448,10 +448,16 @@ struct Batch<'a> {
 }
 
 /// `items` grouped by profile, in the order profiles first appear: each
-/// profile's positions, in order. One map lookup an item (none while items
-/// keep to one profile, the usual batch), and each group's vector allocated
-/// once, at its size, instead of grown as positions arrive.
+/// profile's positions, in order. An item of the same profile as the one
+/// before it is in the same group; else the item finds its group in a
+/// small table of recent profiles, indexed by a few bits of the id, and
+/// only a profile not there (the first of each, or one sharing its bits
+/// with another) is looked up in a map. Profiles that take turns item by
+/// item then cost a compare, not a hash of their 16-byte id. Each group's
+/// vector is allocated once, at its size, instead of grown as positions
+/// arrive.
 fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<usize>)> {
+    let mut recent: [Option<(ProfileId, u32)>; RECENT] = [None; RECENT];
     let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
         hashbrown::HashMap::default();
     let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
@@ -461,10 +467,18 @@ fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<u
         let g = match last {
             Some((p, g)) if p == profile => g,
             _ => {
-                let g = *index.entry(profile).or_insert_with(|| {
-                    sizes.push((profile, 0));
-                    (sizes.len() - 1) as u32
-                });
+                let slot = recent_slot(profile);
+                let g = match recent[slot] {
+                    Some((p, g)) if p == profile => g,
+                    _ => {
+                        let g = *index.entry(profile).or_insert_with(|| {
+                            sizes.push((profile, 0));
+                            (sizes.len() - 1) as u32
+                        });
+                        recent[slot] = Some((profile, g));
+                        g
+                    }
+                };
                 last = Some((profile, g));
                 g
             }
@@ -480,6 +494,20 @@ fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<u
         groups[g as usize].1.push(i);
     }
     groups
+}
+
+/// Slots of [`group_by_profile`]'s table of recent profiles (a power of
+/// two): ten profiles taking turns rarely share one.
+const RECENT: usize = 64;
+
+/// The slot of `profile` in that table: the two halves of its id xored,
+/// times a large odd constant, the product's top bits. Every bit of the id
+/// counts, so ids that share most of theirs (time-ordered ones) spread too.
+#[inline]
+fn recent_slot(profile: ProfileId) -> usize {
+    let v = profile.0.as_u128();
+    let folded = (v as u64) ^ ((v >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize
 }
 
 impl<'a> Batch<'a> {

@@ -329,3 +329,39 @@ fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
     assert!(matches!(read, Err(crate::Error::Unavailable)), "{read:?}");
     block_on(engine.shutdown());
 }
+
+/// Grouping by profile, against the plain definition: groups in the order
+/// their profiles first appear, each with its positions in order. 200
+/// profiles, more than the table of recent ones has slots, so profiles
+/// share slots and displace each other; taking turns item by item, in
+/// runs, and at random.
+#[test]
+fn a_batch_is_grouped_by_profile_in_order_of_first_appearance() {
+    use crate::ids::ProfileId;
+    let profiles: Vec<ProfileId> = (0..200).map(|_| ProfileId::new_v4()).collect();
+    let to = PhoneNumber::from_u64(14_155_550_000).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let orders: [Vec<usize>; 3] = [
+        (0..4096).map(|i| i % 200).collect(),
+        (0..4096).map(|i| (i / 7) % 200).collect(),
+        (0..4096).map(|_| random() % 200).collect(),
+    ];
+    for order in orders {
+        let items: Vec<(ProfileId, PhoneNumber)> =
+            order.iter().map(|&p| (profiles[p], to)).collect();
+        let mut expected: Vec<(ProfileId, Vec<usize>)> = Vec::new();
+        for (i, &(profile, _)) in items.iter().enumerate() {
+            match expected.iter_mut().find(|(p, _)| *p == profile) {
+                Some((_, positions)) => positions.push(i),
+                None => expected.push((profile, vec![i])),
+            }
+        }
+        assert_eq!(super::group_by_profile(&items), expected);
+    }
+}
