@@ -164,13 +164,20 @@ impl Slab {
     }
 
     /// Every entry ever allocated with its id, free ones included (check `is_vacant`).
+    /// Chunk by chunk, each a slice cut at the high water, ids counted from
+    /// the chunk's start: an index rebuild reads every entry, and counting
+    /// and cutting the flattened entries instead (`take`, `enumerate`)
+    /// cost it about 30 more instructions an entry (callgrind).
     pub(super) fn entries(&self) -> impl Iterator<Item = (u32, &Entry)> {
-        self.chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .take(self.high_water as usize)
-            .enumerate()
-            .map(|(id, e)| (id as u32, e))
+        let len = self.high_water as usize;
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            let start = c * CHUNK;
+            let used = len.saturating_sub(start).min(CHUNK);
+            chunk[..used]
+                .iter()
+                .enumerate()
+                .map(move |(k, e)| ((start + k) as u32, e))
+        })
     }
 
     /// Bytes of heap this slab holds.
