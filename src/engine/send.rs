@@ -497,7 +497,8 @@ fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<u
 }
 
 /// Slots of [`group_by_profile`]'s table of recent profiles (a power of
-/// two): ten profiles taking turns rarely share one.
+/// two). Of ten profiles taking turns, each shares its slot with another
+/// about one time in seven; those go on to the map.
 const RECENT: usize = 64;
 
 /// The slot of `profile` in that table: the two halves of its id xored,
