@@ -8,7 +8,8 @@
 //! pick for new recipients. Three rounds, alternating; the median is
 //! reported.
 //!
-//! Run: `cargo bench --bench embedder` (`EMBEDDER_MESSAGES`: per task, default 1M).
+//! Run: `cargo bench --bench embedder` (`EMBEDDER_MESSAGES`: per task,
+//! default 1M; `EMBEDDER_TASKS`: tasks, default 2, on as many threads).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +24,6 @@ use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const RECIPIENTS: u64 = 100_000;
-const TASKS: usize = 2;
 
 fn recipient(i: u64) -> PhoneNumber {
     PhoneNumber::from_u64(13_000_000_000 + i).unwrap()
@@ -41,7 +41,7 @@ fn stream(task: usize, n: usize) -> Vec<PhoneNumber> {
         .collect()
 }
 
-/// What one round measured: messages/s over both tasks, latency per message.
+/// What one round measured: messages/s over all tasks, latency per message.
 struct Round {
     per_sec: f64,
     hist: Histogram<u64>,
@@ -71,7 +71,7 @@ where
     S: Sender + Clone + Send + 'static,
 {
     let started = Instant::now();
-    let tasks: Vec<_> = (0..TASKS)
+    let tasks: Vec<_> = (0..streams.len())
         .map(|t| {
             let (streams, sender) = (Arc::clone(streams), sender.clone());
             tokio::spawn(async move {
@@ -142,8 +142,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let tasks: usize = std::env::var("EMBEDDER_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(tasks)
         .enable_all()
         .build()
         .unwrap();
@@ -184,14 +189,14 @@ fn main() {
             engine.send(profile, recipient(i)).await.unwrap();
             Naive::send(&naive, recipient(i));
         }
-        let streams = Arc::new((0..TASKS).map(|t| stream(t, per_task)).collect::<Vec<_>>());
+        let streams = Arc::new((0..tasks).map(|t| stream(t, per_task)).collect::<Vec<_>>());
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             ours.push(round(&streams, Numpool(engine.clone(), profile)).await);
             theirs.push(round(&streams, Arc::clone(&naive)).await);
         }
         println!(
-            "\nasync embedder: {TASKS} tokio tasks on 2 threads, one send().await per message, \
+            "\nasync embedder: {tasks} tokio tasks on {tasks} threads, one send().await per message, \
              1 profile x 50 numbers, 100k recipients (sticky hits), {per_task} messages per task; \
              latency is per message; median of 3 rounds"
         );
