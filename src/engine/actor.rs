@@ -264,6 +264,7 @@ impl ProfileActor {
     }
 
     /// Whether the profile was deleted.
+    #[inline]
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }

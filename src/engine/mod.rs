@@ -121,6 +121,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The current time on the engine's clock.
+    #[inline]
     pub(crate) fn now(&self) -> Timestamp {
         self.env.clock.now()
     }
@@ -143,6 +144,7 @@ pub(crate) struct Entered<'a> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.inner.inflight.slots[self.slot].fetch_sub(1, Ordering::SeqCst);
         if self.inner.closing.load(Ordering::SeqCst) {

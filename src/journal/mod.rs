@@ -179,10 +179,17 @@ fn answered_or_help(
 /// It writes what is queued itself when no one else is writing
 /// ([`Writer::help`]), and tries again while it waits, so the writer
 /// thread is woken only if that does not do: call it holding no profile.
+/// Most sends write nothing: the check inlines alone.
+#[inline(always)]
 pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> Result<(), Error> {
-    let Some(mut receipt) = receipt else {
-        return Ok(());
-    };
+    match receipt {
+        None => Ok(()),
+        Some(receipt) => settle_receipt_now(receipt, writer),
+    }
+}
+
+#[inline(never)]
+fn settle_receipt_now(mut receipt: Receipt, writer: Option<&Writer>) -> Result<(), Error> {
     match settle_yielding(&mut receipt, writer) {
         Some(settled) => settled,
         None => futures::executor::block_on(receipt).map_err(|_| Error::Unavailable),

@@ -295,12 +295,19 @@ impl Pool {
     }
 
     /// The same, to change (the first one allocates the pool's loads).
-    #[inline]
+    /// The check inlines alone; the allocation is out of line.
+    #[inline(always)]
     pub(crate) fn load_mut(&mut self, slot: u32) -> &mut SenderLoad {
         if self.loads.len() < self.slots.len() {
-            self.loads.resize(self.slots.len(), SenderLoad::IDLE);
+            self.grow_loads();
         }
         &mut self.loads[slot as usize]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_loads(&mut self) {
+        self.loads.resize(self.slots.len(), SenderLoad::IDLE);
     }
 
     /// Counters of day `from` become day `to`'s (the profile's time zone

@@ -610,13 +610,20 @@ impl ProfileState {
     }
 
     /// Nanoseconds one part takes the sender in `slot` (its own rate, else
-    /// its kind's), worked out once and kept with its counts.
-    #[inline]
+    /// its kind's), worked out once and kept with its counts. The check
+    /// inlines alone; working it out is out of line.
+    #[inline(always)]
     fn part_ns(&mut self, slot: u32) -> u64 {
         let known = self.pool.load(slot).part_ns;
         if known != 0 {
             return known;
         }
+        self.work_out_part_ns(slot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn work_out_part_ns(&mut self, slot: u32) -> u64 {
         let rate = self.pool.load(slot).own_rate().unwrap_or_else(|| {
             let kind = self
                 .pool
