@@ -47,6 +47,7 @@ impl Reads<[PhoneNumber; 1]> {
 
 impl Unsettled {
     /// Notes that `to`'s state was journaled as append `append`.
+    #[inline]
     pub(crate) fn recipient(&mut self, to: PhoneNumber, append: u64) {
         self.recipients.insert(to, append);
         self.newest = self.newest.max(append);
