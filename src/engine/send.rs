@@ -571,6 +571,15 @@ impl<'a> Batch<'a> {
             0
         };
         let mut records = Vec::with_capacity(capacity);
+        // The first lookups have no others before them to cover their
+        // wait: start all their reads at once.
+        for &j in positions.iter().take(AHEAD) {
+            state.prefetch(items[j].1, 1);
+            self.results.prefetch(j);
+        }
+        for &j in positions.iter().take(AHEAD / 2) {
+            state.prefetch(items[j].1, 2);
+        }
         for (k, &i) in positions.iter().enumerate() {
             if let Some(&j) = positions.get(k + AHEAD) {
                 state.prefetch(items[j].1, 1);
