@@ -531,11 +531,21 @@ impl<'a> Batch<'a> {
             busy: Vec::new(),
             receipts: Vec::new(),
         };
-        for (profile, positions) in groups {
-            let Some(actor) = engine.inner.dispatcher.actor(profile) else {
+        let dispatcher = &engine.inner.dispatcher;
+        let mut groups = groups
+            .into_iter()
+            .map(|(profile, positions)| (profile, dispatcher.actor(profile), positions))
+            .peekable();
+        while let Some((profile, actor, positions)) = groups.next() {
+            let Some(actor) = actor else {
                 batch.fail(&positions, Error::UnknownProfile);
                 continue;
             };
+            // The next group's profile is read from memory while this
+            // one's is served (with many profiles, groups are short).
+            if let Some((_, Some(next), _)) = groups.peek() {
+                next.prefetch();
+            }
             match actor.run_if_free(|state, env| {
                 batch.select_group(state, env, profile, &positions, items)
             }) {

@@ -49,3 +49,22 @@ pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
+
+/// [`prefetch`] of every cache line of `len` bytes from `start`. The
+/// pointer is never read through: a prefetch only hints the cache, so the
+/// bytes may be under another thread's lock.
+#[inline]
+pub(crate) fn prefetch_bytes(start: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for offset in (0..len).step_by(64) {
+        // SAFETY: a prefetch never faults and reads nothing into the program.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                start.wrapping_add(offset).cast::<i8>(),
+                std::arch::x86_64::_MM_HINT_T0,
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, len);
+}
