@@ -370,30 +370,32 @@ impl Engine {
         &self,
         items: &[(ProfileId, PhoneNumber)],
     ) -> Vec<Result<Selection, Error>> {
-        let mut batch = match Batch::start(self, items) {
+        let groups = Groups::of(items);
+        let mut batch = match Batch::start(self, items, &groups) {
             Ok(b) => b,
             Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
         };
         let bound = self.inner.config.mailbox_bound;
         let now = batch.now_ms;
         let mut queued = Vec::new();
-        for (actor, positions) in std::mem::take(&mut batch.busy) {
+        for (actor, g) in std::mem::take(&mut batch.busy) {
+            let positions = groups.positions(g);
             let recipients = positions.iter().map(|&i| items[i].1).collect();
             match attempt(&actor, bound, select_many(actor.id, recipients, now)) {
-                Attempt::Done(answer) => batch.finish(positions, answer),
-                Attempt::Queued(q) => queued.push((positions, q)),
+                Attempt::Done(answer) => batch.finish(positions, g, answer),
+                Attempt::Queued(q) => queued.push((g, q)),
             }
         }
-        for (positions, q) in queued {
+        for (g, q) in queued {
             let answer = match q {
                 Ok(rx) => rx.await.unwrap_or(Err(ActorError::Stopped)),
                 Err(e) => Err(e),
             };
-            batch.finish(positions, answer);
+            batch.finish(groups.positions(g), g, answer);
         }
-        for (positions, receipt) in std::mem::take(&mut batch.receipts) {
+        for (g, receipt) in std::mem::take(&mut batch.receipts) {
             if let Err(e) = settle_helping(Some(receipt), self.inner.env.journal.as_deref()).await {
-                batch.fail(&positions, e);
+                batch.fail(groups.positions(g), e);
             }
         }
         batch.results.into_vec()
@@ -423,86 +425,120 @@ impl Engine {
         if self.inner.env.mailbox_only {
             return futures::executor::block_on(self.send_batch(items));
         }
-        let mut batch = match Batch::start(self, items) {
+        let groups = Groups::of(items);
+        let mut batch = match Batch::start(self, items, &groups) {
             Ok(b) => b,
             Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
         };
         let bound = self.inner.config.mailbox_bound;
-        for (actor, positions) in std::mem::take(&mut batch.busy) {
+        for (actor, g) in std::mem::take(&mut batch.busy) {
+            let positions = groups.positions(g);
             let answer = actor.run_waiting(bound, |state, env| {
-                batch.select_group(state, env, actor.id, &positions, items)
+                batch.select_group(state, env, actor.id, positions, items)
             });
-            batch.settle_group(positions, answer);
+            batch.settle_group(positions, g, answer);
         }
-        for (positions, receipt) in std::mem::take(&mut batch.receipts) {
+        for (g, receipt) in std::mem::take(&mut batch.receipts) {
             if let Err(e) = settle_now(Some(receipt), self.inner.env.journal.as_deref()) {
-                batch.fail(&positions, e);
+                batch.fail(groups.positions(g), e);
             }
         }
         batch.results.into_vec()
     }
 }
 
-/// A batch in progress: answers by position, the groups of busy profiles
-/// still to serve, and journal receipts still to wait for.
+/// A batch in progress: answers by position, the groups (by their index in
+/// [`Groups`]) of busy profiles still to serve, and journal receipts still
+/// to wait for.
 struct Batch<'a> {
     _entered: super::Entered<'a>,
     now_ms: u64,
     results: Answers,
-    busy: Vec<(Arc<ProfileActor>, Vec<usize>)>,
-    receipts: Vec<(Vec<usize>, Receipt)>,
+    busy: Vec<(Arc<ProfileActor>, usize)>,
+    receipts: Vec<(usize, Receipt)>,
 }
 
-/// `items` grouped by profile, in the order profiles first appear: each
-/// profile's positions, in order. An item of the same profile as the one
-/// before it is in the same group; else the item finds its group in a
-/// small table of recent profiles, indexed by a few bits of the id, and
-/// only a profile not there (the first of each, or one sharing its bits
-/// with another) is looked up in a map. Profiles that take turns item by
-/// item then cost a compare, not a hash of their 16-byte id. Each group's
-/// vector is allocated once, at its size, instead of grown as positions
-/// arrive.
-fn group_by_profile(items: &[(ProfileId, PhoneNumber)]) -> Vec<(ProfileId, Vec<usize>)> {
-    let mut recent: [Option<(ProfileId, u32)>; RECENT] = [None; RECENT];
-    let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
-        hashbrown::HashMap::default();
-    let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
-    let mut group_of: Vec<u32> = Vec::with_capacity(items.len());
-    let mut last: Option<(ProfileId, u32)> = None;
-    for &(profile, _) in items {
-        let g = match last {
-            Some((p, g)) if p == profile => g,
-            _ => {
-                let slot = recent_slot(profile);
-                let g = match recent[slot] {
-                    Some((p, g)) if p == profile => g,
-                    _ => {
-                        let g = *index.entry(profile).or_insert_with(|| {
-                            sizes.push((profile, 0));
-                            (sizes.len() - 1) as u32
-                        });
-                        recent[slot] = Some((profile, g));
-                        g
-                    }
-                };
-                last = Some((profile, g));
-                g
-            }
-        };
-        sizes[g as usize].1 += 1;
-        group_of.push(g);
-    }
-    let mut groups: Vec<(ProfileId, Vec<usize>)> = sizes
-        .into_iter()
-        .map(|(profile, n)| (profile, Vec::with_capacity(n)))
-        .collect();
-    for (i, &g) in group_of.iter().enumerate() {
-        groups[g as usize].1.push(i);
-    }
-    groups
+/// A batch's items grouped by profile, in the order profiles first appear:
+/// each group's positions in order, all in one vector (a group is a range
+/// of it, so a batch of many small groups allocates nothing per group).
+struct Groups {
+    /// Positions, group after group.
+    order: Vec<usize>,
+    /// Each group's profile and where its positions end in `order` (they
+    /// start where the group before ends).
+    ends: Vec<(ProfileId, usize)>,
 }
 
-/// Slots of [`group_by_profile`]'s table of recent profiles (a power of
+impl Groups {
+    /// Groups `items`. An item of the same profile as the one before it is
+    /// in the same group; else the item finds its group in a small table
+    /// of recent profiles, indexed by a few bits of the id, and only a
+    /// profile not there (the first of each, or one sharing its bits with
+    /// another) is looked up in a map. Profiles that take turns item by
+    /// item then cost a compare, not a hash of their 16-byte id.
+    fn of(items: &[(ProfileId, PhoneNumber)]) -> Groups {
+        let mut recent: [Option<(ProfileId, u32)>; RECENT] = [None; RECENT];
+        let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
+            hashbrown::HashMap::default();
+        let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
+        let mut group_of: Vec<u32> = Vec::with_capacity(items.len());
+        let mut last: Option<(ProfileId, u32)> = None;
+        for &(profile, _) in items {
+            let g = match last {
+                Some((p, g)) if p == profile => g,
+                _ => {
+                    let slot = recent_slot(profile);
+                    let g = match recent[slot] {
+                        Some((p, g)) if p == profile => g,
+                        _ => {
+                            let g = *index.entry(profile).or_insert_with(|| {
+                                sizes.push((profile, 0));
+                                (sizes.len() - 1) as u32
+                            });
+                            recent[slot] = Some((profile, g));
+                            g
+                        }
+                    };
+                    last = Some((profile, g));
+                    g
+                }
+            };
+            sizes[g as usize].1 += 1;
+            group_of.push(g);
+        }
+        // A counting sort: each group's next free place in `order`.
+        let mut next = Vec::with_capacity(sizes.len());
+        let mut ends = Vec::with_capacity(sizes.len());
+        let mut end = 0;
+        for &(profile, n) in &sizes {
+            next.push(end);
+            end += n;
+            ends.push((profile, end));
+        }
+        let mut order = vec![0; items.len()];
+        for (i, &g) in group_of.iter().enumerate() {
+            order[next[g as usize]] = i;
+            next[g as usize] += 1;
+        }
+        Groups { order, ends }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn profile(&self, g: usize) -> ProfileId {
+        self.ends[g].0
+    }
+
+    /// The positions of group `g`, in order.
+    fn positions(&self, g: usize) -> &[usize] {
+        let start = g.checked_sub(1).map_or(0, |before| self.ends[before].1);
+        &self.order[start..self.ends[g].1]
+    }
+}
+
+/// Slots of [`Groups::of`]'s table of recent profiles (a power of
 /// two). Of ten profiles taking turns, each shares its slot with another
 /// about one time in seven; those go on to the map.
 const RECENT: usize = 64;
@@ -520,10 +556,13 @@ fn recent_slot(profile: ProfileId) -> usize {
 impl<'a> Batch<'a> {
     /// Groups `items` by profile and serves every group whose profile is
     /// free right now; the others are left in `busy`.
-    fn start(engine: &'a Engine, items: &[(ProfileId, PhoneNumber)]) -> Result<Batch<'a>, Error> {
+    fn start(
+        engine: &'a Engine,
+        items: &[(ProfileId, PhoneNumber)],
+        groups: &Groups,
+    ) -> Result<Batch<'a>, Error> {
         let entered = engine.enter()?;
         engine.check_journal()?;
-        let groups = group_by_profile(items);
         let mut batch = Batch {
             _entered: entered,
             now_ms: engine.inner.now().as_millis(),
@@ -532,25 +571,26 @@ impl<'a> Batch<'a> {
             receipts: Vec::new(),
         };
         let dispatcher = &engine.inner.dispatcher;
-        let mut groups = groups
-            .into_iter()
-            .map(|(profile, positions)| (profile, dispatcher.actor(profile), positions))
+        let mut actors = (0..groups.len())
+            .map(|g| dispatcher.actor(groups.profile(g)))
+            .enumerate()
             .peekable();
-        while let Some((profile, actor, positions)) = groups.next() {
+        while let Some((g, actor)) = actors.next() {
+            let (profile, positions) = (groups.profile(g), groups.positions(g));
             let Some(actor) = actor else {
-                batch.fail(&positions, Error::UnknownProfile);
+                batch.fail(positions, Error::UnknownProfile);
                 continue;
             };
             // The next group's profile is read from memory while this
             // one's is served (with many profiles, groups are short).
-            if let Some((_, Some(next), _)) = groups.peek() {
+            if let Some((_, Some(next))) = actors.peek() {
                 next.prefetch();
             }
-            match actor.run_if_free(|state, env| {
-                batch.select_group(state, env, profile, &positions, items)
-            }) {
-                Ok(answer) => batch.settle_group(positions, answer),
-                Err(_) => batch.busy.push((actor, positions)),
+            match actor
+                .run_if_free(|state, env| batch.select_group(state, env, profile, positions, items))
+            {
+                Ok(answer) => batch.settle_group(positions, g, answer),
+                Err(_) => batch.busy.push((actor, g)),
             }
         }
         if !batch.busy.is_empty() && !batch.receipts.is_empty() {
@@ -609,12 +649,18 @@ impl<'a> Batch<'a> {
         env.journal_for(state, &records, reads)
     }
 
-    /// Records a group served inline: its receipt, or its failure.
-    fn settle_group(&mut self, positions: Vec<usize>, answer: Result<Option<Receipt>, ActorError>) {
+    /// Records group `g` (at `positions`) served inline: its receipt, or
+    /// its failure.
+    fn settle_group(
+        &mut self,
+        positions: &[usize],
+        g: usize,
+        answer: Result<Option<Receipt>, ActorError>,
+    ) {
         match answer {
-            Ok(Some(receipt)) => self.receipts.push((positions, receipt)),
+            Ok(Some(receipt)) => self.receipts.push((g, receipt)),
             Ok(None) => {}
-            Err(e) => self.fail(&positions, e.into()),
+            Err(e) => self.fail(positions, e.into()),
         }
     }
 
@@ -624,18 +670,18 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Records a group answered through the mailbox.
-    fn finish(&mut self, positions: Vec<usize>, answer: GroupAnswer) {
+    /// Records group `g` (at `positions`) answered through the mailbox.
+    fn finish(&mut self, positions: &[usize], g: usize, answer: GroupAnswer) {
         match answer {
             Ok((selections, receipt)) => {
                 for (&i, s) in positions.iter().zip(selections) {
                     self.results.set(i, s.map_err(Error::from));
                 }
                 if let Some(r) = receipt {
-                    self.receipts.push((positions, r));
+                    self.receipts.push((g, r));
                 }
             }
-            Err(e) => self.fail(&positions, e.into()),
+            Err(e) => self.fail(positions, e.into()),
         }
     }
 }

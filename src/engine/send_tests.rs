@@ -362,6 +362,10 @@ fn a_batch_is_grouped_by_profile_in_order_of_first_appearance() {
                 None => expected.push((profile, vec![i])),
             }
         }
-        assert_eq!(super::group_by_profile(&items), expected);
+        let groups = super::Groups::of(&items);
+        let got: Vec<(ProfileId, Vec<usize>)> = (0..groups.len())
+            .map(|g| (groups.profile(g), groups.positions(g).to_vec()))
+            .collect();
+        assert_eq!(got, expected);
     }
 }
