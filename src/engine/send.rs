@@ -478,8 +478,13 @@ impl Groups {
     /// item then cost a compare, not a hash of their 16-byte id.
     fn of(items: &[(ProfileId, PhoneNumber)]) -> Groups {
         let mut recent: [Option<(ProfileId, u32)>; RECENT] = [None; RECENT];
+        // Sized once for many profiles, rather than grown (and rehashed)
+        // from empty in steps.
         let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
-            hashbrown::HashMap::default();
+            hashbrown::HashMap::with_capacity_and_hasher(
+                items.len().min(MAP_START),
+                Default::default(),
+            );
         let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
         let mut group_of: Vec<u32> = Vec::with_capacity(items.len());
         let mut last: Option<(ProfileId, u32)> = None;
@@ -537,6 +542,10 @@ impl Groups {
         &self.order[start..self.ends[g].1]
     }
 }
+
+/// Profiles [`Groups::of`]'s map first has room for (fewer for a smaller
+/// batch).
+const MAP_START: usize = 1024;
 
 /// Slots of [`Groups::of`]'s table of recent profiles (a power of
 /// two). Of ten profiles taking turns, each shares its slot with another
