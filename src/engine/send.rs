@@ -563,8 +563,8 @@ fn recent_slot(profile: ProfileId) -> usize {
 }
 
 impl<'a> Batch<'a> {
-    /// Groups `items` by profile and serves every group whose profile is
-    /// free right now; the others are left in `busy`.
+    /// Serves every group of `items` (as `groups` has them) whose profile
+    /// is free right now; the others are left in `busy`.
     fn start(
         engine: &'a Engine,
         items: &[(ProfileId, PhoneNumber)],
