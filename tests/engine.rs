@@ -165,6 +165,16 @@ fn a_panicking_request_leaves_the_engine_serving_with_state_intact() {
 }
 
 #[test]
+fn an_empty_batch_answers_nothing_and_changes_nothing() {
+    let (engine, _) = engine(64);
+    let a = sticky_profile(&engine, &["+13125550001"]);
+    assert!(engine.send_batch_now(&[]).is_empty());
+    assert!(block_on(engine.send_batch(&[])).is_empty());
+    let stats = block_on(engine.profile_stats(a)).unwrap();
+    assert_eq!((stats.selections.total(), stats.rejected), (0, 0));
+}
+
+#[test]
 fn batches_span_profiles_and_keep_their_order() {
     let (engine, _) = engine(64);
     let a = sticky_profile(&engine, &["+13125550001", "+13125550002"]);
