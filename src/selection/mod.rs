@@ -37,17 +37,7 @@ pub(crate) use profile::{move_sender, ProfileState};
 /// will read while other reads are under way).
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints the cache; it never faults, and the
-    // pointer comes from a reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(
-            (value as *const T).cast::<i8>(),
-            std::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    prefetch_line((value as *const T).cast());
 }
 
 /// [`prefetch`] of every cache line of `len` bytes from `start`. The
@@ -55,16 +45,20 @@ pub(crate) fn prefetch<T>(value: &T) {
 /// bytes may be under another thread's lock.
 #[inline]
 pub(crate) fn prefetch_bytes(start: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
     for offset in (0..len).step_by(64) {
-        // SAFETY: a prefetch never faults and reads nothing into the program.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(
-                start.wrapping_add(offset).cast::<i8>(),
-                std::arch::x86_64::_MM_HINT_T0,
-            );
-        }
+        prefetch_line(start.wrapping_add(offset));
+    }
+}
+
+/// The one prefetch instruction behind both: `at` is never read through.
+#[inline(always)]
+fn prefetch_line(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache: it never faults, whatever
+    // the address, and reads nothing into the program.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(at.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (start, len);
+    let _ = at;
 }
