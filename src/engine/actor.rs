@@ -73,7 +73,9 @@ impl Env {
 
     /// Journals the records a request on `state` produced and notes them on
     /// it; with none, a reply that read (`reads`) state still on its way to
-    /// the journal waits for it (a barrier).
+    /// the journal waits for it (a barrier). A receipt no reply needs to
+    /// wait for comes back marked [`Receipt::informing`]; the settling
+    /// functions (`crate::journal::settle` and the rest) then do not wait.
     pub(crate) fn journal_for(
         &self,
         state: &mut ProfileState,
@@ -113,7 +115,15 @@ impl Env {
                 Touches::Whole => unsettled.whole(append),
             }
         }
-        receipt.filter(|_| !informs || read_unsettled)
+        // A receipt only informing goes back to the sender all the same:
+        // dropped here, under the lock, it would wake the writer thread.
+        receipt.map(|r| {
+            if informs && !read_unsettled {
+                r.informing()
+            } else {
+                r
+            }
+        })
     }
 
     /// Journals administrative `records` (a profile's settings, its

@@ -330,6 +330,71 @@ fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
     block_on(engine.shutdown());
 }
 
+/// A batch whose only records inform (a new block of daily counts, no cap)
+/// is written by its sender once it has let the profile go, and the writer
+/// thread is not woken for it. Dropped where it was made, under the
+/// profile's lock, such a receipt woke the thread once a group; on two
+/// cores the woken thread took a core from a sender.
+#[test]
+fn a_batch_that_only_informs_is_written_by_its_sender_without_waking_the_writer() {
+    let dir = tempfile::Builder::new()
+        .prefix("numpool-informs-")
+        .tempdir()
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
+        journal: Some(JournalConfig::new(dir.path())),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let to = PhoneNumber::parse_e164("+14155550001").unwrap();
+    let profile = block_on(async {
+        let p = engine
+            .create_profile(NewProfile {
+                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                    sticky_sender: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .id;
+        let from = PhoneNumber::parse_e164("+13125550001").unwrap();
+        engine.assign_number(from, Some(p)).await.unwrap();
+        p
+    });
+    // The day's send #1: a new mapping and the first block of counts.
+    engine.send_now(profile, to).unwrap();
+    let writer = engine.journal_writer().unwrap();
+    let block = crate::selection::capacity::INFORMING_BLOCK as usize;
+    // Sticky hits #2 to #1025, then #1026 to #2049: the last of each
+    // batch begins a block, the batch's only record.
+    let slept = writer.asleep_since(0);
+    for sync in [true, false] {
+        let items = vec![(profile, to); block];
+        let before = writer.written();
+        let results = if sync {
+            engine.send_batch_now(&items)
+        } else {
+            block_on(engine.send_batch(&items))
+        };
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(
+            writer.written(),
+            before + 1,
+            "written by the sender (sync: {sync})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            writer.sleeps(),
+            slept,
+            "the writer thread woke (sync: {sync})"
+        );
+    }
+    block_on(engine.shutdown());
+}
+
 /// Grouping by profile, against the plain definition: groups in the order
 /// their profiles first appear, each with its positions in order. 200
 /// profiles, more than the table of recent ones has slots, so profiles

@@ -134,6 +134,8 @@ impl JournalConfig {
 /// Waits for `receipt` (the change is journaled) if there is one.
 pub(crate) async fn settle(receipt: Option<Receipt>) -> Result<(), Error> {
     match receipt {
+        // Dropped: the writer thread is woken if it is still pending.
+        Some(r) if r.informs() => Ok(()),
         Some(r) => r.await.map_err(|_| Error::Unavailable),
         None => Ok(()),
     }
@@ -150,7 +152,11 @@ pub(crate) async fn settle_helping(
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
-    if let Some(settled) = answered_or_help(&mut receipt, writer, Writer::help_without_sync) {
+    let settled = answered_or_help(&mut receipt, writer, Writer::help_without_sync);
+    if receipt.informs() {
+        return Ok(());
+    }
+    if let Some(settled) = settled {
         return settled;
     }
     receipt.await.map_err(|_| Error::Unavailable)
@@ -190,6 +196,12 @@ pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> R
 
 #[inline(never)]
 fn settle_receipt_now(mut receipt: Receipt, writer: Option<&Writer>) -> Result<(), Error> {
+    if receipt.informs() {
+        // Written here if no one else is writing, so that dropping it does
+        // not wake the writer thread; nobody waits either way.
+        answered_or_help(&mut receipt, writer, Writer::help);
+        return Ok(());
+    }
     match settle_yielding(&mut receipt, writer) {
         Some(settled) => settled,
         None => futures::executor::block_on(receipt).map_err(|_| Error::Unavailable),
@@ -203,6 +215,9 @@ pub(crate) fn settle_holding(receipt: Option<Receipt>) -> Result<(), Error> {
     let Some(mut receipt) = receipt else {
         return Ok(());
     };
+    if receipt.informs() {
+        return Ok(());
+    }
     receipt.wake_writer();
     loop {
         if let Some(settled) = settle_yielding(&mut receipt, None) {

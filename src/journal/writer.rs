@@ -310,6 +310,30 @@ impl Writer {
         self.shared.written.load(Ordering::Acquire)
     }
 
+    /// Waits until the writer thread has gone to sleep with nothing queued
+    /// since its sleep number `after` (and stayed asleep a few
+    /// milliseconds), so that what a test appends next is written only if
+    /// something wakes the thread or the test's caller writes it. Returns
+    /// its sleep number now.
+    #[cfg(test)]
+    pub(crate) fn asleep_since(&self, after: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = self.sleeps();
+            std::thread::sleep(Duration::from_millis(5));
+            if n > after && self.sleeps() == n {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "the writer never slept");
+        }
+    }
+
+    /// How many times the writer thread has gone to sleep.
+    #[cfg(test)]
+    pub(crate) fn sleeps(&self) -> u64 {
+        self.shared.sleeps.load(Ordering::Acquire)
+    }
+
     /// Resolves once every append handed over before it is written (fails
     /// if the journal fails first): what a reply that depends on earlier,
     /// not yet written changes waits for.

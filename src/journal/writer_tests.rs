@@ -252,25 +252,6 @@ fn within_ten_seconds<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Sen
         .unwrap_or_else(|_| panic!("{what}: not written within 10 s"))
 }
 
-/// Waits until the writer thread has gone to sleep with nothing queued
-/// since its sleep number `after` (and stayed asleep a few milliseconds),
-/// so that what the test appends next is written only if something wakes
-/// the thread. Returns its sleep number now.
-fn asleep(writer: &Writer, after: u64) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = writer.shared.sleeps.load(Ordering::Acquire);
-        std::thread::sleep(Duration::from_millis(5));
-        if n > after && writer.shared.sleeps.load(Ordering::Acquire) == n {
-            return n;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writer never slept"
-        );
-    }
-}
-
 /// Waits, without polling `receipt` as a future (which would wake the
 /// thread), until it is answered, calling `help` on `writer` in between as
 /// a blocking sender does; gives up after ten seconds.
@@ -295,7 +276,7 @@ fn answered_by_polling(writer: &Writer, mut receipt: Receipt) -> Result<(), ()> 
 fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     let (_dir, path) = temp_segment("wake");
     let writer = Arc::new(Writer::start(&path, FsyncPolicy::Never, None).unwrap());
-    let mut slept = asleep(&writer, 0);
+    let mut slept = writer.asleep_since(0);
 
     // Awaited: the first poll that finds it pending wakes the thread.
     let w = Arc::clone(&writer);
@@ -304,7 +285,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     });
     assert!(awaited.is_ok());
     assert_eq!(writer.written(), 1);
-    slept = asleep(&writer, slept);
+    slept = writer.asleep_since(slept);
 
     // Dropped unanswered: nobody waits, yet it is written.
     drop(writer.append_scoped(framed(), Scope::Change));
@@ -314,7 +295,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    slept = asleep(&writer, slept);
+    slept = writer.asleep_since(slept);
 
     // Held while a profile is (a deletion): it wakes the thread first.
     let w = Arc::clone(&writer);
@@ -322,7 +303,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
         crate::journal::settle_holding(Some(w.append_scoped(framed(), Scope::Change)))
     });
     assert!(held.is_ok());
-    slept = asleep(&writer, slept);
+    slept = writer.asleep_since(slept);
 
     // A barrier behind an append keeps its place (the awaited wake again).
     let w = Arc::clone(&writer);
@@ -332,7 +313,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     });
     assert!(barrier.is_ok());
     assert_eq!(writer.written(), 4);
-    slept = asleep(&writer, slept);
+    slept = writer.asleep_since(slept);
 
     // A blocking sender on a leader, which may not write itself (commits
     // stay on the thread): helping wakes the thread instead.
@@ -343,7 +324,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
     });
     assert!(led.is_ok());
     assert_eq!(writer.written(), 5);
-    slept = asleep(&writer, slept);
+    slept = writer.asleep_since(slept);
 
     // A batch on a leader that waits for a busy profile first: its
     // commit begins before it settles.
@@ -356,7 +337,7 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
         }
     });
     drop(receipt);
-    asleep(&writer, slept);
+    writer.asleep_since(slept);
 
     // Stopping wakes it too. (Its handle is leaked if not: dropping it
     // would wait for the thread as well, and hang instead of failing.)
