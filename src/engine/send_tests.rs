@@ -12,8 +12,8 @@ use parking_lot::{Condvar, Mutex};
 use crate::clock::ManualClock;
 use crate::journal::{Replication, Replicator};
 use crate::{
-    Engine, EngineConfig, JournalConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate,
-    Timestamp,
+    Engine, EngineConfig, JournalConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch,
+    SettingsUpdate, Timestamp,
 };
 
 /// A replicated log that holds every commit until opened.
@@ -65,6 +65,40 @@ impl Replicator for Gate {
     fn abandon(&self) {}
 }
 
+/// An engine journaling to a new temporary directory (removed when the
+/// returned guard is dropped), its clock standing still.
+fn journaled_engine(prefix: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let config = EngineConfig {
+        journal: Some(JournalConfig::new(dir.path())),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_clock(config, clock).unwrap();
+    (dir, engine)
+}
+
+/// A profile named `name`, sticky sender on, with `numbers` in its pool.
+async fn sticky_profile(engine: &Engine, name: &str, numbers: &[&str]) -> ProfileId {
+    let p = engine
+        .create_profile(NewProfile {
+            name: name.into(),
+            number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                sticky_sender: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    for n in numbers {
+        let n = PhoneNumber::parse_e164(n).unwrap();
+        engine.assign_number(n, Some(p)).await.unwrap();
+    }
+    p
+}
+
 fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     let waker = futures::task::noop_waker();
     std::pin::Pin::new(f).poll(&mut Context::from_waker(&waker))
@@ -72,33 +106,11 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 
 #[test]
 fn a_reply_waits_for_its_recipients_unwritten_mapping_and_for_nothing_else() {
-    let dir = tempfile::Builder::new()
-        .prefix("numpool-unsettled-")
-        .tempdir()
-        .unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let config = EngineConfig {
-        journal: Some(JournalConfig::new(dir.path())),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let (_dir, engine) = journaled_engine("numpool-unsettled-");
     let number = |s: &str| PhoneNumber::parse_e164(s).unwrap();
     let (a, b) = (number("+14155550001"), number("+14155550002"));
     let profile = block_on(async {
-        let p = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        for s in ["+13125550001", "+13125550002"] {
-            engine.assign_number(number(s), Some(p)).await.unwrap();
-        }
+        let p = sticky_profile(&engine, "gated", &["+13125550001", "+13125550002"]).await;
         // b's sends: the profile's daily sends #1 to #1022, all written
         // (a's makes #1023, the check on b below #1024).
         for _ in 0..1022 {
@@ -160,43 +172,14 @@ fn answer_within<R: Send + 'static>(
 
 #[test]
 fn a_read_waits_for_the_unwritten_state_it_shows_and_for_nothing_else() {
-    let dir = tempfile::Builder::new()
-        .prefix("numpool-unsettled-read-")
-        .tempdir()
-        .unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let config = EngineConfig {
-        journal: Some(JournalConfig::new(dir.path())),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let (_dir, engine) = journaled_engine("numpool-unsettled-read-");
     let number = |s: &str| PhoneNumber::parse_e164(s).unwrap();
     let (a, b) = (number("+14155550001"), number("+14155550002"));
     let (profile, other) = block_on(async {
-        let mut ids = Vec::new();
-        for name in ["gated", "other"] {
-            let p = engine
-                .create_profile(NewProfile {
-                    name: name.into(),
-                    number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                        sticky_sender: Some(true),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .id;
-            ids.push(p);
-        }
-        engine
-            .assign_number(number("+13125550001"), Some(ids[0]))
-            .await
-            .unwrap();
-        engine
-            .assign_number(number("+13125550002"), Some(ids[1]))
-            .await
-            .unwrap();
+        let ids = [
+            sticky_profile(&engine, "gated", &["+13125550001"]).await,
+            sticky_profile(&engine, "other", &["+13125550002"]).await,
+        ];
         engine.send(ids[0], b).await.unwrap();
         engine.send(ids[1], b).await.unwrap();
         (ids[0], ids[1])
@@ -278,32 +261,9 @@ fn a_read_waits_for_the_unwritten_state_it_shows_and_for_nothing_else() {
 
 #[test]
 fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
-    let dir = tempfile::Builder::new()
-        .prefix("numpool-refused-read-")
-        .tempdir()
-        .unwrap();
-    let config = EngineConfig {
-        journal: Some(JournalConfig::new(dir.path())),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(config).unwrap();
+    let (_dir, engine) = journaled_engine("numpool-refused-read-");
     let to = PhoneNumber::parse_e164("+14155550001").unwrap();
-    let profile = block_on(async {
-        let p = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        let n = PhoneNumber::parse_e164("+13125550001").unwrap();
-        engine.assign_number(n, Some(p)).await.unwrap();
-        p
-    });
+    let profile = block_on(sticky_profile(&engine, "gated", &["+13125550001"]));
     let gate = Arc::new(Gate::default());
     let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
     let writer = engine.journal_writer().unwrap();
@@ -337,33 +297,9 @@ fn a_read_of_a_change_that_is_then_refused_is_refused_too() {
 /// cores the woken thread took a core from a sender.
 #[test]
 fn a_batch_that_only_informs_is_written_by_its_sender_without_waking_the_writer() {
-    let dir = tempfile::Builder::new()
-        .prefix("numpool-informs-")
-        .tempdir()
-        .unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let config = EngineConfig {
-        journal: Some(JournalConfig::new(dir.path())),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start_with_clock(config, clock).unwrap();
+    let (_dir, engine) = journaled_engine("numpool-informs-");
     let to = PhoneNumber::parse_e164("+14155550001").unwrap();
-    let profile = block_on(async {
-        let p = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        let from = PhoneNumber::parse_e164("+13125550001").unwrap();
-        engine.assign_number(from, Some(p)).await.unwrap();
-        p
-    });
+    let profile = block_on(sticky_profile(&engine, "informs", &["+13125550001"]));
     // The day's send #1: a new mapping and the first block of counts.
     engine.send_now(profile, to).unwrap();
     let writer = engine.journal_writer().unwrap();
