@@ -197,9 +197,10 @@ pub(crate) fn settle_now(receipt: Option<Receipt>, writer: Option<&Writer>) -> R
 #[inline(never)]
 fn settle_receipt_now(mut receipt: Receipt, writer: Option<&Writer>) -> Result<(), Error> {
     if receipt.informs() {
-        // Written here if no one else is writing, so that dropping it does
-        // not wake the writer thread; nobody waits either way.
-        answered_or_help(&mut receipt, writer, Writer::help);
+        // Nobody waits for it. Written here if no one else is writing and
+        // no write waits for a disk (`fsync = interval`), so that dropping
+        // it does not wake the writer thread; else the drop wakes it.
+        answered_or_help(&mut receipt, writer, Writer::help_without_sync);
         return Ok(());
     }
     match settle_yielding(&mut receipt, writer) {
