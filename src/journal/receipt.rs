@@ -11,11 +11,12 @@
 //!
 //! A receipt that only [informs](Receipt::informing) holds up no reply: a
 //! sender settling it writes what is queued if no one else is writing and
-//! no write waits for a disk (`fsync = interval`), and does not wait. It is still handed back to the sender rather than dropped
-//! where it was made, under the profile's lock: there, dropping it would
-//! wake the writer thread, and on two cores the woken thread took a core
-//! from a sender (about a fifth of batched throughput with the journal on,
-//! measured with `cargo loadgen --engine numpool,journal`).
+//! no write waits for a disk (`fsync = interval`), and does not wait. It is
+//! still handed back to the sender rather than dropped where it was made,
+//! under the profile's lock: dropped there, it woke the writer thread, and
+//! on two cores the woken thread took a core from a sender (about a tenth
+//! of a long batched run's time: `cargo loadgen --engine journal
+//! --messages 64M`).
 
 use std::future::Future;
 use std::pin::Pin;
