@@ -17,9 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use numpool::{
-    Engine, EngineConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate,
-};
+use numpool::{Engine, EngineConfig, PhoneNumber, ProfileId};
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -163,24 +161,10 @@ fn main() {
             ..EngineConfig::default()
         })
         .unwrap();
-        let profile: ProfileId = engine
-            .create_profile(NewProfile {
-                name: "embedder".into(),
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        for i in 0..50 {
-            engine
-                .assign_number(sender(i), Some(profile))
+        let profile: ProfileId =
+            numpool::test_util::sticky_profile(&engine, "embedder", (0..50).map(sender))
                 .await
                 .unwrap();
-        }
         let naive = Arc::new(Naive {
             map: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use numpool::{Engine, EngineConfig, NewProfile, PhoneNumber, SettingsPatch, SettingsUpdate};
+use numpool::{Engine, EngineConfig, PhoneNumber};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -66,22 +66,12 @@ fn main() {
     let started = Instant::now();
     futures::executor::block_on(async {
         for p in 0..profiles {
-            let id = engine
-                .create_profile(NewProfile {
-                    name: format!("customer-{p}"),
-                    number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                        sticky_sender: Some(true),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
+            let numbers =
+                (0..10).map(|i| PhoneNumber::from_u64(12_000_000_000 + p * 10 + i).unwrap());
+            let name = format!("customer-{p}");
+            numpool::test_util::sticky_profile(&engine, &name, numbers)
                 .await
-                .unwrap()
-                .id;
-            for i in 0..10 {
-                let n = PhoneNumber::from_u64(12_000_000_000 + p * 10 + i).unwrap();
-                engine.assign_number(n, Some(id)).await.unwrap();
-            }
+                .unwrap();
         }
     });
     let took = started.elapsed();

@@ -98,7 +98,8 @@
 //! The library never prints: it emits [`tracing`](https://docs.rs/tracing)
 //! events (recovery, snapshots, journal failure and healing, role changes)
 //! for the embedding program's subscriber.
-//! - `test_util` (feature `test-util`): a manual clock and fault injection.
+//! - `test_util` (feature `test-util`): a manual clock, fault injection and
+//!   the sticky profile most tests start from.
 
 #![deny(missing_docs)]
 // `pub` means reachable from outside the crate; anything else is `pub(crate)`.
@@ -131,7 +132,7 @@ pub mod server;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeExamples;
-#[cfg(feature = "test-util")]
+#[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
 pub use clock::{Clock, SystemClock, Timestamp};

@@ -1,5 +1,6 @@
 //! Test support (feature `test-util`): a clock that moves only when told,
-//! and ways to make a profile's actor panic or stall on purpose.
+//! ways to make a profile's actor panic or stall on purpose, and a sticky
+//! profile to start from.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -16,7 +17,31 @@
 
 pub use crate::clock::ManualClock;
 
-use crate::{Engine, Error, ProfileId};
+use crate::{Engine, Error, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate};
+
+/// A new profile named `name`, sticky sender on, with `numbers` in its
+/// pool: what most tests and benches start from.
+pub async fn sticky_profile(
+    engine: &Engine,
+    name: &str,
+    numbers: impl IntoIterator<Item = PhoneNumber>,
+) -> Result<ProfileId, Error> {
+    let id = engine
+        .create_profile(NewProfile {
+            name: name.into(),
+            number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
+                sticky_sender: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .id;
+    for n in numbers {
+        engine.assign_number(n, Some(id)).await?;
+    }
+    Ok(id)
+}
 
 impl Engine {
     /// Runs `f` as a request of `profile`, the way a send runs (on the

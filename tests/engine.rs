@@ -44,23 +44,8 @@ fn engine(mailbox_bound: usize) -> (Engine, Arc<ManualClock>) {
 }
 
 fn sticky_profile(engine: &Engine, numbers: &[&str]) -> ProfileId {
-    block_on(async {
-        let p = engine
-            .create_profile(NewProfile {
-                name: "test".into(),
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        for number in numbers {
-            engine.assign_number(n(number), Some(p.id)).await.unwrap();
-        }
-        p.id
-    })
+    let numbers = numbers.iter().map(|number| n(number));
+    block_on(numpool::test_util::sticky_profile(engine, "test", numbers)).unwrap()
 }
 
 const NUMBERS: [&str; 4] = [

@@ -3,30 +3,14 @@
 #![allow(dead_code)]
 
 use futures::executor::block_on;
-use numpool::{Engine, NewProfile, PhoneNumber, ProfileId, SettingsPatch, SettingsUpdate};
+use numpool::{Engine, PhoneNumber, ProfileId};
 
 /// A new profile with sticky sender on and `numbers` in its pool.
 pub fn sticky_profile(
     engine: &Engine,
     numbers: impl IntoIterator<Item = PhoneNumber>,
 ) -> ProfileId {
-    block_on(async {
-        let id = engine
-            .create_profile(NewProfile {
-                number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                    sticky_sender: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id;
-        for n in numbers {
-            engine.assign_number(n, Some(id)).await.unwrap();
-        }
-        id
-    })
+    block_on(numpool::test_util::sticky_profile(engine, "bench", numbers)).unwrap()
 }
 
 /// A count from the environment variable `var` (`10m`, `250k` or digits),

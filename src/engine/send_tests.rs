@@ -11,10 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::ManualClock;
 use crate::journal::{Replication, Replicator};
-use crate::{
-    Engine, EngineConfig, JournalConfig, NewProfile, PhoneNumber, ProfileId, SettingsPatch,
-    SettingsUpdate, Timestamp,
-};
+use crate::{Engine, EngineConfig, JournalConfig, PhoneNumber, ProfileId, Timestamp};
 
 /// A replicated log that holds every commit until opened.
 #[derive(Default)]
@@ -78,25 +75,12 @@ fn journaled_engine(prefix: &str) -> (tempfile::TempDir, Engine) {
     (dir, engine)
 }
 
-/// A profile named `name`, sticky sender on, with `numbers` in its pool.
+/// A sticky profile named `name` with `numbers` in its pool.
 async fn sticky_profile(engine: &Engine, name: &str, numbers: &[&str]) -> ProfileId {
-    let p = engine
-        .create_profile(NewProfile {
-            name: name.into(),
-            number_pool_settings: SettingsUpdate::Merge(SettingsPatch {
-                sticky_sender: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+    let numbers = numbers.iter().map(|n| PhoneNumber::parse_e164(n).unwrap());
+    crate::test_util::sticky_profile(engine, name, numbers)
         .await
         .unwrap()
-        .id;
-    for n in numbers {
-        let n = PhoneNumber::parse_e164(n).unwrap();
-        engine.assign_number(n, Some(p)).await.unwrap();
-    }
-    p
 }
 
 fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
