@@ -17,9 +17,11 @@
 //! How it stays fast for millions of records: each file is read a few
 //! megabytes at a time and decoded on a second thread while this one
 //! applies (`record::decode_ahead`); a snapshot is checked as it is applied,
-//! in one pass; and a snapshot's mappings and opt-outs of one profile go
-//! into their tables together (`Pending`), each table grown once and its
-//! slots prefetched ahead.
+//! in one pass; a snapshot's opt-outs of one profile go into their table
+//! together (`Pending`), the table grown once and its slots prefetched
+//! ahead; and its mappings are stored as they come and indexed once the
+//! profile's run of them ends, each shard's index built in one pass
+//! (`StickyMap::restore_unindexed`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,8 +86,8 @@ struct Rebuild<'a> {
 }
 
 /// A snapshot's mappings and opt-outs of one profile, applied together
-/// (see `StickyMap::restore_all` and `OptOuts::insert_all`): for millions
-/// of them, several times faster than one by one.
+/// (see `StickyMap::restore_unindexed` and `OptOuts::insert_all`): for
+/// millions of them, several times faster than one by one.
 struct Pending {
     profile: ProfileId,
     mappings: Vec<StickyMapping>,
@@ -106,6 +108,13 @@ impl Pending {
     fn takes(&self, profile: ProfileId) -> bool {
         profile == self.profile && self.mappings.len() + self.opt_outs.len() < PENDING_MAPPINGS
     }
+}
+
+/// Whether a profile's run of snapshot mappings goes on past what waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    GoesOn,
+    Ended,
 }
 
 /// At most this many snapshot mappings and opt-outs wait to be applied together.
@@ -162,7 +171,7 @@ impl<'a> Rebuild<'a> {
                     self.pend(profile).opt_outs.push((to, opt_out));
                     return;
                 }
-                _ => self.apply_pending(),
+                _ => self.apply_pending(Run::Ended),
             }
         }
         if let Some(p) = r.profile().filter(|_| !self.awaiting_mark.is_empty()) {
@@ -241,18 +250,27 @@ impl<'a> Rebuild<'a> {
     /// (what waited for another profile, or a full run, is applied first).
     fn pend(&mut self, profile: ProfileId) -> &mut Pending {
         if !self.pending.takes(profile) {
-            self.apply_pending();
+            let run = if profile == self.pending.profile {
+                Run::GoesOn
+            } else {
+                Run::Ended
+            };
+            self.apply_pending(run);
             self.pending.profile = profile;
         }
         &mut self.pending
     }
 
     /// Applies the snapshot mappings and opt-outs waiting in `pending`.
-    fn apply_pending(&mut self) {
+    /// Mappings are indexed once the profile's run of them has ended.
+    fn apply_pending(&mut self, run: Run) {
         let mut pending = std::mem::replace(&mut self.pending, Pending::new());
         if let Some(p) = self.state(pending.profile) {
             p.restore_opt_outs(&pending.opt_outs);
             p.restore_mappings(&pending.mappings);
+            if run == Run::Ended {
+                p.index_restored_mappings();
+            }
         }
         pending.mappings.clear();
         pending.opt_outs.clear();
@@ -422,7 +440,7 @@ pub(crate) fn recover(dir: &Path, config: ReplayConfig<'_>) -> Result<Recovered,
             rebuild.apply(r);
         })
         .map_err(|e| StartError::io(&path, e))?;
-        rebuild.apply_pending();
+        rebuild.apply_pending(Run::Ended);
         if !whole.is_whole(decoded) {
             warnings.push(format!(
                 "{}: damaged or incomplete; falling back to an older snapshot",
@@ -726,6 +744,40 @@ mod tests {
         assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
         let stats = recovered.profiles[0].1.stats();
         assert_eq!(stats.stored_mappings, count as usize);
+    }
+
+    #[test]
+    fn runs_of_mappings_of_two_profiles_back_to_back_are_each_indexed() {
+        // numpool's snapshots put other records between two profiles'
+        // mappings; a run that follows another at once must be indexed
+        // all the same, each across more than one pending chunk.
+        let dir = temp_dir("back-to-back");
+        let at = 1_800_000_000u32;
+        let count = PENDING_MAPPINGS as u64 + 3_000;
+        let (a, b) = (ProfileId::new_v4(), ProfileId::new_v4());
+        let from_a = PhoneNumber::parse_e164("+13125550001").unwrap();
+        let from_b = PhoneNumber::parse_e164("+13125550002").unwrap();
+        let records = [
+            profile_saved(a, at),
+            number_saved(from_a, Some(a)),
+            profile_saved(b, at),
+            number_saved(from_b, Some(b)),
+        ]
+        .into_iter()
+        .chain((0..count).map(|i| mapping_set(a, 14_155_550_000 + i, from_a, at)))
+        .chain((0..count).map(|i| mapping_set(b, 14_155_550_000 + i, from_b, at)));
+        snapshot::write(dir.path(), 1, records).unwrap();
+        let recovered = recover_at(dir.path(), u64::from(at) * 1000);
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+        assert_eq!(recovered.profiles.len(), 2);
+        for (record, state) in &recovered.profiles {
+            assert_eq!(
+                state.stats().stored_mappings,
+                count as usize,
+                "profile {}",
+                record.id
+            );
+        }
     }
 
     #[test]

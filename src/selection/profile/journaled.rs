@@ -161,12 +161,14 @@ impl ProfileState {
         }
     }
 
-    /// Puts back many mappings as a snapshot holds them (recovery): the same
-    /// as [`ProfileState::restore_mapping`] for each in turn, faster for
-    /// many (see `StickyMap::restore_all`).
+    /// Puts back many mappings as a snapshot holds them (recovery): with
+    /// [`ProfileState::index_restored_mappings`] after the last of them, the
+    /// same as [`ProfileState::restore_mapping`] for each in turn, faster
+    /// for many. Nothing else may touch the state in between (see
+    /// `StickyMap::restore_unindexed`).
     pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping]) {
         let pool = &self.pool;
-        self.sticky.restore_all(saved.iter().filter_map(|m| {
+        self.sticky.restore_unindexed(saved.iter().filter_map(|m| {
             Some(Mapping {
                 recipient: m.to,
                 sender: pool.lookup(m.from)?,
@@ -176,6 +178,11 @@ impl ProfileState {
                 pinned: m.pinned,
             })
         }));
+    }
+
+    /// Indexes the mappings [`ProfileState::restore_mappings`] put back.
+    pub(crate) fn index_restored_mappings(&mut self) {
+        self.sticky.index_restored();
     }
 
     /// Moves a mapping's last use forward (recovery).

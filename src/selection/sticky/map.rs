@@ -45,12 +45,17 @@ pub struct ExpireReport {
 }
 
 /// One shard. Invariant: an entry of the slab is in the index exactly when
-/// it is not vacant, and every allocated entry is in the wheel exactly once.
+/// it is not vacant, and every allocated entry is in the wheel exactly once
+/// (but see `unindexed_from`).
 #[derive(Clone)]
 struct Shard {
     index: Index,
     slab: Slab,
     wheel: TimerWheel,
+    /// Entries from this id to the slab's high water were stored by
+    /// [`StickyMap::restore_unindexed`] and are not yet indexed, armed or
+    /// counted: only [`StickyMap::index_restored`] may run meanwhile.
+    unindexed_from: Option<u32>,
 }
 
 impl Shard {
@@ -59,11 +64,13 @@ impl Shard {
             index: Index::default(),
             slab: Slab::default(),
             wheel: TimerWheel::new(u64::from(now)),
+            unindexed_from: None,
         }
     }
 
     #[inline(always)]
     fn find(&self, hash: u64, recipient: u64) -> Option<u32> {
+        debug_assert!(self.unindexed_from.is_none(), "a restore not indexed yet");
         let slab = &self.slab;
         self.index
             .find(hash, |id| slab.get(id).recipient() == recipient)
@@ -79,24 +86,18 @@ impl Shard {
         self.slab.get_mut(id).set_vacant();
     }
 
-    /// Rebuilds the index from the slab with room for `more` ids beyond its
-    /// entries; `skip`, an entry allocated but not indexed yet, stays out.
-    fn regrow(&mut self, hasher: &Hasher, skip: Option<u32>, more: usize) {
+    /// Rebuilds the index from the slab's entries below id `below` with
+    /// room for `more` ids beyond them; `skip`, an entry allocated but not
+    /// indexed yet, stays out.
+    fn regrow(&mut self, hasher: &Hasher, below: u32, skip: Option<u32>, more: usize) {
         let count = self.index.len() + more;
         let indexed = self
             .slab
             .entries()
+            .take_while(|&(id, _)| id < below)
             .filter(|&(id, e)| Some(id) != skip && !e.is_vacant())
             .map(|(id, e)| (id, hasher.hash_one(e.recipient())));
         self.index.rebuild(indexed, count);
-    }
-
-    /// Makes room for `more` new ids at once, so that they need no rebuild
-    /// one by one.
-    fn reserve(&mut self, hasher: &Hasher, more: usize) {
-        if !self.index.has_room_for(more) {
-            self.regrow(hasher, None, more);
-        }
     }
 }
 
@@ -359,53 +360,98 @@ impl StickyMap {
         self.counts.add(entry.sender(), entry.pinned());
         if !shard.index.has_room() {
             // Grow: every other non-vacant entry is indexed (the new one is not yet).
-            shard.regrow(hasher, Some(id), 0);
+            shard.regrow(hasher, u32::MAX, Some(id), 0);
         }
         shard.index.insert(hash, id);
         shard.wheel.insert(&mut shard.slab, id, deadline);
         true
     }
 
-    /// Puts back many mappings (recovery): the same as [`StickyMap::restore`]
-    /// for each in turn, but faster for a large map, where nearly every
-    /// index word is a cache miss. The mappings are grouped by shard; each
-    /// shard grows its index once for all of its share, and looks its words
-    /// up a few mappings ahead of using them. Each mapping's `expires_at` is
-    /// ignored: it follows from `last_used` and the ttl. Returns how many
-    /// did not fit.
-    pub(crate) fn restore_all(&mut self, mappings: impl IntoIterator<Item = Mapping>) -> usize {
-        /// How many mappings ahead a shard's index word is prefetched.
-        const AHEAD: usize = 8;
+    /// Puts back many mappings (recovery), in runs: called any number of
+    /// times, then [`StickyMap::index_restored`] once, it does what
+    /// [`StickyMap::restore`] for each mapping in turn does, far faster for
+    /// a large map; nothing else may use the map in between. It only
+    /// stores each mapping in its shard's slab, in order, under consecutive
+    /// ids. (Indexing each as it came missed the cache on nearly every
+    /// index word of a large map, and rebuilt the index each time it
+    /// doubled.) Each mapping's `expires_at` is ignored: it follows from
+    /// `last_used` and the ttl. Returns how many did not fit.
+    pub(crate) fn restore_unindexed(
+        &mut self,
+        mappings: impl IntoIterator<Item = Mapping>,
+    ) -> usize {
         let mut mappings = mappings.into_iter().peekable();
         let Some(first) = mappings.peek() else {
             return 0;
         };
         self.ensure_shards(first.last_used);
-        // Grouped by shard, each in its order, so that each shard's share
-        // is then read in sequence.
-        let mut shares: Vec<Vec<(u64, Entry)>> = vec![Vec::new(); self.shards.len()];
-        for m in mappings {
-            let (s, hash) = self.locate(m.recipient.as_u64());
-            let entry = Entry::with_times(
-                m.recipient.as_u64(),
-                m.sender,
-                m.created_at,
-                m.last_used,
-                m.pinned,
-            );
-            shares[s].push((hash, entry));
-        }
         let mut full = 0;
-        for (s, share) in shares.iter().enumerate() {
-            self.shards[s].reserve(&self.hasher, share.len());
-            for (k, &(hash, entry)) in share.iter().enumerate() {
-                if let Some(&(ahead, _)) = share.get(k + AHEAD) {
-                    self.shards[s].index.prefetch(ahead);
-                }
-                full += usize::from(!self.put_located(s, hash, entry, entry.last_used));
+        for m in mappings {
+            let key = m.recipient.as_u64();
+            let (s, hash) = self.locate(key);
+            let entry = Entry::with_times(key, m.sender, m.created_at, m.last_used, m.pinned);
+            let shard = &mut self.shards[s];
+            if let Some(id) = shard.slab.alloc_fresh(entry) {
+                shard.unindexed_from.get_or_insert(id);
+                continue;
             }
+            // No fresh id is left: index what waits, then put this one as
+            // `restore` does (it may take a freed id).
+            self.index_shard(s);
+            full += usize::from(!self.put_located(s, hash, entry, entry.last_used));
         }
         full
+    }
+
+    /// Indexes, arms and counts what [`StickyMap::restore_unindexed`]
+    /// stored, shard by shard, in the order it came (a recipient stored
+    /// twice keeps its later mapping, as `restore` one by one would). Each
+    /// shard's index is sized once for all of it and filled in one pass
+    /// while it is in cache: a shard of a 10M map has an index of 4 MB.
+    pub(crate) fn index_restored(&mut self) {
+        for s in 0..self.shards.len() {
+            self.index_shard(s);
+        }
+    }
+
+    fn index_shard(&mut self, s: usize) {
+        /// How many entries ahead an index word is prefetched.
+        const AHEAD: u32 = 16;
+        let (ttl, hasher, counts) = (u64::from(self.ttl), &self.hasher, &mut self.counts);
+        let shard = &mut self.shards[s];
+        let Some(first) = shard.unindexed_from.take() else {
+            return;
+        };
+        let end = shard.slab.len();
+        let more = (end - first) as usize;
+        if !shard.index.has_room_for(more) {
+            // The entries before `first` are the indexed ones.
+            shard.regrow(hasher, first, None, more);
+        }
+        for id in first..end {
+            // Even a shard's index misses the L2 cache: its words are
+            // fetched a few entries ahead (the slab is read in order).
+            if id + AHEAD < end {
+                let ahead = shard.slab.get(id + AHEAD).recipient();
+                shard.index.prefetch(hasher.hash_one(ahead));
+            }
+            let entry = *shard.slab.get(id);
+            let key = entry.recipient();
+            let hash = hasher.hash_one(key);
+            counts.add(entry.sender(), entry.pinned());
+            if let Some(old) = shard.find(hash, key) {
+                // Restored twice: the later mapping, in the earlier entry's place.
+                let old = shard.slab.get_mut(old);
+                counts.remove(old.sender(), old.pinned());
+                old.replace(entry);
+                shard.slab.free(id);
+                continue;
+            }
+            shard.index.insert(hash, id);
+            shard
+                .wheel
+                .insert(&mut shard.slab, id, u64::from(entry.last_used) + ttl);
+        }
     }
 
     /// Removes the mapping of `recipient`; returns it if it was live and valid.
@@ -462,7 +508,9 @@ impl StickyMap {
             let s = (self.next_shard + i) & self.shard_mask;
             let hasher = &self.hasher;
             let counts = &mut self.counts;
-            let Shard { index, slab, wheel } = &mut self.shards[s];
+            let Shard {
+                index, slab, wheel, ..
+            } = &mut self.shards[s];
             let advance = wheel.advance(now64, slab, left, |slab, id| {
                 let e = *slab.get(id);
                 if e.is_vacant() {

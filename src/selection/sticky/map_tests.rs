@@ -34,15 +34,24 @@ fn restored_one_by_one(all: &[Mapping]) -> StickyMap {
     map
 }
 
-#[test]
-fn restoring_together_is_restoring_one_by_one() {
-    let all = mappings();
-    let one_by_one = restored_one_by_one(&all);
-    // In uneven batches, as recovery hands them over.
-    let mut together = StickyMap::new(86_400, 4);
-    for batch in all.chunks(3_333) {
-        assert_eq!(together.restore_all(batch.iter().copied()), 0);
+/// Restores `all` in uneven runs, as recovery hands them over, indexing
+/// after the runs of each part: `parts` splits `all` where the map is
+/// indexed between runs (a map restored onto again, with freed entries).
+fn restored_in_runs(all: &[Mapping], parts: &[usize]) -> StickyMap {
+    let mut map = StickyMap::new(86_400, 4);
+    let mut start = 0;
+    for &end in parts.iter().chain([&all.len()]) {
+        for run in all[start..end].chunks(3_333) {
+            assert_eq!(map.restore_unindexed(run.iter().copied()), 0);
+        }
+        map.index_restored();
+        start = end;
     }
+    map
+}
+
+/// Both maps answer alike now and expire alike on each of nine days.
+fn assert_alike(together: StickyMap, one_by_one: StickyMap, all: &[Mapping]) {
     assert_eq!(together.stored(), one_by_one.stored());
     assert_eq!(together.stored(), 15_000);
     for slot in 0..5 {
@@ -52,7 +61,7 @@ fn restoring_together_is_restoring_one_by_one() {
         );
     }
     let now = 1_800_000_000 + 604_800;
-    for m in &all {
+    for m in all {
         let got = together.get(m.recipient, now, |_| true);
         assert_eq!(got, one_by_one.get(m.recipient, now, |_| true));
     }
@@ -67,6 +76,30 @@ fn restoring_together_is_restoring_one_by_one() {
         assert_eq!(a.stored(), b.stored(), "day {day}");
     }
     assert_eq!(a.stored(), 15_000 / 97 + 1, "only pinned mappings are left");
+}
+
+#[test]
+fn restoring_in_runs_then_indexing_is_restoring_one_by_one() {
+    let all = mappings();
+    assert_alike(restored_in_runs(&all, &[]), restored_one_by_one(&all), &all);
+}
+
+#[test]
+fn restoring_onto_an_indexed_map_with_freed_entries_is_restoring_one_by_one() {
+    // The first part's repeats free entries when it is indexed; the second
+    // part repeats recipients of the first, indexed already, and makes the
+    // shards' indexes grow past what the first part sized them for.
+    let all = mappings();
+    assert_alike(
+        restored_in_runs(&all, &[16_000]),
+        restored_one_by_one(&all),
+        &all,
+    );
+    assert_alike(
+        restored_in_runs(&all, &[2_000, 17_000]),
+        restored_one_by_one(&all),
+        &all,
+    );
 }
 
 #[test]

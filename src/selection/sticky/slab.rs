@@ -118,24 +118,27 @@ pub(super) struct Slab {
 impl Slab {
     /// Stores `entry`; `None` when every id the index can hold is taken.
     pub(super) fn alloc(&mut self, entry: Entry) -> Option<u32> {
-        let id = match self.free_head {
-            Some(id) => {
-                let next = self.get(id).link;
-                self.free_head = (next != NIL).then_some(next);
-                id
-            }
-            None => {
-                let id = self.high_water;
-                if id > MAX_ID {
-                    return None;
-                }
-                if id as usize == self.chunks.len() * CHUNK {
-                    self.chunks.push(Box::new([EMPTY; CHUNK]));
-                }
-                self.high_water += 1;
-                id
-            }
+        let Some(id) = self.free_head else {
+            return self.alloc_fresh(entry);
         };
+        let next = self.get(id).link;
+        self.free_head = (next != NIL).then_some(next);
+        *self.get_mut(id) = entry;
+        Some(id)
+    }
+
+    /// Stores `entry` under the next id never handed out, leaving the free
+    /// list alone: entries stored one after another get consecutive ids.
+    /// `None` when every id the index can hold was handed out.
+    pub(super) fn alloc_fresh(&mut self, entry: Entry) -> Option<u32> {
+        let id = self.high_water;
+        if id > MAX_ID {
+            return None;
+        }
+        if id as usize == self.chunks.len() * CHUNK {
+            self.chunks.push(Box::new([EMPTY; CHUNK]));
+        }
+        self.high_water += 1;
         *self.get_mut(id) = entry;
         Some(id)
     }
