@@ -17,11 +17,11 @@
 //! How it stays fast for millions of records: each file is read a few
 //! megabytes at a time and decoded on a second thread while this one
 //! applies (`record::decode_ahead`); a snapshot is checked as it is applied,
-//! in one pass; a snapshot's opt-outs of one profile go into their table
-//! together (`Pending`), the table grown once and its slots prefetched
-//! ahead; and its mappings are stored as they come and indexed once the
-//! profile's run of them ends, each shard's index built in one pass
-//! (`StickyMap::restore_unindexed`).
+//! in one pass; and a snapshot's mappings and opt-outs of one profile are
+//! set aside as they come (`Pending`) and made findable once the profile's
+//! run of them ends: each shard's index built in one pass
+//! (`StickyMap::restore_unindexed`), the opt-out table sized once
+//! (`OptOuts::stage`), and what each insert reads prefetched ahead.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -86,7 +86,7 @@ struct Rebuild<'a> {
 }
 
 /// A snapshot's mappings and opt-outs of one profile, applied together
-/// (see `StickyMap::restore_unindexed` and `OptOuts::insert_all`): for
+/// (see `StickyMap::restore_unindexed` and `OptOuts::stage`): for
 /// millions of them, several times faster than one by one.
 struct Pending {
     profile: ProfileId,
@@ -262,14 +262,14 @@ impl<'a> Rebuild<'a> {
     }
 
     /// Applies the snapshot mappings and opt-outs waiting in `pending`.
-    /// Mappings are indexed once the profile's run of them has ended.
+    /// They are made findable once the profile's run of them has ended.
     fn apply_pending(&mut self, run: Run) {
         let mut pending = std::mem::replace(&mut self.pending, Pending::new());
         if let Some(p) = self.state(pending.profile) {
             p.restore_opt_outs(&pending.opt_outs);
             p.restore_mappings(&pending.mappings);
             if run == Run::Ended {
-                p.index_restored_mappings();
+                p.finish_restore();
             }
         }
         pending.mappings.clear();

@@ -220,6 +220,8 @@ pub(crate) struct OptOuts {
     /// (with one hash for all, they would arrive sorted by home slot and
     /// pile up into one long probe run: quadratic).
     seed: u64,
+    /// Opt-outs put back by [`OptOuts::stage`], not in the table yet.
+    staged: Vec<(PhoneNumber, OptOut)>,
 }
 
 const EMPTY: u64 = 0;
@@ -397,11 +399,27 @@ impl OptOuts {
         self.mark(key);
     }
 
-    /// Records many opt-outs (recovery): the same as [`OptOuts::insert`]
-    /// for each in turn, but the table grows at most once for all of them,
-    /// and the filter block and home slot of each are fetched a few
-    /// opt-outs ahead: in a table of millions each is a cache miss.
-    pub(crate) fn insert_all(&mut self, all: &[(PhoneNumber, OptOut)]) {
+    /// Puts back many opt-outs (recovery), in runs: called any number of
+    /// times, then [`OptOuts::insert_staged`] once, it does what
+    /// [`OptOuts::insert`] for each in turn does; nothing else may use the
+    /// table in between. The table is then sized once for the lot: grown
+    /// run by run (by half each time it filled), a table of a million was
+    /// rebuilt about ten times, every entry a cache miss each time.
+    pub(crate) fn stage(&mut self, all: &[(PhoneNumber, OptOut)]) {
+        self.staged.extend_from_slice(all);
+    }
+
+    /// Inserts what [`OptOuts::stage`] put back, in the order it came.
+    pub(crate) fn insert_staged(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        self.insert_all(&staged);
+    }
+
+    /// Records many opt-outs: the same as [`OptOuts::insert`] for each in
+    /// turn, but the table grows at most once for all of them, and the
+    /// filter block and home slot of each are fetched a few opt-outs
+    /// ahead: in a table of millions each is a cache miss.
+    fn insert_all(&mut self, all: &[(PhoneNumber, OptOut)]) {
         const AHEAD: usize = 8;
         if (self.used + all.len()) * 100 > self.keys.len() * 85 {
             self.resize((self.len + all.len()) * 3 / 2 + 8);

@@ -297,9 +297,11 @@ impl ProfileState {
         before
     }
 
-    /// Records many opt-outs at once (recovery; see `OptOuts::insert_all`).
+    /// Puts back many opt-outs as a snapshot holds them (recovery): with
+    /// [`ProfileState::finish_restore`] after the last of them, the same as
+    /// [`ProfileState::opt_out`] for each in turn (see `OptOuts::stage`).
     pub(crate) fn restore_opt_outs(&mut self, all: &[(PhoneNumber, OptOut)]) {
-        self.opt_outs.insert_all(all);
+        self.opt_outs.stage(all);
     }
 
     /// `to` opts back in; returns its opt-out, if it had one.

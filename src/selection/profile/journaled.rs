@@ -162,9 +162,9 @@ impl ProfileState {
     }
 
     /// Puts back many mappings as a snapshot holds them (recovery): with
-    /// [`ProfileState::index_restored_mappings`] after the last of them, the
-    /// same as [`ProfileState::restore_mapping`] for each in turn, faster
-    /// for many. Nothing else may touch the state in between (see
+    /// [`ProfileState::finish_restore`] after the last of them, the same as
+    /// [`ProfileState::restore_mapping`] for each in turn, faster for many.
+    /// Nothing else may touch the state in between (see
     /// `StickyMap::restore_unindexed`).
     pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping]) {
         let pool = &self.pool;
@@ -180,9 +180,12 @@ impl ProfileState {
         }));
     }
 
-    /// Indexes the mappings [`ProfileState::restore_mappings`] put back.
-    pub(crate) fn index_restored_mappings(&mut self) {
+    /// Makes what [`ProfileState::restore_mappings`] and
+    /// [`ProfileState::restore_opt_outs`] put back findable: indexes the
+    /// mappings and inserts the opt-outs.
+    pub(crate) fn finish_restore(&mut self) {
         self.sticky.index_restored();
+        self.opt_outs.insert_staged();
     }
 
     /// Moves a mapping's last use forward (recovery).
