@@ -204,11 +204,18 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
     let second = first.with_file_name("log-00000000000000000002.seg");
     let writer = Arc::new(Writer::start(&first, policy, None).unwrap());
     let next = Arc::new(parking_lot::Mutex::new(0u64));
+    let rotated = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let threads: Vec<_> = (0..3)
         .map(|t| {
             let (writer, next) = (Arc::clone(&writer), Arc::clone(&next));
+            let rotated = Arc::clone(&rotated);
             std::thread::spawn(move || {
                 for i in 0..500 {
+                    // Past 300 batches each, wait for the rotation, so that
+                    // on a busy machine it still comes mid-stream.
+                    while i == 300 && !rotated.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
                     let receipt = append_next(&writer, &next);
                     settle_as_caller(&writer, receipt, in_async).unwrap();
                     if (i + t) % 50 == 0 {
@@ -223,6 +230,7 @@ fn rotation_among_helpers(name: &str, policy: FsyncPolicy, in_async: bool) {
         std::thread::yield_now();
     }
     block_on(writer.rotate(second.clone())).unwrap();
+    rotated.store(true, std::sync::atomic::Ordering::Release);
     for t in threads {
         t.join().unwrap();
     }
