@@ -164,7 +164,7 @@ impl ProfileState {
     /// Puts back many mappings as a snapshot holds them (recovery): with
     /// [`ProfileState::finish_restore`] after the last of them, the same as
     /// [`ProfileState::restore_mapping`] for each in turn, faster for many.
-    /// Nothing else may touch the state in between (see
+    /// Nothing else may touch the sticky map in between (see
     /// `StickyMap::restore_unindexed`).
     pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping]) {
         let pool = &self.pool;

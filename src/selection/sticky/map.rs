@@ -54,7 +54,8 @@ struct Shard {
     wheel: TimerWheel,
     /// Entries from this id to the slab's high water were stored by
     /// [`StickyMap::restore_unindexed`] and are not yet indexed, armed or
-    /// counted: only [`StickyMap::index_restored`] may run meanwhile.
+    /// counted: only more of those and then [`StickyMap::index_restored`]
+    /// may run meanwhile (`find` checks, in debug builds).
     unindexed_from: Option<u32>,
 }
 
@@ -370,11 +371,12 @@ impl StickyMap {
     /// Puts back many mappings (recovery), in runs: called any number of
     /// times, then [`StickyMap::index_restored`] once, it does what
     /// [`StickyMap::restore`] for each mapping in turn does, far faster for
-    /// a large map; nothing else may use the map in between. It only
-    /// stores each mapping in its shard's slab, in order, under consecutive
-    /// ids. (Indexing each as it came missed the cache on nearly every
-    /// index word of a large map, and rebuilt the index each time it
-    /// doubled.) Each mapping's `expires_at` is ignored: it follows from
+    /// a large map; nothing else may use the map in between. It stores
+    /// each mapping in its shard's slab, in order, under consecutive ids,
+    /// and nothing more (but for a shard whose fresh ids ran out: that
+    /// shard is indexed and the mapping put as `restore` puts it). Indexing
+    /// each as it came missed the cache on nearly every index word of a
+    /// large map, and rebuilt the index each time it doubled. Each mapping's `expires_at` is ignored: it follows from
     /// `last_used` and the ttl. Returns how many did not fit.
     pub(crate) fn restore_unindexed(
         &mut self,
@@ -406,11 +408,35 @@ impl StickyMap {
     /// Indexes, arms and counts what [`StickyMap::restore_unindexed`]
     /// stored, shard by shard, in the order it came (a recipient stored
     /// twice keeps its later mapping, as `restore` one by one would). Each
-    /// shard's index is sized once for all of it and filled in one pass
-    /// while it is in cache: a shard of a 10M map has an index of 4 MB.
+    /// shard's index is sized once for all of it and filled in one pass,
+    /// its words fetched a few entries ahead: a shard's index is a
+    /// sixteenth of the map's (4 MB of a 10M map), so most of it stays in
+    /// the last-level cache while it fills.
     pub(crate) fn index_restored(&mut self) {
         for s in 0..self.shards.len() {
             self.index_shard(s);
+        }
+    }
+
+    /// Checks each shard's accounting: every entry holding a mapping is
+    /// indexed under its own id, and every entry handed out is either in
+    /// the wheel or on the free list.
+    #[cfg(test)]
+    pub(super) fn assert_consistent(&self) {
+        for shard in &self.shards {
+            assert!(shard.unindexed_from.is_none());
+            let mut held = 0;
+            for (id, e) in shard.slab.entries().filter(|(_, e)| !e.is_vacant()) {
+                let hash = self.hasher.hash_one(e.recipient());
+                assert_eq!(shard.find(hash, e.recipient()), Some(id));
+                held += 1;
+            }
+            assert_eq!(shard.index.len(), held, "indexed entries");
+            assert_eq!(
+                shard.wheel.len() + shard.slab.free_count() as usize,
+                shard.slab.len() as usize,
+                "entries in the wheel or free"
+            );
         }
     }
 
@@ -429,7 +455,7 @@ impl StickyMap {
             shard.regrow(hasher, first, None, more);
         }
         for id in first..end {
-            // Even a shard's index misses the L2 cache: its words are
+            // A shard's index still misses the L2 cache: its words are
             // fetched a few entries ahead (the slab is read in order).
             if id + AHEAD < end {
                 let ahead = shard.slab.get(id + AHEAD).recipient();

@@ -45,6 +45,7 @@ fn restored_in_runs(all: &[Mapping], parts: &[usize]) -> StickyMap {
             assert_eq!(map.restore_unindexed(run.iter().copied()), 0);
         }
         map.index_restored();
+        map.assert_consistent();
         start = end;
     }
     map

@@ -143,6 +143,19 @@ impl Slab {
         Some(id)
     }
 
+    /// How many entries the free list holds (for tests of the accounting).
+    #[cfg(test)]
+    pub(super) fn free_count(&self) -> u32 {
+        let (mut count, mut at) = (0, self.free_head);
+        while let Some(id) = at {
+            assert!(self.get(id).is_vacant(), "a free entry holds a mapping");
+            count += 1;
+            assert!(count <= self.high_water, "the free list loops");
+            at = Some(self.get(id).link).filter(|&next| next != NIL);
+        }
+        count
+    }
+
     pub(super) fn free(&mut self, id: u32) {
         let next = self.free_head.unwrap_or(NIL);
         let e = self.get_mut(id);
