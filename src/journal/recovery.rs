@@ -819,7 +819,7 @@ mod tests {
                 let to = recipient(i * 7_919 % 3_000);
                 // Touched or removed: the recipient mapped just before, so
                 // mostly in the same run.
-                let previous = recipient((i - 1) * 7_919 % 3_000);
+                let previous = recipient(i.saturating_sub(1) * 7_919 % 3_000);
                 let t = at + (i / 10) as u32;
                 match i % 50 {
                     7 => Record::MappingTouched {
