@@ -1,7 +1,8 @@
 //! Following a cluster leader: a standby applies the records of each batch
 //! of the leader's log to its own live state, and writes them to its local
-//! log. Records about one profile's state go through the same function as
-//! recovery (`journal::recovery::apply_to_profile`); profiles and numbers
+//! log. Records about one profile's state go through the function
+//! recovery uses for all but runs of new mappings
+//! (`journal::recovery::apply_to_profile`); profiles and numbers
 //! are created, changed, moved and deleted here, as the engine's own calls
 //! do, without their checks (the leader made them).
 

@@ -17,9 +17,9 @@
 //! How it stays fast for millions of records: each file is read a few
 //! megabytes at a time and decoded on a second thread while this one
 //! applies (`record::decode_ahead`); a snapshot is checked as it is applied,
-//! in one pass; and a snapshot's mappings and opt-outs of one profile are
-//! set aside as they come (`Pending`) and made findable once the profile's
-//! run of them ends: each shard's index built in one pass
+//! in one pass; and a run of one profile's mappings (a snapshot's, with its
+//! opt-outs, or a log's new ones) is set aside as it comes (`Pending`) and
+//! made findable once the run ends: each shard's index built in one pass
 //! (`StickyMap::restore_unindexed`), the opt-out table sized once
 //! (`OptOuts::stage`), and what each insert reads prefetched ahead.
 
@@ -37,6 +37,7 @@ use crate::resources::{NumberRecord, ProfileRecord};
 use crate::selection::compliance::{Destinations, OptOut};
 use crate::selection::health::HealthConfig;
 use crate::selection::profile::{Shape, StickyMapping};
+use crate::selection::sticky::Recipients;
 use crate::selection::{move_sender, ProfileState};
 
 /// What replay needs to build profiles.
@@ -81,13 +82,15 @@ struct Rebuild<'a> {
     in_log: bool,
     /// In a cluster: the position of the cluster's log the files hold.
     replicated: u64,
-    /// A snapshot's mappings and opt-outs of one profile not applied yet.
+    /// The run of mappings (and, in a snapshot, opt-outs) of one profile
+    /// not applied yet.
     pending: Pending,
 }
 
-/// A snapshot's mappings and opt-outs of one profile, applied together
-/// (see `StickyMap::restore_unindexed` and `OptOuts::stage`): for
-/// millions of them, several times faster than one by one.
+/// A run of mappings of one profile (a snapshot's, with its opt-outs, or a
+/// log's new ones), applied together (see `StickyMap::restore_unindexed`
+/// and `OptOuts::stage`): for millions of them, several times faster than
+/// one by one.
 struct Pending {
     profile: ProfileId,
     mappings: Vec<StickyMapping>,
@@ -110,14 +113,14 @@ impl Pending {
     }
 }
 
-/// Whether a profile's run of snapshot mappings goes on past what waits.
+/// Whether a profile's run of mappings goes on past what waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Run {
     GoesOn,
     Ended,
 }
 
-/// At most this many snapshot mappings and opt-outs wait to be applied together.
+/// At most this many mappings and opt-outs wait to be applied together.
 const PENDING_MAPPINGS: usize = 1 << 14;
 
 impl<'a> Rebuild<'a> {
@@ -149,10 +152,11 @@ impl<'a> Rebuild<'a> {
         // A snapshot holds each profile's opt-outs, then its mappings, in
         // one run with no other record about that profile inside it; a
         // log's new mappings of one profile (an import's, a busy batch's)
-        // come in runs too. Each run is put back together, until a record
-        // that could read or change the map or the opt-outs ends it: only
-        // daily counts and queue ends, which a batch writes among its new
-        // mappings, leave it going.
+        // come in runs too. Each run is put back together until any other
+        // record of any profile ends it, but for daily counts and queue
+        // ends, which a batch writes among its new mappings and which read
+        // neither the map nor the opt-outs. (A delivery outcome ends it
+        // too: in a busy log, runs are shorter than an import's.)
         match r {
             Record::MappingSet {
                 profile,
@@ -163,13 +167,11 @@ impl<'a> Rebuild<'a> {
                 pinned,
                 history,
             } => {
-                // In a log, a mapping is also a new recipient of its sender.
+                // Counted now, in its place among the daily counts; only
+                // the map waits.
                 let (in_log, now_ms) = (self.in_log, self.config.now_ms);
-                if let Some(p) = self
-                    .state(profile)
-                    .filter(|_| in_log && !pinned && !history)
-                {
-                    p.restore_new_recipient(from, created_at, now_ms);
+                if let Some(p) = self.state(profile).filter(|_| in_log) {
+                    count_new_recipient(p, from, created_at, pinned, history, now_ms);
                 }
                 self.pend(profile).mappings.push(StickyMapping {
                     to,
@@ -271,13 +273,20 @@ impl<'a> Rebuild<'a> {
         &mut self.pending
     }
 
-    /// Applies the snapshot mappings and opt-outs waiting in `pending`.
+    /// Applies the mappings and opt-outs waiting in `pending`.
     /// They are made findable once the profile's run of them has ended.
     fn apply_pending(&mut self, run: Run) {
         let mut pending = std::mem::replace(&mut self.pending, Pending::new());
+        // A snapshot holds each recipient of a profile once; a log can map
+        // one again and again.
+        let repeats = if self.in_log {
+            Recipients::MayRepeat
+        } else {
+            Recipients::Distinct
+        };
         if let Some(p) = self.state(pending.profile) {
             p.restore_opt_outs(&pending.opt_outs);
-            p.restore_mappings(&pending.mappings);
+            p.restore_mappings(&pending.mappings, repeats);
             if run == Run::Ended {
                 p.finish_restore();
             }
@@ -291,11 +300,27 @@ impl<'a> Rebuild<'a> {
     }
 }
 
+/// A log's mapping record is a new recipient of its sender, unless pinned
+/// or imported from history (a snapshot's counts are kept apart).
+fn count_new_recipient(
+    p: &mut ProfileState,
+    from: PhoneNumber,
+    created_at: u32,
+    pinned: bool,
+    history: bool,
+    now_ms: u64,
+) {
+    if !pinned && !history {
+        p.restore_new_recipient(from, created_at, now_ms);
+    }
+}
+
 /// Applies a record about one profile's state (its mappings, outcomes,
-/// health, daily counts, opt-outs) to that state: the one place both
-/// recovery and a cluster standby following its leader's log put such a
-/// record back. `counts_new_recipients`: a mapping record is a new recipient
-/// of its sender (in a log; not in a snapshot, whose counts are kept apart).
+/// health, daily counts, opt-outs) to that state, as a cluster standby
+/// following its leader's log does for every such record and recovery for
+/// all but runs of new mappings (see `Rebuild::apply`).
+/// `counts_new_recipients`: a mapping record is a new recipient of its
+/// sender (in a log; not in a snapshot, whose counts are kept apart).
 pub(crate) fn apply_to_profile(
     p: &mut ProfileState,
     r: Record,
@@ -314,8 +339,8 @@ pub(crate) fn apply_to_profile(
             ..
         } => {
             p.restore_mapping(to, from, created_at, last_used, pinned);
-            if counts_new_recipients && !pinned && !history {
-                p.restore_new_recipient(from, created_at, now_ms);
+            if counts_new_recipients {
+                count_new_recipient(p, from, created_at, pinned, history, now_ms);
             }
         }
         Record::MappingTouched { to, last_used, .. } => p.restore_touch(to, last_used),
@@ -633,7 +658,7 @@ mod tests {
     use crate::clock::Timestamp;
     use crate::journal::record::encode;
     use crate::selection::health::DeliveryOutcome;
-    use crate::selection::profile::ProfileStats;
+    use crate::selection::profile::{DailyCounts, ProfileStats};
 
     fn test_shape() -> Shape {
         Shape {
@@ -840,12 +865,21 @@ mod tests {
                             at: t,
                         },
                     },
+                    // A sender's counts, set amid its new recipients.
                     29 => Record::DailyCount {
                         profile,
                         day: (t / 86_400) as i32,
                         profile_messages: i as u32,
-                        sender: None,
+                        sender: Some(DailyCounts {
+                            sender: from,
+                            day: (t / 86_400) as i32,
+                            messages: i as u32,
+                            new_recipients: (i % 3) as u32,
+                        }),
                     },
+                    // The second sender of `a` moves to `b` and back.
+                    41 if i % 500 == 41 => number_saved(senders[1].1, Some(b)),
+                    41 if i % 500 == 291 => number_saved(senders[1].1, Some(a)),
                     37 => Record::QueueEnds {
                         profile,
                         ends: vec![(from, u64::from(t) * 1_000_000_000)],
@@ -899,9 +933,24 @@ mod tests {
         let mut reference = replay(&setup);
         let health = HealthConfig::default();
         for r in changes {
-            let id = r.profile().unwrap();
-            let (_, state) = reference.iter_mut().find(|(p, _)| p.id == id).unwrap();
-            apply_to_profile(state, r, &health, now_ms, true);
+            let Record::NumberSaved(moved) = r else {
+                let id = r.profile().unwrap();
+                let (_, state) = reference.iter_mut().find(|(p, _)| p.id == id).unwrap();
+                apply_to_profile(state, r, &health, now_ms, true);
+                continue;
+            };
+            // As recovery moves a number, from one profile to the other.
+            let (from, to) = if moved.profile == Some(b) {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let [from, to] =
+                [from, to].map(|id| reference.iter().position(|(p, _)| p.id == id).unwrap());
+            let (x, y) = reference.split_at_mut(from.max(to));
+            let (low, high) = (&mut x[from.min(to)].1, &mut y[0].1);
+            let (from_state, to_state) = if from < to { (low, high) } else { (high, low) };
+            move_sender(&moved, Some(from_state), Some(to_state));
         }
         assert_eq!(recovered.len(), 2);
         let now = (now_ms / 1000) as u32;
@@ -930,6 +979,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_snapshots_opt_outs_are_found_after_recovery() {
+        // More than one pending chunk of them, then the profile's mappings.
+        let dir = temp_dir("opt-outs");
+        let (p, at) = (ProfileId::new_v4(), 1_800_000_000u32);
+        let sender = PhoneNumber::parse_e164("+13125550001").unwrap();
+        let count = PENDING_MAPPINGS as u64 + 1_000;
+        let opted = |i: u64| PhoneNumber::from_u64(14_166_000_000 + i).unwrap();
+        let records = [profile_saved(p, at), number_saved(sender, Some(p))]
+            .into_iter()
+            .chain((0..count).map(|i| Record::OptOut {
+                profile: p,
+                to: opted(i),
+                opt_out: OptOut {
+                    keyword: None,
+                    via: None,
+                    at,
+                },
+            }))
+            .chain((0..10).map(|i| mapping_set(p, 14_155_550_000 + i, sender, at)));
+        snapshot::write(dir.path(), 1, records).unwrap();
+        let recovered = recover_at(dir.path(), u64::from(at) * 1000);
+        let (_, state) = &recovered.profiles[0];
+        assert_eq!(state.opt_outs().len(), count as usize);
+        for i in [0, count / 2, count - 1] {
+            assert_eq!(state.opt_outs().get(opted(i)).map(|o| o.at), Some(at));
+        }
+        assert_eq!(state.stats().stored_mappings, 10);
     }
 
     #[test]
@@ -966,12 +1045,30 @@ mod tests {
             profile: p,
             snapshot: 3,
         };
-        for r in [outcome.clone(), mark, outcome] {
+        // So are a mapping made and one removed before the marker (a
+        // mapping record must not slip past the marker into a run).
+        let made = mapping_set(p, 14_155_550_001, sender, at);
+        let removed = Record::MappingRemoved {
+            profile: p,
+            to: PhoneNumber::from_u64(14_155_550_002).unwrap(),
+        };
+        let kept = mapping_set(p, 14_155_550_002, sender, at);
+        for r in [made, removed, outcome.clone(), mark, outcome, kept] {
             encode(&r, &mut log);
         }
         std::fs::write(segment_path(dir.path(), 3), &log).unwrap();
         let recovered = recover_at(dir.path(), 1_800_000_000_000);
         let (_, profile) = &recovered.profiles[0];
+        let mapped = |to: u64| {
+            profile
+                .mapping(PhoneNumber::from_u64(to).unwrap(), at)
+                .is_some()
+        };
+        assert!(
+            !mapped(14_155_550_001),
+            "made before the marker: in the snapshot"
+        );
+        assert!(mapped(14_155_550_002), "made after the marker");
         let info = profile
             .sender(sender, u64::from(at) * 1000, &HealthConfig::default())
             .unwrap();

@@ -8,7 +8,7 @@ use crate::resources::ProfileRecord;
 use crate::selection::capacity::{profile_block, reserved, Limits, INFORMING_BLOCK};
 use crate::selection::compliance::Destinations;
 use crate::selection::health::{Health, HealthConfig, HealthSlice};
-use crate::selection::sticky::Mapping;
+use crate::selection::sticky::{Mapping, Recipients};
 
 /// A sender's counters of one day, as snapshots keep them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +166,9 @@ impl ProfileState {
     /// [`ProfileState::restore_mapping`] for each in turn, faster for many.
     /// Nothing else may touch the sticky map in between (see
     /// `StickyMap::restore_unindexed`).
-    pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping]) {
+    pub(crate) fn restore_mappings(&mut self, saved: &[StickyMapping], repeats: Recipients) {
         let pool = &self.pool;
-        self.sticky.restore_unindexed(saved.iter().filter_map(|m| {
+        let mappings = saved.iter().filter_map(|m| {
             Some(Mapping {
                 recipient: m.to,
                 sender: pool.lookup(m.from)?,
@@ -177,7 +177,8 @@ impl ProfileState {
                 expires_at: None,
                 pinned: m.pinned,
             })
-        }));
+        });
+        self.sticky.restore_unindexed(mappings, repeats);
     }
 
     /// Makes what [`ProfileState::restore_mappings`] and

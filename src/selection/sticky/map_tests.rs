@@ -37,12 +37,12 @@ fn restored_one_by_one(all: &[Mapping]) -> StickyMap {
 /// Restores `all` in uneven runs, as recovery hands them over, indexing
 /// after the runs of each part: `parts` splits `all` where the map is
 /// indexed between runs (a map restored onto again, with freed entries).
-fn restored_in_runs(all: &[Mapping], parts: &[usize]) -> StickyMap {
+fn restored_in_runs(all: &[Mapping], parts: &[usize], repeats: Recipients) -> StickyMap {
     let mut map = StickyMap::new(86_400, 4);
     let mut start = 0;
     for &end in parts.iter().chain([&all.len()]) {
         for run in all[start..end].chunks(3_333) {
-            assert_eq!(map.restore_unindexed(run.iter().copied()), 0);
+            assert_eq!(map.restore_unindexed(run.iter().copied(), repeats), 0);
         }
         map.index_restored();
         map.assert_consistent();
@@ -79,10 +79,56 @@ fn assert_alike(together: StickyMap, one_by_one: StickyMap, all: &[Mapping]) {
     assert_eq!(a.stored(), 15_000 / 97 + 1, "only pinned mappings are left");
 }
 
+/// Both ways of bounding a run: repeats are put back right either way.
+const KINDS: [Recipients; 2] = [Recipients::Distinct, Recipients::MayRepeat];
+
 #[test]
 fn restoring_in_runs_then_indexing_is_restoring_one_by_one() {
     let all = mappings();
-    assert_alike(restored_in_runs(&all, &[]), restored_one_by_one(&all), &all);
+    for repeats in KINDS {
+        let together = restored_in_runs(&all, &[], repeats);
+        assert_alike(together, restored_one_by_one(&all), &all);
+    }
+}
+
+#[test]
+fn a_run_that_may_repeat_recipients_holds_memory_for_its_recipients_not_its_repeats() {
+    // A log mapping 500 recipients over and over: each repeat holds an
+    // entry until its run is indexed, so a run that may repeat is indexed
+    // once it is as long as what is indexed (or 1,024 entries a shard),
+    // and its freed entries are reused.
+    let mapped = |times: u64| -> Vec<Mapping> {
+        (0..500 * times)
+            .map(|i| Mapping {
+                recipient: PhoneNumber::from_u64(14_155_000_000 + i % 500).unwrap(),
+                sender: sender((i % 5) as u32),
+                created_at: 1_800_000_000,
+                last_used: 1_800_000_000 + (i / 500) as u32,
+                expires_at: None,
+                pinned: false,
+            })
+            .collect()
+    };
+    let (some, many) = (mapped(200), mapped(800));
+    let held = |all: &[Mapping], repeats| {
+        let map = restored_in_runs(all, &[], repeats);
+        assert_eq!(map.stored(), 500);
+        let last = all[all.len() - 1];
+        let got = map.get(last.recipient, last.last_used, |_| true);
+        assert_eq!(got.map(|m| m.last_used), Some(last.last_used));
+        map.heap_bytes()
+    };
+    let (some_bytes, many_bytes) = (
+        held(&some, Recipients::MayRepeat),
+        held(&many, Recipients::MayRepeat),
+    );
+    assert!(
+        many_bytes <= some_bytes + some_bytes / 4,
+        "four times the repeats: {many_bytes} bytes against {some_bytes}"
+    );
+    // Left whole, a run holds an entry for each repeat.
+    let whole = held(&some, Recipients::Distinct);
+    assert!(whole > 10 * some_bytes, "{whole} against {some_bytes}");
 }
 
 #[test]
@@ -91,16 +137,12 @@ fn restoring_onto_an_indexed_map_with_freed_entries_is_restoring_one_by_one() {
     // part repeats recipients of the first, indexed already, and makes the
     // shards' indexes grow past what the first part sized them for.
     let all = mappings();
-    assert_alike(
-        restored_in_runs(&all, &[16_000]),
-        restored_one_by_one(&all),
-        &all,
-    );
-    assert_alike(
-        restored_in_runs(&all, &[2_000, 17_000]),
-        restored_one_by_one(&all),
-        &all,
-    );
+    for repeats in KINDS {
+        for parts in [&[16_000][..], &[2_000, 17_000]] {
+            let together = restored_in_runs(&all, parts, repeats);
+            assert_alike(together, restored_one_by_one(&all), &all);
+        }
+    }
 }
 
 #[test]

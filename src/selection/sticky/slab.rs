@@ -143,6 +143,12 @@ impl Slab {
         Some(id)
     }
 
+    /// Whether freed entries wait to be reused.
+    #[inline]
+    pub(super) fn has_free(&self) -> bool {
+        self.free_head.is_some()
+    }
+
     /// How many entries the free list holds (for tests of the accounting).
     #[cfg(test)]
     pub(super) fn free_count(&self) -> u32 {
