@@ -384,9 +384,10 @@ impl StickyMap {
     /// a large map; nothing else may use the map in between. It stores
     /// each mapping in its shard's slab, in order, under consecutive ids,
     /// and nothing more (but for a shard whose fresh ids ran out: that
-    /// shard is indexed and the mapping put as `restore` puts it). Indexing
-    /// each as it came missed the cache on nearly every index word of a
-    /// large map, and rebuilt the index each time it doubled. Each mapping's `expires_at` is ignored: it follows from
+    /// shard is indexed and the mapping put as `restore` puts it; and see
+    /// [`Recipients`]). Indexing each as it came missed the cache on nearly
+    /// every index word of a large map, and rebuilt the index each time it
+    /// doubled. Each mapping's `expires_at` is ignored: it follows from
     /// `last_used` and the ttl. Returns how many did not fit.
     pub(crate) fn restore_unindexed(
         &mut self,
@@ -417,8 +418,8 @@ impl StickyMap {
                 // long as what is indexed: each repeat holds an entry until
                 // then (a log can map the same recipients over and over),
                 // and the index at most doubles each time. A snapshot's run
-                // holds each recipient once and is left whole (that bound
-                // cost its 10M mappings about a fifth more time).
+                // holds each recipient once and is left whole (the bound
+                // cost 10M of them 15 to 20% more time).
                 if repeats == Recipients::MayRepeat
                     && (id - first) as usize >= shard.index.len().max(MIN_RUN)
                 {
