@@ -174,7 +174,7 @@ impl Env {
         if records.is_empty() {
             return None;
         }
-        let mut bytes = Vec::with_capacity(64 * records.len());
+        let mut bytes = writer.buffer(64 * records.len());
         crate::journal::record::encode_all(records, &mut bytes);
         Some(writer.append_scoped(bytes, scope))
     }

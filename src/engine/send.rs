@@ -456,6 +456,9 @@ struct Batch<'a> {
     results: Answers,
     busy: Vec<(Arc<ProfileActor>, usize)>,
     receipts: Vec<(usize, Receipt)>,
+    /// The journal's records of the group being served, kept from group
+    /// to group so that each does not allocate its own.
+    records: Vec<Record>,
 }
 
 /// A batch's items grouped by profile, in the order profiles first appear:
@@ -578,6 +581,7 @@ impl<'a> Batch<'a> {
             results: Answers::new(items.len()),
             busy: Vec::new(),
             receipts: Vec::new(),
+            records: Vec::new(),
         };
         let dispatcher = &engine.inner.dispatcher;
         let mut actors = (0..groups.len())
@@ -629,7 +633,9 @@ impl<'a> Batch<'a> {
         } else {
             0
         };
-        let mut records = Vec::with_capacity(capacity);
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records.reserve(capacity);
         // The first lookups have no others before them to cover their
         // wait: start all their reads at once.
         for &j in positions.iter().take(AHEAD) {
@@ -655,7 +661,9 @@ impl<'a> Batch<'a> {
             recipients: positions.iter().map(|&i| items[i].1),
             daily: state.has_daily_caps(),
         };
-        env.journal_for(state, &records, reads)
+        let receipt = env.journal_for(state, &records, reads);
+        self.records = records;
+        receipt
     }
 
     /// Records group `g` (at `positions`) served inline: its receipt, or

@@ -113,7 +113,16 @@ struct Shared {
     helpable: AtomicBool,
     /// How many times the writer thread went to sleep (tests wait for it).
     sleeps: std::sync::atomic::AtomicU64,
+    /// Buffers of appends already taken, for later appends to encode into:
+    /// a batch's allocation and its free on another thread cost about 1%
+    /// of a batched run with the journal on.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
+
+/// How many spare buffers are kept, and the largest kept: enough for the
+/// appends of a few batches in flight, not for an import's.
+const SPARE_BUFFERS: usize = 32;
+const SPARE_CAPACITY: usize = 64 << 10;
 
 impl Shared {
     fn fail(&self, e: &std::io::Error) {
@@ -129,6 +138,17 @@ impl Shared {
             tracing::warn!(error = %why, "journal: {announce}");
         }
         *self.error.lock() = Some(why);
+    }
+
+    /// Keeps `bytes`, taken by the writer, for a later append.
+    fn recycle(&self, mut bytes: Vec<u8>) {
+        if bytes.capacity() <= SPARE_CAPACITY {
+            let mut spare = self.spare.lock();
+            if spare.len() < SPARE_BUFFERS {
+                bytes.clear();
+                spare.push(bytes);
+            }
+        }
     }
 
     /// A write error injected for a test, if one is.
@@ -194,6 +214,7 @@ impl Writer {
             refused: AtomicBool::new(false),
             helpable: AtomicBool::new(true),
             sleeps: std::sync::atomic::AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
         });
         let core = Arc::new(Mutex::new(Core::new(
             rx.clone(),
@@ -265,6 +286,14 @@ impl Writer {
             drop(core);
             let _ = self.send_to_thread(Msg::Stop);
         }
+    }
+
+    /// An empty buffer to encode an append into, with room for `len` bytes:
+    /// one an earlier append left, if any.
+    pub(crate) fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut bytes = self.shared.spare.lock().pop().unwrap_or_default();
+        bytes.reserve(len);
+        bytes
     }
 
     /// Appends framed `bytes` (a batch of `scope`); the receipt resolves
@@ -638,6 +667,7 @@ impl Core {
                         self.changes.extend_from_slice(&bytes);
                     }
                     self.buf.extend_from_slice(&bytes);
+                    self.segment.shared.recycle(bytes);
                     self.receipts.push(done);
                     self.last_number = self.last_number.max(number);
                 }

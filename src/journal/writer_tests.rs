@@ -360,3 +360,23 @@ fn every_way_of_waiting_gets_the_batch_written_without_a_helper() {
         panic!("stopping: the writer thread did not stop within 10 s");
     }
 }
+
+#[test]
+fn an_appends_buffer_is_kept_for_a_later_one_unless_it_is_large() {
+    let (_dir, path) = temp_segment("spare");
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+    let mut bytes = writer.buffer(100);
+    record::encode(&Record::Probe, &mut bytes);
+    let (kept, capacity) = (bytes.as_ptr(), bytes.capacity());
+    assert!(block_on(writer.append_scoped(bytes, Scope::Local)).is_ok());
+    // The next append encodes into the same memory, emptied.
+    let again = writer.buffer(capacity);
+    assert!(again.is_empty());
+    assert_eq!((again.as_ptr(), again.capacity()), (kept, capacity));
+    // A buffer larger than an ordinary batch's (an import's) is not kept.
+    let mut large = writer.buffer(SPARE_CAPACITY + 1);
+    record::encode(&Record::Probe, &mut large);
+    assert!(block_on(writer.append_scoped(large, Scope::Local)).is_ok());
+    assert!(writer.buffer(0).capacity() == 0);
+    writer.stop();
+}
