@@ -356,3 +356,45 @@ fn a_batch_is_grouped_by_profile_in_order_of_first_appearance() {
         assert_eq!(got, expected);
     }
 }
+
+/// A batch over two profiles journals each group's new mappings once:
+/// a group's records are its own, none left from the group before (they
+/// would be written again after that profile's lock was let go).
+#[test]
+fn a_batch_journals_each_groups_new_mappings_once() {
+    use crate::journal::record::{decode_ahead, Record};
+    let (dir, engine) = journaled_engine("numpool-group-records-");
+    let (p, q) = block_on(async {
+        let p = sticky_profile(&engine, "p", &["+13125550001"]).await;
+        (p, sticky_profile(&engine, "q", &["+13125550002"]).await)
+    });
+    let items: Vec<_> = (0..40u64)
+        .map(|i| {
+            let profile = if i % 4 < 2 { p } else { q };
+            (profile, PhoneNumber::from_u64(14_155_550_000 + i).unwrap())
+        })
+        .collect();
+    assert!(engine.send_batch_now(&items).iter().all(Result::is_ok));
+    assert!(block_on(engine.send_batch(&items))
+        .iter()
+        .all(Result::is_ok));
+    block_on(engine.shutdown());
+    let mut mapped = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let bytes = std::fs::read(&path).unwrap();
+            let header = crate::journal::format::HEADER_LEN;
+            decode_ahead(&bytes[header..], |r| {
+                if let Record::MappingSet { profile, to, .. } = r {
+                    mapped.push((profile, to));
+                }
+            })
+            .unwrap();
+        }
+    }
+    mapped.sort();
+    let mut expected = items.clone();
+    expected.sort();
+    assert_eq!(mapped, expected);
+}

@@ -21,7 +21,8 @@
 
 use crate::number::PhoneNumber;
 
-/// How many recipients are noted before the written ones are forgotten.
+/// How many recipients are noted before the written ones are first
+/// looked for and forgotten.
 const FORGET_FROM: usize = 64;
 
 /// How many recipients noted since the list was last sorted a look-up
@@ -37,6 +38,12 @@ pub(crate) struct Unsettled {
     recipients: Vec<(PhoneNumber, u64)>,
     /// How many of `recipients`, from the first, are sorted by recipient.
     sorted: usize,
+    /// The length at which the written recipients are next looked for
+    /// (at least [`FORGET_FROM`]): twice what was left the last time, so
+    /// that a journal that stays behind (a cluster leader's, waiting for
+    /// etcd) costs one pass over the list each time it doubles, not one
+    /// per append.
+    forget_at: usize,
     /// The newest append noted in `recipients`.
     newest: u64,
     daily: u64,
@@ -83,13 +90,16 @@ impl Unsettled {
     /// Forgets what is written (up to append `written`): all of it at once
     /// when everything noted is written (the usual case: a sender waits for
     /// its batch before the next), else once enough recipients are noted.
-    /// The list stays as long as the writes in flight.
+    /// The list stays within twice the recipients in flight (or
+    /// [`FORGET_FROM`]).
     pub(crate) fn forget_written(&mut self, written: u64) {
         if self.newest <= written {
             self.recipients.clear();
             self.sorted = 0;
-        } else if self.recipients.len() >= FORGET_FROM {
+            self.forget_at = FORGET_FROM;
+        } else if self.recipients.len() >= self.forget_at.max(FORGET_FROM) {
             self.keep_unwritten(written);
+            self.forget_at = 2 * self.recipients.len();
         }
     }
 
@@ -131,7 +141,9 @@ impl Unsettled {
         }
         if self.recipients.len() - self.sorted > UNSORTED_MAX {
             self.keep_unwritten(written);
-            self.recipients.sort_unstable_by_key(|&(to, _)| to);
+            // A stable sort finds the sorted part as one run and merges
+            // the rest into it.
+            self.recipients.sort_by_key(|&(to, _)| to);
             self.sorted = self.recipients.len();
         }
         let (sorted, unsorted) = self.recipients.split_at(self.sorted);
@@ -214,54 +226,110 @@ mod tests {
         assert!(!u.any_unwritten(FORGET_FROM as u64));
     }
 
-    /// Against a model that keeps each recipient's newest append: notes,
-    /// forgetting and look-ups interleaved, with the sorted part and the
-    /// recipients added since both looked up, and recipients noted twice.
+    /// Against a model that keeps each recipient's newest append (the hash
+    /// map this list replaced): groups of notes under one append, as
+    /// `Env::journal_for` makes them, look-ups and forgetting, under a
+    /// journal that catches up at once, one that stays a few appends
+    /// behind, and one that falls further behind; few recipients (each
+    /// noted many times) and many. After every step the sorted part is
+    /// sorted, and the list within twice the most recipients in flight
+    /// since it was last empty (plus a group).
     #[test]
     fn look_ups_agree_with_the_newest_append_of_each_recipient() {
-        let mut model = std::collections::HashMap::<PhoneNumber, u64>::new();
-        let mut u = Unsettled::default();
-        let (mut append, mut written, mut seed) = (0u64, 0u64, 7u64);
-        let mut next = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
-        let number = |i: u64| PhoneNumber::parse_e164(&format!("+1415555{i:04}")).unwrap();
-        let (mut sorted_hits, mut waits) = (0, 0);
-        for _ in 0..20_000 {
-            match next(10) {
-                0..=4 => {
-                    append += 1;
-                    let to = number(next(200));
-                    u.recipient(to, append);
-                    model.insert(to, append);
+        #[derive(Clone, Copy, Debug)]
+        enum Journal {
+            CatchesUp,
+            Behind(u64),
+            FallsBehind,
+        }
+        let mut tried = (0, 0);
+        for (case, journal) in [
+            Journal::CatchesUp,
+            Journal::Behind(3),
+            Journal::Behind(40),
+            Journal::FallsBehind,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for recipients in [3, 200, 100_000] {
+                tried = model_run(journal, recipients, case as u64 * 31 + recipients, tried);
+            }
+        }
+        // Replies that had to wait were found in both parts of the list.
+        assert!(tried.0 > 300 && tried.1 > 300, "{tried:?}");
+
+        fn model_run(
+            journal: Journal,
+            recipients: u64,
+            seed: u64,
+            tried: (usize, usize),
+        ) -> (usize, usize) {
+            let (mut found_sorted, mut found_tail) = tried;
+            let mut model = std::collections::HashMap::<PhoneNumber, u64>::new();
+            let mut u = Unsettled::default();
+            let (mut append, mut written, mut seed) = (0u64, 0u64, seed | 1);
+            let mut next = move |below: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % below
+            };
+            let number = |i: u64| PhoneNumber::from_u64(14_155_000_000 + i).unwrap();
+            let mut in_flight = std::collections::VecDeque::new();
+            // The most recipients in flight since the list was last empty.
+            let mut peak = 0;
+            for _ in 0..3_000 {
+                // The journal writes: how far depends on the case.
+                written = match journal {
+                    Journal::CatchesUp => append,
+                    Journal::Behind(lag) => append.saturating_sub(lag),
+                    Journal::FallsBehind => written + next(2),
                 }
-                5 => {
-                    written = (written + next(4)).min(append);
-                    u.forget_written(written);
+                .max(written)
+                .min(append);
+                while in_flight.front().is_some_and(|&(_, a)| a <= written) {
+                    in_flight.pop_front();
                 }
-                _ => {
-                    let reads: Vec<_> = (0..=next(3)).map(|_| number(next(200))).collect();
+                if next(3) == 0 {
+                    let reads: Vec<_> = (0..next(40)).map(|_| number(next(recipients))).collect();
                     let expected = reads
                         .iter()
                         .any(|to| model.get(to).is_some_and(|&a| a > written));
-                    sorted_hits += usize::from(
-                        expected
-                            && u.recipients[..u.sorted]
-                                .iter()
-                                .any(|e| reads.contains(&e.0)),
-                    );
-                    assert_eq!(
-                        u.must_wait(super::tests::reads(&reads, false), written),
-                        expected
-                    );
-                    waits += usize::from(expected);
+                    let (sorted, tail) = u.recipients.split_at(u.sorted);
+                    let unwritten = |part: &[(PhoneNumber, u64)]| {
+                        part.iter().any(|e| e.1 > written && reads.contains(&e.0))
+                    };
+                    let (in_sorted, in_tail) = (unwritten(sorted), unwritten(tail));
+                    assert_eq!(u.must_wait(self::reads(&reads, false), written), expected);
+                    found_sorted += usize::from(in_sorted && !in_tail);
+                    found_tail += usize::from(in_tail && !in_sorted);
+                } else {
+                    // One reply's records: a group of notes under one append.
+                    append += 1;
+                    u.forget_written(written);
+                    for _ in 0..[1, 16, 17, 70][next(4) as usize] {
+                        let to = number(next(recipients));
+                        u.recipient(to, append);
+                        model.insert(to, append);
+                        in_flight.push_back((to, append));
+                    }
                 }
+                let list = &u.recipients;
+                assert!(u.sorted <= list.len());
+                assert!(list[..u.sorted].windows(2).all(|w| w[0].0 <= w[1].0));
+                peak = if list.is_empty() {
+                    0
+                } else {
+                    peak.max(in_flight.len())
+                };
+                assert!(
+                    list.len() <= 2 * peak.max(FORGET_FROM) + 70,
+                    "{} {peak}",
+                    list.len()
+                );
             }
+            (found_sorted, found_tail)
         }
-        // Both parts of the list were looked up, and many replies waited.
-        assert!(sorted_hits > 100 && waits > 1000, "{sorted_hits} {waits}");
     }
 }
