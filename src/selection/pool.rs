@@ -439,6 +439,17 @@ impl Pool {
         }
     }
 
+    /// Hints the CPU to fetch the sender in `slot` and its load.
+    #[inline]
+    pub(crate) fn prefetch_sender(&self, slot: u32) {
+        if let Some(s) = self.slots.get(slot as usize) {
+            super::prefetch(s);
+        }
+        if let Some(l) = self.loads.get(slot as usize) {
+            super::prefetch(l);
+        }
+    }
+
     /// The sender in `slot` (members of rotations always have one).
     #[inline]
     pub(crate) fn sender_in(&self, slot: u32) -> Option<&Sender> {

@@ -638,15 +638,24 @@ impl ProfileState {
         part_ns
     }
 
-    /// Prefetches what selecting for `recipient` will read (see
-    /// [`StickyMap::prefetch`]); batches call it a few recipients ahead.
+    /// Prefetches what selecting for `recipient` will read; batches call
+    /// it a few recipients ahead, each stage nearer than the one before.
+    /// Stages 1 and 2 fetch the sticky index word and entry (see
+    /// [`StickyMap::prefetch`]); stage 3 the state of the entry's sender,
+    /// which a hit reads next (with many profiles, their pools are not in
+    /// cache).
     #[inline]
     pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
         if stage == 1 {
             self.opt_outs.prefetch(recipient);
         }
-        if self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
+        if !self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
+            return;
+        }
+        if stage < 3 {
             self.sticky.prefetch(recipient, stage);
+        } else if let Some(sender) = self.sticky.likely_sender(recipient) {
+            self.pool.prefetch_sender(sender.slot);
         }
     }
 

@@ -273,6 +273,18 @@ impl StickyMap {
         }
     }
 
+    /// For a third stage of looking ahead: the sender of the entry stage 2
+    /// fetched, if it is `recipient`'s (live or not), so that its state
+    /// can be fetched before the lookup reaches it.
+    #[inline]
+    pub(crate) fn likely_sender(&self, recipient: PhoneNumber) -> Option<SenderRef> {
+        let key = recipient.as_u64();
+        let (s, hash) = self.locate(key);
+        let shard = self.shards.get(s)?;
+        let e = shard.slab.try_get(shard.index.candidate(hash)?)?;
+        (e.recipient() == key).then(|| e.sender())
+    }
+
     /// The live mapping of `recipient` whose sender passes `valid`, without touching it.
     pub(crate) fn get(
         &self,

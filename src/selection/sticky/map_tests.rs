@@ -224,3 +224,33 @@ fn a_small_profiles_map_costs_under_a_hundred_and_ten_bytes_a_mapping() {
     let per_mapping = map.heap_bytes() / 1000;
     assert!(per_mapping < 110, "{per_mapping} bytes a mapping");
 }
+
+/// The look-ahead's guess at a recipient's sender is its mapping's sender
+/// nearly always, and never another recipient's.
+#[test]
+fn the_likely_sender_is_the_recipients_own() {
+    let all = mappings();
+    let map = restored_one_by_one(&all);
+    let mut latest = std::collections::HashMap::new();
+    for m in &all {
+        latest.insert(m.recipient, m.sender);
+    }
+    let found = latest
+        .iter()
+        .filter(|(&to, &s)| match map.likely_sender(to) {
+            Some(guess) => {
+                assert_eq!(guess, s);
+                true
+            }
+            None => false,
+        })
+        .count();
+    assert!(
+        found * 100 >= latest.len() * 99,
+        "{found} of {}",
+        latest.len()
+    );
+    let stranger = PhoneNumber::from_u64(14_165_000_000).unwrap();
+    assert_eq!(map.likely_sender(stranger), None);
+    assert_eq!(StickyMap::new(86_400, 4).likely_sender(stranger), None);
+}

@@ -175,6 +175,15 @@ impl Slab {
         &self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
     }
 
+    /// Entry `id`, if it exists: for a look-ahead, which must not panic on
+    /// an id it only guessed.
+    #[inline]
+    pub(super) fn try_get(&self, id: u32) -> Option<&Entry> {
+        self.chunks
+            .get((id >> CHUNK_BITS) as usize)?
+            .get(id as usize & (CHUNK - 1))
+    }
+
     /// Hints the CPU to fetch entry `id` (if it exists).
     #[inline]
     pub(super) fn prefetch(&self, id: u32) {
