@@ -644,7 +644,8 @@ def main():
     p.add_argument("--reads", action="store_true")
     p.add_argument("--queue-bytes", action="store_true",
                    help="etcd bytes per second under a backlogged pool of 1,000 senders")
-    p.add_argument("--baseline", help="another numpool binary whose reads are measured too")
+    p.add_argument("--baseline", help="another numpool binary whose cluster (and reads) are "
+                   "measured too, before this one's")
     p.add_argument("--lease-ttl", default="2s")
     p.add_argument("--etcd-election-ms", type=int, default=1000)
     p.add_argument("--secure", action="store_true",
@@ -689,6 +690,11 @@ def main():
             results["single"] = measure(loadgen_bin, single.url, args, workdir, "single node",
                                         {"numpool": single.proc.pid})
             single.stop()
+        if args.baseline and not args.only_cluster:
+            # Before this build's cluster starts: an idle cluster left
+            # running beside it would take a share of the two cores.
+            results["baseline_cluster"] = other_cluster(
+                args.baseline, loadgen_bin, workdir, args, "baseline", secure=False)
         etcd = Etcd(workdir, args.etcd_election_ms)
         nodes = [Node(numpool, workdir, f"node{i}", "bench", etcd, args.lease_ttl)
                  for i in range(3)]
@@ -707,8 +713,6 @@ def main():
                 results.setdefault("ratio", {})[case] = ratio
                 print(f"  {case}: 3-node / single node = {ratio:.2f}x", flush=True)
             if args.baseline:
-                results["baseline_cluster"] = other_cluster(
-                    args.baseline, loadgen_bin, workdir, args, "baseline", secure=False)
                 print_ratios(results["cluster"], results["baseline_cluster"],
                              "3-node this / baseline")
         if args.secure and not args.only_cluster:

@@ -77,8 +77,11 @@ pub const DEFAULT_MAX_LAG: u64 = 100;
 /// The default of [`ClusterConfig::lease_ttl`] (`--lease-ttl`).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(2);
 
-/// How often a node in line asks whether it leads now.
-const CAMPAIGN_POLL: Duration = Duration::from_millis(20);
+/// How long a node in line waits, when no candidate's key changes, before
+/// it looks again whether to stand aside (the view thread decides that
+/// every 100 ms); a change (the leader resigns, or its lease lapses) is
+/// seen at once.
+const CAMPAIGN_RECHECK: Duration = Duration::from_millis(100);
 
 /// A request to the node's thread.
 pub(super) struct SwitchoverRequest {
@@ -285,7 +288,7 @@ fn campaign(
             &keys.election(),
             session.id,
             config.advertise.as_bytes(),
-            CAMPAIGN_POLL,
+            CAMPAIGN_RECHECK,
             &withdraw,
         );
         match result {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::json::{b64, RangeJson};
+use super::watch::WatchOptions;
 use super::{Compare, CompareResult, EtcdClient, EtcdError, KeyValue, LeaderKey, Op};
 
 impl EtcdClient {
@@ -21,8 +22,9 @@ impl EtcdClient {
         key
     }
 
-    /// The oldest key under `prefix` (the least create revision).
-    fn oldest(&self, prefix: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+    /// The oldest key under `prefix` (the least create revision), and the
+    /// revision it was read at.
+    fn oldest(&self, prefix: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
         let end = super::prefix_end(prefix);
         let body = json!({
             "key": b64::encode(prefix),
@@ -31,15 +33,17 @@ impl EtcdClient {
             "sort_order": "ASCEND",
             "sort_target": "CREATE",
         });
-        let r: RangeJson = self.post("/v3/kv/range", &body)?;
-        Ok(r.into_result().kvs.into_iter().next())
+        let r = self.post::<RangeJson>("/v3/kv/range", &body)?.into_result();
+        Ok((r.kvs.into_iter().next(), r.header_revision))
     }
 
     /// Campaigns in election `name` with `lease` (kept alive by the caller)
     /// and `value` (this node's address): puts the candidate's key once
     /// (campaigning again with the same lease keeps its place in line),
-    /// then asks every `poll` whether it is the oldest key, i.e. leads.
-    /// Between polls `withdraw` is asked: when it says so, the key is
+    /// then asks whether it is the oldest key, i.e. leads, each time a
+    /// candidate's key changes (it watches them: a key deleted by a
+    /// resignation or a lapsed lease is seen at once) and at least every
+    /// `recheck`, when `withdraw` is asked too: when it says so, the key is
     /// deleted and `Ok(None)` returned. An error when the key is gone (the
     /// lease lapsed) or etcd does not answer.
     pub(crate) fn campaign(
@@ -47,7 +51,7 @@ impl EtcdClient {
         name: &[u8],
         lease: i64,
         value: &[u8],
-        poll: Duration,
+        recheck: Duration,
         withdraw: &dyn Fn() -> bool,
     ) -> Result<Option<LeaderKey>, EtcdError> {
         let key = Self::candidate_key(name, lease);
@@ -75,7 +79,8 @@ impl EtcdClient {
                 self.resign(&leader)?;
                 return Ok(None);
             }
-            match self.oldest(&prefix)? {
+            let (oldest, read_at) = self.oldest(&prefix)?;
+            match oldest {
                 Some(kv) if kv.key == key && kv.create_revision == mine => return Ok(Some(leader)),
                 Some(_) => {}
                 None => return Err(EtcdError::LeaseLost(lease)),
@@ -84,7 +89,18 @@ impl EtcdClient {
             if self.get(&key)?.is_none_or(|kv| kv.create_revision != mine) {
                 return Err(EtcdError::LeaseLost(lease));
             }
-            std::thread::sleep(poll);
+            // Until a candidate's key changes after that read (the first
+            // change ends the watch), or `recheck` passes without one.
+            // The watch starts at the read, not where an earlier one
+            // ended: a watch from further back costs etcd a pass over
+            // every change since (the log's appends among them).
+            let since = WatchOptions {
+                range_end: Some(super::prefix_end(&prefix)),
+                start_revision: Some(read_at + 1),
+                window: recheck,
+                ..WatchOptions::default()
+            };
+            self.watch(&prefix, &since, |_| false)?;
         }
     }
 
@@ -93,7 +109,7 @@ impl EtcdClient {
     pub(crate) fn leader(&self, name: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
-        self.oldest(&prefix)
+        Ok(self.oldest(&prefix)?.0)
     }
 
     /// Gives up leadership (or a place in line): deletes the key if it is

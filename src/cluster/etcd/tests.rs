@@ -580,6 +580,56 @@ fn an_unanswered_call_times_out() {
 }
 
 #[test]
+fn a_candidate_in_line_leads_as_soon_as_the_leader_resigns() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let c = Arc::new(etcd.client());
+    let lease_a = c.lease_grant(10).unwrap();
+    let lease_b = c.lease_grant(10).unwrap();
+    let a = c
+        .campaign(b"/np/e", lease_a.id, b"a", POLL, &|| false)
+        .unwrap()
+        .unwrap();
+    // B waits in line rechecking only every minute: it must see A go by
+    // watching the candidates' keys, not by asking again.
+    let (elected_tx, elected) = mpsc::channel();
+    {
+        let c = c.clone();
+        thread::spawn(move || {
+            let r = c.campaign(b"/np/e", lease_b.id, b"b", Duration::from_secs(60), &|| {
+                false
+            });
+            let _ = elected_tx.send(r);
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "B's candidate key never appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Other keys changing (a log's appends) elect nobody.
+    for i in 0..20 {
+        c.put(&log_key(i), b"batch", None).unwrap();
+    }
+    assert!(
+        elected.recv_timeout(Duration::from_millis(300)).is_err(),
+        "B elected while A leads"
+    );
+    c.resign(&a).unwrap();
+    let b = elected
+        .recv_timeout(Duration::from_secs(2))
+        .expect("B not elected within 2 s of A resigning")
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.lease, lease_b.id);
+    assert!(b.rev > a.rev, "epochs increase");
+}
+
+#[test]
 fn a_waiting_campaign_withdraws_when_asked_and_keeps_its_place_otherwise() {
     let Some(etcd) = TestEtcd::start() else {
         return;
