@@ -88,7 +88,8 @@
 //!   province (tables generated from libphonenumber's metadata).
 //! - `settings` ([`PoolSettings`], declared once), `resources` (the API's
 //!   resources: profile and number records, their updates and filters), `number` ([`PhoneNumber`]), `ids` ([`ProfileId`]),
-//!   `clock` ([`Clock`], [`Timestamp`]), `duration`, `error` ([`Error`],
+//!   `clock` ([`Clock`], [`Timestamp`], the engine's [`CoarseClock`] and the
+//!   precise [`SystemClock`]), `duration`, `error` ([`Error`],
 //!   [`StartError`]).
 //! - `server` (feature `server`, on by default): `numpool serve`'s
 //!   configuration, its log subscriber and the HTTP API (with TLS and the
@@ -135,7 +136,7 @@ pub struct ReadmeExamples;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
-pub use clock::{Clock, SystemClock, Timestamp};
+pub use clock::{Clock, CoarseClock, SystemClock, Timestamp};
 pub use duration::{parse_duration, DurationError};
 pub use engine::{
     BackupReport, Dispatch, Engine, EngineConfig, EngineStats, HistoryRow, ImportReport, Importer,

@@ -15,7 +15,7 @@ use super::dispatcher::Dispatcher;
 use super::housekeeping::{ExpirySchedule, Housekeeper};
 use super::mailbox::Runtime;
 use super::{EngineConfig, InFlight, Inner};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, CoarseClock};
 use crate::error::StartError;
 use crate::ids::ProfileId;
 use crate::journal::lock::DirLock;
@@ -45,8 +45,11 @@ pub struct RecoveryReport {
 }
 
 impl Engine {
-    /// Starts an engine on the system clock, recovering the state journaled
-    /// in `config.journal` first (if set).
+    /// Starts an engine on the wall clock ([`CoarseClock`]: as of the
+    /// kernel's last tick, a few milliseconds at most behind the precise
+    /// time, for a fifth of the cost of reading that), recovering the state
+    /// journaled in `config.journal` first (if set). For the precise clock:
+    /// `start_with_clock(config, Arc::new(SystemClock))`.
     ///
     /// ```
     /// use numpool::{Engine, EngineConfig};
@@ -55,7 +58,7 @@ impl Engine {
     /// # Ok::<(), numpool::StartError>(())
     /// ```
     pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
-        Self::start_with_clock(config, Arc::new(SystemClock))
+        Self::start_with_clock(config, Arc::new(CoarseClock))
     }
 
     /// [`Engine::start`] reading time from `clock` (a `ManualClock` in tests).
