@@ -97,6 +97,14 @@ impl fmt::Display for Timestamp {
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// The current time as precisely as this clock can tell it, for
+    /// comparing with times another clock stamped (an import's rows may
+    /// not be sent after now): a coarse [`Clock::now`] may be a tick behind
+    /// them.
+    fn precise_now(&self) -> Timestamp {
+        self.now()
+    }
 }
 
 /// The operating system's wall clock.
@@ -114,8 +122,8 @@ impl Clock for SystemClock {
 
 /// The wall clock as of the kernel's last timer tick: what
 /// [`Engine::start`](crate::Engine::start) reads. On Linux it is
-/// `CLOCK_REALTIME_COARSE`, at most one tick (1 to 4 ms, by the kernel's
-/// configuration) behind [`SystemClock`], never ahead of it, and a fifth
+/// `CLOCK_REALTIME_COARSE`, at most one tick (1 to 10 ms, by the kernel's
+/// configuration; 4 ms here) behind [`SystemClock`], never ahead of it, and a fifth
 /// of its cost (about 5 ns a read against 25 to 35 ns here): one send
 /// from an embedder reads the clock once, and the precise read was 6% of
 /// it. Every window numpool keeps is seconds to days long. Elsewhere it
@@ -126,13 +134,11 @@ pub struct CoarseClock;
 impl Clock for CoarseClock {
     #[cfg(target_os = "linux")]
     fn now(&self) -> Timestamp {
-        let mut at = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `at` is a valid timespec for the call to write. The call
-        // cannot fail for a clock the kernel has had since 2.6.32; if it
-        // did, `at` would stay zero and the precise clock answers instead.
+        // SAFETY: a timespec is plain integers (padding too, on some
+        // targets), for which all zeroes is a valid value; the call writes
+        // only into `at`. It cannot fail for a clock the kernel has had
+        // since 2.6.32; if it did, the precise clock answers instead.
+        let mut at: libc::timespec = unsafe { std::mem::zeroed() };
         let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut at) };
         match (read, u64::try_from(at.tv_sec), u64::try_from(at.tv_nsec)) {
             (0, Ok(secs), Ok(nanos)) => {
@@ -146,11 +152,19 @@ impl Clock for CoarseClock {
     fn now(&self) -> Timestamp {
         SystemClock.now()
     }
+
+    fn precise_now(&self) -> Timestamp {
+        SystemClock.now()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> Timestamp {
         (**self).now()
+    }
+
+    fn precise_now(&self) -> Timestamp {
+        (**self).precise_now()
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
-    Engine, EngineConfig, Error, HistoryRow, ImportReport, NewProfile, PhoneNumber, PinError,
-    ProfileId, SettingsPatch, SettingsUpdate, StickyMapping, Timestamp,
+    Clock, Engine, EngineConfig, Error, HistoryRow, ImportReport, NewProfile, PhoneNumber,
+    PinError, ProfileId, SettingsPatch, SettingsUpdate, StickyMapping, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -237,6 +237,28 @@ fn a_row_sent_after_the_imports_clock_is_malformed() {
     future.sent_at += 60;
     let report = import(&engine, p, &[future]);
     assert_eq!((report.malformed, report.mapped), (1, 0));
+}
+
+/// A clock whose cheap reading is a few seconds behind its precise one,
+/// as the engine's default clock may be a tick behind.
+struct Lagging;
+
+impl Clock for Lagging {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_secs(START - 5)
+    }
+
+    fn precise_now(&self) -> Timestamp {
+        Timestamp::from_secs(START)
+    }
+}
+
+#[test]
+fn a_row_stamped_now_by_the_callers_clock_is_not_from_the_future() {
+    let engine = Engine::start_with_clock(EngineConfig::default(), Arc::new(Lagging)).unwrap();
+    let p = profile(&engine, true);
+    let report = import(&engine, p, &[row(1, A, 0)]);
+    assert_eq!((report.malformed, report.mapped), (0, 1));
 }
 
 /// The rules on their own: per recipient, the latest row (ties: later),

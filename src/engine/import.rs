@@ -150,7 +150,9 @@ impl Engine {
         Ok(Importer {
             engine: self.clone(),
             profile,
-            now: self.inner.now_secs(),
+            // Rows are stamped by other clocks: not taken for rows from the
+            // future because the engine's clock is a tick behind theirs.
+            now: self.inner.env.clock.precise_now().as_secs_u32(),
             latest: HashMap::new(),
             pending: Vec::with_capacity(IMPORT_BATCH),
             rows: 0,
