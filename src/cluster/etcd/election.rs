@@ -6,13 +6,17 @@
 //! resigns deletes it; the next oldest then leads. Ordering and fencing are
 //! etcd's: create revisions, and transactions that compare them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::json::{b64, RangeJson};
 use super::watch::WatchOptions;
 use super::{Compare, CompareResult, EtcdClient, EtcdError, KeyValue, LeaderKey, Op};
+
+/// How long a candidate waits on one watch before it reads the line again
+/// and watches anew (a guard against a connection that died silently).
+const REWATCH_AFTER: Duration = Duration::from_secs(5);
 
 impl EtcdClient {
     /// The key a candidate with `lease` takes in election `name`.
@@ -90,17 +94,26 @@ impl EtcdClient {
                 return Err(EtcdError::LeaseLost(lease));
             }
             // Until a candidate's key changes after that read (the first
-            // change ends the watch), or `recheck` passes without one.
-            // The watch starts at the read, not where an earlier one
-            // ended: a watch from further back costs etcd a pass over
-            // every change since (the log's appends among them).
+            // change ends the watch; the candidate's own key is one of
+            // them), asking `withdraw` every `recheck`. One watch for the
+            // whole wait: each new one starts in the past (the log's appends
+            // move etcd's revision on), which etcd catches up with a pass
+            // over every change since, up to 100 ms later. It is made again
+            // after a while all the same, in case its connection died
+            // without a word.
             let since = WatchOptions {
                 range_end: Some(super::prefix_end(&prefix)),
                 start_revision: Some(read_at + 1),
                 window: recheck,
                 ..WatchOptions::default()
             };
-            self.watch(&prefix, &since, |_| false)?;
+            let started = Instant::now();
+            self.watch_while(
+                &prefix,
+                &since,
+                |_| false,
+                || !withdraw() && started.elapsed() < REWATCH_AFTER,
+            )?;
         }
     }
 

@@ -135,9 +135,10 @@ impl GrpcClient {
     /// Opens a stream of `method` with the encoded `message` as its first
     /// request, and hands each answer's message to `on` as it arrives,
     /// until `on` returns false ([`StreamEnd::Stopped`]), or nothing has
-    /// arrived for `idle` ([`StreamEnd::Idle`]; a message arriving slowly
-    /// in pieces is waited for as long as pieces come); the stream is then
-    /// dropped (etcd sees it reset). Opening within `timeout`. A stream
+    /// arrived for `idle` and `go_on` says not to wait another `idle`
+    /// ([`StreamEnd::Idle`]; a message arriving slowly in pieces is waited
+    /// for as long as pieces come); the stream is then dropped (etcd sees
+    /// it reset). Opening within `timeout`. A stream
     /// that etcd ends is an error (with etcd's status if it gave one).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn stream(
@@ -149,6 +150,7 @@ impl GrpcClient {
         timeout: Duration,
         idle: Duration,
         mut on: impl FnMut(&[u8]) -> Result<bool, EtcdError>,
+        mut go_on: impl FnMut() -> bool,
     ) -> Result<StreamEnd, EtcdError> {
         let deadline = tokio::time::Instant::now() + timeout;
         // The request side stays open: etcd ends a watch whose client
@@ -163,6 +165,7 @@ impl GrpcClient {
             );
             let message = match next {
                 Ok(Some(message)) => message,
+                Ok(None) if go_on() => continue,
                 Ok(None) => return Ok(StreamEnd::Idle),
                 Err(f) => return Err(self.failed(at, f)),
             };

@@ -126,6 +126,21 @@ impl TestEtcd {
         EtcdClient::new(EtcdConfig::plain(vec![self.endpoint.clone()])).unwrap()
     }
 
+    /// How many reads (`Range` calls, JSON gateway included) etcd has
+    /// served so far, by its `/metrics`.
+    fn reads_served(&self) -> u64 {
+        let text = ureq::get(format!("{}/metrics", self.endpoint))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains("\"Range\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     fn log_tail(&self) -> String {
         let log = fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -627,6 +642,50 @@ fn a_candidate_in_line_leads_as_soon_as_the_leader_resigns() {
         .unwrap();
     assert_eq!(b.lease, lease_b.id);
     assert!(b.rev > a.rev, "epochs increase");
+}
+
+#[test]
+fn a_candidate_in_line_reads_nothing_while_the_line_stays_the_same() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let c = Arc::new(etcd.client());
+    let lease_a = c.lease_grant(10).unwrap();
+    let lease_b = c.lease_grant(10).unwrap();
+    c.campaign(b"/np/e", lease_a.id, b"a", POLL, &|| false)
+        .unwrap()
+        .unwrap();
+    let withdraw = Arc::new(AtomicBool::new(false));
+    let waiting = {
+        let (c, withdraw) = (c.clone(), withdraw.clone());
+        thread::spawn(move || {
+            c.campaign(b"/np/e", lease_b.id, b"b", POLL, &|| {
+                withdraw.load(Ordering::Acquire)
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "B's candidate key never appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(100));
+    // Half a second of other keys changing (etcd's revision moves on), at
+    // 25 rechecks of B's: it asks whether to withdraw each time, but reads
+    // the line only if a candidate's key changes.
+    let before = etcd.reads_served();
+    for i in 0..50 {
+        c.put(&log_key(i), b"batch", None).unwrap();
+        thread::sleep(Duration::from_millis(10));
+    }
+    let reads = etcd.reads_served() - before;
+    assert!(reads <= 2, "B read the line {reads} times");
+    withdraw.store(true, Ordering::Release);
+    let r = within(Duration::from_secs(2), move || waiting.join().unwrap());
+    assert!(matches!(r, Ok(None)), "{r:?}");
 }
 
 #[test]

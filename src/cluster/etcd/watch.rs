@@ -60,7 +60,22 @@ impl EtcdClient {
         &self,
         key: &[u8],
         options: &WatchOptions,
+        on: impl FnMut(WatchEvent) -> bool,
+    ) -> Result<WatchEnd, EtcdError> {
+        self.watch_while(key, options, on, || false)
+    }
+
+    /// [`EtcdClient::watch`] that, each time nothing has come for a
+    /// window, asks `go_on` whether to keep the same watch open for
+    /// another: a watch made again from a past revision costs etcd a pass
+    /// over every change since (delivering nothing until that pass, up to
+    /// 100 ms later), where one kept open delivers each change at once.
+    pub(crate) fn watch_while(
+        &self,
+        key: &[u8],
+        options: &WatchOptions,
         mut on: impl FnMut(WatchEvent) -> bool,
+        mut go_on: impl FnMut() -> bool,
     ) -> Result<WatchEnd, EtcdError> {
         let request = proto::encode_watch_create(
             key,
@@ -106,6 +121,7 @@ impl EtcdClient {
                         delivered.set(true);
                         Ok(on(r))
                     },
+                    &mut go_on,
                 )
             },
             || !delivered.get(),
