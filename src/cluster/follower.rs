@@ -6,11 +6,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 
-use super::etcd::{EtcdClient, EtcdError, EventKind, WatchEnd, WatchOptions};
+use super::etcd::{EtcdClient, EtcdError, EventKind, WatchEnd, WatchOptions, REWATCH_AFTER};
 use super::log::{self, Keys};
 use super::node::{pause, ClusterConfig};
 use super::peer;
@@ -186,15 +186,26 @@ fn follow(
                 ..Default::default()
             };
             let mut failed = false;
-            let ended = client.watch(&prefix, &options, |message| {
-                for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
-                    if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
-                        failed = true;
-                        return false;
+            // One watch while the log is quiet, asking every window whether
+            // to stop: a new one would start at the last batch, and etcd
+            // would catch it up with a pass over every change since. Made
+            // again after a while all the same (a connection that died
+            // without a word).
+            let started = Instant::now();
+            let ended = client.watch_while(
+                &prefix,
+                &options,
+                |message| {
+                    for event in message.events.iter().filter(|e| e.kind == EventKind::Put) {
+                        if apply(&engine, &keys, &event.kv.key, &event.kv.value, &status).is_err() {
+                            failed = true;
+                            return false;
+                        }
                     }
-                }
-                !stop.load(Ordering::Acquire)
-            });
+                    !stop.load(Ordering::Acquire)
+                },
+                || !stop.load(Ordering::Acquire) && started.elapsed() < REWATCH_AFTER,
+            );
             match ended {
                 Ok(WatchEnd::Paused { next: n }) if !failed => next = n,
                 _ => {

@@ -11,12 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::json::{b64, RangeJson};
-use super::watch::WatchOptions;
+use super::watch::{WatchOptions, REWATCH_AFTER};
 use super::{Compare, CompareResult, EtcdClient, EtcdError, KeyValue, LeaderKey, Op};
-
-/// How long a candidate waits on one watch before it reads the line again
-/// and watches anew (a guard against a connection that died silently).
-const REWATCH_AFTER: Duration = Duration::from_secs(5);
 
 impl EtcdClient {
     /// The key a candidate with `lease` takes in election `name`.

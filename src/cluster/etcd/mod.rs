@@ -49,7 +49,7 @@ pub use config::{EtcdAuth, EtcdConfig, EtcdTls};
 pub use error::EtcdError;
 use error::Failure;
 pub(crate) use types::*;
-pub(crate) use watch::{WatchEnd, WatchOptions};
+pub(crate) use watch::{WatchEnd, WatchOptions, REWATCH_AFTER};
 
 use json::{
     b64, http_error, parse_json, prefix_range, range_json, DeleteJson, HeaderOnlyJson,

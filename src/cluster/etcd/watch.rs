@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use super::{proto, EtcdClient, EtcdError, WatchEvent};
 
+/// How long a caller of [`EtcdClient::watch_while`] keeps one quiet watch
+/// before it makes a new one: a guard against a connection that died
+/// without a word, which a quiet watch cannot tell from a quiet key.
+pub(crate) const REWATCH_AFTER: Duration = Duration::from_secs(5);
+
 /// Options of a watch beyond its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WatchOptions {
