@@ -594,6 +594,33 @@ fn an_unanswered_call_times_out() {
     drop(listener);
 }
 
+/// Waits until a second candidate's key is in line in election `/np/e`.
+fn second_in_line(c: &EtcdClient) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "B's candidate key never appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// B's campaign in election `/np/e` on `lease`, on a thread of its own,
+/// withdrawing once `withdraw` is set.
+fn campaign_behind(
+    c: &Arc<EtcdClient>,
+    lease: i64,
+    withdraw: &Arc<AtomicBool>,
+) -> thread::JoinHandle<Result<Option<LeaderKey>, EtcdError>> {
+    let (c, withdraw) = (c.clone(), withdraw.clone());
+    thread::spawn(move || {
+        c.campaign(b"/np/e", lease, b"b", POLL, &|| {
+            withdraw.load(Ordering::Acquire)
+        })
+    })
+}
+
 #[test]
 fn a_candidate_in_line_leads_as_soon_as_the_leader_resigns() {
     let Some(etcd) = TestEtcd::start() else {
@@ -618,14 +645,7 @@ fn a_candidate_in_line_leads_as_soon_as_the_leader_resigns() {
             let _ = elected_tx.send(r);
         });
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "B's candidate key never appeared"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    second_in_line(&c);
     // Other keys changing (a log's appends) elect nobody.
     for i in 0..20 {
         c.put(&log_key(i), b"batch", None).unwrap();
@@ -656,22 +676,8 @@ fn a_candidate_in_line_reads_nothing_while_the_line_stays_the_same() {
         .unwrap()
         .unwrap();
     let withdraw = Arc::new(AtomicBool::new(false));
-    let waiting = {
-        let (c, withdraw) = (c.clone(), withdraw.clone());
-        thread::spawn(move || {
-            c.campaign(b"/np/e", lease_b.id, b"b", POLL, &|| {
-                withdraw.load(Ordering::Acquire)
-            })
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "B's candidate key never appeared"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    let waiting = campaign_behind(&c, lease_b.id, &withdraw);
+    second_in_line(&c);
     thread::sleep(Duration::from_millis(100));
     // Half a second of other keys changing (etcd's revision moves on), at
     // 25 rechecks of B's: it asks whether to withdraw each time, but reads
@@ -710,22 +716,8 @@ fn a_waiting_campaign_withdraws_when_asked_and_keeps_its_place_otherwise() {
         (leader.key.clone(), leader.rev)
     );
     let withdraw = Arc::new(AtomicBool::new(false));
-    let waiting = {
-        let (c, withdraw) = (c.clone(), withdraw.clone());
-        thread::spawn(move || {
-            c.campaign(b"/np/e", lease_b.id, b"b", POLL, &|| {
-                withdraw.load(Ordering::Acquire)
-            })
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while c.range_prefix(b"/np/e/").unwrap().count < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "B's candidate key never appeared"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    let waiting = campaign_behind(&c, lease_b.id, &withdraw);
+    second_in_line(&c);
     withdraw.store(true, Ordering::Release);
     let r = within(Duration::from_secs(2), move || waiting.join().unwrap());
     assert!(matches!(r, Ok(None)), "{r:?}");
