@@ -2,7 +2,9 @@
 //! range) from a revision on as etcd sends them, until nothing has come
 //! for a window (so that its caller can stop between windows), the caller
 //! says stop, or etcd cancels it (a compacted start revision). The caller
-//! watches again from the revision each call returns.
+//! watches again from the revision each call returns; with
+//! [`EtcdClient::watch_while`] it keeps the same watch across quiet
+//! windows instead, which spares etcd catching a new one up.
 
 use std::time::Duration;
 
