@@ -33,7 +33,7 @@ Then, on the cluster:
                              [--switchovers 0] [--sigterms 0] [--reads]
                              [--baseline BIN] [--secure] [--lease-ttl 2s]
                              [--etcd-election-ms 1000] [--only-cluster]
-                             [--json FILE]
+                             [--etcd-profile SECONDS] [--json FILE]
 
 etcd's smallest lease is 1.5 times its election timeout (1.5 s with etcd's
 default of 1000 ms): a --lease-ttl below that is raised by etcd, and the
@@ -44,6 +44,7 @@ temporary directory inside the target directory, and is stopped at the end.
 """
 
 import argparse
+import gzip
 import json
 import os
 import resource
@@ -147,7 +148,7 @@ class Etcd:
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
              "--initial-cluster", f"b={peer_url}",
              "--heartbeat-interval", str(max(10, election_ms // 10)),
-             "--election-timeout", str(election_ms), *tls],
+             "--election-timeout", str(election_ms), "--enable-pprof", *tls],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_for("etcd is healthy", lambda: self.etcdctl("endpoint", "health") == 0)
         if self.certs:
@@ -168,14 +169,22 @@ class Etcd:
                               env={**os.environ, "ETCDCTL_API": "3"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
-    def metrics(self):
-        """etcd's /metrics (Prometheus text)."""
+    def fetch(self, path, timeout=2):
+        """The body etcd answers `path` with."""
         context = None
         if self.certs:
             context = ssl.create_default_context(cafile=self.certs["ca"])
             context.load_cert_chain(self.certs["client"], self.certs["client-key"])
-        with urllib.request.urlopen(self.url + "/metrics", timeout=2, context=context) as r:
-            return r.read().decode()
+        with urllib.request.urlopen(self.url + path, timeout=timeout, context=context) as r:
+            return r.read()
+
+    def metrics(self):
+        """etcd's /metrics (Prometheus text)."""
+        return self.fetch("/metrics").decode()
+
+    def cpu_profile(self, seconds):
+        """etcd's own CPU profile over the next `seconds` (pprof)."""
+        return self.fetch(f"/debug/pprof/profile?seconds={seconds}", timeout=seconds + 10)
 
     def node_flags(self):
         """What a node needs to reach this etcd."""
@@ -301,6 +310,99 @@ def etcd_line(before, after, messages):
     return d, line
 
 
+# Where etcd's CPU goes, by the functions of etcd 3.4 to 3.6 each part
+# runs under (a sample counts in every part on its stack).
+ETCD_PARTS = (
+    ("the WAL", "wal.(*WAL).Save"),
+    ("its fdatasync", "syscall.Fdatasync"),
+    ("requests", "grpc.(*Server).processUnaryRPC"),
+    ("applying", "etcdserver.(*EtcdServer).applyEntries"),
+    ("socket writes", "transport.(*loopyWriter).run"),
+    ("allocation", "runtime.mallocgc"),
+    ("GC", "runtime.gcBgMarkWorker"),
+    ("JSON gateway", "embed.(*accessController).ServeHTTP"),
+    ("watch catch-up", "mvcc.(*watchableStore).syncWatchers"),
+)
+
+
+def pprof_shares(profile):
+    """The share of a gzipped pprof CPU profile's samples under each of
+    ETCD_PARTS (decoded here: no Go toolchain needed)."""
+
+    def varint(b, i):
+        value = shift = 0
+        while True:
+            byte = b[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, i
+
+    def fields(b):
+        i = 0
+        while i < len(b):
+            key, i = varint(b, i)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, i = varint(b, i)
+            elif wire == 2:
+                n, i = varint(b, i)
+                value, i = b[i:i + n], i + n
+            else:  # fixed 64 or 32 bits
+                n = 8 if wire == 1 else 4
+                value, i = b[i:i + n], i + n
+            yield number, wire, value
+
+    def numbers(value, wire):
+        if wire == 0:
+            return [value]
+        out, i = [], 0
+        while i < len(value):
+            n, i = varint(value, i)
+            out.append(n)
+        return out
+
+    # Profile: sample 2 {location_id 1, value 2}, location 4 {id 1, line 4
+    # {function_id 1}}, function 5 {id 1, name 2}, string_table 6.
+    strings, samples, locations, functions = [], [], {}, {}
+    for number, wire, value in fields(gzip.decompress(profile)):
+        if number == 6:
+            strings.append(value.decode(errors="replace"))
+        elif number == 2:
+            ids, values = [], []
+            for n, w, v in fields(value):
+                if n == 1:
+                    ids += numbers(v, w)
+                elif n == 2:
+                    values += numbers(v, w)
+            samples.append((ids, values[0] if values else 0))
+        elif number == 4:
+            location, called = 0, []
+            for n, w, v in fields(value):
+                if n == 1:
+                    location = v
+                elif n == 4:
+                    called += [f for m, _, f in fields(v) if m == 1]
+            locations[location] = called
+        elif number == 5:
+            function = name = 0
+            for n, w, v in fields(value):
+                if n == 1:
+                    function = v
+                elif n == 2:
+                    name = v
+            functions[function] = name
+    total = sum(count for _, count in samples) or 1
+    shares = dict.fromkeys((part for part, _ in ETCD_PARTS), 0)
+    for ids, count in samples:
+        stack = {strings[functions[f]] for loc in ids for f in locations.get(loc, ())}
+        for part, marker in ETCD_PARTS:
+            if any(name.endswith(marker) for name in stack):
+                shares[part] += count
+    return {part: 100 * n / total for part, n in shares.items()}
+
+
 def children_cpu_seconds():
     """CPU time (user + system) of the children waited for so far (the
     loadgen runs)."""
@@ -326,6 +428,14 @@ def measure(binary, url, args, workdir, label, processes, etcd=None):
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         etcd_before = etcd_counters(etcd) if etcd else None
         clients_before, machine_before = children_cpu_seconds(), machine_seconds()
+        profiled = {}
+        profiler = None
+        if etcd and args.etcd_profile > 0 and case == "new-mapping":
+            def profile():
+                time.sleep(2)
+                profiled["data"] = etcd.cpu_profile(args.etcd_profile)
+            profiler = threading.Thread(target=profile)
+            profiler.start()
         out[case] = loadgen(binary, url, recipients, args,
                             os.path.join(workdir, f"{label.replace(' ', '-')}-{case}.json"))
         r = out[case]
@@ -342,6 +452,12 @@ def measure(binary, url, args, workdir, label, processes, etcd=None):
             r["etcd"], line = etcd_line(etcd_before, etcd_counters(etcd),
                                         parse_count(args.messages))
             print(line, flush=True)
+        if profiler:
+            profiler.join()
+            r["etcd_profile"] = pprof_shares(profiled["data"])
+            print(f"{'':<14} etcd's CPU ({args.etcd_profile} s profile from 2 s in): "
+                  + ", ".join(f"{part} {share:.0f}%"
+                              for part, share in r["etcd_profile"].items()), flush=True)
     return out
 
 
@@ -646,6 +762,9 @@ def main():
                    help="etcd bytes per second under a backlogged pool of 1,000 senders")
     p.add_argument("--baseline", help="another numpool binary whose cluster (and reads) are "
                    "measured too, before this one's")
+    p.add_argument("--etcd-profile", type=int, default=0, metavar="SECONDS",
+                   help="profile etcd's CPU for SECONDS of each cluster's new-mapping case "
+                        "(2 s in; keep it shorter than the case) and print where it goes")
     p.add_argument("--lease-ttl", default="2s")
     p.add_argument("--etcd-election-ms", type=int, default=1000)
     p.add_argument("--secure", action="store_true",
