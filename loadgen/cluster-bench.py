@@ -129,7 +129,7 @@ class Etcd:
     """A throwaway single-node etcd; with `secure`, over TLS asking for
     client certificates, with user authentication on."""
 
-    def __init__(self, workdir, election_ms=1000, secure=False):
+    def __init__(self, workdir, election_ms=1000, secure=False, pprof=False):
         os.makedirs(workdir, exist_ok=True)
         self.dir = os.path.join(workdir, "etcd")
         client, peer = free_port(), free_port()
@@ -148,7 +148,8 @@ class Etcd:
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
              "--initial-cluster", f"b={peer_url}",
              "--heartbeat-interval", str(max(10, election_ms // 10)),
-             "--election-timeout", str(election_ms), "--enable-pprof", *tls],
+             "--election-timeout", str(election_ms),
+             *(["--enable-pprof"] if pprof else []), *tls],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_for("etcd is healthy", lambda: self.etcdctl("endpoint", "health") == 0)
         if self.certs:
@@ -314,7 +315,8 @@ def etcd_line(before, after, messages):
 # runs under (a sample counts in every part on its stack).
 ETCD_PARTS = (
     ("the WAL", "wal.(*WAL).Save"),
-    ("its fdatasync", "syscall.Fdatasync"),
+    ("the WAL's fsync", "wal.(*WAL).sync"),
+    ("backend commits", "bbolt.(*Tx).Commit"),
     ("requests", "grpc.(*Server).processUnaryRPC"),
     ("applying", "etcdserver.(*EtcdServer).applyEntries"),
     ("socket writes", "transport.(*loopyWriter).run"),
@@ -393,7 +395,9 @@ def pprof_shares(profile):
                 elif n == 2:
                     name = v
             functions[function] = name
-    total = sum(count for _, count in samples) or 1
+    total = sum(count for _, count in samples)
+    if total == 0:
+        return None
     shares = dict.fromkeys((part for part, _ in ETCD_PARTS), 0)
     for ids, count in samples:
         stack = {strings[functions[f]] for loc in ids for f in locations.get(loc, ())}
@@ -401,6 +405,26 @@ def pprof_shares(profile):
             if any(name.endswith(marker) for name in stack):
                 shares[part] += count
     return {part: 100 * n / total for part, n in shares.items()}
+
+
+def etcd_profile_line(result, profiled, spare_s):
+    """What etcd's profile says (kept in `result`), or why there is none;
+    `spare_s`: how long the case went on after the profile ended (below
+    zero, the profile's tail sampled an idle cluster)."""
+    if "error" in profiled:
+        return f"no profile ({profiled['error']})"
+    try:
+        shares = pprof_shares(profiled["data"])
+    except (OSError, EOFError, ValueError, IndexError, KeyError) as e:
+        return f"no profile (unreadable: {e})"
+    if shares is None:
+        return "no samples"
+    result["etcd_profile"] = shares
+    line = ", ".join(f"{part} {share:.0f}%" for part, share in shares.items())
+    if spare_s < 0:
+        line += (f" (the case ended {-spare_s:.1f} s before the profile did: "
+                 "its tail is of an idle cluster; use more --messages)")
+    return line
 
 
 def children_cpu_seconds():
@@ -433,11 +457,16 @@ def measure(binary, url, args, workdir, label, processes, etcd=None):
         if etcd and args.etcd_profile > 0 and case == "new-mapping":
             def profile():
                 time.sleep(2)
-                profiled["data"] = etcd.cpu_profile(args.etcd_profile)
+                try:
+                    profiled["data"] = etcd.cpu_profile(args.etcd_profile)
+                except (OSError, ValueError) as e:
+                    profiled["error"] = e
             profiler = threading.Thread(target=profile)
             profiler.start()
+        case_started = time.monotonic()
         out[case] = loadgen(binary, url, recipients, args,
                             os.path.join(workdir, f"{label.replace(' ', '-')}-{case}.json"))
+        case_took = time.monotonic() - case_started
         r = out[case]
         r["cpu_s"] = {name: round(cpu_seconds(pid) - before[name], 2)
                       for name, pid in processes.items()}
@@ -454,10 +483,9 @@ def measure(binary, url, args, workdir, label, processes, etcd=None):
             print(line, flush=True)
         if profiler:
             profiler.join()
-            r["etcd_profile"] = pprof_shares(profiled["data"])
             print(f"{'':<14} etcd's CPU ({args.etcd_profile} s profile from 2 s in): "
-                  + ", ".join(f"{part} {share:.0f}%"
-                              for part, share in r["etcd_profile"].items()), flush=True)
+                  + etcd_profile_line(r, profiled, case_took - 2 - args.etcd_profile),
+                  flush=True)
     return out
 
 
@@ -717,7 +745,8 @@ def other_cluster(numpool_bin, loadgen_bin, workdir, args, label, secure):
     """Both cases on a fresh 3-node cluster of `numpool_bin` (on a secure
     etcd with `secure`), stopped after."""
     name = label.replace(" ", "-").replace("+", "")
-    etcd = Etcd(os.path.join(workdir, name), args.etcd_election_ms, secure=secure)
+    etcd = Etcd(os.path.join(workdir, name), args.etcd_election_ms, secure=secure,
+                pprof=args.etcd_profile > 0)
     nodes = [Node(numpool_bin, workdir, f"{name}-node{i}", name, etcd, args.lease_ttl)
              for i in range(3)]
     try:
@@ -764,7 +793,8 @@ def main():
                    "measured too, before this one's")
     p.add_argument("--etcd-profile", type=int, default=0, metavar="SECONDS",
                    help="profile etcd's CPU for SECONDS of each cluster's new-mapping case "
-                        "(2 s in; keep it shorter than the case) and print where it goes")
+                        "(from 2 s in; it says so when the case ended first) and print "
+                        "where it goes; etcd then runs with --enable-pprof")
     p.add_argument("--lease-ttl", default="2s")
     p.add_argument("--etcd-election-ms", type=int, default=1000)
     p.add_argument("--secure", action="store_true",
@@ -814,7 +844,7 @@ def main():
             # running beside it would take a share of the two cores.
             results["baseline_cluster"] = other_cluster(
                 args.baseline, loadgen_bin, workdir, args, "baseline", secure=False)
-        etcd = Etcd(workdir, args.etcd_election_ms)
+        etcd = Etcd(workdir, args.etcd_election_ms, pprof=args.etcd_profile > 0)
         nodes = [Node(numpool, workdir, f"node{i}", "bench", etcd, args.lease_ttl)
                  for i in range(3)]
         started += nodes

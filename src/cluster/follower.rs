@@ -174,9 +174,10 @@ fn follow(
                 continue;
             }
         };
-        // Watch window after window from where the last one ended; any
-        // trouble (an error, a batch that does not apply, a compaction)
-        // starts over from catching up.
+        // Watch after watch (each kept while the log is quiet, up to
+        // `REWATCH_AFTER`) from where the last one ended; any trouble (an
+        // error, a batch that does not apply, a compaction) starts over
+        // from catching up.
         let mut next = revision + 1;
         while !stop.load(Ordering::Acquire) {
             let options = WatchOptions {
