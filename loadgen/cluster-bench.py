@@ -799,7 +799,7 @@ def main():
     p.add_argument("--etcd-election-ms", type=int, default=1000)
     p.add_argument("--secure", action="store_true",
                    help="the cluster cases again against etcd with TLS, client certificates "
-                        "and users (needs openssl and etcdctl)")
+                        "and users, before the plain cluster starts (needs openssl and etcdctl)")
     p.add_argument("--only-cluster", action="store_true",
                    help="skip the single node and the loadgen cases")
     p.add_argument("--json")
@@ -839,11 +839,15 @@ def main():
             results["single"] = measure(loadgen_bin, single.url, args, workdir, "single node",
                                         {"numpool": single.proc.pid})
             single.stop()
+        # The other clusters are measured before this build's plain one
+        # starts: an idle cluster left running beside them would take a
+        # share of the two cores.
         if args.baseline and not args.only_cluster:
-            # Before this build's cluster starts: an idle cluster left
-            # running beside it would take a share of the two cores.
             results["baseline_cluster"] = other_cluster(
                 args.baseline, loadgen_bin, workdir, args, "baseline", secure=False)
+        if args.secure and not args.only_cluster:
+            results["secure_cluster"] = other_cluster(
+                numpool, loadgen_bin, workdir, args, "3-node TLS+auth", secure=True)
         etcd = Etcd(workdir, args.etcd_election_ms, pprof=args.etcd_profile > 0)
         nodes = [Node(numpool, workdir, f"node{i}", "bench", etcd, args.lease_ttl)
                  for i in range(3)]
@@ -864,11 +868,9 @@ def main():
             if args.baseline:
                 print_ratios(results["cluster"], results["baseline_cluster"],
                              "3-node this / baseline")
-        if args.secure and not args.only_cluster:
-            results["secure_cluster"] = other_cluster(
-                numpool, loadgen_bin, workdir, args, "3-node TLS+auth", secure=True)
-            print_ratios(results["secure_cluster"], results["cluster"],
-                         "3-node on TLS+auth etcd / on plain etcd")
+            if args.secure:
+                print_ratios(results["secure_cluster"], results["cluster"],
+                             "3-node on TLS+auth etcd / on plain etcd")
         profile = setup_profile(leader.url)
         if args.kills > 0:
             times = failover(nodes, profile, args.kills)
