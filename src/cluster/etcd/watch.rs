@@ -2,9 +2,9 @@
 //! range) from a revision on as etcd sends them, until nothing has come
 //! for a window (so that its caller can stop between windows), the caller
 //! says stop, or etcd cancels it (a compacted start revision). The caller
-//! watches again from the revision each call returns; with
-//! [`EtcdClient::watch_while`] it keeps the same watch across quiet
-//! windows instead, which spares etcd catching a new one up.
+//! watches again from the revision each call returns, or keeps the same
+//! watch across quiet windows ([`EtcdClient::watch_while`]'s `go_on`),
+//! which spares etcd catching a new one up.
 
 use std::time::Duration;
 
@@ -60,9 +60,8 @@ pub(crate) enum WatchEnd {
 }
 
 impl EtcdClient {
-    /// Watches `key` with `options`, handing every message (events, and
-    /// progress notifications) to `on` as it arrives; `on` returns whether
-    /// to go on. See the module docs.
+    /// [`EtcdClient::watch_while`] for a single window: the tests' form.
+    #[cfg(test)]
     pub(crate) fn watch(
         &self,
         key: &[u8],
@@ -72,11 +71,13 @@ impl EtcdClient {
         self.watch_while(key, options, on, || false)
     }
 
-    /// [`EtcdClient::watch`] that, each time nothing has come for a
-    /// window, asks `go_on` whether to keep the same watch open for
-    /// another: a watch made again from a past revision costs etcd a pass
-    /// over every change since (delivering nothing until that pass, up to
-    /// 100 ms later), where one kept open delivers each change at once.
+    /// Watches `key` with `options`, handing every message (events, and
+    /// progress notifications) to `on` as it arrives; `on` returns whether
+    /// to go on. Each time nothing has come for a window, `go_on` says
+    /// whether to keep the same watch open for another: a watch made again
+    /// from a past revision costs etcd a pass over every change since
+    /// (delivering nothing until that pass, up to 100 ms later), where one
+    /// kept open delivers each change at once. See the module docs.
     pub(crate) fn watch_while(
         &self,
         key: &[u8],
