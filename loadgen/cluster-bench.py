@@ -753,11 +753,19 @@ def other_cluster(numpool_bin, loadgen_bin, workdir, args, label, secure):
         wait_for("a leader", lambda: leader_of(nodes) is not None)
         leader = leader_of(nodes)
         return measure(loadgen_bin, leader.url, args, workdir, label,
-                       {"leader": leader.proc.pid, "etcd": etcd.proc.pid}, etcd)
+                       cluster_processes(leader, nodes, etcd), etcd)
     finally:
         for n in nodes:
             n.kill()
         etcd.stop()
+
+
+def cluster_processes(leader, nodes, etcd):
+    """The processes of a cluster whose CPU a case reports, by name."""
+    processes = {"leader": leader.proc.pid, "etcd": etcd.proc.pid}
+    processes.update({f"standby{i}": n.proc.pid
+                      for i, n in enumerate(n for n in nodes if n is not leader)})
+    return processes
 
 
 def print_ratios(this, other, what):
@@ -855,11 +863,8 @@ def main():
         wait_for("a leader", lambda: leader_of(nodes) is not None)
         leader = leader_of(nodes)
         if not args.only_cluster:
-            processes = {"leader": leader.proc.pid, "etcd": etcd.proc.pid}
-            processes.update({f"standby{i}": n.proc.pid
-                              for i, n in enumerate(n for n in nodes if n is not leader)})
             results["cluster"] = measure(loadgen_bin, leader.url, args, workdir, "3-node",
-                                         processes, etcd)
+                                         cluster_processes(leader, nodes, etcd), etcd)
             for case in ("new-mapping", "sticky-hit"):
                 ratio = (results["cluster"][case]["throughput"]
                          / results["single"][case]["throughput"])

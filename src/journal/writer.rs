@@ -272,6 +272,26 @@ impl Writer {
             self.wake.unpark();
             return;
         }
+        self.write_queued();
+    }
+
+    /// [`Writer::help`] for a cluster standby's follower, on its own thread:
+    /// what it applies from the leader's log is written here only (nothing
+    /// goes to etcd), so it writes that itself rather than waking the
+    /// writer thread and parking until the thread has run (two context
+    /// switches a batch). A node stops following before it leads, so this
+    /// never carries out a leader's commit.
+    pub(crate) fn help_follower(&self) {
+        if matches!(*self.shared.replication.lock(), Replication::Follower) {
+            self.write_queued();
+        } else {
+            self.wake.unpark();
+        }
+    }
+
+    /// Writes the batches queued now on the calling thread, if no one else
+    /// is writing.
+    fn write_queued(&self) {
         let Some(mut core) = self.core.try_lock() else {
             return;
         };

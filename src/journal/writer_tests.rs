@@ -57,6 +57,51 @@ fn a_follower_refuses_changes_and_writes_what_it_applies() {
     writer.stop();
 }
 
+/// A standby's follower writes what it applies on its own thread, without
+/// waking the writer thread; a leader's commit never runs there.
+#[test]
+fn a_follower_writes_its_batches_itself_but_never_a_leaders_commit() {
+    let (_dir, path) = temp_segment("follower-helps");
+    let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
+    writer.set_replication(Replication::Follower);
+    writer.asleep_since(0);
+    for n in 1..=20 {
+        let mut receipt = writer.append_scoped(framed(), Scope::Local);
+        writer.help_follower();
+        // Answered on return: the thread, asleep, was not woken to write it.
+        assert!(receipt.try_recv().is_ok(), "batch {n} was not written by the follower");
+        assert_eq!(writer.written(), n);
+    }
+
+    let log = Arc::new(CommitThreads::default());
+    writer.set_replication(Replication::Leader(Arc::clone(&log) as Arc<dyn Replicator>));
+    let receipt = writer.append_scoped(framed(), Scope::Change);
+    writer.help_follower();
+    assert!(block_on(receipt).is_ok());
+    let threads = log.threads.lock().clone();
+    assert_eq!(threads.len(), 1);
+    assert_ne!(threads[0], std::thread::current().id(), "a leader's commit ran on the caller");
+    writer.stop();
+}
+
+/// A replicated log that notes the thread of each commit.
+#[derive(Default)]
+struct CommitThreads {
+    threads: parking_lot::Mutex<Vec<std::thread::ThreadId>>,
+}
+
+impl Replicator for CommitThreads {
+    fn commit(&self, _: &[u8]) -> Result<u64, String> {
+        let mut threads = self.threads.lock();
+        threads.push(std::thread::current().id());
+        Ok(threads.len() as u64)
+    }
+    fn probe(&self) -> bool {
+        true
+    }
+    fn abandon(&self) {}
+}
+
 #[test]
 fn a_leader_that_cannot_write_a_committed_batch_abandons_leading() {
     let (_dir, path) = temp_segment("abandon");
