@@ -20,8 +20,9 @@ use crate::selection::{move_sender, ProfileState};
 impl Engine {
     /// Applies the records of one batch of a cluster leader's log, at
     /// position `position` of it, and writes them with that position to the
-    /// local log. Batches must come in order. Runs on the follower's own
-    /// thread, which does that write itself (file I/O, not for an executor).
+    /// local log. Batches must come in order. Runs on the thread applying
+    /// the log (the follower's, or the elected node's catching up), never
+    /// on an executor: it does that write itself.
     pub(crate) async fn apply_replicated(
         &self,
         records: Vec<Record>,
@@ -70,7 +71,7 @@ impl Engine {
         local.push(Record::Replicated { position });
         let receipt = inner.env.journal_local(&local);
         if let (Some(_), Some(writer)) = (&receipt, &inner.env.journal) {
-            // The follower's own thread writes its batch (see `help_follower`).
+            // This thread writes its batch (see `help_follower`).
             writer.help_follower();
         }
         settle(receipt).await?;

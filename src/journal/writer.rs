@@ -6,7 +6,9 @@
 //! writes what is queued itself ([`Writer::help`]; an async one only under
 //! `fsync = interval`) when no one else is writing at that moment: on a busy
 //! machine the writer thread may wait hundreds of microseconds for a core,
-//! and the caller would wait with it. The thread writes the rest: it is
+//! and the caller would wait with it. On a cluster node only a standby's
+//! follower does ([`Writer::help_follower`]): a leader's commits to etcd
+//! stay on the thread. The thread writes the rest: it is
 //! woken by a receipt waited on or dropped unanswered, not by each append
 //! or barrier (see [`Receipt`]), and by drains, probes, rotations and
 //! stopping. Whoever writes holds the writer's [`Core`] and takes batches
@@ -108,8 +110,10 @@ struct Shared {
     /// An append was refused since last asked: the state in memory may
     /// hold a change the files do not.
     refused: AtomicBool,
-    /// Callers may write queued batches themselves: only while nothing is
-    /// replicated (a leader's commit to etcd stays on the writer thread).
+    /// Senders may write queued batches themselves: only while nothing is
+    /// replicated (a leader's commit to etcd stays on the writer thread; a
+    /// standby's sends are refused, and its follower has its own way in,
+    /// [`Writer::help_follower`]).
     helpable: AtomicBool,
     /// How many times the writer thread went to sleep (tests wait for it).
     sleeps: std::sync::atomic::AtomicU64,
@@ -268,19 +272,24 @@ impl Writer {
     /// profile: it does I/O.
     pub(crate) fn help(&self) {
         if !self.shared.helpable.load(Ordering::Acquire) {
-            // A cluster node's batches stay on the thread: make sure it is up.
+            // A cluster node's senders leave batches to the thread: make
+            // sure it is up.
             self.wake.unpark();
             return;
         }
         self.write_queued();
     }
 
-    /// [`Writer::help`] for a cluster standby's follower, on its own thread:
-    /// what it applies from the leader's log is written here only (nothing
-    /// goes to etcd), so it writes that itself rather than waking the
-    /// writer thread and parking until the thread has run (two context
-    /// switches a batch). A node stops following before it leads, so this
-    /// never carries out a leader's commit.
+    /// [`Writer::help`] for the thread applying a cluster leader's log on a
+    /// standby (its follower, or the node just elected catching up before
+    /// it leads): what it applies is written here only (nothing goes to
+    /// etcd), so it writes that itself rather than waking the writer thread
+    /// and parking until the thread has run (two context switches a batch).
+    /// If someone else is writing, the batch is left to them (its receipt
+    /// then wakes the thread). The mode is read once, before writing:
+    /// `cluster::node` switches to leading only on the thread that applies
+    /// the log, after it has stopped following, so this never carries out
+    /// a leader's commit.
     pub(crate) fn help_follower(&self) {
         if matches!(*self.shared.replication.lock(), Replication::Follower) {
             self.write_queued();

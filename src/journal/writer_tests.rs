@@ -64,14 +64,20 @@ fn a_follower_writes_its_batches_itself_but_never_a_leaders_commit() {
     let (_dir, path) = temp_segment("follower-helps");
     let writer = Writer::start(&path, FsyncPolicy::Never, None).unwrap();
     writer.set_replication(Replication::Follower);
-    writer.asleep_since(0);
+    let slept = writer.asleep_since(0);
     for n in 1..=20 {
         let mut receipt = writer.append_scoped(framed(), Scope::Local);
         writer.help_follower();
         // Answered on return: the thread, asleep, was not woken to write it.
-        assert!(receipt.try_recv().is_ok(), "batch {n} was not written by the follower");
+        assert!(
+            receipt.try_recv().is_ok(),
+            "batch {n} was not written by the follower"
+        );
         assert_eq!(writer.written(), n);
     }
+    // Nor woken at all (it would have gone back to sleep by now).
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(writer.sleeps(), slept, "the writer thread was woken");
 
     let log = Arc::new(CommitThreads::default());
     writer.set_replication(Replication::Leader(Arc::clone(&log) as Arc<dyn Replicator>));
@@ -80,7 +86,11 @@ fn a_follower_writes_its_batches_itself_but_never_a_leaders_commit() {
     assert!(block_on(receipt).is_ok());
     let threads = log.threads.lock().clone();
     assert_eq!(threads.len(), 1);
-    assert_ne!(threads[0], std::thread::current().id(), "a leader's commit ran on the caller");
+    assert_ne!(
+        threads[0],
+        std::thread::current().id(),
+        "a leader's commit ran on the caller"
+    );
     writer.stop();
 }
 
