@@ -94,6 +94,26 @@ fn a_follower_writes_its_batches_itself_but_never_a_leaders_commit() {
     writer.stop();
 }
 
+/// A follower's own write that fails refuses its batch at once and turns
+/// the journal failed, as the thread's would (the engine then reloads).
+#[test]
+fn a_followers_failed_write_refuses_its_batch() {
+    let (dir, path) = temp_segment("follower-fails");
+    let fault = dir.path().join("fault");
+    let writer = Writer::start(&path, FsyncPolicy::Never, Some(fault.clone())).unwrap();
+    writer.set_replication(Replication::Follower);
+    std::fs::write(&fault, b"").unwrap();
+    let mut receipt = writer.append_scoped(framed(), Scope::Local);
+    writer.help_follower();
+    assert!(matches!(
+        receipt.try_recv(),
+        Err(crate::journal::receipt::TryRecvError::Closed)
+    ));
+    assert!(writer.is_failed());
+    assert_eq!(writer.written(), 0);
+    writer.stop();
+}
+
 /// A replicated log that notes the thread of each commit.
 #[derive(Default)]
 struct CommitThreads {
