@@ -40,6 +40,16 @@ fn start_node(etcd: &Etcd, cluster: &str, dir: &Path) -> Numpool {
 }
 
 fn start_node_with(etcd: &Etcd, cluster: &str, dir: &Path, extra: &[&str]) -> Numpool {
+    start_node_env(etcd, cluster, dir, extra, &[])
+}
+
+fn start_node_env(
+    etcd: &Etcd,
+    cluster: &str,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Numpool {
     let mut args = vec![
         "--api-key",
         KEY,
@@ -57,7 +67,7 @@ fn start_node_with(etcd: &Etcd, cluster: &str, dir: &Path, extra: &[&str]) -> Nu
     args.extend_from_slice(extra);
     let secure = etcd.node_flags();
     args.extend(secure.iter().map(String::as_str));
-    support::serve(&args, &[]).unwrap()
+    support::serve(&args, env).unwrap()
 }
 
 /// The "role changed" events in a node's JSON log, in order.
@@ -378,6 +388,64 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
             mapped(addr, &p, &format!("+1206556{i:04}")).as_deref(),
             Some("+13125550002"),
             "imported {i}"
+        );
+    }
+}
+
+/// A standby whose disk fails while it follows (its own writes of the
+/// leader's batches fail) falls behind without harm to the cluster, and
+/// catches up by itself once its disk works again; it then leads with
+/// every acknowledged mapping.
+#[test]
+fn a_standby_whose_disk_fails_catches_up_once_it_is_back() {
+    let etcd = Etcd::start("standby-disk");
+    let mut nodes = cluster(&etcd, "standby-disk", 3);
+    let (first, _) = leader(&nodes, Duration::from_secs(15));
+    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    // The standby again, able to have its disk fail.
+    let standby = (first + 1) % 3;
+    nodes[standby].server.as_mut().unwrap().kill();
+    let dir = nodes[standby].dir.path().to_path_buf();
+    let fault = dir.join("FAULT");
+    let env = [("NUMPOOL_FAULT_JOURNAL", fault.to_str().unwrap())];
+    nodes[standby].server = Some(start_node_env(&etcd, "standby-disk", &dir, &[], &env));
+    let standby_addr = nodes[standby].server.as_ref().unwrap().addr;
+    wait_caught_up("the standby follows", leader_addr, standby_addr);
+
+    std::fs::write(&fault, b"").unwrap(); // its disk is full from now on
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let to = format!("+1206557{i:04}");
+        let from = send(leader_addr, &p, &to).expect("the leader is not affected");
+        sent.push((to, from));
+    }
+    let head = ready(leader_addr).unwrap()["applied"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let behind = ready(standby_addr).unwrap();
+    assert!(
+        behind["applied"].as_u64().unwrap() < head,
+        "a standby that cannot write does not count what it could not write: {behind}"
+    );
+
+    std::fs::remove_file(&fault).unwrap(); // and back
+    wait_caught_up(
+        "the standby catches up once its disk is back",
+        leader_addr,
+        standby_addr,
+    );
+    // It leads with what it wrote: stop the other two.
+    for i in [first, (first + 2) % 3] {
+        nodes[i].server.as_mut().unwrap().kill();
+        nodes[i].server = None;
+    }
+    let (now, _) = leader(&nodes, Duration::from_secs(15));
+    assert_eq!(now, standby);
+    for (to, from) in &sent {
+        assert_eq!(
+            mapped(standby_addr, &p, to).as_deref(),
+            Some(from.as_str()),
+            "{to}"
         );
     }
 }
