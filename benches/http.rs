@@ -289,6 +289,7 @@ fn main() {
     let lines = std::fs::read_to_string(&log_file).map_or(0, |t| t.lines().count());
     println!("access log: {lines} lines written");
     let _ = std::fs::remove_file(&log_file);
+    let _ = std::fs::remove_file(&script);
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",
