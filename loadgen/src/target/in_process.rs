@@ -240,8 +240,11 @@ impl Target for NumpoolTarget {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
         });
-        let mut count = |result: Result<Selection, Error>| -> Result<(), TargetError> {
-            if let (Ok(s), Some(h)) = (&result, waits.as_deref_mut()) {
+        // By reference and inlined: a call per answer, moving it, cost the
+        // run about 30 instructions a message (callgrind), charged to
+        // numpool's figure though the floor pays nothing like it.
+        let mut count = |result: &Result<Selection, Error>| -> Result<(), TargetError> {
+            if let (Ok(s), Some(h)) = (result, waits.as_deref_mut()) {
                 let ns = s.wait.as_nanos() as u64;
                 h.saturating_record(ns.max(1));
                 self.max_wait.fetch_max(ns, Ordering::Relaxed);
@@ -253,14 +256,14 @@ impl Target for NumpoolTarget {
             let result = self
                 .engine
                 .send_now(self.profiles[r.profile as usize], r.recipient);
-            count(result)?;
+            count(&result)?;
             return Ok(out);
         }
         let items: Vec<(ProfileId, PhoneNumber)> = batch
             .iter()
             .map(|r| (self.profiles[r.profile as usize], r.recipient))
             .collect();
-        for result in self.engine.send_batch_now(&items) {
+        for result in &self.engine.send_batch_now(&items) {
             count(result)?;
         }
         Ok(out)
@@ -299,7 +302,8 @@ impl Target for NumpoolTarget {
 }
 
 /// Counts one selection's outcome; refusals are counted, other errors stop the run.
-fn count(out: &mut BatchOutcome, result: Result<Selection, Error>) -> Result<(), TargetError> {
+#[inline(always)]
+fn count(out: &mut BatchOutcome, result: &Result<Selection, Error>) -> Result<(), TargetError> {
     match result {
         Ok(s) => match s.reason {
             Reason::Sticky => out.sticky += 1,
@@ -310,12 +314,18 @@ fn count(out: &mut BatchOutcome, result: Result<Selection, Error>) -> Result<(),
         Err(Error::NoSender(_)) | Err(Error::Overloaded) | Err(Error::DailyLimit) => {
             out.failed += 1
         }
-        Err(e) => {
-            return Err(TargetError::Request {
-                target: "numpool",
-                message: e.to_string(),
-            })
-        }
+        Err(e) => return Err(failed_request(e)),
     }
     Ok(())
+}
+
+/// The error that stops a run (out of line: it never happens in a run
+/// that completes).
+#[cold]
+#[inline(never)]
+fn failed_request(e: &Error) -> TargetError {
+    TargetError::Request {
+        target: "numpool",
+        message: e.to_string(),
+    }
 }
