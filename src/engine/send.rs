@@ -23,6 +23,7 @@ use crate::ids::ProfileId;
 use crate::journal::{settle_helping, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
 use crate::selection::rules::{MappingOutcome, Refusal, Selection};
+use crate::selection::sticky::Hint;
 use crate::selection::unsettled::Reads;
 use crate::selection::ProfileState;
 
@@ -139,8 +140,9 @@ fn daily_count(state: &ProfileState, profile: ProfileId, sender: PhoneNumber) ->
     }
 }
 
-/// Selects for `message` on `state` at `now_ms`; the records it needs go
-/// to `records`. Always inlined: the compiler's own choice changed with
+/// Selects for `message` on `state` at `now_ms` (`hint`: where a batch's
+/// look-ahead found its sticky entry); the records it needs go to
+/// `records`. Always inlined: the compiler's own choice changed with
 /// the crate's features, and in a batch's loop the call cost about 80
 /// instructions a message (callgrind).
 #[inline(always)]
@@ -149,12 +151,20 @@ fn select_into(
     env: &Env,
     profile: ProfileId,
     message: Outbound,
+    hint: Hint,
     now_ms: u64,
     records: &mut Vec<Record>,
 ) -> Result<Selection, Refusal> {
     let tracking = env.journal.is_some();
     let result = match message.from {
-        None => state.select(message.to, message.parts, now_ms, &env.health, tracking),
+        None => state.select(
+            message.to,
+            hint,
+            message.parts,
+            now_ms,
+            &env.health,
+            tracking,
+        ),
         Some(from) => state.send_from(from, message.to, message.parts, now_ms, &env.health),
     };
     if let Ok(s) = &result {
@@ -189,7 +199,15 @@ fn select_one(
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
     move |state, env| {
         let mut records = Vec::new();
-        let result = select_into(state, env, profile, message, now_ms, &mut records);
+        let result = select_into(
+            state,
+            env,
+            profile,
+            message,
+            Hint::NONE,
+            now_ms,
+            &mut records,
+        );
         let reads = Reads {
             recipients: [message.to],
             daily: state.has_daily_caps(),
@@ -217,7 +235,17 @@ fn select_many(
         let mut records = Vec::new();
         let results = recipients
             .iter()
-            .map(|&to| select_into(state, env, profile, to.into(), now_ms, &mut records))
+            .map(|&to| {
+                select_into(
+                    state,
+                    env,
+                    profile,
+                    to.into(),
+                    Hint::NONE,
+                    now_ms,
+                    &mut records,
+                )
+            })
             .collect();
         let reads = Reads {
             recipients: recipients.iter().copied(),
@@ -645,30 +673,45 @@ impl<'a> Batch<'a> {
         let mut records = std::mem::take(&mut self.records);
         records.clear();
         records.reserve(capacity);
+        // Where stage 2 found each entry, for the lookup (and stage 3) of
+        // the same recipient a few steps later: by position, modulo 8
+        // (stage 2 runs AHEAD / 2 positions ahead, so none is overwritten
+        // before its lookup).
+        const { assert!(AHEAD / 2 < 8) };
+        let mut hints = [Hint::NONE; 8];
         // The first lookups have no others before them to cover their
         // wait: start all their reads at once.
         for &j in positions.iter().take(AHEAD) {
-            state.prefetch(items[j].1, 1);
+            state.prefetch_index(items[j].1);
             self.results.prefetch(j);
         }
-        for &j in positions.iter().take(AHEAD / 2) {
-            state.prefetch(items[j].1, 2);
+        for (k, &j) in positions.iter().enumerate().take(AHEAD / 2) {
+            hints[k % 8] = state.prefetch_entry(items[j].1);
         }
         for (k, &i) in positions.iter().enumerate() {
             if let Some(&j) = positions.get(k + AHEAD) {
-                state.prefetch(items[j].1, 1);
+                state.prefetch_index(items[j].1);
                 self.results.prefetch(j);
             }
             if let Some(&j) = positions.get(k + AHEAD / 2) {
-                state.prefetch(items[j].1, 2);
+                hints[(k + AHEAD / 2) % 8] = state.prefetch_entry(items[j].1);
             }
             if short {
                 if let Some(&j) = positions.get(k + AHEAD / 4) {
-                    state.prefetch(items[j].1, 3);
+                    state.prefetch_sender(items[j].1, hints[(k + AHEAD / 4) % 8]);
                 }
             }
             let to = items[i].1;
-            let answer = select_into(state, env, profile, to.into(), self.now_ms, &mut records);
+            let hint = hints[k % 8];
+            let answer = select_into(
+                state,
+                env,
+                profile,
+                to.into(),
+                hint,
+                self.now_ms,
+                &mut records,
+            );
             self.results.set(i, answer.map_err(Error::from));
         }
         let reads = Reads {

@@ -26,7 +26,7 @@ use super::rules::{
     choose, eligibility, ByReason, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason,
     Refusal, SelectState, Selection,
 };
-use super::sticky::{ExpireReport, StickyMap};
+use super::sticky::{ExpireReport, Hint, StickyMap};
 use super::unsettled::Unsettled;
 use super::weighted::SmoothWeighted;
 use crate::clock::Timestamp;
@@ -452,12 +452,13 @@ impl ProfileState {
     pub(crate) fn select(
         &mut self,
         recipient: PhoneNumber,
+        hint: Hint,
         parts: u32,
         now_ms: u64,
         health: &HealthConfig,
         track: bool,
     ) -> Result<Selection, Refusal> {
-        let result = self.select_inner(recipient, parts, now_ms, health, track);
+        let result = self.select_inner(recipient, hint, parts, now_ms, health, track);
         match &result {
             Ok(s) => {
                 self.tally.stats.selections.add(s.reason);
@@ -474,6 +475,7 @@ impl ProfileState {
     fn select_inner(
         &mut self,
         recipient: PhoneNumber,
+        mut hint: Hint,
         parts: u32,
         now_ms: u64,
         health: &HealthConfig,
@@ -485,8 +487,10 @@ impl ProfileState {
             // the sticky index word's and the entry it names), so they
             // overlap instead of following one another.
             self.opt_outs.prefetch(recipient);
-            self.prefetch(recipient, 1);
-            self.prefetch(recipient, 2);
+            if self.is_sticky() && hint == Hint::NONE {
+                self.sticky.prefetch_index(recipient);
+                hint = self.sticky.prefetch_entry(recipient);
+            }
         }
         self.admit(recipient)?;
         self.roll_day(now_ms);
@@ -501,7 +505,7 @@ impl ProfileState {
             sticky: &mut self.sticky,
             weighted: &mut self.weighted,
         };
-        let chosen = choose(settings, state, &ctx, recipient, track)?;
+        let chosen = choose(settings, state, &ctx, recipient, hint, track)?;
         let (now_ns, day) = (ctx.now_ns, ctx.day);
         Ok(self.charge(chosen, parts, now_ns, day))
     }
@@ -638,25 +642,41 @@ impl ProfileState {
         part_ns
     }
 
-    /// Prefetches what selecting for `recipient` will read; batches call
-    /// it a few recipients ahead, each stage nearer than the one before.
-    /// Stages 1 and 2 fetch the sticky index word and entry (see
-    /// [`StickyMap::prefetch`]); stage 3 the state of the entry's sender,
+    /// A batch's look-ahead fetches what selecting for a recipient will
+    /// read in three stages, each a few recipients nearer than the one
+    /// before. Stage 1: the recipient's opt-out filter line and sticky
+    /// index word.
+    #[inline]
+    pub(crate) fn prefetch_index(&self, recipient: PhoneNumber) {
+        self.opt_outs.prefetch(recipient);
+        if self.is_sticky() {
+            self.sticky.prefetch_index(recipient);
+        }
+    }
+
+    /// Stage 2: the sticky entry a hit most likely reads; returns where it
+    /// is, for the selection ([`ProfileState::select`]) to start there.
+    #[inline]
+    pub(crate) fn prefetch_entry(&self, recipient: PhoneNumber) -> Hint {
+        if !self.is_sticky() {
+            return Hint::NONE;
+        }
+        self.sticky.prefetch_entry(recipient)
+    }
+
+    /// Stage 3: the state of the sender of the entry at `hint` (stage 2's),
     /// which a hit reads next (with many profiles, their pools are not in
     /// cache).
     #[inline]
-    pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
-        if stage == 1 {
-            self.opt_outs.prefetch(recipient);
-        }
-        if !self.settings.as_ref().is_some_and(|s| s.sticky_sender) {
-            return;
-        }
-        if stage < 3 {
-            self.sticky.prefetch(recipient, stage);
-        } else if let Some(sender) = self.sticky.likely_sender(recipient) {
+    pub(crate) fn prefetch_sender(&self, recipient: PhoneNumber, hint: Hint) {
+        if let Some(sender) = self.sticky.likely_sender(recipient, hint) {
             self.pool.prefetch_sender(sender.slot);
         }
+    }
+
+    #[inline]
+    fn is_sticky(&self) -> bool {
+        self.settings.as_ref().is_some_and(|s| s.sticky_sender)
     }
 
     /// Adds a sender (with what it brings from another profile: health,

@@ -8,7 +8,7 @@ use super::capacity::Limits;
 use super::health::HealthConfig;
 use super::pool::{kind_index, Pool, RotationKey, Sender};
 use super::rotation::Member;
-use super::sticky::StickyMap;
+use super::sticky::{Hint, StickyMap};
 use super::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
 use crate::clock::Timestamp;
 use crate::geo::destinations::RegionCode;
@@ -384,16 +384,18 @@ pub(crate) struct SelectState<'a> {
     pub weighted: &'a mut SmoothWeighted,
 }
 
-/// Chooses the sender for one message to `recipient`. With `track`, a
-/// reused mapping's previous use is reported (the journal needs it);
-/// without, the hit path does not wait for it, which keeps sticky hits
-/// measurably faster. Changes nothing when it refuses.
+/// Chooses the sender for one message to `recipient`, whose sticky entry
+/// a look-ahead may have found (`hint`, see `StickyMap::touch`). With
+/// `track`, a reused mapping's previous use is reported (the journal needs
+/// it); without, the hit path does not wait for it, which keeps sticky
+/// hits measurably faster. Changes nothing when it refuses.
 #[inline(always)]
 pub(crate) fn choose(
     settings: &PoolSettings,
     state: SelectState<'_>,
     ctx: &Context<'_>,
     recipient: PhoneNumber,
+    hint: Hint,
     track: bool,
 ) -> Result<Chosen, Refusal> {
     // 1. Sticky: a live mapping to an available sender wins, even if
@@ -407,6 +409,7 @@ pub(crate) fn choose(
         let mut full = None;
         let hit = state.sticky.touch(
             recipient,
+            hint,
             ctx.now_secs,
             #[inline(always)]
             |r| {

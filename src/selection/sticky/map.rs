@@ -24,6 +24,26 @@ pub(crate) struct Mapping {
     pub pinned: bool,
 }
 
+/// Where a look-ahead found a recipient's entry likely to be: a shard and
+/// an entry id, or nothing. Only a guess: [`StickyMap::touch`] checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hint(u64);
+
+impl Hint {
+    /// No guess: the lookup hashes and probes.
+    pub(crate) const NONE: Hint = Hint(u64::MAX);
+
+    #[inline]
+    fn at(shard: usize, id: u32) -> Hint {
+        Hint(((shard as u64) << 32) | u64::from(id))
+    }
+
+    #[inline]
+    fn get(self) -> Option<(usize, u32)> {
+        (self != Hint::NONE).then_some(((self.0 >> 32) as usize, self.0 as u32))
+    }
+}
+
 /// A place in a map's storage order, where a page of mappings starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct MapPosition {
@@ -226,21 +246,28 @@ impl StickyMap {
 
     /// The sticky hit: if `recipient` has a live mapping and `check` accepts
     /// its sender, marks it used at `now` and returns what `check` returned
-    /// with the mapping's previous use. Always inlined: it is most of a
-    /// sticky hit, the most common selection (see `ProfileState::select`).
+    /// with the mapping's previous use. `hint`, from a look-ahead's
+    /// [`StickyMap::prefetch_entry`], is checked first: where it holds,
+    /// the lookup neither hashes nor probes. Always inlined: it is most of
+    /// a sticky hit, the most common selection (see `ProfileState::select`).
     #[inline(always)]
     pub(crate) fn touch<T>(
         &mut self,
         recipient: PhoneNumber,
+        hint: Hint,
         now: u32,
         check: impl FnOnce(SenderRef) -> Option<T>,
     ) -> Option<(T, u32)> {
         let key = recipient.as_u64();
-        let (s, hash) = self.locate(key);
         let ttl = self.ttl;
-        let shard = self.shards.get_mut(s)?;
-        let id = shard.find(hash, key)?;
-        let e = shard.slab.get_mut(id);
+        let (s, id) = match self.hinted(hint, key) {
+            Some(found) => found,
+            None => {
+                let (s, hash) = self.locate(key);
+                (s, self.shards.get(s)?.find(hash, key)?)
+            }
+        };
+        let e = self.shards[s].slab.get_mut(id);
         if !is_live(e, now, ttl) {
             return None;
         }
@@ -255,34 +282,56 @@ impl StickyMap {
         Some((accepted, previous))
     }
 
-    /// Batches look ahead: stage 1 fetches the index word a lookup of
-    /// `recipient` reads first; stage 2 (a few lookups later, the word's
-    /// line is in cache by then) fetches the entry named by the first word
-    /// on the probe with the recipient's tag, where a hit almost always
-    /// ends. The lookups themselves then find both in cache.
+    /// Where `hint` says `key`'s entry is, if it is there: an entry that
+    /// holds a mapping (not vacant) is in its shard's index, and a shard
+    /// indexes a recipient once, so an entry of `key` found this way is the
+    /// one a lookup would find, however the map changed since the hint.
+    #[inline(always)]
+    fn hinted(&self, hint: Hint, key: u64) -> Option<(usize, u32)> {
+        let (s, id) = hint.get()?;
+        let shard = self.shards.get(s)?;
+        debug_assert!(shard.unindexed_from.is_none(), "a restore not indexed yet");
+        let e = shard.slab.try_get(id)?;
+        (e.recipient() == key && !e.is_vacant()).then_some((s, id))
+    }
+
+    /// Stage 1 of a batch's look-ahead: fetches the index word a lookup of
+    /// `recipient` reads first.
     #[inline]
-    pub(crate) fn prefetch(&self, recipient: PhoneNumber, stage: u8) {
+    pub(crate) fn prefetch_index(&self, recipient: PhoneNumber) {
         let (s, hash) = self.locate(recipient.as_u64());
-        let Some(shard) = self.shards.get(s) else {
-            return;
-        };
-        if stage == 1 {
+        if let Some(shard) = self.shards.get(s) {
             shard.index.prefetch(hash);
-        } else if let Some(id) = shard.index.candidate(hash) {
-            shard.slab.prefetch(id);
         }
     }
 
-    /// For a third stage of looking ahead: the sender of the entry stage 2
-    /// fetched, if it is `recipient`'s (live or not), so that its state
-    /// can be fetched before the lookup reaches it.
+    /// Stage 2, a few lookups later (the word's line is in cache by then):
+    /// fetches the entry named by the first word on the probe with the
+    /// recipient's tag, where a hit almost always ends, and returns where
+    /// that is, so that the lookup itself ([`StickyMap::touch`]) starts
+    /// there.
     #[inline]
-    pub(crate) fn likely_sender(&self, recipient: PhoneNumber) -> Option<SenderRef> {
-        let key = recipient.as_u64();
-        let (s, hash) = self.locate(key);
-        let shard = self.shards.get(s)?;
-        let e = shard.slab.try_get(shard.index.candidate(hash)?)?;
-        (e.recipient() == key).then(|| e.sender())
+    pub(crate) fn prefetch_entry(&self, recipient: PhoneNumber) -> Hint {
+        let (s, hash) = self.locate(recipient.as_u64());
+        let Some(shard) = self.shards.get(s) else {
+            return Hint::NONE;
+        };
+        match shard.index.candidate(hash) {
+            Some(id) => {
+                shard.slab.prefetch(id);
+                Hint::at(s, id)
+            }
+            None => Hint::NONE,
+        }
+    }
+
+    /// For a third stage of looking ahead: the sender of the entry at
+    /// `hint` (stage 2's), if it is `recipient`'s, so that its state can
+    /// be fetched before the lookup reaches it.
+    #[inline]
+    pub(crate) fn likely_sender(&self, recipient: PhoneNumber, hint: Hint) -> Option<SenderRef> {
+        let (s, id) = self.hinted(hint, recipient.as_u64())?;
+        Some(self.shards[s].slab.get(id).sender())
     }
 
     /// The live mapping of `recipient` whose sender passes `valid`, without touching it.

@@ -12,6 +12,8 @@ pub(crate) mod map;
 mod slab;
 pub(crate) mod wheel;
 
-pub(crate) use map::{ExpireReport, MapPosition, Mapping, Recipients, StickyMap, DEFAULT_SHARDS};
+pub(crate) use map::{
+    ExpireReport, Hint, MapPosition, Mapping, Recipients, StickyMap, DEFAULT_SHARDS,
+};
 
 use super::prefetch;
