@@ -87,32 +87,59 @@ impl From<PhoneNumber> for Outbound {
 /// What one selection on an actor gives back.
 type Selected = (Result<Selection, Refusal>, Option<Receipt>);
 
-/// The journal record a selection needs, if any: a new mapping, or a sticky
-/// hit in a later minute than the mapping's previous use (coarse touches).
+/// The time selections run at, in the units their parts use, worked out
+/// once for a call (a batch's group shares it) rather than per message.
+#[derive(Debug, Clone, Copy)]
+struct SelectAt {
+    /// Milliseconds since the Unix epoch.
+    ms: u64,
+    /// Seconds since the Unix epoch.
+    secs: u32,
+    /// The first second of the minute `secs` is in.
+    minute: u32,
+}
+
+impl SelectAt {
+    fn new(ms: u64) -> SelectAt {
+        let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
+        SelectAt {
+            ms,
+            secs,
+            minute: secs - secs % 60,
+        }
+    }
+}
+
+/// Adds the journal record a selection needs, if any, to `records`: a new
+/// mapping, or a sticky hit in a later minute than the mapping's previous
+/// use (coarse touches; a previous use later than now was not moved by
+/// the hit, so it needs none).
+#[inline(always)]
 fn selection_record(
     profile: ProfileId,
     to: PhoneNumber,
     s: &Selection,
-    now: u32,
-) -> Option<Record> {
+    at: SelectAt,
+    records: &mut Vec<Record>,
+) {
     match (s.mapping, s.previous_use) {
-        (MappingOutcome::Created, _) => Some(Record::MappingSet {
+        (MappingOutcome::Created, _) => records.push(Record::MappingSet {
             profile,
             to,
             from: s.sender,
-            created_at: now,
-            last_used: now,
+            created_at: at.secs,
+            last_used: at.secs,
             pinned: false,
             history: false,
         }),
-        (MappingOutcome::Reused, Some(previous)) if previous / 60 != now / 60 => {
-            Some(Record::MappingTouched {
+        (MappingOutcome::Reused, Some(previous)) if previous < at.minute => {
+            records.push(Record::MappingTouched {
                 profile,
                 to,
-                last_used: now,
+                last_used: at.secs,
             })
         }
-        _ => None,
+        _ => {}
     }
 }
 
@@ -140,7 +167,7 @@ fn daily_count(state: &ProfileState, profile: ProfileId, sender: PhoneNumber) ->
     }
 }
 
-/// Selects for `message` on `state` at `now_ms` (`hint`: where a batch's
+/// Selects for `message` on `state` at `at` (`hint`: where a batch's
 /// look-ahead found its sticky entry); the records it needs go to
 /// `records`. Always inlined: the compiler's own choice changed with
 /// the crate's features, and in a batch's loop the call cost about 80
@@ -152,9 +179,10 @@ fn select_into(
     profile: ProfileId,
     message: Outbound,
     hint: Hint,
-    now_ms: u64,
+    at: SelectAt,
     records: &mut Vec<Record>,
 ) -> Result<Selection, Refusal> {
+    let now_ms = at.ms;
     let tracking = env.journal.is_some();
     let result = match message.from {
         None => state.select(
@@ -168,16 +196,13 @@ fn select_into(
         Some(from) => state.send_from(from, message.to, message.parts, now_ms, &env.health),
     };
     if let Ok(s) = &result {
-        let now = (now_ms / 1000) as u32;
         if s.mapping == MappingOutcome::Created {
-            if let Some(due) = state.wakeup_after_mapping(now) {
+            if let Some(due) = state.wakeup_after_mapping(at.secs) {
                 env.expiry.schedule(profile, due);
             }
         }
         if tracking {
-            if let Some(r) = selection_record(profile, message.to, s, now) {
-                records.push(r);
-            }
+            selection_record(profile, message.to, s, at, records);
             if let Some(r) = daily_record(state, profile, s) {
                 records.push(r);
             }
@@ -199,15 +224,8 @@ fn select_one(
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
     move |state, env| {
         let mut records = Vec::new();
-        let result = select_into(
-            state,
-            env,
-            profile,
-            message,
-            Hint::NONE,
-            now_ms,
-            &mut records,
-        );
+        let at = SelectAt::new(now_ms);
+        let result = select_into(state, env, profile, message, Hint::NONE, at, &mut records);
         let reads = Reads {
             recipients: [message.to],
             daily: state.has_daily_caps(),
@@ -233,19 +251,10 @@ fn select_many(
        + 'static {
     move |state, env| {
         let mut records = Vec::new();
+        let at = SelectAt::new(now_ms);
         let results = recipients
             .iter()
-            .map(|&to| {
-                select_into(
-                    state,
-                    env,
-                    profile,
-                    to.into(),
-                    Hint::NONE,
-                    now_ms,
-                    &mut records,
-                )
-            })
+            .map(|&to| select_into(state, env, profile, to.into(), Hint::NONE, at, &mut records))
             .collect();
         let reads = Reads {
             recipients: recipients.iter().copied(),
@@ -679,6 +688,7 @@ impl<'a> Batch<'a> {
         // before its lookup).
         const { assert!(AHEAD / 2 < 8) };
         let mut hints = [Hint::NONE; 8];
+        let at = SelectAt::new(self.now_ms);
         // The first lookups have no others before them to cover their
         // wait: start all their reads at once.
         for &j in positions.iter().take(AHEAD) {
@@ -703,15 +713,7 @@ impl<'a> Batch<'a> {
             }
             let to = items[i].1;
             let hint = hints[k % 8];
-            let answer = select_into(
-                state,
-                env,
-                profile,
-                to.into(),
-                hint,
-                self.now_ms,
-                &mut records,
-            );
+            let answer = select_into(state, env, profile, to.into(), hint, at, &mut records);
             self.results.set(i, answer.map_err(Error::from));
         }
         let reads = Reads {
