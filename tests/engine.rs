@@ -469,3 +469,66 @@ fn idle_profiles_have_no_timer_and_no_sticky_memory() {
         "an idle profile's sticky map allocates nothing"
     );
 }
+
+/// A batch answers as its messages sent one by one would: the same
+/// sender, rule, mapping outcome and wait for each, on two engines set up
+/// alike. Recipients repeat within a few messages (a new mapping, then a
+/// hit on it while the batch's look-ahead still holds what it saw before
+/// the mapping was made), and one profile's groups are short (the
+/// look-ahead's third stage).
+#[test]
+fn a_batch_answers_as_its_messages_sent_one_by_one() {
+    let numbers: [&[&str]; 3] = [
+        &NUMBERS,
+        &["+14155550001", "+14155550002"],
+        &["+16175550001"],
+    ];
+    let set_up = || {
+        let (engine, clock) = engine(64);
+        let profiles: Vec<ProfileId> = numbers.iter().map(|n| sticky_profile(&engine, n)).collect();
+        (engine, clock, profiles)
+    };
+    let (batched, batched_clock, batched_profiles) = set_up();
+    let (single, single_clock, single_profiles) = set_up();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for round in 0..4 {
+        // Profile 0 most, profile 2 rarely (groups of about 50).
+        let items: Vec<(usize, PhoneNumber)> = (0..1000)
+            .map(|_| {
+                let p = match random(100) {
+                    0..=69 => 0,
+                    70..=94 => 1,
+                    _ => 2,
+                };
+                (p, recipient(random(300)))
+            })
+            .collect();
+        let batch: Vec<(ProfileId, PhoneNumber)> = items
+            .iter()
+            .map(|&(p, to)| (batched_profiles[p], to))
+            .collect();
+        let answers = batched.send_batch_now(&batch);
+        for (&(p, to), answer) in items.iter().zip(&answers) {
+            let expected = single.send_now(single_profiles[p], to).unwrap();
+            let got = answer.as_ref().unwrap();
+            assert_eq!(
+                (got.sender, got.reason, got.mapping, got.wait),
+                (
+                    expected.sender,
+                    expected.reason,
+                    expected.mapping,
+                    expected.wait
+                ),
+                "round {round}, profile {p}, to {to}"
+            );
+        }
+        batched_clock.advance(Duration::from_secs(61));
+        single_clock.advance(Duration::from_secs(61));
+    }
+}
