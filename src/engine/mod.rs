@@ -31,6 +31,7 @@ mod answers;
 mod catalog;
 mod config;
 pub(crate) mod dispatcher;
+mod groups;
 mod healing;
 pub(crate) mod housekeeping;
 pub(crate) mod import;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::actor::{ActorError, Env, ProfileActor};
 use super::answers::Answers;
+use super::groups::Groups;
 use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
@@ -496,110 +497,6 @@ struct Batch<'a> {
     /// The journal's records of the group being served, kept from group
     /// to group so that each does not allocate its own.
     records: Vec<Record>,
-}
-
-/// A batch's items grouped by profile, in the order profiles first appear:
-/// each group's positions in order, all in one vector (a group is a range
-/// of it, so a batch of many small groups allocates nothing per group).
-struct Groups {
-    /// Positions, group after group.
-    order: Vec<usize>,
-    /// Each group's profile and where its positions end in `order` (they
-    /// start where the group before ends).
-    ends: Vec<(ProfileId, usize)>,
-}
-
-impl Groups {
-    /// Groups `items`. An item of the same profile as the one before it is
-    /// in the same group; else the item finds its group in a small table
-    /// of recent profiles, indexed by a few bits of the id, and only a
-    /// profile not there (the first of each, or one sharing its bits with
-    /// another) is looked up in a map. Profiles that take turns item by
-    /// item then cost a compare, not a hash of their 16-byte id.
-    fn of(items: &[(ProfileId, PhoneNumber)]) -> Groups {
-        let mut recent: [Option<(ProfileId, u32)>; RECENT] = [None; RECENT];
-        // Sized once for many profiles, rather than grown (and rehashed)
-        // from empty in steps.
-        let mut index: hashbrown::HashMap<ProfileId, u32, foldhash::fast::RandomState> =
-            hashbrown::HashMap::with_capacity_and_hasher(
-                items.len().min(MAP_START),
-                Default::default(),
-            );
-        let mut sizes: Vec<(ProfileId, usize)> = Vec::new();
-        let mut group_of: Vec<u32> = Vec::with_capacity(items.len());
-        let mut last: Option<(ProfileId, u32)> = None;
-        for &(profile, _) in items {
-            let g = match last {
-                Some((p, g)) if p == profile => g,
-                _ => {
-                    let slot = recent_slot(profile);
-                    let g = match recent[slot] {
-                        Some((p, g)) if p == profile => g,
-                        _ => {
-                            let g = *index.entry(profile).or_insert_with(|| {
-                                sizes.push((profile, 0));
-                                (sizes.len() - 1) as u32
-                            });
-                            recent[slot] = Some((profile, g));
-                            g
-                        }
-                    };
-                    last = Some((profile, g));
-                    g
-                }
-            };
-            sizes[g as usize].1 += 1;
-            group_of.push(g);
-        }
-        // A counting sort: each group's next free place in `order`.
-        let mut next = Vec::with_capacity(sizes.len());
-        let mut ends = Vec::with_capacity(sizes.len());
-        let mut end = 0;
-        for &(profile, n) in &sizes {
-            next.push(end);
-            end += n;
-            ends.push((profile, end));
-        }
-        let mut order = vec![0; items.len()];
-        for (i, &g) in group_of.iter().enumerate() {
-            order[next[g as usize]] = i;
-            next[g as usize] += 1;
-        }
-        Groups { order, ends }
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn profile(&self, g: usize) -> ProfileId {
-        self.ends[g].0
-    }
-
-    /// The positions of group `g`, in order.
-    fn positions(&self, g: usize) -> &[usize] {
-        let start = g.checked_sub(1).map_or(0, |before| self.ends[before].1);
-        &self.order[start..self.ends[g].1]
-    }
-}
-
-/// Profiles [`Groups::of`]'s map first has room for (fewer for a smaller
-/// batch).
-const MAP_START: usize = 1024;
-
-/// Slots of [`Groups::of`]'s table of recent profiles (a power of
-/// two). Of ten profiles taking turns, each shares its slot with another
-/// about one time in seven; those go on to the map.
-const RECENT: usize = 64;
-
-/// The slot of `profile` in that table: the two halves of its id xored,
-/// times a large odd constant, the product's top bits. Every bit of the id
-/// counts, so ids that share most of theirs (time-ordered ones) spread too.
-#[inline]
-fn recent_slot(profile: ProfileId) -> usize {
-    let v = profile.0.as_u128();
-    let folded = (v as u64) ^ ((v >> 64) as u64);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize
 }
 
 /// Groups shorter than this look ahead for their senders' state too (see

@@ -317,46 +317,6 @@ fn a_batch_that_only_informs_is_written_by_its_sender_without_waking_the_writer(
     block_on(engine.shutdown());
 }
 
-/// Grouping by profile, against the plain definition: groups in the order
-/// their profiles first appear, each with its positions in order. 200
-/// profiles, more than the table of recent ones has slots, so profiles
-/// share slots and displace each other; taking turns item by item, in
-/// runs, and at random.
-#[test]
-fn a_batch_is_grouped_by_profile_in_order_of_first_appearance() {
-    use crate::ids::ProfileId;
-    let profiles: Vec<ProfileId> = (0..200).map(|_| ProfileId::new_v4()).collect();
-    let to = PhoneNumber::from_u64(14_155_550_000).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut random = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
-    let orders: [Vec<usize>; 3] = [
-        (0..4096).map(|i| i % 200).collect(),
-        (0..4096).map(|i| (i / 7) % 200).collect(),
-        (0..4096).map(|_| random() % 200).collect(),
-    ];
-    for order in orders {
-        let items: Vec<(ProfileId, PhoneNumber)> =
-            order.iter().map(|&p| (profiles[p], to)).collect();
-        let mut expected: Vec<(ProfileId, Vec<usize>)> = Vec::new();
-        for (i, &(profile, _)) in items.iter().enumerate() {
-            match expected.iter_mut().find(|(p, _)| *p == profile) {
-                Some((_, positions)) => positions.push(i),
-                None => expected.push((profile, vec![i])),
-            }
-        }
-        let groups = super::Groups::of(&items);
-        let got: Vec<(ProfileId, Vec<usize>)> = (0..groups.len())
-            .map(|g| (groups.profile(g), groups.positions(g).to_vec()))
-            .collect();
-        assert_eq!(got, expected);
-    }
-}
-
 /// A batch over two profiles journals each group's new mappings once:
 /// a group's records are its own, none left from the group before (they
 /// would be written again after that profile's lock was let go).
