@@ -24,6 +24,7 @@ use crate::ids::ProfileId;
 use crate::journal::{settle_helping, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
 use crate::selection::rules::{MappingOutcome, Refusal, Selection};
+use crate::selection::select_at::SelectAt;
 use crate::selection::sticky::Hint;
 use crate::selection::unsettled::Reads;
 use crate::selection::ProfileState;
@@ -87,29 +88,6 @@ impl From<PhoneNumber> for Outbound {
 
 /// What one selection on an actor gives back.
 type Selected = (Result<Selection, Refusal>, Option<Receipt>);
-
-/// The time selections run at, in the units their parts use, worked out
-/// once for a call (a batch's group shares it) rather than per message.
-#[derive(Debug, Clone, Copy)]
-struct SelectAt {
-    /// Milliseconds since the Unix epoch.
-    ms: u64,
-    /// Seconds since the Unix epoch.
-    secs: u32,
-    /// The first second of the minute `secs` is in.
-    minute: u32,
-}
-
-impl SelectAt {
-    fn new(ms: u64) -> SelectAt {
-        let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
-        SelectAt {
-            ms,
-            secs,
-            minute: secs - secs % 60,
-        }
-    }
-}
 
 /// Adds the journal record a selection needs, if any, to `records`: a new
 /// mapping, or a sticky hit in a later minute than the mapping's previous
@@ -183,18 +161,10 @@ fn select_into(
     at: SelectAt,
     records: &mut Vec<Record>,
 ) -> Result<Selection, Refusal> {
-    let now_ms = at.ms;
     let tracking = env.journal.is_some();
     let result = match message.from {
-        None => state.select(
-            message.to,
-            hint,
-            message.parts,
-            now_ms,
-            &env.health,
-            tracking,
-        ),
-        Some(from) => state.send_from(from, message.to, message.parts, now_ms, &env.health),
+        None => state.select(message.to, hint, message.parts, at, &env.health, tracking),
+        Some(from) => state.send_from(from, message.to, message.parts, at.ms, &env.health),
     };
     if let Ok(s) = &result {
         if s.mapping == MappingOutcome::Created {

@@ -17,6 +17,7 @@
 //! - [`compliance`]: disabled profiles, allowed destinations, opt-outs.
 //! - [`unsettled`]: what of a profile's state is still on its way to the
 //!   journal (the replies that must wait for it).
+//! - [`select_at`]: the time of a call's selections, in each unit they use.
 //! - [`profile`]: [`ProfileState`], one profile's whole selection state.
 
 pub(crate) mod capacity;
@@ -26,6 +27,7 @@ pub(crate) mod pool;
 pub(crate) mod profile;
 pub(crate) mod rotation;
 pub(crate) mod rules;
+pub(crate) mod select_at;
 pub(crate) mod sticky;
 pub(crate) mod unsettled;
 pub(crate) mod weighted;

@@ -26,6 +26,7 @@ use super::rules::{
     choose, eligibility, ByReason, Chosen, Context, Eligibility, MappingOutcome, NoSender, Reason,
     Refusal, SelectState, Selection,
 };
+use super::select_at::SelectAt;
 use super::sticky::{ExpireReport, Hint, StickyMap};
 use super::unsettled::Unsettled;
 use super::weighted::SmoothWeighted;
@@ -208,13 +209,13 @@ fn context<'a>(
     limits: &'a Limits,
     shape: &'a Shape,
     day: i32,
-    now_ms: u64,
+    at: SelectAt,
     health: &'a HealthConfig,
 ) -> Context<'a> {
     Context {
         health,
-        now_secs: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
-        now_ns: now_ms.saturating_mul(1_000_000),
+        now_secs: at.secs,
+        now_ns: at.ns,
         day,
         limits,
         capacity: shape.capacity.enabled,
@@ -392,7 +393,13 @@ impl ProfileState {
 
     #[inline]
     fn context<'a>(&'a self, now_ms: u64, health: &'a HealthConfig) -> Context<'a> {
-        context(&self.limits, &self.shape, self.today.index, now_ms, health)
+        context(
+            &self.limits,
+            &self.shape,
+            self.today.index,
+            SelectAt::new(now_ms),
+            health,
+        )
     }
 
     /// After a mapping was made or pinned at `now`: the time expiry has work
@@ -454,11 +461,11 @@ impl ProfileState {
         recipient: PhoneNumber,
         hint: Hint,
         parts: u32,
-        now_ms: u64,
+        at: SelectAt,
         health: &HealthConfig,
         track: bool,
     ) -> Result<Selection, Refusal> {
-        let result = self.select_inner(recipient, hint, parts, now_ms, health, track);
+        let result = self.select_inner(recipient, hint, parts, at, health, track);
         match &result {
             Ok(s) => {
                 self.tally.stats.selections.add(s.reason);
@@ -477,7 +484,7 @@ impl ProfileState {
         recipient: PhoneNumber,
         mut hint: Hint,
         parts: u32,
-        now_ms: u64,
+        at: SelectAt,
         health: &HealthConfig,
         track: bool,
     ) -> Result<Selection, Refusal> {
@@ -493,12 +500,12 @@ impl ProfileState {
             }
         }
         self.admit(recipient)?;
-        self.roll_day(now_ms);
+        self.roll_day(at.ms);
         self.check_daily_limit()?;
         if self.settings.is_none() {
             return Err(NoSender::PoolDisabled.into());
         }
-        let ctx = context(&self.limits, &self.shape, self.today.index, now_ms, health);
+        let ctx = context(&self.limits, &self.shape, self.today.index, at, health);
         let settings = self.settings.as_ref().expect("checked above");
         let state = SelectState {
             pool: &mut self.pool,
