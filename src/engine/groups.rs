@@ -98,18 +98,24 @@ impl GroupTable {
         }
     }
 
-    /// Counts an item of `profile`; returns its group.
+    /// Counts an item of `profile`; returns its group. The first two slots
+    /// of its probe are looked at inline: of ten profiles in 64 slots, one
+    /// sits in its second slot in about every other batch, and its items
+    /// would all take the call.
     #[inline(always)]
     fn count(&mut self, profile: ProfileId) -> u32 {
-        let slot = &mut self.slots[first_slot(profile)];
-        if slot.profile == profile && slot.count > 0 {
-            slot.count += 1;
-            return slot.group;
+        let first = first_slot(profile);
+        for i in [first, (first + 1) % SLOTS] {
+            let slot = &mut self.slots[i];
+            if slot.profile == profile && slot.count > 0 {
+                slot.count += 1;
+                return slot.group;
+            }
         }
         self.count_probing(profile)
     }
 
-    /// [`GroupTable::count`] past the first slot: the probe goes on to the
+    /// [`GroupTable::count`] past the first slots: the probe goes on to the
     /// profile's slot or an empty one, where a new profile takes the next
     /// group (or, once the slots hold their share, the map).
     #[inline(never)]
