@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::ids::ProfileId;
 use crate::journal::{settle_helping, settle_now, Receipt, Record};
 use crate::number::PhoneNumber;
-use crate::selection::rules::{MappingOutcome, Refusal, Selection};
+use crate::selection::rules::{Context, MappingOutcome, Refusal, Selection};
 use crate::selection::select_at::SelectAt;
 use crate::selection::sticky::Hint;
 use crate::selection::unsettled::Reads;
@@ -146,8 +146,9 @@ fn daily_count(state: &ProfileState, profile: ProfileId, sender: PhoneNumber) ->
     }
 }
 
-/// Selects for `message` on `state` at `at` (`hint`: where a batch's
-/// look-ahead found its sticky entry); the records it needs go to
+/// Selects for `message` on `state` with `ctx`, the state's context at
+/// the call's time (`hint`: where a batch's look-ahead found its sticky
+/// entry); the records it needs go to
 /// `records`. Always inlined: the compiler's own choice changed with
 /// the crate's features, and in a batch's loop the call cost about 80
 /// instructions a message (callgrind).
@@ -158,12 +159,13 @@ fn select_into(
     profile: ProfileId,
     message: Outbound,
     hint: Hint,
-    at: SelectAt,
+    ctx: &Context<'_>,
     records: &mut Vec<Record>,
 ) -> Result<Selection, Refusal> {
+    let at = ctx.at;
     let tracking = env.journal.is_some();
     let result = match message.from {
-        None => state.select(message.to, hint, message.parts, at, &env.health, tracking),
+        None => state.select(message.to, hint, message.parts, ctx, tracking),
         Some(from) => state.send_from(from, message.to, message.parts, at.ms, &env.health),
     };
     if let Ok(s) = &result {
@@ -196,7 +198,8 @@ fn select_one(
     move |state, env| {
         let mut records = Vec::new();
         let at = SelectAt::new(now_ms);
-        let result = select_into(state, env, profile, message, Hint::NONE, at, &mut records);
+        let ctx = state.context_at(at, &env.health);
+        let result = select_into(state, env, profile, message, Hint::NONE, &ctx, &mut records);
         let reads = Reads {
             recipients: [message.to],
             daily: state.has_daily_caps(),
@@ -223,9 +226,20 @@ fn select_many(
     move |state, env| {
         let mut records = Vec::new();
         let at = SelectAt::new(now_ms);
+        let ctx = state.context_at(at, &env.health);
         let results = recipients
             .iter()
-            .map(|&to| select_into(state, env, profile, to.into(), Hint::NONE, at, &mut records))
+            .map(|&to| {
+                select_into(
+                    state,
+                    env,
+                    profile,
+                    to.into(),
+                    Hint::NONE,
+                    &ctx,
+                    &mut records,
+                )
+            })
             .collect();
         let reads = Reads {
             recipients: recipients.iter().copied(),
@@ -556,6 +570,7 @@ impl<'a> Batch<'a> {
         const { assert!(AHEAD / 2 < 8) };
         let mut hints = [Hint::NONE; 8];
         let at = SelectAt::new(self.now_ms);
+        let ctx = state.context_at(at, &env.health);
         // The first lookups have no others before them to cover their
         // wait: start all their reads at once.
         for &j in positions.iter().take(AHEAD) {
@@ -580,7 +595,7 @@ impl<'a> Batch<'a> {
             }
             let to = items[i].1;
             let hint = hints[k % 8];
-            let answer = select_into(state, env, profile, to.into(), hint, at, &mut records);
+            let answer = select_into(state, env, profile, to.into(), hint, &ctx, &mut records);
             self.results.set(i, answer.map_err(Error::from));
         }
         let reads = Reads {

@@ -205,19 +205,19 @@ pub(crate) struct ProfileState {
 
 /// What a selection at `now_ms` knows besides the profile's pool.
 #[inline]
-fn context<'a>(
-    limits: &'a Limits,
-    shape: &'a Shape,
+fn context<'h>(
+    limits: &Limits,
+    shape: &Shape,
     day: i32,
     at: SelectAt,
-    health: &'a HealthConfig,
-) -> Context<'a> {
+    health: &'h HealthConfig,
+) -> Context<'h> {
     Context {
         health,
-        now_secs: at.secs,
-        now_ns: at.ns,
+        at,
         day,
-        limits,
+        max_queue_ns: limits.max_queue_ns,
+        new_recipients_per_sender: limits.new_recipients_per_sender,
         capacity: shape.capacity.enabled,
         load_aware: shape.capacity.load_aware,
     }
@@ -391,6 +391,16 @@ impl ProfileState {
         }
     }
 
+    /// The context of selections at `at` ([`ProfileState::select`]), the
+    /// profile's day rolled on to `at` first. The selections of one call,
+    /// or of a batch's group, share it: only a change of settings (not a
+    /// selection) changes what it holds.
+    #[inline]
+    pub(crate) fn context_at<'h>(&mut self, at: SelectAt, health: &'h HealthConfig) -> Context<'h> {
+        self.roll_day(at.ms);
+        context(&self.limits, &self.shape, self.today.index, at, health)
+    }
+
     #[inline]
     fn context<'a>(&'a self, now_ms: u64, health: &'a HealthConfig) -> Context<'a> {
         context(
@@ -447,7 +457,8 @@ impl ProfileState {
     }
 
     /// Chooses the sender for one message of `parts` segments to
-    /// `recipient` at `now_ms`, and charges its queue. With `track`, a
+    /// `recipient`, and charges its queue; `ctx`, from this profile's
+    /// [`ProfileState::context_at`], says when. With `track`, a
     /// reused mapping's previous use is reported (for the journal's coarse
     /// touches). A refusal changes nothing.
     ///
@@ -461,11 +472,10 @@ impl ProfileState {
         recipient: PhoneNumber,
         hint: Hint,
         parts: u32,
-        at: SelectAt,
-        health: &HealthConfig,
+        ctx: &Context<'_>,
         track: bool,
     ) -> Result<Selection, Refusal> {
-        let result = self.select_inner(recipient, hint, parts, at, health, track);
+        let result = self.select_inner(recipient, hint, parts, ctx, track);
         match &result {
             Ok(s) => {
                 self.tally.stats.selections.add(s.reason);
@@ -484,8 +494,7 @@ impl ProfileState {
         recipient: PhoneNumber,
         mut hint: Hint,
         parts: u32,
-        at: SelectAt,
-        health: &HealthConfig,
+        ctx: &Context<'_>,
         track: bool,
     ) -> Result<Selection, Refusal> {
         if self.opt_outs.len() > 0 {
@@ -500,21 +509,18 @@ impl ProfileState {
             }
         }
         self.admit(recipient)?;
-        self.roll_day(at.ms);
         self.check_daily_limit()?;
         if self.settings.is_none() {
             return Err(NoSender::PoolDisabled.into());
         }
-        let ctx = context(&self.limits, &self.shape, self.today.index, at, health);
         let settings = self.settings.as_ref().expect("checked above");
         let state = SelectState {
             pool: &mut self.pool,
             sticky: &mut self.sticky,
             weighted: &mut self.weighted,
         };
-        let chosen = choose(settings, state, &ctx, recipient, hint, track)?;
-        let (now_ns, day) = (ctx.now_ns, ctx.day);
-        Ok(self.charge(chosen, parts, now_ns, day))
+        let chosen = choose(settings, state, ctx, recipient, hint, track)?;
+        Ok(self.charge(chosen, parts, ctx.at.ns, ctx.day))
     }
 
     /// A message from `sender`, named by the caller: it must be in the
@@ -553,7 +559,7 @@ impl ProfileState {
         if ctx.over_cap(wait_ns) {
             return Err(Refusal::QueueFull { sender, wait_ns });
         }
-        let (now_ns, day) = (ctx.now_ns, ctx.day);
+        let (now_ns, day) = (ctx.at.ns, ctx.day);
         let chosen = Chosen {
             slot: r.slot,
             sender,
@@ -767,8 +773,8 @@ impl ProfileState {
         Some(SenderInfo {
             number: s.number,
             kind: s.kind,
-            health: s.health.counts(ctx.now_secs, config),
-            unhealthy: s.health.is_unhealthy(ctx.now_secs, config),
+            health: s.health.counts(ctx.at.secs, config),
+            unhealthy: s.health.is_unhealthy(ctx.at.secs, config),
             eligibility: eligibility(self.settings.as_ref(), s, new_recipients_today, &ctx),
             capacity: Capacity {
                 messages_per_second: rate,

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::capacity::Limits;
 use super::health::HealthConfig;
 use super::pool::{kind_index, Pool, RotationKey, Sender};
 use super::rotation::Member;
+use super::select_at::SelectAt;
 use super::sticky::{Hint, StickyMap};
 use super::weighted::{SmoothWeighted, LONG_CODE, TOLL_FREE};
 use crate::clock::Timestamp;
@@ -244,16 +244,20 @@ impl Eligibility {
 }
 
 /// What one selection knows besides the profile's state: the time, the
-/// health thresholds, the capacity settings.
+/// health thresholds, the capacity settings. The selections of one call
+/// (or of a batch's group) share one, made by `ProfileState::context_at`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub health: &'a HealthConfig,
-    /// Now, in seconds and nanoseconds since the epoch.
-    pub now_secs: u32,
-    pub now_ns: u64,
+    /// Now.
+    pub at: SelectAt,
     /// Today in the profile's time zone.
     pub day: i32,
-    pub limits: &'a Limits,
+    /// The profile's queue cap (its limits' `max_queue_ns`).
+    pub max_queue_ns: u64,
+    /// The profile's daily cap of new recipients a sender (its limits'
+    /// `new_recipients_per_sender`).
+    pub new_recipients_per_sender: Option<u32>,
     /// Capacity bookkeeping on (queues, caps, load-aware picks).
     pub capacity: bool,
     /// Among equal candidates, the least busy first.
@@ -266,7 +270,7 @@ impl Context<'_> {
     #[inline]
     pub(crate) fn wait_ns(&self, pool: &Pool, slot: u32) -> u64 {
         if self.capacity {
-            pool.queue_end(slot).saturating_sub(self.now_ns)
+            pool.queue_end(slot).saturating_sub(self.at.ns)
         } else {
             0
         }
@@ -275,7 +279,7 @@ impl Context<'_> {
     /// Whether that wait exceeds the profile's cap.
     #[inline]
     pub(crate) fn over_cap(&self, wait_ns: u64) -> bool {
-        wait_ns > self.limits.max_queue_ns
+        wait_ns > self.max_queue_ns
     }
 }
 
@@ -295,14 +299,13 @@ pub(crate) fn eligibility(
         None => Eligibility::ShortCode,
         Some(k) if settings.weights()[k] <= 0.0 => Eligibility::KindWeightZero,
         Some(_)
-            if settings.skip_unhealthy && sender.health.is_unhealthy(ctx.now_secs, ctx.health) =>
+            if settings.skip_unhealthy && sender.health.is_unhealthy(ctx.at.secs, ctx.health) =>
         {
             Eligibility::Unhealthy
         }
         Some(_)
             if ctx.capacity
                 && ctx
-                    .limits
                     .new_recipients_per_sender
                     .is_some_and(|cap| new_today >= cap) =>
         {
@@ -346,7 +349,7 @@ impl PickRules<'_> {
         let ctx = self.ctx;
         matches!(key, RotationKey::Kind(_))
             && !self.settings.skip_unhealthy
-            && !(ctx.capacity && ctx.limits.new_recipients_per_sender.is_some())
+            && !(ctx.capacity && ctx.new_recipients_per_sender.is_some())
     }
 
     /// The member of rotation `key` a new pick takes: the first eligible
@@ -365,10 +368,10 @@ impl PickRules<'_> {
                     .sender_in(slot)
                     .is_some_and(|s| self.eligible(pool, slot, s))
         };
-        let max_wait = within_cap.then_some(ctx.limits.max_queue_ns);
+        let max_wait = within_cap.then_some(ctx.max_queue_ns);
         if ctx.capacity && ctx.load_aware {
             let queue_end = |slot| pool.queue_end(slot);
-            rotation.peek_least(ctx.now_ns, max_wait, queue_end, eligible)
+            rotation.peek_least(ctx.at.ns, max_wait, queue_end, eligible)
         } else {
             rotation.peek(|slot| {
                 eligible(slot) && !(within_cap && ctx.over_cap(ctx.wait_ns(pool, slot)))
@@ -410,7 +413,7 @@ pub(crate) fn choose(
         let hit = state.sticky.touch(
             recipient,
             hint,
-            ctx.now_secs,
+            ctx.at.secs,
             #[inline(always)]
             |r| {
                 let s = pool.resolve(r).filter(|s| available(s, weights))?;
@@ -506,7 +509,7 @@ fn pick_new(
         rotation.commit(member);
     }
     let mapping = if settings.sticky_sender
-        && sticky.assign(recipient, pool.reference(member.slot), ctx.now_secs)
+        && sticky.assign(recipient, pool.reference(member.slot), ctx.at.secs)
     {
         MappingOutcome::Created
     } else {
