@@ -593,15 +593,19 @@ impl ProfileState {
             // A new recipient of its sender: a new pick (geomatch or weight),
             // sticky sender on (it made a mapping) or off.
             let new_recipient = matches!(chosen.reason, Reason::Geomatch | Reason::Weighted);
-            let sticky = self.settings.as_ref().is_some_and(|s| s.sticky_sender);
-            let cap = self.limits.new_recipients_per_sender;
             let load = self.pool.load_mut(slot);
             load.count(day, new_recipient);
             new_block = starts_block(load.messages, INFORMING_BLOCK);
             // Under a cap, without mappings to count them again from, new
             // recipients are reserved in blocks (as a capped profile count).
-            if new_recipient && cap.is_some() && !sticky {
-                new_block |= starts_block(load.new_recipients, profile_block(cap));
+            // Looked at only for a new recipient: a sticky hit, the usual
+            // send, reads neither.
+            if new_recipient {
+                let cap = self.limits.new_recipients_per_sender;
+                let sticky = self.settings.as_ref().is_some_and(|s| s.sticky_sender);
+                if cap.is_some() && !sticky {
+                    new_block |= starts_block(load.new_recipients, profile_block(cap));
+                }
             }
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
