@@ -589,11 +589,13 @@ impl ProfileState {
         let slot = chosen.slot;
         let (mut wait_ns, mut new_block) = (0, false);
         if self.shape.capacity.enabled {
-            let part_ns = self.part_ns(slot);
             // A new recipient of its sender: a new pick (geomatch or weight),
             // sticky sender on (it made a mapping) or off.
             let new_recipient = matches!(chosen.reason, Reason::Geomatch | Reason::Weighted);
             let load = self.pool.load_mut(slot);
+            // The sender's time a part, kept with its counts (worked out
+            // below, out of line, the first time).
+            let known_part_ns = load.part_ns;
             load.count(day, new_recipient);
             new_block = starts_block(load.messages, INFORMING_BLOCK);
             // Under a cap, without mappings to count them again from, new
@@ -607,6 +609,10 @@ impl ProfileState {
                     new_block |= starts_block(load.new_recipients, profile_block(cap));
                 }
             }
+            let part_ns = match known_part_ns {
+                0 => self.work_out_part_ns(slot),
+                known => known,
+            };
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
             let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));
