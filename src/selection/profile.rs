@@ -510,10 +510,9 @@ impl ProfileState {
         }
         self.admit(recipient)?;
         self.check_daily_limit()?;
-        if self.settings.is_none() {
+        let Some(settings) = self.settings.as_ref() else {
             return Err(NoSender::PoolDisabled.into());
-        }
-        let settings = self.settings.as_ref().expect("checked above");
+        };
         let state = SelectState {
             pool: &mut self.pool,
             sticky: &mut self.sticky,
