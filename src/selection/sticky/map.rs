@@ -260,14 +260,15 @@ impl StickyMap {
     ) -> Option<(T, u32)> {
         let key = recipient.as_u64();
         let ttl = self.ttl;
-        let (s, id) = match self.hinted(hint, key) {
-            Some(found) => found,
+        let e = match self.hinted(hint, key) {
+            Some((s, id)) => self.shards.get_mut(s)?.slab.try_get_mut(id)?,
             None => {
                 let (s, hash) = self.locate(key);
-                (s, self.shards.get(s)?.find(hash, key)?)
+                let shard = self.shards.get_mut(s)?;
+                let id = shard.find(hash, key)?;
+                shard.slab.get_mut(id)
             }
         };
-        let e = self.shards[s].slab.get_mut(id);
         if !is_live(e, now, ttl) {
             return None;
         }

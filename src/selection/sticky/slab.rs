@@ -192,6 +192,14 @@ impl Slab {
         }
     }
 
+    /// [`Slab::try_get`], for writing.
+    #[inline]
+    pub(super) fn try_get_mut(&mut self, id: u32) -> Option<&mut Entry> {
+        self.chunks
+            .get_mut((id >> CHUNK_BITS) as usize)?
+            .get_mut(id as usize & (CHUNK - 1))
+    }
+
     #[inline]
     pub(super) fn get_mut(&mut self, id: u32) -> &mut Entry {
         &mut self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
