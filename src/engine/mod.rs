@@ -21,7 +21,8 @@
 //!   [`transfer`]: a node taking its leader's snapshot when it is too far behind.
 //!
 //! Internals: [`actor`] (a profile's owner: caller-runs, else its mailbox),
-//! [`answers`] (a batch's answers by position),
+//! [`groups`] (a batch's items grouped by profile), [`answers`] (a
+//! batch's answers by position),
 //! [`mailbox`] (the actix system: mailbox actors and the housekeeper),
 //! [`dispatcher`] (id -> actor), [`housekeeping`] (expiry when due,
 //! periodic snapshots).
