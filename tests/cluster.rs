@@ -143,6 +143,12 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: Value) -> support::Res
     request(addr, method, path, &text, Some(KEY), &[])
 }
 
+/// The node that leads (one is waited for up to 15 s), and its address.
+fn led_by(nodes: &[NodeProcess]) -> (usize, SocketAddr) {
+    let (first, _) = leader(nodes, Duration::from_secs(15));
+    (first, nodes[first].server.as_ref().unwrap().addr)
+}
+
 /// A profile with sticky sender and four numbers, made through `addr`.
 fn profile(addr: SocketAddr) -> String {
     let created = call(
@@ -210,8 +216,7 @@ fn mapped(addr: SocketAddr, profile: &str, to: &str) -> Option<String> {
 fn killing_the_leader_under_load_loses_nothing_acknowledged() {
     let etcd = Etcd::start("kill");
     let mut nodes = cluster(&etcd, "kill", 3);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let standby_addr = nodes[(first + 1) % 3].server.as_ref().unwrap().addr;
     let p = profile(leader_addr);
     // Clients send to new recipients through the leader and through a
@@ -330,8 +335,7 @@ fn a_paused_leader_is_fenced_and_steps_down() {
 fn a_restarted_standby_catches_up_with_or_without_its_files() {
     let etcd = Etcd::start("restart");
     let mut nodes = cluster(&etcd, "restart", 3);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let p = profile(leader_addr);
     // An import's mappings reach the log as one record of many mappings
     // (`MappingsSet`), which every node must read back one by one.
@@ -400,8 +404,7 @@ fn a_restarted_standby_catches_up_with_or_without_its_files() {
 fn a_standby_whose_disk_fails_catches_up_once_it_is_back() {
     let etcd = Etcd::start("standby-disk");
     let mut nodes = cluster(&etcd, "standby-disk", 3);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let p = profile(leader_addr);
     // The standby again, able to have its disk fail.
     let standby = (first + 1) % 3;
@@ -455,8 +458,7 @@ fn the_log_in_etcd_is_shortened_and_a_node_too_far_behind_takes_the_leaders_snap
     let etcd = Etcd::start("short");
     let every = ["--snapshot-every", "1s"];
     let mut nodes = cluster_with(&etcd, "short", 3, &every);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let p = profile(leader_addr);
     let standby = (first + 1) % 3;
     nodes[standby].server.as_mut().unwrap().kill();
@@ -607,8 +609,7 @@ fn a_backup_of_a_single_server_seeds_a_new_cluster() {
 fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
     let etcd = Etcd::start("stale");
     let mut nodes = cluster(&etcd, "stale", 2);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let standby_addr = nodes[1 - first].server.as_ref().unwrap().addr;
     let p = profile(leader_addr);
     let from = send(leader_addr, &p, "+12065550100").unwrap();
@@ -1096,8 +1097,7 @@ fn a_leader_stopped_with_sigterm_resigns_and_exits_cleanly() {
 fn a_request_that_waited_out_a_pause_gets_an_answer_with_a_body() {
     let etcd = Etcd::start("paused-request");
     let nodes = cluster(&etcd, "paused-request", 2);
-    let (first, _) = leader(&nodes, Duration::from_secs(15));
-    let leader_addr = nodes[first].server.as_ref().unwrap().addr;
+    let (first, leader_addr) = led_by(&nodes);
     let p = profile(leader_addr);
     send(leader_addr, &p, "+14155550001").unwrap();
     // The leader is paused longer than a request head may take (5 s by
