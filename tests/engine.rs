@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
-    DeliveryOutcome, Eligibility, Engine, EngineConfig, Error, NewProfile, NoSender, PhoneNumber,
-    ProfileId, ProfileUpdate, Reason, SettingsPatch, SettingsUpdate, Timestamp,
+    CapacityUpdate, DeliveryOutcome, Eligibility, Engine, EngineConfig, Error, NewProfile,
+    NoSender, PhoneNumber, ProfileId, ProfileUpdate, Reason, SettingsPatch, SettingsUpdate,
+    Timestamp,
 };
 use parking_lot::Mutex;
 use scenarios::backend::ThroughMailbox;
@@ -467,6 +468,44 @@ fn idle_profiles_have_no_timer_and_no_sticky_memory() {
     assert_eq!(
         idle_bytes, 0,
         "an idle profile's sticky map allocates nothing"
+    );
+}
+
+/// A refused send changes nothing, however late its time: sends refused
+/// with a time from the day before (the profile busy when they read the
+/// clock, or the clock set back) leave the profile's day where it is, and
+/// with it today's count against the daily limit.
+#[test]
+fn a_late_refused_send_leaves_the_days_count_alone() {
+    let (engine, clock) = engine(64);
+    let p = sticky_profile(&engine, &NUMBERS);
+    let update = ProfileUpdate {
+        capacity: CapacityUpdate {
+            daily_message_limit: Some(Some(3)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    block_on(engine.update_profile(p, update)).unwrap();
+    let opted_out = recipient(99);
+    block_on(engine.opt_out(p, opted_out)).unwrap();
+    let today = Timestamp::from_secs(1_800_000_000);
+    clock.set(today);
+    engine.send_now(p, recipient(0)).unwrap();
+    engine.send_now(p, recipient(1)).unwrap();
+    // Late: the day before, refused (one alone, one in a batch).
+    clock.set(Timestamp::from_secs(1_800_000_000 - 86_400));
+    assert!(matches!(
+        engine.send_now(p, opted_out),
+        Err(Error::OptedOut)
+    ));
+    let late = engine.send_batch_now(&[(p, opted_out)]);
+    assert!(matches!(late[..], [Err(Error::OptedOut)]));
+    clock.set(Timestamp::from_secs(1_800_000_000 + 60));
+    engine.send_now(p, recipient(2)).unwrap();
+    assert!(
+        matches!(engine.send_now(p, recipient(3)), Err(Error::DailyLimit)),
+        "the fourth send of the day"
     );
 }
 

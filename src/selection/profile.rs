@@ -366,9 +366,18 @@ impl ProfileState {
     }
 
     /// Moves `today` to the day holding `now_ms` (counters of an earlier
-    /// day read as zero from then on).
-    #[inline]
+    /// day read as zero from then on). Every admitted send asks: the check
+    /// inlines alone, the move is out of line.
+    #[inline(always)]
     fn roll_day(&mut self, now_ms: u64) {
+        if !self.today.holds(now_ms) || self.held.is_some() {
+            self.move_day(now_ms);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_day(&mut self, now_ms: u64) {
         if !self.today.holds(now_ms) {
             let day = Day::at(now_ms, &self.limits.zone);
             if day.index != self.today.index {
@@ -391,14 +400,20 @@ impl ProfileState {
         }
     }
 
-    /// The context of selections at `at` ([`ProfileState::select`]), the
-    /// profile's day rolled on to `at` first. The selections of one call,
-    /// or of a batch's group, share it: only a change of settings (not a
-    /// selection) changes what it holds.
+    /// The context of selections at `at` ([`ProfileState::select`]). The
+    /// selections of one call, or of a batch's group, share it: only a
+    /// change of settings (not a selection) changes what it holds. Its day
+    /// is the one `at` falls in; the profile's own day is rolled on to it
+    /// only by a send its checks admit (a refused send changes nothing, and
+    /// a late one must not move the day back).
     #[inline]
-    pub(crate) fn context_at<'h>(&mut self, at: SelectAt, health: &'h HealthConfig) -> Context<'h> {
-        self.roll_day(at.ms);
-        context(&self.limits, &self.shape, self.today.index, at, health)
+    pub(crate) fn context_at<'h>(&self, at: SelectAt, health: &'h HealthConfig) -> Context<'h> {
+        let day = if self.today.holds(at.ms) {
+            self.today.index
+        } else {
+            Day::at(at.ms, &self.limits.zone).index
+        };
+        context(&self.limits, &self.shape, day, at, health)
     }
 
     #[inline]
@@ -509,6 +524,8 @@ impl ProfileState {
             }
         }
         self.admit(recipient)?;
+        self.roll_day(ctx.at.ms);
+        debug_assert_eq!(self.today.index, ctx.day, "a context of another time");
         self.check_daily_limit()?;
         let Some(settings) = self.settings.as_ref() else {
             return Err(NoSender::PoolDisabled.into());
