@@ -416,17 +416,6 @@ impl ProfileState {
         context(&self.limits, &self.shape, day, at, health)
     }
 
-    #[inline]
-    fn context<'a>(&'a self, now_ms: u64, health: &'a HealthConfig) -> Context<'a> {
-        context(
-            &self.limits,
-            &self.shape,
-            self.today.index,
-            SelectAt::new(now_ms),
-            health,
-        )
-    }
-
     /// After a mapping was made or pinned at `now`: the time expiry has work
     /// to do, if that is earlier than the engine was told before (so the
     /// engine schedules expiry without hearing about every mapping).
@@ -570,7 +559,7 @@ impl ProfileState {
         self.roll_day(now_ms);
         self.check_daily_limit()?;
         let r = self.pool.lookup(sender).ok_or(Refusal::NotInPool)?;
-        let ctx = self.context(now_ms, health);
+        let ctx = self.context_at(SelectAt::new(now_ms), health);
         let wait_ns = ctx.wait_ns(&self.pool, r.slot);
         if ctx.over_cap(wait_ns) {
             return Err(Refusal::QueueFull { sender, wait_ns });
@@ -625,10 +614,7 @@ impl ProfileState {
                     new_block |= starts_block(load.new_recipients, profile_block(cap));
                 }
             }
-            let part_ns = match known_part_ns {
-                0 => self.work_out_part_ns(slot),
-                known => known,
-            };
+            let part_ns = self.part_ns_from(slot, known_part_ns);
             let send_at = self.pool.queue_end(slot).max(now_ns);
             wait_ns = send_at - now_ns;
             let end = send_at.saturating_add(part_ns.saturating_mul(u64::from(parts.max(1))));
@@ -660,6 +646,13 @@ impl ProfileState {
     #[inline(always)]
     fn part_ns(&mut self, slot: u32) -> u64 {
         let known = self.pool.load(slot).part_ns;
+        self.part_ns_from(slot, known)
+    }
+
+    /// [`ProfileState::part_ns`] where the caller already read the kept
+    /// value (`known`, 0: not worked out yet) with the sender's counts.
+    #[inline(always)]
+    fn part_ns_from(&mut self, slot: u32, known: u64) -> u64 {
         if known != 0 {
             return known;
         }
@@ -787,9 +780,8 @@ impl ProfileState {
     ) -> Option<SenderInfo> {
         let r = self.pool.lookup(number)?;
         let s = self.pool.resolve(r)?;
-        let mut ctx = self.context(now_ms, config);
         // Today as of `now_ms`, even before a send rolls the profile's day.
-        ctx.day = Day::at(now_ms, &self.limits.zone).index;
+        let ctx = self.context_at(SelectAt::new(now_ms), config);
         let load = self.pool.load(r.slot);
         let (messages_today, new_recipients_today) = load.counts(ctx.day);
         let (mappings, pinned) = self.sticky.count_of(r);
