@@ -341,6 +341,13 @@ impl Pool {
         self.queue_ends[slot as usize]
     }
 
+    /// When each slot's queue ends, by slot (a scan over many senders reads
+    /// them through one borrowed slice).
+    #[inline]
+    pub(crate) fn queue_ends_by_slot(&self) -> &[u64] {
+        &self.queue_ends
+    }
+
     /// Moves the end of the queue of the sender in `slot`.
     #[inline]
     pub(crate) fn set_queue_end(&mut self, slot: u32, end_ns: u64) {

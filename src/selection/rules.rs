@@ -370,7 +370,8 @@ impl PickRules<'_> {
         };
         let max_wait = within_cap.then_some(ctx.max_queue_ns);
         if ctx.capacity && ctx.load_aware {
-            let queue_end = |slot| pool.queue_end(slot);
+            let ends = pool.queue_ends_by_slot();
+            let queue_end = |slot: u32| ends[slot as usize];
             rotation.peek_least(ctx.at.ns, max_wait, queue_end, eligible)
         } else {
             rotation.peek(|slot| {
