@@ -61,6 +61,17 @@ impl Answers {
         self.written[word] |= bit;
     }
 
+    /// Sets the first answer at `i`, which no answer has reached yet (a
+    /// group's own pass: groups do not share positions). Skips the check
+    /// for an earlier answer to drop; were there one, it would leak, not
+    /// be misread.
+    #[inline(always)]
+    pub(crate) fn set_first(&mut self, i: usize, answer: Answer) {
+        debug_assert!(self.written[i / 64] & (1 << (i % 64)) == 0);
+        self.slots[i].write(answer);
+        self.written[i / 64] |= 1u64 << (i % 64);
+    }
+
     /// The answers in order; a slot never set is [`Error::Internal`].
     pub(crate) fn into_vec(mut self) -> Vec<Answer> {
         // Sixty-four slots a look: in a finished batch every bit is set.
