@@ -241,6 +241,44 @@ fn shutdown_finishes_calls_in_flight_then_refuses() {
 }
 
 #[test]
+fn an_async_send_queued_behind_a_busy_profile_is_answered_before_shutdown_ends() {
+    let (engine, _) = engine(64);
+    let p = sticky_profile(&engine, &NUMBERS);
+    let release = stall(&engine, p);
+    let queued = {
+        let engine = engine.clone();
+        std::thread::spawn(move || block_on(engine.send(p, recipient(1))))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.mailbox_depth(p) < 1 {
+        assert!(Instant::now() < deadline, "the send never queued");
+        std::thread::yield_now();
+    }
+    let stopper = {
+        let engine = engine.clone();
+        std::thread::spawn(move || block_on(engine.shutdown()))
+    };
+    while engine.send_now(ProfileId::new_v4(), recipient(2)) != Err(Error::ShuttingDown) {
+        assert!(Instant::now() < deadline, "shutdown never started refusing");
+        std::thread::yield_now();
+    }
+    // Shutdown neither ends nor drops the queued send while the profile is
+    // busy.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(100) {
+        assert!(
+            !stopper.is_finished(),
+            "shutdown ended before the queued send"
+        );
+        std::thread::yield_now();
+    }
+    release.send(()).unwrap();
+    let sent = queued.join().unwrap().expect("the queued send is answered");
+    assert_eq!(sent.reason, Reason::Weighted);
+    stopper.join().unwrap();
+}
+
+#[test]
 fn the_housekeeper_expires_due_profiles_on_its_own() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {

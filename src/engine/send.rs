@@ -249,6 +249,35 @@ fn select_many(
     }
 }
 
+/// What [`Engine::send`] still waits for after its calling task's part,
+/// with the call counted in flight until it is done.
+enum Waiting<'a> {
+    /// The profile was busy: the request went to its mailbox.
+    Queued(
+        super::Entered<'a>,
+        Result<tokio::sync::oneshot::Receiver<Result<Selected, ActorError>>, ActorError>,
+    ),
+    /// The selection is made; its journal records are being written.
+    Written(super::Entered<'a>, Result<Selection, Refusal>, Receipt),
+}
+
+impl Waiting<'_> {
+    async fn finish(self, engine: &Engine) -> Result<Selection, Error> {
+        let journal = engine.inner.env.journal.as_deref();
+        match self {
+            Waiting::Queued(_entered, queued) => {
+                let (result, receipt) = queued?.await.unwrap_or(Err(ActorError::Stopped))?;
+                settle_helping(receipt, journal).await?;
+                Ok(result?)
+            }
+            Waiting::Written(_entered, result, receipt) => {
+                settle_helping(Some(receipt), journal).await?;
+                Ok(result?)
+            }
+        }
+    }
+}
+
 /// A request that ran on the calling thread, or was queued.
 enum Attempt<R> {
     Done(Result<R, ActorError>),
@@ -300,27 +329,45 @@ impl Engine {
         profile: ProfileId,
         message: impl Into<Outbound>,
     ) -> Result<Selection, Error> {
-        let message = message.into();
-        let _in = self.enter()?;
-        self.check_journal()?;
+        match self.send_on_caller(profile, message.into()) {
+            Ok(answer) => answer,
+            Err(waiting) => waiting.finish(self).await,
+        }
+    }
+
+    /// [`Engine::send`] as far as it goes on the calling task: the answer,
+    /// or what is left to wait for. Kept apart from the `async` body so
+    /// that the usual answer goes straight back, not through the future's
+    /// saved state (which a value held across an `.await` lives in).
+    #[inline(always)]
+    fn send_on_caller(
+        &self,
+        profile: ProfileId,
+        message: Outbound,
+    ) -> Result<Result<Selection, Error>, Waiting<'_>> {
+        let entered = match self.enter() {
+            Ok(entered) => entered,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.check_journal() {
+            return Ok(Err(e));
+        }
         let now = self.inner.now().as_millis();
         let bound = self.inner.config.mailbox_bound;
-        let attempt = self
-            .inner
-            .dispatcher
-            .with(profile, |actor| {
-                attempt(actor, bound, select_one(profile, message, now))
-            })
-            .ok_or(Error::UnknownProfile)?;
+        let attempt = self.inner.dispatcher.with(profile, |actor| {
+            attempt(actor, bound, select_one(profile, message, now))
+        });
         let (result, receipt) = match attempt {
-            Attempt::Done(done) => done?,
-            Attempt::Queued(queued) => queued?.await.unwrap_or(Err(ActorError::Stopped))?,
+            None => return Ok(Err(Error::UnknownProfile)),
+            Some(Attempt::Done(Ok(selected))) => selected,
+            Some(Attempt::Done(Err(e))) => return Ok(Err(e.into())),
+            Some(Attempt::Queued(queued)) => return Err(Waiting::Queued(entered, queued)),
         };
         // Most sends write nothing: skip even building the wait.
-        if receipt.is_some() {
-            settle_helping(receipt, self.inner.env.journal.as_deref()).await?;
+        match receipt {
+            None => Ok(result.map_err(Error::from)),
+            Some(receipt) => Err(Waiting::Written(entered, result, receipt)),
         }
-        Ok(result?)
     }
 
     /// [`Engine::send`] for a caller outside an async runtime. It never
