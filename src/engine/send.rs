@@ -252,10 +252,10 @@ fn select_many(
 /// What [`Engine::send`] still waits for after its calling task's part,
 /// with the call counted in flight until it is done.
 enum Waiting<'a> {
-    /// The profile was busy: the request went to its mailbox.
+    /// The profile was busy: the request is in its mailbox.
     Queued(
         super::Entered<'a>,
-        Result<tokio::sync::oneshot::Receiver<Result<Selected, ActorError>>, ActorError>,
+        tokio::sync::oneshot::Receiver<Result<Selected, ActorError>>,
     ),
     /// The selection is made; its journal records are being written.
     Written(super::Entered<'a>, Result<Selection, Refusal>, Receipt),
@@ -263,18 +263,15 @@ enum Waiting<'a> {
 
 impl Waiting<'_> {
     async fn finish(self, engine: &Engine) -> Result<Selection, Error> {
-        let journal = engine.inner.env.journal.as_deref();
-        match self {
-            Waiting::Queued(_entered, queued) => {
-                let (result, receipt) = queued?.await.unwrap_or(Err(ActorError::Stopped))?;
-                settle_helping(receipt, journal).await?;
-                Ok(result?)
+        let (_entered, result, receipt) = match self {
+            Waiting::Queued(entered, answer) => {
+                let (result, receipt) = answer.await.unwrap_or(Err(ActorError::Stopped))?;
+                (entered, result, receipt)
             }
-            Waiting::Written(_entered, result, receipt) => {
-                settle_helping(Some(receipt), journal).await?;
-                Ok(result?)
-            }
-        }
+            Waiting::Written(entered, result, receipt) => (entered, result, Some(receipt)),
+        };
+        settle_helping(receipt, engine.inner.env.journal.as_deref()).await?;
+        Ok(result?)
     }
 }
 
@@ -361,7 +358,8 @@ impl Engine {
             None => return Ok(Err(Error::UnknownProfile)),
             Some(Attempt::Done(Ok(selected))) => selected,
             Some(Attempt::Done(Err(e))) => return Ok(Err(e.into())),
-            Some(Attempt::Queued(queued)) => return Err(Waiting::Queued(entered, queued)),
+            Some(Attempt::Queued(Ok(answer))) => return Err(Waiting::Queued(entered, answer)),
+            Some(Attempt::Queued(Err(e))) => return Ok(Err(e.into())),
         };
         // Most sends write nothing: skip even building the wait.
         match receipt {
