@@ -166,7 +166,7 @@ fn select_into(
     let tracking = env.journal.is_some();
     let result = match message.from {
         None => state.select(message.to, hint, message.parts, ctx, tracking),
-        Some(from) => state.send_from(from, message.to, message.parts, at.ms, &env.health),
+        Some(from) => state.send_from(from, message.to, message.parts, ctx),
     };
     if let Ok(s) = &result {
         if s.mapping == MappingOutcome::Created {

@@ -531,15 +531,15 @@ impl ProfileState {
     /// A message from `sender`, named by the caller: it must be in the
     /// pool (any kind, short codes included); the daily limit and the
     /// queue cap apply, and its queue is charged. No mapping is made.
+    /// `ctx`, as for [`ProfileState::select`], says when.
     pub(crate) fn send_from(
         &mut self,
         sender: PhoneNumber,
         to: PhoneNumber,
         parts: u32,
-        now_ms: u64,
-        health: &HealthConfig,
+        ctx: &Context<'_>,
     ) -> Result<Selection, Refusal> {
-        let result = self.send_from_inner(sender, to, parts, now_ms, health);
+        let result = self.send_from_inner(sender, to, parts, ctx);
         match &result {
             Ok(_) => self.tally.stats.selections.add(Reason::Explicit),
             Err(_) => self.tally.stats.rejected += 1,
@@ -552,14 +552,13 @@ impl ProfileState {
         sender: PhoneNumber,
         to: PhoneNumber,
         parts: u32,
-        now_ms: u64,
-        health: &HealthConfig,
+        ctx: &Context<'_>,
     ) -> Result<Selection, Refusal> {
         self.admit(to)?;
-        self.roll_day(now_ms);
+        self.roll_day(ctx.at.ms);
+        debug_assert_eq!(self.today.index, ctx.day, "a context of another time");
         self.check_daily_limit()?;
         let r = self.pool.lookup(sender).ok_or(Refusal::NotInPool)?;
-        let ctx = self.context_at(SelectAt::new(now_ms), health);
         let wait_ns = ctx.wait_ns(&self.pool, r.slot);
         if ctx.over_cap(wait_ns) {
             return Err(Refusal::QueueFull { sender, wait_ns });
