@@ -326,10 +326,13 @@ impl Engine {
         profile: ProfileId,
         message: impl Into<Outbound>,
     ) -> Result<Selection, Error> {
-        match self.send_on_caller(profile, message.into()) {
-            Ok(answer) => answer,
-            Err(waiting) => waiting.finish(self).await,
-        }
+        // The usual answer returns before anything is held across the
+        // `.await`, so it is not moved through the future's saved state.
+        let waiting = match self.send_on_caller(profile, message.into()) {
+            Ok(answer) => return answer,
+            Err(waiting) => waiting,
+        };
+        waiting.finish(self).await
     }
 
     /// [`Engine::send`] as far as it goes on the calling task: the answer,
