@@ -4,12 +4,13 @@
 //! hot path reads a small per-thread cache in front of it instead: reading
 //! the shared map takes a read lock (an atomic write on a line every thread
 //! shares), which costs more than the selection when two cores send to the
-//! same profiles. A deleted profile is unrouted first, then retired under
+//! same profiles. The cache remembers the last profile looked up, so a
+//! caller sending to one profile compares a key instead of hashing it. A deleted profile is unrouted first, then retired under
 //! its lock; a cached entry of a retired actor is dropped on sight, and a
 //! request that reached it anyway fails with "unknown profile" under the
 //! lock, never touching a deleted state.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,12 +23,66 @@ use crate::ids::ProfileId;
 const CACHE_LIMIT: usize = 4096;
 
 /// Tells dispatchers apart in the per-thread caches (tests run many engines).
+/// Starts at 1: an empty cache's `last` names dispatcher 0.
 static NEXT_DISPATCHER: AtomicU64 = AtomicU64::new(1);
 
-type Cache = hashbrown::HashMap<(u64, ProfileId), Arc<ProfileActor>, foldhash::fast::RandomState>;
+/// A thread's cache key: the dispatcher's id and the profile's.
+type Key = (u64, ProfileId);
+
+/// One thread's cache of routes (`A`: the actor; generic for its tests).
+struct Cache<A> {
+    /// The key looked up last and its slot: a caller usually sends to one
+    /// profile many times in a row, and comparing the key costs a fraction
+    /// of hashing it.
+    last: Cell<(Key, usize)>,
+    /// Each cached actor, in a slot of its own until the cache starts over.
+    slots: Vec<A>,
+    /// Key -> slot.
+    index: hashbrown::HashMap<Key, usize, foldhash::fast::RandomState>,
+}
+
+impl<A> Default for Cache<A> {
+    fn default() -> Self {
+        Cache {
+            // Dispatcher 0 does not exist: this matches no key.
+            last: Cell::new(((0, ProfileId(uuid::Uuid::nil())), 0)),
+            slots: Vec::new(),
+            index: Default::default(),
+        }
+    }
+}
+
+impl<A> Cache<A> {
+    /// The actor cached under `key`.
+    #[inline]
+    fn get(&self, key: &Key) -> Option<&A> {
+        let (last, slot) = self.last.get();
+        if last == *key {
+            return self.slots.get(slot);
+        }
+        let slot = *self.index.get(key)?;
+        self.last.set((*key, slot));
+        self.slots.get(slot)
+    }
+
+    /// Caches `actor` under `key`, in place of an actor it held there (a
+    /// retired one: the slot, and `last` pointing at it, stay right).
+    fn insert(&mut self, key: Key, actor: A) {
+        if let Some(&slot) = self.index.get(&key) {
+            self.slots[slot] = actor;
+            return;
+        }
+        if self.slots.len() >= CACHE_LIMIT {
+            // Starting over forgets `last` too.
+            *self = Cache::default();
+        }
+        self.index.insert(key, self.slots.len());
+        self.slots.push(actor);
+    }
+}
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    static CACHE: RefCell<Cache<Arc<ProfileActor>>> = RefCell::new(Cache::default());
 }
 
 /// Routes requests to profile actors.
@@ -64,20 +119,31 @@ impl Dispatcher {
         CACHE.with(|cache| {
             // `try_borrow`: a request that re-entered the dispatcher on this
             // thread (none does today) would simply skip the cache.
-            if let Ok(cache) = cache.try_borrow() {
-                if let Some(actor) = cache.get(&key).filter(|a| !a.is_retired()) {
+            if let Ok(cached) = cache.try_borrow() {
+                if let Some(actor) = cached.get(&key).filter(|a| !a.is_retired()) {
                     return Some(f(actor));
                 }
             }
-            let actor = self.actor(id)?;
-            if let Ok(mut cache) = cache.try_borrow_mut() {
-                if cache.len() >= CACHE_LIMIT {
-                    cache.clear();
-                }
-                cache.insert(key, Arc::clone(&actor));
-            }
+            let actor = self.route(cache, key)?;
             Some(f(&actor))
         })
+    }
+
+    /// The actor of `key`'s profile from the shared map, kept in this
+    /// thread's `cache` for next time. Out of line: that keeps the usual
+    /// path above small enough to inline into its caller.
+    #[cold]
+    #[inline(never)]
+    fn route(
+        &self,
+        cache: &RefCell<Cache<Arc<ProfileActor>>>,
+        key: Key,
+    ) -> Option<Arc<ProfileActor>> {
+        let actor = self.actor(key.1)?;
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            cache.insert(key, Arc::clone(&actor));
+        }
+        Some(actor)
     }
 
     /// Routes `actor`. `false` if its id is taken.
@@ -104,5 +170,61 @@ impl Dispatcher {
     /// Drops every route.
     pub(crate) fn clear(&self) {
         self.routes.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dispatcher: u64, n: u128) -> Key {
+        (dispatcher, ProfileId(uuid::Uuid::from_u128(n)))
+    }
+
+    #[test]
+    fn the_last_key_looked_up_answers_as_the_index_does() {
+        let mut cache = Cache::default();
+        cache.insert(key(1, 1), "a");
+        cache.insert(key(1, 2), "b");
+        cache.insert(key(2, 1), "c");
+        for _ in 0..2 {
+            assert_eq!(cache.get(&key(1, 1)), Some(&"a"));
+            assert_eq!(cache.get(&key(1, 2)), Some(&"b"));
+            assert_eq!(cache.get(&key(2, 1)), Some(&"c"));
+            assert_eq!(cache.get(&key(2, 2)), None);
+        }
+        // Replaced in place (a retired actor's successor): the remembered
+        // slot now holds the new one.
+        assert_eq!(cache.get(&key(1, 2)), Some(&"b"));
+        cache.insert(key(1, 2), "b2");
+        assert_eq!(cache.get(&key(1, 2)), Some(&"b2"));
+    }
+
+    #[test]
+    fn an_empty_cache_answers_no_key() {
+        let cache: Cache<&str> = Cache::default();
+        assert_eq!(cache.get(&key(0, 0)), None);
+        assert_eq!(cache.get(&key(1, 0)), None);
+    }
+
+    #[test]
+    fn starting_over_forgets_the_last_key() {
+        let mut cache = Cache::default();
+        cache.insert(key(1, 0), 0usize);
+        assert_eq!(cache.get(&key(1, 0)), Some(&0));
+        for n in 1..CACHE_LIMIT as u128 {
+            cache.insert(key(1, n), n as usize);
+        }
+        assert_eq!(
+            cache.get(&key(1, 0)),
+            Some(&0),
+            "full, not yet started over"
+        );
+        // The next new key starts the cache over: key 0 is gone, though it
+        // was the last looked up and its slot is taken again.
+        cache.insert(key(7, 7), 77);
+        assert_eq!(cache.get(&key(1, 0)), None);
+        assert_eq!(cache.get(&key(7, 7)), Some(&77));
+        assert_eq!(cache.slots.len(), 1);
     }
 }
