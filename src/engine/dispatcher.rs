@@ -5,8 +5,11 @@
 //! the shared map takes a read lock (an atomic write on a line every thread
 //! shares), which costs more than the selection when two cores send to the
 //! same profiles. The cache remembers the last profile looked up, so a
-//! caller sending to one profile compares a key instead of hashing it. A deleted profile is unrouted first, then retired under
-//! its lock; a cached entry of a retired actor is dropped on sight, and a
+//! caller sending to one profile compares a key instead of hashing it.
+//!
+//! A deleted profile is unrouted and retired under its lock. A cached
+//! entry of a retired actor is passed over (and replaced if its id is
+//! routed again; else it stays until the cache starts over), and a
 //! request that reached it anyway fails with "unknown profile" under the
 //! lock, never touching a deleted state.
 
@@ -23,8 +26,10 @@ use crate::ids::ProfileId;
 const CACHE_LIMIT: usize = 4096;
 
 /// Tells dispatchers apart in the per-thread caches (tests run many engines).
-/// Starts at 1: an empty cache's `last` names dispatcher 0.
 static NEXT_DISPATCHER: AtomicU64 = AtomicU64::new(1);
+
+/// A slot no cache has: what `last` names before anything is looked up.
+const NO_SLOT: usize = usize::MAX;
 
 /// A thread's cache key: the dispatcher's id and the profile's.
 type Key = (u64, ProfileId);
@@ -44,8 +49,8 @@ struct Cache<A> {
 impl<A> Default for Cache<A> {
     fn default() -> Self {
         Cache {
-            // Dispatcher 0 does not exist: this matches no key.
-            last: Cell::new(((0, ProfileId(uuid::Uuid::nil())), 0)),
+            // No slot: whatever key this is, looking it up finds nothing.
+            last: Cell::new(((0, ProfileId(uuid::Uuid::nil())), NO_SLOT)),
             slots: Vec::new(),
             index: Default::default(),
         }
@@ -118,7 +123,8 @@ impl Dispatcher {
         let key = (self.id, id);
         CACHE.with(|cache| {
             // `try_borrow`: a request that re-entered the dispatcher on this
-            // thread (none does today) would simply skip the cache.
+            // thread (none does today) would read the cache, but not add
+            // to it (the miss's `try_borrow_mut` fails while `f` runs).
             if let Ok(cached) = cache.try_borrow() {
                 if let Some(actor) = cached.get(&key).filter(|a| !a.is_retired()) {
                     return Some(f(actor));
@@ -187,11 +193,17 @@ mod tests {
         cache.insert(key(1, 1), "a");
         cache.insert(key(1, 2), "b");
         cache.insert(key(2, 1), "c");
+        // Each key twice in a row: the second answer comes from `last`.
         for _ in 0..2 {
-            assert_eq!(cache.get(&key(1, 1)), Some(&"a"));
-            assert_eq!(cache.get(&key(1, 2)), Some(&"b"));
-            assert_eq!(cache.get(&key(2, 1)), Some(&"c"));
-            assert_eq!(cache.get(&key(2, 2)), None);
+            for (k, want) in [
+                (key(1, 1), Some(&"a")),
+                (key(1, 2), Some(&"b")),
+                (key(2, 1), Some(&"c")),
+                (key(2, 2), None),
+            ] {
+                assert_eq!(cache.get(&k), want);
+                assert_eq!(cache.get(&k), want);
+            }
         }
         // Replaced in place (a retired actor's successor): the remembered
         // slot now holds the new one.
@@ -201,10 +213,19 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_cache_answers_no_key() {
+    fn a_cache_that_started_over_answers_no_key_it_was_not_given() {
         let cache: Cache<&str> = Cache::default();
         assert_eq!(cache.get(&key(0, 0)), None);
         assert_eq!(cache.get(&key(1, 0)), None);
+        // The key `last` starts with, once slot 0 is taken by another.
+        let mut cache = Cache::default();
+        cache.insert(key(1, 1), "a");
+        assert_eq!(cache.get(&key(0, 0)), None);
+        for n in 1..=CACHE_LIMIT as u128 {
+            cache.insert(key(1, n + 1), "b");
+        }
+        assert_eq!(cache.slots.len(), 1, "started over");
+        assert_eq!(cache.get(&key(0, 0)), None);
     }
 
     #[test]
