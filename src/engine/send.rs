@@ -196,10 +196,18 @@ fn select_one(
     now_ms: u64,
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
     move |state, env| {
+        // The sticky lookup's two cache misses, started early so that they
+        // overlap the work before the lookup (see
+        // `ProfileState::prefetch_sticky_index`).
+        let located = match message.from {
+            None => state.prefetch_sticky_index(message.to),
+            Some(_) => None,
+        };
         let mut records = Vec::new();
         let at = SelectAt::new(now_ms);
         let ctx = state.context_at(at, &env.health);
-        let result = select_into(state, env, profile, message, Hint::NONE, &ctx, &mut records);
+        let hint = state.prefetch_sticky_entry(located);
+        let result = select_into(state, env, profile, message, hint, &ctx, &mut records);
         let reads = Reads {
             recipients: [message.to],
             daily: state.has_daily_caps(),
