@@ -38,6 +38,7 @@ use crate::ids::ProfileId;
 use crate::journal::{Receipt, Record, Scope, Touches, Writer};
 use crate::number::PhoneNumber;
 use crate::selection::health::HealthConfig;
+use crate::selection::sticky::{Hint, PeekSlot};
 use crate::selection::unsettled::Reads;
 use crate::selection::ProfileState;
 
@@ -234,6 +235,9 @@ impl Drop for QueuedPlace {
 pub(crate) struct ProfileActor {
     pub id: ProfileId,
     state: Mutex<ProfileState>,
+    /// Where the state's sticky map is, for sends to start their lookup
+    /// before they take the lock (`ProfileActor::look_ahead`).
+    peek: PeekSlot,
     pub env: Arc<Env>,
     /// Requests queued in the mailbox and not started.
     queued: AtomicUsize,
@@ -258,6 +262,7 @@ impl ProfileActor {
     ) -> Self {
         ProfileActor {
             id,
+            peek: PeekSlot::new(state.peek_table()),
             state: Mutex::new(state),
             env,
             queued: AtomicUsize::new(0),
@@ -274,6 +279,23 @@ impl ProfileActor {
     #[inline]
     pub(crate) fn prefetch(&self) {
         crate::selection::prefetch_bytes((self as *const Self).cast(), std::mem::size_of::<Self>());
+    }
+
+    /// Starts the sticky lookup of a send to `recipient` without the lock:
+    /// fetches the entry it will most likely read, and returns where that
+    /// is, for the selection to check first (see `sticky::peek`). Called
+    /// before taking the lock, so that a caller waiting for it waits for
+    /// memory at the same time.
+    #[inline]
+    pub(crate) fn look_ahead(&self, recipient: PhoneNumber) -> Hint {
+        self.peek.look_ahead(recipient)
+    }
+
+    /// Replaces the state wholesale (a store healed from its journal) and
+    /// points sends' look-ahead at its map.
+    pub(crate) fn replace_state(&self, held: &mut Held<'_>, state: ProfileState) {
+        self.peek.set(state.peek_table());
+        **held = state;
     }
 
     /// Requests waiting in the mailbox now.

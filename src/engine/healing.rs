@@ -222,7 +222,7 @@ impl Engine {
                     if let Some(at) = restored.wakeup_after_expiry() {
                         inner.env.expiry.schedule(actor.id, at);
                     }
-                    *state = restored;
+                    actor.replace_state(&mut state, restored);
                     records.push(record);
                 }
                 None => {

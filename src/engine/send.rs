@@ -188,25 +188,25 @@ fn select_into(
     result
 }
 
-/// The request for one selection.
+/// The request for one selection, to `actor`'s profile. Its sticky lookup
+/// starts here, before the lock is taken ([`ProfileActor::look_ahead`]):
+/// its two cache misses then lengthen neither this caller's hold of the
+/// lock nor the wait of another caller queued behind it.
 #[inline]
 fn select_one(
+    actor: &ProfileActor,
     profile: ProfileId,
     message: Outbound,
     now_ms: u64,
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
+    let hint = match message.from {
+        None => actor.look_ahead(message.to),
+        Some(_) => Hint::NONE,
+    };
     move |state, env| {
-        // The sticky lookup's two cache misses, started early so that they
-        // overlap the work before the lookup (see
-        // `ProfileState::prefetch_sticky_index`).
-        let located = match message.from {
-            None => state.prefetch_sticky_index(message.to),
-            Some(_) => None,
-        };
         let mut records = Vec::new();
         let at = SelectAt::new(now_ms);
         let ctx = state.context_at(at, &env.health);
-        let hint = state.prefetch_sticky_entry(located);
         let result = select_into(state, env, profile, message, hint, &ctx, &mut records);
         let reads = Reads {
             recipients: [message.to],
@@ -363,7 +363,7 @@ impl Engine {
         let now = self.inner.now().as_millis();
         let bound = self.inner.config.mailbox_bound;
         let attempt = self.inner.dispatcher.with(profile, |actor| {
-            attempt(actor, bound, select_one(profile, message, now))
+            attempt(actor, bound, select_one(actor, profile, message, now))
         });
         let (result, receipt) = match attempt {
             None => return Ok(Err(Error::UnknownProfile)),
@@ -413,7 +413,7 @@ impl Engine {
             .inner
             .dispatcher
             .with(profile, |actor| {
-                actor.call_now(bound, select_one(profile, message, now))
+                actor.call_now(bound, select_one(actor, profile, message, now))
             })
             .ok_or(Error::UnknownProfile)??;
         settle_now(receipt, self.inner.env.journal.as_deref())?;

@@ -52,7 +52,15 @@ pub(crate) fn prefetch_bytes(start: *const u8, len: usize) {
     }
 }
 
-/// The one prefetch instruction behind both: `at` is never read through.
+/// [`prefetch`] of the cache line at address `at`, which may be anyone's
+/// memory (a sticky entry under another thread's lock, or freed since):
+/// it is never read through.
+#[inline(always)]
+pub(crate) fn prefetch_address(at: usize) {
+    prefetch_line(std::ptr::without_provenance(at));
+}
+
+/// The one prefetch instruction behind them: `at` is never read through.
 #[inline(always)]
 fn prefetch_line(at: *const u8) {
     #[cfg(target_arch = "x86_64")]

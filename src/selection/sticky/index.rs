@@ -11,6 +11,13 @@
 //! a cache miss each, and more of them the fuller the table). Tombstones
 //! count towards the load; when the table fills up it is rebuilt from the
 //! slab in one sequential pass, which also clears them.
+//!
+//! The words are atomics so that a send may read them before it takes its
+//! profile's lock (see `peek`): the lock holder is their only writer, and
+//! relaxed loads and stores compile to the plain ones.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Ids must fit in 24 bits; the word stores `id + 1` so that 0 means empty,
 /// and the largest word is kept for tombstones.
@@ -42,10 +49,15 @@ fn id_of(word: u32) -> u32 {
     (word & ID_MASK) - 1
 }
 
+/// An index's buckets. Shared with the map's published view of the
+/// shard (`peek::ShardView`), which keeps a replaced array alive until no
+/// reader can hold it.
+pub(super) type Words = Arc<[AtomicU32]>;
+
 /// Open-addressing index from a 64-bit hash to a slab id.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(super) struct Index {
-    words: Box<[u32]>,
+    words: Words,
     len: usize,
     tombstones: usize,
 }
@@ -59,6 +71,21 @@ impl Index {
         self.words.len() - 1
     }
 
+    #[inline(always)]
+    fn word_at(&self, pos: usize) -> u32 {
+        self.words[pos].load(Relaxed)
+    }
+
+    #[inline(always)]
+    fn set_word(&self, pos: usize, w: u32) {
+        self.words[pos].store(w, Relaxed);
+    }
+
+    /// The buckets, for the shard's published view.
+    pub(super) fn words(&self) -> &Words {
+        &self.words
+    }
+
     /// The id stored under `hash` for which `is_key` holds. Always inlined,
     /// as the sticky hit that calls it (`StickyMap::touch`).
     #[inline(always)]
@@ -70,7 +97,7 @@ impl Index {
         let t = tag(hash);
         let mut pos = hash as usize & mask;
         loop {
-            let w = self.words[pos];
+            let w = self.word_at(pos);
             if w == EMPTY {
                 return None;
             }
@@ -88,7 +115,7 @@ impl Index {
         let mask = self.mask();
         let mut pos = hash as usize & mask;
         for read in 1.. {
-            let w = self.words[pos];
+            let w = self.word_at(pos);
             if w == EMPTY || (w != TOMBSTONE && w >> ID_BITS == tag(hash) && is_key(id_of(w))) {
                 return read;
             }
@@ -110,23 +137,7 @@ impl Index {
     /// (the line the stage before prefetched), without reading any entry.
     #[inline]
     pub(super) fn candidate(&self, hash: u64) -> Option<u32> {
-        if self.words.is_empty() {
-            return None;
-        }
-        let mask = self.mask();
-        let t = tag(hash);
-        let mut pos = hash as usize & mask;
-        for _ in 0..CANDIDATE_WORDS {
-            let w = self.words[pos];
-            if w == EMPTY {
-                return None;
-            }
-            if w != TOMBSTONE && w >> ID_BITS == t {
-                return Some(id_of(w));
-            }
-            pos = (pos + 1) & mask;
-        }
-        None
+        candidate_in(&self.words, hash)
     }
 
     /// Whether one more id fits without a rebuild.
@@ -152,7 +163,7 @@ impl Index {
         let mask = self.mask();
         let mut pos = hash as usize & mask;
         loop {
-            match self.words[pos] {
+            match self.word_at(pos) {
                 EMPTY => break,
                 TOMBSTONE => {
                     self.tombstones -= 1;
@@ -161,7 +172,7 @@ impl Index {
                 _ => pos = (pos + 1) & mask,
             }
         }
-        self.words[pos] = word(hash, id);
+        self.set_word(pos, word(hash, id));
         self.len += 1;
     }
 
@@ -175,7 +186,7 @@ impl Index {
         while (count + 1) * 4 > capacity * 3 {
             capacity *= 2;
         }
-        self.words = vec![EMPTY; capacity].into_boxed_slice();
+        self.words = (0..capacity).map(|_| AtomicU32::new(EMPTY)).collect();
         self.len = 0;
         self.tombstones = 0;
         for (id, hash) in entries {
@@ -192,10 +203,10 @@ impl Index {
         let target = word(hash, id);
         let mut pos = hash as usize & mask;
         loop {
-            match self.words[pos] {
+            match self.word_at(pos) {
                 EMPTY => return false,
                 w if w == target => {
-                    self.words[pos] = TOMBSTONE;
+                    self.set_word(pos, TOMBSTONE);
                     self.len -= 1;
                     self.tombstones += 1;
                     return true;
@@ -209,6 +220,30 @@ impl Index {
     pub(super) fn heap_bytes(&self) -> usize {
         self.words.len() * std::mem::size_of::<u32>()
     }
+}
+
+/// [`Index::candidate`] on an index's `words`, which may be a published
+/// copy read without the lock (see `peek`): whatever the words hold, the
+/// answer is only a place to look first.
+#[inline]
+pub(super) fn candidate_in(words: &[AtomicU32], hash: u64) -> Option<u32> {
+    if words.is_empty() {
+        return None;
+    }
+    let mask = words.len() - 1;
+    let t = tag(hash);
+    let mut pos = hash as usize & mask;
+    for _ in 0..CANDIDATE_WORDS {
+        let w = words[pos].load(Relaxed);
+        if w == EMPTY {
+            return None;
+        }
+        if w != TOMBSTONE && w >> ID_BITS == t {
+            return Some(id_of(w));
+        }
+        pos = (pos + 1) & mask;
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! [`StickyMap`]: recipient -> sender mappings of one profile, with expiry.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use super::counts::SenderCounts;
 use super::index::Index;
+use super::peek::PeekTable;
 use super::slab::{Entry, Slab};
 use super::wheel::TimerWheel;
 use crate::number::PhoneNumber;
@@ -34,7 +36,7 @@ impl Hint {
     pub(crate) const NONE: Hint = Hint(u64::MAX);
 
     #[inline]
-    fn at(shard: usize, id: u32) -> Hint {
+    pub(super) fn at(shard: usize, id: u32) -> Hint {
         Hint(((shard as u64) << 32) | u64::from(id))
     }
 
@@ -42,14 +44,6 @@ impl Hint {
     fn get(self) -> Option<(usize, u32)> {
         (self != Hint::NONE).then_some(((self.0 >> 32) as usize, self.0 as u32))
     }
-}
-
-/// Where the lookup of a recipient starts (its shard and hash), worked out
-/// once for the two stages of a single send's look-ahead.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Located {
-    shard: usize,
-    hash: u64,
 }
 
 /// A place in a map's storage order, where a page of mappings starts.
@@ -85,7 +79,6 @@ pub(crate) enum Recipients {
 /// One shard. Invariant: an entry of the slab is in the index exactly when
 /// it is not vacant, and every allocated entry is in the wheel exactly once
 /// (but see `unindexed_from`).
-#[derive(Clone)]
 struct Shard {
     index: Index,
     slab: Slab,
@@ -95,6 +88,9 @@ struct Shard {
     /// counted: only more of those and then [`StickyMap::index_restored`]
     /// may run meanwhile (`find` checks, in debug builds).
     unindexed_from: Option<u32>,
+    /// Where the index words and how many slab chunks the map's
+    /// [`PeekTable`] was last told of.
+    published: (usize, usize),
 }
 
 impl Shard {
@@ -104,7 +100,15 @@ impl Shard {
             slab: Slab::default(),
             wheel: TimerWheel::new(u64::from(now)),
             unindexed_from: None,
+            published: (0, 0),
         }
+    }
+
+    /// Where its index words are and how many chunks its slab has: what a
+    /// published view of it holds (see `peek`).
+    fn layout(&self) -> (usize, usize) {
+        let words = Arc::as_ptr(self.index.words()).cast::<u8>().addr();
+        (words, self.slab.chunk_count())
     }
 
     #[inline(always)]
@@ -152,7 +156,8 @@ impl Shard {
 ///   without a scan. Stale entries are freed when the wheel reaches them.
 /// - Every stored entry is in its shard's wheel exactly once (pinned ones
 ///   are re-armed one ttl ahead each time they are reached).
-#[derive(Clone)]
+/// - Each shard's layout is published to a [`PeekTable`], so that a send
+///   can start its lookup before it takes the profile's lock.
 pub(crate) struct StickyMap {
     /// Empty until the first mapping is made, so a profile that never maps
     /// anyone (or an idle one) costs nothing here; then `shard_mask + 1` shards.
@@ -164,6 +169,8 @@ pub(crate) struct StickyMap {
     next_shard: usize,
     /// Stored mappings per sender.
     counts: SenderCounts,
+    /// Where sends look before taking the lock (see `peek`).
+    peek: Arc<PeekTable>,
 }
 
 /// The recipients' hash. Phone numbers come in runs (consecutive lines of
@@ -172,7 +179,16 @@ pub(crate) struct StickyMap {
 /// a sticky hit then read 3 to 10 index words instead of about 2.6. The
 /// quality variant's extra multiply spreads them whatever the seed.
 /// Seedable, so that tests can try many seeds.
-type Hasher = foldhash::quality::SeedableRandomState;
+pub(super) type Hasher = foldhash::quality::SeedableRandomState;
+
+/// The shard and hash a lookup of `recipient` starts from.
+#[inline]
+pub(super) fn locate(hasher: &Hasher, shard_mask: usize, recipient: u64) -> (usize, u64) {
+    let hash = hasher.hash_one(recipient);
+    // The index uses the low bits (bucket) and top 8 bits (tag) of the
+    // hash; take the shard from bits in between so each stays random.
+    ((hash >> 40) as usize & shard_mask, hash)
+}
 
 #[inline]
 fn hash_of(hasher: &Hasher, e: &Entry) -> u64 {
@@ -189,13 +205,31 @@ impl StickyMap {
     /// power of two). Nothing is allocated until the first mapping.
     pub(crate) fn new(ttl: u32, shards: usize) -> Self {
         let n = shards.max(1).next_power_of_two();
+        let hasher = Hasher::random();
         StickyMap {
             shards: Vec::new(),
             shard_mask: n - 1,
-            hasher: Hasher::random(),
+            peek: Arc::new(PeekTable::new(hasher.clone(), n - 1)),
+            hasher,
             ttl: ttl.max(1),
             next_shard: 0,
             counts: SenderCounts::default(),
+        }
+    }
+
+    /// Where sends look before taking the profile's lock: the map keeps
+    /// it up to date (see `peek`).
+    pub(crate) fn peek_table(&self) -> Arc<PeekTable> {
+        Arc::clone(&self.peek)
+    }
+
+    /// Publishes shard `s`'s layout, if it changed since last published.
+    fn publish(&mut self, s: usize) {
+        let shard = &mut self.shards[s];
+        let layout = shard.layout();
+        if shard.published != layout {
+            shard.published = layout;
+            self.peek.publish(s, shard.index.words(), &shard.slab);
         }
     }
 
@@ -228,6 +262,7 @@ impl StickyMap {
             return;
         }
         let before = std::mem::take(&mut self.shards);
+        self.peek.withdraw_all();
         self.counts.clear();
         self.next_shard = 0;
         if before.is_empty() {
@@ -246,10 +281,7 @@ impl StickyMap {
 
     #[inline]
     fn locate(&self, recipient: u64) -> (usize, u64) {
-        let hash = self.hasher.hash_one(recipient);
-        // The index uses the low bits (bucket) and top 8 bits (tag) of the
-        // hash; take the shard from bits in between so each stays random.
-        ((hash >> 40) as usize & self.shard_mask, hash)
+        locate(&self.hasher, self.shard_mask, recipient)
     }
 
     /// The sticky hit: if `recipient` has a live mapping and `check` accepts
@@ -308,21 +340,9 @@ impl StickyMap {
     /// `recipient` reads first.
     #[inline]
     pub(crate) fn prefetch_index(&self, recipient: PhoneNumber) {
-        self.prefetch_index_at(self.located(recipient));
-    }
-
-    /// Where the lookup of `recipient` starts.
-    #[inline]
-    pub(crate) fn located(&self, recipient: PhoneNumber) -> Located {
-        let (shard, hash) = self.locate(recipient.as_u64());
-        Located { shard, hash }
-    }
-
-    /// [`StickyMap::prefetch_index`] for a recipient located already.
-    #[inline]
-    pub(crate) fn prefetch_index_at(&self, at: Located) {
-        if let Some(shard) = self.shards.get(at.shard) {
-            shard.index.prefetch(at.hash);
+        let (s, hash) = self.locate(recipient.as_u64());
+        if let Some(shard) = self.shards.get(s) {
+            shard.index.prefetch(hash);
         }
     }
 
@@ -333,19 +353,14 @@ impl StickyMap {
     /// there.
     #[inline]
     pub(crate) fn prefetch_entry(&self, recipient: PhoneNumber) -> Hint {
-        self.prefetch_entry_at(self.located(recipient))
-    }
-
-    /// [`StickyMap::prefetch_entry`] for a recipient located already.
-    #[inline]
-    pub(crate) fn prefetch_entry_at(&self, at: Located) -> Hint {
-        let Some(shard) = self.shards.get(at.shard) else {
+        let (s, hash) = self.locate(recipient.as_u64());
+        let Some(shard) = self.shards.get(s) else {
             return Hint::NONE;
         };
-        match shard.index.candidate(at.hash) {
+        match shard.index.candidate(hash) {
             Some(id) => {
                 shard.slab.prefetch(id);
-                Hint::at(at.shard, id)
+                Hint::at(s, id)
             }
             None => Hint::NONE,
         }
@@ -462,6 +477,7 @@ impl StickyMap {
         }
         shard.index.insert(hash, id);
         shard.wheel.insert(&mut shard.slab, id, deadline);
+        self.publish(s);
         true
     }
 
@@ -595,6 +611,7 @@ impl StickyMap {
                 .wheel
                 .insert(&mut shard.slab, id, u64::from(entry.last_used) + ttl);
         }
+        self.publish(s);
     }
 
     /// Removes the mapping of `recipient`; returns it if it was live and valid.
@@ -616,6 +633,7 @@ impl StickyMap {
     /// Drops every mapping at once (and the memory they held).
     pub(crate) fn clear(&mut self) {
         self.shards = Vec::new();
+        self.peek.withdraw_all();
         self.counts.clear();
     }
 

@@ -227,6 +227,25 @@ impl Slab {
         })
     }
 
+    /// How many chunks the slab holds (only ever more, while it lives).
+    pub(super) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Where each chunk's entries start, for the shard's published view
+    /// (`peek`): addresses to prefetch, never read through.
+    pub(super) fn chunk_addresses(&self) -> Box<[usize]> {
+        self.chunks.iter().map(|c| c.as_ptr().addr()).collect()
+    }
+
+    /// Where entry `id` is, in a slab whose chunks start at `chunks` (from
+    /// [`Slab::chunk_addresses`]).
+    #[inline]
+    pub(super) fn entry_address(chunks: &[usize], id: u32) -> Option<usize> {
+        let start = chunks.get((id >> CHUNK_BITS) as usize)?;
+        Some(start + (id as usize & (CHUNK - 1)) * std::mem::size_of::<Entry>())
+    }
+
     /// Bytes of heap this slab holds.
     pub(super) fn heap_bytes(&self) -> usize {
         self.chunks.len() * std::mem::size_of::<[Entry; CHUNK]>()
