@@ -61,6 +61,10 @@
 //! A request for a profile runs on the calling thread when the profile is
 //! free (no thread hop, no allocation); when it is busy the request waits
 //! in the profile's bounded mailbox and an engine thread runs it in order.
+//! A single send starts its sticky lookup before it takes the lock,
+//! reading the map's published view of its index (so its cache misses
+//! overlap any wait for the lock); the lookup under the lock checks what
+//! it found.
 //! The selection core underneath is plain single-threaded data structures
 //! with no runtime, no clock and no I/O (every operation takes `now`).
 //! `docs/ARCHITECTURE.md` walks a send, a read, a recovery, a replicated
@@ -74,7 +78,7 @@
 //!   mailboxes and housekeeping.
 //! - `journal`: durability: the log, snapshots, recovery, repair, restoring
 //!   a backup, the data-directory lock.
-//! - `selection`: the core: `health`, `rotation`, `weighted`, `pool`, `sticky` (map, index, slab, timing wheel), `capacity` (sender
+//! - `selection`: the core: `health`, `rotation`, `weighted`, `pool`, `sticky` (map, index, slab, timing wheel, the view a send reads before the lock), `capacity` (sender
 //!   rates, queues, daily caps), `compliance` (disabled profiles,
 //!   destinations, opt-outs), `rules` (the selection order), `profile` (one
 //!   profile's state).

@@ -147,8 +147,9 @@ fn daily_count(state: &ProfileState, profile: ProfileId, sender: PhoneNumber) ->
 }
 
 /// Selects for `message` on `state` with `ctx`, the state's context at
-/// the call's time (`hint`: where a batch's look-ahead found its sticky
-/// entry); the records it needs go to
+/// the call's time (`hint`: where a look-ahead, a batch's or a single
+/// send's before the lock, found its sticky entry, to be checked); the
+/// records it needs go to
 /// `records`. Always inlined: the compiler's own choice changed with
 /// the crate's features, and in a batch's loop the call cost about 80
 /// instructions a message (callgrind).

@@ -507,10 +507,11 @@ impl ProfileState {
             // line of a large table: start the reads now (the filter's, and
             // the sticky index word's and the entry it names), so they
             // overlap instead of following one another. A caller that
-            // looked ahead itself passes where the entry is; `Hint::NONE`
-            // comes from one that did not (a batch's group queued in the
-            // mailbox) or found no entry (a new recipient, looked for twice
-            // then: rare, and only with opt-outs).
+            // looked ahead itself passes where the entry likely is (the
+            // lookup checks it); `Hint::NONE` comes from one that did not
+            // (a batch's group queued in the mailbox) or found no entry (a
+            // new recipient, looked for twice then: rare, and only with
+            // opt-outs).
             self.opt_outs.prefetch(recipient);
             if self.is_sticky() && hint == Hint::NONE {
                 self.sticky.prefetch_index(recipient);

@@ -88,8 +88,8 @@ struct Shard {
     /// counted: only more of those and then [`StickyMap::index_restored`]
     /// may run meanwhile (`find` checks, in debug builds).
     unindexed_from: Option<u32>,
-    /// Where the index words and how many slab chunks the map's
-    /// [`PeekTable`] was last told of.
+    /// Where the index words and the slab's chunk starts were when the
+    /// map's [`PeekTable`] was last told (see [`Shard::layout`]).
     published: (usize, usize),
 }
 
@@ -104,11 +104,13 @@ impl Shard {
         }
     }
 
-    /// Where its index words are and how many chunks its slab has: what a
-    /// published view of it holds (see `peek`).
+    /// Where its index words and its slab's chunk starts are: the two
+    /// tables a published view of it shares (see `peek`). While neither
+    /// moves, the view sees what changes in them.
     fn layout(&self) -> (usize, usize) {
         let words = Arc::as_ptr(self.index.words()).cast::<u8>().addr();
-        (words, self.slab.chunk_count())
+        let starts = Arc::as_ptr(self.slab.starts()).cast::<u8>().addr();
+        (words, starts)
     }
 
     #[inline(always)]
@@ -160,7 +162,8 @@ impl Shard {
 ///   can start its lookup before it takes the profile's lock.
 pub(crate) struct StickyMap {
     /// Empty until the first mapping is made, so a profile that never maps
-    /// anyone (or an idle one) costs nothing here; then `shard_mask + 1` shards.
+    /// anyone (or an idle one) costs no shards (only its `peek` table, a
+    /// pointer a shard); then `shard_mask + 1` shards.
     shards: Vec<Shard>,
     shard_mask: usize,
     hasher: Hasher,
@@ -202,7 +205,8 @@ fn is_live(e: &Entry, now: u32, ttl: u32) -> bool {
 
 impl StickyMap {
     /// An empty map with `ttl` seconds and `shards` shards (rounded up to a
-    /// power of two). Nothing is allocated until the first mapping.
+    /// power of two). Only the [`PeekTable`] is allocated until the first
+    /// mapping.
     pub(crate) fn new(ttl: u32, shards: usize) -> Self {
         let n = shards.max(1).next_power_of_two();
         let hasher = Hasher::random();
@@ -229,7 +233,8 @@ impl StickyMap {
         let layout = shard.layout();
         if shard.published != layout {
             shard.published = layout;
-            self.peek.publish(s, shard.index.words(), &shard.slab);
+            self.peek
+                .publish(s, shard.index.words(), shard.slab.starts());
         }
     }
 
@@ -286,9 +291,11 @@ impl StickyMap {
 
     /// The sticky hit: if `recipient` has a live mapping and `check` accepts
     /// its sender, marks it used at `now` and returns what `check` returned
-    /// with the mapping's previous use. `hint`, from a look-ahead's
-    /// [`StickyMap::prefetch_entry`], is checked first: where it holds,
-    /// the lookup neither hashes nor probes. Always inlined: it is most of
+    /// with the mapping's previous use. `hint`, from a look-ahead (a
+    /// batch's [`StickyMap::prefetch_entry`], or a single send's
+    /// [`PeekTable::look_ahead`] before the lock, maybe of a map since
+    /// replaced), is checked first: where it holds, the lookup neither
+    /// hashes nor probes. Always inlined: it is most of
     /// a sticky hit, the most common selection (see `ProfileState::select`).
     #[inline(always)]
     pub(crate) fn touch<T>(
@@ -791,6 +798,15 @@ impl StickyMap {
                 .iter()
                 .map(|s| s.index.heap_bytes() + s.slab.heap_bytes() + s.wheel.heap_bytes())
                 .sum::<usize>()
+    }
+}
+
+impl Drop for StickyMap {
+    /// Takes the shards' views out of the [`PeekTable`], which the
+    /// profile's actor may hold longer (a state replaced wholesale), so
+    /// that they free their tables.
+    fn drop(&mut self) {
+        self.peek.withdraw_all();
     }
 }
 

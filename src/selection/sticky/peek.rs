@@ -9,17 +9,21 @@
 //! wrong place only means a probe under the lock, as without a hint.
 //!
 //! For that, the map publishes per shard where its index words and its
-//! entry chunks are (a `ShardView`), each time either moves (the index is
-//! rebuilt, the slab gains a chunk, the shards are made anew). Readers
-//! hold no lock:
-//! - index words are atomics, so reading one the lock holder writes is
-//!   defined (it gives the old word or the new);
-//! - a view owns a share of its words (`Arc`), and a view replaced is
+//! entry chunks are (a `ShardView`), each time either table moves (the
+//! index is rebuilt, the slab's table of chunk starts doubles, the shards
+//! are made anew or dropped). Readers hold no lock:
+//! - index words and chunk starts are atomics, so reading one the lock
+//!   holder writes is defined (it gives the old value or the new);
+//! - a view owns a share of both tables (`Arc`), and a view replaced is
 //!   freed through `crossbeam-epoch`, once no reader that could have
 //!   loaded it is still reading;
 //! - entry addresses are only prefetched, never read through: an entry may
 //!   be anything by the time the lock is taken.
+//!
+//! A shard without a view (none made yet, or sticky off) costs a send one
+//! load, not an epoch pin.
 
+use std::sync::atomic::AtomicPtr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::Arc;
 
@@ -27,13 +31,13 @@ use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
 use super::index::{candidate_in, Words};
 use super::map::{locate, Hasher, Hint};
-use super::slab::Slab;
+use super::slab::{ChunkStarts, Slab};
 use crate::number::PhoneNumber;
 
 /// Where one shard's index words and entry chunks are.
 struct ShardView {
     words: Words,
-    chunks: Box<[usize]>,
+    starts: ChunkStarts,
 }
 
 /// What a map publishes for lookups made without its profile's lock: its
@@ -54,11 +58,12 @@ impl PeekTable {
         }
     }
 
-    /// Publishes shard `s`'s words and chunks, replacing its view.
-    pub(super) fn publish(&self, s: usize, words: &Words, slab: &Slab) {
+    /// Publishes shard `s`'s index words and chunk starts, replacing its
+    /// view.
+    pub(super) fn publish(&self, s: usize, words: &Words, starts: &ChunkStarts) {
         let view = Owned::new(ShardView {
             words: Arc::clone(words),
-            chunks: slab.chunk_addresses(),
+            starts: Arc::clone(starts),
         });
         self.replace(s, Some(view));
     }
@@ -92,20 +97,25 @@ impl PeekTable {
     /// fetches the entry it names. Returns where that entry is, for the
     /// selection to check first under the lock, or [`Hint::NONE`].
     #[inline]
-    fn look_ahead(&self, recipient: PhoneNumber, guard: &epoch::Guard) -> Hint {
+    fn look_ahead(&self, recipient: PhoneNumber) -> Hint {
         let (s, hash) = locate(&self.hasher, self.shard_mask, recipient.as_u64());
         let Some(slot) = self.shards.get(s) else {
             return Hint::NONE;
         };
+        // SAFETY: the unprotected load is only compared with null.
+        if unsafe { slot.load(Relaxed, epoch::unprotected()) }.is_null() {
+            return Hint::NONE;
+        }
+        let guard = epoch::pin();
         // SAFETY: views are freed only through the epoch (`replace`, and
         // `drop` with no reader left), so this one lives while `guard` does.
-        let Some(view) = (unsafe { slot.load(Acquire, guard).as_ref() }) else {
+        let Some(view) = (unsafe { slot.load(Acquire, &guard).as_ref() }) else {
             return Hint::NONE;
         };
         let Some(id) = candidate_in(&view.words, hash) else {
             return Hint::NONE;
         };
-        match Slab::entry_address(&view.chunks, id) {
+        match Slab::entry_address(&view.starts, id) {
             Some(at) => {
                 crate::selection::prefetch_address(at);
                 Hint::at(s, id)
@@ -137,40 +147,47 @@ impl std::fmt::Debug for PeekTable {
 }
 
 /// A profile's [`PeekTable`], held outside its lock by the profile's
-/// actor: replaced when the actor's state is replaced wholesale (a store
-/// healed from its journal), so that sends look where the new map is.
-pub(crate) struct PeekSlot(Atomic<Arc<PeekTable>>);
+/// actor. Replaced when the actor's state is replaced wholesale (a store
+/// healed from its journal), so that sends look where the new map is; a
+/// table replaced is kept until the slot is dropped (a few hundred bytes:
+/// its map withdrew its views when dropped), so that a send reads the
+/// current table without pinning anything.
+pub(crate) struct PeekSlot {
+    /// The current table, from `Arc::into_raw`.
+    current: AtomicPtr<PeekTable>,
+    retired: parking_lot::Mutex<Vec<Arc<PeekTable>>>,
+}
 
 impl PeekSlot {
     pub(crate) fn new(table: Arc<PeekTable>) -> PeekSlot {
-        PeekSlot(Atomic::new(table))
+        PeekSlot {
+            current: AtomicPtr::new(Arc::into_raw(table).cast_mut()),
+            retired: parking_lot::Mutex::new(Vec::new()),
+        }
     }
 
     /// Points sends at `table` from now on.
     pub(crate) fn set(&self, table: Arc<PeekTable>) {
-        let guard = epoch::pin();
-        let old = self.0.swap(Owned::new(table), AcqRel, &guard);
-        // SAFETY: as in `PeekTable::replace`.
-        unsafe { guard.defer_destroy(old) };
+        let old = self.current.swap(Arc::into_raw(table).cast_mut(), AcqRel);
+        // SAFETY: `old` came from `Arc::into_raw` (`new`, `set`), and the
+        // swap took it out of `current`: this is its one owner now.
+        self.retired.lock().push(unsafe { Arc::from_raw(old) });
     }
 
     /// [`PeekTable::look_ahead`] on the current table.
     #[inline]
     pub(crate) fn look_ahead(&self, recipient: PhoneNumber) -> Hint {
-        let guard = epoch::pin();
-        // SAFETY: a table replaced is freed through the epoch (`set`), so
-        // this one lives while `guard` does; never null (`new`, `set`).
-        match unsafe { self.0.load(Acquire, &guard).as_ref() } {
-            Some(table) => table.look_ahead(recipient, &guard),
-            None => Hint::NONE,
-        }
+        // SAFETY: every table this slot pointed at lives as long as the
+        // slot (`current` or `retired`), and `&self` keeps the slot alive.
+        let table = unsafe { &*self.current.load(Acquire) };
+        table.look_ahead(recipient)
     }
 }
 
 impl Drop for PeekSlot {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader holds the slot any more.
-        drop(unsafe { self.0.load(Relaxed, epoch::unprotected()).into_owned() });
+        // SAFETY: from `Arc::into_raw`, owned by `current` alone.
+        drop(unsafe { Arc::from_raw(*self.current.get_mut()) });
     }
 }
 

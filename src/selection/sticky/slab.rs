@@ -10,6 +10,9 @@
 //! change there. Freed entries are chained into a free list through their
 //! link.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
 use super::index::MAX_ID;
 use super::wheel::{WheelLinks, NIL};
 use crate::selection::pool::SenderRef;
@@ -104,12 +107,20 @@ impl Entry {
     }
 }
 
+/// Where a slab's chunks start, by chunk (0: not made yet), for its
+/// shard's published view (see `peek`): addresses to prefetch, never read
+/// through. Grown by doubling, so that a new chunk is one store, and a
+/// view made anew only when the table doubles.
+pub(super) type ChunkStarts = Arc<[AtomicUsize]>;
+
 /// Chunked entry storage with a free list.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(super) struct Slab {
     /// Boxed, so that growing the list moves pointers, never entries.
     #[allow(clippy::vec_box)]
     chunks: Vec<Box<[Entry; CHUNK]>>,
+    /// Where each chunk starts (see [`ChunkStarts`]).
+    starts: ChunkStarts,
     /// Entries ever handed out (the next fresh id).
     high_water: u32,
     free_head: Option<u32>,
@@ -136,7 +147,7 @@ impl Slab {
             return None;
         }
         if id as usize == self.chunks.len() * CHUNK {
-            self.chunks.push(Box::new([EMPTY; CHUNK]));
+            self.add_chunk();
         }
         self.high_water += 1;
         *self.get_mut(id) = entry;
@@ -227,29 +238,42 @@ impl Slab {
         })
     }
 
-    /// How many chunks the slab holds (only ever more, while it lives).
-    pub(super) fn chunk_count(&self) -> usize {
-        self.chunks.len()
+    #[cold]
+    fn add_chunk(&mut self) {
+        let chunk = Box::new([EMPTY; CHUNK]);
+        let (n, start) = (self.chunks.len(), chunk.as_ptr().addr());
+        if n == self.starts.len() {
+            let grown = (n * 2).max(8);
+            self.starts = (0..grown)
+                .map(|c| AtomicUsize::new(self.chunk_start(c)))
+                .collect();
+        }
+        self.starts[n].store(start, Relaxed);
+        self.chunks.push(chunk);
     }
 
-    /// Where each chunk's entries start, for the shard's published view
-    /// (`peek`): addresses to prefetch, never read through.
-    pub(super) fn chunk_addresses(&self) -> Box<[usize]> {
-        self.chunks.iter().map(|c| c.as_ptr().addr()).collect()
+    fn chunk_start(&self, c: usize) -> usize {
+        self.chunks.get(c).map_or(0, |chunk| chunk.as_ptr().addr())
     }
 
-    /// Where entry `id` is, in a slab whose chunks start at `chunks` (from
-    /// [`Slab::chunk_addresses`]).
+    /// Where the chunks start, for the shard's published view.
+    pub(super) fn starts(&self) -> &ChunkStarts {
+        &self.starts
+    }
+
+    /// Where entry `id` is, in a slab whose chunks start at `starts` (a
+    /// published [`Slab::starts`]); `None` if its chunk was not made.
     #[inline]
-    pub(super) fn entry_address(chunks: &[usize], id: u32) -> Option<usize> {
-        let start = chunks.get((id >> CHUNK_BITS) as usize)?;
-        Some(start + (id as usize & (CHUNK - 1)) * std::mem::size_of::<Entry>())
+    pub(super) fn entry_address(starts: &[AtomicUsize], id: u32) -> Option<usize> {
+        let start = starts.get((id >> CHUNK_BITS) as usize)?.load(Relaxed);
+        (start != 0).then(|| start + (id as usize & (CHUNK - 1)) * std::mem::size_of::<Entry>())
     }
 
     /// Bytes of heap this slab holds.
     pub(super) fn heap_bytes(&self) -> usize {
         self.chunks.len() * std::mem::size_of::<[Entry; CHUNK]>()
             + self.chunks.capacity() * std::mem::size_of::<Box<[Entry; CHUNK]>>()
+            + self.starts.len() * std::mem::size_of::<AtomicUsize>()
     }
 }
 
@@ -284,6 +308,35 @@ mod tests {
         assert_eq!(e.sender(), r);
         assert!(e.pinned());
         assert!(!e.is_vacant());
+    }
+
+    /// The chunk starts a published view holds name each entry's address,
+    /// as the table doubles and after (a stale table names the chunks of
+    /// its time), and nothing for an entry not made yet.
+    #[test]
+    fn chunk_starts_name_every_entrys_address() {
+        let mut slab = Slab::default();
+        let r = SenderRef {
+            slot: 0,
+            generation: 0,
+        };
+        let addr = |slab: &Slab, id: u32| std::ptr::from_ref(slab.get(id)).addr();
+        let mut early = None;
+        for i in 0..(40 * CHUNK as u64) {
+            let id = slab.alloc(Entry::new(i, r, 0, false)).unwrap();
+            let starts = Arc::clone(slab.starts());
+            assert_eq!(Slab::entry_address(&starts, id), Some(addr(&slab, id)));
+            if id == 3 * CHUNK as u32 {
+                early = Some(starts);
+            }
+        }
+        for id in (0..40 * CHUNK as u32).step_by(7) {
+            assert_eq!(Slab::entry_address(slab.starts(), id), Some(addr(&slab, id)));
+        }
+        let early = early.unwrap();
+        assert_eq!(Slab::entry_address(&early, 5), Some(addr(&slab, 5)));
+        assert_eq!(Slab::entry_address(&early, 30 * CHUNK as u32), None);
+        assert_eq!(Slab::entry_address(slab.starts(), 64 * CHUNK as u32), None);
     }
 
     #[test]
