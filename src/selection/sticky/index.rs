@@ -224,8 +224,9 @@ impl Index {
 
 /// [`Index::candidate`] on an index's `words`, which may be a published
 /// copy read without the lock (see `peek`): whatever the words hold, the
-/// answer is only a place to look first.
-#[inline]
+/// answer is only a place to look first. Always inlined: both callers are
+/// a look-ahead on a send's path.
+#[inline(always)]
 pub(super) fn candidate_in(words: &[AtomicU32], hash: u64) -> Option<u32> {
     if words.is_empty() {
         return None;

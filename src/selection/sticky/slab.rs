@@ -331,7 +331,10 @@ mod tests {
             }
         }
         for id in (0..40 * CHUNK as u32).step_by(7) {
-            assert_eq!(Slab::entry_address(slab.starts(), id), Some(addr(&slab, id)));
+            assert_eq!(
+                Slab::entry_address(slab.starts(), id),
+                Some(addr(&slab, id))
+            );
         }
         let early = early.unwrap();
         assert_eq!(Slab::entry_address(&early, 5), Some(addr(&slab, 5)));
