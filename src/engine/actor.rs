@@ -284,18 +284,11 @@ impl ProfileActor {
     /// Starts the sticky lookup of a send to `recipient` without the lock:
     /// fetches the entry it will most likely read, and returns where that
     /// is, for the selection to check first (see `sticky::peek`). Called
-    /// before taking a lock that is held, so that a caller waiting for it
-    /// waits for memory at the same time.
+    /// before taking the lock, so that a caller waiting for it waits for
+    /// memory at the same time.
     #[inline]
     pub(crate) fn look_ahead(&self, recipient: PhoneNumber) -> Hint {
         self.peek.look_ahead(recipient)
-    }
-
-    /// Whether the lock is held this instant (a send then looks ahead
-    /// before taking it, see `send::select_one`).
-    #[inline]
-    pub(crate) fn is_busy(&self) -> bool {
-        self.state.is_locked()
     }
 
     /// Replaces the state wholesale (a store healed from its journal) and

@@ -190,15 +190,9 @@ fn select_into(
 }
 
 /// The request for one selection, to `actor`'s profile. Its sticky lookup
-/// takes two cache misses (the index word, then the entry), started ahead
-/// of the lookup so that they overlap other work:
-/// - if the lock is held now, before taking it
-///   ([`ProfileActor::look_ahead`]): the wait for the lock covers them,
-///   and they lengthen neither this caller's hold nor the wait of another
-///   caller queued behind it;
-/// - else under the lock, before the work that precedes the lookup
-///   ([`ProfileState::prefetch_sticky_index`]): reading before the lock
-///   costs an epoch pin, which a free lock leaves nothing to pay for.
+/// starts here, before the lock is taken ([`ProfileActor::look_ahead`]):
+/// its two cache misses then lengthen neither this caller's hold of the
+/// lock nor the wait of another caller queued behind it.
 #[inline]
 fn select_one(
     actor: &ProfileActor,
@@ -206,19 +200,14 @@ fn select_one(
     message: Outbound,
     now_ms: u64,
 ) -> impl FnOnce(&mut ProfileState, &Env) -> Selected + Send + 'static {
-    let before_lock = match message.from {
-        None if actor.is_busy() => Some(actor.look_ahead(message.to)),
-        _ => None,
+    let hint = match message.from {
+        None => actor.look_ahead(message.to),
+        Some(_) => Hint::NONE,
     };
     move |state, env| {
-        let located = match (message.from, before_lock) {
-            (None, None) => state.prefetch_sticky_index(message.to),
-            _ => None,
-        };
         let mut records = Vec::new();
         let at = SelectAt::new(now_ms);
         let ctx = state.context_at(at, &env.health);
-        let hint = before_lock.unwrap_or_else(|| state.prefetch_sticky_entry(located));
         let result = select_into(state, env, profile, message, hint, &ctx, &mut records);
         let reads = Reads {
             recipients: [message.to],

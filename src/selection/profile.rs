@@ -28,7 +28,7 @@ use super::rules::{
     Refusal, SelectState, Selection,
 };
 use super::select_at::SelectAt;
-use super::sticky::{ExpireReport, Hint, Located, PeekTable, StickyMap};
+use super::sticky::{ExpireReport, Hint, PeekTable, StickyMap};
 use super::unsettled::Unsettled;
 use super::weighted::SmoothWeighted;
 use crate::clock::Timestamp;
@@ -691,35 +691,11 @@ impl ProfileState {
         }
     }
 
-    /// Where a single send looks before it takes the profile's lock, when
-    /// the lock is held (see `sticky::peek`). The table stays this map's
-    /// for as long as the state lives.
+    /// Where a send looks before it takes the profile's lock (a single
+    /// send's look-ahead; a batch has its own, over many sends, under the
+    /// lock). The table stays this map's for as long as the state lives.
     pub(crate) fn peek_table(&self) -> Arc<PeekTable> {
         self.sticky.peek_table()
-    }
-
-    /// A single send's look-ahead when it found the profile's lock free
-    /// (a batch has its own, over many sends), run under the lock before
-    /// the work that precedes the lookup, so that the lookup's two cache
-    /// misses overlap that work instead of lengthening the hold. Stage 1:
-    /// fetches `recipient`'s sticky index word; returns where its lookup
-    /// starts (`None`: the profile is not sticky).
-    #[inline]
-    pub(crate) fn prefetch_sticky_index(&self, recipient: PhoneNumber) -> Option<Located> {
-        if !self.is_sticky() {
-            return None;
-        }
-        let at = self.sticky.located(recipient);
-        self.sticky.prefetch_index_at(at);
-        Some(at)
-    }
-
-    /// Stage 2, once some work has covered the word's fetch: fetches the
-    /// entry it names and returns where it is, for [`ProfileState::select`]
-    /// to start there.
-    #[inline]
-    pub(crate) fn prefetch_sticky_entry(&self, at: Option<Located>) -> Hint {
-        at.map_or(Hint::NONE, |at| self.sticky.prefetch_entry_at(at))
     }
 
     /// Stage 2: the sticky entry a hit most likely reads; returns where it

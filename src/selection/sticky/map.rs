@@ -46,14 +46,6 @@ impl Hint {
     }
 }
 
-/// Where the lookup of a recipient starts (its shard and hash), worked out
-/// once for the two stages of a single send's look-ahead under the lock.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Located {
-    shard: usize,
-    hash: u64,
-}
-
 /// A place in a map's storage order, where a page of mappings starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct MapPosition {
@@ -355,21 +347,9 @@ impl StickyMap {
     /// `recipient` reads first.
     #[inline]
     pub(crate) fn prefetch_index(&self, recipient: PhoneNumber) {
-        self.prefetch_index_at(self.located(recipient));
-    }
-
-    /// Where the lookup of `recipient` starts.
-    #[inline]
-    pub(crate) fn located(&self, recipient: PhoneNumber) -> Located {
-        let (shard, hash) = self.locate(recipient.as_u64());
-        Located { shard, hash }
-    }
-
-    /// [`StickyMap::prefetch_index`] for a recipient located already.
-    #[inline]
-    pub(crate) fn prefetch_index_at(&self, at: Located) {
-        if let Some(shard) = self.shards.get(at.shard) {
-            shard.index.prefetch(at.hash);
+        let (s, hash) = self.locate(recipient.as_u64());
+        if let Some(shard) = self.shards.get(s) {
+            shard.index.prefetch(hash);
         }
     }
 
@@ -380,19 +360,14 @@ impl StickyMap {
     /// there.
     #[inline]
     pub(crate) fn prefetch_entry(&self, recipient: PhoneNumber) -> Hint {
-        self.prefetch_entry_at(self.located(recipient))
-    }
-
-    /// [`StickyMap::prefetch_entry`] for a recipient located already.
-    #[inline]
-    pub(crate) fn prefetch_entry_at(&self, at: Located) -> Hint {
-        let Some(shard) = self.shards.get(at.shard) else {
+        let (s, hash) = self.locate(recipient.as_u64());
+        let Some(shard) = self.shards.get(s) else {
             return Hint::NONE;
         };
-        match shard.index.candidate(at.hash) {
+        match shard.index.candidate(hash) {
             Some(id) => {
                 shard.slab.prefetch(id);
-                Hint::at(at.shard, id)
+                Hint::at(s, id)
             }
             None => Hint::NONE,
         }

@@ -16,7 +16,7 @@ mod slab;
 pub(crate) mod wheel;
 
 pub(crate) use map::{
-    ExpireReport, Hint, Located, MapPosition, Mapping, Recipients, StickyMap, DEFAULT_SHARDS,
+    ExpireReport, Hint, MapPosition, Mapping, Recipients, StickyMap, DEFAULT_SHARDS,
 };
 pub(crate) use peek::{PeekSlot, PeekTable};
 
