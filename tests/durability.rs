@@ -523,6 +523,13 @@ fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() 
     // The disk frees up: writing resumes without a restart.
     e.inject_journal_fault(false);
     eventually("the engine takes changes again", || e.is_ready());
+    // The reloaded state's map is the one sends look into before the lock
+    // (and whatever they find there is checked): the kept mapping still
+    // answers, twice over, in both call styles.
+    for _ in 0..2 {
+        assert_eq!(e.send_now(p, to(1)).unwrap().sender, kept);
+        assert_eq!(block_on(e.send(p, to(1))).unwrap().sender, kept);
+    }
     let later = e.send_now(p, to(3)).unwrap().sender;
     block_on(e.shutdown());
     // After a restart: what was acknowledged, and nothing refused.
