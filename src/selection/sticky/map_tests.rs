@@ -186,10 +186,7 @@ fn runs_of_consecutive_numbers_do_not_cluster_in_the_index() {
         })
         .collect();
     for seed in 0..12u64 {
-        let shared: &'static foldhash::SharedSeed =
-            Box::leak(Box::new(foldhash::SharedSeed::from_u64(seed)));
-        let mut map = StickyMap::new(86_400, 16);
-        map.hasher = Hasher::with_seed(seed, shared);
+        let mut map = StickyMap::seeded(86_400, 16, seed);
         for &r in &recipients {
             assert!(map.assign(r, sender(0), 1_000));
         }
@@ -226,35 +223,43 @@ fn a_small_profiles_map_costs_under_a_hundred_and_ten_bytes_a_mapping() {
 }
 
 /// The look-ahead's guess at where a recipient's entry is (and so at its
-/// sender) is right nearly always, and never another recipient's.
+/// sender) is right nearly always, and never another recipient's. Over
+/// fixed seeds: how often a probe meets another recipient's tag first
+/// depends on where keys fall (with a random seed, about one run in
+/// forty fell under 99%; these eight find 99.8% or more).
 #[test]
 fn the_likely_sender_is_the_recipients_own() {
     let all = mappings();
-    let map = restored_one_by_one(&all);
     let mut latest = std::collections::HashMap::new();
     for m in &all {
         latest.insert(m.recipient, m.sender);
     }
-    let found = latest
-        .iter()
-        .filter(
-            |(&to, &s)| match map.likely_sender(to, map.prefetch_entry(to)) {
-                Some(guess) => {
-                    assert_eq!(guess, s);
-                    true
-                }
-                None => false,
-            },
-        )
-        .count();
-    assert!(
-        found * 100 >= latest.len() * 99,
-        "{found} of {}",
-        latest.len()
-    );
     let stranger = PhoneNumber::from_u64(14_165_000_000).unwrap();
-    assert_eq!(map.prefetch_entry(stranger), Hint::NONE);
-    assert_eq!(map.likely_sender(stranger, Hint::NONE), None);
+    for seed in 0..8 {
+        let mut map = StickyMap::seeded(86_400, 4, seed);
+        for m in &all {
+            assert!(map.restore(m.recipient, m.sender, m.created_at, m.last_used, m.pinned));
+        }
+        let found = latest
+            .iter()
+            .filter(
+                |(&to, &s)| match map.likely_sender(to, map.prefetch_entry(to)) {
+                    Some(guess) => {
+                        assert_eq!(guess, s);
+                        true
+                    }
+                    None => false,
+                },
+            )
+            .count();
+        assert!(
+            found * 100 >= latest.len() * 99,
+            "seed {seed}: {found} of {}",
+            latest.len()
+        );
+        assert_eq!(map.prefetch_entry(stranger), Hint::NONE);
+        assert_eq!(map.likely_sender(stranger, Hint::NONE), None);
+    }
     let empty = StickyMap::new(86_400, 4);
     assert_eq!(empty.prefetch_entry(stranger), Hint::NONE);
 }
