@@ -292,6 +292,12 @@ impl WheelLinks for Slab {
 mod tests {
     use super::*;
 
+    /// The sender of entries whose sender no test looks at.
+    const ANY_SENDER: SenderRef = SenderRef {
+        slot: 0,
+        generation: 0,
+    };
+
     #[test]
     fn entry_is_28_bytes() {
         assert_eq!(std::mem::size_of::<Entry>(), 28);
@@ -315,11 +321,7 @@ mod tests {
     /// its time), and nothing for an entry not made yet.
     #[test]
     fn chunk_starts_name_every_entrys_address() {
-        let mut slab = Slab::default();
-        let r = SenderRef {
-            slot: 0,
-            generation: 0,
-        };
+        let (mut slab, r) = (Slab::default(), ANY_SENDER);
         let addr = |slab: &Slab, id: u32| std::ptr::from_ref(slab.get(id)).addr();
         let mut early = None;
         for i in 0..(40 * CHUNK as u64) {
@@ -344,11 +346,7 @@ mod tests {
 
     #[test]
     fn freed_entries_are_reused() {
-        let mut slab = Slab::default();
-        let r = SenderRef {
-            slot: 0,
-            generation: 0,
-        };
+        let (mut slab, r) = (Slab::default(), ANY_SENDER);
         let ids: Vec<u32> = (0..300)
             .map(|i| slab.alloc(Entry::new(i, r, 0, false)).unwrap())
             .collect();
