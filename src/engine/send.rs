@@ -653,7 +653,7 @@ impl<'a> Batch<'a> {
             let to = items[i].1;
             let hint = hints[k % 8];
             let answer = select_into(state, env, profile, to.into(), hint, &ctx, &mut records);
-            self.results.set_first(i, answer.map_err(Error::from));
+            self.results.set_first(i, answer);
         }
         let reads = Reads {
             recipients: positions.iter().map(|&i| items[i].1),

@@ -42,6 +42,24 @@ pub(crate) fn prefetch<T>(value: &T) {
     prefetch_line((value as *const T).cast());
 }
 
+/// [`prefetch`] of all of `value`, which may straddle two cache lines (a
+/// 28-byte sticky entry does at 6 of its 16 places in a line): the
+/// line of its first byte and that of its last.
+#[inline(always)]
+pub(crate) fn prefetch_whole<T>(value: &T) {
+    prefetch_whole_at::<T>((value as *const T).addr());
+}
+
+/// [`prefetch_whole`] of a `T` at address `at`, which may be anyone's
+/// memory: it is never read through. When the value does not straddle,
+/// the second prefetch finds the first's line and costs only itself.
+#[inline(always)]
+pub(crate) fn prefetch_whole_at<T>(at: usize) {
+    const { assert!(std::mem::size_of::<T>() <= 64) };
+    prefetch_address(at);
+    prefetch_address(at.wrapping_add(std::mem::size_of::<T>() - 1));
+}
+
 /// [`prefetch`] of every cache line of `len` bytes from `start`. The
 /// pointer is never read through: a prefetch only hints the cache, so the
 /// bytes may be under another thread's lock.

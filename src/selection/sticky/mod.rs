@@ -20,4 +20,4 @@ pub(crate) use map::{
 };
 pub(crate) use peek::{PeekSlot, PeekTable};
 
-use super::prefetch;
+use super::{prefetch, prefetch_whole};

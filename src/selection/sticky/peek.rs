@@ -31,7 +31,7 @@ use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
 use super::index::{candidate_in, Words};
 use super::map::{locate, Hasher, Hint};
-use super::slab::{ChunkStarts, Slab};
+use super::slab::{ChunkStarts, Entry, Slab};
 use crate::number::PhoneNumber;
 
 /// Where one shard's index words and entry chunks are.
@@ -117,7 +117,7 @@ impl PeekTable {
         };
         match Slab::entry_address(&view.starts, id) {
             Some(at) => {
-                crate::selection::prefetch_address(at);
+                crate::selection::prefetch_whole_at::<Entry>(at);
                 Hint::at(s, id)
             }
             None => Hint::NONE,

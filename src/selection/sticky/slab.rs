@@ -199,7 +199,7 @@ impl Slab {
     #[inline]
     pub(super) fn prefetch(&self, id: u32) {
         if let Some(chunk) = self.chunks.get((id >> CHUNK_BITS) as usize) {
-            super::prefetch(&chunk[id as usize & (CHUNK - 1)]);
+            super::prefetch_whole(&chunk[id as usize & (CHUNK - 1)]);
         }
     }
 
