@@ -86,6 +86,7 @@ impl Answers {
         self.written[i / 64] |= 1u64 << (i % 64);
     }
 
+    /// The refusal half of [`Answers::set_first`], out of line.
     #[cold]
     #[inline(never)]
     fn write_refusal(&mut self, i: usize, refusal: Refusal) {
@@ -158,5 +159,50 @@ mod tests {
         assert!(unset
             .clone()
             .all(|(_, a)| matches!(a, Err(Error::Internal))));
+    }
+
+    /// A group's own pass writes selections in place and refusals out of
+    /// line; both read back at their positions, refusals as the engine's
+    /// errors, and an answer set but never taken is dropped with the rest.
+    #[test]
+    fn a_groups_selections_and_refusals_land_in_place() {
+        use crate::selection::rules::{MappingOutcome, Reason};
+        let selection = |n: u64| Selection {
+            sender: crate::PhoneNumber::from_u64(13_125_550_000 + n).unwrap(),
+            reason: Reason::Sticky,
+            mapping: MappingOutcome::Reused,
+            wait: std::time::Duration::from_millis(n),
+            send_at: crate::Timestamp::from_millis(1_800_000_000_000 + n),
+            previous_use: None,
+            starts_block: false,
+        };
+        let refusal = |i: usize| match i % 3 {
+            0 => Refusal::OptedOut,
+            1 => Refusal::DailyLimit,
+            _ => Refusal::Destination(None),
+        };
+        let refused = |i: usize| [7, 8, 15, 16, 64].contains(&i);
+        let mut answers = Answers::new(70);
+        for i in (0..70).rev() {
+            let answer = if refused(i) {
+                Err(refusal(i))
+            } else {
+                Ok(selection(i as u64))
+            };
+            answers.set_first(i, answer);
+        }
+        let all = answers.into_vec();
+        for (i, a) in all.iter().enumerate() {
+            if refused(i) {
+                assert_eq!(a.as_ref().unwrap_err(), &Error::from(refusal(i)), "at {i}");
+            } else {
+                assert_eq!(a.as_ref().unwrap(), &selection(i as u64), "at {i}");
+            }
+        }
+        // Dropped half written: the answers set are dropped, nothing else.
+        let mut partial = Answers::new(10);
+        partial.set_first(3, Err(Refusal::Destination(None)));
+        partial.set_first(4, Ok(selection(4)));
+        drop(partial);
     }
 }

@@ -614,8 +614,7 @@ impl<'a> Batch<'a> {
         // recipients, a batched send took about an eighth less time.
         const BLOCK: usize = 8;
         // A group this short is one of many profiles in the batch, whose
-        // senders' state is not in cache: a third stage, two messages
-        // ahead, fetches it. In a long group it is, and the stage only
+        // senders' state is not in cache: a third stage fetches it. In a long group it is, and the stage only
         // costs (a sixth of the time of ten profiles' batches).
         let short = positions.len() < SHORT_GROUP;
         // Room for a new mapping in eight sends without growing (a
@@ -629,8 +628,15 @@ impl<'a> Batch<'a> {
         records.clear();
         records.reserve(capacity);
         // Where stage 2 found each entry, for the lookup (and stage 3) of
-        // the same recipient: by position, modulo two blocks.
-        let mut hints = [Hint::NONE; 2 * BLOCK];
+        // the same recipient: by index `k` in the group, modulo two
+        // blocks. Stage 2 writes block b + 1 into the half that block b,
+        // being looked up, does not use.
+        const RING: usize = 2 * BLOCK;
+        // Stage 3 runs this many messages ahead: within the next block,
+        // whose hints are written by then.
+        const SENDER_AHEAD: usize = 2;
+        const { assert!(SENDER_AHEAD <= BLOCK) };
+        let mut hints = [Hint::NONE; RING];
         let at = SelectAt::new(self.now_ms);
         let ctx = state.context_at(at, &env.health);
         let n = positions.len();
@@ -643,12 +649,12 @@ impl<'a> Batch<'a> {
             fetch_entries(state, items, positions, block(b + 1), &mut hints);
             for k in block(b) {
                 if short {
-                    if let Some(&j) = positions.get(k + 2) {
-                        state.prefetch_sender(items[j].1, hints[(k + 2) % (2 * BLOCK)]);
+                    if let Some(&j) = positions.get(k + SENDER_AHEAD) {
+                        state.prefetch_sender(items[j].1, hints[(k + SENDER_AHEAD) % RING]);
                     }
                 }
                 let i = positions[k];
-                let hint = hints[k % (2 * BLOCK)];
+                let hint = hints[k % RING];
                 let answer = select_into(
                     state,
                     env,
@@ -725,8 +731,9 @@ fn fetch_index_words(
 }
 
 /// Stage 2 of a batch's look-ahead: fetches the sticky entry the index
-/// word of each of `positions[range]` names, noting where in `hints` (by
-/// place in the group, modulo its length).
+/// word of each of `positions[range]` names, noting where in `hints`, at
+/// the message's index `k` in the group modulo `N` (the ring's length;
+/// hence the whole group and a range, where stage 1 takes a slice).
 #[inline(always)]
 fn fetch_entries<const N: usize>(
     state: &ProfileState,

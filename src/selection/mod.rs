@@ -43,8 +43,8 @@ pub(crate) fn prefetch<T>(value: &T) {
 }
 
 /// [`prefetch`] of all of `value`, which may straddle two cache lines (a
-/// 28-byte sticky entry does at 6 of its 16 places in a line): the
-/// line of its first byte and that of its last.
+/// 28-byte sticky entry does at 6 of the 16 four-byte-aligned offsets in
+/// a 64-byte line): the line of its first byte and that of its last.
 #[inline(always)]
 pub(crate) fn prefetch_whole<T>(value: &T) {
     prefetch_whole_at::<T>((value as *const T).addr());
@@ -55,7 +55,7 @@ pub(crate) fn prefetch_whole<T>(value: &T) {
 /// the second prefetch finds the first's line and costs only itself.
 #[inline(always)]
 pub(crate) fn prefetch_whole_at<T>(at: usize) {
-    const { assert!(std::mem::size_of::<T>() <= 64) };
+    const { assert!(0 < std::mem::size_of::<T>() && std::mem::size_of::<T>() <= 64) };
     prefetch_address(at);
     prefetch_address(at.wrapping_add(std::mem::size_of::<T>() - 1));
 }

@@ -25,7 +25,7 @@ pub(super) const MAX_ID: u32 = 0x00FF_FFFD;
 const ID_BITS: u32 = 24;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
 const MIN_CAPACITY: usize = 16;
-/// How far [`Index::candidate`] follows a probe (four lines of words): a
+/// How far [`Index::candidate`] follows a probe (up to five lines of words): a
 /// lookup almost never goes further. Linear probing makes long clusters
 /// at high load: at 100k mappings in 16 shards (each index three
 /// quarters full), 1.7% of a map's recipients sat 16 words or more from
@@ -136,7 +136,8 @@ impl Index {
 
     /// The id a lookup of `hash` most likely ends at: the first word on its
     /// probe whose tag matches, looking at most [`CANDIDATE_WORDS`] words
-    /// (the line the stage before prefetched), without reading any entry.
+    /// (almost always within the line the stage before prefetched; a
+    /// longer probe reads the lines after it), without reading any entry.
     #[inline]
     pub(super) fn candidate(&self, hash: u64) -> Option<u32> {
         candidate_in(&self.words, hash)

@@ -365,7 +365,7 @@ impl StickyMap {
         }
     }
 
-    /// Stage 2, a few lookups later (the word's line is in cache by then):
+    /// Stage 2, some lookups later (the word's line is in cache by then):
     /// fetches the entry named by the first word on the probe with the
     /// recipient's tag, where a hit almost always ends, and returns where
     /// that is, so that the lookup itself ([`StickyMap::touch`]) starts
