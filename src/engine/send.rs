@@ -614,8 +614,9 @@ impl<'a> Batch<'a> {
         // recipients, a batched send took about an eighth less time.
         const BLOCK: usize = 8;
         // A group this short is one of many profiles in the batch, whose
-        // senders' state is not in cache: a third stage fetches it. In a long group it is, and the stage only
-        // costs (a sixth of the time of ten profiles' batches).
+        // senders' state is not in cache: a third stage fetches it. In a
+        // long group it is, and the stage only costs (a sixth of the time
+        // of ten profiles' batches).
         let short = positions.len() < SHORT_GROUP;
         // Room for a new mapping in eight sends without growing (a
         // journal's records; nothing is allocated without one).
