@@ -174,7 +174,7 @@ mod tests {
             mapping: MappingOutcome::Reused,
             wait: std::time::Duration::from_millis(n),
             send_at: crate::Timestamp::from_millis(1_800_000_000_000 + n),
-            previous_use: None,
+            touch_due: false,
             starts_block: false,
         };
         let refusal = |i: usize| match i % 3 {

@@ -90,9 +90,8 @@ impl From<PhoneNumber> for Outbound {
 type Selected = (Result<Selection, Refusal>, Option<Receipt>);
 
 /// Adds the journal record a selection needs, if any, to `records`: a new
-/// mapping, or a sticky hit in a later minute than the mapping's previous
-/// use (coarse touches; a previous use later than now was not moved by
-/// the hit, so it needs none).
+/// mapping, or a sticky hit that moved its mapping's last use into a later
+/// minute (coarse touches, [`Selection::touch_due`]).
 #[inline(always)]
 fn selection_record(
     profile: ProfileId,
@@ -101,8 +100,8 @@ fn selection_record(
     at: SelectAt,
     records: &mut Vec<Record>,
 ) {
-    match (s.mapping, s.previous_use) {
-        (MappingOutcome::Created, _) => records.push(Record::MappingSet {
+    if s.mapping == MappingOutcome::Created {
+        records.push(Record::MappingSet {
             profile,
             to,
             from: s.sender,
@@ -110,15 +109,13 @@ fn selection_record(
             last_used: at.secs,
             pinned: false,
             history: false,
-        }),
-        (MappingOutcome::Reused, Some(previous)) if previous < at.minute => {
-            records.push(Record::MappingTouched {
-                profile,
-                to,
-                last_used: at.secs,
-            })
-        }
-        _ => {}
+        });
+    } else if s.touch_due {
+        records.push(Record::MappingTouched {
+            profile,
+            to,
+            last_used: at.secs,
+        });
     }
 }
 

@@ -360,25 +360,22 @@ fn a_batch_journals_each_groups_new_mappings_once() {
 }
 
 /// The journal's record of a selection: a new mapping always; a sticky
-/// hit only in a later minute than the mapping's previous use (coarse
-/// touches), and none for a previous use later than now (the hit did not
-/// move it).
+/// hit only when it moved its mapping into a later minute (coarse
+/// touches: when that is, `SelectAt::moves_minute`'s test says).
 #[test]
 fn a_sticky_hit_is_journaled_once_a_minute() {
     use crate::journal::Record;
     use crate::selection::rules::{MappingOutcome, Reason, Selection};
     let profile = ProfileId::new_v4();
     let to = PhoneNumber::from_u64(14_155_550_000).unwrap();
-    // 12:34:56 into a day: the minute began 56 s ago.
-    let at = super::SelectAt::new((1_800_000_000 / 60 * 60 + 56) * 1000 + 789);
-    assert_eq!((at.secs - at.minute, at.secs % 60), (56, 56));
-    let selection = |mapping, previous_use| Selection {
+    let at = super::SelectAt::new(1_800_000_056_789);
+    let selection = |mapping, touch_due| Selection {
         sender: PhoneNumber::from_u64(13_125_550_001).unwrap(),
         reason: Reason::Sticky,
         mapping,
         wait: Duration::ZERO,
         send_at: Timestamp::from_millis(at.ms),
-        previous_use,
+        touch_due,
         starts_block: false,
     };
     let recorded = |s: Selection| {
@@ -386,24 +383,18 @@ fn a_sticky_hit_is_journaled_once_a_minute() {
         super::selection_record(profile, to, &s, at, &mut records);
         records
     };
-    let hit = |previous| recorded(selection(MappingOutcome::Reused, Some(previous)));
-    assert!(hit(at.secs).is_empty());
-    assert!(hit(at.minute).is_empty(), "earlier in the same minute");
-    assert!(hit(at.secs + 30).is_empty(), "later than now");
-    for previous in [at.minute - 1, at.minute - 3_600] {
-        assert_eq!(
-            hit(previous),
-            [Record::MappingTouched {
-                profile,
-                to,
-                last_used: at.secs
-            }],
-        );
-    }
-    assert!(recorded(selection(MappingOutcome::Reused, None)).is_empty());
-    assert!(recorded(selection(MappingOutcome::None, None)).is_empty());
+    assert!(recorded(selection(MappingOutcome::Reused, false)).is_empty());
+    assert_eq!(
+        recorded(selection(MappingOutcome::Reused, true)),
+        [Record::MappingTouched {
+            profile,
+            to,
+            last_used: at.secs
+        }],
+    );
+    assert!(recorded(selection(MappingOutcome::None, false)).is_empty());
     assert!(matches!(
-        recorded(selection(MappingOutcome::Created, None))[..],
+        recorded(selection(MappingOutcome::Created, false))[..],
         [Record::MappingSet { created_at, last_used, pinned: false, .. }]
             if created_at == at.secs && last_used == at.secs
     ));

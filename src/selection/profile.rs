@@ -575,7 +575,7 @@ impl ProfileState {
             sender,
             reason: Reason::Explicit,
             mapping: MappingOutcome::None,
-            previous_use: None,
+            touch_due: false,
         };
         Ok(self.charge(chosen, parts, now_ns, day))
     }
@@ -640,7 +640,7 @@ impl ProfileState {
             mapping: chosen.mapping,
             wait: Duration::from_nanos(wait_ns),
             send_at: Timestamp::from_millis((now_ns + wait_ns) / 1_000_000),
-            previous_use: chosen.previous_use,
+            touch_due: chosen.touch_due,
             starts_block: new_block,
         }
     }

@@ -130,10 +130,10 @@ pub struct Selection {
     pub wait: Duration,
     /// When it goes out: now plus the wait.
     pub send_at: Timestamp,
-    /// For a reused mapping, when it was used before this selection
-    /// (seconds), tracked only when a journal needs it: the journal writes
-    /// touches coarsely from it.
-    pub(crate) previous_use: Option<u32>,
+    /// A reused mapping whose previous use was in an earlier minute than
+    /// this selection's (tracked only when a journal needs it): the journal
+    /// writes touches coarsely, once a minute (see [`SelectAt::moves_minute`]).
+    pub(crate) touch_due: bool,
     /// The send began a new block of daily counts (of the profile or the
     /// sender): the journal records the counts reserved.
     pub(crate) starts_block: bool,
@@ -323,7 +323,8 @@ pub(crate) struct Chosen {
     pub sender: PhoneNumber,
     pub reason: Reason,
     pub mapping: MappingOutcome,
-    pub previous_use: Option<u32>,
+    /// See [`Selection::touch_due`].
+    pub touch_due: bool,
 }
 
 /// Which senders may be picked for a new pick.
@@ -432,7 +433,7 @@ pub(crate) fn choose(
                 sender,
                 reason: Reason::Sticky,
                 mapping: MappingOutcome::Reused,
-                previous_use: track.then_some(previous),
+                touch_due: track && ctx.at.moves_minute(previous),
             });
         }
         if let Some((sender, wait_ns)) = full {
@@ -524,7 +525,7 @@ fn pick_new(
             .number,
         reason,
         mapping,
-        previous_use: None,
+        touch_due: false,
     })
 }
 

@@ -26,4 +26,33 @@ impl SelectAt {
             ns: ms.saturating_mul(1_000_000),
         }
     }
+
+    /// Whether a sticky hit now, on a mapping last used at `previous`
+    /// (seconds), moves its last use into a later minute: the journal then
+    /// records the touch (touches are journaled coarsely, once a minute).
+    /// A previous use later than now was not moved by the hit.
+    #[inline(always)]
+    pub(crate) fn moves_minute(&self, previous: u32) -> bool {
+        previous < self.minute
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SelectAt;
+
+    /// A hit is journaled only when its mapping was last used in an
+    /// earlier minute: not earlier in the same minute, and not later than
+    /// now.
+    #[test]
+    fn a_hit_moves_its_mapping_into_a_later_minute_once() {
+        // 12:34:56 into a day: the minute began 56 s ago.
+        let at = SelectAt::new((1_800_000_000 / 60 * 60 + 56) * 1000 + 789);
+        assert_eq!((at.secs - at.minute, at.secs % 60), (56, 56));
+        assert!(!at.moves_minute(at.secs));
+        assert!(!at.moves_minute(at.minute), "earlier in the same minute");
+        assert!(!at.moves_minute(at.secs + 30), "later than now");
+        assert!(at.moves_minute(at.minute - 1));
+        assert!(at.moves_minute(at.minute - 3_600));
+    }
 }
