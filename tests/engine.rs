@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use futures::executor::block_on;
 use numpool::test_util::ManualClock;
 use numpool::{
-    CapacityUpdate, DeliveryOutcome, Eligibility, Engine, EngineConfig, Error, NewProfile,
-    NoSender, PhoneNumber, ProfileId, ProfileUpdate, Reason, SettingsPatch, SettingsUpdate,
-    Timestamp,
+    CapacityUpdate, DeliveryOutcome, Dispatch, Eligibility, Engine, EngineConfig, Error,
+    NewProfile, NoSender, PhoneNumber, ProfileId, ProfileUpdate, Reason, SettingsPatch,
+    SettingsUpdate, Timestamp,
 };
 use parking_lot::Mutex;
 use scenarios::backend::ThroughMailbox;
@@ -31,11 +31,16 @@ fn recipient(i: u64) -> PhoneNumber {
 }
 
 fn engine(mailbox_bound: usize) -> (Engine, Arc<ManualClock>) {
+    engine_dispatching(Dispatch::CallerRuns, mailbox_bound)
+}
+
+fn engine_dispatching(dispatch: Dispatch, mailbox_bound: usize) -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
         arbiters: 2,
         mailbox_bound,
         expire_tick: Duration::from_secs(3600),
+        dispatch,
         ..EngineConfig::default()
     };
     (
@@ -555,16 +560,31 @@ fn a_late_refused_send_leaves_the_days_count_alone() {
 /// alike. Recipients repeat within a few messages (a new mapping, then a
 /// hit on it while the batch's look-ahead still holds what it saw before
 /// the mapping was made), and one profile's groups are short (the
-/// look-ahead's third stage).
+/// look-ahead's third stage). Both ways a group is served: on the
+/// caller's thread (`send_batch_now`), and through the profile's mailbox
+/// (`send_batch` on an engine that queues every request), which makes
+/// the same pass on the actor's side.
 #[test]
 fn a_batch_answers_as_its_messages_sent_one_by_one() {
+    batch_answers_as_sent_one_by_one(Dispatch::CallerRuns, |engine, batch| {
+        engine.send_batch_now(batch)
+    });
+    batch_answers_as_sent_one_by_one(Dispatch::Mailbox, |engine, batch| {
+        block_on(engine.send_batch(batch))
+    });
+}
+
+fn batch_answers_as_sent_one_by_one(
+    dispatch: Dispatch,
+    send_batch: impl Fn(&Engine, &[(ProfileId, PhoneNumber)]) -> Vec<Result<numpool::Selection, Error>>,
+) {
     let numbers: [&[&str]; 3] = [
         &NUMBERS,
         &["+14155550001", "+14155550002"],
         &["+16175550001"],
     ];
     let set_up = || {
-        let (engine, clock) = engine(64);
+        let (engine, clock) = engine_dispatching(dispatch, 64);
         let profiles: Vec<ProfileId> = numbers.iter().map(|n| sticky_profile(&engine, n)).collect();
         (engine, clock, profiles)
     };
@@ -593,7 +613,7 @@ fn a_batch_answers_as_its_messages_sent_one_by_one() {
             .iter()
             .map(|&(p, to)| (batched_profiles[p], to))
             .collect();
-        let answers = batched.send_batch_now(&batch);
+        let answers = send_batch(&batched, &batch);
         for (&(p, to), answer) in items.iter().zip(&answers) {
             let expected = single.send_now(single_profiles[p], to).unwrap();
             let got = answer.as_ref().unwrap();
@@ -605,7 +625,7 @@ fn a_batch_answers_as_its_messages_sent_one_by_one() {
                     expected.mapping,
                     expected.wait
                 ),
-                "round {round}, profile {p}, to {to}"
+                "{dispatch:?}: round {round}, profile {p}, to {to}"
             );
         }
         batched_clock.advance(Duration::from_secs(61));

@@ -221,37 +221,30 @@ fn select_one(
     }
 }
 
-/// The request for the selections of one profile in a batch, in order.
+/// The request for the selections of one profile in a batch, in order,
+/// through the profile's mailbox (the profile was busy): the same pass a
+/// group served on the caller's thread makes, look-ahead included
+/// ([`select_group`]).
 fn select_many(
     profile: ProfileId,
     recipients: Vec<PhoneNumber>,
     now_ms: u64,
-) -> impl FnOnce(&mut ProfileState, &Env) -> (Vec<Result<Selection, Refusal>>, Option<Receipt>)
-       + Send
-       + 'static {
+) -> impl FnOnce(&mut ProfileState, &Env) -> (Answers, Option<Receipt>) + Send + 'static {
     move |state, env| {
+        let positions: Vec<usize> = (0..recipients.len()).collect();
+        let mut results = Answers::new(recipients.len());
         let mut records = Vec::new();
-        let at = SelectAt::new(now_ms);
-        let ctx = state.context_at(at, &env.health);
-        let results = recipients
-            .iter()
-            .map(|&to| {
-                select_into(
-                    state,
-                    env,
-                    profile,
-                    to.into(),
-                    Hint::NONE,
-                    &ctx,
-                    &mut records,
-                )
-            })
-            .collect();
-        let reads = Reads {
-            recipients: recipients.iter().copied(),
-            daily: state.has_daily_caps(),
-        };
-        (results, env.journal_for(state, &records, reads))
+        let receipt = select_group(
+            state,
+            env,
+            profile,
+            now_ms,
+            &positions,
+            &recipients[..],
+            &mut results,
+            &mut records,
+        );
+        (results, receipt)
     }
 }
 
@@ -600,78 +593,16 @@ impl<'a> Batch<'a> {
         positions: &[usize],
         items: &[(ProfileId, PhoneNumber)],
     ) -> Option<Receipt> {
-        // The look-ahead runs in blocks of this many messages: stage 1
-        // (the index words) two blocks ahead of the lookups, stage 2 (the
-        // entries the words name) one block ahead. With each stage a fixed
-        // distance ahead, one prefetch a message, `perf` put about a
-        // fifth of a batched send's time on the prefetch instructions
-        // themselves: a prefetch whose page is not in the translation
-        // cache holds up what follows until its page walk ends. A block's
-        // prefetches, one after another, walk at the same time. With 1M
-        // recipients, a batched send took about an eighth less time.
-        const BLOCK: usize = 8;
-        // A group this short is one of many profiles in the batch, whose
-        // senders' state is not in cache: a third stage fetches it. In a
-        // long group it is, and the stage only costs (a sixth of the time
-        // of ten profiles' batches).
-        let short = positions.len() < SHORT_GROUP;
-        // Room for a new mapping in eight sends without growing (a
-        // journal's records; nothing is allocated without one).
-        let capacity = if env.journal.is_some() {
-            positions.len() / 8
-        } else {
-            0
-        };
-        let mut records = std::mem::take(&mut self.records);
-        records.clear();
-        records.reserve(capacity);
-        // Where stage 2 found each entry, for the lookup (and stage 3) of
-        // the same recipient: by index `k` in the group, modulo two
-        // blocks. Stage 2 writes block b + 1 into the half that block b,
-        // being looked up, does not use.
-        const RING: usize = 2 * BLOCK;
-        // Stage 3 runs this many messages ahead: within the next block,
-        // whose hints are written by then.
-        const SENDER_AHEAD: usize = 2;
-        const { assert!(SENDER_AHEAD <= BLOCK) };
-        let mut hints = [Hint::NONE; RING];
-        let at = SelectAt::new(self.now_ms);
-        let ctx = state.context_at(at, &env.health);
-        let n = positions.len();
-        let block = |b: usize| (b * BLOCK).min(n)..((b + 1) * BLOCK).min(n);
-        fetch_index_words(state, &self.results, items, &positions[block(0)]);
-        fetch_index_words(state, &self.results, items, &positions[block(1)]);
-        fetch_entries(state, items, positions, block(0), &mut hints);
-        for b in 0..n.div_ceil(BLOCK) {
-            fetch_index_words(state, &self.results, items, &positions[block(b + 2)]);
-            fetch_entries(state, items, positions, block(b + 1), &mut hints);
-            for k in block(b) {
-                if short {
-                    if let Some(&j) = positions.get(k + SENDER_AHEAD) {
-                        state.prefetch_sender(items[j].1, hints[(k + SENDER_AHEAD) % RING]);
-                    }
-                }
-                let i = positions[k];
-                let hint = hints[k % RING];
-                let answer = select_into(
-                    state,
-                    env,
-                    profile,
-                    items[i].1.into(),
-                    hint,
-                    &ctx,
-                    &mut records,
-                );
-                self.results.set_first(i, answer);
-            }
-        }
-        let reads = Reads {
-            recipients: positions.iter().map(|&i| items[i].1),
-            daily: state.has_daily_caps(),
-        };
-        let receipt = env.journal_for(state, &records, reads);
-        self.records = records;
-        receipt
+        select_group(
+            state,
+            env,
+            profile,
+            self.now_ms,
+            positions,
+            items,
+            &mut self.results,
+            &mut self.records,
+        )
     }
 
     /// Records group `g` (at `positions`) served inline: its receipt, or
@@ -698,9 +629,9 @@ impl<'a> Batch<'a> {
     /// Records group `g` (at `positions`) answered through the mailbox.
     fn finish(&mut self, positions: &[usize], g: usize, answer: GroupAnswer) {
         match answer {
-            Ok((selections, receipt)) => {
-                for (&i, s) in positions.iter().zip(selections) {
-                    self.results.set(i, s.map_err(Error::from));
+            Ok((answers, receipt)) => {
+                for (&i, answer) in positions.iter().zip(answers.into_vec()) {
+                    self.results.set(i, answer);
                 }
                 if let Some(r) = receipt {
                     self.receipts.push((g, r));
@@ -711,19 +642,128 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The recipients of a group's messages, by position: a batch's items, or
+/// a mailbox request's own list.
+trait Recipients {
+    fn at(&self, i: usize) -> PhoneNumber;
+}
+
+impl Recipients for [(ProfileId, PhoneNumber)] {
+    #[inline(always)]
+    fn at(&self, i: usize) -> PhoneNumber {
+        self[i].1
+    }
+}
+
+impl Recipients for [PhoneNumber] {
+    #[inline(always)]
+    fn at(&self, i: usize) -> PhoneNumber {
+        self[i]
+    }
+}
+
+/// Selects for the messages of one profile's group at `positions` (of
+/// `recipients`), in order, at `now_ms`, writing each answer in place in
+/// `results`; the journal's records go through `records` (kept by the
+/// caller so that each group does not allocate its own). Returns the
+/// group's journal receipt. Always inlined: the batch's own pass is the
+/// hot path, and its code stays as it was when this was its body.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn select_group<R: Recipients + ?Sized>(
+    state: &mut ProfileState,
+    env: &Env,
+    profile: ProfileId,
+    now_ms: u64,
+    positions: &[usize],
+    recipients: &R,
+    results: &mut Answers,
+    records: &mut Vec<Record>,
+) -> Option<Receipt> {
+    // The look-ahead runs in blocks of this many messages: stage 1
+    // (the index words) two blocks ahead of the lookups, stage 2 (the
+    // entries the words name) one block ahead. With each stage a fixed
+    // distance ahead, one prefetch a message, `perf` put about a
+    // fifth of a batched send's time on the prefetch instructions
+    // themselves: a prefetch whose page is not in the translation
+    // cache holds up what follows until its page walk ends. A block's
+    // prefetches, one after another, walk at the same time. With 1M
+    // recipients, a batched send took about an eighth less time.
+    const BLOCK: usize = 8;
+    // A group this short is one of many profiles in the batch, whose
+    // senders' state is not in cache: a third stage fetches it. In a
+    // long group it is, and the stage only costs (a sixth of the time
+    // of ten profiles' batches).
+    let short = positions.len() < SHORT_GROUP;
+    // Room for a new mapping in eight sends without growing (a
+    // journal's records; nothing is allocated without one).
+    let capacity = if env.journal.is_some() {
+        positions.len() / 8
+    } else {
+        0
+    };
+    records.clear();
+    records.reserve(capacity);
+    // Where stage 2 found each entry, for the lookup (and stage 3) of
+    // the same recipient: by index `k` in the group, modulo two
+    // blocks. Stage 2 writes block b + 1 into the half that block b,
+    // being looked up, does not use.
+    const RING: usize = 2 * BLOCK;
+    // Stage 3 runs this many messages ahead: within the next block,
+    // whose hints are written by then.
+    const SENDER_AHEAD: usize = 2;
+    const { assert!(SENDER_AHEAD <= BLOCK) };
+    let mut hints = [Hint::NONE; RING];
+    let at = SelectAt::new(now_ms);
+    let ctx = state.context_at(at, &env.health);
+    let n = positions.len();
+    let block = |b: usize| (b * BLOCK).min(n)..((b + 1) * BLOCK).min(n);
+    fetch_index_words(state, results, recipients, &positions[block(0)]);
+    fetch_index_words(state, results, recipients, &positions[block(1)]);
+    fetch_entries(state, recipients, positions, block(0), &mut hints);
+    for b in 0..n.div_ceil(BLOCK) {
+        fetch_index_words(state, results, recipients, &positions[block(b + 2)]);
+        fetch_entries(state, recipients, positions, block(b + 1), &mut hints);
+        for k in block(b) {
+            if short {
+                if let Some(&j) = positions.get(k + SENDER_AHEAD) {
+                    state.prefetch_sender(recipients.at(j), hints[(k + SENDER_AHEAD) % RING]);
+                }
+            }
+            let i = positions[k];
+            let hint = hints[k % RING];
+            let answer = select_into(
+                state,
+                env,
+                profile,
+                recipients.at(i).into(),
+                hint,
+                &ctx,
+                records,
+            );
+            results.set_first(i, answer);
+        }
+    }
+    let reads = Reads {
+        recipients: positions.iter().map(|&i| recipients.at(i)),
+        daily: state.has_daily_caps(),
+    };
+    env.journal_for(state, records, reads)
+}
+
 /// Stage 1 of a batch's look-ahead: fetches the sticky index word of each
 /// of `positions` (and the line its answer goes to). Called once a block,
 /// out of line: inlined, the compiler laid out the selection loop around
 /// it at about 9 instructions a message more (callgrind).
 #[inline(never)]
-fn fetch_index_words(
+fn fetch_index_words<R: Recipients + ?Sized>(
     state: &ProfileState,
     results: &Answers,
-    items: &[(ProfileId, PhoneNumber)],
+    recipients: &R,
     positions: &[usize],
 ) {
     for &j in positions {
-        state.prefetch_index(items[j].1);
+        state.prefetch_index(recipients.at(j));
         results.prefetch(j);
     }
 }
@@ -733,19 +773,19 @@ fn fetch_index_words(
 /// the message's index `k` in the group modulo `N` (the ring's length;
 /// hence the whole group and a range, where stage 1 takes a slice).
 #[inline(always)]
-fn fetch_entries<const N: usize>(
+fn fetch_entries<R: Recipients + ?Sized, const N: usize>(
     state: &ProfileState,
-    items: &[(ProfileId, PhoneNumber)],
+    recipients: &R,
     positions: &[usize],
     range: std::ops::Range<usize>,
     hints: &mut [Hint; N],
 ) {
     for k in range {
-        hints[k % N] = state.prefetch_entry(items[positions[k]].1);
+        hints[k % N] = state.prefetch_entry(recipients.at(positions[k]));
     }
 }
 
-type GroupAnswer = Result<(Vec<Result<Selection, Refusal>>, Option<Receipt>), ActorError>;
+type GroupAnswer = Result<(Answers, Option<Receipt>), ActorError>;
 
 #[cfg(test)]
 #[path = "send_tests.rs"]

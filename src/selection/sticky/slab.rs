@@ -128,6 +128,8 @@ pub(super) struct Slab {
 
 impl Slab {
     /// Stores `entry`; `None` when every id the index can hold is taken.
+    /// Always inlined (see `StickyMap::publish`).
+    #[inline(always)]
     pub(super) fn alloc(&mut self, entry: Entry) -> Option<u32> {
         let Some(id) = self.free_head else {
             return self.alloc_fresh(entry);
