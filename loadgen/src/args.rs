@@ -69,6 +69,12 @@ pub struct Args {
     /// Requests in flight (client threads).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
+    /// In-process engines: call the async API (`Engine::send_batch`,
+    /// `Engine::send`, awaited on each client thread) instead of the
+    /// blocking one (`send_batch_now`, `send_now`). A group whose profile
+    /// another caller holds then goes through the profile's mailbox.
+    #[arg(long)]
+    pub async_calls: bool,
     /// Open loop: messages per second, issued on a fixed schedule; latency is
     /// measured from each request's intended start.
     #[arg(long, value_parser = parse_rate)]

@@ -41,9 +41,10 @@ fn main() -> ExitCode {
         }
     };
     let description = format!(
-        "{} messages, {} profiles x {} numbers, {} recipients ({:?}), sticky {}, geomatch {}, skip-unhealthy {} ({:.0}% unhealthy), ttl {:?}, sim-rate {:?}/msg, batch {}, concurrency {}, {}, seed {}",
+        "{} messages, {} profiles x {} numbers, {} recipients ({:?}), sticky {}, geomatch {}, skip-unhealthy {} ({:.0}% unhealthy), ttl {:?}, sim-rate {:?}/msg, batch {}, concurrency {}{}, {}, seed {}",
         args.messages, args.profiles, args.numbers, args.recipients, args.dist, args.sticky, args.geomatch,
         args.skip_unhealthy, args.unhealthy_fraction * 100.0, args.ttl, args.sim_rate, args.batch, args.concurrency,
+        if args.async_calls { " (async calls)" } else { "" },
         args.rate.map_or("closed loop".to_string(), |r| format!("open loop at {r:.0} msg/s")), args.seed
     );
     let capacity = capacity_flags(&args);
@@ -200,11 +201,11 @@ fn measure(
         EngineKind::Floor => Ok(Box::new(FloorTarget::new(workload))),
         EngineKind::Numpool => {
             NumpoolTarget::start(workload, flags, clock.clone(), cfg.concurrency)
-                .map(|t| Box::new(t) as _)
+                .map(|t| Box::new(t.with_async_calls(args.async_calls)) as _)
         }
         EngineKind::Mailbox => {
             NumpoolTarget::start_mailbox(workload, flags, clock.clone(), cfg.concurrency)
-                .map(|t| Box::new(t) as _)
+                .map(|t| Box::new(t.with_async_calls(args.async_calls)) as _)
         }
         EngineKind::Naive => Ok(Box::new(NaiveTarget::new(
             workload,
@@ -292,7 +293,8 @@ fn run_journal(
         Some(journal.clone()),
         cfg.concurrency,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_async_calls(args.async_calls);
     let report = driver::run(&target, workload, &clock, cfg).map_err(|e| e.to_string())?;
     let d = durability::measure(&target, workload, &journal, clock).map_err(|e| e.to_string())?;
     let line = format!(

@@ -180,6 +180,49 @@ fn short_numpool_and_naive_runs_agree() {
     assert!(a.bytes_per_mapping.unwrap() > 28.0);
 }
 
+/// `--async-calls` drives the async API (`send_batch`, `send`) and gets
+/// what the blocking one gets: every message answered, the same new
+/// mappings, in calls of many messages and of one.
+#[test]
+fn async_calls_answer_as_blocking_calls_do() {
+    let workload = Workload::generate(&spec(4, 20_000)).unwrap();
+    for batch in [64, 1] {
+        let cfg = DriverConfig {
+            batch,
+            concurrency: 2,
+            rate: None,
+            sim_rate: Duration::ZERO,
+            progress: false,
+        };
+        let run = |async_calls: bool| {
+            let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+            let target = NumpoolTarget::start(&workload, flags(3600), clock.clone(), 2)
+                .unwrap()
+                .with_async_calls(async_calls);
+            let report = driver::run(&target, &workload, &clock, &cfg).unwrap();
+            target.shutdown();
+            report
+        };
+        let (blocking, asynchronous) = (run(false), run(true));
+        for r in [&blocking, &asynchronous] {
+            assert_eq!(r.messages, 20_000);
+            assert_eq!(
+                r.outcome.sticky + r.outcome.weighted,
+                20_000,
+                "batch {batch}"
+            );
+        }
+        assert_eq!(
+            asynchronous.outcome.weighted, blocking.outcome.weighted,
+            "batch {batch}"
+        );
+        assert_eq!(
+            asynchronous.live_mappings, blocking.live_mappings,
+            "batch {batch}"
+        );
+    }
+}
+
 #[test]
 fn simulated_time_expires_and_remaps() {
     let workload = Workload::generate(&spec(5, 20_000)).unwrap();

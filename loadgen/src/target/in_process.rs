@@ -94,6 +94,9 @@ pub struct NumpoolTarget {
     waits: Option<Vec<Mutex<Histogram<u64>>>>,
     /// The longest wait, exact (a histogram keeps 3 digits).
     max_wait: AtomicU64,
+    /// Calls go through the async API (`Engine::send`, `Engine::send_batch`),
+    /// awaited on the client thread, as an async embedder's would.
+    async_calls: bool,
 }
 
 /// Waits from 1 ns to 30 days.
@@ -209,7 +212,17 @@ impl NumpoolTarget {
             name,
             waits,
             max_wait: AtomicU64::new(0),
+            async_calls: false,
         })
+    }
+
+    /// Calls through the async API (`--async-calls`): `Engine::send_batch`
+    /// and `Engine::send`, each awaited on the client thread, instead of
+    /// `send_batch_now` and `send_now`. A profile busy with another
+    /// caller's group then queues the group on its mailbox.
+    pub fn with_async_calls(mut self, on: bool) -> Self {
+        self.async_calls = on;
+        self
     }
 
     /// The engine under test.
@@ -253,9 +266,12 @@ impl Target for NumpoolTarget {
         };
         // One message: the call an embedder makes per message.
         if let [r] = batch {
-            let result = self
-                .engine
-                .send_now(self.profiles[r.profile as usize], r.recipient);
+            let profile = self.profiles[r.profile as usize];
+            let result = if self.async_calls {
+                block_on(self.engine.send(profile, r.recipient))
+            } else {
+                self.engine.send_now(profile, r.recipient)
+            };
             count(&result)?;
             return Ok(out);
         }
@@ -263,7 +279,12 @@ impl Target for NumpoolTarget {
             .iter()
             .map(|r| (self.profiles[r.profile as usize], r.recipient))
             .collect();
-        for result in &self.engine.send_batch_now(&items) {
+        let results = if self.async_calls {
+            block_on(self.engine.send_batch(&items))
+        } else {
+            self.engine.send_batch_now(&items)
+        };
+        for result in &results {
             count(result)?;
         }
         Ok(out)
