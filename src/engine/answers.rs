@@ -7,7 +7,9 @@
 //! 48 bytes written twice). [`Answers`] leaves the slots unwritten instead
 //! and keeps one bit per slot saying which are written; a slot nobody
 //! answered (only possible if a group was abandoned half way) reads as
-//! [`Error::Internal`].
+//! [`Error::Internal`]. A group queued on its profile's mailbox fills
+//! answers of its own on the engine's thread, in the same way, and the
+//! batch copies them to its positions.
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 

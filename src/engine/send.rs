@@ -531,7 +531,7 @@ struct Batch<'a> {
 }
 
 /// Groups shorter than this look ahead for their senders' state too (see
-/// `Batch::select_group`).
+/// [`select_group`]).
 const SHORT_GROUP: usize = 64;
 
 impl<'a> Batch<'a> {

@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::ManualClock;
 use crate::journal::{Replication, Replicator};
-use crate::{Engine, EngineConfig, JournalConfig, PhoneNumber, ProfileId, Timestamp};
+use crate::{Dispatch, Engine, EngineConfig, JournalConfig, PhoneNumber, ProfileId, Timestamp};
 
 /// A replicated log that holds every commit until opened.
 #[derive(Default)]
@@ -65,14 +65,25 @@ impl Replicator for Gate {
 /// An engine journaling to a new temporary directory (removed when the
 /// returned guard is dropped), its clock standing still.
 fn journaled_engine(prefix: &str) -> (tempfile::TempDir, Engine) {
+    let (dir, engine, _) = journaled_engine_with(prefix, Dispatch::CallerRuns);
+    (dir, engine)
+}
+
+/// A journaled engine whose requests reach profiles as `dispatch` says,
+/// with its clock.
+fn journaled_engine_with(
+    prefix: &str,
+    dispatch: Dispatch,
+) -> (tempfile::TempDir, Engine, Arc<ManualClock>) {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let config = EngineConfig {
         journal: Some(JournalConfig::new(dir.path())),
+        dispatch,
         ..EngineConfig::default()
     };
-    let engine = Engine::start_with_clock(config, clock).unwrap();
-    (dir, engine)
+    let engine = Engine::start_with_clock(config, clock.clone()).unwrap();
+    (dir, engine, clock)
 }
 
 /// A sticky profile named `name` with `numbers` in its pool.
@@ -317,46 +328,74 @@ fn a_batch_that_only_informs_is_written_by_its_sender_without_waking_the_writer(
     block_on(engine.shutdown());
 }
 
-/// A batch over two profiles journals each group's new mappings once:
-/// a group's records are its own, none left from the group before (they
-/// would be written again after that profile's lock was let go).
-#[test]
-fn a_batch_journals_each_groups_new_mappings_once() {
+/// The records a journaled engine wrote, by kind: new mappings and
+/// touches, as (profile, recipient), sorted.
+fn mapping_records(
+    dir: &std::path::Path,
+) -> (Vec<(ProfileId, PhoneNumber)>, Vec<(ProfileId, PhoneNumber)>) {
     use crate::journal::record::{decode_ahead, Record};
-    let (dir, engine) = journaled_engine("numpool-group-records-");
-    let (p, q) = block_on(async {
-        let p = sticky_profile(&engine, "p", &["+13125550001"]).await;
-        (p, sticky_profile(&engine, "q", &["+13125550002"]).await)
-    });
-    let items: Vec<_> = (0..40u64)
-        .map(|i| {
-            let profile = if i % 4 < 2 { p } else { q };
-            (profile, PhoneNumber::from_u64(14_155_550_000 + i).unwrap())
-        })
-        .collect();
-    assert!(engine.send_batch_now(&items).iter().all(Result::is_ok));
-    assert!(block_on(engine.send_batch(&items))
-        .iter()
-        .all(Result::is_ok));
-    block_on(engine.shutdown());
-    let mut mapped = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    let (mut set, mut touched) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "seg") {
             let bytes = std::fs::read(&path).unwrap();
             let header = crate::journal::format::HEADER_LEN;
-            decode_ahead(&bytes[header..], |r| {
-                if let Record::MappingSet { profile, to, .. } = r {
-                    mapped.push((profile, to));
-                }
+            decode_ahead(&bytes[header..], |r| match r {
+                Record::MappingSet { profile, to, .. } => set.push((profile, to)),
+                Record::MappingTouched { profile, to, .. } => touched.push((profile, to)),
+                _ => {}
             })
             .unwrap();
         }
     }
-    mapped.sort();
-    let mut expected = items.clone();
-    expected.sort();
-    assert_eq!(mapped, expected);
+    set.sort();
+    touched.sort();
+    (set, touched)
+}
+
+/// A batch over two profiles journals each group's new mappings once (a
+/// group's records are its own, none left from the group before: they
+/// would be written again after that profile's lock was let go), and its
+/// sticky hits once a minute: none again within the minute the mapping
+/// was last used, one each once a later minute begins. Both ways a group
+/// is served: on the caller's thread, and through the profile's mailbox
+/// (an engine that queues every request).
+#[test]
+fn a_batch_journals_new_mappings_once_and_hits_once_a_minute() {
+    for dispatch in [Dispatch::CallerRuns, Dispatch::Mailbox] {
+        let (dir, engine, clock) = journaled_engine_with("numpool-group-records-", dispatch);
+        let (p, q) = block_on(async {
+            let p = sticky_profile(&engine, "p", &["+13125550001"]).await;
+            (p, sticky_profile(&engine, "q", &["+13125550002"]).await)
+        });
+        let items: Vec<_> = (0..40u64)
+            .map(|i| {
+                let profile = if i % 4 < 2 { p } else { q };
+                (profile, PhoneNumber::from_u64(14_155_550_000 + i).unwrap())
+            })
+            .collect();
+        let send = |blocking: bool| {
+            let results = if blocking {
+                engine.send_batch_now(&items)
+            } else {
+                block_on(engine.send_batch(&items))
+            };
+            assert!(results.iter().all(Result::is_ok), "{dispatch:?}");
+        };
+        // New mappings, then hits in the same minute.
+        send(true);
+        send(false);
+        // A later minute: one touch each, then none for the rest of it.
+        clock.advance(Duration::from_secs(61));
+        send(false);
+        send(true);
+        block_on(engine.shutdown());
+        let (set, touched) = mapping_records(dir.path());
+        let mut expected = items.clone();
+        expected.sort();
+        assert_eq!(set, expected, "{dispatch:?}: new mappings");
+        assert_eq!(touched, expected, "{dispatch:?}: touches");
+    }
 }
 
 /// The journal's record of a selection: a new mapping always; a sticky

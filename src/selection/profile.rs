@@ -464,8 +464,9 @@ impl ProfileState {
     /// Chooses the sender for one message of `parts` segments to
     /// `recipient`, and charges its queue; `ctx`, from this profile's
     /// [`ProfileState::context_at`], says when. With `track`, a
-    /// reused mapping's previous use is reported (for the journal's coarse
-    /// touches). A refusal changes nothing.
+    /// sticky hit reports whether it moved its mapping into a later minute
+    /// (`Selection::touch_due`, for the journal's coarse touches). A
+    /// refusal changes nothing.
     ///
     /// This, `select_inner` and `charge` are always inlined: left to
     /// itself, the compiler inlined them or not depending on the features
@@ -509,9 +510,8 @@ impl ProfileState {
             // overlap instead of following one another. A caller that
             // looked ahead itself passes where the entry likely is (the
             // lookup checks it); `Hint::NONE` comes from one that did not
-            // (a batch's group queued in the mailbox) or found no entry (a
-            // new recipient, looked for twice then: rare, and only with
-            // opt-outs).
+            // or found no entry (a new recipient, looked for twice then:
+            // rare, and only with opt-outs).
             self.opt_outs.prefetch(recipient);
             if self.is_sticky() && hint == Hint::NONE {
                 self.sticky.prefetch_index(recipient);

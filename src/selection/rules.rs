@@ -391,9 +391,10 @@ pub(crate) struct SelectState<'a> {
 
 /// Chooses the sender for one message to `recipient`, whose sticky entry
 /// a look-ahead may have found (`hint`, see `StickyMap::touch`). With
-/// `track`, a reused mapping's previous use is reported (the journal needs
-/// it); without, the hit path does not wait for it, which keeps sticky
-/// hits measurably faster. Changes nothing when it refuses.
+/// `track`, a sticky hit says whether it moved its mapping into a later
+/// minute ([`Selection::touch_due`]: the journal then records the touch);
+/// without, the hit path does not wait for the previous use, which keeps
+/// sticky hits measurably faster. Changes nothing when it refuses.
 #[inline(always)]
 pub(crate) fn choose(
     settings: &PoolSettings,
