@@ -328,11 +328,12 @@ fn a_batch_that_only_informs_is_written_by_its_sender_without_waking_the_writer(
     block_on(engine.shutdown());
 }
 
+/// Journaled mappings, as (profile, recipient).
+type Mapped = Vec<(ProfileId, PhoneNumber)>;
+
 /// The records a journaled engine wrote, by kind: new mappings and
-/// touches, as (profile, recipient), sorted.
-fn mapping_records(
-    dir: &std::path::Path,
-) -> (Vec<(ProfileId, PhoneNumber)>, Vec<(ProfileId, PhoneNumber)>) {
+/// touches, each sorted.
+fn mapping_records(dir: &std::path::Path) -> (Mapped, Mapped) {
     use crate::journal::record::{decode_ahead, Record};
     let (mut set, mut touched) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(dir).unwrap() {
