@@ -666,8 +666,9 @@ impl Recipients for [PhoneNumber] {
 /// `recipients`), in order, at `now_ms`, writing each answer in place in
 /// `results`; the journal's records go through `records` (kept by the
 /// caller so that each group does not allocate its own). Returns the
-/// group's journal receipt. Always inlined: the batch's own pass is the
-/// hot path, and its code stays as it was when this was its body.
+/// group's journal receipt. Always inlined: in `Batch::select_group`,
+/// the hot path, it is the loop (one message there costs 7 instructions
+/// more than when this was its body, 1%; no loss in time).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn select_group<R: Recipients + ?Sized>(
