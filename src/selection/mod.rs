@@ -65,9 +65,18 @@ pub(crate) fn prefetch_whole_at<T>(at: usize) {
 /// bytes may be under another thread's lock.
 #[inline]
 pub(crate) fn prefetch_bytes(start: *const u8, len: usize) {
-    for offset in (0..len).step_by(64) {
-        prefetch_line(start.wrapping_add(offset));
+    for line in cache_lines(start as usize, len) {
+        prefetch_address(line);
     }
+}
+
+/// The addresses of the cache lines `len` bytes from `start` touch. Counted
+/// from the line `start` is in: stepping 64 bytes from an unaligned start
+/// would miss the line of the last bytes.
+fn cache_lines(start: usize, len: usize) -> impl Iterator<Item = usize> {
+    let end = start.saturating_add(len);
+    let first = if len == 0 { end } else { start & !63 };
+    (first..end).step_by(64)
 }
 
 /// [`prefetch`] of the cache line at address `at`, which may be anyone's
@@ -89,4 +98,21 @@ fn prefetch_line(at: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = at;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_lines;
+
+    /// Every line a range touches is fetched, the last included when the
+    /// range starts part way into a line; nothing for an empty range.
+    #[test]
+    fn a_range_is_fetched_line_by_line_from_the_line_it_starts_in() {
+        let lines = |start, len| cache_lines(start, len).collect::<Vec<_>>();
+        assert_eq!(lines(128, 64), [128]);
+        assert_eq!(lines(128, 65), [128, 192]);
+        assert_eq!(lines(100, 40), [64, 128]);
+        assert_eq!(lines(100, 200), [64, 128, 192, 256]);
+        assert_eq!(lines(100, 0), Vec::<usize>::new());
+    }
 }
