@@ -6,6 +6,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::clock::Rfc3339;
 use crate::PhoneNumber;
 use crate::PoolSettings;
 use crate::ProfileId;
@@ -426,15 +427,18 @@ pub(super) struct Selected {
     #[schemars(extend("enum" = ["reused", "created", "none"]))]
     mapping: &'static str,
     /// When the sender's queue lets the message go.
-    #[schemars(extend("format" = "date-time"))]
-    send_at: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    send_at: Rfc3339,
 }
 
 /// The sender or a recipient of a message.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(super) struct Party {
     /// The number.
-    phone_number: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String")]
+    phone_number: PhoneNumber,
     /// A recipient's status: `"queued"` (numpool routes, it delivers
     /// nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -471,14 +475,15 @@ pub(super) struct Message<'a> {
     #[schemars(extend("const" = "outbound"))]
     direction: &'static str,
     /// A new UUID.
-    #[schemars(extend("format" = "uuid"))]
-    id: String,
+    #[schemars(with = "String", extend("format" = "uuid"))]
+    id: uuid::Uuid,
     /// `"SMS"` or `"MMS"`.
     #[serde(rename = "type")]
     #[schemars(extend("enum" = ["SMS", "MMS"]))]
     kind: &'static str,
     /// The profile whose pool (or number) sent it.
-    messaging_profile_id: String,
+    #[schemars(with = "String")]
+    messaging_profile_id: ProfileId,
     /// The sender chosen.
     from: Party,
     /// The recipient.
@@ -508,25 +513,45 @@ pub(super) struct Message<'a> {
     /// Its failover URL as given (`""` when none).
     webhook_failover_url: &'a str,
     /// When numpool took it.
-    #[schemars(extend("format" = "date-time"))]
-    received_at: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    received_at: Rfc3339,
     /// Not sent by numpool: `null` (the hosted service's own example).
     sent_at: Unused,
     /// `null`.
     completed_at: Unused,
     /// Four hours after `received_at`.
-    #[schemars(extend("format" = "date-time"))]
-    valid_until: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    valid_until: Rfc3339,
     /// Extension: the sender's queue wait, in seconds.
     wait_seconds: f64,
     /// Extension: how the sender was chosen.
     selection: Selected,
 }
 
-/// A message record (status `queued`: numpool routes, it does not deliver),
-/// as JSON text, without building a `Value` first.
-pub(super) fn message_json(m: &MessageView<'_>) -> String {
-    serde_json::to_string(&message_record(m)).unwrap_or_default()
+/// The reply to a send: its message record (status `queued`: numpool
+/// routes, it does not deliver) in the `{"data": ...}` envelope, as JSON
+/// text, written in one pass into one buffer.
+pub(super) fn message_reply_json(m: &MessageView<'_>) -> String {
+    // Room for a message record with a short text: one allocation.
+    let mut json = Vec::with_capacity(1024 + m.text.map_or(0, str::len));
+    let reply = Data {
+        data: message_record(m),
+    };
+    if serde_json::to_writer(&mut json, &reply).is_err() {
+        return String::new();
+    }
+    String::from_utf8(json).unwrap_or_default()
+}
+
+/// Serializes a field as the text its `Display` writes, straight into the
+/// output: no `String` of its own (a send's answer has seven such fields).
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {
@@ -540,17 +565,17 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {
     Message {
         record_type: "message",
         direction: "outbound",
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::new_v4(),
         kind: if m.mms { "MMS" } else { "SMS" },
-        messaging_profile_id: m.profile.to_string(),
+        messaging_profile_id: m.profile,
         from: Party {
-            phone_number: m.from.to_string(),
+            phone_number: m.from,
             status: None,
             carrier: "",
             line_type: line_type(m.from),
         },
         to: [Party {
-            phone_number: m.to.to_string(),
+            phone_number: m.to,
             status: Some("queued"),
             carrier: "",
             line_type: line_type(m.to),
@@ -575,18 +600,75 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {
         errors: [],
         webhook_url: m.webhook_url.unwrap_or_default(),
         webhook_failover_url: m.webhook_failover_url.unwrap_or_default(),
-        received_at: m.now.to_rfc3339(),
+        received_at: m.now.rfc3339(),
         sent_at: Unused,
         completed_at: Unused,
         valid_until: m
             .now
             .after(std::time::Duration::from_secs(4 * 3600))
-            .to_rfc3339(),
+            .rfc3339(),
         wait_seconds: m.selection.wait.as_secs_f64(),
         selection: Selected {
             reason: m.selection.reason.api_name(),
             mapping: m.selection.mapping.api_name(),
-            send_at: m.selection.send_at.to_rfc3339(),
+            send_at: m.selection.send_at.rfc3339(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A send's reply, written in one pass: the envelope and each field
+    /// written from its value's `Display` read back as the text it stands for.
+    #[test]
+    fn a_send_reply_holds_its_record_in_the_envelope() {
+        let number = |s| PhoneNumber::parse_e164(s).unwrap();
+        let selection = Selection {
+            sender: number("+13125550001"),
+            reason: crate::Reason::Sticky,
+            mapping: crate::MappingOutcome::Reused,
+            wait: std::time::Duration::from_millis(1500),
+            send_at: Timestamp::from_millis(1_800_000_001_500),
+            touch_due: false,
+            starts_block: false,
+        };
+        let profile = ProfileId::new_v4();
+        let media = vec!["https://example.com/a.png".to_string()];
+        let view = MessageView {
+            profile,
+            from: selection.sender,
+            to: number("+442071838750"),
+            text: Some("a \"quoted\" text"),
+            subject: None,
+            media_urls: &media,
+            mms: true,
+            encoding: super::super::encoding::Encoded {
+                name: "GSM-7",
+                parts: 1,
+                chars: 17,
+            },
+            webhook_url: None,
+            webhook_failover_url: None,
+            selection: &selection,
+            now: Timestamp::from_millis(1_800_000_000_000),
+        };
+        let reply: serde_json::Value = serde_json::from_str(&message_reply_json(&view)).unwrap();
+        let m = &reply["data"];
+        assert_eq!(m["record_type"], "message");
+        assert!(uuid::Uuid::parse_str(m["id"].as_str().unwrap()).is_ok());
+        assert_eq!(m["messaging_profile_id"], profile.to_string());
+        assert_eq!(m["type"], "MMS");
+        assert_eq!(m["from"]["phone_number"], "+13125550001");
+        assert_eq!(m["to"][0]["phone_number"], "+442071838750");
+        assert_eq!(m["to"][0]["line_type"], "");
+        assert_eq!(m["text"], "a \"quoted\" text");
+        assert_eq!(m["media"][0]["url"], "https://example.com/a.png");
+        assert_eq!(m["received_at"], "2027-01-15T08:00:00.000Z");
+        assert_eq!(m["valid_until"], "2027-01-15T12:00:00.000Z");
+        assert_eq!(m["wait_seconds"], 1.5);
+        assert_eq!(m["selection"]["send_at"], "2027-01-15T08:00:01.500Z");
+        assert_eq!(m["selection"]["reason"], "sticky");
     }
 }

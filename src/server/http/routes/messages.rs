@@ -50,6 +50,7 @@ pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// remembered; requests that never started (unreadable or invalid bodies)
 /// or were refused for load are not, so a retry can succeed.
 struct Outcome {
+    /// The reply's body (JSON text), or the error.
     response: Result<String, ApiError>,
     executed: bool,
 }
@@ -57,7 +58,7 @@ struct Outcome {
 /// A reply as status and JSON text.
 async fn reply_parts(response: Result<String, ApiError>) -> (u16, String) {
     match response {
-        Ok(record) => (200, format!("{{\"data\":{record}}}")),
+        Ok(body) => (200, body),
         Err(e) => {
             let response = e.error_response();
             let status = response.status().as_u16();
@@ -322,7 +323,8 @@ fn missing_profile(raw: &str) -> ApiError {
     )
 }
 
-/// Runs a send on the engine; the message record (JSON text) on success.
+/// Runs a send on the engine; the reply's body (the message record in
+/// its envelope, JSON text) on success.
 async fn execute(r: &SendRequest, target: Target, state: &AppState) -> Result<String, ApiError> {
     let message = Outbound::to(r.to).parts(r.encoding.parts);
     let (profile, message) = match target {
@@ -339,7 +341,7 @@ async fn execute(r: &SendRequest, target: Target, state: &AppState) -> Result<St
         }
     })?;
     state.metrics.selected(&selection);
-    Ok(views::message_json(&MessageView {
+    Ok(views::message_reply_json(&MessageView {
         profile,
         from: selection.sender,
         to: r.to,
