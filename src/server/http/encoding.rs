@@ -56,8 +56,8 @@ fn gsm_septets(text: &str) -> Option<u32> {
 /// cost about 12 ns, more than the rest of reading a send.
 #[inline]
 fn gsm_cost(c: char) -> u32 {
-    match u8::try_from(c) {
-        Ok(b) if b.is_ascii() => u32::from(ASCII_SEPTETS[usize::from(b)]),
+    match c {
+        _ if c.is_ascii() => u32::from(ASCII_SEPTETS[c as usize]),
         _ if GSM_BASIC.contains(c) => 1,
         _ if GSM_EXTENDED.contains(c) => 2,
         _ => 0,

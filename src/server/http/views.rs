@@ -466,6 +466,8 @@ pub(super) struct Media<'a> {
 
 /// A message record, serialized straight from borrowed fields (this is the
 /// hot response of the API).
+// Its numbers, ids and times are values, written as text while the JSON
+// is written (no `String` of their own).
 #[derive(Debug, Serialize, JsonSchema)]
 pub(super) struct Message<'a> {
     /// `"message"`.
@@ -534,8 +536,14 @@ pub(super) struct Message<'a> {
 /// routes, it does not deliver) in the `{"data": ...}` envelope, as JSON
 /// text, written in one pass into one buffer.
 pub(super) fn message_reply_json(m: &MessageView<'_>) -> String {
-    // Room for a message record with a short text: one allocation.
-    let mut json = Vec::with_capacity(1024 + m.text.map_or(0, str::len));
+    // Room for the record and what the request gave it (escapes aside):
+    // one allocation.
+    let given = [m.text, m.subject, m.webhook_url, m.webhook_failover_url]
+        .iter()
+        .map(|s| s.map_or(0, str::len))
+        .sum::<usize>()
+        + m.media_urls.iter().map(|u| u.len() + 64).sum::<usize>();
+    let mut json = Vec::with_capacity(1024 + given);
     let reply = Data {
         data: message_record(m),
     };
@@ -546,7 +554,8 @@ pub(super) fn message_reply_json(m: &MessageView<'_>) -> String {
 }
 
 /// Serializes a field as the text its `Display` writes, straight into the
-/// output: no `String` of its own (a send's answer has seven such fields).
+/// output: no `String` of its own (the numbers and times of a send's
+/// answer, five fields).
 fn as_text<T: std::fmt::Display, S: serde::Serializer>(
     value: &T,
     serializer: S,
