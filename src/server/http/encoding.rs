@@ -65,25 +65,20 @@ fn gsm_cost(c: char) -> u32 {
 }
 
 /// [`gsm_cost`] of each ASCII character, from the two alphabets.
-const ASCII_SEPTETS: [u8; 128] = {
-    let mut table = [0; 128];
-    let (basic, extended) = (GSM_BASIC.as_bytes(), GSM_EXTENDED.as_bytes());
+const ASCII_SEPTETS: [u8; 128] = mark(mark([0; 128], GSM_BASIC, 1), GSM_EXTENDED, 2);
+
+/// `table` with each ASCII character of `alphabet` costing `septets`.
+const fn mark(mut table: [u8; 128], alphabet: &str, septets: u8) -> [u8; 128] {
+    let bytes = alphabet.as_bytes();
     let mut i = 0;
-    while i < basic.len() {
-        if basic[i].is_ascii() {
-            table[basic[i] as usize] = 1;
-        }
-        i += 1;
-    }
-    let mut i = 0;
-    while i < extended.len() {
-        if extended[i].is_ascii() {
-            table[extended[i] as usize] = 2;
+    while i < bytes.len() {
+        if bytes[i].is_ascii() {
+            table[bytes[i] as usize] = septets;
         }
         i += 1;
     }
     table
-};
+}
 
 fn parts(units: u32, single: u32, multi: u32) -> u32 {
     if units <= single {
