@@ -13,8 +13,6 @@
 //! the profile and journaled before the next: a crash loses no batch that
 //! was acknowledged, and the same import run again changes nothing.
 
-use std::collections::HashMap;
-
 use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
@@ -26,6 +24,15 @@ use crate::selection::unsettled::Reads;
 /// Rows applied in one hold of the profile: about half a millisecond, so
 /// the sends of profiles on the same arbiter wait little.
 const IMPORT_BATCH: usize = 1024;
+
+/// How many rows ahead a batch starts fetching a recipient's sticky index
+/// word, and then (half as far ahead) its entry: with millions of
+/// mappings each is a cache miss, and rows are independent of each other.
+const LOOK_AHEAD: usize = 16;
+
+/// Keyed by recipient; seeded per process like the sticky map, since the
+/// rows are a client's.
+type ByRecipient<V> = hashbrown::HashMap<PhoneNumber, V, foldhash::quality::RandomState>;
 
 /// One row of message history: `to` was sent a message from `from` at
 /// `sent_at` (seconds since the Unix epoch).
@@ -126,7 +133,7 @@ pub struct Importer {
     /// The import's "now": rows after it are malformed.
     now: u32,
     /// Per recipient seen: its latest row's time and what became of it.
-    latest: HashMap<PhoneNumber, (u32, Fate)>,
+    latest: ByRecipient<(u32, Fate)>,
     /// Rows waiting for the next batch.
     pending: Vec<HistoryRow>,
     rows: u64,
@@ -153,7 +160,7 @@ impl Engine {
             // Rows are stamped by other clocks: not taken for rows from the
             // future because the engine's clock is a tick behind theirs.
             now: self.inner.env.clock.precise_now().as_secs_u32(),
-            latest: HashMap::new(),
+            latest: ByRecipient::default(),
             pending: Vec::with_capacity(IMPORT_BATCH),
             rows: 0,
             superseded: 0,
@@ -218,10 +225,14 @@ impl Importer {
         }
         // Only rows newer than (or as new as) the recipient's latest so far
         // count; within the batch, the last of the latest.
-        let mut batch: HashMap<PhoneNumber, (HistoryRow, Option<(u32, PhoneNumber)>)> =
-            HashMap::with_capacity(self.pending.len());
-        for row in self.pending.drain(..) {
-            let before = self.latest.get(&row.to).copied();
+        let mut batch: ByRecipient<(HistoryRow, Option<(u32, PhoneNumber)>)> =
+            ByRecipient::with_capacity_and_hasher(self.pending.len(), Default::default());
+        // Looked up in a loop of their own, whose cache misses (one a row,
+        // with millions of recipients) the processor overlaps.
+        let befores: Vec<Option<(u32, Fate)>> = (self.pending.iter())
+            .map(|row| self.latest.get(&row.to).copied())
+            .collect();
+        for (row, before) in self.pending.drain(..).zip(befores) {
             if before.is_some_and(|(at, _)| at > row.sent_at) {
                 self.superseded += 1;
                 continue;
@@ -253,7 +264,13 @@ impl Importer {
             .call_long(self.engine.inner.config.mailbox_bound, move |p, env| {
                 let mut records = Vec::new();
                 let mut outcomes = Vec::with_capacity(rows.len());
-                for (row, ours) in &rows {
+                for (i, (row, ours)) in rows.iter().enumerate() {
+                    if let Some((ahead, _)) = rows.get(i + LOOK_AHEAD) {
+                        p.prefetch_index(ahead.to);
+                    }
+                    if let Some((ahead, _)) = rows.get(i + LOOK_AHEAD / 2) {
+                        p.prefetch_entry(ahead.to);
+                    }
                     let outcome = p.import_row(row, *ours, now);
                     match outcome {
                         RowOutcome::Mapped(m) => records.push(Record::MappingSet {
