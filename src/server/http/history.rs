@@ -3,6 +3,8 @@
 //! with a header whose columns are recognised by name, as the hosted
 //! providers' message-log exports name them (docs/API.md lists them).
 
+use std::borrow::Cow;
+
 use crate::{HistoryRow, PhoneNumber};
 
 /// What one line of history is.
@@ -112,12 +114,14 @@ fn csv_line(columns: &Columns, text: &str) -> Result<Line, String> {
     let get = |i: usize| {
         fields
             .get(i)
-            .map(String::as_str)
+            .map(|f| &**f)
             .ok_or_else(|| format!("{} fields, the header has more", fields.len()))
     };
     if let Some(d) = columns.direction {
-        let direction = get(d)?.to_ascii_lowercase();
-        if direction.contains("inbound") || direction.contains("incoming") {
+        let direction = get(d)?;
+        if contains_ignoring_case(direction, "inbound")
+            || contains_ignoring_case(direction, "incoming")
+        {
             return Ok(Line::Inbound);
         }
     }
@@ -128,6 +132,11 @@ fn csv_line(columns: &Columns, text: &str) -> Result<Line, String> {
         created_at: None,
         pinned: false,
     }))
+}
+
+/// Whether `text` holds `word` (ASCII), in any case.
+fn contains_ignoring_case(text: &str, word: &str) -> bool {
+    (text.as_bytes().windows(word.len())).any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// One NDJSON line of message history (a CSV line has the same fields,
@@ -225,7 +234,11 @@ fn time(text: &str) -> Result<u32, String> {
 
 /// The fields of one CSV line: commas, double quotes around a field that
 /// holds them, `""` for a quote inside one. (A field may not span lines.)
-fn split_csv(text: &str) -> Result<Vec<String>, String> {
+/// A line without quotes, the usual one, is cut where it stands.
+fn split_csv(text: &str) -> Result<Vec<Cow<'_, str>>, String> {
+    if !text.contains('"') {
+        return Ok(text.split(',').map(Cow::Borrowed).collect());
+    }
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut chars = text.chars().peekable();
@@ -233,17 +246,14 @@ fn split_csv(text: &str) -> Result<Vec<String>, String> {
     let mut started = true;
     while let Some(c) = chars.next() {
         match (c, quoted) {
-            ('"', false) if started && field.trim().is_empty() => {
-                field.clear();
-                quoted = true;
-            }
+            ('"', false) if started => quoted = true,
             ('"', true) if chars.peek() == Some(&'"') => {
                 chars.next();
                 field.push('"');
             }
             ('"', true) => quoted = false,
             (',', false) => {
-                fields.push(std::mem::take(&mut field));
+                fields.push(Cow::Owned(std::mem::take(&mut field)));
                 started = true;
                 continue;
             }
@@ -254,7 +264,7 @@ fn split_csv(text: &str) -> Result<Vec<String>, String> {
     if quoted {
         return Err("a quoted field is not closed".into());
     }
-    fields.push(field);
+    fields.push(Cow::Owned(field));
     Ok(fields)
 }
 
@@ -303,6 +313,45 @@ mod tests {
             HistoryReader::default().line("a,b,c").is_err(),
             "no known column"
         );
+    }
+
+    #[test]
+    fn csv_fields_are_cut_at_commas_outside_quotes() {
+        let fields = |line: &str| -> Result<Vec<String>, String> {
+            Ok(split_csv(line)?.into_iter().map(Cow::into_owned).collect())
+        };
+        // Without quotes (cut where it stands, nothing copied).
+        assert_eq!(fields("a,b,,c ").unwrap(), ["a", "b", "", "c "]);
+        assert_eq!(fields("").unwrap(), [""]);
+        assert!(split_csv("x,y")
+            .unwrap()
+            .iter()
+            .all(|f| matches!(f, Cow::Borrowed(_))));
+        // Quoted: commas inside, "" for a quote, a quote mid-field is text;
+        // an unquoted field beside them cuts as before.
+        assert_eq!(
+            fields(r#""x,y","he said ""hi""",z,a"b,"""#).unwrap(),
+            ["x,y", r#"he said "hi""#, "z", r#"a"b"#, ""]
+        );
+        assert_eq!(fields(r#""in"out, "q""#).unwrap(), ["inout", r#" "q""#]);
+        assert!(fields(r#"a,"open"#).is_err());
+        // The same line read with and without its quotes.
+        assert_eq!(
+            fields(r#""+14155550100","+13125550001","1682944496""#).unwrap(),
+            fields("+14155550100,+13125550001,1682944496").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_direction_is_read_in_any_case() {
+        let mut r = HistoryReader::default();
+        r.line("to,from,sent_at,direction").unwrap();
+        for inbound in ["INBOUND", "Incoming", "inbound-api"] {
+            let line = format!("+14155550100,+13125550001,1682944496,{inbound}");
+            assert_eq!(r.line(&line), Ok(Line::Inbound), "{inbound}");
+        }
+        let line = "+14155550100,+13125550001,1682944496,Outbound-Reply";
+        assert!(matches!(r.line(line), Ok(Line::Row(_))));
     }
 
     #[test]
