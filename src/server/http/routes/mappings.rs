@@ -132,7 +132,7 @@ pub(super) async fn export(
 /// The longest line of an import, in bytes.
 const MAX_LINE: usize = 64 * 1024;
 /// Lines an import reads before it lets its worker serve others.
-const YIELD_EVERY: u64 = 256;
+const YIELD_EVERY: u64 = 64;
 /// How many bad lines an import's answer reports.
 const REPORTED_LINES: usize = 10;
 
