@@ -1408,7 +1408,7 @@ fn an_export_streams_every_live_mapping_as_ndjson() {
     for n in ["+13125550001", "+13125550002", "+18005550003"] {
         s.assign(n, &p);
     }
-    // More than one page of the export (4096 mappings a page).
+    // More than one page of the export (1024 mappings a page).
     let recipients = 4500u64;
     for i in 0..recipients {
         s.send(&p, &format!("+1415{:07}", 5_000_000 + i));

@@ -372,28 +372,37 @@ pub(super) struct Mapping {
     #[schemars(extend("const" = "sticky_mapping"))]
     pub record_type: &'static str,
     /// The recipient.
-    pub to: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String")]
+    pub to: PhoneNumber,
     /// The sender it sticks to.
-    pub from: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String")]
+    pub from: PhoneNumber,
     /// When the mapping was made.
-    #[schemars(extend("format" = "date-time"))]
-    pub created_at: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub created_at: Rfc3339,
     /// The last send through it.
-    #[schemars(extend("format" = "date-time"))]
-    pub last_used_at: String,
+    #[serde(serialize_with = "as_text")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub last_used_at: Rfc3339,
     /// When it expires without another send; `null` when pinned.
-    pub expires_at: Option<String>,
+    #[serde(serialize_with = "maybe_as_text")]
+    #[schemars(with = "Option<String>")]
+    pub expires_at: Option<Rfc3339>,
     /// Whether it was pinned (never expires).
     pub pinned: bool,
 }
 
-/// A sticky mapping.
+/// A sticky mapping; its numbers and times are written as text while the
+/// JSON is (an export writes millions).
 pub(super) fn mapping(m: &StickyMapping) -> Mapping {
-    let ts = |secs: u32| Timestamp::from_secs(u64::from(secs)).to_rfc3339();
+    let ts = |secs: u32| Timestamp::from_secs(u64::from(secs)).rfc3339();
     Mapping {
         record_type: "sticky_mapping",
-        to: m.to.to_string(),
-        from: m.from.to_string(),
+        to: m.to,
+        from: m.from,
         created_at: ts(m.created_at),
         last_used_at: ts(m.last_used_at),
         expires_at: m.expires_at.map(ts),
@@ -555,12 +564,23 @@ pub(super) fn message_reply_json(m: &MessageView<'_>) -> String {
 
 /// Serializes a field as the text its `Display` writes, straight into the
 /// output: no `String` of its own (the numbers and times of a send's
-/// answer, five fields).
+/// answer and of a mapping).
 fn as_text<T: std::fmt::Display, S: serde::Serializer>(
     value: &T,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+/// [`as_text`], or `null`.
+fn maybe_as_text<T: std::fmt::Display, S: serde::Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.collect_str(value),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {

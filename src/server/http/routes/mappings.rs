@@ -77,8 +77,9 @@ pub(super) async fn list(
 
 /// Mappings an export reads at a time: one hold of the profile, and one
 /// stretch of the HTTP worker, each. 4,096 ran 7% faster but took a
-/// one-message client's p99 to 2.6-2.8x during the export; 1,024 keeps it
-/// at 1.2-1.3x (`cargo bench --bench import`).
+/// one-message client's p99 to 2.6-2.8x its quiet p99 during the export,
+/// where 1,024 gave 1.2-1.3x in the same runs (`cargo bench --bench
+/// import`).
 const EXPORT_PAGE: usize = 1024;
 
 /// `GET .../sticky_mappings/export`: every live mapping as NDJSON (the
@@ -120,7 +121,7 @@ pub(super) async fn export(
                     };
                     (text, then)
                 }
-                Err(e) => (error_line(e.into()), None),
+                Err(e) => (error_line(e.into()).into_bytes(), None),
             };
             let chunk = Ok::<_, actix_web::Error>(web::Bytes::from(text));
             Some((chunk, then))
@@ -307,12 +308,16 @@ impl ImportReply {
 pub(super) const NDJSON: &str = "application/x-ndjson";
 
 /// One NDJSON line per mapping.
-fn export_lines(mappings: &[crate::StickyMapping]) -> String {
-    let mut text = String::with_capacity(mappings.len() * 160);
+fn export_lines(mappings: &[crate::StickyMapping]) -> Vec<u8> {
+    // A line is about 210 bytes.
+    let mut text = Vec::with_capacity(mappings.len() * 224);
     for m in mappings {
-        if let Ok(line) = serde_json::to_string(&views::mapping(m)) {
-            text.push_str(&line);
-            text.push('\n');
+        // Writing to a `Vec` fails only on a value that cannot be JSON,
+        // which a mapping always can; a line that did is taken back.
+        let start = text.len();
+        match serde_json::to_writer(&mut text, &views::mapping(m)) {
+            Ok(()) => text.push(b'\n'),
+            Err(_) => text.truncate(start),
         }
     }
     text
