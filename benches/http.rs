@@ -1,8 +1,10 @@
 //! HTTP throughput: `wrk` against the number-pool send endpoint of a real
 //! numpool server holding 1M live mappings, next to a trivial actix-web JSON
-//! handler measured the same way in the same run; then the same engine
-//! served over HTTPS (rustls, a certificate made for the run) and with the
-//! access log on (JSON lines to a file), side by side with plain HTTP.
+//! handler measured the same way in the same run; the same for reads of a
+//! recipient's mapping (`GET .../sticky_mappings/{to}`); then sends to the
+//! same engine served over HTTPS (rustls, a certificate made for the run)
+//! and with the access log on (JSON lines to a file), side by side with
+//! plain HTTP.
 //!
 //! Needs `wrk` (Debian: `apt-get install wrk`). Run: `cargo bench --bench http`.
 //! Environment: `WRK_SECONDS` (default 10), `WRK_CONNECTIONS` (a list,
@@ -37,15 +39,42 @@ async fn trivial(body: web::Json<serde_json::Value>) -> HttpResponse {
         .json(serde_json::json!({ "data": { "to": body.get("to"), "status": "queued" } }))
 }
 
-fn wrk_script(ids: &[ProfileId]) -> String {
+async fn trivial_read(path: web::Path<(String, String)>) -> HttpResponse {
+    let (_, to) = path.into_inner();
+    HttpResponse::Ok()
+        .json(serde_json::json!({ "data": { "record_type": "sticky_mapping", "to": to } }))
+}
+
+/// What a run's requests are.
+#[derive(Clone, Copy)]
+enum Requests {
+    /// `POST /v2/messages/number_pool`.
+    Sends,
+    /// `GET /v2/messaging_profiles/{id}/sticky_mappings/{to}`.
+    Reads,
+}
+
+/// A wrk script of requests for recipients drawn uniformly from the live
+/// ones (recipient `r` is profile `r % PROFILES`'s).
+fn wrk_script(ids: &[ProfileId], requests: Requests) -> String {
     let list: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    let request = match requests {
+        Requests::Sends => {
+            r#"local body = string.format('{"messaging_profile_id":"%s","to":"+1%d","text":"hello"}', profile, 3000000000 + r)
+  return wrk.format("POST", "/v2/messages/number_pool", {["Content-Type"]="application/json", ["Authorization"]="Bearer bench"}, body)"#
+        }
+        Requests::Reads => {
+            r#"local path = string.format('/v2/messaging_profiles/%s/sticky_mappings/+1%d', profile, 3000000000 + r)
+  return wrk.format("GET", path, {["Authorization"]="Bearer bench"})"#
+        }
+    };
     format!(
         r#"math.randomseed(42)
 local profiles = {{{}}}
 request = function()
   local r = math.random(0, {})
-  local body = string.format('{{"messaging_profile_id":"%s","to":"+1%d","text":"hello"}}', profiles[(r % {}) + 1], 3000000000 + r)
-  return wrk.format("POST", "/v2/messages/number_pool", {{["Content-Type"]="application/json", ["Authorization"]="Bearer bench"}}, body)
+  local profile = profiles[(r % {}) + 1]
+  {request}
 end
 "#,
         list.join(","),
@@ -197,9 +226,14 @@ fn main() {
         started.elapsed()
     );
 
-    let script = std::env::temp_dir().join(format!("numpool-wrk-{}.lua", std::process::id()));
-    std::fs::write(&script, wrk_script(&ids)).unwrap();
-    let script = script.to_str().unwrap().to_string();
+    let script_of = |requests: Requests, name: &str| {
+        let path =
+            std::env::temp_dir().join(format!("numpool-wrk-{name}-{}.lua", std::process::id()));
+        std::fs::write(&path, wrk_script(&ids, requests)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let script = script_of(Requests::Sends, "sends");
+    let read_script = script_of(Requests::Reads, "reads");
 
     let numpool_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let trivial_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -237,7 +271,12 @@ fn main() {
                 http_server(tls_listener, served.clone(), options(Some(tls), false)).unwrap();
             let logged = http_server(logged_listener, served, options(None, true)).unwrap();
             let trivial = HttpServer::new(|| {
-                App::new().route("/v2/messages/number_pool", web::post().to(trivial))
+                App::new()
+                    .route("/v2/messages/number_pool", web::post().to(trivial))
+                    .route(
+                        "/v2/messaging_profiles/{id}/sticky_mappings/{to}",
+                        web::get().to(trivial_read),
+                    )
             })
             .workers(WORKERS)
             .listen(trivial_listener)
@@ -249,21 +288,36 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_millis(500));
 
     let connections = std::env::var("WRK_CONNECTIONS").unwrap_or_else(|_| "1,32".into());
-    for c in connections.split(',').map(str::trim) {
-        let trivial = run_wrk(trivial_port, &script, c);
-        let numpool = run_wrk(numpool_port, &script, c);
-        let trivial_again = run_wrk(trivial_port, &script, c);
-        let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
-        println!("\nHTTP, wrk -t1 -c{c}, POST /v2/messages/number_pool, uniform over 1M live mappings, {WORKERS} workers");
-        print_table(&[
-            ("trivial actix-web JSON handler", &trivial),
-            ("numpool serve", &numpool),
-            ("trivial (again)", &trivial_again),
-        ]);
-        println!(
-            "numpool / trivial (mean of the two trivial runs) at {c} connections: {:.2}x",
-            numpool.requests_per_sec / baseline
-        );
+    for (requests, what, script) in [
+        (Requests::Sends, "POST /v2/messages/number_pool", &script),
+        (
+            Requests::Reads,
+            "GET .../sticky_mappings/{to}",
+            &read_script,
+        ),
+    ] {
+        for c in connections.split(',').map(str::trim) {
+            let trivial = run_wrk(trivial_port, script, c);
+            let numpool = run_wrk(numpool_port, script, c);
+            let trivial_again = run_wrk(trivial_port, script, c);
+            let baseline = (trivial.requests_per_sec + trivial_again.requests_per_sec) / 2.0;
+            println!(
+                "\nHTTP, wrk -t1 -c{c}, {what}, uniform over 1M live mappings, {WORKERS} workers"
+            );
+            print_table(&[
+                ("trivial actix-web JSON handler", &trivial),
+                ("numpool serve", &numpool),
+                ("trivial (again)", &trivial_again),
+            ]);
+            let kind = match requests {
+                Requests::Sends => "",
+                Requests::Reads => " (reads)",
+            };
+            println!(
+                "numpool / trivial{kind} (mean of the two trivial runs) at {c} connections: {:.2}x",
+                numpool.requests_per_sec / baseline
+            );
+        }
     }
     for c in connections.split(',').map(str::trim) {
         let plain = run_wrk(numpool_port, &script, c);
@@ -290,6 +344,7 @@ fn main() {
     println!("access log: {lines} lines written");
     let _ = std::fs::remove_file(&log_file);
     let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&read_script);
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",
