@@ -118,10 +118,7 @@ fn csv_line(columns: &Columns, text: &str) -> Result<Line, String> {
             .ok_or_else(|| format!("{} fields, the header has more", fields.len()))
     };
     if let Some(d) = columns.direction {
-        let direction = get(d)?;
-        if contains_ignoring_case(direction, "inbound")
-            || contains_ignoring_case(direction, "incoming")
-        {
+        if is_inbound(get(d)?) {
             return Ok(Line::Inbound);
         }
     }
@@ -134,9 +131,13 @@ fn csv_line(columns: &Columns, text: &str) -> Result<Line, String> {
     }))
 }
 
-/// Whether `text` holds `word` (ASCII), in any case.
-fn contains_ignoring_case(text: &str, word: &str) -> bool {
-    (text.as_bytes().windows(word.len())).any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+/// Whether a `direction` says inbound: it holds `inbound` or `incoming`,
+/// in any case.
+fn is_inbound(direction: &str) -> bool {
+    let holds = |word: &[u8]| {
+        (direction.as_bytes().windows(word.len())).any(|w| w.eq_ignore_ascii_case(word))
+    };
+    holds(b"inbound") || holds(b"incoming")
 }
 
 /// One NDJSON line of message history (a CSV line has the same fields,
@@ -169,11 +170,7 @@ fn ndjson_line(text: &str) -> Result<Line, String> {
         return Err("a line must be a JSON object".into());
     }
     let line: HistoryLine = serde_json::from_str(text).map_err(|e| format!("{e}"))?;
-    if line
-        .direction
-        .as_deref()
-        .is_some_and(|d| d.contains("inbound"))
-    {
+    if line.direction.as_deref().is_some_and(is_inbound) {
         return Ok(Line::Inbound);
     }
     let to = line.to.as_deref().ok_or("no \"to\"")?;
@@ -335,6 +332,17 @@ mod tests {
         );
         assert_eq!(fields(r#""in"out, "q""#).unwrap(), ["inout", r#" "q""#]);
         assert!(fields(r#"a,"open"#).is_err());
+        // Only a later field quoted (a provider's date), and a quoted field
+        // before an empty last one.
+        assert_eq!(
+            fields(r#"+14155550100,+13125550001,"Mon, 01 May 2023 12:34:56 +0000""#).unwrap(),
+            [
+                "+14155550100",
+                "+13125550001",
+                "Mon, 01 May 2023 12:34:56 +0000"
+            ]
+        );
+        assert_eq!(fields(r#""x","#).unwrap(), ["x", ""]);
         // The same line read with and without its quotes.
         assert_eq!(
             fields(r#""+14155550100","+13125550001","1682944496""#).unwrap(),
@@ -343,15 +351,32 @@ mod tests {
     }
 
     #[test]
-    fn a_direction_is_read_in_any_case() {
-        let mut r = HistoryReader::default();
-        r.line("to,from,sent_at,direction").unwrap();
-        for inbound in ["INBOUND", "Incoming", "inbound-api"] {
-            let line = format!("+14155550100,+13125550001,1682944496,{inbound}");
-            assert_eq!(r.line(&line), Ok(Line::Inbound), "{inbound}");
+    fn a_direction_is_read_in_any_case_in_either_format() {
+        let mut csv = HistoryReader::default();
+        csv.line("to,from,sent_at,direction").unwrap();
+        let mut ndjson = HistoryReader::default();
+        let inbound = [
+            "INBOUND",
+            "Incoming",
+            "inbound-api",
+            "api-INBOUND",
+            "message_incoming",
+        ];
+        for (direction, want_inbound) in (inbound.iter().map(|d| (*d, true)))
+            .chain([("Outbound-Reply", false), ("outbound-api", false)])
+        {
+            let line = format!("+14155550100,+13125550001,1682944496,{direction}");
+            let json = format!(
+                r#"{{"to":"+14155550100","from":"+13125550001","sent_at":1682944496,"direction":"{direction}"}}"#
+            );
+            for read in [csv.line(&line), ndjson.line(&json)] {
+                match read {
+                    Ok(Line::Inbound) => assert!(want_inbound, "{direction}"),
+                    Ok(Line::Row(_)) => assert!(!want_inbound, "{direction}"),
+                    other => panic!("{direction}: {other:?}"),
+                }
+            }
         }
-        let line = "+14155550100,+13125550001,1682944496,Outbound-Reply";
-        assert!(matches!(r.line(line), Ok(Line::Row(_))));
     }
 
     #[test]

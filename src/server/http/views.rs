@@ -649,6 +649,45 @@ fn message_record<'a>(m: &'a MessageView<'a>) -> Message<'a> {
 mod tests {
     use super::*;
 
+    /// A mapping, as exports and the mapping routes write it: numbers and
+    /// times written as text, `expires_at` null when pinned.
+    #[test]
+    fn a_mapping_is_written_with_its_numbers_and_times_as_text() {
+        let number = |s| PhoneNumber::parse_e164(s).unwrap();
+        let m = StickyMapping {
+            to: number("+14155550100"),
+            from: number("+13125550001"),
+            created_at: 1_682_899_200,
+            last_used_at: 1_682_944_496,
+            expires_at: Some(1_683_635_696),
+            pinned: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&mapping(&m)).unwrap(),
+            r#"{"record_type":"sticky_mapping","to":"+14155550100","from":"+13125550001","created_at":"2023-05-01T00:00:00.000Z","last_used_at":"2023-05-01T12:34:56.000Z","expires_at":"2023-05-09T12:34:56.000Z","pinned":false}"#
+        );
+        let pinned = StickyMapping {
+            expires_at: None,
+            pinned: true,
+            ..m
+        };
+        let json: serde_json::Value = serde_json::to_value(mapping(&pinned)).unwrap();
+        assert_eq!(
+            (&json["expires_at"], &json["pinned"]),
+            (&serde_json::Value::Null, &serde_json::Value::Bool(true))
+        );
+        // The schema says what is written: strings (times as date-times),
+        // and expires_at may be null.
+        let schema = serde_json::to_value(schemars::schema_for!(Mapping)).unwrap();
+        let field = |name: &str| schema["properties"][name].clone();
+        assert_eq!(field("to")["type"], "string");
+        assert_eq!(field("created_at")["format"], "date-time");
+        assert_eq!(
+            field("expires_at")["type"],
+            serde_json::json!(["string", "null"])
+        );
+    }
+
     /// A send's reply, written in one pass: the envelope and each field
     /// written from its value's `Display` read back as the text it stands for.
     #[test]

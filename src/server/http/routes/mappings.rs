@@ -76,10 +76,9 @@ pub(super) async fn list(
 }
 
 /// Mappings an export reads at a time: one hold of the profile, and one
-/// stretch of the HTTP worker, each. 4,096 ran 7% faster but took a
-/// one-message client's p99 to 2.6-2.8x its quiet p99 during the export,
-/// where 1,024 gave 1.2-1.3x in the same runs (`cargo bench --bench
-/// import`).
+/// stretch of the HTTP worker, each. 4,096 ran 7% faster but about
+/// doubled a one-message client's p99 during the export against 1,024 in
+/// the same runs (`cargo bench --bench import`).
 const EXPORT_PAGE: usize = 1024;
 
 /// `GET .../sticky_mappings/export`: every live mapping as NDJSON (the
