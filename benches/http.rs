@@ -1,7 +1,9 @@
 //! HTTP throughput: `wrk` against the number-pool send endpoint of a real
 //! numpool server holding 1M live mappings, next to a trivial actix-web JSON
 //! handler measured the same way in the same run; the same for reads of a
-//! recipient's mapping (`GET .../sticky_mappings/{to}`); then sends to the
+//! recipient's mapping (`GET .../sticky_mappings/{to}`) and for delivery
+//! outcomes (`POST /v2/webhooks/messaging`, a `message.finalized` event
+//! as the hosted service sends one for each message); then sends to the
 //! same engine served over HTTPS (rustls, a certificate made for the run)
 //! and with the access log on (JSON lines to a file), side by side with
 //! plain HTTP.
@@ -39,6 +41,11 @@ async fn trivial(body: web::Json<serde_json::Value>) -> HttpResponse {
         .json(serde_json::json!({ "data": { "to": body.get("to"), "status": "queued" } }))
 }
 
+async fn trivial_webhook(body: web::Json<serde_json::Value>) -> HttpResponse {
+    let accepted = body.pointer("/data/payload/to/0/status").is_some();
+    HttpResponse::Ok().json(serde_json::json!({ "data": { "accepted": accepted } }))
+}
+
 async fn trivial_read(path: web::Path<(String, String)>) -> HttpResponse {
     let (_, to) = path.into_inner();
     HttpResponse::Ok()
@@ -52,6 +59,9 @@ enum Requests {
     Sends,
     /// `GET /v2/messaging_profiles/{id}/sticky_mappings/{to}`.
     Reads,
+    /// `POST /v2/webhooks/messaging`: a delivery outcome of a pool sender,
+    /// each with an event id of its own.
+    Outcomes,
 }
 
 /// A wrk script of requests for recipients drawn uniformly from the live
@@ -67,10 +77,22 @@ fn wrk_script(ids: &[ProfileId], requests: Requests) -> String {
             r#"local path = string.format('/v2/messaging_profiles/%s/sticky_mappings/+1%d', profile, 3000000000 + r)
   return wrk.format("GET", path, {["Authorization"]="Bearer bench"})"#
         }
+        // The shape of the hosted service's event (fields numpool does
+        // not read included); ids unique across runs (the clock's second).
+        Requests::Outcomes => {
+            r#"events = (events or 0) + 1
+  local id = string.format('%d-%d', started, events)
+  local sender = 2000000000 + ((r % PROFILES) * 1000) + (r % 50)
+  local status = (math.random(100) == 1) and 'delivery_failed' or 'delivered'
+  local body = string.format('{"data":{"event_type":"message.finalized","id":"%s","occurred_at":"2026-12-07T12:00:01.000+00:00","payload":{"completed_at":"2026-12-07T12:00:01.000+00:00","cost":null,"direction":"outbound","encoding":"GSM-7","errors":[],"from":{"carrier":"Telnyx","line_type":"Wireless","phone_number":"+1%d"},"id":"%s","media":[],"messaging_profile_id":"%s","organization_id":"b448f9cc-a842-4784-98e9-03c1a5872950","parts":1,"received_at":"2026-12-07T12:00:00.000+00:00","record_type":"message","sent_at":"2026-12-07T12:00:00.500+00:00","tags":[],"text":"hello","to":[{"carrier":"T-MOBILE USA, INC.","line_type":"Wireless","phone_number":"+1%d","status":"%s"}],"type":"SMS","valid_until":null,"webhook_failover_url":null,"webhook_url":"https://example.com/webhooks"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://example.com/webhooks"}}', id, sender, id, profile, 3000000000 + r, status)
+  return wrk.format("POST", "/v2/webhooks/messaging", {["Content-Type"]="application/json", ["Authorization"]="Bearer bench"}, body)"#
+        }
     };
     format!(
         r#"math.randomseed(42)
 local profiles = {{{}}}
+local PROFILES = {}
+local started = os.time()
 request = function()
   local r = math.random(0, {})
   local profile = profiles[(r % {}) + 1]
@@ -78,6 +100,7 @@ request = function()
 end
 "#,
         list.join(","),
+        PROFILES,
         LIVE - 1,
         PROFILES
     )
@@ -234,6 +257,7 @@ fn main() {
     };
     let script = script_of(Requests::Sends, "sends");
     let read_script = script_of(Requests::Reads, "reads");
+    let outcome_script = script_of(Requests::Outcomes, "outcomes");
 
     let numpool_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let trivial_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -277,6 +301,7 @@ fn main() {
                         "/v2/messaging_profiles/{id}/sticky_mappings/{to}",
                         web::get().to(trivial_read),
                     )
+                    .route("/v2/webhooks/messaging", web::post().to(trivial_webhook))
             })
             .workers(WORKERS)
             .listen(trivial_listener)
@@ -295,6 +320,11 @@ fn main() {
             "GET .../sticky_mappings/{to}",
             &read_script,
         ),
+        (
+            Requests::Outcomes,
+            "POST /v2/webhooks/messaging (message.finalized)",
+            &outcome_script,
+        ),
     ] {
         for c in connections.split(',').map(str::trim) {
             let trivial = run_wrk(trivial_port, script, c);
@@ -312,6 +342,7 @@ fn main() {
             let kind = match requests {
                 Requests::Sends => "",
                 Requests::Reads => " (reads)",
+                Requests::Outcomes => " (outcomes)",
             };
             println!(
                 "numpool / trivial{kind} (mean of the two trivial runs) at {c} connections: {:.2}x",
@@ -345,6 +376,7 @@ fn main() {
     let _ = std::fs::remove_file(&log_file);
     let _ = std::fs::remove_file(&script);
     let _ = std::fs::remove_file(&read_script);
+    let _ = std::fs::remove_file(&outcome_script);
     let after = block_on(engine.stats());
     println!(
         "selections: {} sticky, {} weighted; {} mappings",
@@ -352,4 +384,8 @@ fn main() {
         after.selections[numpool::Reason::Weighted],
         after.stored_mappings
     );
+    // The outcomes were counted (their senders are the pools'), not
+    // accepted and ignored.
+    let health = block_on(engine.number(sender(0, 0))).unwrap().health;
+    println!("outcomes counted for one sender: {health:?}");
 }
