@@ -59,6 +59,29 @@ pub(super) fn json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Re
     Ok(value)
 }
 
+/// `T` read only from a JSON object: serde would read a struct from an
+/// array too, which a body never means.
+pub(super) struct FromObject<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for FromObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = FromObject<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(FromObject)
+            }
+        }
+        d.deserialize_map(Object(std::marker::PhantomData))
+    }
+}
+
 /// Reads the JSON object `value`, found at `pointer` in a body, into `T`
 /// (serde would also read a struct from an array): anything but an object
 /// is 400 at `pointer`; errors inside name the field under `pointer`.

@@ -76,11 +76,7 @@ pub(super) async fn messaging(
     }
     // The gate checked the query only for a caller with a key.
     super::check_query(&req)?;
-    let b: WebhookBody = body::json(&bytes)?;
-    let event: WebhookEvent = match b.data {
-        None => return Err(ApiError::missing("/data")),
-        Some(data) => body::object_at(data, "/data")?,
-    };
+    let event = event_of(&bytes)?;
     let event_type = event
         .event_type
         .as_deref()
@@ -205,6 +201,32 @@ pub(super) async fn messaging(
     }))
 }
 
+/// A webhook body whose `data` reads straight into its event.
+#[derive(serde::Deserialize)]
+struct DirectBody {
+    data: Option<body::FromObject<WebhookEvent>>,
+}
+
+/// The event of a webhook body. Read straight into the event when it can
+/// be, so the payload's text is parsed once; a body that cannot (not an
+/// object, `data` missing or of the wrong type, a field repeated) is read
+/// again as before, through a `Value`, so that its error names the field.
+fn event_of(bytes: &[u8]) -> Result<WebhookEvent, ApiError> {
+    if bytes.trim_ascii_start().starts_with(b"{") {
+        if let Ok(DirectBody {
+            data: Some(body::FromObject(event)),
+        }) = serde_json::from_slice(bytes)
+        {
+            return Ok(event);
+        }
+    }
+    let b: WebhookBody = body::json(bytes)?;
+    match b.data {
+        None => Err(ApiError::missing("/data")),
+        Some(data) => body::object_at(data, "/data"),
+    }
+}
+
 /// What an event asks of the engine.
 enum Action {
     /// A delivery outcome of a sender.
@@ -221,6 +243,51 @@ enum Action {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What the event reader made of a body, as text (its fields, or the
+    /// error), for comparing the two ways of reading it.
+    fn read(body: &str) -> String {
+        match event_of(body.as_bytes()) {
+            Ok(e) => format!("{:?} {:?} {:?}", e.event_type, e.id, e.payload),
+            Err(e) => format!("error {:?}", e.envelope()),
+        }
+    }
+
+    /// The old reading, through a `Value` only.
+    fn read_through_value(body: &str) -> String {
+        let b: Result<WebhookBody, ApiError> = body::json(body.as_bytes());
+        let event: Result<WebhookEvent, ApiError> = b.and_then(|b| match b.data {
+            None => Err(ApiError::missing("/data")),
+            Some(data) => body::object_at(data, "/data"),
+        });
+        match event {
+            Ok(e) => format!("{:?} {:?} {:?}", e.event_type, e.id, e.payload),
+            Err(e) => format!("error {:?}", e.envelope()),
+        }
+    }
+
+    #[test]
+    fn an_event_reads_the_same_straight_or_through_a_value() {
+        let event = r#"{"data":{"event_type":"message.finalized","id":"e1","occurred_at":"x","payload":{"from":{"phone_number":"+13125550001"},"to":[{"phone_number":"+14155550100","status":"delivered"}],"errors":[{"code":40002}],"text":"hi \u00e9"},"record_type":"event"},"meta":{"attempt":1}}"#;
+        for body in [
+            event,
+            // A field repeated inside data (the last counts) and in the payload.
+            r#"{"data":{"id":"a","event_type":"message.received","id":"b","payload":{"text":"x","text":"STOP"}}}"#,
+            // data not an object: an array would read as a struct's fields.
+            r#"{"data":["message.finalized","e1",{}]}"#,
+            r#"[{"data":{"event_type":"message.finalized","id":"e1","payload":{}}}]"#,
+            r#"{"data":null}"#,
+            r#"{"data":{"event_type":7,"id":"e1"}}"#,
+            r#"{"data":{"event_type":"message.finalized","id":"e1","payload":[1]}}"#,
+            r#"{"data":{"event_type":"message.finalized","id":"e1"}} trailing"#,
+            "",
+            "{",
+        ] {
+            assert_eq!(read(body), read_through_value(body), "{body}");
+        }
+        assert!(read(event).starts_with("Some(\"message.finalized\") Some(\"e1\")"));
+        assert!(read(r#"{"data":["message.finalized","e1",{}]}"#).contains("must be an object"));
+    }
 
     #[test]
     fn outcomes_from_payloads() {
