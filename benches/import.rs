@@ -107,20 +107,7 @@ fn main() {
     // Over HTTP: a CSV body, streamed from memory a chunk at a time, into
     // a fresh profile, while one client sends to another profile.
     let q = common::sticky_profile(&engine, (0..SENDERS).map(sender));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = engine.clone();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let options = HttpOptions {
-                keys: ApiKeys::new(vec!["bench".into()]),
-                workers: 2,
-                ..HttpOptions::default()
-            };
-            let _ = http_server(listener, served, options).unwrap().await;
-        })
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let addr = serve(engine.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let stop_after = Arc::clone(&stop);
     let timer = std::thread::spawn(move || {
@@ -138,7 +125,14 @@ fn main() {
     let probing = Arc::clone(&stop);
     let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
     let started = Instant::now();
-    let answer = post_csv(addr, q, &chunks, http_rows / distinct);
+    let answer = post_history(
+        addr,
+        q,
+        "text/csv",
+        "to,from,sent_at\n",
+        &chunks,
+        http_rows / distinct,
+    );
     let http_rows = distinct * (http_rows / distinct);
     drop(chunks);
     let took = started.elapsed();
@@ -156,6 +150,29 @@ fn main() {
         quiet * 1e6,
         during * 1e6,
         during / quiet.max(1e-9)
+    );
+
+    // The same rows as NDJSON lines of an export's form (two RFC 3339
+    // times a line), into a fresh profile: what a copy from another
+    // numpool reads.
+    let q2 = common::sticky_profile(&engine, (0..SENDERS).map(sender));
+    let chunks = ndjson_chunks(distinct, recipients, now);
+    let started = Instant::now();
+    let answer = post_history(
+        addr,
+        q2,
+        "application/x-ndjson",
+        "",
+        &chunks,
+        http_rows / distinct,
+    );
+    drop(chunks);
+    let took = started.elapsed();
+    println!(
+        "over HTTP (NDJSON): {http_rows} rows: {:.2} s, {:.0} k rows/s; {}",
+        took.as_secs_f64(),
+        http_rows as f64 / took.as_secs_f64() / 1e3,
+        answer.lines().last().unwrap_or("")
     );
 
     // Export: a profile of `EXPORT_MAPPINGS` recipients (one row each,
@@ -192,7 +209,232 @@ fn main() {
         during * 1e6,
         during / quiet.max(1e-9)
     );
+
+    // A backup of the whole server (`GET /backup`): every profile's
+    // mappings, the copy's included.
+    stop.store(false, Ordering::Release);
+    let probing = Arc::clone(&stop);
+    let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
+    let started = Instant::now();
+    let (status, bytes) = get_backup(addr);
+    let took = started.elapsed();
+    stop.store(true, Ordering::Release);
+    let during = probe.join().unwrap();
+    println!(
+        "backup over HTTP: {status}, {:.0} MB in {:.2} s: {:.0} MB/s; peak memory {:.0} MiB",
+        bytes as f64 / 1e6,
+        took.as_secs_f64(),
+        bytes as f64 / 1e6 / took.as_secs_f64(),
+        peak_mib()
+    );
+    println!(
+        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during the backup ({:.2}x)",
+        quiet * 1e6,
+        during * 1e6,
+        during / quiet.max(1e-9)
+    );
+
+    // A copy: the export piped, as it arrives, into an NDJSON import of the
+    // same profile on a second server (its own engine and data directory,
+    // the same numbers), as `curl .../export | curl --data-binary @-
+    // .../import` would move a profile to another numpool.
+    let dir2 = dir.with_extension("copy");
+    let _ = std::fs::remove_dir_all(&dir2);
+    let target = Engine::start(EngineConfig {
+        journal: Some(JournalConfig::new(dir2.clone())),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let copy = common::sticky_profile(&target, (0..SENDERS).map(sender));
+    let addr2 = serve(target.clone());
+    let started = Instant::now();
+    let (lines, answer) = pipe_export_to_import(addr, e, addr2, copy);
+    let took = started.elapsed();
+    println!(
+        "copy to another server (export piped into an NDJSON import): {lines} mappings in {:.2} s: {:.2} M mappings/s; {}",
+        took.as_secs_f64(),
+        lines as f64 / took.as_secs_f64() / 1e6,
+        answer.lines().last().unwrap_or("")
+    );
+    let _ = std::fs::remove_dir_all(&dir2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves `engine` over HTTP (two workers, API key `bench`) on a port of
+/// its own; its address, once it answers.
+fn serve(engine: Engine) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let options = HttpOptions {
+                keys: ApiKeys::new(vec!["bench".into()]),
+                workers: 2,
+                ..HttpOptions::default()
+            };
+            let _ = http_server(listener, engine, options).unwrap().await;
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    addr
+}
+
+/// Pipes profile `from`'s export at `addr` into an import of profile `to`
+/// at `to_addr`, the export's body as it arrives; the export's mapping
+/// lines and the import's answer.
+fn pipe_export_to_import(
+    addr: SocketAddr,
+    from: ProfileId,
+    to_addr: SocketAddr,
+    to: ProfileId,
+) -> (u64, String) {
+    let mut export = TcpStream::connect(addr).unwrap();
+    write!(
+        export,
+        "GET /v2/messaging_profiles/{from}/sticky_mappings/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut import = TcpStream::connect(to_addr).unwrap();
+    write!(
+        import,
+        "POST /v2/messaging_profiles/{to}/sticky_mappings/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut head = Vec::new();
+    let mut chunks: Option<Dechunk> = None;
+    let mut body = Vec::new();
+    let (mut lines, mut last) = (0u64, 0u8);
+    loop {
+        let n = export.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.clear();
+        match &mut chunks {
+            Some(dechunk) => dechunk.feed(&buf[..n], &mut body),
+            None => {
+                head.extend_from_slice(&buf[..n]);
+                let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                assert!(head.starts_with(b"HTTP/1.1 200"), "export refused");
+                let mut dechunk = Dechunk::default();
+                dechunk.feed(&head[at + 4..], &mut body);
+                chunks = Some(dechunk);
+            }
+        }
+        for &b in &body {
+            if b == b'\n' && last == b'}' {
+                lines += 1;
+            }
+            last = b;
+        }
+        if !body.is_empty() {
+            write!(import, "{:x}\r\n", body.len()).unwrap();
+            import.write_all(&body).unwrap();
+            import.write_all(b"\r\n").unwrap();
+        }
+    }
+    import.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = import.read_to_string(&mut answer);
+    (lines, answer)
+}
+
+/// Takes an HTTP/1.1 chunked body apart as its bytes arrive.
+#[derive(Default)]
+struct Dechunk {
+    state: ChunkState,
+    /// A chunk's size line read so far.
+    line: Vec<u8>,
+}
+
+#[derive(Default)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(usize),
+    /// The line end after a chunk's data: bytes left of it.
+    End(usize),
+    Done,
+}
+
+impl Dechunk {
+    /// Appends the body's bytes in `input` to `out`.
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        while !input.is_empty() {
+            match self.state {
+                ChunkState::Size => {
+                    let Some(i) = input.iter().position(|&b| b == b'\n') else {
+                        self.line.extend_from_slice(input);
+                        return;
+                    };
+                    self.line.extend_from_slice(&input[..i]);
+                    input = &input[i + 1..];
+                    let text = String::from_utf8_lossy(&self.line);
+                    let hex = text.trim().split(';').next().unwrap_or("");
+                    let size = usize::from_str_radix(hex, 16).expect("a chunk size");
+                    self.line.clear();
+                    self.state = if size == 0 {
+                        ChunkState::Done
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let take = left.min(input.len());
+                    out.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    self.state = if take == left {
+                        ChunkState::End(2)
+                    } else {
+                        ChunkState::Data(left - take)
+                    };
+                }
+                ChunkState::End(left) => {
+                    let take = left.min(input.len());
+                    input = &input[take..];
+                    self.state = if take == left {
+                        ChunkState::Size
+                    } else {
+                        ChunkState::End(left - take)
+                    };
+                }
+                ChunkState::Done => return,
+            }
+        }
+    }
+}
+
+/// Reads `GET /backup` to its end: the answer's status line and the bytes
+/// read.
+fn get_backup(addr: SocketAddr) -> (String, u64) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /backup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut first = Vec::new();
+    let mut bytes = 0u64;
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if first.len() < 64 {
+            first.extend_from_slice(&buf[..n.min(64)]);
+        }
+        bytes += n as u64;
+    }
+    let status = String::from_utf8_lossy(&first)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (status, bytes)
 }
 
 /// Reads profile `p`'s export to its end; the bytes read and the records
@@ -226,10 +468,38 @@ fn get_export(addr: SocketAddr, p: ProfileId) -> (u64, u64) {
 /// clock starts, so that the upload costs the machine no more than a
 /// client elsewhere would (writing bytes), not formatting on its 2 cores.
 fn csv_chunks(n: u64, recipients: u64, now: u32) -> Vec<String> {
+    chunked(
+        rows(n, recipients, now).map(|row| format!("{},{},{}\n", row.to, row.from, row.sent_at)),
+    )
+}
+
+/// The same rows as [`csv_chunks`], as NDJSON lines of the form an export
+/// writes.
+fn ndjson_chunks(n: u64, recipients: u64, now: u32) -> Vec<String> {
+    let time = |s: u32| {
+        jiff::Timestamp::from_second(i64::from(s))
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            .to_string()
+    };
+    chunked(rows(n, recipients, now).map(|row| {
+        format!(
+            "{{\"record_type\":\"sticky_mapping\",\"to\":\"{}\",\"from\":\"{}\",\"created_at\":\"{}\",\"last_used_at\":\"{}\",\"expires_at\":\"{}\",\"pinned\":false}}\n",
+            row.to,
+            row.from,
+            time(row.sent_at),
+            time(row.sent_at),
+            time(row.sent_at + 8 * 86_400)
+        )
+    }))
+}
+
+/// `lines` joined into chunks of about 64 KiB.
+fn chunked(lines: impl Iterator<Item = String>) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut chunk = String::new();
-    for row in rows(n, recipients, now) {
-        chunk.push_str(&format!("{},{},{}\n", row.to, row.from, row.sent_at));
+    for line in lines {
+        chunk.push_str(&line);
         if chunk.len() > 64 * 1024 {
             chunks.push(std::mem::take(&mut chunk));
         }
@@ -240,17 +510,25 @@ fn csv_chunks(n: u64, recipients: u64, now: u32) -> Vec<String> {
     chunks
 }
 
-/// POSTs a CSV header then `chunks` `times` over, as one chunked body;
-/// the answer's text.
-fn post_csv(addr: SocketAddr, p: ProfileId, chunks: &[String], times: u64) -> String {
+/// POSTs `header` then `chunks` `times` over to profile `p`'s import, as
+/// one chunked body of `content_type`; the answer's text.
+fn post_history(
+    addr: SocketAddr,
+    p: ProfileId,
+    content_type: &str,
+    header: &str,
+    chunks: &[String],
+    times: u64,
+) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "POST /v2/messaging_profiles/{p}/sticky_mappings/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST /v2/messaging_profiles/{p}/sticky_mappings/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let header = "to,from,sent_at\n";
-    write!(stream, "{:x}\r\n{header}\r\n", header.len()).unwrap();
+    if !header.is_empty() {
+        write!(stream, "{:x}\r\n{header}\r\n", header.len()).unwrap();
+    }
     for _ in 0..times {
         for chunk in chunks {
             write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len()).unwrap();
