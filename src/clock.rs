@@ -122,6 +122,64 @@ impl fmt::Display for Rfc3339 {
     }
 }
 
+/// Whole seconds since the epoch of `text` in the form [`Rfc3339`] writes,
+/// `YYYY-MM-DDTHH:MM:SS` then a fraction of one to nine digits or none,
+/// then `Z`, from 1970 to 9998 (jiff's timestamps end late in 9999): read by hand, without a parser (an
+/// import of an export reads two a line). `None` for anything else, which
+/// a general parser then reads: other forms, offsets, leap seconds, dates
+/// that do not exist.
+pub(crate) fn utc_seconds(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let digit = |i: usize| {
+        let d = b[i].wrapping_sub(b'0');
+        (d < 10).then_some(u64::from(d))
+    };
+    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let fraction = &b[19..b.len() - 1];
+    if !fraction.is_empty()
+        && (fraction[0] != b'.'
+            || !(2..=10).contains(&fraction.len())
+            || !fraction[1..].iter().all(u8::is_ascii_digit))
+    {
+        return None;
+    }
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1970..=9998).contains(&year)
+        || day == 0
+        || day > month_days
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days since 1970-01-01 from the civil date (the inverse of the
+    // algorithm in `Rfc3339`'s `fmt`), with years starting in March.
+    let y = year - u64::from(month <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
@@ -281,6 +339,65 @@ mod tests {
     /// instants: from 1970 to 9999-12-30T22:00Z (as far as jiff goes),
     /// spread; then the last instants of the four-digit path and the
     /// largest timestamp, by hand.
+    /// The hand reading against jiff's: every instant `Rfc3339` writes
+    /// (spread from 1970 to 9998), with fractions of several lengths and none;
+    /// then texts one character away from such an instant (a digit
+    /// changed, a separator or the fraction broken), which it must read as
+    /// jiff does or leave to jiff.
+    #[test]
+    fn utc_seconds_agrees_with_jiff() {
+        let jiff_seconds = |text: &str| text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second());
+        let last = 253_370_764_799_999u64; // 9998-12-31T23:59:59.999Z
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut millis = vec![0, 999, 951_782_400_123, 951_868_800_000, last];
+        millis.extend((0..20_000).map(|_| next() % (last + 1)));
+        let mut read = 0;
+        for ms in millis {
+            let text = Timestamp::from_millis(ms).to_rfc3339();
+            assert_eq!(utc_seconds(&text), Some(ms / 1000), "{text}");
+            let whole = &text[..19];
+            for fraction in ["", ".1", ".123456789", ".5"] {
+                let text = format!("{whole}{fraction}Z");
+                assert_eq!(utc_seconds(&text), Some(ms / 1000), "{text}");
+            }
+            let pieces = b"0123456789-:TZ.+ z";
+            for _ in 0..8 {
+                let mut bytes = text.clone().into_bytes();
+                let at = next() as usize % bytes.len();
+                bytes[at] = pieces[next() as usize % pieces.len()];
+                let Ok(text) = String::from_utf8(bytes) else {
+                    continue;
+                };
+                // What it does not read is left to jiff, whatever jiff
+                // makes of it.
+                if let Some(secs) = utc_seconds(&text) {
+                    read += 1;
+                    assert_eq!(Some(secs as i64), jiff_seconds(&text), "{text}");
+                }
+            }
+        }
+        assert!(read > 40_000, "{read}");
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00+00:00",
+            "9999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(utc_seconds(text), None, "{text}");
+        }
+        assert_eq!(utc_seconds("2024-02-29T12:00:00Z"), Some(1_709_208_000));
+    }
+
     #[test]
     fn rfc3339_agrees_with_jiff() {
         let last = 253_402_207_200_000u64;
