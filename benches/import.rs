@@ -1,12 +1,15 @@
 //! Moving mappings in and out. Importing message history: `ROWS` rows (10M
 //! by default) over `RECIPIENTS` recipients (2M), in process through
 //! `Engine::import_history` with the journal on (fsync `interval`), then
-//! the same rows over HTTP as CSV into a running `numpool serve`-style
-//! server; rows a second and the peak memory each time. Exporting:
-//! `EXPORT_MAPPINGS` mappings (10M) read over HTTP as NDJSON; MB a second.
-//! During the HTTP import and the export, a client sends one message at a
-//! time to another profile, and its p99 is compared with the same
-//! client's p99 alone, side by side in the run.
+//! the same rows over HTTP into a running `numpool serve`-style server,
+//! as CSV and as NDJSON lines of an export's form; rows a second and the
+//! peak memory. Exporting: `EXPORT_MAPPINGS` mappings (10M) read over
+//! HTTP as NDJSON; MB a second. Backing up the server (`GET /backup`).
+//! Copying the exported profile to a second server: its export piped, as
+//! it arrives, into an import there. During the CSV import, the export
+//! and the backup, a client sends one message at a time to another
+//! profile, and its p99 is compared with the same client's p99 alone,
+//! side by side in the run.
 //!
 //! Run: `cargo bench --bench import` (`ROWS`, `RECIPIENTS`, `HTTP_ROWS`:
 //! the rows sent over HTTP, default 10M, 2M distinct rows repeated;
