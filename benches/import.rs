@@ -214,7 +214,7 @@ fn main() {
     );
 
     // A backup of the whole server (`GET /backup`): every profile's
-    // mappings, the copy's included.
+    // mappings (the exported profile's: the others' senders moved to it).
     stop.store(false, Ordering::Release);
     let probing = Arc::clone(&stop);
     let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
@@ -376,7 +376,7 @@ impl Dechunk {
                     self.line.extend_from_slice(&input[..i]);
                     input = &input[i + 1..];
                     let text = String::from_utf8_lossy(&self.line);
-                    let hex = text.trim().split(';').next().unwrap_or("");
+                    let hex = text.split(';').next().unwrap_or("").trim();
                     let size = usize::from_str_radix(hex, 16).expect("a chunk size");
                     self.line.clear();
                     self.state = if size == 0 {
@@ -410,8 +410,8 @@ impl Dechunk {
     }
 }
 
-/// Reads `GET /backup` to its end: the answer's status line and the bytes
-/// read.
+/// Reads `GET /backup` to its end: the answer's status line and the
+/// bytes of its body.
 fn get_backup(addr: SocketAddr) -> (String, u64) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
@@ -427,11 +427,16 @@ fn get_backup(addr: SocketAddr) -> (String, u64) {
         if n == 0 {
             break;
         }
-        if first.len() < 64 {
-            first.extend_from_slice(&buf[..n.min(64)]);
+        if first.len() < 4096 {
+            first.extend_from_slice(&buf[..n.min(4096)]);
         }
         bytes += n as u64;
     }
+    let head = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |at| at + 4);
+    let bytes = bytes - head as u64;
     let status = String::from_utf8_lossy(&first)
         .lines()
         .next()

@@ -335,15 +335,11 @@ mod tests {
         );
     }
 
-    /// The digits written by hand, against jiff's formatting of the same
-    /// instants: from 1970 to 9999-12-30T22:00Z (as far as jiff goes),
-    /// spread; then the last instants of the four-digit path and the
-    /// largest timestamp, by hand.
-    /// The hand reading against jiff's: every instant `Rfc3339` writes
-    /// (spread from 1970 to 9998), with fractions of several lengths and none;
-    /// then texts one character away from such an instant (a digit
-    /// changed, a separator or the fraction broken), which it must read as
-    /// jiff does or leave to jiff.
+    /// The hand reading against jiff's: instants `Rfc3339` writes (spread
+    /// from 1970 to 9998), with fractions of one, three and nine digits
+    /// and none; then texts one character away from such an instant (a
+    /// digit changed, a separator or the fraction broken), which it must
+    /// read as jiff does or leave to jiff.
     #[test]
     fn utc_seconds_agrees_with_jiff() {
         let jiff_seconds = |text: &str| text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second());
@@ -398,6 +394,10 @@ mod tests {
         assert_eq!(utc_seconds("2024-02-29T12:00:00Z"), Some(1_709_208_000));
     }
 
+    /// The digits written by hand, against jiff's formatting of the same
+    /// instants: from 1970 to 9999-12-30T22:00Z (as far as jiff goes),
+    /// spread; then the last instants of the four-digit path and the
+    /// largest timestamp, by hand.
     #[test]
     fn rfc3339_agrees_with_jiff() {
         let last = 253_402_207_200_000u64;
