@@ -187,6 +187,30 @@ fn keys_are_required_except_for_operations() {
     );
     let wrong = expect_error(s.call("PUT", "/v2/messages", Value::Null), 405, "10015");
     assert!(wrong.headers.contains("allow: post"), "{}", wrong.headers);
+    // A profile's routes share one scope: the same answers under it.
+    let wrong = expect_error(
+        s.call("POST", "/v2/messaging_profiles/p1/opt_outs", Value::Null),
+        405,
+        "10015",
+    );
+    assert!(wrong.headers.contains("allow: get"), "{}", wrong.headers);
+    for path in [
+        "/v2/messaging_profiles/p1/no_such_route",
+        "/v2/messaging_profiles/p1/sticky_mappings/+14155550100/more",
+    ] {
+        expect_error(s.call("GET", path, Value::Null), 404, "10005");
+    }
+    let unknown = expect_error(
+        s.call(
+            "GET",
+            "/v2/messaging_profiles/p1/sticky_mappings?sort=to",
+            Value::Null,
+        ),
+        400,
+        "10015",
+    );
+    let detail = unknown.body["errors"][0]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("page[size]"), "{detail}");
     // The Bearer scheme is case-insensitive (RFC 7235).
     assert_eq!(
         s.raw(

@@ -174,6 +174,13 @@ macro_rules! route_table {
     (@body_media $media:expr) => { $media };
     (@media) => { "application/json" };
     (@media $media:expr) => { $media };
+    (@resource $path:expr, $( $method:ident $handler:path ),+) => {
+        web::resource($path)
+            $( .route(web::$method().to($handler)) )+
+            .default_service(web::to(|| async {
+                ops::method_not_allowed(&[$( stringify!($method) ),+])
+            }))
+    };
     ($( $path:literal => { $(
         $method:ident : $handler:path, $summary:literal, $query:expr,
         $( body $body:ty $( as $body_media:expr )?, )? reply $reply:ty $( as $media:expr )?;
@@ -192,21 +199,35 @@ macro_rules! route_table {
             }, )+ )*
         ];
 
-        /// Registers every route of the table under `/v2`.
+        /// Registers every route of the table under `/v2`. A profile's
+        /// routes (under [`PROFILE_SCOPE`]) share one scope, placed where
+        /// the first of them is: the router matches a pattern with a
+        /// parameter by a regex each, and this way a mapping's path is
+        /// matched by two (the scope's, then its own) instead of six.
         fn register(scope: actix_web::Scope) -> actix_web::Scope {
-            scope
+            let mut profile = Some(web::scope(PROFILE_SCOPE));
             $(
-                .service(
-                    web::resource($path)
-                        $( .route(web::$method().to($handler)) )+
-                        .default_service(web::to(|| async {
-                            ops::method_not_allowed(&[$( stringify!($method) ),+])
-                        })),
-                )
+                if let Some(rest) = $path.strip_prefix(PROFILE_SCOPE) {
+                    profile = profile.map(|p| p.service(
+                        route_table!(@resource rest, $( $method $handler ),+)
+                    ));
+                }
             )*
+            let mut scope = scope;
+            $(
+                if !$path.starts_with(PROFILE_SCOPE) {
+                    scope = scope.service(route_table!(@resource $path, $( $method $handler ),+));
+                } else if let Some(p) = profile.take() {
+                    scope = scope.service(p);
+                }
+            )*
+            scope
         }
     };
 }
+
+/// The prefix of a profile's own routes, registered as one scope.
+const PROFILE_SCOPE: &str = "/messaging_profiles/{id}";
 
 // The hot send paths first: the router tries resources in order.
 route_table! {
