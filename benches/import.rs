@@ -111,36 +111,24 @@ fn main() {
     // a fresh profile, while one client sends to another profile.
     let q = common::sticky_profile(&engine, (0..SENDERS).map(sender));
     let addr = serve(engine.clone());
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_after = Arc::clone(&stop);
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        stop_after.store(true, Ordering::Release);
-    });
-    let quiet = send_p99(addr, sends, &stop);
-    let _ = timer.join();
-    stop.store(false, Ordering::Release);
+    let ((), _, quiet) = while_sending(addr, sends, || std::thread::sleep(Duration::from_secs(3)));
     // At most 2M distinct rows held by this client, sent as many times as
     // it takes: the body's length costs the client no memory.
     let distinct = http_rows.min(2_000_000);
     let chunks = csv_chunks(distinct, recipients, now);
     let before = peak_mib();
-    let probing = Arc::clone(&stop);
-    let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
-    let started = Instant::now();
-    let answer = post_history(
-        addr,
-        q,
-        "text/csv",
-        "to,from,sent_at\n",
-        &chunks,
-        http_rows / distinct,
-    );
+    let (answer, took, during) = while_sending(addr, sends, || {
+        post_history(
+            addr,
+            q,
+            "text/csv",
+            "to,from,sent_at\n",
+            &chunks,
+            http_rows / distinct,
+        )
+    });
     let http_rows = distinct * (http_rows / distinct);
     drop(chunks);
-    let took = started.elapsed();
-    stop.store(true, Ordering::Release);
-    let during = probe.join().unwrap();
     println!(
         "over HTTP (CSV): {http_rows} rows: {:.2} s, {:.0} k rows/s; peak memory {before:.0} MiB -> {:.0} MiB; {}",
         took.as_secs_f64(),
@@ -148,12 +136,7 @@ fn main() {
         peak_mib(),
         answer.lines().last().unwrap_or("")
     );
-    println!(
-        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during the import ({:.2}x)",
-        quiet * 1e6,
-        during * 1e6,
-        during / quiet.max(1e-9)
-    );
+    print_p99("the import", quiet, during);
 
     // The same rows as NDJSON lines of an export's form (two RFC 3339
     // times a line), into a fresh profile: what a copy from another
@@ -190,14 +173,7 @@ fn main() {
         let report = import.finish().await.unwrap();
         println!("export: {} mappings made to export", report.mapped);
     });
-    stop.store(false, Ordering::Release);
-    let probing = Arc::clone(&stop);
-    let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
-    let started = Instant::now();
-    let (bytes, lines) = get_export(addr, e);
-    let took = started.elapsed();
-    stop.store(true, Ordering::Release);
-    let during = probe.join().unwrap();
+    let ((bytes, lines), took, during) = while_sending(addr, sends, || get_export(addr, e));
     println!(
         "export over HTTP (NDJSON): {lines} mappings, {:.0} MB in {:.2} s: {:.0} MB/s, {:.2} M mappings/s; peak memory {:.0} MiB",
         bytes as f64 / 1e6,
@@ -206,23 +182,11 @@ fn main() {
         lines as f64 / took.as_secs_f64() / 1e6,
         peak_mib()
     );
-    println!(
-        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during the export ({:.2}x)",
-        quiet * 1e6,
-        during * 1e6,
-        during / quiet.max(1e-9)
-    );
+    print_p99("the export", quiet, during);
 
     // A backup of the whole server (`GET /backup`): every profile's
     // mappings (the exported profile's: the others' senders moved to it).
-    stop.store(false, Ordering::Release);
-    let probing = Arc::clone(&stop);
-    let probe = std::thread::spawn(move || send_p99(addr, sends, &probing));
-    let started = Instant::now();
-    let (status, bytes) = get_backup(addr);
-    let took = started.elapsed();
-    stop.store(true, Ordering::Release);
-    let during = probe.join().unwrap();
+    let ((status, bytes), took, during) = while_sending(addr, sends, || get_backup(addr));
     println!(
         "backup over HTTP: {status}, {:.0} MB in {:.2} s: {:.0} MB/s; peak memory {:.0} MiB",
         bytes as f64 / 1e6,
@@ -230,12 +194,7 @@ fn main() {
         bytes as f64 / 1e6 / took.as_secs_f64(),
         peak_mib()
     );
-    println!(
-        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during the backup ({:.2}x)",
-        quiet * 1e6,
-        during * 1e6,
-        during / quiet.max(1e-9)
-    );
+    print_p99("the backup", quiet, during);
 
     // A copy: the export piped, as it arrives, into an NDJSON import of the
     // same profile on a second server (its own engine and data directory,
@@ -546,6 +505,33 @@ fn post_history(
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer
+}
+
+/// Runs `work` while a client sends one message at a time to profile `p`:
+/// what `work` returned, how long it took, and the client's p99 meanwhile.
+fn while_sending<T>(
+    addr: SocketAddr,
+    p: ProfileId,
+    work: impl FnOnce() -> T,
+) -> (T, Duration, f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let probing = Arc::clone(&stop);
+    let probe = std::thread::spawn(move || send_p99(addr, p, &probing));
+    let started = Instant::now();
+    let done = work();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Release);
+    (done, took, probe.join().unwrap())
+}
+
+/// Prints the sending client's p99 during `what` beside its p99 alone.
+fn print_p99(what: &str, quiet: f64, during: f64) {
+    println!(
+        "one-message sends to another profile: p99 {:.0} us alone, {:.0} us during {what} ({:.2}x)",
+        quiet * 1e6,
+        during * 1e6,
+        during / quiet.max(1e-9)
+    );
 }
 
 /// The p99 of one-message sends over one keep-alive connection until
