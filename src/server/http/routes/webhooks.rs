@@ -98,25 +98,23 @@ impl MessageFields for Map<String, Value> {
         let full = format!("/data/payload{pointer}");
         // Every step of the way must have its JSON type: a wrong one is
         // 400 at that step, a missing one 422.
-        let mut walked = String::from("/data/payload");
         let mut steps = pointer.split('/').skip(1);
         let first = steps.next().expect("a pointer has a step");
-        walked.push('/');
-        walked.push_str(first);
+        // The length of `full` walked so far.
+        let mut walked = full.len() - pointer.len() + 1 + first.len();
         let mut at = match self.get(first) {
             None | Some(Value::Null) => return Err(ApiError::missing(&full)),
             Some(v) => v,
         };
         for step in steps {
-            let parent = walked.clone();
-            walked.push('/');
-            walked.push_str(step);
+            let parent = &full[..walked];
+            walked += 1 + step.len();
             let next = match (at, step.parse::<usize>()) {
                 (Value::Array(items), Ok(i)) => items.get(i),
                 (Value::Object(fields), _) => fields.get(step),
                 _ => {
                     return Err(ApiError::bad_request(
-                        &parent,
+                        parent,
                         format!("{parent} has the wrong JSON type"),
                     ));
                 }
@@ -687,6 +685,40 @@ mod tests {
         }
         assert!(read(event).starts_with(r#""message.finalized" "e1" Some(Outcome("#));
         assert!(read(r#"{"data":["message.finalized","e1",{}]}"#).contains("must be an object"));
+    }
+
+    /// A wrong JSON type on the way to a number is 400 at that step.
+    #[test]
+    fn a_number_of_the_wrong_shape_is_refused_where_the_shape_breaks() {
+        for (payload, party, at) in [
+            (json!({"from": "x"}), Party::Sender, "/data/payload/from"),
+            (
+                json!({"from": {"phone_number": 5}}),
+                Party::Sender,
+                "/data/payload/from/phone_number",
+            ),
+            (json!({"to": 7}), Party::Recipient, "/data/payload/to"),
+            (
+                json!({"to": [["+14155550100"]]}),
+                Party::Recipient,
+                "/data/payload/to/0",
+            ),
+            (
+                json!({"to": [{"phone_number": []}]}),
+                Party::Recipient,
+                "/data/payload/to/0/phone_number",
+            ),
+        ] {
+            let Value::Object(fields) = payload.clone() else {
+                unreachable!()
+            };
+            let error = fields.number(party).expect_err("refused");
+            let shown = format!("{:?}", error.envelope());
+            assert!(
+                shown.contains(&format!("pointer: Some({at:?})")),
+                "{payload}: {shown}"
+            );
+        }
     }
 
     #[test]
