@@ -28,40 +28,43 @@ impl Engine {
     ///
     /// See [`crate::restore`] for an example.
     pub async fn backup_to(&self, to: &std::path::Path) -> io::Result<BackupReport> {
-        let (snapshot, bytes) = self.backup_bytes().await?;
+        let (snapshot, mut file) = self.backup_file().await?;
         let tmp = to.with_extension("partial");
         let written = (|| {
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, to)
+            let mut out = std::fs::File::create(&tmp)?;
+            let bytes = io::copy(&mut file, &mut out)?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, to)?;
+            Ok(bytes)
         })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        match written {
+            Ok(bytes) => Ok(BackupReport { snapshot, bytes }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        Ok(BackupReport {
-            snapshot,
-            bytes: bytes.len() as u64,
-        })
     }
 
-    /// A snapshot taken now: its number and its bytes (the server's
-    /// `GET /backup`).
-    pub(crate) async fn backup_bytes(&self) -> io::Result<(u64, Vec<u8>)> {
+    /// A snapshot taken now: its number and the file, open (the server's
+    /// `GET /backup`). Open, it stays whole to read even once a later
+    /// snapshot has removed it from the data directory, so a slow reader
+    /// holds no lock and no copy in memory.
+    pub(crate) async fn backup_file(&self) -> io::Result<(u64, std::fs::File)> {
         let Some(j) = &self.inner.config.journal else {
             return Err(io::Error::other(
                 "this engine keeps no data directory, so it has no snapshots to back up",
             ));
         };
         self.snapshot_now().await?;
-        // No snapshot is taken (and none removed) while reading; a newer
+        // No snapshot is taken (and none removed) while opening; a newer
         // one than ours, taken in between, holds everything ours does.
         let _one = self.inner.snapshots.one.lock().await;
         let n = journal::numbered(&j.dir, "snapshot-", ".bin")?
             .last()
             .copied()
             .ok_or_else(|| io::Error::other("no snapshot was written"))?;
-        Ok((n, std::fs::read(journal::snapshot_path(&j.dir, n))?))
+        Ok((n, std::fs::File::open(journal::snapshot_path(&j.dir, n))?))
     }
 
     /// The engine's data directory, if it keeps one.
@@ -75,11 +78,11 @@ impl Engine {
         self.inner.snapshots.covers.load(Ordering::Acquire)
     }
 
-    /// The bytes of this engine's newest snapshot, taking one first if the
-    /// newest does not hold the cluster's log up to `at_least` (for the
-    /// server's `/cluster/snapshot`).
+    /// This engine's newest snapshot, open (see [`Engine::backup_file`]),
+    /// taking one first if the newest does not hold the cluster's log up to
+    /// `at_least` (for the server's `/cluster/snapshot`).
     #[cfg(feature = "server")]
-    pub(crate) async fn snapshot_file(&self, at_least: u64) -> io::Result<Vec<u8>> {
+    pub(crate) async fn snapshot_file(&self, at_least: u64) -> io::Result<std::fs::File> {
         let inner = &self.inner;
         let Some(j) = &inner.config.journal else {
             return Err(io::Error::other("this node keeps no files"));
@@ -95,10 +98,10 @@ impl Engine {
         if self.snapshot_covers() < at_least || newest()?.is_none() {
             self.snapshot_now().await?;
         }
-        // No snapshot is taken (and no older one removed) while reading.
+        // No snapshot is taken (and no older one removed) while opening.
         let _one = inner.snapshots.one.lock().await;
         let n = newest()?.ok_or_else(|| io::Error::other("no snapshot was written"))?;
-        std::fs::read(journal::snapshot_path(&j.dir, n))
+        std::fs::File::open(journal::snapshot_path(&j.dir, n))
     }
 
     /// Replaces this engine's state with `bytes`, a whole snapshot file from

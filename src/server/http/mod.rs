@@ -9,11 +9,16 @@
 //!   (size limit, errors naming the field), paths, query strings, paging.
 //! - `views`: the records returned, as types; `encoding`: GSM-7/UCS-2 parts.
 //! - `error`: the error envelope and codes; `auth`: keys and signatures.
-//! - `recent`: bounded caches (idempotency, webhook ids); `metrics`; `openapi`.
+//! - `download`: a snapshot file streamed as an answer (backups, and
+//!   snapshots from node to node).
+//! - `ttl_cache`: bounded caches (idempotency, webhook ids); `metrics`; `openapi`.
+//! - `access`: request ids and the access log; `tls`: HTTPS; `forward`: a
+//!   cluster standby passing the API on to its leader.
 
 mod access;
 pub(crate) mod auth;
 mod body;
+mod download;
 mod encoding;
 mod error;
 mod forward;

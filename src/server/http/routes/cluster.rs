@@ -294,27 +294,11 @@ pub(crate) async fn snapshot(
     query: web::Query<SnapshotQuery>,
 ) -> Result<HttpResponse, ApiError> {
     node_of(&state)?;
-    let bytes = state
+    const NOT_GIVEN: &str = "no snapshot to give";
+    let file = state
         .engine
         .snapshot_file(query.at_least)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("no snapshot to give: {e}")))?;
-    Ok(snapshot_reply(bytes, None))
-}
-
-/// A whole snapshot file as an answer, with its CRC-32 in
-/// `X-Numpool-Crc32` (and, for a download, the file name to save it as).
-pub(crate) fn snapshot_reply(bytes: Vec<u8>, file_name: Option<String>) -> HttpResponse {
-    let crc = crc32fast::hash(&bytes);
-    let mut reply = HttpResponse::Ok();
-    reply
-        .content_type("application/octet-stream")
-        .insert_header((crate::cluster::peer::SNAPSHOT_CRC_HEADER, crc.to_string()));
-    if let Some(name) = file_name {
-        reply.insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}\""),
-        ));
-    }
-    reply.body(bytes)
+        .map_err(|e| ApiError::Unavailable(format!("{NOT_GIVEN}: {e}")))?;
+    crate::server::http::download::snapshot_reply(file, None, NOT_GIVEN).await
 }

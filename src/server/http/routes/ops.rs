@@ -24,15 +24,18 @@ pub(super) async fn backup(
             at: crate::server::http::error::Source::Elsewhere("the server's configuration".into()),
         });
     }
-    let (n, bytes) = state
+    const NOT_TAKEN: &str = "no backup taken";
+    let (n, file) = state
         .engine
-        .backup_bytes()
+        .backup_file()
         .await
-        .map_err(|e| ApiError::Unavailable(format!("no backup taken: {e}")))?;
-    Ok(super::cluster::snapshot_reply(
-        bytes,
+        .map_err(|e| ApiError::Unavailable(format!("{NOT_TAKEN}: {e}")))?;
+    crate::server::http::download::snapshot_reply(
+        file,
         Some(format!("numpool-backup-{n}.bin")),
-    ))
+        NOT_TAKEN,
+    )
+    .await
 }
 
 pub(super) async fn healthz() -> HttpResponse {
