@@ -545,6 +545,73 @@ fn a_change_the_journal_refused_leaves_no_trace_and_writing_resumes_by_itself() 
     block_on(e.shutdown());
 }
 
+/// Imports `rows` recipients (from `to(10_000)` on) into `p`, sent a
+/// minute ago by `from`: the error of a push or of the end, if any.
+fn import_rows(e: &Engine, p: ProfileId, from: &str, rows: u64) -> Result<u64, Error> {
+    block_on(async {
+        let mut import = e.import_history(p).await?;
+        let sent_at = import.now() - 60;
+        for i in 0..rows {
+            import
+                .push(numpool::HistoryRow {
+                    to: to(10_000 + i),
+                    from: n(from),
+                    sent_at,
+                    created_at: None,
+                    pinned: false,
+                })
+                .await?;
+        }
+        Ok(import.finish().await?.mapped)
+    })
+}
+
+#[test]
+fn an_import_the_journal_refuses_is_refused_and_leaves_no_trace() {
+    // An import's batches go to the journal while later ones are applied:
+    // its answer must still wait for every one of them. Fewer batches than
+    // it lets go ahead unwaited (only its end can see the refusal), and
+    // more.
+    for batches in [3u64, 20] {
+        let dir = temp_dir("import-refused");
+        let config = EngineConfig {
+            journal: Some(JournalConfig {
+                dir: dir.path().to_path_buf(),
+                fsync: FsyncPolicy::Interval(Duration::from_millis(10)),
+                snapshot_every: None,
+            }),
+            expire_tick: Duration::from_millis(2),
+            ..EngineConfig::default()
+        };
+        let e = Engine::start_with_clock(config.clone(), clock()).unwrap();
+        let p = sticky_profile(&e, &["+13125550001"]);
+        let rows = batches * 1024 + 5;
+        e.inject_journal_fault(true);
+        assert_eq!(
+            import_rows(&e, p, "+13125550001", rows),
+            Err(Error::Unavailable),
+            "{batches} batches"
+        );
+        e.inject_journal_fault(false);
+        eventually("the engine takes changes again", || e.is_ready());
+        for i in [0, 1024, rows - 1] {
+            assert_eq!(
+                mapped(&e, p, to(10_000 + i)),
+                None,
+                "row {i} of {batches} batches"
+            );
+        }
+        // Written whole once the disk is back, and kept over a restart.
+        assert_eq!(import_rows(&e, p, "+13125550001", rows), Ok(rows));
+        block_on(e.shutdown());
+        let e = Engine::start_with_clock(config, clock()).unwrap();
+        for i in [0, 1024, rows - 1] {
+            assert_eq!(mapped(&e, p, to(10_000 + i)), Some(n("+13125550001")));
+        }
+        block_on(e.shutdown());
+    }
+}
+
 #[test]
 fn a_second_engine_on_the_same_directory_is_refused_and_named() {
     let dir = temp_dir("locked");

@@ -11,13 +11,19 @@
 //! an older row that comes later is superseded, and a newer one replaces
 //! (or, when its sender left the pool, takes back) the mapping an earlier
 //! row made. Rows are applied a batch at a time, each batch in one hold of
-//! the profile and journaled before the next: a crash loses no batch that
-//! was acknowledged, and the same import run again changes nothing.
+//! the profile. A batch's records are on their way to the journal (in a
+//! cluster, to etcd) while the next batches are applied, at most
+//! [`IN_FLIGHT`] of them, so the writer carries several batches in one
+//! write or commit; the import's answer waits for every one of them. A
+//! crash loses nothing the import acknowledged (it acknowledges only at
+//! its end), and the same import run again changes nothing.
+
+use std::collections::VecDeque;
 
 use super::Engine;
 use crate::error::Error;
 use crate::ids::ProfileId;
-use crate::journal::{settle, Record};
+use crate::journal::{settle, Receipt, Record};
 use crate::number::PhoneNumber;
 use crate::selection::profile::StickyMapping;
 use crate::selection::unsettled::Reads;
@@ -25,6 +31,13 @@ use crate::selection::unsettled::Reads;
 /// Rows applied in one hold of the profile: a quarter of a millisecond or
 /// so, so the sends of profiles on the same arbiter wait little.
 const IMPORT_BATCH: usize = 1024;
+
+/// Batches applied whose records may still be on their way to the journal
+/// before the next waits for the oldest of them: enough to keep the
+/// writer busy for the length of a commit to etcd (each commit waited for
+/// in turn, a 3-node cluster imported at a quarter of one server's pace),
+/// few enough to bound what is queued (25 bytes a mapping).
+const IN_FLIGHT: usize = 8;
 
 /// How many rows ahead a batch starts fetching a recipient's sticky index
 /// word, and then (half as far ahead) its entry: with millions of
@@ -139,6 +152,9 @@ pub struct Importer {
     latest: ByRecipient<(u32, Fate)>,
     /// Rows waiting for the next batch.
     pending: Vec<HistoryRow>,
+    /// Receipts of the batches applied and not yet known to be written,
+    /// oldest first (at most [`IN_FLIGHT`]).
+    unwritten: VecDeque<Receipt>,
     /// What `latest` held for each pending row (kept for the next batch).
     befores: Vec<Option<(u32, Fate)>>,
     rows: u64,
@@ -167,6 +183,7 @@ impl Engine {
             now: self.inner.env.clock.precise_now().as_secs_u32(),
             latest: ByRecipient::default(),
             pending: Vec::with_capacity(IMPORT_BATCH),
+            unwritten: VecDeque::with_capacity(IN_FLIGHT + 1),
             befores: Vec::with_capacity(IMPORT_BATCH),
             rows: 0,
             superseded: 0,
@@ -206,6 +223,9 @@ impl Importer {
     /// Applies what is pending and says what the import did.
     pub async fn finish(mut self) -> Result<ImportReport, Error> {
         self.flush().await?;
+        while let Some(receipt) = self.unwritten.pop_front() {
+            settle(Some(receipt)).await?;
+        }
         let mut report = ImportReport {
             rows: self.rows,
             superseded: self.superseded,
@@ -224,7 +244,9 @@ impl Importer {
     }
 
     /// Applies the pending rows: the latest per recipient (ties: the later
-    /// row), in one hold of the profile, journaled before it returns.
+    /// row), in one hold of the profile. Their records go to the journal
+    /// meanwhile; once more than [`IN_FLIGHT`] batches are on their way,
+    /// the oldest is waited for.
     async fn flush(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
             return Ok(());
@@ -308,7 +330,15 @@ impl Importer {
                 (outcomes, receipt)
             })
             .await?;
-        settle(receipt).await?;
+        if let Some(mut receipt) = receipt {
+            // Written (committed) from now on, while the next batch is
+            // applied: nobody waits for it yet.
+            receipt.wake_writer();
+            self.unwritten.push_back(receipt);
+        }
+        if self.unwritten.len() > IN_FLIGHT {
+            settle(self.unwritten.pop_front()).await?;
+        }
         for (row, outcome) in outcomes {
             let fate = match outcome {
                 RowOutcome::Mapped(m) => Fate::Mapped(m.from),
