@@ -652,6 +652,74 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
 }
 
 #[test]
+fn a_standby_passes_an_import_and_an_export_on_as_they_flow() {
+    let etcd = Etcd::start("flow");
+    let nodes = cluster(&etcd, "flow", 2);
+    let (first, leader_addr) = led_by(&nodes);
+    let standby_addr = nodes[1 - first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    // An import larger than the body limit (256 KiB): no other request may
+    // be, but an import has no size limit, through a standby as well.
+    let sent = jiff::Timestamp::now().to_string();
+    let lines: String = (0..4000)
+        .map(|i| {
+            format!(
+                "{{\"to\": \"+1206557{i:04}\", \"from\": \"+13125550003\", \"sent_at\": \"{sent}\", \"note\": \"{}\"}}\n",
+                "x".repeat(40)
+            )
+        })
+        .collect();
+    assert!(lines.len() > 256 * 1024);
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/import");
+    let r = request(standby_addr, "POST", &path, &lines, Some(KEY), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["mapped"], 4000, "{}", r.body);
+    // An export through the standby streams as the leader's does (no
+    // length, chunked: never read whole, however large) and holds the same
+    // lines.
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/export");
+    let direct = request(leader_addr, "GET", &path, "", Some(KEY), &[]);
+    let through = request(standby_addr, "GET", &path, "", Some(KEY), &[]);
+    assert_eq!(through.status, 200, "{}", through.body);
+    assert!(
+        through.headers.contains("transfer-encoding: chunked"),
+        "{}",
+        through.headers
+    );
+    assert!(
+        !through.headers.contains("content-length"),
+        "{}",
+        through.headers
+    );
+    let text = through.body.as_str().unwrap();
+    assert_eq!(text.lines().count(), 4000);
+    assert_eq!(text, direct.body.as_str().unwrap());
+    // Any other request is still held to the body limit on the standby.
+    let big = json!({"name": "x".repeat(300 * 1024)}).to_string();
+    let r = request(
+        standby_addr,
+        "POST",
+        "/v2/messaging_profiles",
+        &big,
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A refusal comes back whole, streamed request or not: an import into
+    // a profile that does not exist.
+    let r = request(
+        standby_addr,
+        "POST",
+        "/v2/messaging_profiles/00000000-0000-4000-8000-000000000000/sticky_mappings/import",
+        &lines,
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["code"], "10005", "{}", r.body);
+}
+
+#[test]
 fn without_etcd_writes_are_refused_and_resume_by_themselves() {
     let etcd = Etcd::start("outage");
     let nodes = cluster(&etcd, "outage", 2);
