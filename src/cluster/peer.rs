@@ -94,47 +94,22 @@ impl Peers {
         r: &Request,
         timeout: Duration,
     ) -> Result<ureq::http::Response<ureq::Body>, PeerError> {
-        self.open(node, r, None, timeout, timeout)
-    }
-
-    /// Sends `r`, its body read from `body` as it goes when given (else
-    /// `r.body`), and returns the answer unread, for a caller that passes
-    /// it on as it arrives. The request's head and the answer's head each
-    /// within `timeout`; sending the body and reading the answer within
-    /// `stream_within` each.
-    pub(crate) fn open(
-        &self,
-        node: &str,
-        r: &Request,
-        body: Option<&mut dyn Read>,
-        timeout: Duration,
-        stream_within: Duration,
-    ) -> Result<ureq::http::Response<ureq::Body>, PeerError> {
         let node = node.trim_end_matches('/');
         if !(node.starts_with("http://") || node.starts_with("https://")) {
             return Err(PeerError::BadUrl(node.to_string()));
         }
+        let url = format!("{node}{}", r.path_and_query);
         let mut builder = ureq::http::Request::builder()
             .method(r.method.as_str())
-            .uri(format!("{node}{}", r.path_and_query));
+            .uri(&url);
         for (name, value) in &r.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let built = |e: ureq::http::Error| PeerError::Exchange(e.to_string());
-        let (timeout, stream_within) = (Some(timeout), Some(stream_within));
-        let answer = match body {
-            Some(reader) => {
-                let request = builder
-                    .body(ureq::SendBody::from_reader(reader))
-                    .map_err(built)?;
-                super::transport::run_streaming(&self.agent, request, timeout, stream_within)
-            }
-            None => {
-                let request = builder.body(r.body.as_slice()).map_err(built)?;
-                super::transport::run_streaming(&self.agent, request, timeout, stream_within)
-            }
-        };
-        answer.map_err(|e| PeerError::Exchange(e.to_string()))
+        let request = builder
+            .body(r.body.clone())
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        super::transport::run(&self.agent, request, Some(timeout))
+            .map_err(|e| PeerError::Exchange(e.to_string()))
     }
 
     /// Sends `r` to the node at `node` (`http[s]://host:port`) and reads
@@ -160,13 +135,22 @@ impl Peers {
         body: &mut dyn Read,
         timeout: Duration,
     ) -> Result<Answer, PeerError> {
-        let request = Request {
-            method: method.to_string(),
-            path_and_query: path_and_query.to_string(),
-            headers: headers.to_vec(),
-            body: Vec::new(),
-        };
-        read_answer(self.open(node, &request, Some(body), timeout, timeout)?)
+        let node = node.trim_end_matches('/');
+        if !(node.starts_with("http://") || node.starts_with("https://")) {
+            return Err(PeerError::BadUrl(node.to_string()));
+        }
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{node}{path_and_query}"));
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        let response = super::transport::run(&self.agent, request, Some(timeout))
+            .map_err(|e| PeerError::Exchange(e.to_string()))?;
+        read_answer(response)
     }
 
     /// Sends `r` and streams a 200 answer to the file `path` (at most
@@ -227,7 +211,7 @@ impl Peers {
 
 /// An answer's status, content type, `Retry-After` and body (at most
 /// `MAX_ANSWER_BYTES`).
-pub(crate) fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, PeerError> {
+fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, PeerError> {
     let header = |name: &str| {
         response
             .headers()

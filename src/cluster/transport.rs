@@ -82,24 +82,12 @@ pub(crate) fn run(
     request: ureq::http::Request<impl ureq::AsSendBody>,
     timeout: Option<Duration>,
 ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-    run_streaming(agent, request, timeout, timeout)
-}
-
-/// [`run`] for a body passed on as it goes: the request's head and the
-/// answer's head each within `timeout`, sending the request's body and
-/// reading the answer's each within `stream_within`.
-pub(crate) fn run_streaming(
-    agent: &ureq::Agent,
-    request: ureq::http::Request<impl ureq::AsSendBody>,
-    timeout: Option<Duration>,
-    stream_within: Option<Duration>,
-) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
     let request = agent
         .configure_request(request)
         .timeout_send_request(timeout)
-        .timeout_send_body(stream_within)
+        .timeout_send_body(timeout)
         .timeout_recv_response(timeout)
-        .timeout_recv_body(stream_within)
+        .timeout_recv_body(timeout)
         .allow_non_standard_methods(true)
         .build();
     agent.run(request)

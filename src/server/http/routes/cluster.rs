@@ -31,7 +31,7 @@ use super::{AppState, Authed};
 use crate::cluster::{NodeStatus, Role};
 use crate::server::http::body;
 use crate::server::http::error::ApiError;
-use crate::server::http::forward::{self, Outgoing};
+use crate::server::http::forward;
 use crate::server::http::requests::SwitchoverBody;
 
 /// The header a locally answered request in a cluster carries: the answer
@@ -158,15 +158,9 @@ async fn forward_request(
         .app_data::<web::Data<AppState>>()
         .map_or(1 << 20, |s| s.body_limit);
     let payload = req.extract::<web::Payload>().await?;
-    let response = if forward::is_import(req.request()) {
-        forward::to_leader_of(req.request(), &node, Outgoing::Streamed(payload)).await
-    } else {
-        match body::read(payload, limit).await {
-            Ok(bytes) => {
-                forward::to_leader_of(req.request(), &node, Outgoing::Whole(bytes.to_vec())).await
-            }
-            Err(e) => e.error_response(),
-        }
+    let response = match body::read(payload, limit).await {
+        Ok(bytes) => forward::to_leader_of(req.request(), &node, bytes.to_vec()).await,
+        Err(e) => e.error_response(),
     };
     Ok(req.into_response(response))
 }
@@ -267,7 +261,7 @@ pub(crate) async fn switchover(
     let node = Arc::clone(node_of(&state)?);
     let bytes = body::read(payload, state.body_limit).await?;
     if !node.leads() && node.role() != Role::Leader {
-        return Ok(forward::to_leader_of(&req, &node, Outgoing::Whole(bytes.to_vec())).await);
+        return Ok(forward::to_leader_of(&req, &node, bytes.to_vec()).await);
     }
     let b: SwitchoverBody = body::json(&bytes)?;
     let to = b.to.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
