@@ -16,6 +16,11 @@ serves TLS, asks for client certificates and has user authentication on
 
 Then, on the cluster:
 
+  imports       with --imports ROWS: that many rows of message history (CSV)
+                imported with `numpool import` into one server, and into a
+                3-node cluster through its leader and through a standby;
+                then the profile exported through the leader and through a
+                standby (with --baseline BIN, that build's too, first)
   reads         default reads of sticky mappings (wrk, 16 connections)
                 through the leader and through a standby (forwarded), and
                 stale reads through a standby; with --baseline BIN, the same
@@ -33,7 +38,8 @@ Then, on the cluster:
                              [--switchovers 0] [--sigterms 0] [--reads]
                              [--baseline BIN] [--secure] [--lease-ttl 2s]
                              [--etcd-election-ms 1000] [--only-cluster]
-                             [--etcd-profile SECONDS] [--json FILE]
+                             [--etcd-profile SECONDS] [--imports ROWS]
+                             [--json FILE]
 
 etcd's smallest lease is 1.5 times its election timeout (1.5 s with etcd's
 default of 1000 ms): a --lease-ttl below that is raised by etcd, and the
@@ -787,6 +793,103 @@ def setup_profile(url):
     return profile
 
 
+def history_csv(path, rows, senders):
+    """`rows` lines of message history: distinct recipients, sent a minute
+    ago by the 50 senders from +1312555`senders` on."""
+    sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    with open(path, "w") as f:
+        f.write("from,to,sent_at\n")
+        for i in range(rows):
+            f.write(f"+1312555{senders + i % 50:04d},+1{2012000000 + i * 3},{sent}\n")
+
+
+def import_profile(url, senders):
+    """A sticky profile of the 50 senders from +1312555`senders` on; its id."""
+    status, body = call(url + "/v2/messaging_profiles", "POST",
+                        {"name": "imports", "whitelisted_destinations": ["US"],
+                         "number_pool_settings": {"sticky_sender": True}})
+    if status != 200:
+        sys.exit(f"cluster-bench: creating a profile answered {status}")
+    profile = body["data"]["id"]
+    for i in range(senders, senders + 50):
+        call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
+             {"messaging_profile_id": profile})
+    return profile
+
+
+def timed_import(numpool_bin, url, csv, rows, senders=0):
+    """Imports the file `csv` (made with `senders`) into a new profile
+    through the node at `url`: rows per second, and the profile."""
+    profile = import_profile(url, senders)
+    started = time.monotonic()
+    out = subprocess.run([numpool_bin, "import", "--profile", profile, csv, "--node", url,
+                          "--api-key", KEY], capture_output=True, text=True)
+    took = time.monotonic() - started
+    if out.returncode != 0:
+        print(f"    import through {url} failed: {out.stderr.strip()[-300:]}", flush=True)
+        return None, profile
+    return rows / took, profile
+
+
+def timed_export(url, profile):
+    """An export of `profile` through the node at `url`: lines per second
+    (None if it failed), read as it arrives."""
+    request = urllib.request.Request(
+        f"{url}/v2/messaging_profiles/{profile}/sticky_mappings/export",
+        headers={"Authorization": f"Bearer {KEY}"})
+    started, lines = time.monotonic(), 0
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            while chunk := answer.read(1 << 16):
+                lines += chunk.count(b"\n")
+    except (urllib.error.URLError, OSError) as e:
+        print(f"    export through {url} failed: {e}", flush=True)
+        return None
+    return lines / (time.monotonic() - started)
+
+
+def imports(numpool_bin, workdir, args, label):
+    """Imports and exports on one server and on a fresh 3-node cluster of
+    `numpool_bin`."""
+    rows = parse_count(args.imports)
+    # The import through a standby goes to a second profile, of other
+    # senders: the first stays whole for the exports.
+    csv, other_csv = (os.path.join(workdir, f"history-{s}.csv") for s in (0, 50))
+    if not os.path.exists(csv):
+        history_csv(csv, rows, 0)
+        history_csv(other_csv, rows, 50)
+    out = {}
+    single = Node(numpool_bin, workdir, f"{label}-imports-single")
+    try:
+        out["single"], _ = timed_import(numpool_bin, single.url, csv, rows)
+    finally:
+        single.kill()
+    etcd = Etcd(os.path.join(workdir, f"{label}-imports"), args.etcd_election_ms)
+    nodes = [Node(numpool_bin, workdir, f"{label}-imports-node{i}", "imports", etcd,
+                  args.lease_ttl) for i in range(3)]
+    try:
+        wait_for("a leader", lambda: leader_of(nodes) is not None)
+        leader = leader_of(nodes)
+        standby = next(n for n in nodes if n is not leader)
+        out["leader"], profile = timed_import(numpool_bin, leader.url, csv, rows)
+        out["standby"], _ = timed_import(numpool_bin, standby.url, other_csv, rows, 50)
+        out["export_leader"] = timed_export(leader.url, profile)
+        out["export_standby"] = timed_export(standby.url, profile)
+    finally:
+        for n in nodes:
+            n.kill()
+        etcd.stop()
+    rate = lambda r: "failed" if r is None else f"{r / 1e6:.2f} M/s"
+    print(f"  {label:<9} import of {rows:,} rows: one server {rate(out['single'])}; "
+          f"3-node through the leader {rate(out['leader'])}, through a standby "
+          f"{rate(out['standby'])}; export through the leader {rate(out['export_leader'])}, "
+          f"through a standby {rate(out['export_standby'])}", flush=True)
+    if out["single"] and out["leader"]:
+        print(f"  {label:<9} import: 3-node through the leader / one server = "
+              f"{out['leader'] / out['single']:.2f}x", flush=True)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", default="100k")
@@ -810,6 +913,9 @@ def main():
                         "and users, before the plain cluster starts (needs openssl and etcdctl)")
     p.add_argument("--only-cluster", action="store_true",
                    help="skip the single node and the loadgen cases")
+    p.add_argument("--imports", metavar="ROWS",
+                   help="import ROWS rows of message history into one server and a cluster "
+                        "(through its leader and a standby), then export them")
     p.add_argument("--json")
     args = p.parse_args()
     if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
@@ -835,6 +941,11 @@ def main():
                     b = results["reads"]["baseline"][case]
                     print(f"  read via {case}: this / baseline = {r['rps'] / b['rps']:.2f}x "
                           f"throughput, p50 {r['p50_ms']:.2f} vs {b['p50_ms']:.2f} ms", flush=True)
+        if args.imports:
+            results["imports"] = {}
+            if args.baseline:
+                results["imports"]["baseline"] = imports(args.baseline, workdir, args, "baseline")
+            results["imports"]["this"] = imports(numpool, workdir, args, "this")
         if args.queue_bytes:
             results["queue_bytes"] = {"this": queue_bytes(numpool, loadgen_bin, workdir, args,
                                                           "this")}

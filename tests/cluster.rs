@@ -652,6 +652,93 @@ fn a_standby_answers_stale_reads_itself_and_forwards_the_rest() {
 }
 
 #[test]
+fn an_import_over_the_body_limit_through_a_standby_is_refused_naming_the_leader() {
+    let etcd = Etcd::start("bulk");
+    let nodes = cluster(&etcd, "bulk", 2);
+    let (first, leader_addr) = led_by(&nodes);
+    let standby_addr = nodes[1 - first].server.as_ref().unwrap().addr;
+    let p = profile(leader_addr);
+    wait_caught_up("the standby has the profile", leader_addr, standby_addr);
+    let sent = jiff::Timestamp::now().to_string();
+    // `n` recipients from +1206`first`0000 on.
+    let lines = |n: usize, first: u32| -> String {
+        (0..n)
+            .map(|i| format!("{{\"to\": \"+1206{first}{i:04}\", \"from\": \"+13125550003\", \"sent_at\": \"{sent}\"}}\n"))
+            .collect()
+    };
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/import");
+    // A standby reads what it forwards whole, within the body limit (256
+    // KiB): a larger import is refused, naming where it can go, and
+    // changes nothing.
+    let big = lines(4000, 557);
+    assert!(big.len() > 256 * 1024);
+    let r = request(standby_addr, "POST", &path, &big, Some(KEY), &[]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let detail = r.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("to the leader (http://"), "{detail}");
+    assert!(mapped(leader_addr, &p, "+12065570000").is_none());
+    // The same import to the leader, and a small one through the standby.
+    let r = request(leader_addr, "POST", &path, &big, Some(KEY), &[]);
+    assert_eq!(r.body["data"]["mapped"], 4000, "{}", r.body);
+    let r = request(standby_addr, "POST", &path, &lines(10, 558), Some(KEY), &[]);
+    assert_eq!(r.body["data"]["mapped"], 10, "{}", r.body);
+    // `numpool import` pointed at a standby sends a file of any size to
+    // the leader, and says so.
+    let file = tempfile::NamedTempFile::with_suffix(".ndjson").unwrap();
+    std::fs::write(file.path(), lines(4000, 559)).unwrap();
+    let cli = Command::new(env!("CARGO_BIN_EXE_numpool"))
+        .args([
+            "import",
+            "--profile",
+            &p,
+            "--node",
+            &format!("http://{standby_addr}"),
+        ])
+        .args(["--api-key", KEY])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(cli.status.success(), "{said}");
+    assert!(
+        said.contains("is a standby; sending to the leader, http://"),
+        "{said}"
+    );
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("4000 rows: 4000 mapped"));
+    // A standby exports on its own with consistency=stale, streamed: what
+    // it names for an export larger than it passes on.
+    wait_caught_up("the standby has the import", leader_addr, standby_addr);
+    let export = format!("/v2/messaging_profiles/{p}/sticky_mappings/export");
+    let direct = request(leader_addr, "GET", &export, "", Some(KEY), &[]);
+    let stale = request(
+        standby_addr,
+        "GET",
+        &format!("{export}?consistency=stale"),
+        "",
+        Some(KEY),
+        &[],
+    );
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert!(
+        stale.headers.contains("transfer-encoding: chunked"),
+        "{}",
+        stale.headers
+    );
+    // The same lines (each node's map keeps its own order).
+    let sorted = |r: &support::Response| {
+        let mut lines: Vec<String> = r.body.as_str().unwrap().lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    let (stale, direct) = (sorted(&stale), sorted(&direct));
+    assert_eq!(stale.len(), 8010);
+    assert!(
+        stale == direct,
+        "a standby's stale export differs from the leader's"
+    );
+}
+
+#[test]
 fn without_etcd_writes_are_refused_and_resume_by_themselves() {
     let etcd = Etcd::start("outage");
     let nodes = cluster(&etcd, "outage", 2);

@@ -225,11 +225,12 @@ fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, Pee
         header("retry-after"),
     );
     let mut body = Vec::new();
+    // One byte past the bound tells a larger answer (`TooLarge`) from a
+    // failed one.
     let read = response
         .into_body()
-        .into_with_config()
-        .limit(MAX_ANSWER_BYTES + 1)
-        .reader()
+        .into_reader()
+        .take(MAX_ANSWER_BYTES + 1)
         .read_to_end(&mut body);
     read.map_err(|e| PeerError::Exchange(e.to_string()))?;
     if body.len() as u64 > MAX_ANSWER_BYTES {
@@ -240,3 +241,45 @@ fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, Pee
 
 /// The header the leader's snapshot carries: the CRC-32 of the whole file.
 pub(crate) const SNAPSHOT_CRC_HEADER: &str = "x-numpool-crc32";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers one request on a local port with `len` bytes, then closes.
+    fn answering(len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; 1024];
+            let _ = s.read(&mut head);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(&vec![b' '; len]);
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn an_answer_past_the_bound_is_too_large_and_one_at_it_is_read() {
+        let peers = Peers::new(None).unwrap();
+        let request = Request {
+            method: "GET".into(),
+            path_and_query: "/".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let within = Duration::from_secs(10);
+        let bound = MAX_ANSWER_BYTES as usize;
+        let over = peers.exchange(&answering(bound + 1), &request, within);
+        assert!(
+            matches!(over, Err(PeerError::TooLarge(b)) if b == MAX_ANSWER_BYTES),
+            "{over:?}"
+        );
+        let at = peers.exchange(&answering(bound), &request, within).unwrap();
+        assert_eq!(at.3.len(), bound);
+    }
+}

@@ -34,9 +34,9 @@ const IMPORT_BATCH: usize = 1024;
 
 /// Batches applied whose records may still be on their way to the journal
 /// before the next waits for the oldest of them: enough to keep the
-/// writer busy for the length of a commit to etcd (each commit waited for
-/// in turn, a 3-node cluster imported at a quarter of one server's pace),
-/// few enough to bound what is queued (25 bytes a mapping).
+/// writer busy for the length of a commit to etcd (waiting for each in
+/// turn, a 3-node cluster imported at a quarter to two fifths of one
+/// server's pace), few enough to bound what is queued (25 bytes a mapping).
 const IN_FLIGHT: usize = 8;
 
 /// How many rows ahead a batch starts fetching a recipient's sticky index
@@ -245,8 +245,8 @@ impl Importer {
 
     /// Applies the pending rows: the latest per recipient (ties: the later
     /// row), in one hold of the profile. Their records go to the journal
-    /// meanwhile; once more than [`IN_FLIGHT`] batches are on their way,
-    /// the oldest is waited for.
+    /// meanwhile; with [`IN_FLIGHT`] batches on their way already, the
+    /// oldest is waited for first.
     async fn flush(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
             return Ok(());
@@ -286,6 +286,10 @@ impl Importer {
             }
         }
         let rows: Vec<(HistoryRow, Option<(u32, PhoneNumber)>)> = batch.into_values().collect();
+        // Room for this batch among those on their way to the journal.
+        while self.unwritten.len() >= IN_FLIGHT {
+            settle(self.unwritten.pop_front()).await?;
+        }
         let (profile, now) = (self.profile, self.now);
         let clock = self.engine.inner.now_secs();
         let actor = self.engine.actor_of(profile)?;
@@ -335,9 +339,6 @@ impl Importer {
             // applied: nobody waits for it yet.
             receipt.wake_writer();
             self.unwritten.push_back(receipt);
-        }
-        if self.unwritten.len() > IN_FLIGHT {
-            settle(self.unwritten.pop_front()).await?;
         }
         for (row, outcome) in outcomes {
             let fate = match outcome {

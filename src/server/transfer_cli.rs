@@ -141,6 +141,11 @@ pub(super) fn import(args: &ImportArgs) -> Result<String, String> {
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut headers = args.key.headers()?;
     headers.push(("Content-Type".into(), content_type(&args.file).into()));
+    let leader = leader_instead(&peers, node);
+    if let Some(leader) = &leader {
+        eprintln!("numpool import: {node} is a standby; sending to the leader, {leader}");
+    }
+    let node = leader.as_deref().unwrap_or(node);
     let mut body = Progress::new(file, total, std::io::stderr().is_terminal());
     let answer = peers.upload(
         node,
@@ -160,6 +165,26 @@ pub(super) fn import(args: &ImportArgs) -> Result<String, String> {
         return Err(format!("{node} answered {code}: {}", detail(&v)));
     }
     Ok(render_import(&v["data"]))
+}
+
+/// The leader, when `node` is a cluster's standby that knows it: a standby
+/// passes on request bodies up to its body limit only, where the leader
+/// reads an import of any size as it arrives. `None` for anything else
+/// (the leader itself, a server on its own, no answer): the import then
+/// goes to `node` as asked.
+fn leader_instead(peers: &Peers, node: &str) -> Option<String> {
+    let request = Request {
+        method: "GET".into(),
+        path_and_query: "/readyz".into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    let (_, _, _, bytes) = peers
+        .exchange(node, &request, Duration::from_secs(5))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let leader = v["leader"].as_str()?.trim_end_matches('/');
+    (v["role"] == "standby" && leader != node).then(|| leader.to_string())
 }
 
 /// The content type a history file is sent with, by its extension.

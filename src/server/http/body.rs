@@ -11,16 +11,27 @@ use crate::PhoneNumber;
 use serde_json::Value;
 
 /// Reads the whole body, refusing more than `limit` bytes.
-pub(super) async fn read(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read(payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+    read_or(payload, limit, || too_large(limit)).await
+}
+
+/// The error for a body of more than `limit` bytes.
+pub(super) fn too_large(limit: usize) -> ApiError {
+    ApiError::bad_request("/", format!("body larger than {limit} bytes"))
+}
+
+/// [`read`], with `too_large` the error for a body over `limit`.
+pub(super) async fn read_or(
+    mut payload: Payload,
+    limit: usize,
+    too_large: impl FnOnce() -> ApiError,
+) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::bad_request("/", format!("unreadable body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::bad_request(
-                "/",
-                format!("body larger than {limit} bytes"),
-            ));
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::error::ApiError;
-use crate::cluster::peer::{Answer, Peers, Request};
+use super::error::{ApiError, Source};
+use crate::cluster::peer::{Answer, PeerError, Peers, Request};
 use crate::cluster::NodeStatus;
 
 /// The request headers a forwarded request keeps.
@@ -68,24 +68,60 @@ pub(super) async fn to_leader_of(
     let peers = node.peers().clone();
     let answer = web::block(move || to_leader(&peers, leader, request))
         .await
-        .unwrap_or_else(|_| Err("forwarding to the leader failed; retry".into()));
+        .unwrap_or_else(|_| {
+            Err(ApiError::Unavailable(
+                "forwarding to the leader failed; retry".into(),
+            ))
+        });
     respond(answer)
 }
 
 /// Sends `request` to the leader at `leader` (`http://host:port`) and
 /// returns its answer, or why there is none (blocking: call it off the
 /// worker's thread).
-fn to_leader(peers: &Peers, leader: Option<String>, request: Request) -> Result<Answer, String> {
+fn to_leader(peers: &Peers, leader: Option<String>, request: Request) -> Result<Answer, ApiError> {
     let Some(leader) = leader else {
-        return Err("this node is a standby and no leader is known now; retry".into());
+        return Err(ApiError::Unavailable(
+            "this node is a standby and no leader is known now; retry".into(),
+        ));
     };
     peers
         .exchange(&leader, &request, LEADER_ANSWERS_WITHIN)
-        .map_err(|e| format!("the leader {leader} did not answer ({e}); retry"))
+        .map_err(|e| match e {
+            // Retrying cannot help: say where the answer can be had.
+            PeerError::TooLarge(bound) => ApiError::BadRequest {
+                detail: format!(
+                    "the leader's answer is larger than a standby passes on ({} MiB): ask the leader ({leader}) itself, or this node with consistency=stale",
+                    bound >> 20
+                ),
+                at: Source::Elsewhere("the leader's answer".into()),
+            },
+            e => ApiError::Unavailable(format!("the leader {leader} did not answer ({e}); retry")),
+        })
+}
+
+/// The error for an import larger than the body limit sent to a standby,
+/// which reads what it forwards whole: the leader reads an import as it
+/// arrives, of any size.
+pub(super) fn import_too_large(node: &NodeStatus, limit: usize) -> ApiError {
+    let leader = node.leader();
+    ApiError::bad_request(
+        "/",
+        format!(
+            "body larger than {limit} bytes: a standby passes on bodies up to the body limit; send an import of any size to the leader ({})",
+            leader.as_deref().unwrap_or("none known now; see GET /cluster/leader")
+        ),
+    )
+}
+
+/// Whether `req` is an import (whose body only the leader reads as it
+/// arrives, without the body limit).
+pub(super) fn is_import(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && req.path().ends_with("/sticky_mappings/import")
 }
 
 /// The response for what [`to_leader`] returned.
-fn respond(answer: Result<Answer, String>) -> HttpResponse {
+fn respond(answer: Result<Answer, ApiError>) -> HttpResponse {
     match answer {
         Ok((status, content_type, retry_after, body)) => {
             let json = content_type
@@ -108,7 +144,7 @@ fn respond(answer: Result<Answer, String>) -> HttpResponse {
             }
             response.body(body)
         }
-        Err(why) => unavailable(&why),
+        Err(e) => e.error_response(),
     }
 }
 
@@ -143,7 +179,7 @@ mod tests {
         )));
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(
-            respond(Err("gone".into())).status(),
+            respond(Err(ApiError::Unavailable("gone".into()))).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
     }

@@ -158,7 +158,15 @@ async fn forward_request(
         .app_data::<web::Data<AppState>>()
         .map_or(1 << 20, |s| s.body_limit);
     let payload = req.extract::<web::Payload>().await?;
-    let response = match body::read(payload, limit).await {
+    let import = forward::is_import(req.request());
+    let too_large = || {
+        if import {
+            forward::import_too_large(&node, limit)
+        } else {
+            body::too_large(limit)
+        }
+    };
+    let response = match body::read_or(payload, limit, too_large).await {
         Ok(bytes) => forward::to_leader_of(req.request(), &node, bytes.to_vec()).await,
         Err(e) => e.error_response(),
     };
