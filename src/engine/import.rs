@@ -183,7 +183,7 @@ impl Engine {
             now: self.inner.env.clock.precise_now().as_secs_u32(),
             latest: ByRecipient::default(),
             pending: Vec::with_capacity(IMPORT_BATCH),
-            unwritten: VecDeque::with_capacity(IN_FLIGHT + 1),
+            unwritten: VecDeque::with_capacity(IN_FLIGHT),
             befores: Vec::with_capacity(IMPORT_BATCH),
             rows: 0,
             superseded: 0,
