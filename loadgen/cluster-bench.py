@@ -813,8 +813,10 @@ def import_profile(url, senders):
         sys.exit(f"cluster-bench: creating a profile answered {status}")
     profile = body["data"]["id"]
     for i in range(senders, senders + 50):
-        call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
-             {"messaging_profile_id": profile})
+        status, _ = call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
+                         {"messaging_profile_id": profile})
+        if status != 200:
+            sys.exit(f"cluster-bench: assigning a sender answered {status}")
     return profile
 
 
@@ -826,15 +828,17 @@ def timed_import(numpool_bin, url, csv, rows, senders=0):
     out = subprocess.run([numpool_bin, "import", "--profile", profile, csv, "--node", url,
                           "--api-key", KEY], capture_output=True, text=True)
     took = time.monotonic() - started
-    if out.returncode != 0:
-        print(f"    import through {url} failed: {out.stderr.strip()[-300:]}", flush=True)
+    if out.returncode != 0 or f"{rows} rows: {rows} mapped" not in out.stdout:
+        print(f"    import through {url} failed: {(out.stderr or out.stdout).strip()[-300:]}",
+              flush=True)
         return None, profile
     return rows / took, profile
 
 
-def timed_export(url, profile, query=""):
-    """An export of `profile` through the node at `url`: lines per second
-    (None if it failed), read as it arrives."""
+def timed_export(url, profile, rows, query=""):
+    """An export of `profile` (`rows` mappings) through the node at `url`:
+    lines per second (None if it failed or fell short), read as it
+    arrives."""
     request = urllib.request.Request(
         f"{url}/v2/messaging_profiles/{profile}/sticky_mappings/export{query}",
         headers={"Authorization": f"Bearer {KEY}"})
@@ -845,6 +849,9 @@ def timed_export(url, profile, query=""):
                 lines += chunk.count(b"\n")
     except (urllib.error.URLError, OSError) as e:
         print(f"    export through {url} failed: {e}", flush=True)
+        return None
+    if lines != rows:
+        print(f"    export through {url} gave {lines} lines of {rows}", flush=True)
         return None
     return lines / (time.monotonic() - started)
 
@@ -874,8 +881,11 @@ def imports(numpool_bin, workdir, args, label):
         standby = next(n for n in nodes if n is not leader)
         out["leader"], profile = timed_import(numpool_bin, leader.url, csv, rows)
         out["standby"], _ = timed_import(numpool_bin, standby.url, other_csv, rows, 50)
-        out["export_leader"] = timed_export(leader.url, profile)
-        out["export_standby"] = timed_export(standby.url, profile, "?consistency=stale")
+        out["export_leader"] = timed_export(leader.url, profile, rows)
+        head = leader.ready()["applied"]
+        wait_for("the standby applies the imports",
+                 lambda: (standby.ready() or {}).get("applied", -1) >= head)
+        out["export_standby"] = timed_export(standby.url, profile, rows, "?consistency=stale")
     finally:
         for n in nodes:
             n.kill()

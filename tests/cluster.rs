@@ -675,7 +675,10 @@ fn an_import_over_the_body_limit_through_a_standby_is_refused_naming_the_leader(
     let r = request(standby_addr, "POST", &path, &big, Some(KEY), &[]);
     assert_eq!(r.status, 400, "{}", r.body);
     let detail = r.body["errors"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("to the leader (http://"), "{detail}");
+    assert!(
+        detail.contains(&format!("to the leader (http://{leader_addr})")),
+        "{detail}"
+    );
     assert!(mapped(leader_addr, &p, "+12065570000").is_none());
     // The same import to the leader, and a small one through the standby.
     let r = request(leader_addr, "POST", &path, &big, Some(KEY), &[]);
@@ -705,8 +708,8 @@ fn an_import_over_the_body_limit_through_a_standby_is_refused_naming_the_leader(
         "{said}"
     );
     assert!(String::from_utf8_lossy(&cli.stdout).contains("4000 rows: 4000 mapped"));
-    // A standby exports on its own with consistency=stale, streamed: what
-    // it names for an export larger than it passes on.
+    // A standby exports on its own with consistency=stale, streamed (what
+    // its refusal of a larger answer names; `forward.rs` tests that).
     wait_caught_up("the standby has the import", leader_addr, standby_addr);
     let export = format!("/v2/messaging_profiles/{p}/sticky_mappings/export");
     let direct = request(leader_addr, "GET", &export, "", Some(KEY), &[]);

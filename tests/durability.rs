@@ -569,10 +569,10 @@ fn import_rows(e: &Engine, p: ProfileId, from: &str, rows: u64) -> Result<u64, E
 #[test]
 fn an_import_the_journal_refuses_is_refused_and_leaves_no_trace() {
     // An import's batches go to the journal while later ones are applied:
-    // its answer must still wait for every one of them. Fewer batches than
-    // it lets go ahead unwaited (only its end can see the refusal), and
-    // more.
-    for batches in [3u64, 20] {
+    // its answer must still wait for every one of them. Less than a batch
+    // (only the end's wait can see the refusal), a few batches, and more
+    // than it lets go ahead unwaited.
+    for rows in [5u64, 3 * 1024 + 5, 20 * 1024 + 5] {
         let dir = temp_dir("import-refused");
         let config = EngineConfig {
             journal: Some(JournalConfig {
@@ -585,27 +585,23 @@ fn an_import_the_journal_refuses_is_refused_and_leaves_no_trace() {
         };
         let e = Engine::start_with_clock(config.clone(), clock()).unwrap();
         let p = sticky_profile(&e, &["+13125550001"]);
-        let rows = batches * 1024 + 5;
+        let checked = [0, 1024.min(rows - 1), rows - 1];
         e.inject_journal_fault(true);
         assert_eq!(
             import_rows(&e, p, "+13125550001", rows),
             Err(Error::Unavailable),
-            "{batches} batches"
+            "{rows} rows"
         );
         e.inject_journal_fault(false);
         eventually("the engine takes changes again", || e.is_ready());
-        for i in [0, 1024, rows - 1] {
-            assert_eq!(
-                mapped(&e, p, to(10_000 + i)),
-                None,
-                "row {i} of {batches} batches"
-            );
+        for i in checked {
+            assert_eq!(mapped(&e, p, to(10_000 + i)), None, "row {i} of {rows}");
         }
         // Written whole once the disk is back, and kept over a restart.
         assert_eq!(import_rows(&e, p, "+13125550001", rows), Ok(rows));
         block_on(e.shutdown());
         let e = Engine::start_with_clock(config, clock()).unwrap();
-        for i in [0, 1024, rows - 1] {
+        for i in checked {
             assert_eq!(mapped(&e, p, to(10_000 + i)), Some(n("+13125550001")));
         }
         block_on(e.shutdown());

@@ -243,11 +243,12 @@ fn read_answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, Pee
 pub(crate) const SNAPSHOT_CRC_HEADER: &str = "x-numpool-crc32";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Answers one request on a local port with `len` bytes, then closes.
-    fn answering(len: usize) -> String {
+    /// Answers one request on a local port with `len` bytes, then closes;
+    /// its URL.
+    pub(crate) fn answering(len: usize) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {

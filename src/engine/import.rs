@@ -251,6 +251,10 @@ impl Importer {
         if self.pending.is_empty() {
             return Ok(());
         }
+        // The batches still on their way may have failed to write: from a
+        // failure on, no change is applied (the engine reloads what is
+        // written), and nobody has waited on them yet to find out.
+        self.engine.check_journal()?;
         // Only rows newer than (or as new as) the recipient's latest so far
         // count; within the batch, the last of the latest.
         let mut batch: ByRecipient<(HistoryRow, Option<(u32, PhoneNumber)>)> =

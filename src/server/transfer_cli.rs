@@ -167,24 +167,28 @@ pub(super) fn import(args: &ImportArgs) -> Result<String, String> {
     Ok(render_import(&v["data"]))
 }
 
-/// The leader, when `node` is a cluster's standby that knows it: a standby
-/// passes on request bodies up to its body limit only, where the leader
-/// reads an import of any size as it arrives. `None` for anything else
-/// (the leader itself, a server on its own, no answer): the import then
-/// goes to `node` as asked.
+/// The leader, when `node` is a cluster's standby that knows it and the
+/// leader answers here: a standby passes on request bodies up to its body
+/// limit only, where the leader reads an import of any size as it arrives.
+/// `None` for anything else (the leader itself, a server on its own, no
+/// answer, a leader that does not answer here, or one reached over plain
+/// HTTP where `node` was HTTPS: the key is not sent in the clear): the
+/// import then goes to `node` as asked.
 fn leader_instead(peers: &Peers, node: &str) -> Option<String> {
-    let request = Request {
-        method: "GET".into(),
-        path_and_query: "/readyz".into(),
-        headers: Vec::new(),
-        body: Vec::new(),
+    let readyz = |url: &str| -> Option<Value> {
+        let request = Request {
+            method: "GET".into(),
+            path_and_query: "/readyz".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let (_, _, _, bytes) = peers.exchange(url, &request, Duration::from_secs(5)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     };
-    let (_, _, _, bytes) = peers
-        .exchange(node, &request, Duration::from_secs(5))
-        .ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    let leader = v["leader"].as_str()?.trim_end_matches('/');
-    (v["role"] == "standby" && leader != node).then(|| leader.to_string())
+    let v = readyz(node)?;
+    let leader = v["leader"].as_str()?.trim_end_matches('/').to_string();
+    let downgrade = node.starts_with("https://") && !leader.starts_with("https://");
+    (v["role"] == "standby" && !downgrade && readyz(&leader).is_some()).then_some(leader)
 }
 
 /// The content type a history file is sent with, by its extension.

@@ -4,6 +4,12 @@
 //! `Retry-After` while no leader is known, the leader does not answer, or
 //! its answer is not one (an empty or foreign error body, such as the 408
 //! of a server that was paused).
+//!
+//! It reads what it passes on whole: a request body up to the body limit
+//! and an answer up to 64 MiB. Past either, retrying cannot help, so the
+//! answer is a 400 saying where to go instead: an import to the leader,
+//! which reads one of any size as it arrives; a large export to the leader
+//! or to this node with `consistency=stale`.
 
 use std::time::Duration;
 
@@ -85,14 +91,24 @@ fn to_leader(peers: &Peers, leader: Option<String>, request: Request) -> Result<
             "this node is a standby and no leader is known now; retry".into(),
         ));
     };
+    let read = request.method == "GET";
     peers
         .exchange(&leader, &request, LEADER_ANSWERS_WITHIN)
         .map_err(|e| match e {
-            // Retrying cannot help: say where the answer can be had.
+            // Retrying cannot help: say where the answer can be had (a read
+            // from the leader itself, or this node's own copy; a change is
+            // made, only its answer is lost).
             PeerError::TooLarge(bound) => ApiError::BadRequest {
                 detail: format!(
-                    "the leader's answer is larger than a standby passes on ({} MiB): ask the leader ({leader}) itself, or this node with consistency=stale",
-                    bound >> 20
+                    "the leader's answer is larger than a standby passes on ({} MiB): {}",
+                    bound >> 20,
+                    if read {
+                        format!(
+                            "ask the leader ({leader}) itself, or this node with consistency=stale"
+                        )
+                    } else {
+                        format!("the change may have been made; read it from the leader ({leader})")
+                    }
                 ),
                 at: Source::Elsewhere("the leader's answer".into()),
             },
@@ -151,6 +167,28 @@ fn respond(answer: Result<Answer, ApiError>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_too_large_to_pass_on_is_a_400_saying_where_to_ask() {
+        let peers = Peers::new(None).unwrap();
+        for (method, hint) in [("GET", "consistency=stale"), ("POST", "may have been made")] {
+            let leader = crate::cluster::peer::tests::answering((64 << 20) + 1);
+            let request = Request {
+                method: method.into(),
+                path_and_query: "/v2/x".into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+            let answer = respond(to_leader(&peers, Some(leader.clone()), request));
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{method}");
+            assert!(answer.headers().get("retry-after").is_none());
+            let body =
+                futures::executor::block_on(actix_web::body::to_bytes(answer.into_body())).unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(text.contains(&format!("({leader})")), "{text}");
+            assert!(text.contains(hint), "{method}: {text}");
+        }
+    }
 
     #[test]
     fn an_answer_without_an_error_body_becomes_a_503_envelope() {
