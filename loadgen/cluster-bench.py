@@ -689,7 +689,7 @@ def reads(numpool_bin, workdir, args, label):
         wait_for("a leader", lambda: leader_of(nodes) is not None)
         leader = leader_of(nodes)
         standby = next(n for n in nodes if n is not leader)
-        profile = setup_profile(leader.url)
+        profile = sticky_profile(leader.url, "failover", 0, 4)
         recipients = [f"+1971555{i:04d}" for i in range(100)]
         for to in recipients:
             call(leader.url + "/v2/messages/number_pool", "POST",
@@ -781,16 +781,20 @@ def print_ratios(this, other, what):
         print(f"  {case}: {what} = {ratio:.2f}x", flush=True)
 
 
-def setup_profile(url):
+def sticky_profile(url, name, senders, count):
+    """A sticky profile `name` of the `count` senders from +1312555`senders`
+    on; its id."""
     status, body = call(url + "/v2/messaging_profiles", "POST",
-                        {"name": "failover", "whitelisted_destinations": ["US"],
+                        {"name": name, "whitelisted_destinations": ["US"],
                          "number_pool_settings": {"sticky_sender": True}})
     if status != 200:
         sys.exit(f"cluster-bench: creating a profile answered {status}")
     profile = body["data"]["id"]
-    for i in range(4):
-        call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
-             {"messaging_profile_id": profile})
+    for i in range(senders, senders + count):
+        status, _ = call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
+                         {"messaging_profile_id": profile})
+        if status != 200:
+            sys.exit(f"cluster-bench: assigning a sender answered {status}")
     return profile
 
 
@@ -804,26 +808,10 @@ def history_csv(path, rows, senders):
             f.write(f"+1312555{senders + i % 50:04d},+1{2012000000 + i * 3},{sent}\n")
 
 
-def import_profile(url, senders):
-    """A sticky profile of the 50 senders from +1312555`senders` on; its id."""
-    status, body = call(url + "/v2/messaging_profiles", "POST",
-                        {"name": "imports", "whitelisted_destinations": ["US"],
-                         "number_pool_settings": {"sticky_sender": True}})
-    if status != 200:
-        sys.exit(f"cluster-bench: creating a profile answered {status}")
-    profile = body["data"]["id"]
-    for i in range(senders, senders + 50):
-        status, _ = call(url + f"/v2/phone_numbers/+1312555{i:04d}/messaging", "PATCH",
-                         {"messaging_profile_id": profile})
-        if status != 200:
-            sys.exit(f"cluster-bench: assigning a sender answered {status}")
-    return profile
-
-
 def timed_import(numpool_bin, url, csv, rows, senders=0):
     """Imports the file `csv` (made with `senders`) into a new profile
     through the node at `url`: rows per second, and the profile."""
-    profile = import_profile(url, senders)
+    profile = sticky_profile(url, "imports", senders, 50)
     started = time.monotonic()
     out = subprocess.run([numpool_bin, "import", "--profile", profile, csv, "--node", url,
                           "--api-key", KEY], capture_output=True, text=True)
@@ -998,7 +986,7 @@ def main():
             if args.secure:
                 print_ratios(results["secure_cluster"], results["cluster"],
                              "3-node on TLS+auth etcd / on plain etcd")
-        profile = setup_profile(leader.url)
+        profile = sticky_profile(leader.url, "failover", 0, 4)
         if args.kills > 0:
             times = failover(nodes, profile, args.kills)
             results["failover_s"] = times
