@@ -369,28 +369,36 @@ impl Dechunk {
     }
 }
 
-/// Reads `GET /backup` to its end: the answer's status line and the
-/// bytes of its body.
-fn get_backup(addr: SocketAddr) -> (String, u64) {
+/// Sends `GET path` and hands every chunk of the answer (head and body,
+/// as read) to `each`, to its end.
+fn get_to_end(addr: SocketAddr, path: &str, mut each: impl FnMut(&[u8])) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET /backup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = vec![0u8; 1 << 20];
-    let mut first = Vec::new();
-    let mut bytes = 0u64;
     loop {
         let n = stream.read(&mut buf).unwrap();
         if n == 0 {
-            break;
+            return;
         }
-        if first.len() < 4096 {
-            first.extend_from_slice(&buf[..n.min(4096)]);
-        }
-        bytes += n as u64;
+        each(&buf[..n]);
     }
+}
+
+/// Reads `GET /backup` to its end: the answer's status line and the
+/// bytes of its body.
+fn get_backup(addr: SocketAddr) -> (String, u64) {
+    let mut first = Vec::new();
+    let mut bytes = 0u64;
+    get_to_end(addr, "/backup", |chunk| {
+        if first.len() < 4096 {
+            first.extend_from_slice(&chunk[..chunk.len().min(4096)]);
+        }
+        bytes += chunk.len() as u64;
+    });
     let head = first
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -407,27 +415,17 @@ fn get_backup(addr: SocketAddr) -> (String, u64) {
 /// Reads profile `p`'s export to its end; the bytes read and the records
 /// in them (each record line ends `}` then a newline).
 fn get_export(addr: SocketAddr, p: ProfileId) -> (u64, u64) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /v2/messaging_profiles/{p}/sticky_mappings/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = vec![0u8; 1 << 20];
+    let path = format!("/v2/messaging_profiles/{p}/sticky_mappings/export");
     let (mut bytes, mut lines, mut last) = (0u64, 0u64, 0u8);
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        for &b in &buf[..n] {
+    get_to_end(addr, &path, |chunk| {
+        bytes += chunk.len() as u64;
+        for &b in chunk {
             if b == b'\n' && last == b'}' {
                 lines += 1;
             }
             last = b;
         }
-    }
+    });
     (bytes, lines)
 }
 
